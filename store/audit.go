@@ -1,0 +1,34 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// AuditEvent is one security event of a user's account.
+type AuditEvent struct {
+	ID        int64     `db:"id"`
+	UserID    int64     `db:"user_id"`
+	Event     string    `db:"event"`
+	Email     string    `db:"email"`
+	IP        string    `db:"ip"`
+	UserAgent string    `db:"user_agent"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// RecordEvent appends an event to the audit trail. Call it inside the
+// transaction of the change it records.
+func (q *Queries) RecordEvent(ctx context.Context, e AuditEvent) error {
+	const query = `INSERT INTO audit_events (user_id, event, email, ip, user_agent, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`
+	_, err := q.exec(ctx, query, e.UserID, e.Event, e.Email, e.IP, e.UserAgent, utc(e.CreatedAt))
+	return err
+}
+
+// EventsByUser returns up to limit events of a user, oldest first.
+func (q *Queries) EventsByUser(ctx context.Context, userID int64, limit int) ([]AuditEvent, error) {
+	const query = `SELECT id, user_id, event, email, ip, user_agent, created_at
+		FROM audit_events WHERE user_id = ? ORDER BY id LIMIT ?`
+	events := []AuditEvent{}
+	return events, q.selectAll(ctx, &events, query, userID, limit)
+}

@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Email is one address of a user.
+type Email struct {
+	ID        int64     `db:"id"`
+	UserID    int64     `db:"user_id"`
+	Email     string    `db:"email"`
+	Key       string    `db:"email_key"`
+	Verified  bool      `db:"verified"`
+	Primary   bool      `db:"is_primary"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+const emailColumns = `id, user_id, email, email_key, verified, is_primary, created_at`
+
+// NewEmail is what InsertEmail needs.
+type NewEmail struct {
+	UserID   int64
+	Email    string
+	Key      string
+	Verified bool
+	Primary  bool
+}
+
+// InsertEmail adds an address to a user. It fails with ErrEmailTaken when the
+// user holds the address already, or when it is to be verified or primary
+// and another user holds it verified or primary.
+func (q *Queries) InsertEmail(ctx context.Context, ne NewEmail, now time.Time) (Email, error) {
+	const query = `INSERT INTO emails (user_id, email, email_key, verified, is_primary, created_at, verified_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ` + emailColumns
+	var verifiedAt *time.Time
+	if ne.Verified {
+		t := utc(now)
+		verifiedAt = &t
+	}
+	var e Email
+	return e, q.get(ctx, &e, query, ne.UserID, ne.Email, ne.Key, ne.Verified, ne.Primary, utc(now), verifiedAt)
+}
+
+// EmailsByUser returns all addresses of a user, the primary first, then in
+// the order they were added.
+func (q *Queries) EmailsByUser(ctx context.Context, userID int64) ([]Email, error) {
+	const query = `SELECT ` + emailColumns + ` FROM emails WHERE user_id = ? ORDER BY is_primary DESC, id`
+	emails := []Email{}
+	return emails, q.selectAll(ctx, &emails, query, userID)
+}
+
+// EmailByID returns one address of a user.
+func (q *Queries) EmailByID(ctx context.Context, userID, emailID int64) (Email, error) {
+	const query = `SELECT ` + emailColumns + ` FROM emails WHERE id = ? AND user_id = ?`
+	var e Email
+	return e, q.get(ctx, &e, query, emailID, userID)
+}
+
+// EmailByKey returns the address of a user with comparison key key.
+func (q *Queries) EmailByKey(ctx context.Context, userID int64, key string) (Email, error) {
+	const query = `SELECT ` + emailColumns + ` FROM emails WHERE user_id = ? AND email_key = ?`
+	var e Email
+	return e, q.get(ctx, &e, query, userID, key)
+}
+
+// PrimaryEmail returns a user's primary address.
+func (q *Queries) PrimaryEmail(ctx context.Context, userID int64) (Email, error) {
+	const query = `SELECT ` + emailColumns + ` FROM emails WHERE user_id = ? AND is_primary`
+	var e Email
+	return e, q.get(ctx, &e, query, userID)
+}
+
+// ClaimedBy returns the id of the user who holds the address with comparison
+// key key verified or as primary, or ErrNotFound when nobody does.
+func (q *Queries) ClaimedBy(ctx context.Context, key string) (int64, error) {
+	const query = `SELECT user_id FROM emails WHERE email_key = ? AND (verified OR is_primary)`
+	var userID int64
+	return userID, q.get(ctx, &userID, query, key)
+}
+
+// CountEmails returns how many addresses a user has.
+func (q *Queries) CountEmails(ctx context.Context, userID int64) (int, error) {
+	const query = `SELECT COUNT(*) FROM emails WHERE user_id = ?`
+	var n int
+	return n, q.get(ctx, &n, query, userID)
+}
+
+// VerifyEmail marks an address verified (keeping the first verification
+// time) and returns it. It fails with ErrEmailTaken when another user holds
+// the address verified or as primary.
+func (q *Queries) VerifyEmail(ctx context.Context, userID, emailID int64, now time.Time) (Email, error) {
+	const query = `UPDATE emails SET verified = TRUE, verified_at = COALESCE(verified_at, ?)
+		WHERE id = ? AND user_id = ? RETURNING ` + emailColumns
+	var e Email
+	return e, q.get(ctx, &e, query, utc(now), emailID, userID)
+}
+
+// MakePrimary makes one address of a user its primary, verified address; the
+// old primary stays as a secondary address. It fails with ErrEmailTaken when
+// another user holds the address verified or as primary.
+func (q *Queries) MakePrimary(ctx context.Context, userID, emailID int64, now time.Time) (Email, error) {
+	// Two statements, in this order: the partial unique index
+	// emails_one_primary is checked row by row, so the old primary must be
+	// cleared before the new one is set. The caller holds LockUser.
+	const clear = `UPDATE emails SET is_primary = FALSE WHERE user_id = ? AND is_primary AND id <> ?`
+	if _, err := q.exec(ctx, clear, userID, emailID); err != nil {
+		return Email{}, err
+	}
+	const set = `UPDATE emails SET is_primary = TRUE, verified = TRUE, verified_at = COALESCE(verified_at, ?)
+		WHERE id = ? AND user_id = ? RETURNING ` + emailColumns
+	var e Email
+	return e, q.get(ctx, &e, set, utc(now), emailID, userID)
+}
+
+// DeleteEmail removes a non-primary address of a user. It fails with
+// ErrNotFound when the user has no such address and with
+// ErrPrimaryUndeletable when it is the primary one.
+func (q *Queries) DeleteEmail(ctx context.Context, userID, emailID int64) error {
+	const query = `DELETE FROM emails WHERE id = ? AND user_id = ?`
+	n, err := q.exec(ctx, query, emailID, userID)
+	return rowsOrNotFound(n, err)
+}

@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/lib/pq"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// The store's sentinel errors. Driver errors are translated into them in one
+// place (translate); the returned error wraps both the sentinel and the
+// driver's error, so errors.Is works and logs keep the detail.
+var (
+	// ErrNotFound: no row matched (RowsAffected()==0 or no result).
+	ErrNotFound = errors.New("store: not found")
+	// ErrEmailTaken: a uniqueness constraint on addresses refused the change:
+	// the address is verified or primary for another user, or the user
+	// already holds it.
+	ErrEmailTaken = errors.New("store: email address taken")
+	// ErrPrimaryUndeletable: the primary address cannot be deleted.
+	ErrPrimaryUndeletable = errors.New("store: primary address cannot be deleted")
+	// ErrUnavailable: the database cannot be reached or is shutting down.
+	ErrUnavailable = errors.New("store: database unavailable")
+)
+
+// translate maps driver errors to the store's sentinels.
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return errors.Join(ErrNotFound, err)
+	case isUniqueViolation(err):
+		return errors.Join(ErrEmailTaken, err)
+	case isKeepPrimary(err):
+		return errors.Join(ErrPrimaryUndeletable, err)
+	case isUnavailable(err):
+		return errors.Join(ErrUnavailable, err)
+	}
+	return err
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) &&
+		(se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+// isKeepPrimary recognizes the emails_keep_primary trigger of the migrations.
+func isKeepPrimary(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		return pe.Constraint == "emails_keep_primary"
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && strings.Contains(se.Error(), "emails_keep_primary")
+}
+
+// isRetryable reports a PostgreSQL deadlock or serialization failure, after
+// which the whole transaction may be run again.
+func isRetryable(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// isUnavailable recognizes a database that cannot be reached, is shutting
+// down, or is too slow to answer within the caller's deadline.
+func isUnavailable(err error) bool {
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01..57P03: shutting down or starting up;
+		// 53300: too many connections.
+		c := string(pe.Code)
+		return strings.HasPrefix(c, "08") || c == "57P01" || c == "57P02" || c == "57P03" || c == "53300"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		// The primary result code is the low byte of an extended one.
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL:
+			return true
+		}
+	}
+	// lib/pq reports a connection it could not make as a plain error.
+	msg := err.Error()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "bad connection")
+}

@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// The states of an outbox message: queued → sending → sent, or failed once
+// its attempts are used up or the mail server refused it for good.
+const (
+	StatusQueued  = "queued"
+	StatusSending = "sending"
+	StatusSent    = "sent"
+	StatusFailed  = "failed"
+)
+
+// Message is one row of the mail outbox. Payload holds the inputs the mail is
+// rendered from (never a rendered body or a signed link).
+type Message struct {
+	ID            int64      `db:"id"`
+	Kind          string     `db:"kind"`
+	Recipient     string     `db:"recipient"`
+	UserID        int64      `db:"user_id"`
+	Payload       string     `db:"payload"`
+	Status        string     `db:"status"`
+	Attempts      int        `db:"attempts"`
+	NextAttemptAt time.Time  `db:"next_attempt_at"`
+	LastError     string     `db:"last_error"`
+	CreatedAt     time.Time  `db:"created_at"`
+	SentAt        *time.Time `db:"sent_at"`
+}
+
+const messageColumns = `id, kind, recipient, user_id, payload, status, attempts, next_attempt_at, last_error, created_at, sent_at`
+
+// NewMessage is what EnqueueMessage needs.
+type NewMessage struct {
+	Kind      string
+	Recipient string
+	UserID    int64
+	Payload   string
+}
+
+// EnqueueMessage queues a mail, due at once. Call it inside the transaction
+// of the change that promises the mail, so that both commit or neither does.
+func (q *Queries) EnqueueMessage(ctx context.Context, m NewMessage, now time.Time) (int64, error) {
+	const query = `INSERT INTO outbox (kind, recipient, user_id, payload, status, next_attempt_at, created_at)
+		VALUES (?, ?, ?, ?, 'queued', ?, ?) RETURNING id`
+	var id int64
+	return id, q.get(ctx, &id, query, m.Kind, m.Recipient, m.UserID, m.Payload, utc(now), utc(now))
+}
+
+// ClaimMessages takes up to limit due messages for sending: queued ones whose
+// time has come, and sending ones whose lease ran out (their dispatcher died
+// or hung). It marks them sending until now+lease and counts the attempt.
+// On PostgreSQL, FOR UPDATE SKIP LOCKED lets any number of dispatchers claim
+// at once without taking the same row; SQLite has one writer at a time.
+func (q *Queries) ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Message, error) {
+	due := `SELECT id FROM outbox WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?
+		ORDER BY next_attempt_at, id LIMIT ?`
+	if q.dialect == Postgres {
+		due += ` FOR UPDATE SKIP LOCKED`
+	}
+	query := `UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?
+		WHERE id IN (` + due + `) RETURNING ` + messageColumns
+	var msgs []Message
+	if err := q.selectAll(ctx, &msgs, query, utc(now.Add(lease)), utc(now), limit); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// MarkMessageSent records a delivery. attempt is the Attempts value of the
+// claim; a claim that was taken over after its lease changes nothing.
+func (q *Queries) MarkMessageSent(ctx context.Context, id int64, attempt int, now time.Time) error {
+	const query = `UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ''
+		WHERE id = ? AND status = 'sending' AND attempts = ?`
+	n, err := q.exec(ctx, query, utc(now), id, attempt)
+	return rowsOrNotFound(n, err)
+}
+
+// RescheduleMessage puts a claimed message back in the queue, due at next,
+// keeping the error of the failed attempt.
+func (q *Queries) RescheduleMessage(ctx context.Context, id int64, attempt int, next time.Time, lastErr string) error {
+	const query = `UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = ?
+		WHERE id = ? AND status = 'sending' AND attempts = ?`
+	n, err := q.exec(ctx, query, utc(next), lastErr, id, attempt)
+	return rowsOrNotFound(n, err)
+}
+
+// FailMessage gives up on a claimed message.
+func (q *Queries) FailMessage(ctx context.Context, id int64, attempt int, lastErr string) error {
+	const query = `UPDATE outbox SET status = 'failed', last_error = ?
+		WHERE id = ? AND status = 'sending' AND attempts = ?`
+	n, err := q.exec(ctx, query, lastErr, id, attempt)
+	return rowsOrNotFound(n, err)
+}
+
+// RetryMessage queues a failed (or sent) message again, due at now, with a
+// fresh count of attempts. It is the operator's "outbox retry".
+func (q *Queries) RetryMessage(ctx context.Context, id int64, now time.Time) error {
+	const query = `UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ?, last_error = ''
+		WHERE id = ? AND status IN ('failed', 'sent')`
+	n, err := q.exec(ctx, query, utc(now), id)
+	return rowsOrNotFound(n, err)
+}
+
+// MessageByID returns one outbox message.
+func (q *Queries) MessageByID(ctx context.Context, id int64) (Message, error) {
+	const query = `SELECT ` + messageColumns + ` FROM outbox WHERE id = ?`
+	var m Message
+	return m, q.get(ctx, &m, query, id)
+}
+
+// ListMessages returns up to limit messages, newest first, of one status or
+// of all when status is empty.
+func (q *Queries) ListMessages(ctx context.Context, status string, limit int) ([]Message, error) {
+	query := `SELECT ` + messageColumns + ` FROM outbox`
+	args := []any{}
+	if status != "" {
+		query += ` WHERE status = ?`
+		args = append(args, status)
+	}
+	query += ` ORDER BY id DESC LIMIT ?`
+	msgs := []Message{}
+	return msgs, q.selectAll(ctx, &msgs, query, append(args, limit)...)
+}
+
+// CountMessages returns the number of outbox messages in each status.
+func (q *Queries) CountMessages(ctx context.Context) (map[string]int64, error) {
+	const query = `SELECT status, COUNT(*) AS n FROM outbox GROUP BY status`
+	var rows []struct {
+		Status string `db:"status"`
+		N      int64  `db:"n"`
+	}
+	if err := q.selectAll(ctx, &rows, query); err != nil {
+		return nil, err
+	}
+	counts := map[string]int64{StatusQueued: 0, StatusSending: 0, StatusSent: 0, StatusFailed: 0}
+	for _, r := range rows {
+		counts[r.Status] = r.N
+	}
+	return counts, nil
+}
+
+// NextDueAt returns when the earliest queued or sending message falls due,
+// or ErrNotFound when there is none.
+func (q *Queries) NextDueAt(ctx context.Context) (time.Time, error) {
+	const query = `SELECT next_attempt_at FROM outbox WHERE status IN ('queued', 'sending')
+		ORDER BY next_attempt_at, id LIMIT 1`
+	var t time.Time
+	return t, q.get(ctx, &t, query)
+}

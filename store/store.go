@@ -1,0 +1,232 @@
+// Package store keeps useremail's state in PostgreSQL (lib/pq) or in embedded
+// SQLite (modernc.org/sqlite) through sqlx: users and their addresses,
+// sessions, the mail outbox, rate-limit counters and the audit trail.
+//
+// The database enforces the invariants (one primary address per user, an
+// address verified or primary for one user only) with constraints; this
+// package translates their violations into sentinel errors once, here. It
+// knows nothing of HTTP, Echo or the generated API types, and imports no
+// other package of the project.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"  // registers the "postgres" driver
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Dialect names the SQL database behind a DB.
+type Dialect string
+
+// The supported dialects.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// DB is an open store. Its embedded Queries run outside any transaction;
+// WithTx runs a function on the Queries of one transaction.
+type DB struct {
+	*Queries
+	db *sqlx.DB
+}
+
+// Queries runs the store's statements on a database handle or inside a
+// transaction.
+type Queries struct {
+	ext     sqlx.ExtContext
+	dialect Dialect
+}
+
+// PoolOptions size the PostgreSQL connection pool. SQLite always uses one
+// connection: it has one writer, and a single connection avoids SQLITE_BUSY.
+type PoolOptions struct {
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+}
+
+// DefaultPoolOptions are used by Open.
+var DefaultPoolOptions = PoolOptions{MaxOpenConns: 20, MaxIdleConns: 20, ConnMaxLifetime: 30 * time.Minute}
+
+func init() {
+	// sqlx knows "sqlite3" but not modernc's "sqlite"; both take "?".
+	sqlx.BindDriver("sqlite", sqlx.QUESTION)
+}
+
+// Open connects to the database named by rawURL: "postgres://…" (or
+// "postgresql://…") for PostgreSQL, "sqlite:PATH" for an embedded SQLite file.
+// It does not migrate; see Migrate.
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	return OpenWithPool(ctx, rawURL, DefaultPoolOptions)
+}
+
+// OpenWithPool is Open with explicit PostgreSQL pool sizes.
+func OpenWithPool(ctx context.Context, rawURL string, pool PoolOptions) (*DB, error) {
+	dialect, dsn, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlx.Open(string(dialect), dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	switch dialect {
+	case SQLite:
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+	case Postgres:
+		db.SetMaxOpenConns(pool.MaxOpenConns)
+		db.SetMaxIdleConns(pool.MaxIdleConns)
+		db.SetConnMaxLifetime(pool.ConnMaxLifetime)
+	}
+	s := &DB{Queries: &Queries{ext: db, dialect: dialect}, db: db}
+	if err := s.Ping(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ParseURL turns a USEREMAIL_DATABASE_URL into a driver name and DSN.
+func ParseURL(rawURL string) (Dialect, string, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return "", "", fmt.Errorf("store: database URL: %w", err)
+		}
+		q := u.Query()
+		if !q.Has("connect_timeout") {
+			// Without it a dead server makes every request hang until the
+			// kernel gives up; 5 s turns that into a prompt 503.
+			q.Set("connect_timeout", "5")
+		}
+		u.RawQuery = q.Encode()
+		return Postgres, u.String(), nil
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//")
+		if path == "" {
+			return "", "", errors.New("store: database URL: sqlite: needs a file path, as sqlite:useremail.db")
+		}
+		if strings.ContainsAny(path, "?#") {
+			return "", "", errors.New("store: database URL: sqlite: the path may not contain '?' or '#'")
+		}
+		// Foreign keys are per connection in SQLite; WAL lets readers run
+		// beside the writer; an immediate transaction takes the write lock at
+		// BEGIN, which is what makes read-then-write transactions safe.
+		dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)" +
+			"&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+		return SQLite, dsn, nil
+	default:
+		return "", "", fmt.Errorf("store: database URL %q: want postgres://… or sqlite:PATH", redactURL(rawURL))
+	}
+}
+
+// redactURL hides a password in a database URL for error messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// Dialect reports which database this is.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	return translate(db.db.PingContext(ctx))
+}
+
+// Close closes the connection pool.
+func (db *DB) Close() error { return db.db.Close() }
+
+// Stats returns the connection pool's statistics.
+func (db *DB) Stats() sql.DBStats { return db.db.Stats() }
+
+// SQL returns the underlying handle, for tests and tools that inspect the
+// database directly.
+func (db *DB) SQL() *sqlx.DB { return db.db }
+
+// maxTxAttempts bounds how often WithTx retries a transaction that
+// PostgreSQL aborted for a deadlock or a serialization failure.
+const maxTxAttempts = 3
+
+// WithTx runs fn inside one transaction and commits if fn returns nil. It
+// retries fn from the start when PostgreSQL reports a deadlock or a
+// serialization failure, so fn must not have effects outside the
+// transaction. On SQLite the transaction holds the write lock from BEGIN.
+//
+// fn must use only the Queries it is given: on SQLite the store has one
+// connection, which the transaction holds until it ends.
+func (db *DB) WithTx(ctx context.Context, fn func(q *Queries) error) error {
+	var err error
+	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
+		err = db.tx(ctx, fn)
+		if !isRetryable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func (db *DB) tx(ctx context.Context, fn func(q *Queries) error) (err error) {
+	tx, err := db.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(&Queries{ext: tx, dialect: db.dialect}); err != nil {
+		return err
+	}
+	return translate(tx.Commit())
+}
+
+// rebind turns the "?" placeholders of q into the dialect's.
+func (q *Queries) rebind(query string) string {
+	if q.dialect == Postgres {
+		return sqlx.Rebind(sqlx.DOLLAR, query)
+	}
+	return query
+}
+
+func (q *Queries) get(ctx context.Context, dest any, query string, args ...any) error {
+	return translate(sqlx.GetContext(ctx, q.ext, dest, q.rebind(query), args...))
+}
+
+func (q *Queries) selectAll(ctx context.Context, dest any, query string, args ...any) error {
+	return translate(sqlx.SelectContext(ctx, q.ext, dest, q.rebind(query), args...))
+}
+
+// exec runs a statement and returns the number of rows it changed.
+func (q *Queries) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := q.ext.ExecContext(ctx, q.rebind(query), args...)
+	if err != nil {
+		return 0, translate(err)
+	}
+	n, err := res.RowsAffected()
+	return n, translate(err)
+}
+
+// utc truncates t to microseconds (PostgreSQL's precision) in UTC, so that
+// both dialects store and compare the same instants.
+func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

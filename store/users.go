@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// User is a user account.
+type User struct {
+	ID           int64     `db:"id"`
+	PasswordHash string    `db:"password_hash"`
+	ChangeSeq    int64     `db:"change_seq"`
+	DateJoined   time.Time `db:"date_joined"`
+}
+
+// NewUser is what CreateUser needs.
+type NewUser struct {
+	Email        string // the normalized display form
+	Key          string // the comparison key
+	PasswordHash string
+}
+
+// CreateUser inserts a user and its primary, unverified address. It fails
+// with ErrEmailTaken when the address is verified or primary for another user.
+func (q *Queries) CreateUser(ctx context.Context, nu NewUser, now time.Time) (User, Email, error) {
+	const qUser = `INSERT INTO users (password_hash, date_joined) VALUES (?, ?)
+		RETURNING id, password_hash, change_seq, date_joined`
+	var u User
+	if err := q.get(ctx, &u, qUser, nu.PasswordHash, utc(now)); err != nil {
+		return User{}, Email{}, err
+	}
+	e, err := q.InsertEmail(ctx, NewEmail{UserID: u.ID, Email: nu.Email, Key: nu.Key, Primary: true}, now)
+	if err != nil {
+		return User{}, Email{}, err
+	}
+	return u, e, nil
+}
+
+// UserByID returns one user.
+func (q *Queries) UserByID(ctx context.Context, id int64) (User, error) {
+	const query = `SELECT id, password_hash, change_seq, date_joined FROM users WHERE id = ?`
+	var u User
+	return u, q.get(ctx, &u, query, id)
+}
+
+// LockUser returns one user and, on PostgreSQL, locks its row until the
+// transaction ends. Every change to a user's addresses takes this lock
+// first, which serializes them per user (limits, the primary swap, change
+// sequences) and fixes one lock order. SQLite transactions hold the database
+// write lock from BEGIN, which serializes them already.
+func (q *Queries) LockUser(ctx context.Context, id int64) (User, error) {
+	query := `SELECT id, password_hash, change_seq, date_joined FROM users WHERE id = ?`
+	if q.dialect == Postgres {
+		query += ` FOR UPDATE`
+	}
+	var u User
+	return u, q.get(ctx, &u, query, id)
+}
+
+// UserByLoginKey returns the user who holds the address with comparison key
+// key as its primary or a verified address: the addresses one may log in with.
+func (q *Queries) UserByLoginKey(ctx context.Context, key string) (User, error) {
+	const query = `SELECT u.id, u.password_hash, u.change_seq, u.date_joined
+		FROM emails e JOIN users u ON u.id = e.user_id
+		WHERE e.email_key = ? AND (e.verified OR e.is_primary)`
+	var u User
+	return u, q.get(ctx, &u, query, key)
+}
+
+// SetPasswordHash replaces a user's password hash (after a parameter upgrade).
+func (q *Queries) SetPasswordHash(ctx context.Context, userID int64, hash string) error {
+	const query = `UPDATE users SET password_hash = ? WHERE id = ?`
+	n, err := q.exec(ctx, query, hash, userID)
+	return rowsOrNotFound(n, err)
+}
+
+// NextChangeSeq moves a user's change sequence on and returns the new value,
+// which the new set-primary link carries; older links stop working.
+func (q *Queries) NextChangeSeq(ctx context.Context, userID int64) (int64, error) {
+	const query = `UPDATE users SET change_seq = change_seq + 1 WHERE id = ? RETURNING change_seq`
+	var seq int64
+	return seq, q.get(ctx, &seq, query, userID)
+}
+
+// ConsumeChangeSeq moves a user's change sequence on if it still equals seq,
+// which makes a set-primary link single use. It fails with ErrNotFound when
+// the sequence has moved on (the link was used, or a newer one was sent).
+func (q *Queries) ConsumeChangeSeq(ctx context.Context, userID, seq int64) error {
+	const query = `UPDATE users SET change_seq = change_seq + 1 WHERE id = ? AND change_seq = ?`
+	n, err := q.exec(ctx, query, userID, seq)
+	return rowsOrNotFound(n, err)
+}
+
+// DeleteUser removes a user with its addresses, sessions and queued mail.
+func (q *Queries) DeleteUser(ctx context.Context, id int64) error {
+	const query = `DELETE FROM users WHERE id = ?`
+	n, err := q.exec(ctx, query, id)
+	return rowsOrNotFound(n, err)
+}
+
+// rowsOrNotFound turns "no row changed" into ErrNotFound.
+func rowsOrNotFound(n int64, err error) error {
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
