@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/session"
+	"github.com/useremail/useremail/store"
+)
+
+// Login checks the password of the user who holds the address (primary or
+// verified) and starts a fresh session. Unknown addresses and wrong
+// passwords get the same answer after the same work.
+func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
+	// The limit is per address: normalized when it parses, so that case and
+	// Unicode variants share it, and folded raw text otherwise.
+	key := strings.ToLower(strings.TrimSpace(req.Body.Email))
+	addr, addrErr := normalize(req.Body.Email)
+	if addrErr == nil {
+		key = addr.Key
+	}
+	if err := s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.Login, key); err != nil {
+		return nil, err
+	}
+	var user store.User
+	err := addrErr
+	if err == nil {
+		user, err = s.cfg.DB.UserByLoginKey(ctx, addr.Key)
+	}
+	if err != nil {
+		if addrErr != nil || errors.Is(err, store.ErrNotFound) {
+			s.cfg.Hasher.VerifyDummy(ctx, req.Body.Password)
+			return nil, errCredentials
+		}
+		return nil, err
+	}
+	ok, rehash, err := s.cfg.Hasher.Verify(ctx, req.Body.Password, user.PasswordHash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if err := s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+			return s.audit(ctx, q, user.ID, eventLoginFailed, addr.Email)
+		}); err != nil {
+			return nil, err
+		}
+		return nil, errCredentials
+	}
+	var newHash string
+	if rehash {
+		if newHash, err = s.cfg.Hasher.Hash(ctx, req.Body.Password); err != nil {
+			return nil, err
+		}
+	}
+	var sess session.New
+	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+		if newHash != "" {
+			if err := q.SetPasswordHash(ctx, user.ID, newHash); err != nil {
+				return err
+			}
+		}
+		var err error
+		if sess, err = s.sessions.Create(ctx, q, user.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, q, user.ID, eventLogin, addr.Email)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.setSessionCookies(ctx, sess.ID, sess.CSRFToken, sess.Session.Session.ExpiresAt)
+	return gen.Login200JSONResponse{Body: toAPISession(sess.Session)}, nil
+}
+
+// Logout ends the session and expires its cookies.
+func (s *Server) Logout(ctx context.Context, _ gen.LogoutRequestObject) (gen.LogoutResponseObject, error) {
+	sess, err := sessionFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+		if err := q.DeleteSession(ctx, sess.IDHash); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return s.audit(ctx, q, sess.UserID, eventLogout, "")
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.setSessionCookies(ctx, "", "", time.Time{})
+	return gen.Logout204Response{}, nil
+}
+
+// GetSession answers the session of the request, with its CSRF token.
+func (s *Server) GetSession(ctx context.Context, _ gen.GetSessionRequestObject) (gen.GetSessionResponseObject, error) {
+	sess, err := sessionFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetSession200JSONResponse(toAPISession(sess)), nil
+}
+
+func toAPISession(s session.Session) gen.Session {
+	return gen.Session{UserId: s.UserID, CsrfToken: s.CSRFToken, ExpiresAt: s.ExpiresAt}
+}
+
+// setSessionCookies asks for the contract's three cookies; an empty id
+// expires them.
+func (s *Server) setSessionCookies(ctx context.Context, id, csrf string, expires time.Time) {
+	maxAge := int(expires.Sub(s.now()).Seconds())
+	if id == "" {
+		maxAge = -1
+	}
+	cookie := func(name, value string, httpOnly bool) *http.Cookie {
+		return &http.Cookie{
+			Name:     name,
+			Value:    value,
+			Path:     "/",
+			MaxAge:   maxAge,
+			Secure:   s.cfg.CookieSecure,
+			HttpOnly: httpOnly,
+			SameSite: http.SameSiteLaxMode,
+		}
+	}
+	info := infoFrom(ctx)
+	info.cookies = append(info.cookies,
+		cookie(session.Cookie, id, true),
+		cookie(session.OldCookie, id, true),
+		// Readable by scripts: a browser app copies it into X-CSRFToken.
+		cookie(session.CSRFCookie, csrf, false),
+	)
+}

@@ -1,0 +1,94 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/store"
+)
+
+// RequestEmailChange checks the user's password and mails a set-primary
+// link to the new address. The link carries the user's new change sequence,
+// so the links of older requests stop working.
+func (s *Server) RequestEmailChange(ctx context.Context, req gen.RequestEmailChangeRequestObject) (gen.RequestEmailChangeResponseObject, error) {
+	if err := s.manage(ctx, req.Id); err != nil {
+		return nil, err
+	}
+	addr, err := normalize(req.Body.NewEmail)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkPassword(ctx, req.Id, req.Body.Password); err != nil {
+		return nil, err
+	}
+	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+		if _, err := q.LockUser(ctx, req.Id); err != nil {
+			return err
+		}
+		primary, err := q.PrimaryEmail(ctx, req.Id)
+		if err != nil {
+			return err
+		}
+		if primary.Key == addr.Key {
+			return errSameAsCurrent
+		}
+		if owner, err := q.ClaimedBy(ctx, addr.Key); err == nil && owner != req.Id {
+			return errEmailTaken
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if _, err := q.EmailByKey(ctx, req.Id, addr.Key); errors.Is(err, store.ErrNotFound) {
+			// The confirmation will add the address: there must be room.
+			if err := s.checkRoom(ctx, q, req.Id); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		if err := s.limiter.Take(ctx, q, s.rules.Resend, addr.Key); err != nil {
+			return err
+		}
+		seq, err := q.NextChangeSeq(ctx, req.Id)
+		if err != nil {
+			return err
+		}
+		if _, err := q.EnqueueMessage(ctx, mail.ChangeEmail(req.Id, addr.Email, seq), s.now()); err != nil {
+			return err
+		}
+		return s.audit(ctx, q, req.Id, eventChangeRequested, addr.Email)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.MailQueued()
+	return gen.RequestEmailChange204Response{}, nil
+}
+
+// checkPassword checks the user's current password under the wrong-password
+// limit: every try spends an event, a right password gives it back, so only
+// wrong ones count. The limit is checked before the hash, so a locked-out
+// guesser learns nothing.
+func (s *Server) checkPassword(ctx context.Context, userID int64, password string) error {
+	if err := s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.WrongPassword, idKey(userID)); err != nil {
+		return err
+	}
+	user, err := s.cfg.DB.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	ok, _, err := s.cfg.Hasher.Verify(ctx, password, user.PasswordHash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+			return s.audit(ctx, q, userID, eventPasswordFailed, "")
+		}); err != nil {
+			return err
+		}
+		return errInvalidPassword
+	}
+	return s.limiter.Refund(ctx, s.cfg.DB.Queries, s.rules.WrongPassword, idKey(userID))
+}

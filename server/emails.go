@@ -1,0 +1,217 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/store"
+)
+
+// ListEmails answers all addresses of the user, the primary first.
+func (s *Server) ListEmails(ctx context.Context, req gen.ListEmailsRequestObject) (gen.ListEmailsResponseObject, error) {
+	if _, err := ownSession(ctx, req.Id); err != nil {
+		return nil, err
+	}
+	emails, err := s.cfg.DB.EmailsByUser(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	out := make(gen.ListEmails200JSONResponse, len(emails))
+	for i, e := range emails {
+		out[i] = toAPIEmail(e)
+	}
+	return out, nil
+}
+
+// GetEmail answers one address of the user.
+func (s *Server) GetEmail(ctx context.Context, req gen.GetEmailRequestObject) (gen.GetEmailResponseObject, error) {
+	if _, err := ownSession(ctx, req.Id); err != nil {
+		return nil, err
+	}
+	e, err := s.cfg.DB.EmailByID(ctx, req.Id, req.EmailId)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetEmail200JSONResponse(toAPIEmail(e)), nil
+}
+
+// GetPrimaryEmail answers the user's primary address.
+func (s *Server) GetPrimaryEmail(ctx context.Context, req gen.GetPrimaryEmailRequestObject) (gen.GetPrimaryEmailResponseObject, error) {
+	if _, err := ownSession(ctx, req.Id); err != nil {
+		return nil, err
+	}
+	e, err := s.cfg.DB.PrimaryEmail(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetPrimaryEmail200JSONResponse(toAPIEmail(e)), nil
+}
+
+// AddEmail adds an unverified secondary address, queues its verification
+// mail, and notifies the primary address.
+func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (gen.AddEmailResponseObject, error) {
+	if err := s.manage(ctx, req.Id); err != nil {
+		return nil, err
+	}
+	addr, err := normalize(req.Body.Email)
+	if err != nil {
+		return nil, err
+	}
+	var added store.Email
+	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+		if _, err := q.LockUser(ctx, req.Id); err != nil {
+			return err
+		}
+		if err := s.checkAvailable(ctx, q, req.Id, addr.Key); err != nil {
+			return err
+		}
+		if err := s.checkRoom(ctx, q, req.Id); err != nil {
+			return err
+		}
+		if err := s.limiter.Take(ctx, q, s.rules.Resend, addr.Key); err != nil {
+			return err
+		}
+		var err error
+		added, err = q.InsertEmail(ctx, store.NewEmail{UserID: req.Id, Email: addr.Email, Key: addr.Key}, s.now())
+		if err != nil {
+			return taken(err)
+		}
+		if _, err := q.EnqueueMessage(ctx, mail.Verify(req.Id, added.Email, added.ID), s.now()); err != nil {
+			return err
+		}
+		if err := s.notify(ctx, q, req.Id, func(primary string) store.NewMessage {
+			return mail.EmailAdded(req.Id, primary, added.Email)
+		}); err != nil {
+			return err
+		}
+		return s.audit(ctx, q, req.Id, eventEmailAdded, added.Email)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.MailQueued()
+	return gen.AddEmail201JSONResponse(toAPIEmail(added)), nil
+}
+
+// DeleteEmail removes a secondary address and notifies the primary one.
+func (s *Server) DeleteEmail(ctx context.Context, req gen.DeleteEmailRequestObject) (gen.DeleteEmailResponseObject, error) {
+	if err := s.manage(ctx, req.Id); err != nil {
+		return nil, err
+	}
+	err := s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+		if _, err := q.LockUser(ctx, req.Id); err != nil {
+			return err
+		}
+		e, err := q.EmailByID(ctx, req.Id, req.EmailId)
+		if err != nil {
+			return err
+		}
+		if err := q.DeleteEmail(ctx, req.Id, e.ID); err != nil {
+			return err
+		}
+		if err := s.notify(ctx, q, req.Id, func(primary string) store.NewMessage {
+			return mail.EmailRemoved(req.Id, primary, e.Email)
+		}); err != nil {
+			return err
+		}
+		return s.audit(ctx, q, req.Id, eventEmailRemoved, e.Email)
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errNotFound
+	case errors.Is(err, store.ErrPrimaryUndeletable):
+		return nil, errUndeletable
+	case err != nil:
+		return nil, err
+	}
+	s.cfg.MailQueued()
+	return gen.DeleteEmail204Response{}, nil
+}
+
+// SendVerification queues a new verification mail for an unverified address.
+func (s *Server) SendVerification(ctx context.Context, req gen.SendVerificationRequestObject) (gen.SendVerificationResponseObject, error) {
+	if err := s.manage(ctx, req.Id); err != nil {
+		return nil, err
+	}
+	err := s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+		if _, err := q.LockUser(ctx, req.Id); err != nil {
+			return err
+		}
+		e, err := q.EmailByID(ctx, req.Id, req.EmailId)
+		if errors.Is(err, store.ErrNotFound) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if e.Verified {
+			return errAlreadyVerified
+		}
+		if err := s.limiter.Take(ctx, q, s.rules.Resend, e.Key); err != nil {
+			return err
+		}
+		_, err = q.EnqueueMessage(ctx, mail.Verify(req.Id, e.Email, e.ID), s.now())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.MailQueued()
+	return gen.SendVerification202Response{}, nil
+}
+
+// manage checks that the session acts on its own user and spends one event
+// of that user's email-management limit.
+func (s *Server) manage(ctx context.Context, userID int64) error {
+	if _, err := ownSession(ctx, userID); err != nil {
+		return err
+	}
+	return s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.Manage, idKey(userID))
+}
+
+// checkAvailable refuses an address the user holds already, or that
+// another user holds verified or as primary.
+func (s *Server) checkAvailable(ctx context.Context, q *store.Queries, userID int64, key string) error {
+	if _, err := q.EmailByKey(ctx, userID, key); err == nil {
+		return errEmailTaken
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if owner, err := q.ClaimedBy(ctx, key); err == nil && owner != userID {
+		return errEmailTaken
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// checkRoom refuses a new address when the user has the maximum already.
+func (s *Server) checkRoom(ctx context.Context, q *store.Queries, userID int64) error {
+	n, err := q.CountEmails(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if n >= s.cfg.MaxEmails {
+		return errTooManyEmails(s.cfg.MaxEmails)
+	}
+	return nil
+}
+
+// notify queues a security notice to the user's primary address, when
+// notices are on.
+func (s *Server) notify(ctx context.Context, q *store.Queries, userID int64, msg func(primary string) store.NewMessage) error {
+	if !s.cfg.Notices {
+		return nil
+	}
+	primary, err := q.PrimaryEmail(ctx, userID)
+	if err != nil {
+		return err
+	}
+	_, err = q.EnqueueMessage(ctx, msg(primary.Email), s.now())
+	return err
+}

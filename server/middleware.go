@@ -1,0 +1,445 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"mime"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+
+	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/session"
+	"github.com/useremail/useremail/store"
+)
+
+// requestInfo is what the middleware learns about a request and the
+// handlers need: it travels in the request's context, so strict handlers
+// never see echo.Context.
+type requestInfo struct {
+	id        string
+	ip        string
+	userAgent string
+	accept    string
+	mediaType string // of the request body, parameters stripped
+	route     string // the spec's path template, once the validator found it
+
+	sessionResolved bool
+	session         session.Session
+	sessionErr      error
+
+	// Set on the response by the strict middleware responseExtras: a
+	// strict response can carry only the headers its spec declares.
+	cookies []*http.Cookie
+	header  http.Header
+}
+
+type infoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	if info, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+		return info
+	}
+	return &requestInfo{}
+}
+
+// sessionFrom returns the session that the validator authenticated. Only
+// handlers of operations with a session security requirement call it.
+func sessionFrom(ctx context.Context) (session.Session, error) {
+	info := infoFrom(ctx)
+	if !info.sessionResolved || info.sessionErr != nil {
+		return session.Session{}, errNotAuthenticated
+	}
+	return info.session, nil
+}
+
+// ownSession returns the session if it belongs to user id.
+func ownSession(ctx context.Context, id int64) (session.Session, error) {
+	sess, err := sessionFrom(ctx)
+	if err != nil {
+		return sess, err
+	}
+	if sess.UserID != id {
+		return sess, errForbidden
+	}
+	return sess, nil
+}
+
+func requestID(c echo.Context) string { return infoFrom(c.Request().Context()).id }
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:/+=-]{1,128}$`)
+
+// begin creates the request's requestInfo and its request id (honouring a
+// sane incoming X-Request-ID), sets the headers every answer carries, and
+// logs one line per request.
+func (s *Server) begin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		req := c.Request()
+		info := &requestInfo{
+			ip:        c.RealIP(),
+			userAgent: req.UserAgent(),
+			accept:    req.Header.Get("Accept"),
+		}
+		if id := req.Header.Get(echo.HeaderXRequestID); requestIDPattern.MatchString(id) {
+			info.id = id
+		} else {
+			info.id = newRequestID()
+		}
+		if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err == nil {
+			info.mediaType = mt
+		}
+		c.SetRequest(req.WithContext(context.WithValue(req.Context(), infoKey{}, info)))
+
+		h := c.Response().Header()
+		h.Set(echo.HeaderXRequestID, info.id)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		// Link URLs carry their token in the path: never leak it onwards.
+		h.Set("Referrer-Policy", "no-referrer")
+		// JSON answers need no capabilities; HTML pages set their own policy.
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		s.observe(c, info, time.Since(start))
+		return nil
+	}
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// limitBody refuses bodies over the limit: at once when Content-Length says
+// so, and while reading otherwise.
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength > s.cfg.BodyLimit {
+			return errBodyTooLarge(s.cfg.BodyLimit)
+		}
+		if req.Body != nil && req.Body != http.NoBody {
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit)
+		}
+		return next(c)
+	}
+}
+
+// isAPIPath tells the routes of the spec from those served beside it
+// (Swagger UI and its assets).
+func isAPIPath(path string) bool {
+	return path != "/docs" && !strings.HasPrefix(path, "/docs/")
+}
+
+// validate checks every API request against openapi.yaml before a handler
+// runs: the route must be in the spec exactly (Echo's router alone would
+// let the last path parameter swallow a trailing slash), then the security
+// requirements (session, CSRF, and that {id} is the session's user), the
+// media type, the parameters and the body.
+func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if !isAPIPath(req.URL.Path) {
+			return next(c)
+		}
+		route, params, err := s.router.FindRoute(req)
+		if err != nil {
+			if errors.Is(err, routers.ErrMethodNotAllowed) {
+				c.Response().Header().Set("Allow", s.allowedMethods(req))
+				return errMethod
+			}
+			return errRouteNotFound
+		}
+		ctx := req.Context()
+		info := infoFrom(ctx)
+		info.route = route.Path
+		input := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: &s.authOptions}
+
+		if sec := route.Operation.Security; sec != nil && len(*sec) > 0 {
+			if err := openapi3filter.ValidateSecurityRequirements(ctx, input, *sec); err != nil {
+				return err // carries the session's or the CSRF check's apiError
+			}
+			if raw, ok := params["id"]; ok {
+				if id, err := strconv.ParseInt(raw, 10, 64); err == nil && id != info.session.UserID {
+					return errForbidden
+				}
+			}
+		}
+		if body := route.Operation.RequestBody; body != nil && body.Value.Content.Get(req.Header.Get(echo.HeaderContentType)) == nil {
+			if req.ContentLength != 0 || req.Header.Get(echo.HeaderContentType) != "" {
+				return errMediaType
+			}
+		}
+		input.Options = &s.validateOptions
+		if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
+			return requestError(err)
+		}
+		return next(c)
+	}
+}
+
+// allowedMethods lists the methods the spec has for the request's path.
+func (s *Server) allowedMethods(req *http.Request) string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		r := req.Clone(req.Context())
+		r.Method = m
+		if _, _, err := s.router.FindRoute(r); err == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	return strings.Join(allowed, ", ")
+}
+
+// authenticate is the validator's AuthenticationFunc: it decides the
+// security schemes of openapi.yaml. The session is resolved once per
+// request, whichever scheme asks first.
+func (s *Server) authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
+	req := in.RequestValidationInput.Request
+	info := infoFrom(ctx)
+	if !info.sessionResolved {
+		info.session, info.sessionErr = s.resolveSession(ctx, req)
+		info.sessionResolved = true
+	}
+	if info.sessionErr != nil {
+		return info.sessionErr
+	}
+	switch in.SecuritySchemeName {
+	case "sessionCookie", "osessionCookie":
+		return nil
+	case "csrfHeader":
+		if !info.session.CSRFMatches(req.Header.Get(in.SecurityScheme.Name)) {
+			return errCSRF
+		}
+		return s.checkOrigin(req)
+	}
+	return errNotAuthenticated
+}
+
+// resolveSession finds the session of the request's cookies. Every value of
+// sessionid and osessionid must name the same session.
+func (s *Server) resolveSession(ctx context.Context, req *http.Request) (session.Session, error) {
+	var id string
+	for _, ck := range req.Cookies() {
+		if ck.Name != session.Cookie && ck.Name != session.OldCookie {
+			continue
+		}
+		if id != "" && ck.Value != id {
+			return session.Session{}, errSessionInvalid
+		}
+		id = ck.Value
+	}
+	sess, err := s.sessions.Resolve(ctx, id, "")
+	switch {
+	case errors.Is(err, session.ErrNone), errors.Is(err, session.ErrExpired):
+		return sess, errNotAuthenticated
+	case errors.Is(err, session.ErrUnknown):
+		return sess, errSessionInvalid
+	}
+	return sess, err
+}
+
+// checkOrigin refuses an unsafe request under a session whose Origin (or,
+// without one, Referer) is neither the public URL's origin nor a trusted
+// one. Requests without either header (API clients) pass: the CSRF token
+// already proves that the client could read it.
+func (s *Server) checkOrigin(req *http.Request) error {
+	origin := req.Header.Get("Origin")
+	if origin == "" {
+		if ref := req.Header.Get("Referer"); ref != "" {
+			origin = originOf(ref)
+		}
+	}
+	if origin == "" || s.trustedOrigins[origin] || origin == requestOrigin(req) {
+		return nil
+	}
+	return problem(http.StatusForbidden, gen.ErrorCodeCsrfFailed, "The request comes from an origin this service does not trust.")
+}
+
+// requestOrigin is the origin the request was sent to, for same-origin
+// pages (Swagger UI) when no public URL is configured for that host.
+func requestOrigin(req *http.Request) string {
+	scheme := "http"
+	if req.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + req.Host
+}
+
+// responseExtras is a strict middleware that sets the cookies and headers a
+// handler asked for (a strict response can carry only one Set-Cookie, and
+// only the headers its spec declares).
+func responseExtras(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
+	return func(c echo.Context, req any) (any, error) {
+		resp, err := f(c, req)
+		if err == nil {
+			info := infoFrom(c.Request().Context())
+			for _, ck := range info.cookies {
+				c.SetCookie(ck)
+			}
+			for name, values := range info.header {
+				c.Response().Header()[name] = values
+			}
+		}
+		return resp, err
+	}
+}
+
+// requestError maps the validator's findings to problems: a validation_error
+// with one entry per field, or invalid_email when the only findings are on
+// address fields, or link_invalid for the path of a link.
+func requestError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return errBodyTooLarge(tooLarge.Limit)
+	}
+	var fields []gen.FieldError
+	allEmail, link := true, false
+	for _, re := range requestErrors(err) {
+		switch {
+		case re.Parameter != nil:
+			name := re.Parameter.Name
+			if name == "signed_email" || name == "user_id_key" {
+				link = true
+			}
+			allEmail = false
+			fields = append(fields, gen.FieldError{Field: re.Parameter.In + "." + name, Code: "invalid", Message: paramMessage(re)})
+		case re.RequestBody != nil:
+			for _, fe := range bodyFieldErrors(re) {
+				if !fe.email {
+					allEmail = false
+				}
+				fields = append(fields, fe.FieldError)
+			}
+		default:
+			allEmail = false
+			fields = append(fields, gen.FieldError{Field: "request", Code: "invalid", Message: re.Error()})
+		}
+	}
+	switch {
+	case link:
+		return errLinkInvalid
+	case len(fields) > 0 && allEmail:
+		e := errInvalidEmail(fields[0].Message)
+		e.fields = fields
+		return e
+	}
+	return errValidation("The request does not match the API specification.", fields)
+}
+
+// requestErrors flattens the validator's MultiError into its RequestErrors.
+func requestErrors(err error) []*openapi3filter.RequestError {
+	var me openapi3.MultiError
+	if errors.As(err, &me) {
+		var out []*openapi3filter.RequestError
+		for _, e := range me {
+			out = append(out, requestErrors(e)...)
+		}
+		return out
+	}
+	var re *openapi3filter.RequestError
+	if errors.As(err, &re) {
+		return []*openapi3filter.RequestError{re}
+	}
+	return []*openapi3filter.RequestError{{Err: err}}
+}
+
+func paramMessage(re *openapi3filter.RequestError) string {
+	var se *openapi3.SchemaError
+	if errors.As(re.Err, &se) {
+		return se.Reason
+	}
+	if re.Reason != "" {
+		return re.Reason
+	}
+	return "invalid value"
+}
+
+type fieldError struct {
+	gen.FieldError
+	email bool // the field is an email address (schema format email)
+}
+
+var propertyInReason = regexp.MustCompile(`property "([^"]*)"`)
+
+// bodyFieldErrors turns a body's RequestError into field errors.
+func bodyFieldErrors(re *openapi3filter.RequestError) []fieldError {
+	if errors.Is(re.Err, openapi3filter.ErrInvalidRequired) {
+		return []fieldError{{FieldError: gen.FieldError{Field: "body", Code: "required", Message: "a JSON body is required"}}}
+	}
+	var schemaErrs []*openapi3.SchemaError
+	var me openapi3.MultiError
+	var se *openapi3.SchemaError
+	switch {
+	case errors.As(re.Err, &me):
+		for _, e := range me {
+			if errors.As(e, &se) {
+				schemaErrs = append(schemaErrs, se)
+			}
+		}
+	case errors.As(re.Err, &se):
+		schemaErrs = append(schemaErrs, se)
+	}
+	if len(schemaErrs) == 0 {
+		var pe *openapi3filter.ParseError
+		if errors.As(re.Err, &pe) {
+			return []fieldError{{FieldError: gen.FieldError{Field: "body", Code: "malformed_json", Message: "the body is not valid JSON"}}}
+		}
+		return []fieldError{{FieldError: gen.FieldError{Field: "body", Code: "invalid", Message: re.Error()}}}
+	}
+	out := make([]fieldError, 0, len(schemaErrs))
+	for _, se := range schemaErrs {
+		path := se.JSONPointer()
+		code := snake(se.SchemaField)
+		if se.SchemaField == "required" || se.SchemaField == "additionalProperties" {
+			if m := propertyInReason.FindStringSubmatch(se.Reason); m != nil {
+				path = append(path, m[1])
+			}
+			if se.SchemaField == "additionalProperties" {
+				code = "unknown_field"
+			}
+		}
+		field := "body"
+		if len(path) > 0 {
+			field += "." + strings.Join(path, ".")
+		}
+		email := se.Schema != nil && se.Schema.Format == "email" && se.SchemaField != "type"
+		out = append(out, fieldError{FieldError: gen.FieldError{Field: field, Code: code, Message: se.Reason}, email: email})
+	}
+	return out
+}
+
+// snake turns a JSON Schema keyword into a field error code: maxLength → max_length.
+func snake(keyword string) string {
+	var b strings.Builder
+	for i, r := range keyword {
+		if 'A' <= r && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	if b.Len() == 0 {
+		return "invalid"
+	}
+	return b.String()
+}
+
+// isUnavailable reports a store that cannot be reached.
+func isUnavailable(err error) bool { return errors.Is(err, store.ErrUnavailable) }

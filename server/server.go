@@ -1,0 +1,268 @@
+// Package server implements useremail's HTTP API: the strict server
+// interface generated from openapi.yaml (package gen), request validation
+// against that spec, sessions and CSRF, the problem+json error answers, and
+// the small HTML pages behind the mailed links.
+//
+// It depends on gen, store, signer, session, ratelimit, password, address and
+// mail; none of those depends on it.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/labstack/echo/v4"
+
+	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/password"
+	"github.com/useremail/useremail/ratelimit"
+	"github.com/useremail/useremail/session"
+	"github.com/useremail/useremail/signer"
+	"github.com/useremail/useremail/store"
+)
+
+// Config is everything the server needs. New fills unset durations and
+// limits with the documented defaults.
+type Config struct {
+	DB     *store.DB
+	Signer *signer.Signer
+	Hasher *password.Hasher
+
+	// PublicURL is the base of the links in mails (scheme://host[:port]).
+	PublicURL string
+	// TrustedOrigins may send unsafe requests under a session besides
+	// PublicURL's own origin (browser apps on other origins).
+	TrustedOrigins []string
+
+	Sessions     session.Policy
+	CookieSecure bool
+
+	VerifyTTL time.Duration // verify links' max age; default 72h
+	ChangeTTL time.Duration // set-primary links' max age; default 24h
+
+	MaxEmails      int           // addresses per user; default 10
+	ResendInterval time.Duration // least time between verification mails to one address; 0 turns it off
+	// RateLimits turns the per-minute limits on (email management, wrong
+	// passwords, login). The resend interval applies either way.
+	RateLimits bool
+	// Notices turns the security notices on (address added, removed,
+	// primary changed).
+	Notices bool
+
+	BodyLimit int64 // bytes; default 64 KiB
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives one line per request and every unexpected error.
+	Logger *slog.Logger
+	// MailQueued is called after a transaction that queued mail commits, to
+	// wake the dispatcher at once. Optional.
+	MailQueued func()
+	// Metrics, when set, observes requests and serves /metrics.
+	Metrics Metrics
+}
+
+// Metrics is what the server reports to, and what serves /metrics.
+type Metrics interface {
+	// ObserveRequest records one answered request; route is the spec's path
+	// template ("unmatched" for paths outside it).
+	ObserveRequest(method, route string, status int, elapsed time.Duration)
+	// RateLimited records a request refused by the named limit.
+	RateLimited(rule string)
+	// WriteText writes every metric in the Prometheus text format.
+	WriteText(w io.Writer) error
+}
+
+// Rules are the abuse limits of the contract.
+type Rules struct {
+	Manage        ratelimit.Rule // email management per user
+	Resend        ratelimit.Rule // verification mails per address
+	WrongPassword ratelimit.Rule // wrong passwords on email change per user
+	Login         ratelimit.Rule // login attempts per address
+}
+
+// Server implements gen.StrictServerInterface.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	sessions *session.Manager
+	limiter  *ratelimit.Limiter
+	rules    Rules
+
+	spec            *openapi3.T
+	router          routers.Router
+	authOptions     openapi3filter.Options
+	validateOptions openapi3filter.Options
+	trustedOrigins  map[string]bool
+	pages           *pages
+}
+
+var _ gen.StrictServerInterface = (*Server)(nil)
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.DB == nil || cfg.Signer == nil || cfg.Hasher == nil {
+		return nil, errors.New("server: DB, Signer and Hasher are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Sessions == (session.Policy{}) {
+		cfg.Sessions = session.DefaultPolicy
+	}
+	cfg.VerifyTTL = orDefault(cfg.VerifyTTL, 72*time.Hour)
+	cfg.ChangeTTL = orDefault(cfg.ChangeTTL, 24*time.Hour)
+	if cfg.MaxEmails <= 0 {
+		cfg.MaxEmails = 10
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 64 << 10
+	}
+	if cfg.MailQueued == nil {
+		cfg.MailQueued = func() {}
+	}
+	public, err := url.Parse(cfg.PublicURL)
+	if err != nil || (public.Scheme != "http" && public.Scheme != "https") || public.Host == "" {
+		return nil, fmt.Errorf("server: public URL %q: want http(s)://host[:port]", cfg.PublicURL)
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("server: embedded spec: %w", err)
+	}
+	spec.Servers = nil // match paths on any host
+	router, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		return nil, fmt.Errorf("server: spec router: %w", err)
+	}
+	pages, err := newPages()
+	if err != nil {
+		return nil, err
+	}
+
+	s := &Server{
+		cfg:            cfg,
+		log:            cfg.Logger,
+		now:            func() time.Time { return cfg.Now().UTC() },
+		sessions:       session.NewManager(cfg.DB, cfg.Sessions, cfg.Now),
+		limiter:        ratelimit.New(cfg.Now),
+		spec:           spec,
+		router:         router,
+		trustedOrigins: map[string]bool{originOf(cfg.PublicURL): true},
+		pages:          pages,
+	}
+	for _, o := range cfg.TrustedOrigins {
+		if origin := originOf(o); origin != "" {
+			s.trustedOrigins[origin] = true
+		}
+	}
+	s.rules.Resend = ratelimit.Rule{Name: "resend", Limit: 1, Period: cfg.ResendInterval}
+	if cfg.RateLimits {
+		s.rules.Manage = ratelimit.Rule{Name: "manage", Limit: 10, Period: time.Minute}
+		s.rules.WrongPassword = ratelimit.Rule{Name: "password", Limit: 5, Period: 15 * time.Minute}
+		s.rules.Login = ratelimit.Rule{Name: "login", Limit: 10, Period: time.Minute}
+	}
+	schemaOpts := []openapi3.SchemaValidationOption{openapi3.DisableSchemaErrorDetails()}
+	s.authOptions = openapi3filter.Options{AuthenticationFunc: s.authenticate, SchemaValidationOptions: schemaOpts}
+	s.validateOptions = openapi3filter.Options{
+		AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc, // checked before, once
+		MultiError:              true,
+		KeepValidatedValue:      true,
+		SchemaValidationOptions: schemaOpts,
+	}
+	return s, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// originOf returns scheme://host[:port] of a URL, or "".
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+}
+
+// Handler returns the HTTP handler of the whole service: the API of
+// openapi.yaml and whatever extra routes extend registers (Swagger UI).
+func (s *Server) Handler(extend ...func(e *echo.Echo)) http.Handler {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	// Client IPs for the audit trail: the peer address, unless a proxy in
+	// front is configured (IPExtractor) by the caller through extend.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.Use(s.begin, recoverPanic, s.limitBody, s.validate)
+	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{responseExtras}))
+	for _, f := range extend {
+		f(e)
+	}
+	return e
+}
+
+// recoverPanic turns a panic in a handler into a 500 answer; the process
+// keeps serving.
+func recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		return next(c)
+	}
+}
+
+// observe logs one line per request and reports it to the metrics.
+func (s *Server) observe(c echo.Context, info *requestInfo, elapsed time.Duration) {
+	req := c.Request()
+	status := c.Response().Status
+	route := info.route
+	if route == "" {
+		route = "unmatched"
+		if !isAPIPath(req.URL.Path) {
+			route = "/docs/"
+		}
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.ObserveRequest(req.Method, route, status, elapsed)
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(req.Context(), level, "request",
+		slog.String("request_id", info.id),
+		slog.String("method", req.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Int64("bytes", c.Response().Size),
+		slog.Duration("elapsed", elapsed),
+		slog.String("ip", info.ip),
+	)
+}

@@ -1,0 +1,35 @@
+package server_test
+
+import (
+	"testing"
+
+	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/store"
+	"github.com/useremail/useremail/store/storetest"
+)
+
+func TestSmoke(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		alice := e.newUser("alice@example.com")
+		list, err := alice.ListEmailsWithResponse(ctx, alice.id)
+		if err != nil || list.JSON200 == nil || len(*list.JSON200) != 1 {
+			t.Fatalf("list: %v %d %s", err, list.StatusCode(), list.Body)
+		}
+		add, err := alice.AddEmailWithResponse(ctx, alice.id, gen.AddEmailJSONRequestBody{Email: "alice@work.example"})
+		if err != nil || add.JSON201 == nil {
+			t.Fatalf("add: %v %d %s", err, add.StatusCode(), add.Body)
+		}
+		dup, _ := alice.AddEmailWithResponse(ctx, alice.id, gen.AddEmailJSONRequestBody{Email: "ALICE@work.example"})
+		if problemCode(dup.ApplicationproblemJSON400) != gen.ErrorCodeEmailTaken {
+			t.Fatalf("dup: %d %s", dup.StatusCode(), dup.Body)
+		}
+		bad, _ := alice.AddEmailWithResponse(ctx, alice.id, gen.AddEmailJSONRequestBody{Email: "nope"})
+		t.Logf("bad: %d %s", bad.StatusCode(), bad.Body)
+		other, _ := alice.ListEmailsWithResponse(ctx, alice.id+1)
+		t.Logf("other: %d %s", other.StatusCode(), other.Body)
+		anon, _ := e.anon.ListEmailsWithResponse(ctx, alice.id)
+		t.Logf("anon: %d %s", anon.StatusCode(), anon.Body)
+		t.Logf("validated %d", e.validator.Count())
+	})
+}
