@@ -1,0 +1,262 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/password"
+	"github.com/useremail/useremail/session"
+	"github.com/useremail/useremail/store"
+)
+
+// config is the service's configuration, read from USEREMAIL_* variables.
+type config struct {
+	Addr           string
+	DatabaseURL    string
+	SecretKeys     [][]byte
+	PublicURL      string
+	TrustedOrigins []string
+	SMTPURL        string
+	MailFrom       string
+	VerifyTTL      time.Duration
+	ChangeTTL      time.Duration
+	CookieSecure   bool
+	MaxEmails      int
+	ResendInterval time.Duration
+	RateLimits     bool
+	Notices        bool
+	Dev            bool
+	Sessions       session.Policy
+	Argon2         password.Params
+	LogLevel       string
+	LogFormat      string
+	ShutdownGrace  time.Duration
+}
+
+// minSecretLen is the least length of a signing secret outside dev mode:
+// 32 bytes, the size of the HMAC-SHA256 key it becomes.
+const minSecretLen = 32
+
+// loadConfig reads the configuration from getenv. It reports every problem
+// at once, one line each, so an operator fixes them in one go.
+func loadConfig(getenv func(string) string) (config, error) {
+	var problems []string
+	bad := func(name, format string, args ...any) {
+		problems = append(problems, name+": "+fmt.Sprintf(format, args...))
+	}
+	env := func(name, def string) string {
+		if v, ok := lookup(getenv, name); ok {
+			return v
+		}
+		return def
+	}
+	boolean := func(name string, def bool) bool {
+		raw, ok := lookup(getenv, name)
+		if !ok {
+			return def
+		}
+		switch strings.ToLower(raw) {
+		case "1", "true", "yes", "on":
+			return true
+		case "0", "false", "no", "off":
+			return false
+		}
+		bad(name, "%q is not a boolean (use true or false)", raw)
+		return def
+	}
+	duration := func(name string, def time.Duration, allowZero bool) time.Duration {
+		raw, ok := lookup(getenv, name)
+		if !ok {
+			return def
+		}
+		d, err := time.ParseDuration(raw)
+		if raw == "0" {
+			d, err = 0, nil
+		}
+		switch {
+		case err != nil:
+			bad(name, "%q is not a duration (use Go syntax, as 72h or 90m)", raw)
+			return def
+		case d < 0 || (d == 0 && !allowZero):
+			bad(name, "%q must be positive", raw)
+			return def
+		}
+		return d
+	}
+
+	c := config{LogFormat: "json"}
+	c.Dev = boolean("USEREMAIL_DEV", false)
+	c.Addr = env("USEREMAIL_ADDR", "127.0.0.1:8080")
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("USEREMAIL_ADDR", "%q is not host:port", c.Addr)
+	}
+	c.DatabaseURL = env("USEREMAIL_DATABASE_URL", "sqlite:useremail.db")
+	if _, _, err := store.ParseURL(c.DatabaseURL); err != nil {
+		bad("USEREMAIL_DATABASE_URL", "%v", strings.TrimPrefix(err.Error(), "store: database URL "))
+	}
+
+	c.PublicURL = strings.TrimSuffix(env("USEREMAIL_PUBLIC_URL", "http://"+c.Addr), "/")
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		bad("USEREMAIL_PUBLIC_URL", "%q must be http(s)://host[:port] without a path", c.PublicURL)
+	}
+	for _, o := range splitList(env("USEREMAIL_TRUSTED_ORIGINS", "")) {
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" {
+			bad("USEREMAIL_TRUSTED_ORIGINS", "%q is not an origin (scheme://host[:port])", o)
+			continue
+		}
+		c.TrustedOrigins = append(c.TrustedOrigins, o)
+	}
+
+	c.SMTPURL = env("USEREMAIL_SMTP_URL", "")
+	if c.SMTPURL != "" {
+		if _, err := mail.ParseSMTPURL(c.SMTPURL); err != nil {
+			bad("USEREMAIL_SMTP_URL", "%v", err)
+		}
+	}
+	c.MailFrom = env("USEREMAIL_MAIL_FROM", "useremail@localhost")
+	if !strings.Contains(c.MailFrom, "@") {
+		bad("USEREMAIL_MAIL_FROM", "%q is not an email address", c.MailFrom)
+	}
+
+	c.VerifyTTL = duration("USEREMAIL_VERIFY_TTL", 72*time.Hour, false)
+	c.ChangeTTL = duration("USEREMAIL_CHANGE_TTL", 24*time.Hour, false)
+	c.ResendInterval = duration("USEREMAIL_RESEND_INTERVAL", 3*time.Minute, true)
+	c.Sessions = session.Policy{
+		Idle:       duration("USEREMAIL_SESSION_IDLE", session.DefaultPolicy.Idle, false),
+		Absolute:   duration("USEREMAIL_SESSION_MAX_AGE", session.DefaultPolicy.Absolute, false),
+		TouchEvery: session.DefaultPolicy.TouchEvery,
+	}
+	c.ShutdownGrace = duration("USEREMAIL_SHUTDOWN_GRACE", 20*time.Second, false)
+	c.CookieSecure = boolean("USEREMAIL_COOKIE_SECURE", !c.Dev)
+	c.Notices = boolean("USEREMAIL_NOTICES", true)
+	switch raw := strings.ToLower(env("USEREMAIL_RATE_LIMITS", "on")); raw {
+	case "on", "true":
+		c.RateLimits = true
+	case "off", "false":
+	default:
+		bad("USEREMAIL_RATE_LIMITS", "%q must be on or off", raw)
+	}
+	c.MaxEmails = 10
+	if raw, ok := lookup(getenv, "USEREMAIL_MAX_EMAILS"); ok {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 1000 {
+			bad("USEREMAIL_MAX_EMAILS", "%q must be a whole number from 1 to 1000", raw)
+		} else {
+			c.MaxEmails = n
+		}
+	}
+	c.Argon2 = password.DefaultParams
+	if raw, ok := lookup(getenv, "USEREMAIL_ARGON2"); ok {
+		p, err := parseArgon2(raw)
+		if err != nil {
+			bad("USEREMAIL_ARGON2", "%v", err)
+		} else {
+			c.Argon2 = p
+		}
+	}
+	c.LogLevel = strings.ToLower(env("USEREMAIL_LOG_LEVEL", "info"))
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("USEREMAIL_LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)
+	}
+	if c.Dev {
+		c.LogFormat = "text"
+	}
+	c.LogFormat = strings.ToLower(env("USEREMAIL_LOG_FORMAT", c.LogFormat))
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("USEREMAIL_LOG_FORMAT", "%q must be json or text", c.LogFormat)
+	}
+
+	for _, k := range splitList(env("USEREMAIL_SECRET_KEYS", "")) {
+		if len(k) < minSecretLen && !c.Dev {
+			bad("USEREMAIL_SECRET_KEYS", "every secret needs at least %d characters (one has %d); generate one with: openssl rand -base64 48", minSecretLen, len(k))
+		}
+		c.SecretKeys = append(c.SecretKeys, []byte(k))
+	}
+	if len(c.SecretKeys) == 0 && !c.Dev {
+		bad("USEREMAIL_SECRET_KEYS", "is required outside dev mode (USEREMAIL_DEV=true); generate one with: openssl rand -base64 48")
+	}
+
+	if len(problems) > 0 {
+		return c, errors.New("configuration:\n  " + strings.Join(problems, "\n  "))
+	}
+	return c, nil
+}
+
+// lookup reads a variable; set to the empty string counts as unset.
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := strings.TrimSpace(getenv(name))
+	return v, v != ""
+}
+
+func splitList(raw string) []string {
+	var out []string
+	for _, part := range strings.Split(raw, ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseArgon2 reads "m=19456,t=2,p=1" (memory in KiB).
+func parseArgon2(raw string) (password.Params, error) {
+	p := password.DefaultParams
+	for _, part := range strings.Split(raw, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.ParseUint(v, 10, 32)
+		if !ok || err != nil {
+			return p, fmt.Errorf("%q: want m=KiB,t=N,p=N", raw)
+		}
+		switch k {
+		case "m":
+			p.Memory = uint32(n)
+		case "t":
+			p.Iterations = uint32(n)
+		case "p":
+			p.Parallelism = uint8(min(n, 255))
+		default:
+			return p, fmt.Errorf("%q: unknown parameter %q", raw, k)
+		}
+	}
+	if p.Memory < 8*uint32(p.Parallelism) || p.Iterations < 1 || p.Parallelism < 1 {
+		return p, fmt.Errorf("%q: needs t >= 1, p >= 1, m >= 8*p", raw)
+	}
+	return p, nil
+}
+
+// devSecret returns the dev-mode signing secret, kept beside the SQLite
+// file (or in the working directory for PostgreSQL) so that links keep
+// working across restarts; it is created on first use.
+func devSecret(databaseURL string) ([]byte, string, error) {
+	path := "useremail-dev.secret"
+	if dialect, _, err := store.ParseURL(databaseURL); err == nil && dialect == store.SQLite {
+		dbPath := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//")
+		path = filepath.Join(filepath.Dir(dbPath), filepath.Base(dbPath)+".secret")
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return []byte(s), path, nil
+		}
+	}
+	raw := make([]byte, 48)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, path, err
+	}
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, path, fmt.Errorf("dev secret: %w", err)
+	}
+	return []byte(secret), path, nil
+}
