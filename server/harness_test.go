@@ -2,14 +2,19 @@ package server_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/mail"
 	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/server"
 	"github.com/useremail/useremail/server/servertest"
@@ -35,6 +40,30 @@ type env struct {
 	srv       *httptest.Server
 	validator *servertest.Validator
 	anon      *gen.ClientWithResponses
+
+	dispatcher *mail.Dispatcher
+	outbox     *captureSender
+}
+
+// captureSender is a mail.Sender that keeps what the real dispatcher
+// rendered and signed, for the scenario tests to read links from. (The SMTP
+// conversation itself is tested in package mail.)
+type captureSender struct {
+	mu   sync.Mutex
+	sent []mail.Message
+}
+
+func (c *captureSender) Send(_ context.Context, m mail.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent = append(c.sent, m)
+	return nil
+}
+
+func (c *captureSender) all() []mail.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]mail.Message(nil), c.sent...)
 }
 
 type option func(*server.Config)
@@ -46,7 +75,9 @@ func newEnv(t *testing.T, db *store.DB, opts ...option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := server.Config{
+		Logger:         logger,
 		DB:             db,
 		Signer:         sign,
 		Hasher:         password.NewHasher(cheapHash, 0),
@@ -66,9 +97,53 @@ func newEnv(t *testing.T, db *store.DB, opts ...option) *env {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	e := &env{t: t, db: db, clock: clock, signer: sign, srv: ts, validator: &servertest.Validator{T: t}}
+	e := &env{t: t, db: db, clock: clock, signer: sign, srv: ts, validator: &servertest.Validator{T: t}, outbox: &captureSender{}}
+	e.dispatcher, err = mail.NewDispatcher(mail.Config{
+		DB: db, Signer: sign, Sender: e.outbox, PublicURL: cfg.PublicURL,
+		VerifyTTL: cfg.VerifyTTL, ChangeTTL: cfg.ChangeTTL, Now: clock.Now, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.anon = e.client(nil)
 	return e
+}
+
+// deliver runs the real dispatcher until the outbox is empty and returns
+// the mails it sent.
+func (e *env) deliver() []mail.Message {
+	e.t.Helper()
+	before := len(e.outbox.all())
+	for {
+		n, err := e.dispatcher.RunOnce(ctx)
+		if err != nil {
+			e.t.Fatalf("dispatcher: %v", err)
+		}
+		if n == 0 {
+			return e.outbox.all()[before:]
+		}
+	}
+}
+
+// link delivers the queued mail and returns the path of the newest link
+// mailed to addr (the public URL stripped, so the test client can call it).
+func (e *env) link(addr string) (signedEmail, userKey string) {
+	e.t.Helper()
+	e.deliver()
+	sent := e.outbox.all()
+	for i := len(sent) - 1; i >= 0; i-- {
+		if sent[i].To != addr || len(sent[i].Links) == 0 {
+			continue
+		}
+		path := strings.TrimPrefix(sent[i].Links[0], "http://useremail.test")
+		parts := strings.Split(strings.Trim(path, "/"), "/")
+		if len(parts) != 4 {
+			e.t.Fatalf("unexpected link %q", sent[i].Links[0])
+		}
+		return parts[2], parts[3]
+	}
+	e.t.Fatalf("no link mailed to %s", addr)
+	return "", ""
 }
 
 func (e *env) client(jar http.CookieJar, editors ...gen.RequestEditorFn) *gen.ClientWithResponses {

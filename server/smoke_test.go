@@ -33,3 +33,30 @@ func TestSmoke(t *testing.T) {
 		t.Logf("validated %d", e.validator.Count())
 	})
 }
+
+func TestSmokeLinks(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		alice := e.newUser("alice@example.com")
+		tok, key := e.link("alice@example.com")
+		res, err := e.anon.ConfirmEmailVerificationWithResponse(ctx, tok, key)
+		if err != nil || res.JSON200 == nil || !res.JSON200.Verified {
+			t.Fatalf("verify: %v %d %s", err, res.StatusCode(), res.Body)
+		}
+		ch, _ := alice.RequestEmailChangeWithResponse(ctx, alice.id, gen.RequestEmailChangeJSONRequestBody{NewEmail: "alice@new.example", Password: goodPasswd})
+		if ch.StatusCode() != 204 {
+			t.Fatalf("change: %d %s", ch.StatusCode(), ch.Body)
+		}
+		tok, key = e.link("alice@new.example")
+		sp, _ := e.anon.ConfirmPrimaryEmailChangeWithResponse(ctx, tok, key)
+		if sp.JSON200 == nil || !sp.JSON200.Primary {
+			t.Fatalf("set primary: %d %s", sp.StatusCode(), sp.Body)
+		}
+		html, _ := e.anon.ShowPrimaryEmailChangeWithResponse(ctx, tok, key)
+		t.Logf("again (html): %d %.80s", html.StatusCode(), html.Body)
+		mails := e.deliver()
+		if len(mails) != 1 || mails[0].Kind != "primary_changed" || mails[0].To != "alice@example.com" {
+			t.Fatalf("notice: %+v", mails)
+		}
+	})
+}
