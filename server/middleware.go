@@ -108,6 +108,9 @@ func (s *Server) begin(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("Referrer-Policy", "no-referrer")
 		// JSON answers need no capabilities; HTML pages set their own policy.
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		// Answers carry sessions, CSRF tokens, addresses or link results:
+		// no cache keeps them. Static assets (Swagger UI) say otherwise.
+		h.Set("Cache-Control", "no-store")
 
 		err := next(c)
 		if err != nil {
