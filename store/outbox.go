@@ -40,13 +40,31 @@ type NewMessage struct {
 	Payload   string
 }
 
+// NotifyChannel is the PostgreSQL channel EnqueueMessage notifies, so that
+// dispatchers that LISTEN on it send a new mail at once instead of at their
+// next poll.
+const NotifyChannel = "useremail_outbox"
+
 // EnqueueMessage queues a mail, due at once. Call it inside the transaction
 // of the change that promises the mail, so that both commit or neither does.
+//
+// On PostgreSQL it also sends a notification on NotifyChannel. PostgreSQL
+// delivers it only when the transaction commits (never for one that rolls
+// back), and folds identical notifications of one transaction into one.
 func (q *Queries) EnqueueMessage(ctx context.Context, m NewMessage, now time.Time) (int64, error) {
 	const query = `INSERT INTO outbox (kind, recipient, user_id, payload, status, next_attempt_at, created_at)
 		VALUES (?, ?, ?, ?, 'queued', ?, ?) RETURNING id`
 	var id int64
-	return id, q.get(ctx, &id, query, m.Kind, m.Recipient, m.UserID, m.Payload, utc(now), utc(now))
+	if err := q.get(ctx, &id, query, m.Kind, m.Recipient, m.UserID, m.Payload, utc(now), utc(now)); err != nil {
+		return 0, err
+	}
+	if q.dialect == Postgres {
+		const notify = `SELECT pg_notify('` + NotifyChannel + `', '')`
+		if _, err := q.exec(ctx, notify); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
 }
 
 // ClaimMessages takes up to limit due messages for sending: queued ones whose
@@ -84,6 +102,17 @@ func (q *Queries) RescheduleMessage(ctx context.Context, id int64, attempt int, 
 	const query = `UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = ?
 		WHERE id = ? AND status = 'sending' AND attempts = ?`
 	n, err := q.exec(ctx, query, utc(next), lastErr, id, attempt)
+	return rowsOrNotFound(n, err)
+}
+
+// ReleaseMessage hands a claimed message back unsent: it is queued again, due
+// at now, and the attempt its claim counted is given back. A dispatcher calls
+// it for the messages of a batch it will not start (it is shutting down, or
+// too little of the lease is left to finish a send safely).
+func (q *Queries) ReleaseMessage(ctx context.Context, id int64, attempt int, now time.Time) error {
+	const query = `UPDATE outbox SET status = 'queued', attempts = attempts - 1, next_attempt_at = ?
+		WHERE id = ? AND status = 'sending' AND attempts = ?`
+	n, err := q.exec(ctx, query, utc(now), id, attempt)
 	return rowsOrNotFound(n, err)
 }
 

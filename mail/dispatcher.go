@@ -1,0 +1,433 @@
+package mail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	netmail "net/mail"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/useremail/useremail/signer"
+	"github.com/useremail/useremail/store"
+)
+
+// Config configures a Dispatcher. DB, Signer, Sender and PublicURL are
+// required; every other field has a default.
+type Config struct {
+	DB     *store.DB
+	Signer *signer.Signer
+	Sender Sender
+
+	// PublicURL is the base URL put in links, as https://mail.example.com.
+	PublicURL string
+	// From is the sender address, with or without a display name; default
+	// useremail@localhost. Without a display name ProductName is used.
+	From string
+	// ProductName names the service in mails; default "useremail".
+	ProductName string
+	// VerifyTTL and ChangeTTL are the max ages of verify and set-primary
+	// links (defaults 72h and 24h). They only word the mails ("This link
+	// expires in 3 days."): the handlers that check links must use the
+	// same values.
+	VerifyTTL, ChangeTTL time.Duration
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// BatchSize is how many messages one claim takes; default 50.
+	BatchSize int
+	// Workers is how many mails of a batch are sent at once; default 4.
+	Workers int
+	// Lease is how long a claim lasts before another dispatcher may take the
+	// message over; default 2m. It must exceed SendTimeout by at least 10 s.
+	Lease time.Duration
+	// SendTimeout bounds one send; default 1m. With an SMTPSender it should
+	// exceed its connect and command timeouts together (40 s by default).
+	SendTimeout time.Duration
+	// MaxAttempts is how many attempts a message gets before it is marked
+	// failed; default 8.
+	MaxAttempts int
+	// BackoffBase and BackoffMax shape the delay before a retry: a random
+	// duration up to BackoffBase·2^(attempt-1), capped at BackoffMax
+	// (exponential backoff with full jitter); defaults 10s and 1h.
+	BackoffBase, BackoffMax time.Duration
+	// PollInterval is how long Run sleeps when there is nothing to send;
+	// default 1s. Wake and PostgreSQL notifications cut the sleep short.
+	PollInterval time.Duration
+	// ListenURL, a postgres:// URL, makes Run LISTEN for the notifications
+	// that EnqueueMessage sends; empty means polling only.
+	ListenURL string
+
+	// Logger receives one record per outcome; nil means slog.Default().
+	Logger *slog.Logger
+	// Hooks are called on each recorded outcome, for metrics.
+	Hooks Hooks
+}
+
+// Hooks are optional callbacks, called with the message's kind each time an
+// outcome is recorded in the outbox (a late report whose lease was taken
+// over records nothing and calls nothing). They must be fast and safe for
+// concurrent use.
+type Hooks struct {
+	OnSent   func(kind string) // delivered
+	OnRetry  func(kind string) // temporary failure, rescheduled
+	OnFailed func(kind string) // given up: permanent failure, attempts used up, or unrenderable
+}
+
+// leaseMargin is the part of a lease kept free after the longest send, for
+// the report of its outcome and for clock skew between dispatchers.
+const leaseMargin = 10 * time.Second
+
+// reportTimeout bounds the store write that records an outcome.
+const reportTimeout = 10 * time.Second
+
+// maxLastError bounds the error text kept in the outbox.
+const maxLastError = 1000
+
+// Dispatcher delivers the mail outbox: it claims due messages, renders and
+// signs them, sends them, and records each outcome. Any number of
+// dispatchers, in one process or many, may share one database.
+type Dispatcher struct {
+	db           *store.DB
+	sender       Sender
+	composer     *composer
+	now          func() time.Time
+	batchSize    int
+	workers      int
+	lease        time.Duration
+	sendTimeout  time.Duration
+	maxAttempts  int
+	backoffBase  time.Duration
+	backoffMax   time.Duration
+	pollInterval time.Duration
+	listenURL    string
+	logger       *slog.Logger
+	hooks        Hooks
+	wake         chan struct{}
+}
+
+// NewDispatcher checks cfg, fills in its defaults and returns a Dispatcher.
+func NewDispatcher(cfg Config) (*Dispatcher, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("mail: dispatcher needs a DB")
+	}
+	if cfg.Sender == nil {
+		return nil, errors.New("mail: dispatcher needs a Sender")
+	}
+	c, err := newComposer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{
+		db:           cfg.DB,
+		sender:       cfg.Sender,
+		composer:     c,
+		now:          cfg.Now,
+		batchSize:    orDefault(cfg.BatchSize, 50),
+		workers:      orDefault(cfg.Workers, 4),
+		lease:        orDefault(cfg.Lease, 2*time.Minute),
+		sendTimeout:  orDefault(cfg.SendTimeout, time.Minute),
+		maxAttempts:  orDefault(cfg.MaxAttempts, 8),
+		backoffBase:  orDefault(cfg.BackoffBase, 10*time.Second),
+		backoffMax:   orDefault(cfg.BackoffMax, time.Hour),
+		pollInterval: orDefault(cfg.PollInterval, time.Second),
+		listenURL:    cfg.ListenURL,
+		logger:       cfg.Logger,
+		hooks:        cfg.Hooks,
+		wake:         make(chan struct{}, 1),
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.logger == nil {
+		d.logger = slog.Default()
+	}
+	if d.lease < d.sendTimeout+leaseMargin {
+		return nil, fmt.Errorf("mail: lease %v must exceed the send timeout %v by at least %v", d.lease, d.sendTimeout, leaseMargin)
+	}
+	if d.backoffMax < d.backoffBase {
+		return nil, fmt.Errorf("mail: backoff max %v is below backoff base %v", d.backoffMax, d.backoffBase)
+	}
+	return d, nil
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// newComposer checks and defaults the rendering part of cfg.
+func newComposer(cfg Config) (*composer, error) {
+	if cfg.Signer == nil {
+		return nil, errors.New("mail: dispatcher needs a Signer")
+	}
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("mail: public URL %q: want http(s)://host[:port][/path]", cfg.PublicURL)
+	}
+	product := cfg.ProductName
+	if product == "" {
+		product = "useremail"
+	}
+	if strings.IndexFunc(product, unicode.IsControl) >= 0 || !utf8.ValidString(product) {
+		return nil, fmt.Errorf("mail: product name %q has control characters", product)
+	}
+	from := cfg.From
+	if from == "" {
+		from = "useremail@localhost"
+	}
+	fromAddr, err := netmail.ParseAddress(from)
+	if err != nil {
+		return nil, fmt.Errorf("mail: From %q: %w", from, err)
+	}
+	if fromAddr.Name == "" {
+		fromAddr.Name = product
+	}
+	ascii := envelopeAddress(fromAddr.Address)
+	return &composer{
+		signer:     cfg.Signer,
+		publicURL:  strings.TrimSuffix(cfg.PublicURL, "/"),
+		from:       fromAddr.String(),
+		fromDomain: strings.ToLower(ascii[strings.LastIndexByte(ascii, '@')+1:]),
+		product:    product,
+		verifyTTL:  orDefault(cfg.VerifyTTL, 72*time.Hour),
+		changeTTL:  orDefault(cfg.ChangeTTL, 24*time.Hour),
+	}, nil
+}
+
+// Wake makes a sleeping Run look for due messages at once. It never blocks;
+// call it after committing a transaction that queued a mail.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends due messages until ctx is done. Between batches it sleeps up to
+// PollInterval (less when a retry falls due sooner), and wakes at once on
+// Wake and, with ListenURL, on a PostgreSQL notification; if it cannot
+// LISTEN it logs why and polls. When ctx is done, the sends in flight are
+// finished and recorded, the rest of the batch is handed back, and Run
+// returns nil.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	var notify <-chan struct{}
+	if d.listenURL != "" {
+		// Listen before the first batch: a mail queued before LISTEN took
+		// effect is then found by that batch, one queued after is notified.
+		ch, err := ListenPostgres(ctx, d.listenURL)
+		if err != nil {
+			d.logger.Warn("mail: cannot LISTEN for new mail; polling only", "error", err)
+		} else {
+			notify = ch
+		}
+	}
+	for {
+		n, err := d.RunOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			d.logger.Error("mail: dispatch failed", "error", err)
+		} else if n > 0 {
+			continue // more may be due already
+		}
+		wait := d.pollInterval
+		if err == nil {
+			if due, err := d.db.NextDueAt(ctx); err == nil {
+				wait = min(wait, max(due.Sub(d.now()), 50*time.Millisecond))
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-d.wake:
+		case _, ok := <-notify:
+			if !ok {
+				notify = nil
+			}
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// RunOnce claims one batch of due messages and handles each: it renders and
+// signs it, sends it (Workers at a time), and records the outcome: sent;
+// rescheduled after a temporary error while attempts remain; failed after a
+// permanent error, the last attempt, or for a row that cannot be rendered. It
+// returns how many messages it handled. Errors of one message never stop the
+// batch; the error returned is the claim's.
+//
+// When ctx is done no new send starts: the messages not yet started are
+// handed back to the queue, and the sends in flight are finished (each with
+// its own SendTimeout) and recorded.
+func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	// The claim is not cut short by ctx: a cancellation racing with the
+	// commit could report failure for a claim that committed, and leave its
+	// messages leased to nobody until the lease ran out. Once claimed, a
+	// message is handed back at once if ctx is done.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+	defer cancel()
+	claimedAt := d.now()
+	var msgs []store.Message
+	err := d.db.WithTx(cctx, func(q *store.Queries) error {
+		var err error
+		msgs, err = q.ClaimMessages(cctx, claimedAt, d.lease, d.batchSize)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("mail: claim: %w", err)
+	}
+	// The whole batch is leased at once but sent a few at a time, so a slow
+	// server can make the last ones start late. A send may start only while
+	// enough of the lease remains for it to finish and be recorded before
+	// another dispatcher may take the message over; later ones are handed
+	// back. Without this a mail could go out twice.
+	startBy := claimedAt.Add(d.lease - d.sendTimeout - leaseMargin)
+	var next, handled atomic.Int64
+	var wg sync.WaitGroup
+	for range min(d.workers, len(msgs)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(msgs) {
+					return
+				}
+				if d.handle(ctx, msgs[i], startBy) {
+					handled.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(handled.Load()), nil
+}
+
+// handle sends one claimed message and records the outcome. It reports false
+// for a message it handed back unsent.
+func (d *Dispatcher) handle(ctx context.Context, m store.Message, startBy time.Time) bool {
+	log := d.logger.With("outbox_id", m.ID, "kind", m.Kind, "attempt", m.Attempts)
+	// The reports are written even when ctx is done: a mail that left must
+	// be recorded as sent, or it would be sent again after the lease.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+	defer cancel()
+
+	if ctx.Err() != nil || d.now().After(startBy) {
+		if err := d.db.ReleaseMessage(rctx, m.ID, m.Attempts, d.now()); err != nil {
+			d.reportError(log, "release", err)
+		} else {
+			log.Info("mail: handed back unsent", "reason", releaseReason(ctx))
+		}
+		return false
+	}
+	if m.Attempts > d.maxAttempts {
+		// Earlier claims of this row all ran out of lease without a report
+		// (a dispatcher crashed or hung on it): stop rather than loop.
+		d.fail(rctx, log, m, fmt.Sprintf("gave up: claimed %d times without a recorded outcome", m.Attempts-1))
+		return true
+	}
+	msg, err := d.composer.compose(m, d.now())
+	if err != nil {
+		d.fail(rctx, log, m, err.Error())
+		return true
+	}
+	log = log.With("message_id", msg.MessageID)
+
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), d.sendTimeout)
+	err = d.sender.Send(sctx, msg)
+	scancel()
+	switch {
+	case err == nil:
+		if err := d.db.MarkMessageSent(rctx, m.ID, m.Attempts, d.now()); err != nil {
+			d.reportError(log, "mark sent", err)
+			return true
+		}
+		log.Info("mail: sent")
+		call(d.hooks.OnSent, m.Kind)
+	case Permanent(err):
+		d.fail(rctx, log, m, err.Error())
+	case m.Attempts >= d.maxAttempts:
+		d.fail(rctx, log, m, fmt.Sprintf("gave up after %d attempts: %v", m.Attempts, err))
+	default:
+		next := d.now().Add(d.backoff(m.Attempts))
+		if err := d.db.RescheduleMessage(rctx, m.ID, m.Attempts, next, truncate(err.Error())); err != nil {
+			d.reportError(log, "reschedule", err)
+			return true
+		}
+		log.Warn("mail: temporary failure, will retry", "next_attempt_at", next, "error", err)
+		call(d.hooks.OnRetry, m.Kind)
+	}
+	return true
+}
+
+func (d *Dispatcher) fail(ctx context.Context, log *slog.Logger, m store.Message, reason string) {
+	if err := d.db.FailMessage(ctx, m.ID, m.Attempts, truncate(reason)); err != nil {
+		d.reportError(log, "mark failed", err)
+		return
+	}
+	log.Error("mail: failed for good", "error", reason)
+	call(d.hooks.OnFailed, m.Kind)
+}
+
+// reportError logs a report that could not be recorded. ErrNotFound means
+// the lease ran out and another dispatcher took the message over: its
+// outcome is the one that counts.
+func (d *Dispatcher) reportError(log *slog.Logger, what string, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		log.Warn("mail: lease was taken over; outcome not recorded", "report", what)
+		return
+	}
+	log.Error("mail: cannot record outcome", "report", what, "error", err)
+}
+
+func releaseReason(ctx context.Context) string {
+	if ctx.Err() != nil {
+		return "shutting down"
+	}
+	return "too little of the lease left"
+}
+
+// backoff returns the delay before the retry that follows attempt: full
+// jitter over an exponential ceiling, so that many mails failing together do
+// not come back together.
+func (d *Dispatcher) backoff(attempt int) time.Duration {
+	ceiling := d.backoffBase
+	for i := 1; i < attempt && ceiling < d.backoffMax; i++ {
+		ceiling *= 2
+	}
+	ceiling = min(ceiling, d.backoffMax)
+	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+}
+
+func call(hook func(string), kind string) {
+	if hook != nil {
+		hook(kind)
+	}
+}
+
+// truncate bounds an error text for the outbox, on a rune boundary.
+func truncate(s string) string {
+	if len(s) <= maxLastError {
+		return s
+	}
+	s = s[:maxLastError]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}

@@ -1,0 +1,92 @@
+// Package mail owns the delivery of useremail's notifications: what an outbox
+// row holds for each kind of mail (the constructors below, used by the HTTP
+// handlers inside their transactions), how a row becomes a mail (embedded
+// text and HTML templates, with links signed at send time), how a mail leaves
+// (an SMTP sender on github.com/wneessen/go-mail, or the log in dev mode), and
+// the Dispatcher that claims due rows, sends them, and records each outcome
+// with retries, backoff and a cap.
+//
+// Those mails carry the only credential of the link flows, so a lost or a
+// doubled mail is a product failure: rows are written in the transaction of
+// the change that promises them, claimed under a lease, and every report of
+// an outcome is guarded by the claim it belongs to.
+//
+// It imports store, signer and address of the project, go-mail for SMTP and
+// lib/pq for LISTEN; it never imports gen or server. Its test helper,
+// mail/smtptest, is an in-process SMTP server that other packages' tests may
+// use too.
+package mail
+
+import (
+	"encoding/json"
+
+	"github.com/useremail/useremail/store"
+)
+
+// The kinds of mail, as stored in the outbox's kind column.
+const (
+	// KindVerify asks an address to prove it is the user's: a verify link.
+	KindVerify = "verify"
+	// KindChangeEmail asks the new address of an email-change request to
+	// confirm it: a set-primary link.
+	KindChangeEmail = "change_email"
+	// KindEmailAdded tells the primary address that an address was added.
+	KindEmailAdded = "email_added"
+	// KindEmailRemoved tells the primary address that an address was removed.
+	KindEmailRemoved = "email_removed"
+	// KindPrimaryChanged tells the old primary address that another one is
+	// now primary.
+	KindPrimaryChanged = "primary_changed"
+)
+
+// Payload is the JSON an outbox row keeps: the inputs a mail is rendered and
+// signed from at send time, never a link or a body, so that no usable link
+// sits in the table.
+type Payload struct {
+	// Email is the address the mail is about: the one to verify, the new
+	// primary of a change request, the address added or removed, or the new
+	// primary after a change.
+	Email string `json:"email"`
+	// EmailID is the id of the address to verify (the verify link's state).
+	EmailID int64 `json:"email_id,omitempty"`
+	// Seq is the user's change sequence of an email-change request (the
+	// set-primary link's state).
+	Seq int64 `json:"seq,omitempty"`
+}
+
+// Verify returns the outbox row of a verification mail to recipient, the
+// address to verify, whose row id is emailID.
+func Verify(userID int64, recipient string, emailID int64) store.NewMessage {
+	return newMessage(KindVerify, userID, recipient, Payload{Email: recipient, EmailID: emailID})
+}
+
+// ChangeEmail returns the outbox row of the confirmation mail of an
+// email-change request, sent to newEmail; seq is the change sequence that
+// the request moved the user to.
+func ChangeEmail(userID int64, newEmail string, seq int64) store.NewMessage {
+	return newMessage(KindChangeEmail, userID, newEmail, Payload{Email: newEmail, Seq: seq})
+}
+
+// EmailAdded returns the outbox row of the notice, sent to the primary
+// address, that added was added to the account.
+func EmailAdded(userID int64, primary, added string) store.NewMessage {
+	return newMessage(KindEmailAdded, userID, primary, Payload{Email: added})
+}
+
+// EmailRemoved returns the outbox row of the notice, sent to the primary
+// address, that removed was removed from the account.
+func EmailRemoved(userID int64, primary, removed string) store.NewMessage {
+	return newMessage(KindEmailRemoved, userID, primary, Payload{Email: removed})
+}
+
+// PrimaryChanged returns the outbox row of the notice, sent to the old
+// primary address, that newPrimary is now the primary address.
+func PrimaryChanged(userID int64, oldPrimary, newPrimary string) store.NewMessage {
+	return newMessage(KindPrimaryChanged, userID, oldPrimary, Payload{Email: newPrimary})
+}
+
+func newMessage(kind string, userID int64, recipient string, p Payload) store.NewMessage {
+	// Marshalling a struct of a string and two integers cannot fail.
+	b, _ := json.Marshal(p)
+	return store.NewMessage{Kind: kind, Recipient: recipient, UserID: userID, Payload: string(b)}
+}

@@ -1,0 +1,168 @@
+package mail
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"strconv"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/useremail/useremail/signer"
+	"github.com/useremail/useremail/store"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+// kindTemplates are the templates of one kind of mail: the text set defines
+// "subject" and, with the shared layout, "layout"; the HTML set defines
+// "layout" with its own shared layout.
+type kindTemplates struct {
+	text *texttemplate.Template
+	html *htmltemplate.Template
+}
+
+// templates holds every kind's templates, parsed once. A template that does
+// not parse is a bug caught by the tests, hence the panic.
+var templates = mustParseTemplates()
+
+func mustParseTemplates() map[string]kindTemplates {
+	kinds := []string{KindVerify, KindChangeEmail, KindEmailAdded, KindEmailRemoved, KindPrimaryChanged}
+	m := make(map[string]kindTemplates, len(kinds))
+	for _, k := range kinds {
+		text := texttemplate.Must(texttemplate.New(k).Option("missingkey=error").
+			ParseFS(templateFS, "templates/layout.txt", "templates/"+k+".txt"))
+		html := htmltemplate.Must(htmltemplate.New(k).Option("missingkey=error").
+			ParseFS(templateFS, "templates/layout.html", "templates/"+k+".html"))
+		m[k] = kindTemplates{text: text, html: html}
+	}
+	return m
+}
+
+// templateData is what the templates see.
+type templateData struct {
+	Product   string // the product name, "useremail" unless configured
+	Recipient string // the address the mail goes to
+	Email     string // the address the mail is about
+	Link      string // the signed link (verify and change_email only)
+	Expiry    string // the link's lifetime in words, as "3 days"
+	Subject   string // the rendered subject, for the HTML title
+}
+
+// errUnrenderable marks a row that can never become a mail (a bad payload,
+// an unknown kind, claims the signer refuses): retrying cannot help.
+var errUnrenderable = errors.New("mail: unrenderable outbox message")
+
+// composer turns outbox rows into Messages.
+type composer struct {
+	signer     *signer.Signer
+	publicURL  string // without a trailing slash
+	from       string // the From header
+	fromDomain string // the Message-ID's right-hand side
+	product    string
+	verifyTTL  time.Duration
+	changeTTL  time.Duration
+}
+
+// compose renders m, signing its link (if any) now. Its errors wrap
+// errUnrenderable.
+func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
+	var p Payload
+	if err := json.Unmarshal([]byte(m.Payload), &p); err != nil {
+		return Message{}, fmt.Errorf("%w: payload: %v", errUnrenderable, err)
+	}
+	if p.Email == "" {
+		return Message{}, fmt.Errorf("%w: payload has no email", errUnrenderable)
+	}
+	tpl, ok := templates[m.Kind]
+	if !ok {
+		return Message{}, fmt.Errorf("%w: unknown kind %q", errUnrenderable, m.Kind)
+	}
+	data := templateData{Product: c.product, Recipient: m.Recipient, Email: p.Email}
+	switch m.Kind {
+	case KindVerify:
+		if p.EmailID <= 0 {
+			return Message{}, fmt.Errorf("%w: verify payload has no email_id", errUnrenderable)
+		}
+		token, err := c.signer.Sign(signer.Claims{Purpose: signer.PurposeVerify, UserID: m.UserID, Email: p.Email, State: p.EmailID})
+		if err != nil {
+			return Message{}, fmt.Errorf("%w: %v", errUnrenderable, err)
+		}
+		data.Link = c.publicURL + "/users/email-verify/" + token + "/" + signer.EncodeUserID(m.UserID)
+		data.Expiry = durationWords(c.verifyTTL)
+	case KindChangeEmail:
+		if p.Seq <= 0 {
+			return Message{}, fmt.Errorf("%w: change_email payload has no seq", errUnrenderable)
+		}
+		token, err := c.signer.Sign(signer.Claims{Purpose: signer.PurposeSetPrimary, UserID: m.UserID, Email: p.Email, State: p.Seq})
+		if err != nil {
+			return Message{}, fmt.Errorf("%w: %v", errUnrenderable, err)
+		}
+		data.Link = c.publicURL + "/users/email-set-primary/" + token + "/" + signer.EncodeUserID(m.UserID) + "/"
+		data.Expiry = durationWords(c.changeTTL)
+	}
+
+	var subject, text, html bytes.Buffer
+	if err := tpl.text.ExecuteTemplate(&subject, "subject", data); err != nil {
+		return Message{}, fmt.Errorf("%w: subject: %v", errUnrenderable, err)
+	}
+	data.Subject = strings.Join(strings.Fields(subject.String()), " ")
+	if err := tpl.text.ExecuteTemplate(&text, "layout", data); err != nil {
+		return Message{}, fmt.Errorf("%w: text: %v", errUnrenderable, err)
+	}
+	if err := tpl.html.ExecuteTemplate(&html, "layout", data); err != nil {
+		return Message{}, fmt.Errorf("%w: html: %v", errUnrenderable, err)
+	}
+	msg := Message{
+		Kind:      m.Kind,
+		From:      c.from,
+		To:        m.Recipient,
+		Subject:   data.Subject,
+		Text:      text.String(),
+		HTML:      html.String(),
+		MessageID: messageID(m.ID, m.CreatedAt, c.fromDomain),
+		Date:      now,
+	}
+	if data.Link != "" {
+		msg.Links = []string{data.Link}
+	}
+	return msg, nil
+}
+
+// messageID returns the Message-ID of outbox row id: the same for every
+// attempt at the row, and not guessable from the id alone.
+func messageID(id int64, createdAt time.Time, domain string) string {
+	sum := sha256.Sum256([]byte(strconv.FormatInt(id, 10) + "\x00" + strconv.FormatInt(createdAt.UTC().UnixMicro(), 10)))
+	return "<outbox." + strconv.FormatInt(id, 10) + "." + hex.EncodeToString(sum[:8]) + "@" + domain + ">"
+}
+
+// durationWords says d in words for "This link expires in …": whole days
+// from two days up ("3 days"), else whole hours ("24 hours"), else minutes,
+// else seconds.
+func durationWords(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d >= 2*day && d%day == 0:
+		return plural(int64(d/day), "day")
+	case d >= time.Hour && d%time.Hour == 0:
+		return plural(int64(d/time.Hour), "hour")
+	case d >= time.Minute:
+		return plural(int64(d/time.Minute), "minute")
+	default:
+		return plural(int64(d/time.Second), "second")
+	}
+}
+
+func plural(n int64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.FormatInt(n, 10) + " " + unit + "s"
+}
