@@ -207,6 +207,10 @@ func checkRunes(s string) error {
 			unicode.Is(unicode.Variation_Selector, r),
 			unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
 			return invalid("control or invisible character %U", r)
+		case r == utf8.RuneError:
+			// U+FFFD stands in for bytes that were not text (a JSON "\ud800"
+			// escape decodes to it): never part of a real address.
+			return invalid("replacement character %U", r)
 		case unicode.Is(unicode.Co, r):
 			return invalid("private-use character %U", r)
 		case !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S):

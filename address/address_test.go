@@ -71,6 +71,7 @@ var rejectCases = []struct {
 	{"space inside", "a b@c.com"},
 	{"nbsp inside", "a\u00a0b@c.com"},
 	{"zwsp", "a\u200b@c.com"},
+	{"replacement character", "a\ufffd@c.com"},
 	{"zwj", "a\u200d@c.com"},
 	{"zwnj", "a\u200c@c.com"},
 	{"word joiner", "a\u2060@c.com"},

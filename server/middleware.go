@@ -1,16 +1,20 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -127,14 +131,11 @@ func newRequestID() string {
 	return hex.EncodeToString(b)
 }
 
-// limitBody refuses bodies over the limit: at once when Content-Length says
-// so, and while reading otherwise.
+// limitBody caps how much of a body is ever read; the validator refuses a
+// declared Content-Length over the limit before reading anything.
 func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if req.ContentLength > s.cfg.BodyLimit {
-			return errBodyTooLarge(s.cfg.BodyLimit)
-		}
 		if req.Body != nil && req.Body != http.NoBody {
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit)
 		}
@@ -167,6 +168,12 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return errRouteNotFound
 		}
+		if route.Operation.RequestBody == nil {
+			// An operation without a body ignores one: it is never read.
+			req.Body = http.NoBody
+		} else if req.ContentLength > s.cfg.BodyLimit {
+			return errBodyTooLarge(s.cfg.BodyLimit)
+		}
 		ctx := req.Context()
 		info := infoFrom(ctx)
 		info.route = route.Path
@@ -177,7 +184,8 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 				return err // carries the session's or the CSRF check's apiError
 			}
 			if raw, ok := params["id"]; ok {
-				if id, err := strconv.ParseInt(raw, 10, 64); err == nil && id != info.session.UserID {
+				// An id the spec refuses (below 1) is a validation error below.
+				if id, err := strconv.ParseInt(raw, 10, 64); err == nil && id >= 1 && id != info.session.UserID {
 					return errForbidden
 				}
 			}
@@ -187,12 +195,44 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 				return errMediaType
 			}
 		}
+		if route.Operation.RequestBody != nil && req.Body != nil && req.Body != http.NoBody {
+			if err := checkJSONText(req); err != nil {
+				return err
+			}
+		}
 		input.Options = &s.validateOptions
 		if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
 			return requestError(err)
 		}
 		return next(c)
 	}
+}
+
+// checkJSONText refuses a body that is not one JSON text in UTF-8 (RFC
+// 8259). The decoders behind it are lenient: they turn invalid bytes into
+// U+FFFD silently (an address would be stored other than sent) and ignore
+// whatever follows the first value. It reads the body (within the limit)
+// and puts it back for the validator and the handler; an empty body is left
+// to the validator, which knows whether one is required.
+func checkJSONText(req *http.Request) error {
+	data, err := io.ReadAll(req.Body)
+	if err != nil {
+		return requestError(err)
+	}
+	req.Body = io.NopCloser(bytes.NewReader(data))
+	switch {
+	case len(data) == 0:
+		return nil
+	case !utf8.Valid(data):
+		return errValidation("The request body is not valid UTF-8.", []gen.FieldError{
+			{Field: "body", Code: "malformed_json", Message: "the body is not valid UTF-8"},
+		})
+	case !json.Valid(data):
+		return errValidation("The request body is not valid JSON.", []gen.FieldError{
+			{Field: "body", Code: "malformed_json", Message: "the body is not valid JSON"},
+		})
+	}
+	return nil
 }
 
 // allowedMethods lists the methods the spec has for the request's path.
@@ -346,8 +386,10 @@ func requestError(err error) error {
 
 // requestErrors flattens the validator's MultiError into its RequestErrors.
 func requestErrors(err error) []*openapi3filter.RequestError {
-	var me openapi3.MultiError
-	if errors.As(err, &me) {
+	// Only a MultiError at this level is flattened: errors.As would also
+	// find the MultiError inside a RequestError (its schema findings) and
+	// lose the parameter or body they belong to.
+	if me, ok := err.(openapi3.MultiError); ok {
 		var out []*openapi3filter.RequestError
 		for _, e := range me {
 			out = append(out, requestErrors(e)...)
@@ -408,11 +450,14 @@ func bodyFieldErrors(re *openapi3filter.RequestError) []fieldError {
 	for _, se := range schemaErrs {
 		path := se.JSONPointer()
 		code := snake(se.SchemaField)
-		if se.SchemaField == "required" || se.SchemaField == "additionalProperties" {
+		// kin-openapi reports a property that additionalProperties: false
+		// refuses under the keyword "properties".
+		unknown := se.SchemaField == "additionalProperties" || se.SchemaField == "properties"
+		if se.SchemaField == "required" || unknown {
 			if m := propertyInReason.FindStringSubmatch(se.Reason); m != nil {
 				path = append(path, m[1])
 			}
-			if se.SchemaField == "additionalProperties" {
+			if unknown {
 				code = "unknown_field"
 			}
 		}

@@ -136,8 +136,8 @@ func (m *Manager) Resolve(ctx context.Context, sessionID, oldSessionID string) (
 	now := m.now().UTC()
 	live := m.live(s)
 	if !now.Before(live.ExpiresAt) {
-		// Best effort: the janitor removes it later if this fails.
-		_ = m.db.DeleteSession(ctx, s.IDHash)
+		// Kept until DeleteExpired's grace has passed, so that its cookie
+		// keeps answering "expired" rather than "unknown".
 		return Session{}, ErrExpired
 	}
 	if now.Sub(s.LastSeenAt) >= m.policy.TouchEvery {
