@@ -47,6 +47,8 @@ type Config struct {
 	Workers int
 	// Lease is how long a claim lasts before another dispatcher may take the
 	// message over; default 2m. It must exceed SendTimeout by at least 10 s.
+	// A report of an outcome that the database does not take is tried
+	// again until 2 s before the lease ends.
 	Lease time.Duration
 	// SendTimeout bounds one send; default 1m. With an SMTPSender it should
 	// exceed its connect and command timeouts together (40 s by default).
@@ -85,8 +87,23 @@ type Hooks struct {
 // the report of its outcome and for clock skew between dispatchers.
 const leaseMargin = 10 * time.Second
 
-// reportTimeout bounds the store write that records an outcome.
+// reportTimeout bounds one try of the store write that records an outcome.
 const reportTimeout = 10 * time.Second
+
+// A report the database cannot take (it is down, restarting, or too slow)
+// is tried again after a delay that grows from reportRetryMin to
+// reportRetryMax, until reportRetryStop before the claim's lease ends: a
+// delivery that is never recorded is repeated by the claim that follows the
+// lease, so a short outage must not lose the record.
+const (
+	reportRetryMin  = 100 * time.Millisecond
+	reportRetryMax  = 2 * time.Second
+	reportRetryStop = 2 * time.Second
+)
+
+// claimBackoffMax caps the wait between claims while they fail (the
+// database is down): the wait doubles from PollInterval up to it.
+const claimBackoffMax = 30 * time.Second
 
 // maxLastError bounds the error text kept in the outbox.
 const maxLastError = 1000
@@ -216,9 +233,12 @@ func (d *Dispatcher) Wake() {
 // Run sends due messages until ctx is done. Between batches it sleeps up to
 // PollInterval (less when a retry falls due sooner), and wakes at once on
 // Wake and, with ListenURL, on a PostgreSQL notification; if it cannot
-// LISTEN it logs why and polls. When ctx is done, the sends in flight are
-// finished and recorded, the rest of the batch is handed back, and Run
-// returns nil.
+// LISTEN it logs why and polls. While claims fail (the database is down) it
+// backs off: the sleep doubles from PollInterval up to 30 s, and only the
+// first failure is logged as an error, the repeats as warnings with their
+// count; the first claim that works resets it. When ctx is done, the sends
+// in flight are finished and recorded, the rest of the batch is handed
+// back, and Run returns nil.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var notify <-chan struct{}
 	if d.listenURL != "" {
@@ -231,18 +251,34 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			notify = ch
 		}
 	}
+	var failures int
+	var failingSince time.Time
 	for {
 		n, err := d.RunOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			d.logger.Error("mail: dispatch failed", "error", err)
-		} else if n > 0 {
-			continue // more may be due already
+		if err == nil && failures > 0 {
+			d.logger.Info("mail: dispatch works again", "failures", failures,
+				"after", time.Since(failingSince).Round(time.Millisecond).String())
+			failures = 0
 		}
 		wait := d.pollInterval
-		if err == nil {
+		switch {
+		case err != nil:
+			failures++
+			wait = d.claimBackoff(failures)
+			if failures == 1 {
+				failingSince = time.Now()
+				d.logger.Error("mail: dispatch failed", "error", err, "retry_in", wait.Round(time.Millisecond).String())
+			} else {
+				d.logger.Warn("mail: dispatch still failing", "failures", failures,
+					"for", time.Since(failingSince).Round(time.Millisecond).String(),
+					"error", err, "retry_in", wait.Round(time.Millisecond).String())
+			}
+		case n > 0:
+			continue // more may be due already
+		default:
 			if due, err := d.db.NextDueAt(ctx); err == nil {
 				wait = min(wait, max(due.Sub(d.now()), 50*time.Millisecond))
 			}
@@ -263,12 +299,33 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
+// claimBackoff returns the sleep after the given number of claims that
+// failed in a row: PollInterval doubled for each failure after the first,
+// up to claimBackoffMax (or PollInterval, if that is longer), less a random
+// part of up to a fifth so that replicas that failed together do not come
+// back together.
+func (d *Dispatcher) claimBackoff(failures int) time.Duration {
+	ceiling := max(claimBackoffMax, d.pollInterval)
+	wait := d.pollInterval
+	for i := 1; i < failures && wait < ceiling; i++ {
+		wait *= 2
+	}
+	wait = min(wait, ceiling)
+	return wait - time.Duration(rand.Int64N(int64(wait/5)+1))
+}
+
 // RunOnce claims one batch of due messages and handles each: it renders and
 // signs it, sends it (Workers at a time), and records the outcome: sent;
 // rescheduled after a temporary error while attempts remain; failed after a
 // permanent error, the last attempt, or for a row that cannot be rendered. It
 // returns how many messages it handled. Errors of one message never stop the
 // batch; the error returned is the claim's.
+//
+// A report that the database does not take (it is down or restarting) is
+// tried again until shortly before the lease ends, so that a short outage
+// neither loses the record of a delivery nor causes a second one; while a
+// report waits, the messages of the batch not yet started are handed back
+// unsent.
 //
 // When ctx is done no new send starts: the messages not yet started are
 // handed back to the queue, and the sends in flight are finished (each with
@@ -283,7 +340,7 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	// message is handed back at once if ctx is done.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 	defer cancel()
-	claimedAt := d.now()
+	claimedAt, claimedReal := d.now(), time.Now()
 	var msgs []store.Message
 	err := d.db.WithTx(cctx, func(q *store.Queries) error {
 		var err error
@@ -293,12 +350,17 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("mail: claim: %w", err)
 	}
-	// The whole batch is leased at once but sent a few at a time, so a slow
-	// server can make the last ones start late. A send may start only while
-	// enough of the lease remains for it to finish and be recorded before
-	// another dispatcher may take the message over; later ones are handed
-	// back. Without this a mail could go out twice.
-	startBy := claimedAt.Add(d.lease - d.sendTimeout - leaseMargin)
+	b := &batch{
+		// The whole batch is leased at once but sent a few at a time, so a
+		// slow server can make the last ones start late. A send may start
+		// only while enough of the lease remains for it to finish and be
+		// recorded before another dispatcher may take the message over;
+		// later ones are handed back. Without this a mail could go out twice.
+		startBy: claimedAt.Add(d.lease - d.sendTimeout - leaseMargin),
+		// The lease is on the dispatcher's clock (which tests may set);
+		// the waits between tries of a report are on the real one.
+		retryUntil: claimedReal.Add(d.lease - reportRetryStop),
+	}
 	var next, handled atomic.Int64
 	var wg sync.WaitGroup
 	for range min(d.workers, len(msgs)) {
@@ -308,7 +370,7 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 				if i >= len(msgs) {
 					return
 				}
-				if d.handle(ctx, msgs[i], startBy) {
+				if d.handle(ctx, msgs[i], b) {
 					handled.Add(1)
 				}
 			}
@@ -318,32 +380,57 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	return int(handled.Load()), nil
 }
 
+// batch is what the messages of one claim share.
+type batch struct {
+	// startBy is the last moment, on the dispatcher's clock, a send of the
+	// batch may start.
+	startBy time.Time
+	// retryUntil is when, in real time, the tries of a report stop: shortly
+	// before the lease ends.
+	retryUntil time.Time
+	// unavailable is set while the database refuses the batch's reports
+	// (from a report that failed so to the next one that lands). The
+	// messages not yet started are then handed back rather than sent: a
+	// delivery that cannot be recorded would be repeated after the lease.
+	unavailable atomic.Bool
+}
+
 // handle sends one claimed message and records the outcome. It reports false
 // for a message it handed back unsent.
-func (d *Dispatcher) handle(ctx context.Context, m store.Message, startBy time.Time) bool {
+func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool {
 	log := d.logger.With("outbox_id", m.ID, "kind", m.Kind, "attempt", m.Attempts)
-	// The reports are written even when ctx is done: a mail that left must
-	// be recorded as sent, or it would be sent again after the lease.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
-	defer cancel()
 
-	if ctx.Err() != nil || d.now().After(startBy) {
-		if err := d.db.ReleaseMessage(rctx, m.ID, m.Attempts, d.now()); err != nil {
-			d.reportError(log, "release", err)
+	if ctx.Err() != nil || d.now().After(b.startBy) || b.unavailable.Load() {
+		reason := releaseReason(ctx)
+		if b.unavailable.Load() {
+			reason = "the database is unavailable"
+			if time.Now().After(b.retryUntil) {
+				// Each try would wait for a database that did not answer
+				// the batch's last reports; the lease, about to end, hands
+				// the message back by itself.
+				log.Warn("mail: left unsent until its lease ends", "reason", reason)
+				return false
+			}
+		}
+		err := d.record(ctx, log, b, m, "hand back", nil, func(rctx context.Context) error {
+			return d.db.ReleaseMessage(rctx, m.ID, m.Attempts, d.now())
+		})
+		if err != nil {
+			d.reportError(log, "hand back", err)
 		} else {
-			log.Info("mail: handed back unsent", "reason", releaseReason(ctx))
+			log.Info("mail: handed back unsent", "reason", reason)
 		}
 		return false
 	}
 	if m.Attempts > d.maxAttempts {
 		// Earlier claims of this row all ran out of lease without a report
 		// (a dispatcher crashed or hung on it): stop rather than loop.
-		d.fail(rctx, log, m, fmt.Sprintf("gave up: claimed %d times without a recorded outcome", m.Attempts-1))
+		d.fail(ctx, log, b, m, fmt.Sprintf("gave up: claimed %d times without a recorded outcome", m.Attempts-1))
 		return true
 	}
 	msg, err := d.composer.compose(m, d.now())
 	if err != nil {
-		d.fail(rctx, log, m, err.Error())
+		d.fail(ctx, log, b, m, err.Error())
 		return true
 	}
 	log = log.With("message_id", msg.MessageID)
@@ -353,20 +440,29 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, startBy time.T
 	scancel()
 	switch {
 	case err == nil:
-		if err := d.db.MarkMessageSent(rctx, m.ID, m.Attempts, d.now()); err != nil {
+		err := d.record(ctx, log, b, m, "mark sent", rowIs(store.StatusSent, m.Attempts), func(rctx context.Context) error {
+			return d.db.MarkMessageSent(rctx, m.ID, m.Attempts, d.now())
+		})
+		if err != nil {
 			d.reportError(log, "mark sent", err)
 			return true
 		}
 		log.Info("mail: sent")
 		call(d.hooks.OnSent, m.Kind)
 	case Permanent(err):
-		d.fail(rctx, log, m, err.Error())
+		d.fail(ctx, log, b, m, err.Error())
 	case m.Attempts >= d.maxAttempts:
-		d.fail(rctx, log, m, fmt.Sprintf("gave up after %d attempts: %v", m.Attempts, err))
+		d.fail(ctx, log, b, m, fmt.Sprintf("gave up after %d attempts: %v", m.Attempts, err))
 	default:
 		next := d.now().Add(d.backoff(m.Attempts))
-		if err := d.db.RescheduleMessage(rctx, m.ID, m.Attempts, next, truncate(err.Error())); err != nil {
-			d.reportError(log, "reschedule", err)
+		landed := func(row store.Message) bool {
+			return rowIs(store.StatusQueued, m.Attempts)(row) && row.NextAttemptAt.Equal(next.UTC().Truncate(time.Microsecond))
+		}
+		rerr := d.record(ctx, log, b, m, "reschedule", landed, func(rctx context.Context) error {
+			return d.db.RescheduleMessage(rctx, m.ID, m.Attempts, next, truncate(err.Error()))
+		})
+		if rerr != nil {
+			d.reportError(log, "reschedule", rerr)
 			return true
 		}
 		log.Warn("mail: temporary failure, will retry", "next_attempt_at", next, "error", err)
@@ -375,13 +471,88 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, startBy time.T
 	return true
 }
 
-func (d *Dispatcher) fail(ctx context.Context, log *slog.Logger, m store.Message, reason string) {
-	if err := d.db.FailMessage(ctx, m.ID, m.Attempts, truncate(reason)); err != nil {
+func (d *Dispatcher) fail(ctx context.Context, log *slog.Logger, b *batch, m store.Message, reason string) {
+	err := d.record(ctx, log, b, m, "mark failed", rowIs(store.StatusFailed, m.Attempts), func(rctx context.Context) error {
+		return d.db.FailMessage(rctx, m.ID, m.Attempts, truncate(reason))
+	})
+	if err != nil {
 		d.reportError(log, "mark failed", err)
 		return
 	}
 	log.Error("mail: failed for good", "error", reason)
 	call(d.hooks.OnFailed, m.Kind)
+}
+
+// record writes one report of claimed message m with write, each try
+// bounded by reportTimeout. The reports are written even when ctx is done:
+// a mail that left must be recorded as sent, or it would be sent again
+// after the lease.
+//
+// While the database is unavailable it tries again, after a delay that
+// grows from reportRetryMin to reportRetryMax, until shortly before the
+// lease ends: until then no other claim can take the message, so a
+// report that lands in time prevents a duplicate. A try whose answer was
+// lost may have committed; a later try then finds the row changed
+// (ErrNotFound), and landed, when not nil, says from the row as it is now
+// whether that change was this report's. Other errors, and ErrNotFound on
+// the first try (the lease was taken over), are returned at once.
+func (d *Dispatcher) record(ctx context.Context, log *slog.Logger, b *batch, m store.Message, what string,
+	landed func(store.Message) bool, write func(context.Context) error) error {
+	parent := context.WithoutCancel(ctx)
+	wait := reportRetryMin
+	var firstFailure time.Time
+	for tries := 1; ; tries++ {
+		rctx, cancel := context.WithTimeout(parent, reportTimeout)
+		err := write(rctx)
+		cancel()
+		if err == nil || (tries > 1 && errors.Is(err, store.ErrNotFound) && d.landed(parent, m.ID, landed)) {
+			b.unavailable.Store(false)
+			if tries > 1 {
+				log.Info("mail: outcome recorded after the database came back", "report", what, "tries", tries,
+					"after", time.Since(firstFailure).Round(time.Millisecond).String())
+			}
+			return nil
+		}
+		if !errors.Is(err, store.ErrUnavailable) {
+			return err
+		}
+		b.unavailable.Store(true)
+		if tries == 1 {
+			firstFailure = time.Now()
+		}
+		sleep := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
+		if time.Now().Add(sleep).After(b.retryUntil) {
+			if tries == 1 {
+				return err
+			}
+			return fmt.Errorf("gave up after %d tries over %v, as the lease is about to end: %w",
+				tries, time.Since(firstFailure).Round(time.Millisecond), err)
+		}
+		if tries == 1 {
+			log.Warn("mail: cannot record outcome yet; retrying until shortly before the lease ends",
+				"report", what, "error", err, "retry_until", b.retryUntil)
+		}
+		time.Sleep(sleep)
+		wait = min(wait*2, reportRetryMax)
+	}
+}
+
+// landed reports whether the row of id, as it is now, shows the change of
+// a report (see record).
+func (d *Dispatcher) landed(ctx context.Context, id int64, landed func(store.Message) bool) bool {
+	if landed == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
+	defer cancel()
+	row, err := d.db.MessageByID(ctx, id)
+	return err == nil && landed(row)
+}
+
+// rowIs returns a landed check for a report that leaves the row in status
+// with the claim's attempts: no other claim leaves it so.
+func rowIs(status string, attempts int) func(store.Message) bool {
+	return func(row store.Message) bool { return row.Status == status && row.Attempts == attempts }
 }
 
 // reportError logs a report that could not be recorded. ErrNotFound means

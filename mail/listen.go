@@ -31,7 +31,9 @@ func ListenPostgres(ctx context.Context, databaseURL string) (<-chan struct{}, e
 	if dialect != store.Postgres {
 		return nil, errors.New("mail: listen: LISTEN/NOTIFY needs a postgres:// database URL")
 	}
-	l := pq.NewListener(dsn, time.Second, time.Minute, nil)
+	// The store's dialer: keepalive and TCP_USER_TIMEOUT end a connection
+	// to a server that went silent, and the listener then reconnects.
+	l := pq.NewDialListener(store.PostgresDialer(), dsn, time.Second, time.Minute, nil)
 	listened := make(chan error, 1)
 	go func() { listened <- l.Listen(store.NotifyChannel) }()
 	timer := time.NewTimer(listenTimeout)

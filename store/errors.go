@@ -91,8 +91,17 @@ func isUnavailable(err error) bool {
 	if errors.As(err, &pe) {
 		// Class 08: connection exception; 57P01..57P03: shutting down or starting up;
 		// 53300: too many connections.
+		//
+		// 57014 (query_canceled) too: the store never cancels a statement
+		// of its own accord, so a cancellation comes from lib/pq when the
+		// caller's context is done (it sends a cancel request and the
+		// server answers 57014 rather than the context's error), or from
+		// an operator's statement_timeout. Either way the database did not
+		// answer in time, which is what ErrUnavailable (503) says. A caller
+		// that gave up (context.Canceled) sees it too, but no one reads
+		// that answer.
 		c := string(pe.Code)
-		return strings.HasPrefix(c, "08") || c == "57P01" || c == "57P02" || c == "57P03" || c == "53300"
+		return strings.HasPrefix(c, "08") || c == "57P01" || c == "57P02" || c == "57P03" || c == "53300" || c == "57014"
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {

@@ -14,12 +14,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"  // registers the "postgres" driver
+	"github.com/lib/pq"    // also registers the "postgres" driver
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -52,10 +53,16 @@ type PoolOptions struct {
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
+	// ConnMaxIdleTime closes a connection left idle this long, so that a
+	// pool grown in a burst shrinks again and connections that died
+	// silently (a database restart, a NAT timeout) are replaced rather than
+	// tried first. (A connection that died is also retried by database/sql:
+	// lib/pq reports it as driver.ErrBadConn.)
+	ConnMaxIdleTime time.Duration
 }
 
 // DefaultPoolOptions are used by Open.
-var DefaultPoolOptions = PoolOptions{MaxOpenConns: 20, MaxIdleConns: 20, ConnMaxLifetime: 30 * time.Minute}
+var DefaultPoolOptions = PoolOptions{MaxOpenConns: 20, MaxIdleConns: 20, ConnMaxLifetime: 30 * time.Minute, ConnMaxIdleTime: time.Minute}
 
 func init() {
 	// sqlx knows "sqlite3" but not modernc's "sqlite"; both take "?".
@@ -75,19 +82,26 @@ func OpenWithPool(ctx context.Context, rawURL string, pool PoolOptions) (*DB, er
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlx.Open(string(dialect), dsn)
-	if err != nil {
-		return nil, fmt.Errorf("store: open: %w", err)
-	}
+	var db *sqlx.DB
 	switch dialect {
 	case SQLite:
+		if db, err = sqlx.Open(string(dialect), dsn); err != nil {
+			return nil, fmt.Errorf("store: open: %w", err)
+		}
 		db.SetMaxOpenConns(1)
 		db.SetMaxIdleConns(1)
 		db.SetConnMaxLifetime(0)
 	case Postgres:
+		connector, err := pq.NewConnector(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open: %w", err)
+		}
+		connector.Dialer(PostgresDialer())
+		db = sqlx.NewDb(sql.OpenDB(connector), string(Postgres))
 		db.SetMaxOpenConns(pool.MaxOpenConns)
 		db.SetMaxIdleConns(pool.MaxIdleConns)
 		db.SetConnMaxLifetime(pool.ConnMaxLifetime)
+		db.SetConnMaxIdleTime(pool.ConnMaxIdleTime)
 	}
 	s := &DB{Queries: &Queries{ext: db, dialect: dialect}, db: db}
 	if err := s.Ping(ctx); err != nil {
@@ -95,6 +109,52 @@ func OpenWithPool(ctx context.Context, rawURL string, pool PoolOptions) (*DB, er
 		return nil, err
 	}
 	return s, nil
+}
+
+// A PostgreSQL server or a network that goes silent (a host that died, a
+// firewall or NAT dropping packets without a reset) would leave a query
+// waiting for its answer as long as the kernel keeps the connection: about
+// 15 minutes of retransmissions, or forever once the query was
+// acknowledged. lib/pq's cancellation on the caller's deadline cannot help:
+// it sends a cancel request to the same silent server on a new connection,
+// while the query keeps waiting on the old one. TCP keepalive finds a
+// silent peer of a connection that waits for an answer within about
+// pgKeepAliveIdle + 3·pgKeepAliveInterval; on Linux, TCP_USER_TIMEOUT also
+// ends a connection whose data stayed unacknowledged for pgUserTimeout (and
+// bounds the keepalive probes by it). Either way the query fails with an
+// error (ErrUnavailable) instead of hanging its request.
+const (
+	pgKeepAliveIdle     = 15 * time.Second
+	pgKeepAliveInterval = 5 * time.Second
+	pgUserTimeout       = 15 * time.Second
+)
+
+// PostgresDialer returns the dialer of the store's PostgreSQL connections,
+// with TCP keepalive and, on Linux, TCP_USER_TIMEOUT (see pgUserTimeout).
+// Other long-lived connections to the same server (LISTEN) should use it.
+// lib/pq bounds the dial and the start-up by the URL's connect_timeout.
+func PostgresDialer() pq.Dialer {
+	return pgDialer{d: net.Dialer{
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: pgKeepAliveIdle, Interval: pgKeepAliveInterval, Count: 3},
+		Control:         setTCPUserTimeout(pgUserTimeout),
+	}}
+}
+
+// pgDialer implements pq.Dialer and pq.DialerContext.
+type pgDialer struct{ d net.Dialer }
+
+func (p pgDialer) Dial(network, address string) (net.Conn, error) {
+	return p.d.Dial(network, address)
+}
+
+func (p pgDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return p.d.DialContext(ctx, network, address)
+}
+
+func (p pgDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return p.d.DialContext(ctx, network, address)
 }
 
 // ParseURL turns a USEREMAIL_DATABASE_URL into a driver name and DSN.

@@ -1,8 +1,9 @@
 // Package smtptest runs an in-process SMTP server (github.com/emersion/go-smtp)
 // for tests: it records the envelope and the raw DATA of every mail it
 // accepts, can answer the next commands with a chosen reply code (421, 451,
-// 550, …) to simulate failures, and can be stopped and restarted on the same
-// port to simulate an outage. It can also offer STARTTLS with a self-signed
+// 550, …) to simulate failures, can take its time over each mail's data as
+// a busy relay would, and can be stopped and restarted on the same port to
+// simulate an outage. It can also offer STARTTLS with a self-signed
 // certificate and require AUTH PLAIN.
 //
 // It imports no other package of the project, so any package's tests may
@@ -66,6 +67,11 @@ type Options struct {
 	// (after STARTTLS) and refuse mail from sessions that did not
 	// authenticate with them.
 	Username, Password string
+	// DataDelay is how long the server takes, after it received a
+	// message's data, before it accepts the mail and replies, as a busy
+	// relay would. A client that goes away meanwhile does not stop it: the
+	// mail is accepted all the same, as real servers do (RFC 1047).
+	DataDelay time.Duration
 }
 
 // Server is an in-process SMTP server on 127.0.0.1.
@@ -327,6 +333,9 @@ func (s *session) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if d := s.server.opts.DataDelay; d > 0 {
+		time.Sleep(d)
 	}
 	m := s.cur
 	m.Data = string(b)

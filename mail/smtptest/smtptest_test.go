@@ -78,3 +78,17 @@ func TestServer(t *testing.T) {
 		t.Fatalf("accepted %d mails in all, want 5", n)
 	}
 }
+
+func TestDataDelay(t *testing.T) {
+	s := smtptest.Start(t, smtptest.Options{DataDelay: 200 * time.Millisecond})
+	start := time.Now()
+	if err := send(s, "a@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Fatalf("the mail was accepted after %v, want at least the delay", took)
+	}
+	if n := len(s.Mails()); n != 1 {
+		t.Fatalf("accepted %d mails, want 1", n)
+	}
+}
