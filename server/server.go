@@ -8,6 +8,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,10 @@ type Config struct {
 	Notices bool
 
 	BodyLimit int64 // bytes; default 64 KiB
+	// RequestTimeout bounds each request's database work and its wait for
+	// a password-hashing slot; past it the answer is 503 unavailable.
+	// Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
 
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -132,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 64 << 10
 	}
+	cfg.RequestTimeout = orDefault(cfg.RequestTimeout, DefaultRequestTimeout)
 	if cfg.MailQueued == nil {
 		cfg.MailQueued = func() {}
 	}
@@ -205,7 +211,8 @@ func originOf(raw string) string {
 }
 
 // Handler returns the HTTP handler of the whole service: the API of
-// openapi.yaml and whatever extra routes extend registers (Swagger UI).
+// openapi.yaml, Swagger UI at /docs/, and whatever extra routes extend
+// registers.
 func (s *Server) Handler(extend ...func(e *echo.Echo)) http.Handler {
 	e := echo.New()
 	e.HideBanner = true
@@ -214,8 +221,9 @@ func (s *Server) Handler(extend ...func(e *echo.Echo)) http.Handler {
 	// Client IPs for the audit trail: the peer address, unless a proxy in
 	// front is configured (IPExtractor) by the caller through extend.
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(s.begin, recoverPanic, s.limitBody, s.validate)
+	e.Use(s.begin, recoverPanic, s.deadline, s.countRateLimited, s.limitBody, s.validate)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{responseExtras}))
+	s.registerDocs(e)
 	for _, f := range extend {
 		f(e)
 	}
@@ -252,8 +260,13 @@ func (s *Server) observe(c echo.Context, info *requestInfo, elapsed time.Duratio
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics.ObserveRequest(req.Method, route, status, elapsed)
 	}
+	// 503 is the documented answer while the database is away: a warning;
+	// any other 5xx is a bug.
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		level = slog.LevelWarn
+	case status >= 500:
 		level = slog.LevelError
 	}
 	s.log.LogAttrs(req.Context(), level, "request",
@@ -265,4 +278,35 @@ func (s *Server) observe(c echo.Context, info *requestInfo, elapsed time.Duratio
 		slog.Duration("elapsed", elapsed),
 		slog.String("ip", info.ip),
 	)
+}
+
+// LogHandler wraps h so that every record logged with a request's context
+// (the handlers' and the error handler's XxxContext calls) carries that
+// request's request_id, unless the record names one itself. Records logged
+// outside a request (the dispatcher, the janitor) pass unchanged.
+func LogHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
+
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if info, ok := ctx.Value(infoKey{}).(*requestInfo); ok && info.id != "" {
+		named := false
+		r.Attrs(func(a slog.Attr) bool {
+			named = a.Key == "request_id"
+			return !named
+		})
+		if !named {
+			r = r.Clone()
+			r.AddAttrs(slog.String("request_id", info.id))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/metrics"
 	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/server"
 	"github.com/useremail/useremail/session"
@@ -69,10 +70,21 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		if sender, err = mail.NewSMTPSender(smtpCfg); err != nil {
+		smtpSender, err := mail.NewSMTPSender(smtpCfg)
+		if err != nil {
 			return err
 		}
+		// Runs when serve returns, after the dispatcher has finished (or the
+		// grace period ran out; a send still running then closes its own
+		// connection): it hangs up the SMTP connections kept between mails.
+		defer smtpSender.Close()
+		sender = smtpSender
 	}
+	m := metrics.New(metrics.Options{
+		DB:        db,
+		Version:   version,
+		MailKinds: []string{mail.KindVerify, mail.KindChangeEmail, mail.KindEmailAdded, mail.KindEmailRemoved, mail.KindPrimaryChanged},
+	})
 	listenURL := ""
 	if db.Dialect() == store.Postgres {
 		listenURL = cfg.DatabaseURL
@@ -88,6 +100,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		ChangeTTL:   cfg.ChangeTTL,
 		ListenURL:   listenURL,
 		Logger:      logger,
+		Hooks:       mail.Hooks{OnSent: m.MailSent, OnRetry: m.MailRetried, OnFailed: m.MailFailed},
 	})
 	if err != nil {
 		return err
@@ -109,6 +122,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		Notices:        cfg.Notices,
 		Logger:         logger,
 		MailQueued:     dispatcher.Wake,
+		Metrics:        m,
 	})
 	if err != nil {
 		return err
@@ -147,25 +161,86 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		ready(ln.Addr().String())
 	}
 
+	// SIGTERM: stop accepting, let the requests in flight finish, give the
+	// dispatcher a moment for the mail they queued, then stop it; all
+	// within the grace period (the reports of sends in flight get at least
+	// backgroundDrainMin).
+	var deadline time.Time
 	select {
 	case err = <-serveErr:
 		// The listener failed: nothing to drain.
+		deadline = time.Now().Add(cfg.ShutdownGrace)
 	case <-ctx.Done():
+		deadline = time.Now().Add(cfg.ShutdownGrace)
 		logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
+		shutdownCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		err = httpServer.Shutdown(shutdownCtx)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
+			_ = httpServer.Close()
 			logger.Warn("requests still running after the grace period were cut off")
+			err = errors.New("shutdown: requests still running after the grace period were cut off")
+		} else {
+			flushMail(db, dispatcher, deadline)
 		}
 	}
 	stopBackground()
-	wg.Wait()
+	if !waitUntil(&wg, max(time.Until(deadline), backgroundDrainMin)) {
+		logger.Warn("mail sends still in flight at the end of the grace period; their messages are sent again once their lease ends")
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	logger.Info("stopped")
 	return err
+}
+
+// backgroundDrainMin is the least time the dispatcher gets at shutdown to
+// finish the sends in flight and record them, even when the requests used
+// up the grace period.
+const backgroundDrainMin = 5 * time.Second
+
+// flushMailMax bounds how long shutdown waits for the mail that the last
+// requests queued.
+const flushMailMax = 5 * time.Second
+
+// flushMail waits, up to flushMailMax and never past deadline, until no
+// queued mail is due, waking the dispatcher, so that a single node sends
+// what its last requests queued before it exits. Nothing is lost without
+// it (the outbox keeps the rows for the next dispatcher); with several
+// replicas the others send it anyway.
+func flushMail(db *store.DB, dispatcher *mail.Dispatcher, deadline time.Time) {
+	until := time.Now().Add(flushMailMax)
+	if deadline.Before(until) {
+		until = deadline
+	}
+	for time.Now().Before(until) {
+		ctx, cancel := context.WithDeadline(context.Background(), until)
+		due, err := db.NextDueAt(ctx)
+		cancel()
+		if err != nil || due.After(time.Now()) {
+			return // nothing due, or the database is away: the rows wait
+		}
+		dispatcher.Wake()
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitUntil waits for wg for at most d and reports whether it finished.
+func waitUntil(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 // openStore opens the database, retrying for a while: in a fresh
@@ -227,8 +302,10 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	// Records logged while answering a request carry its request_id.
+	return slog.New(server.LogHandler(h))
 }

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodSecret = "0123456789abcdef0123456789abcdef-config-test"
+
+// getenv returns a getenv over env; a secret is set unless env says
+// otherwise (an empty value is the same as unset).
+func getenv(env map[string]string) func(string) string {
+	return func(name string) string {
+		if v, ok := env[name]; ok {
+			return v
+		}
+		if name == "USEREMAIL_SECRET_KEYS" {
+			return goodSecret
+		}
+		return ""
+	}
+}
+
+func TestConfigValid(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(t *testing.T, c config)
+	}{
+		{"defaults", nil, func(t *testing.T, c config) {
+			if c.Addr != "127.0.0.1:8080" || c.DatabaseURL != "sqlite:useremail.db" || c.PublicURL != "http://127.0.0.1:8080" {
+				t.Errorf("addr %q, database %q, public URL %q", c.Addr, c.DatabaseURL, c.PublicURL)
+			}
+			if c.VerifyTTL != 72*time.Hour || c.ChangeTTL != 24*time.Hour || c.ResendInterval != 3*time.Minute || c.ShutdownGrace != 20*time.Second {
+				t.Errorf("durations: verify %v, change %v, resend %v, grace %v", c.VerifyTTL, c.ChangeTTL, c.ResendInterval, c.ShutdownGrace)
+			}
+			if !c.CookieSecure || !c.RateLimits || !c.Notices || c.Dev || c.MaxEmails != 10 {
+				t.Errorf("secure %v, rate limits %v, notices %v, dev %v, max emails %d", c.CookieSecure, c.RateLimits, c.Notices, c.Dev, c.MaxEmails)
+			}
+			if c.LogFormat != "json" || c.LogLevel != "info" || c.SMTPURL != "" || c.MailFrom != "useremail@localhost" {
+				t.Errorf("log %s/%s, smtp %q, from %q", c.LogFormat, c.LogLevel, c.SMTPURL, c.MailFrom)
+			}
+			if len(c.SecretKeys) != 1 || string(c.SecretKeys[0]) != goodSecret {
+				t.Errorf("secret keys %q", c.SecretKeys)
+			}
+		}},
+		{"dev mode needs no secret", map[string]string{"USEREMAIL_DEV": "true", "USEREMAIL_SECRET_KEYS": ""}, func(t *testing.T, c config) {
+			if !c.Dev || c.CookieSecure || c.LogFormat != "text" || len(c.SecretKeys) != 0 {
+				t.Errorf("dev %v, secure %v, log format %s, keys %d", c.Dev, c.CookieSecure, c.LogFormat, len(c.SecretKeys))
+			}
+		}},
+		{"dev mode takes a short secret", map[string]string{"USEREMAIL_DEV": "1", "USEREMAIL_SECRET_KEYS": "short"}, func(t *testing.T, c config) {
+			if len(c.SecretKeys) != 1 {
+				t.Errorf("keys %q", c.SecretKeys)
+			}
+		}},
+		{"several secrets, first signs", map[string]string{"USEREMAIL_SECRET_KEYS": " " + goodSecret + "-new , " + goodSecret + " ,"}, func(t *testing.T, c config) {
+			if len(c.SecretKeys) != 2 || string(c.SecretKeys[0]) != goodSecret+"-new" {
+				t.Errorf("keys %q", c.SecretKeys)
+			}
+		}},
+		{"booleans in their spellings", map[string]string{"USEREMAIL_COOKIE_SECURE": "no", "USEREMAIL_NOTICES": "OFF", "USEREMAIL_DEV": "0"}, func(t *testing.T, c config) {
+			if c.CookieSecure || c.Notices || c.Dev {
+				t.Errorf("secure %v, notices %v, dev %v", c.CookieSecure, c.Notices, c.Dev)
+			}
+		}},
+		{"booleans true", map[string]string{"USEREMAIL_COOKIE_SECURE": "YES", "USEREMAIL_NOTICES": "1"}, func(t *testing.T, c config) {
+			if !c.CookieSecure || !c.Notices {
+				t.Errorf("secure %v, notices %v", c.CookieSecure, c.Notices)
+			}
+		}},
+		{"rate limits off", map[string]string{"USEREMAIL_RATE_LIMITS": "off"}, func(t *testing.T, c config) {
+			if c.RateLimits {
+				t.Error("rate limits on")
+			}
+		}},
+		{"rate limits OFF", map[string]string{"USEREMAIL_RATE_LIMITS": "OFF"}, func(t *testing.T, c config) {
+			if c.RateLimits {
+				t.Error("rate limits on")
+			}
+		}},
+		{"rate limits on", map[string]string{"USEREMAIL_RATE_LIMITS": "on"}, func(t *testing.T, c config) {
+			if !c.RateLimits {
+				t.Error("rate limits off")
+			}
+		}},
+		{"rate limits false", map[string]string{"USEREMAIL_RATE_LIMITS": "false"}, func(t *testing.T, c config) {
+			if c.RateLimits {
+				t.Error("rate limits on")
+			}
+		}},
+		{"max emails bounds", map[string]string{"USEREMAIL_MAX_EMAILS": "1000"}, func(t *testing.T, c config) {
+			if c.MaxEmails != 1000 {
+				t.Errorf("max emails %d", c.MaxEmails)
+			}
+		}},
+		{"max emails one", map[string]string{"USEREMAIL_MAX_EMAILS": " 1 "}, func(t *testing.T, c config) {
+			if c.MaxEmails != 1 {
+				t.Errorf("max emails %d", c.MaxEmails)
+			}
+		}},
+		{"empty is unset", map[string]string{"USEREMAIL_MAX_EMAILS": "", "USEREMAIL_VERIFY_TTL": "  ", "USEREMAIL_RATE_LIMITS": ""}, func(t *testing.T, c config) {
+			if c.MaxEmails != 10 || c.VerifyTTL != 72*time.Hour || !c.RateLimits {
+				t.Errorf("max emails %d, verify TTL %v, rate limits %v", c.MaxEmails, c.VerifyTTL, c.RateLimits)
+			}
+		}},
+		{"durations", map[string]string{"USEREMAIL_VERIFY_TTL": "90m", "USEREMAIL_CHANGE_TTL": "1h30m", "USEREMAIL_RESEND_INTERVAL": "0", "USEREMAIL_SHUTDOWN_GRACE": "45s"}, func(t *testing.T, c config) {
+			if c.VerifyTTL != 90*time.Minute || c.ChangeTTL != 90*time.Minute || c.ResendInterval != 0 || c.ShutdownGrace != 45*time.Second {
+				t.Errorf("verify %v, change %v, resend %v, grace %v", c.VerifyTTL, c.ChangeTTL, c.ResendInterval, c.ShutdownGrace)
+			}
+		}},
+		{"postgres", map[string]string{"USEREMAIL_DATABASE_URL": "postgres://u:p@db:5432/useremail?sslmode=require", "USEREMAIL_ADDR": "0.0.0.0:8080",
+			"USEREMAIL_PUBLIC_URL": "https://accounts.example.com/", "USEREMAIL_SMTP_URL": "smtp://u:p@mail.example.com:587"}, func(t *testing.T, c config) {
+			if c.PublicURL != "https://accounts.example.com" {
+				t.Errorf("public URL %q", c.PublicURL)
+			}
+		}},
+		{"argon2 and logs", map[string]string{"USEREMAIL_ARGON2": "m=64,t=1,p=1", "USEREMAIL_LOG_LEVEL": "DEBUG", "USEREMAIL_LOG_FORMAT": "text"}, func(t *testing.T, c config) {
+			if c.Argon2.Memory != 64 || c.Argon2.Iterations != 1 || c.LogLevel != "debug" || c.LogFormat != "text" {
+				t.Errorf("argon2 %+v, log %s/%s", c.Argon2, c.LogLevel, c.LogFormat)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(getenv(tt.env))
+			if err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		// want has one entry per problem line, in order: the substrings
+		// that line must hold.
+		want [][]string
+	}{
+		{"missing secret outside dev mode", map[string]string{"USEREMAIL_SECRET_KEYS": ""},
+			[][]string{{"USEREMAIL_SECRET_KEYS:", "required outside dev mode", "openssl rand"}}},
+		{"short secret", map[string]string{"USEREMAIL_SECRET_KEYS": "too-short"},
+			[][]string{{"USEREMAIL_SECRET_KEYS:", "at least 32 characters", "one has 9"}}},
+		{"one short secret among good ones", map[string]string{"USEREMAIL_SECRET_KEYS": goodSecret + ",short"},
+			[][]string{{"USEREMAIL_SECRET_KEYS:", "one has 5"}}},
+		{"unknown database", map[string]string{"USEREMAIL_DATABASE_URL": "mysql://db/useremail"},
+			[][]string{{"USEREMAIL_DATABASE_URL:", "postgres://", "sqlite:PATH"}}},
+		{"sqlite without a path", map[string]string{"USEREMAIL_DATABASE_URL": "sqlite:"},
+			[][]string{{"USEREMAIL_DATABASE_URL:", "file path"}}},
+		{"malformed postgres URL", map[string]string{"USEREMAIL_DATABASE_URL": "postgres://db:5432/%zz"},
+			[][]string{{"USEREMAIL_DATABASE_URL:"}}},
+		{"database URL password stays hidden", map[string]string{"USEREMAIL_DATABASE_URL": "mysql://u:hunter2@db/x"},
+			[][]string{{"USEREMAIL_DATABASE_URL:", "xxxxx"}}},
+		{"bad TTL", map[string]string{"USEREMAIL_VERIFY_TTL": "3 days"},
+			[][]string{{"USEREMAIL_VERIFY_TTL:", `"3 days" is not a duration`}}},
+		{"negative TTL", map[string]string{"USEREMAIL_CHANGE_TTL": "-1h"},
+			[][]string{{"USEREMAIL_CHANGE_TTL:", "must be positive"}}},
+		{"zero TTL", map[string]string{"USEREMAIL_VERIFY_TTL": "0"},
+			[][]string{{"USEREMAIL_VERIFY_TTL:", "must be positive"}}},
+		{"zero grace", map[string]string{"USEREMAIL_SHUTDOWN_GRACE": "0s"},
+			[][]string{{"USEREMAIL_SHUTDOWN_GRACE:", "must be positive"}}},
+		{"bad session idle", map[string]string{"USEREMAIL_SESSION_IDLE": "forever"},
+			[][]string{{"USEREMAIL_SESSION_IDLE:", "not a duration"}}},
+		{"bad boolean", map[string]string{"USEREMAIL_COOKIE_SECURE": "maybe"},
+			[][]string{{"USEREMAIL_COOKIE_SECURE:", `"maybe" is not a boolean`}}},
+		{"bad dev boolean", map[string]string{"USEREMAIL_DEV": "2"},
+			[][]string{{"USEREMAIL_DEV:", "not a boolean"}}},
+		{"bad notices boolean", map[string]string{"USEREMAIL_NOTICES": "nope"},
+			[][]string{{"USEREMAIL_NOTICES:", "not a boolean"}}},
+		{"max emails zero", map[string]string{"USEREMAIL_MAX_EMAILS": "0"},
+			[][]string{{"USEREMAIL_MAX_EMAILS:", "from 1 to 1000"}}},
+		{"max emails too many", map[string]string{"USEREMAIL_MAX_EMAILS": "1001"},
+			[][]string{{"USEREMAIL_MAX_EMAILS:", "from 1 to 1000"}}},
+		{"max emails not a number", map[string]string{"USEREMAIL_MAX_EMAILS": "ten"},
+			[][]string{{"USEREMAIL_MAX_EMAILS:", `"ten"`}}},
+		{"rate limits neither on nor off", map[string]string{"USEREMAIL_RATE_LIMITS": "sometimes"},
+			[][]string{{"USEREMAIL_RATE_LIMITS:", "on or off"}}},
+		{"bad listen address", map[string]string{"USEREMAIL_ADDR": "localhost"},
+			[][]string{{"USEREMAIL_ADDR:", "host:port"}}},
+		{"public URL with a path", map[string]string{"USEREMAIL_PUBLIC_URL": "https://example.com/accounts"},
+			[][]string{{"USEREMAIL_PUBLIC_URL:", "without a path"}}},
+		{"public URL not http", map[string]string{"USEREMAIL_PUBLIC_URL": "ftp://example.com"},
+			[][]string{{"USEREMAIL_PUBLIC_URL:"}}},
+		{"trusted origin", map[string]string{"USEREMAIL_TRUSTED_ORIGINS": "https://app.example.com,app.example.com"},
+			[][]string{{"USEREMAIL_TRUSTED_ORIGINS:", `"app.example.com"`}}},
+		{"smtp URL", map[string]string{"USEREMAIL_SMTP_URL": "http://mail.example.com"},
+			[][]string{{"USEREMAIL_SMTP_URL:"}}},
+		{"sender", map[string]string{"USEREMAIL_MAIL_FROM": "nobody"},
+			[][]string{{"USEREMAIL_MAIL_FROM:", "not an email address"}}},
+		{"argon2 cost", map[string]string{"USEREMAIL_ARGON2": "m=64,t=0,p=1"},
+			[][]string{{"USEREMAIL_ARGON2:", "t >= 1"}}},
+		{"argon2 syntax", map[string]string{"USEREMAIL_ARGON2": "memory=64"},
+			[][]string{{"USEREMAIL_ARGON2:"}}},
+		{"log level", map[string]string{"USEREMAIL_LOG_LEVEL": "verbose"},
+			[][]string{{"USEREMAIL_LOG_LEVEL:", "debug, info, warn or error"}}},
+		{"log format", map[string]string{"USEREMAIL_LOG_FORMAT": "xml"},
+			[][]string{{"USEREMAIL_LOG_FORMAT:", "json or text"}}},
+		{"every problem at once, one line each", map[string]string{
+			"USEREMAIL_SECRET_KEYS":     "",
+			"USEREMAIL_DATABASE_URL":    "mysql://db",
+			"USEREMAIL_VERIFY_TTL":      "soon",
+			"USEREMAIL_COOKIE_SECURE":   "perhaps",
+			"USEREMAIL_MAX_EMAILS":      "-3",
+			"USEREMAIL_RATE_LIMITS":     "maybe",
+			"USEREMAIL_RESEND_INTERVAL": "-1m",
+		}, [][]string{
+			{"USEREMAIL_DATABASE_URL:"},
+			{"USEREMAIL_VERIFY_TTL:"},
+			{"USEREMAIL_RESEND_INTERVAL:"},
+			{"USEREMAIL_COOKIE_SECURE:"},
+			{"USEREMAIL_RATE_LIMITS:"},
+			{"USEREMAIL_MAX_EMAILS:"},
+			{"USEREMAIL_SECRET_KEYS:"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(getenv(tt.env))
+			if err == nil {
+				t.Fatal("loadConfig accepted it")
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if lines[0] != "configuration:" {
+				t.Errorf("first line %q, want \"configuration:\"", lines[0])
+			}
+			problems := lines[1:]
+			if len(problems) != len(tt.want) {
+				t.Fatalf("%d problem lines, want %d:\n%v", len(problems), len(tt.want), err)
+			}
+			for i, want := range tt.want {
+				for _, sub := range want {
+					if !strings.Contains(problems[i], sub) {
+						t.Errorf("problem %d %q does not say %q", i+1, problems[i], sub)
+					}
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("a password in the message: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,289 @@
+package metrics_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/useremail/useremail/metrics"
+	"github.com/useremail/useremail/store"
+	"github.com/useremail/useremail/store/storetest"
+)
+
+// scrape writes m in the text format and parses it back, as Prometheus
+// would.
+func scrape(t *testing.T, m *metrics.Metrics) map[string]*dto.MetricFamily {
+	t.Helper()
+	var b strings.Builder
+	if err := m.WriteText(&b); err != nil {
+		t.Fatalf("WriteText: %v", err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("the output does not parse as the text format: %v\n%s", err, b.String())
+	}
+	return families
+}
+
+// sample returns the metric of family name whose labels include want, or
+// nil.
+func sample(families map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
+	mf := families[name]
+	if mf == nil {
+		return nil
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		have := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			have[lp.GetName()] = lp.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		return m
+	}
+	return nil
+}
+
+func value(t *testing.T, families map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	t.Helper()
+	m := sample(families, name, labels)
+	if m == nil {
+		t.Fatalf("no %s%v in the output", name, labels)
+	}
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	t.Fatalf("%s%v has no value", name, labels)
+	return 0
+}
+
+// fakeDB is a metrics.Source with set answers.
+type fakeDB struct {
+	counts map[string]int64
+	err    error
+	block  bool // CountMessages waits for its context to end
+	stats  sql.DBStats
+}
+
+func (f *fakeDB) CountMessages(ctx context.Context) (map[string]int64, error) {
+	if f.block {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return f.counts, f.err
+}
+
+func (f *fakeDB) Stats() sql.DBStats { return f.stats }
+
+func TestRequests(t *testing.T) {
+	m := metrics.New(metrics.Options{Version: "v1.2.3"})
+	m.ObserveRequest("POST", "/users/", 201, 30*time.Millisecond)
+	m.ObserveRequest("POST", "/users/", 201, 2*time.Second)
+	m.ObserveRequest("POST", "/users/", 400, time.Millisecond)
+	m.ObserveRequest("GET", "/users/{id}/emails/", 200, time.Millisecond)
+	m.ObserveRequest("BREW", "unmatched", 405, time.Millisecond)
+	m.ObserveRequest("PROPFIND", "unmatched", 405, time.Millisecond)
+	f := scrape(t, m)
+
+	tests := []struct {
+		labels map[string]string
+		want   float64
+	}{
+		{map[string]string{"method": "POST", "route": "/users/", "status": "201"}, 2},
+		{map[string]string{"method": "POST", "route": "/users/", "status": "400"}, 1},
+		{map[string]string{"method": "GET", "route": "/users/{id}/emails/", "status": "200"}, 1},
+		// Unknown methods share one label value: clients cannot grow the set.
+		{map[string]string{"method": "other", "route": "unmatched", "status": "405"}, 2},
+	}
+	for _, tt := range tests {
+		if got := value(t, f, "useremail_http_requests_total", tt.labels); got != tt.want {
+			t.Errorf("useremail_http_requests_total%v = %v, want %v", tt.labels, got, tt.want)
+		}
+		if got := value(t, f, "useremail_http_request_duration_seconds", tt.labels); got != tt.want {
+			t.Errorf("useremail_http_request_duration_seconds%v count = %v, want %v", tt.labels, got, tt.want)
+		}
+	}
+	h := sample(f, "useremail_http_request_duration_seconds", map[string]string{"method": "POST", "route": "/users/", "status": "201"}).GetHistogram()
+	if got, want := h.GetSampleSum(), 2.03; got < want-1e-9 || got > want+1e-9 {
+		t.Errorf("latency sum = %v, want %v", got, want)
+	}
+	for _, b := range h.GetBucket() {
+		// One of the two observations (30 ms) is at most 0.05 s, both at most 2.5 s.
+		switch b.GetUpperBound() {
+		case 0.05:
+			if b.GetCumulativeCount() != 1 {
+				t.Errorf("bucket le=0.05 has %d, want 1", b.GetCumulativeCount())
+			}
+		case 2.5:
+			if b.GetCumulativeCount() != 2 {
+				t.Errorf("bucket le=2.5 has %d, want 2", b.GetCumulativeCount())
+			}
+		}
+	}
+	if sample(f, "useremail_http_requests_total", map[string]string{"method": "BREW"}) != nil {
+		t.Error("a method outside HTTP's set became a label value")
+	}
+}
+
+func TestRateLimitsAndMail(t *testing.T) {
+	m := metrics.New(metrics.Options{MailKinds: []string{"verify", "change_email"}})
+	m.RateLimited("login")
+	m.RateLimited("login")
+	m.RateLimited("manage")
+	m.MailSent("verify")
+	m.MailSent("verify")
+	m.MailRetried("verify")
+	m.MailFailed("email_added")
+	f := scrape(t, m)
+
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"useremail_rate_limited_total", map[string]string{"rule": "login"}, 2},
+		{"useremail_rate_limited_total", map[string]string{"rule": "manage"}, 1},
+		{"useremail_mail_sent_total", map[string]string{"kind": "verify"}, 2},
+		{"useremail_mail_retried_total", map[string]string{"kind": "verify"}, 1},
+		{"useremail_mail_failed_total", map[string]string{"kind": "email_added"}, 1},
+		// MailKinds exist at zero before their first mail.
+		{"useremail_mail_sent_total", map[string]string{"kind": "change_email"}, 0},
+		{"useremail_mail_failed_total", map[string]string{"kind": "verify"}, 0},
+	}
+	for _, tt := range tests {
+		if got := value(t, f, tt.name, tt.labels); got != tt.want {
+			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+}
+
+func TestBuildInfoAndRuntime(t *testing.T) {
+	f := scrape(t, metrics.New(metrics.Options{Version: "v9.9.9"}))
+	bi := sample(f, "useremail_build_info", map[string]string{"version": "v9.9.9"})
+	if bi == nil || bi.GetGauge().GetValue() != 1 {
+		t.Fatalf("useremail_build_info{version=v9.9.9} = %v, want 1", bi)
+	}
+	var goVersion string
+	for _, lp := range bi.GetLabel() {
+		if lp.GetName() == "go_version" {
+			goVersion = lp.GetValue()
+		}
+	}
+	if !strings.HasPrefix(goVersion, "go") {
+		t.Errorf("go_version label = %q", goVersion)
+	}
+	if f["go_goroutines"] == nil {
+		t.Error("the Go runtime's metrics are missing")
+	}
+	if sample(f, "useremail_outbox_messages", nil) != nil || f["useremail_db_open_connections"] != nil {
+		t.Error("database metrics without a DB")
+	}
+	if sample(scrape(t, metrics.New(metrics.Options{})), "useremail_build_info", map[string]string{"version": "unknown"}) == nil {
+		t.Error("an empty version is not reported as unknown")
+	}
+}
+
+func TestOutboxAndPool(t *testing.T) {
+	db := &fakeDB{
+		counts: map[string]int64{store.StatusQueued: 3, store.StatusSent: 40, store.StatusFailed: 1},
+		stats: sql.DBStats{
+			MaxOpenConnections: 20, OpenConnections: 5, InUse: 2, Idle: 3,
+			WaitCount: 7, WaitDuration: 1500 * time.Millisecond,
+			MaxIdleClosed: 1, MaxIdleTimeClosed: 2, MaxLifetimeClosed: 4,
+		},
+	}
+	m := metrics.New(metrics.Options{DB: db})
+	f := scrape(t, m)
+	for status, want := range map[string]float64{"queued": 3, "sending": 0, "sent": 40, "failed": 1} {
+		if got := value(t, f, "useremail_outbox_messages", map[string]string{"status": status}); got != want {
+			t.Errorf("useremail_outbox_messages{status=%q} = %v, want %v", status, got, want)
+		}
+	}
+	pool := map[string]float64{
+		"useremail_db_max_open_connections":        20,
+		"useremail_db_open_connections":            5,
+		"useremail_db_in_use_connections":          2,
+		"useremail_db_idle_connections":            3,
+		"useremail_db_wait_count_total":            7,
+		"useremail_db_wait_duration_seconds_total": 1.5,
+		"useremail_db_closed_max_idle_total":       1,
+		"useremail_db_closed_max_idle_time_total":  2,
+		"useremail_db_closed_max_lifetime_total":   4,
+	}
+	for name, want := range pool {
+		if got := value(t, f, name, nil); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 0 {
+		t.Errorf("useremail_outbox_count_errors_total = %v, want 0", got)
+	}
+
+	// An unreachable database leaves the outbox gauges out, counts the
+	// failure, and keeps every other metric.
+	db.err = errors.Join(store.ErrUnavailable, errors.New("connection refused"))
+	f = scrape(t, m)
+	if sample(f, "useremail_outbox_messages", nil) != nil {
+		t.Error("outbox gauges reported although the count failed")
+	}
+	if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 1 {
+		t.Errorf("useremail_outbox_count_errors_total = %v, want 1", got)
+	}
+	if got := value(t, f, "useremail_db_open_connections", nil); got != 5 {
+		t.Errorf("pool metrics missing while the database is down: %v", got)
+	}
+}
+
+func TestOutboxCountIsBounded(t *testing.T) {
+	m := metrics.New(metrics.Options{DB: &fakeDB{block: true}, OutboxTimeout: 100 * time.Millisecond})
+	start := time.Now()
+	f := scrape(t, m)
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Errorf("a hanging outbox count held the scrape for %v", elapsed)
+	}
+	if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 1 {
+		t.Errorf("useremail_outbox_count_errors_total = %v, want 1", got)
+	}
+}
+
+// TestStore reads a real store: the outbox of a fresh database and its pool.
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		err := db.WithTx(ctx, func(q *store.Queries) error {
+			user, _, err := q.CreateUser(ctx, store.NewUser{Email: "ann@example.com", Key: "ann@example.com", PasswordHash: "x"}, time.Now())
+			if err != nil {
+				return err
+			}
+			_, err = q.EnqueueMessage(ctx, store.NewMessage{Kind: "verify", Recipient: "ann@example.com", UserID: user.ID, Payload: "{}"}, time.Now())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := scrape(t, metrics.New(metrics.Options{DB: db}))
+		if got := value(t, f, "useremail_outbox_messages", map[string]string{"status": "queued"}); got != 1 {
+			t.Errorf("queued = %v, want 1", got)
+		}
+		if got := value(t, f, "useremail_db_max_open_connections", nil); got < 1 {
+			t.Errorf("max open connections = %v", got)
+		}
+	})
+}
