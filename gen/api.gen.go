@@ -482,15 +482,21 @@ type ClientInterface interface {
 
 	// GetMetrics Prometheus metrics
 	//
+	// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the outbox, and the process and Go runtime.
+	//
 	// Corresponds with GET /metrics (the `GetMetrics` operationId).
 	GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetSpecJSON This specification (JSON)
 	//
+	// The same specification as JSON; Swagger UI at `/docs/` reads it.
+	//
 	// Corresponds with GET /openapi.json (the `GetSpecJSON` operationId).
 	GetSpecJSON(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetSpecYAML This specification (YAML)
+	//
+	// openapi.yaml exactly as the server was built from it.
 	//
 	// Corresponds with GET /openapi.yaml (the `GetSpecYAML` operationId).
 	GetSpecYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -618,6 +624,8 @@ type ClientInterface interface {
 
 	// GetEmail One address
 	//
+	// One address of the user, by its id.
+	//
 	// Corresponds with GET /users/{id}/emails/{email_id}/ (the `GetEmail` operationId).
 	GetEmail(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -630,6 +638,8 @@ type ClientInterface interface {
 	SendVerification(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetPrimaryEmail The primary address
+	//
+	// The user's primary address, the one security notices go to.
 	//
 	// Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 	GetPrimaryEmail(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -732,6 +742,8 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 
 // GetMetrics Prometheus metrics
 //
+// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the outbox, and the process and Go runtime.
+//
 // Corresponds with GET /metrics (the `GetMetrics` operationId).
 func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMetricsRequest(c.Server)
@@ -747,6 +759,8 @@ func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) 
 
 // GetSpecJSON This specification (JSON)
 //
+// The same specification as JSON; Swagger UI at `/docs/` reads it.
+//
 // Corresponds with GET /openapi.json (the `GetSpecJSON` operationId).
 func (c *Client) GetSpecJSON(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetSpecJSONRequest(c.Server)
@@ -761,6 +775,8 @@ func (c *Client) GetSpecJSON(ctx context.Context, reqEditors ...RequestEditorFn)
 }
 
 // GetSpecYAML This specification (YAML)
+//
+// openapi.yaml exactly as the server was built from it.
 //
 // Corresponds with GET /openapi.yaml (the `GetSpecYAML` operationId).
 func (c *Client) GetSpecYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1028,6 +1044,8 @@ func (c *Client) DeleteEmail(ctx context.Context, id UserID, emailId EmailID, re
 
 // GetEmail One address
 //
+// One address of the user, by its id.
+//
 // Corresponds with GET /users/{id}/emails/{email_id}/ (the `GetEmail` operationId).
 func (c *Client) GetEmail(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetEmailRequest(c.Server, id, emailId)
@@ -1060,6 +1078,8 @@ func (c *Client) SendVerification(ctx context.Context, id UserID, emailId EmailI
 }
 
 // GetPrimaryEmail The primary address
+//
+// The user's primary address, the one security notices go to.
 //
 // Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 func (c *Client) GetPrimaryEmail(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1889,6 +1909,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetMetricsWithResponse Prometheus metrics
 	//
+	// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the outbox, and the process and Go runtime.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /metrics (the `GetMetrics` operationId).
@@ -1896,12 +1918,16 @@ type ClientWithResponsesInterface interface {
 
 	// GetSpecJSONWithResponse This specification (JSON)
 	//
+	// The same specification as JSON; Swagger UI at `/docs/` reads it.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /openapi.json (the `GetSpecJSON` operationId).
 	GetSpecJSONWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSpecJSONResponse, error)
 
 	// GetSpecYAMLWithResponse This specification (YAML)
+	//
+	// openapi.yaml exactly as the server was built from it.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2045,6 +2071,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetEmailWithResponse One address
 	//
+	// One address of the user, by its id.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /users/{id}/emails/{email_id}/ (the `GetEmail` operationId).
@@ -2061,6 +2089,8 @@ type ClientWithResponsesInterface interface {
 	SendVerificationWithResponse(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*SendVerificationResponse, error)
 
 	// GetPrimaryEmailWithResponse The primary address
+	//
+	// The user's primary address, the one security notices go to.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2409,11 +2439,11 @@ type GetSpecYAMLResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// YAML200 the response for an HTTP 200 `application/yaml` response
-	YAML200 *string
+	YAML200 *map[string]interface{}
 }
 
 // GetYAML200 returns the response for an HTTP 200 `application/yaml` response
-func (r GetSpecYAMLResponse) GetYAML200() *string {
+func (r GetSpecYAMLResponse) GetYAML200() *map[string]interface{} {
 	return r.YAML200
 }
 
@@ -3587,6 +3617,8 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 
 // GetMetricsWithResponse Prometheus metrics
 //
+// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the outbox, and the process and Go runtime.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /metrics (the `GetMetrics` operationId).
@@ -3600,6 +3632,8 @@ func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEdi
 
 // GetSpecJSONWithResponse This specification (JSON)
 //
+// The same specification as JSON; Swagger UI at `/docs/` reads it.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /openapi.json (the `GetSpecJSON` operationId).
@@ -3612,6 +3646,8 @@ func (c *ClientWithResponses) GetSpecJSONWithResponse(ctx context.Context, reqEd
 }
 
 // GetSpecYAMLWithResponse This specification (YAML)
+//
+// openapi.yaml exactly as the server was built from it.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3839,6 +3875,8 @@ func (c *ClientWithResponses) DeleteEmailWithResponse(ctx context.Context, id Us
 
 // GetEmailWithResponse One address
 //
+// One address of the user, by its id.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /users/{id}/emails/{email_id}/ (the `GetEmail` operationId).
@@ -3867,6 +3905,8 @@ func (c *ClientWithResponses) SendVerificationWithResponse(ctx context.Context, 
 }
 
 // GetPrimaryEmailWithResponse The primary address
+//
+// The user's primary address, the one security notices go to.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4150,7 +4190,7 @@ func ParseGetSpecYAMLResponse(rsp *http.Response) (*GetSpecYAMLResponse, error) 
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "yaml") && rsp.StatusCode == 200:
-		var dest string
+		var dest map[string]interface{}
 		if err := yaml.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -8202,100 +8242,103 @@ func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H39cts21vet4OW+M+v00Yft2N1Wmc483jTZput8NHba3a0yEkweSahJgAXAKNqMZ/Zq9sL2Sp7BAUCC",
-	"IinJtpq2O/krFkkABwfn/M4HDpAPUSyyXHDgWkWjD9ECaAIS/3whLrSQYP5MQMWS5ZoJHo2iM66WIBXR",
-	"C6pJTKVcEUq0uAZOqATC4R1IEtN4Ackg6kUqXkBGTTfwnmZ5CtEo4qKvsPNepFe5eaK0ZHwe3dz0oteg",
-	"5epspkE2x76AWPBEES3IkjJNrmAmJBAtV4zPCZ1TxjvGPDnuRRnjLCuyaHRUjsu4hjnI6MaMnFNJM9CO",
-	"AU8yytJnXzeJuFwAYQkRMyI4mH/0AkihQP5REZokEpQCZchg5uuc6kXUizjNzHhgOp2wJOpFEn4umIQk",
-	"GmlZQCvRf+pFMyEzqi2ln59EWybRiy7YnEOCtLdTrvADt2AzKTIk33wPCUkZv+6g3Lab4AR2oz56dzQ4",
-	"HMDq2+WznwRLsu9X9Id/nD7jh4P4OOVX2dPD5G/fpq0y8EaB7GK94zRLBuSMKFCKCU4yuiKCpytCY00E",
-	"J0wrIpYcP+6Y0K6LYCTntqtg6f8rrDZOIYGYZTQ1wsQ4KXhOkwQS8ub1eV/RGZArquDzE3LAEnJyTJgi",
-	"0xdfP5s+6JiP6XTCksk1rHZcnxdfP2vh/o1prHLBFaAe/Jkmr+HnApQ2v2LBNXD8k+Z5ymJq5jXMpbhK",
-	"Ifufn5SZZDCIaZFUkq/pNfCoFyWgUUKjywUrtcZMkaYSaLJChihAZdZUFyoanRwe9iLNNJKOAh628x27",
-	"2RSSjwxDcNSRo24U0nAT8uT/S5hFo+gPwwoOh/atGr6yjS1nmmspLW/IlQR6rQglskjhEZmaaU+JoitF",
-	"lgsWLwZmxKdCXrEkAX4vVsZKziYz1NiQlRfAE1RmpxR/VOTxxeunTtUZx3d/65tnl/jIon2dxw8rHmPj",
-	"eAHxNSkH28jekK59sReJsISaZc6YUgbqhSRLKficHEyDUacPeuZNnQeGTtOUC02mH1hyMyUH05lfCKNO",
-	"N73oGdcgOU2fSCnkvRaHuZ5qKyMy0AtD9xK4dpQLTkQhiWJJTcxPQzH3ZBEF0phVQPK2LENJwT7W4MwA",
-	"E7zPIdaQoBwUEh4hi+30FFr9VMznkPSc9VfANbL1nPHr+7PUWKUJvM8Rz9axw7xEABCCiNQYBXVNZkIS",
-	"SjgsjYnuBBFDHan63cjUGg13YGwv0vBeDxc6S+sgPC4ODx/G/y8RsRmfmA/wEdgXSKt9EJJrXw6Dt//5",
-	"179rnk8LrDe1yzMvo6kxcZCg+tAsBwkJWTK9IAdTnDrj72jKUMMcp/0bR9H0gWnr4btQUH5g/g40cx20",
-	"ydWKcLEkB9MAnq2VC9zRx8ah7D8WXEuRdrHdfT/0vivO+oXQT0XBk3uJIBd6MsNeAvl7IYgq4gWB0BjV",
-	"pe2kkrYXQhPfxUZRq8bahwJ7Ij3b0V9lynlGN73oFV2lgiaXQpxTOYd7selKJKuJFmKSYlc1XQVi3qKn",
-	"dgWEapIJpcnnp6cPPydXKw11zh0Fhui1N7GmvZE+3/tGNq7Rsi+DhEQwRYQBOrQ07J9GkTJmIe9SiOeU",
-	"rxzN6l7slFTDBLteAz4Tc5lgx1j1k2OibFhUY+DxlxUDL4UgGeUr76yobbyrDbwXM0JMl5ZNZEkVWTD9",
-	"yJhkaxWpIvGC8jkkhPKEcIEBCT7/uYDCRpIBGmCM2C+DxE1YEISTSNcbTgu9EJL9E+4PCaYr4No0qq/Q",
-	"uZibtZkxqXQdEY7qiLDew1ZkqDfYF0JYb6lHKPcWBoPbg2ljSIfkseCzlMXaOWMFv+Ym3vLxWCzENQNF",
-	"DqbuSWVAUEvecPqOspRepfcDnCLoZw1tEqqpiaBITLnx/a6Mr27TEqRSILUQUqerugcWYM8FyHcsBlIf",
-	"aOMqhZ/uC3U2TMayUxV5LqSG5DkkjF4ifffia9nhJDM9TnDKbdEGAiJVJBzAdFyH89OKpQGxBPsmru8t",
-	"XG2laN+wbpj77cXLFwP02VxjdEAkJEYJaIo/aZIw05ymr6TIQWpmouUZTRW0uNA142vjfwS6IHOUU6WW",
-	"QiLSBeth8y2jiKYshv91LwaxyKJe5JuYkFBICbEmCyEVkCuqNcgVUZrmVgjzgMiy09ANbes/o+/Pgc/1",
-	"Ihodn55g0sP/PmrkDUJywo43UhZkVsrWtXGPDo+3DXwTJjt+jHyCquzvbdlCXP0EsTaklvmx2y1jzdEz",
-	"i0nLBFPnki2FvB74t72IJZjWyyXLqFyVQ70DyWbMzAAfdK9YU3IdOT3CDStTY9fIwXLBNBCV0xiIlizL",
-	"THD2hjOj3uTF08c9kojM4F8qliD7MVWQPKjNo538crk8m9dlpL44veh9fy76DVFhSXMubzj7uQDCUMtm",
-	"DKTXloZ7vTE/auKPlzxd+cTXWnYuoKivrlneF7ld/34uMHD27d73hXF/slyvwkVxy7ZO/A8L0At0CJmN",
-	"bALFtm1aJ+BWv4PmKyFSoPyeNFei1UW0WHKQasFyz3Ev4cb/yqV4B/wjU72m05iq9RJXzqdajk4Vf4xO",
-	"5W0VvczpaeOHXgOhxlE1kO34Ynjkl9UlGAL957Cc1DGAwzLQoTvDdtBxE7rrY+xJT0NI70xjx4WUwHW7",
-	"Bfvo+F8xaZsNkFLIx+juNLa4DH1XKfRIRuMF49A3sm6e2AwcMTCK0+RFZgZF1xZdn4lP0Tl/t6Slnv+2",
-	"vxTNYELVxHEwaBVww4SwJnizPalK7O2DScETSEE7z9QlYCaBloT5G/+zynqVKZpg9DjwdXqtgc6aVx/1",
-	"1pLSZX7VtfeJjwz0QiQT7DI1tsc8bGQNOr3PtYC47pSXec+3ofzV+d6Q8KcM0qRMUd4CJV5ygwHoU9pE",
-	"mYmXZqY3j6IORdbQwYf2XmR7ETZyyZNBqa+gFDXQ5TFgRcZ2LuMoSIQ3QSJulegfFlSbZph67hl3feop",
-	"mPbI1LDF/JvR95MUNc38ckHdBAmc1tU6oL/BUzehFnMjwWGn5RtTlpRq5mbYnOrFgCFdbofisQ1j+ias",
-	"WaOjxrQGJSUXQ7zczNBt+GIn17N8rkZoQ5hvgKYGs24lVwZYRaFjkYH1MBfYi92IWZMlH15F4ropCP7l",
-	"hxKlxHVdNcT11tm6Ttpm9wKWd3SjSzMqzJ+7e8+7esVnnLx++picPjw+xrH6KocYmemSjsenJyReUElj",
-	"DVJ9LLe3NVDp4OwbBbcFJFRxxea8X+SEAyTqo4aSdWL+DEaAN/nBPVJwb6RIwTVLcdPe70iIHDgkbUtT",
-	"J/wXd3TONEmBKk2+6BSZPbs4X+wlxPX5ji7t+PLk9E8lECciLjLctGuzVS3eTS3TJsP8fCLAZlEyquOF",
-	"zZBjFgX7Ns1VNPpx/3bwbccm3zProXgit6WZGnPtNLCbkk2Vb3lT8Sq0QbdjW0NcPR8/RCZwUtvICZyc",
-	"m7I3KiVdYf6sMhRlzQtycK2upeRpOJFO9lbEapeMXPex37x+ZovIOPVQcc04uk9uNepqtuOCbdMen2zE",
-	"uZSzdwa9TZMurK97BzvuIyPnLa9rl/GYsTgjGkVf/uPqaPEdvziOD/PvTrK/65+/kN8vH77/4dvD6ydH",
-	"9E/n8rT4bvW5uDxW2Itx39UEYeX48Pjz/tFR//iLy6Oj0cPD0eHhP4xzbOuBotHJcVOGg6GbNXY8IUyj",
-	"YxZUi0yJ4KTgWJjkt5Hq63O7KTRlOphTi+vIw7IOAjxRpOCpcSNwr9lVAhoTwpK03JAL6evgUwnPCdXQ",
-	"1yyDNupKbm6rDGupBgulz/fTC9egNvk2EbyDO3DmssxxLIoGsJupTn4SjBuiQsYcflkxZpO/0CFXtX4/",
-	"tPM+HKKV9x15paYFv0MybEMedVOe7pd0PXYRql8wqbkp1RYuZ1MsjemAuJBMry6Moamg5RsM2zrqT1uK",
-	"03rEkxCAjE0VGC1PjByHIIrVjzY2rOofA6yq1JDm7K+AVk649o9xZ7KDNppVEMMSN7TBFLvDjpbqEaEk",
-	"TpnB9YyuiDJwCUwvgkJTu/tZkebHZkkbZbsQVtGkQJOrFZm+enlxSYa00IthKuaMD6edw28Y3Swi4zPR",
-	"HLa0tEQsuWom4gE3QEKMUSPzjvG5+TjrYeaY8fmYV/llTJS4CmTj6aue3fd3jdZ1kBhBSFfkChbM7paN",
-	"+dp2WQ/30RJImQkmXDeYKAsL1PVCKFvtpAZjPuaffeaMuhp89lkbLw2b7aT9Tva05OLUDDnmUxE8OdBe",
-	"fN7RtNggIw+QXixaRNGfDsb8yTsTL9Rt67rYk6xQmtBUCdubGc9qwJjXzTTyWHdqGhajVuQZZFFlHfiY",
-	"B5S5qffs2+lfnngeuY6HU6wECNraqrQMNEVN+WqMaNDH7sa20g2mRNO5T5F9c/n8nOR0ju4fU1jmyGKw",
-	"5Y5+qc5x2T77jDyvitQVQWQzEf10aERCDVE6+xhSrob/+de//TLVXivQfSdk+M2ANGriXaFsTvXC7+QI",
-	"nq7GvMqKPnICBTxBMhTG24SXhRS2isWehJBANeA2gZ0O+uE4H7vuJ+/f4+en+K9a2mpVuiFKG/ODadd2",
-	"/vSBFQDqUtjNDLatTB6MOSZ/Y+DK7lpYrHj+7NL4jtIY/oXWuRoNhyYWV6KQMQyEnA9dIzU031ZRQYUY",
-	"dpPG+szR0eBwcIgAnAOnOYtG0cPB4eAhxq96gTYjVD3zOxeqxQl8vID42m2+OO2vbagvF4IsRJooYisJ",
-	"p1iVUKabxvyg3LORxKcerD4qTaVWrmTUGxpysYYBYx6AQI/UAGBNqw0AzCSoRQjdgOttvJzBmGNhrS2a",
-	"8Whn+qCuOric4Rw0KcHFyoddO+N34fo/S2zBEeOu7h+U/rNIVhsKQFoKP/aUHdqtGCMspripuyDGUVk/",
-	"gnB8eLjDZHYb2kdzLXUg51jETJCPQbHZBeh+l3HuFoiDb7TOjc/WRPyOU1Fl469+fvi9PvzPv/79iLyi",
-	"evHV8BHxnT0iFzSDC6bhq3P6vu30xk0vOrHsauNCydZhcKzDNDl6uL3JeqUotjvd3q61Osk0Pv5ye+P1",
-	"esqbXnS6y/zqFf3Y6uEupAa1W4GDG41+fNuLVJHZ7X9X32f4T+fK+M0GwaK3pkkJZqLQG9Dsa0hBu7RH",
-	"aDVcJIhep8OdQZu2i0JHDTU5aY7jhNp8jqJxtBMTqhJJbLQD56qjLb/aCtWDD1ywumv949ubXvMj0fyq",
-	"sdaW212L7R0iQ/0cWhb7HNC6XEmxRIc5z9HxwkUOzujQxgEelIZVUwD+AtoD2a+DlUFUcme5+rWkpFUq",
-	"tklBSz6vXSLsft0/O2XBn589Pjw0znhabonGGPGg51vLsDVW3u0r3mnhu3cPdxMJN3ZbibcJwTaDJnsH",
-	"HJQK+FbOTTnuZaAli1XAvcb0n7tPts4fT9zkKWX1mUd/IJd/f/WElP7qxDi6E8/yiRaapgRDWhNd3e5U",
-	"jSPORxGvJB79gkIRQw1xmZ1NXAqaZOVMO/nlvOqBX98upl3kEH978fLFvaVm3Y2/aWFPmSFqh40cYgdz",
-	"eKhtSRW5KliqMZTcyBs88WXas5kjkRyYWT3YhUUras9ebWLR38+en9+ORb7XYFvdjjciPs655aGsPfPH",
-	"TGkjf7BgqBuvLE65/HtZh86ULUDHkBL9FgxuMja3nWMMa9gEySNyeviQYAXdktkzvQ3evwaaMIcNvylU",
-	"M4St9u4+htPtXBebt9gQD2NmQbkiZBP+qmYGjVXR8EG14W5jEjxao8acumjYSQxm+bQgTA/I135bMhXz",
-	"KtJmvC0EvWBz/ib/3cSgvspip/jzaG8+VTXmWvmzKpNFzun+FMT9wkGcEVhS5KEb5zLZNQ1sZg4/hJdh",
-	"3Aw/BFcv3HQHAT8wvSDTsziGXI8ax2WmNgOa0WsXFKaMX1c3itgM67p2Y8bI+ZNM90jKrsGms6cDcsZX",
-	"FnXLnPIcw5AxVxlN0yr56jOGV4XWgtu8uekDK7SQqjevzx8Rpt0hPeUP7rWiwEIsX1kywxLsXzBKsVVo",
-	"ezli/RyrvdfrqclKFHIdWfdwAtuxye2r+OP01qEpj0vHgs+YcRoNNONqHZiFe7Cv49E74Ux1jv+3obkv",
-	"c4yWLef6VipRYQJdxm2C6O3avT4/tpNQfTIMb9AxgeGWz6urXky82G6pn29Q6rXyuF6ZmS43onGLQqRJ",
-	"pf5K05XC7LbbmFzHBKvoRk1ZDANywfg8xZFGFkewys4DR3BKn9CZBrmkMlF2Yw1/27y4MU+W0b6wuUX7",
-	"H1tp3RcAdPoG9dMOLIlGXwanc+xmd3Xwxdn0jw4nr9bg2p1x/ljQIUEVqf4EGg40LLhX2y1eXJqQsW77",
-	"3abiJrN/P6vvRFXVTl8Fxn3MzYvpE1civ8XMH5SZxh6h6M6PuYop5yAfeGi4kwsw5rv7AEjr90Fc8Ttx",
-	"AZDkFWmWge/pypV1eP9k73e29/Uw9bds7uV1XZXdNjWaXS8AA2JmhfcWEltDa60yXkswE3LMA6zS7vyO",
-	"v1+nkqIgm2zvPyQ+wWzEZswxdWPoNB8bzZ8JmVUX/zXEbYNV35NK7+2o9K9l1s/conhKPhIyfDLnNUzw",
-	"QF0qyUZD/oElN8MwXLCJtVtBhbuVslvxgwqVjrOxaNRteRq1+q4FmZZnVqeDMfeogCqPn9icQPBVW63c",
-	"gJxZL33MvR9QzyUgCok0AUkEB0UKXijD5DaFd4madf/9jmm9PR6IvoWuO7p3Su+17JvbGybrEc/dM3Mf",
-	"Z9v9UwLw16oR8FeUUS8xzuKvKWkAUe40dztGqe4s4lm6VoLr0aZXGxBvnsJHeMGeMezNKhLmVPy+uy4/",
-	"fth6WOBoa3i+n4tT3oYYsdPhKO/6rZ2LarfR69c8/7bx4HdVYGGk0e1l1TjcojK9fRvusyTBUtFqh6xH",
-	"uOD9tny73TUjLZtmY+52zc6IZ4dLwZG5ABdKNw13i/09S1xEsrfNtPWD1DvvkXm/eU+bZHu/J+l23n9D",
-	"qcuLpCEhqohjUGpWpOnqk6H/ZOjbUOosSdpDji32/IO/+d9uEOKVLS31xK8hE+/A5u4b8GN3AtYxKbwR",
-	"0DROxvxg2nlFzPTBHuDJ1q5WCLXNl7az+q07z5byzS3Ky4Q/6YN3fM3SblGJXmfNVYcM7T8z3OrNeZL/",
-	"u+Tyd+X1veSwWXLu5ultT+T6/97l5u1WwFbAk37o7d0jd3Qbwrq81e+8B8ph2VK6hZffh75skCJyF+AI",
-	"DmPebJkHd9zZer4ZLEnGeKHxLt/w+q3pg9adH+DJ5gzxcXM+3zcIsZc+f7IX/332Am+X6JDcHbwp55z0",
-	"8f1wUzVvWIKw532Ku2Q37muuWjf8P2Uf9nq8Y4dk3Z0zD5ZK+c63sydsh4jybpTGRSz2Lq9BdZC/LE80",
-	"M1q/tcWeZycHX/9E+Vz0DT1Us6u0OsJOeYKnjR6EXRZ60dLdZftx/+q+4/D/M1MdHYQH/e12BpXlfzWm",
-	"ReA0Bj3arZuWCeYQ9/xleLiLYg9HBE2DCuqbtzf/FwAA//8=",
+	"7H39cts21vet4OW+M+v0pWTZsbutM515vWmyTdf5aOy0u1tlJIg8klCTAAuAkbUZz+zV7IXtlTyDA4AE",
+	"RerDsZq2++SvWBIBHhyc8zufQN5HicgLwYFrFZ29j+ZAU5D45wtxqYUE82cKKpGs0Ezw6Cw652oBUhE9",
+	"p5okVMoloUSLa+CESiAc3oEkCU3mkPajOFLJHHJqpoEbmhcZRGcRFz2Fk8eRXhbmG6Ul47Po9jaOXoOW",
+	"y/OpBtl+9yUkgqeKaEEWlGkygamQQLRcMj4jdEYZX/POk+M4yhlneZlHZ0fVexnXMAMZ3Zo3F1TSHLRj",
+	"wJOcsuzZ120iruZAWErElAgO5h89B1IqkH9UhKapBKVAGTKYebqgeh7FEae5eR+YSUcsjeJIws8lk5BG",
+	"Z1qW0En0n+JoKmROtaX085NoyyLi6JLNOKRIezflCh9wGzaVIkfyzfOQkozx6zWU23EjXMBu1EfvjvqD",
+	"Piy/XTz7SbA0/35Jf/jH6TM+6CfHGZ/kTwfp377NOmXgjQK5jvWO0yztk3OiQCkmOMnpkgieLQlNNBGc",
+	"MK2IWHB8eM2Cdt0EIzl33QVL/19huXEJKSQsp5kRJsZJyQuappCSN68veopOgUyogs9PyAFLyckxYYqM",
+	"X3z9bPxgzXrMpCOWjq5hueP+vPj6WQf3b81gVQiuAPXgzzR9DT+XoLT5lAiugeOftCgyllCzrsNCikkG",
+	"+f/7SZlFBi8xI9Ja8jW9Bh7FUQoaJTS6mrNKa8wSaSaBpktkiAJUZk11qaKzk8EgjjTTSDoKeDjOT+xW",
+	"U0p+ZhiCbz1z1J2FNNyGPPm/EqbRWfSHwxoOD+2v6vCVHWw5095LaXlDJhLotSKUyDKDR2Rslj0mii4V",
+	"WcxZMu+bNz4VcsLSFPi9WJkoOR1NUWNDVl4CT1GZnVL8UZHHl6+fOlVnHH/7W898d4VfWbRv8vhhzWMc",
+	"nMwhuSbVyzayN6RrX+xFIiyhZptzppSBeiHJQgo+Iwfj4K3jB7H5pckDQ6cZyoUm4/csvR2Tg/HUb4RR",
+	"p9s4esY1SE6zJ1IKea/NYW6mxs6IHPTc0L0Arh3lghNRSqJY2hDz01DMPVlEgTRmFZC8LdtQUbCPPTg3",
+	"wAQ3BSQaUpSDUsIjZLFdnkKrn4nZDNLYWX8FXCNbLxi/vj9LjVUawU2BeLaKHeZHBAAhiMiMUVDXZCok",
+	"oYTDwpjotSBiqCP1vBuZ2qDhAxgbRxpu9OFc51kThIflYPAw+T+pSMz7iXkAvwL7A9JqvwjJtT8eBr/+",
+	"51//bng+HbDe1i7PvJxmxsRBiupD8wIkpGTB9JwcjHHpjL+jGUMNc5z2vziKxg/MWA/fpYLqAfN3oJmr",
+	"oE0mS8LFghyMA3i2Vi5wRx8bh7L3WHAtRbaO7e75Q++74qpfCP1UlDy9lwhyoUdTnCWQvxeCqDKZEwiN",
+	"UVPaTmppeyE08VNsFLX6XftQYE+kZzv6q0w5z+g2jl7RZSZoeiXEBZUzuBebJiJdjrQQowynaugqEPMr",
+	"emoTIFSTXChNPj89ffg5mSw1NDl3FBii197EmvFG+vzsG9m4Qsu+DBISwRQRBujQ0rB/GkXKmYW8KyGe",
+	"U750NKt7sVNSDSOcegX4TMxlgh1j1U+OibJhUYOBx1/WDLwSguSUL72zorbxrvHivZgRYqa0bCILqsic",
+	"6UfGJFurSBVJ5pTPICWUp4QLDEjw+59LKG0kGaABxoi9KkjchAVBOIl0veG01HMh2T/h/pBgpgKuzaDm",
+	"Dl2ImdmbKZNKNxHhqIkIqzNsRYbmgH0hhPWWYkK5tzAY3B6MW690SJ4IPs1Yop0zVvJrbuItH48lQlwz",
+	"UORg7L6pDQhqyRtO31GW0Ul2P8Apg3lW0CalmpoIiiSUG99vYnx1m5YgtQKpuZA6WzY9sAB7LkG+YwmQ",
+	"5os27lL46L5QZ8NiLDtVWRRCakifQ8roFdJ3L75WE45yM+MIl9wVbSAgUkXCF5iJm3B+WrM0IJbg3MTN",
+	"vYWrnRTtG9YNc7+9fPmijz6bG4wOiITUKAHN8CNNU2aG0+yVFAVIzUy0PKWZgg4XumF8bfyPQBdkjgqq",
+	"1EJIRLpgP2y+5SyiGUvg/7sf+onIozjyQ0xIKKSERJO5kArIhGoNckmUpoUVwiIgspo0dEO75s/pzQXw",
+	"mZ5HZ8enJ5j08J+PWnmDkJxw4o2UBZmVanTjvUeD420vvg2THT9GPkFVzfe2GiEmP0GiDalVfuxu29hw",
+	"9Mxm0irBtHbLFkJe9/2vccRSTOsVkuVULqtXvQPJpsysAL9Yv2NtyXXkxIQbVmbGrpGDxZxpIKqgCRAt",
+	"WZ6b4OwNZ0a9yYunj2OSitzgXyYWIHsJVZA+aKyjm/xquzybV2WkuTlxdNObiV5LVFjaXssbzn4ugTDU",
+	"sikD6bWl5V5vzI+a+OMlz5Y+8bWSnQso6qlrVvREYfe/VwgMnP24m54w7k9e6GW4KW7bVon/YQ56jg4h",
+	"s5FNoNh2TOcC3O6voXkiRAaU35PmWrTWES0WHKSas8Jz3Eu48b8KKd4B/8hUr+g0pmq9xFXrqbdjrYo/",
+	"Rqfyrope5fS08UOvgVDjqBrIdnwxPPLb6hIMgf5zWIyaGMBhEejQB8N2MHEbupvv2JOehpC+No2dlFIC",
+	"190W7KPjf82kbTZASiEfo7vTKnEZ+iYZxCSnyZxx6BlZN9/YDBwxMIrL5GVuXoquLbo+I5+ic/5uRUsz",
+	"/20/KZrDiKqR42AwKuCGCWFN8GZnUrXY2y9GJU8hA+08U5eAGQVaEuZv/Mc661WlaIK3J4GvE3cGOite",
+	"fRSvJKWr/Kob7xMfOei5SEc4ZWZsj/mylTVY632uBMRNp7zKe74N5a/J95aEP2WQpVWK8g4o8ZIbDECf",
+	"0ibKTLw0NbN5FHUosoIOPrT3IhtHOMglT/qVvoJS1ECXx4AlGdq1DKMgEd4GiaRTon+YU22GYeo5Nu76",
+	"2FMwjsnYsMX8m9ObUYaaZj65oG6EBI6bah3Q3+KpW1CHuZHgsNPyjSlLSr1y89qC6nmfIV2uQvHYhjE9",
+	"E9as0NFgWouSioshXm5m6DZ8sYuLLZ/rN3QhzDdAM4NZd5IrA6yi1InIwXqYc5zFFmJWZMmHV5G4bguC",
+	"//F9hVLiuqka4nrrat0kXat7AYsPdKMrMyrMn7t7z7t6xeecvH76mJw+PD7Gd/VUAQky0yUdj09PSDKn",
+	"kiYapPpYbm9noLKGs28U3BWQUMUVm/FeWRAOkKqPGko2ifkzGAHe5AfHpOTeSJGSa5Zh0d5XJEQBHNKu",
+	"rWkS/os7OueaZECVJl+sFZk9uzhf7CXE9fmOddrx5cnpnyogTkVS5li067JVHd5NI9Mmw/x8KsBmUXKq",
+	"k7nNkGMWBec2w1V09uP+7eDbNUW+Z9ZD8URuSzO11rrWwG5KNtW+5W3Nq9AG3Y1tLXH1fHwfmcBJbSMn",
+	"cHJuq9molHSJ+bPaUFQ9L8jBlb6WiqfhQtaytyZWu2Tkqo/95vUz20TGqYeKa8bRfXK70VSzHTdsm/b4",
+	"ZCOupVq9M+hdmnRpfd0PsOM+MnLe8qp2GY8ZmzOis+jLf0yO5t/xy+NkUHx3kv9d//yF/H7x8OaHbwfX",
+	"T47ony7kafnd8nNxdaxwFuO+qxHCyvHg+PPe0VHv+Iuro6Ozh4OzweAfxjm2/UDR2clxW4aDV7d77HhK",
+	"mEbHLOgWGRPBScmxMcmXkZr7c7cltGU6WFOH68jDtg4CPFWk5JlxI7DW7DoBjQlhaVYV5EL61vCpgueU",
+	"auhplkMXdRU3t3WGdXSDhdLn54nDPWgsvksEP8AdOHdZ5iQRZQvYzVJHPwnGDVEhYwZf1ozZ5C+skavG",
+	"vO+7eR++opP3a/JKbQv+AcmwDXnUTXm6X9L12EWofsGk5qZUW7idbbE0pgOSUjK9vDSGpoaWbzBsW9N/",
+	"2tGcFhNPQgAyNlVgtDw1chyCKHY/2tiw7n8MsKpWQ1qwvwJaOeHGP8bK5BraaF5DDEvdqw2m2Ao7WqpH",
+	"hJIkYwbXc7okysAlMD0PGk1t9bMmzb+bpV2U7UJYTZMCTSZLMn718vKKHNJSzw8zMWP8cLz29RvebjaR",
+	"8anwxUKaIPoGLaU2+55TxjVlHKTB7lIaXJhrXaizw8MZ0/NyYpTisBoQ/MWUKkFFrapbPblYcNXO9ANW",
+	"WEIQU2fmN8Zn5uE8xtQ047MhrxPYmIlxLc4mlFCxbSxwg1aVnBhJy5ZkAnNmy3FDvlKPi7FQl0LGTLTi",
+	"psFMXNgBr+dC2XYq1R/yIf/sM+c1qP5nn3VtltlHu2hfKh9X2zQ2rxzysQi+OdBePt/RrNwghA+QXuyK",
+	"RN0a94f8yTsTkDSN96pekbxUmtBMCTubeZ9VsSFv+gHIY71WlbHbtSbPQJeqGs2HPKDMLT22v47/8sTz",
+	"yE18OMZWg2CsbXvLQVNUxa+GCDc9nG5oW+lgTDSd+RzcN1fPL0hBZ+hfMoV9lCwB20/pt+oCt+2zz8jz",
+	"ugteEYROQjUZozCrQ5TOHsasy8P//OvffpsaPyvQPSdk+EyftJruXSduQfXcl4oEz5ZDXqddHzmBAp4i",
+	"GQoDesKrTg3bJmOPWkigGrAOYZeDjj6ux+77yc0NPn6K/6qFbYelG8LAIT8Yr+sXGD+wAkBdjrydIret",
+	"z/0hx+xyAlxBgCnPn121EMQE+0qUMoG+kLNDN0gdmmfrsKNGDFsFsk55dNQf9AeI8AVwWrDoLHrYH/Qf",
+	"YoCs52iUQtUznwuhOrzMx3NIrl11x2l/o2K/mAsyF1mqiG1VHGPbQ5XPGvKDqigkic9tWH1UmkqtXE+q",
+	"t2TkcgUDhjwAgZg0AGBFqw0ATCWoeWgbAPfbuFH9IcfOXduV49HOzEFd+3G1whloUoGLlQ+7d8axw/1/",
+	"ltqOJsbdwQJQ+s8iXW7oMOnoLNlT+mm3bo+wW+O26eMYT2j1jMPxYHC3xXzU2G23JfswtaPB5QK7swnu",
+	"X9BFdwm6t87rWC+IB99oXRhntG1p1hz3qgZ/9fPD7/XgP//69yPyiur5V4ePiJ/sEbmkOVwyDV9d0Juu",
+	"Yym3cXRit6mLC9V2HgbnVcyQo4fbh6y2wOK40+3jOtuuzODjL7cPXm0UvY2j013W1zyqgKMe7kJq0JQW",
+	"eO7R2Y9v40iVue1rcI2Lhv90pkxAYJAzemuGVCAqSr0BRb+GDLTL54TWysk9utMO7/pdKCNKHbXU86T9",
+	"HifU5nEUjaOdmFD3fuKgHThXn9n51XaoGVXhhjVjhh/f3sbth0T7qdZeW26v22zviBnqZ9Cx2ReAVm0i",
+	"xQId9aJAhw83OTh8RFsnk1Aalm0B+AtoD2T/uzA6CPM+WJ5/LenslMZt0teRIO2WRFsA/edaGfQHko8H",
+	"AxN8ZFWNOcEIDz39RsqyJXGuUHtfgVspx+4mEu7dXT3zJuTcDNbsHXBQKuBbtTbluJeDlixRa7nn7Q+Z",
+	"LIkUpQbvr+pSVaEekySjGnjCQMXYyt+zrfwSpqWimYptw74Lk5eVwotST8RNXH32u2I+/0UQWXL0Vrs2",
+	"5bkjfOuu4MGqIqOsuR/RH8jV3189IVXUMDLhxsgLwkgLTTOCiQUT497t8JQjzsdyrySe8INSEUMNcQm8",
+	"TXsXDMmrla7dRRfb9L3UdW5lncIqIGFTJ6kmSPn28uWLR+RyQWczkOTNMxvWpiJRh2MXodtseRuMC0jM",
+	"6Hsrx2p0dtvB7yqz2I2OBSTOiuBhyAVVZFKyTGOGYCOz8aRgkysHZlUPduH5ktoze508Dx8icEMTnWE3",
+	"/Fo6NzH67+fPL+7GaE/broxulYJfFsDPXz0jD/uDRhX419gRs/yNO4KtbesNgTUArlJUnZhgyh6VwNwE",
+	"OqKIUDmb2ckxGWJYCukjcjp4SLDXc8FUNyy9BpoyB7q/KXNhCFvuPR4Il7t2X2wCbENiBVNUyrXLkwXm",
+	"tlZTsaxOqxzUrSE2yMRDYGrIqUurOIlBm6OFUSnytS+gZ2JWp2wY78plXLIZf1P8bpIZvh9op0TG0d0W",
+	"sr9K4G5rqRey0v2vqlSmC80+hfq/cKhvtICUReh0uzpLQ63bee334V0wt4fvg5tHbteHij8YX3J8niRQ",
+	"6LPWabGxzc/n9NqlDjLGr+sLdWz+fxUyMJ/pvH+mY5Kxa7DFlnGfnPOlhfKq4jHDYHXIVU6zrC4N+Hz2",
+	"pNRacFvVMXNggyJS9eb1xSPCtDujqvy51U5omYvFK0tmeALhvrZi03kCo4FfBmdTbKm3PvbhcGI3/bQt",
+	"nXu5r+A5Hp1YJZgsRSlXwX8P1xk4prsaor+bwnp51d0DieBTZlxzYz1w7w+MGDzY110DO6FWfSnGbwMH",
+	"jAuIB39R0a2Mo/oFyIAlsejtyiVZP3aTUD9yGF5HdRtvfby+N+n2bbzGmXi+ASJWek3jqgpTdXVgOU5k",
+	"aQ0mStOlwkqOq/KvIoyFDaP0LIE+uWR8luGbziwqYcuqh6HgygtCpxrkgspU2QAYP9sakDF2ltH+lEAH",
+	"ljy20voJTvCLVyvg7y4M+FjQIUGVmf4EGg40LLjXpUUvLm3IWPUkXAF9kxNxPx/CiapqHGUMXIUhNz+M",
+	"n7jzJluchoMqux0TihHHkKuEcg7ygYeGD3Iohnx3jwJp/T4IffaMAHc9pPxrYQCyYEnaRO/pPqRVc/HJ",
+	"f9jZf2hG5r9l90FeN6HBtXigGfcC0MfEGF4qSmyDu7XyeGfIVMghD7BPu8N1/vKrWoqCyoS9nJT4YoUR",
+	"myHHbJWh0zxskGQqZF7fytkStw1ewieIsF+cu03xlHwkZPjkHjQwwQN1pSQbHYP3LL09DMMPm0u8E1S4",
+	"K2PXK37Q3bXm4Do6Cba1k1p914KMqwPl4/6Qe1RAlcdHbMYieKqrz7RPzq3XP+Ter2hmOhCFRJaCJIKD",
+	"IiUvlWFyl8K7NNJqPPCBmcw93lZwB113dO+U0ezo/bDXvzYjqA/PG36c1pFP6clfq8/F3x9IvcQ4i7+i",
+	"pAFEuasWujFKrc9xnmcr7esebeLGC/FaOPwKb780hr3dCcWcit+30PTj+635+6Ot4f5+bjV6G2LETicX",
+	"veu3cmix20av3sH+28aD31WzjpFGV75rcLhDZeJ9G+7zNMU267ooGBMueK+rGmALhaSjTjjkrlB4Tjw7",
+	"XEqPzAS40LxtuDvs73nqIpK91Q9XbznYuSzo/eb91wX3c4nZ3bz/llJXt7xDSlSZJKDUtMyy5SdD/8nQ",
+	"d6HUeZp2hxxb7Pl7/99y2PIl3qcEXa1yuXgHthbQgh9bWVjFpPC6TjM4HfKD8dr7m8YP9gBPtv+6Rqht",
+	"vrRd1W/debaUbx5R3fT9SR+842u2dotKxN2u7EsOXdeWxsZhtafsO9uj1sjd4HdofYLLNf/LlON35XoG",
+	"grhPd3N7Ntn/B1C3b7daDQU87YUu5z0SWHchbJ3L/J13gzksOlrm8L/HCB3qIE/lrsgSHIa8PbIIbsG0",
+	"fZRTWJCc8VLjbd/hBX3jB53lLODp5jT1cXs937cIsdfCfzJa/31GC++fWSO5O7h0ziz07OUDG3vl111M",
+	"Zk9kw6ojpshMEC06zV7Yo7Fn6/ch6Zr7mr7OjohP6ZS9nn3aIfv4wakUS6V858fZ4/aHaDHcW1rXPtmb",
+	"A/v1tSFVN6hZ0eodUfZyC3Lw9U+Uz0TP0EM1m2T1fRaUp3gE8EE4ZannHdNddd/9Ud+uHv7viWrNBOGt",
+	"H7Y+Q2X1HxtqEXjBwYy2FtWxwAKS2F+9iWUhe0YnGBp0wd++vf2fAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -854,11 +854,11 @@ func TestLinkErrorPages(t *testing.T) {
 func TestOperations(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		e := newEnv(t, db)
-		// By hand: the generated client decodes an application/yaml answer
-		// into the string the spec declares, which a YAML map is not.
-		y := e.do("GET", "/openapi.yaml", nil)
-		if y.status != 200 || y.ContentType() != "application/yaml" || !bytes.Equal(y.body, useremail.SpecYAML) {
-			t.Errorf("/openapi.yaml: %d %s; want openapi.yaml byte for byte", y.status, y.ContentType())
+		y, err := e.anon.GetSpecYAMLWithResponse(ctx)
+		if err != nil || y.StatusCode() != 200 || y.HTTPResponse.Header.Get("Content-Type") != "application/yaml" || !bytes.Equal(y.Body, useremail.SpecYAML) {
+			t.Errorf("/openapi.yaml: %v; want openapi.yaml byte for byte", err)
+		} else if y.YAML200 == nil || (*y.YAML200)["openapi"] != "3.0.3" {
+			t.Errorf("/openapi.yaml: the client decoded %v", y.YAML200)
 		}
 		j, err := e.anon.GetSpecJSONWithResponse(ctx)
 		want, _ := gen.GetSpecJSON()

@@ -29,9 +29,8 @@ var (
 
 func specRouter() (routers.Router, error) {
 	routerOnce.Do(func() {
-		// The spec describes these bodies as strings: check them as text.
+		// The spec describes HTML bodies as strings: check them as text.
 		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
-		openapi3filter.RegisterBodyDecoder("application/yaml", openapi3filter.PlainBodyDecoder)
 		var spec *openapi3.T
 		spec, routerErr = gen.GetSpec()
 		if routerErr != nil {
