@@ -7,7 +7,7 @@ PKGS    ?= ./...
 #   make test USEREMAIL_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
 export USEREMAIL_TEST_DATABASE_URL
 
-.PHONY: run test build generate check fmt vet bench fuzz clean
+.PHONY: run test build generate check fmt vet bench bench-1m fuzz clean sdk lint-spec breaking fuzz-spec test-ops
 
 ## run: build and serve on the embedded SQLite file in dev mode (mail is printed to the log)
 run:
@@ -39,12 +39,42 @@ fmt:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-## fuzz: each fuzz target for FUZZTIME (default 30s)
+## fuzz: each fuzz target for FUZZTIME (default 30s); `make test` runs their seed corpora
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./signer -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./signer -run '^$$' -fuzz '^FuzzDecodeUserID$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./address -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./server -run '^$$' -fuzz '^FuzzLinkEndpoints$$' -fuzztime $(FUZZTIME)
+
+## fuzz-spec: the spec-driven request fuzzer with 30,000 requests per store
+fuzz-spec:
+	$(GO) test -count=1 -run '^TestSpecFuzz$$' ./server -fuzzdeep
+
+## test-ops: the process tests (three replicas, database restart, crash, SIGTERM under load)
+test-ops:
+	$(GO) test -count=1 -timeout 15m -v -run 'TestReplicas|TestDatabaseRestart|TestCrashMidBurst|TestGracefulShutdown|TestShutdownGraceExpires|TestMetricsAndLogs' ./cmd/useremail
+
+sdk/typescript/node_modules: sdk/typescript/package-lock.json
+	cd sdk/typescript && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+tools/contract/node_modules: tools/contract/package-lock.json
+	cd tools/contract && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+## sdk: regenerate the SDKs from openapi.yaml: the Go client in gen/ and the TypeScript types in sdk/typescript
+sdk: generate sdk/typescript/node_modules
+	cd sdk/typescript && npm run generate && npm run build
+
+## lint-spec: kin-openapi's strict validation and Spectral (.spectral.yaml) on openapi.yaml
+lint-spec: tools/contract/node_modules
+	$(GO) test -count=1 -run '^TestSpecValid$$' ./tools/contract
+	tools/contract/node_modules/.bin/spectral lint openapi.yaml --fail-severity=warn
+
+## breaking: fail on breaking changes to openapi.yaml unless info.version's major number went up
+breaking:
+	scripts/check-breaking.sh
 
 clean:
 	rm -rf bin
