@@ -7,7 +7,7 @@ PKGS    ?= ./...
 #   make test USEREMAIL_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
 export USEREMAIL_TEST_DATABASE_URL
 
-.PHONY: run test build generate check fmt vet bench bench-1m fuzz clean sdk lint-spec breaking fuzz-spec test-ops
+.PHONY: run test build generate check fmt vet bench bench-1m bench-go fuzz clean sdk lint-spec breaking fuzz-spec test-ops
 
 ## run: build and serve on the embedded SQLite file in dev mode (mail is printed to the log)
 run:
@@ -35,8 +35,17 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## bench: the Go benchmarks
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+## bench: useremail against the bare Echo+sqlx baseline (bench/) on the local PostgreSQL and SQLite, 10,000 users (~20 min); rewrites docs/PERFORMANCE.md
 bench:
+	$(GO) run ./bench -pg '$(BENCH_DATABASE_URL)'
+
+## bench-1m: the same at 1,000,000 users on PostgreSQL, with the read scale check (~15 min)
+bench-1m:
+	$(GO) run ./bench -pg '$(BENCH_DATABASE_URL)' -users 1000000 -sqlite=false
+
+## bench-go: the Go micro-benchmarks (mail dispatch throughput among them)
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s); `make test` runs their seed corpora

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// pgCounter is a PostgreSQL wire-protocol proxy that counts what its
+// clients send: every statement executed (simple Query, or Execute of an
+// extended-protocol Bind) with its SQL text and one sample of its
+// parameters, and the round trips (Query and Sync messages). A server
+// pointed at it shows how many statements a request costs, exactly.
+type pgCounter struct {
+	ln       net.Listener
+	upstream string
+
+	mu         sync.Mutex
+	stmts      map[string]*stmtStat
+	roundTrips int
+}
+
+type stmtStat struct {
+	sql    string
+	count  int
+	params []*string // a sample, in text form; nil is NULL
+}
+
+func newPGCounter(upstream string) (*pgCounter, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	c := &pgCounter{ln: ln, upstream: upstream, stmts: map[string]*stmtStat{}}
+	go c.accept()
+	return c, nil
+}
+
+func (c *pgCounter) addr() string { return c.ln.Addr().String() }
+func (c *pgCounter) close()       { c.ln.Close() }
+
+// reset starts a new count.
+func (c *pgCounter) reset() {
+	c.mu.Lock()
+	c.stmts = map[string]*stmtStat{}
+	c.roundTrips = 0
+	c.mu.Unlock()
+}
+
+// snapshot returns the statements counted since reset, most frequent first,
+// and the round trips.
+func (c *pgCounter) snapshot() ([]stmtStat, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]stmtStat, 0, len(c.stmts))
+	for _, s := range c.stmts {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].count != out[j].count {
+			return out[i].count > out[j].count
+		}
+		return out[i].sql < out[j].sql
+	})
+	return out, c.roundTrips
+}
+
+func (c *pgCounter) accept() {
+	for {
+		conn, err := c.ln.Accept()
+		if err != nil {
+			return
+		}
+		go c.serve(conn)
+	}
+}
+
+var spaces = regexp.MustCompile(`\s+`)
+
+func (c *pgCounter) count(sql string, params []*string, roundTrip bool) {
+	sql = strings.TrimSpace(spaces.ReplaceAllString(sql, " "))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if roundTrip {
+		c.roundTrips++
+	}
+	if sql == "" {
+		return
+	}
+	s := c.stmts[sql]
+	if s == nil {
+		s = &stmtStat{sql: sql, params: params}
+		c.stmts[sql] = s
+	}
+	s.count++
+}
+
+func (c *pgCounter) serve(client net.Conn) {
+	defer client.Close()
+	server, err := net.Dial("tcp", c.upstream)
+	if err != nil {
+		return
+	}
+	defer server.Close()
+	go func() { _, _ = io.Copy(client, server); client.Close() }()
+
+	r := bufio.NewReader(client)
+	w := server
+	// Startup: length-prefixed messages without a type byte, until the
+	// StartupMessage itself (an SSLRequest or GSSENCRequest comes first).
+	for {
+		msg, err := readN(r, 4)
+		if err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint32(msg))
+		if n < 8 || n > 1<<20 {
+			return
+		}
+		body, err := readN(r, n-4)
+		if err != nil {
+			return
+		}
+		if _, err := w.Write(append(msg, body...)); err != nil {
+			return
+		}
+		code := binary.BigEndian.Uint32(body)
+		if code != 80877103 && code != 80877104 { // SSLRequest, GSSENCRequest
+			break
+		}
+	}
+	statements := map[string]string{} // prepared statement name -> SQL
+	portals := map[string]string{}    // portal name -> statement name
+	var bound []*string
+	for {
+		head, err := readN(r, 5)
+		if err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint32(head[1:]))
+		if n < 4 || n > 64<<20 {
+			return
+		}
+		body, err := readN(r, n-4)
+		if err != nil {
+			return
+		}
+		switch head[0] {
+		case 'Q':
+			c.count(cstring(body, 0), nil, true)
+		case 'P':
+			name := cstring(body, 0)
+			statements[name] = cstring(body, len(name)+1)
+		case 'B':
+			portal := cstring(body, 0)
+			stmt := cstring(body, len(portal)+1)
+			portals[portal] = stmt
+			bound, _ = parseBind(body[len(portal)+len(stmt)+2:])
+		case 'E':
+			c.count(statements[portals[cstring(body, 0)]], bound, false)
+		case 'S':
+			c.count("", nil, true)
+		}
+		if _, err := w.Write(append(head, body...)); err != nil {
+			return
+		}
+	}
+}
+
+func readN(r *bufio.Reader, n int) ([]byte, error) {
+	b := make([]byte, n)
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
+
+// cstring returns the NUL-terminated string at b[i:].
+func cstring(b []byte, i int) string {
+	if i >= len(b) {
+		return ""
+	}
+	end := i
+	for end < len(b) && b[end] != 0 {
+		end++
+	}
+	return string(b[i:end])
+}
+
+var errShort = errors.New("short bind message")
+
+// parseBind reads the parameter values of a Bind message after its two
+// names. Values sent in binary format are kept as they are; lib/pq sends
+// text unless binary_parameters is on.
+func parseBind(b []byte) ([]*string, error) {
+	u16 := func() (int, error) {
+		if len(b) < 2 {
+			return 0, errShort
+		}
+		v := int(binary.BigEndian.Uint16(b))
+		b = b[2:]
+		return v, nil
+	}
+	nf, err := u16()
+	if err != nil {
+		return nil, err
+	}
+	for range nf {
+		if _, err := u16(); err != nil {
+			return nil, err
+		}
+	}
+	np, err := u16()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*string, 0, np)
+	for range np {
+		if len(b) < 4 {
+			return nil, errShort
+		}
+		l := int(int32(binary.BigEndian.Uint32(b)))
+		b = b[4:]
+		if l < 0 {
+			out = append(out, nil)
+			continue
+		}
+		if len(b) < l {
+			return nil, errShort
+		}
+		v := string(b[:l])
+		out = append(out, &v)
+		b = b[l:]
+	}
+	return out, nil
+}
