@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -60,8 +61,10 @@ func cmdOutbox(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return usageError{use}
 		}
-		if err := db.RetryMessage(ctx, id, time.Now()); err != nil {
-			return fmt.Errorf("outbox message %d: not found, or not sent or failed: %w", id, err)
+		if err := db.RetryMessage(ctx, id, time.Now()); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("outbox message %d does not exist, or is still queued or sending", id)
+		} else if err != nil {
+			return err
 		}
 		fmt.Fprintf(stdout, "message %d queued again; a running server sends it shortly\n", id)
 		return nil
