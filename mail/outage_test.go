@@ -242,14 +242,20 @@ func TestRunBacksOffWhileClaimsFail(t *testing.T) {
 		}
 		d.Wake()
 		f.sink.Wait(t, 1, 10*time.Second)
-		var recovered bool
-		for _, r := range records() {
-			if r.Msg == "mail: dispatch works again" && r.Level == slog.LevelInfo {
-				recovered = true
+		// Run logs the recovery once RunOnce has returned, which is just
+		// after the sink has the mail: wait for the record.
+		recovered := func() bool {
+			for _, r := range records() {
+				if r.Msg == "mail: dispatch works again" && r.Level == slog.LevelInfo {
+					return true
+				}
 			}
+			return false
 		}
-		if !recovered {
-			t.Fatal(`no "mail: dispatch works again" record`)
+		for deadline := time.Now().Add(5 * time.Second); !recovered(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal(`no "mail: dispatch works again" record`)
+			}
 		}
 		// Polling is back to PollInterval: a new mail goes out without Wake.
 		time.Sleep(100 * time.Millisecond)
