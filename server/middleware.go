@@ -83,8 +83,9 @@ func requestID(c echo.Context) string { return infoFrom(c.Request().Context()).i
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:/+=-]{1,128}$`)
 
 // begin creates the request's requestInfo and its request id (honouring a
-// sane incoming X-Request-ID), sets the headers every answer carries, and
-// logs one line per request.
+// sane incoming X-Request-ID), gives the request its deadline (see
+// deadline), sets the headers every answer carries, and logs one line per
+// request.
 func (s *Server) begin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -102,7 +103,11 @@ func (s *Server) begin(next echo.HandlerFunc) echo.HandlerFunc {
 		if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err == nil {
 			info.mediaType = mt
 		}
-		c.SetRequest(req.WithContext(context.WithValue(req.Context(), infoKey{}, info)))
+		// One context and one copy of the request for both: the requestInfo
+		// and the deadline.
+		ctx, cancel := context.WithTimeout(context.WithValue(req.Context(), infoKey{}, info), s.cfg.RequestTimeout)
+		defer cancel()
+		c.SetRequest(req.WithContext(ctx))
 
 		h := c.Response().Header()
 		h.Set(echo.HeaderXRequestID, info.id)
@@ -151,7 +156,9 @@ func isAPIPath(path string) bool {
 
 // validate checks every API request against openapi.yaml before a handler
 // runs: the route must be in the spec exactly (Echo's router alone would
-// let the last path parameter swallow a trailing slash), then the security
+// let the last path parameter swallow a trailing slash; routeIndex answers
+// for the routes where Echo's match provably is the spec's, FindRoute for
+// the rest), then the security
 // requirements (session, CSRF, and that {id} is the session's user), the
 // media type, the parameters and the body.
 func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
@@ -160,13 +167,16 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !isAPIPath(req.URL.Path) {
 			return next(c)
 		}
-		route, params, err := s.router.FindRoute(req)
-		if err != nil {
-			if errors.Is(err, routers.ErrMethodNotAllowed) {
-				c.Response().Header().Set("Allow", s.allowedMethods(req))
-				return errMethod
+		route, params, found := s.routes.find(c, req)
+		if !found {
+			var err error
+			if route, params, err = s.router.FindRoute(req); err != nil {
+				if errors.Is(err, routers.ErrMethodNotAllowed) {
+					c.Response().Header().Set("Allow", s.allowedMethods(req))
+					return errMethod
+				}
+				return errRouteNotFound
 			}
-			return errRouteNotFound
 		}
 		if route.Operation.RequestBody == nil {
 			// An operation without a body ignores one: it is never read.

@@ -107,6 +107,7 @@ type Server struct {
 
 	spec            *openapi3.T
 	router          routers.Router
+	routes          routeIndex
 	authOptions     openapi3filter.Options
 	validateOptions openapi3filter.Options
 	trustedOrigins  map[string]bool
@@ -169,6 +170,7 @@ func New(cfg Config) (*Server, error) {
 		limiter:        ratelimit.New(cfg.Now),
 		spec:           spec,
 		router:         router,
+		routes:         newRouteIndex(spec),
 		trustedOrigins: map[string]bool{originOf(cfg.PublicURL): true},
 		pages:          pages,
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"time"
 
@@ -14,8 +13,9 @@ import (
 // Config.RequestTimeout is unset.
 const DefaultRequestTimeout = 10 * time.Second
 
-// deadline gives every request a deadline for its database work and its
-// wait for a password-hashing slot. A database that is down refuses
+// deadline answers for the deadline that begin gives every request
+// (RequestTimeout) for its database work and its wait for a
+// password-hashing slot. A database that is down refuses
 // connections at once; one that is slow (locks held, overload) or does not
 // answer a new connection would otherwise hold requests and pool
 // connections for as long as it likes. Past the deadline the request is
@@ -28,10 +28,7 @@ const DefaultRequestTimeout = 10 * time.Second
 // stand.
 func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		req := c.Request()
-		ctx, cancel := context.WithTimeout(req.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		c.SetRequest(req.WithContext(ctx))
+		ctx := c.Request().Context()
 		err := next(c)
 		if err != nil && ctx.Err() != nil {
 			if _, expected := asAPIError(err); !expected {
