@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/mail"
@@ -27,25 +26,21 @@ func (s *Server) RequestEmailChange(ctx context.Context, req gen.RequestEmailCha
 		if _, err := q.LockUser(ctx, req.Id); err != nil {
 			return err
 		}
-		primary, err := q.PrimaryEmail(ctx, req.Id)
+		check, err := q.CheckAddress(ctx, req.Id, addr.Key)
 		if err != nil {
 			return err
 		}
-		if primary.Key == addr.Key {
+		if check.PrimaryKey == addr.Key {
 			return errSameAsCurrent
 		}
-		if owner, err := q.ClaimedBy(ctx, addr.Key); err == nil && owner != req.Id {
+		if check.Claimed {
 			return errEmailTaken
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
 		}
-		if _, err := q.EmailByKey(ctx, req.Id, addr.Key); errors.Is(err, store.ErrNotFound) {
+		if check.OwnID == 0 {
 			// The confirmation will add the address: there must be room.
-			if err := s.checkRoom(ctx, q, req.Id); err != nil {
+			if err := s.checkRoom(check.Count); err != nil {
 				return err
 			}
-		} else if err != nil {
-			return err
 		}
 		if err := s.limiter.Take(ctx, q, s.rules.Resend, addr.Key); err != nil {
 			return err

@@ -43,15 +43,20 @@ const (
 // audit records a security event of userID inside the caller's transaction,
 // with the request's IP and user agent.
 func (s *Server) audit(ctx context.Context, q *store.Queries, userID int64, event, email string) error {
+	return q.RecordEvent(ctx, s.event(ctx, userID, event, email))
+}
+
+// event is the audit event of userID, with the request's IP and user agent.
+func (s *Server) event(ctx context.Context, userID int64, event, email string) store.AuditEvent {
 	info := infoFrom(ctx)
-	return q.RecordEvent(ctx, store.AuditEvent{
+	return store.AuditEvent{
 		UserID:    userID,
 		Event:     event,
 		Email:     email,
 		IP:        info.ip,
 		UserAgent: truncate(info.userAgent, 512),
 		CreatedAt: s.now(),
-	})
+	}
 }
 
 func truncate(s string, n int) string {

@@ -67,29 +67,31 @@ func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (g
 		if _, err := q.LockUser(ctx, req.Id); err != nil {
 			return err
 		}
-		if err := s.checkAvailable(ctx, q, req.Id, addr.Key); err != nil {
+		check, err := q.CheckAddress(ctx, req.Id, addr.Key)
+		if err != nil {
 			return err
 		}
-		if err := s.checkRoom(ctx, q, req.Id); err != nil {
+		// The user's own address, or another's verified or primary one.
+		if check.OwnID != 0 || check.Claimed {
+			return errEmailTaken
+		}
+		if err := s.checkRoom(check.Count); err != nil {
 			return err
 		}
 		if err := s.limiter.Take(ctx, q, s.rules.Resend, addr.Key); err != nil {
 			return err
 		}
-		var err error
-		added, err = q.InsertEmail(ctx, store.NewEmail{UserID: req.Id, Email: addr.Email, Key: addr.Key}, s.now())
+		added, err = q.InsertEmailAudited(ctx, store.NewEmail{UserID: req.Id, Email: addr.Email, Key: addr.Key},
+			s.event(ctx, req.Id, eventEmailAdded, addr.Email), s.now())
 		if err != nil {
 			return taken(err)
 		}
-		if _, err := q.EnqueueMessage(ctx, mail.Verify(req.Id, added.Email, added.ID), s.now()); err != nil {
-			return err
+		msgs := []store.NewMessage{mail.Verify(req.Id, added.Email, added.ID)}
+		if s.cfg.Notices {
+			msgs = append(msgs, mail.EmailAdded(req.Id, check.PrimaryEmail, added.Email))
 		}
-		if err := s.notify(ctx, q, req.Id, func(primary string) store.NewMessage {
-			return mail.EmailAdded(req.Id, primary, added.Email)
-		}); err != nil {
-			return err
-		}
-		return s.audit(ctx, q, req.Id, eventEmailAdded, added.Email)
+		_, err = q.EnqueueMessages(ctx, msgs, s.now())
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -174,29 +176,10 @@ func (s *Server) manage(ctx context.Context, userID int64) error {
 	return s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.Manage, idKey(userID))
 }
 
-// checkAvailable refuses an address the user holds already, or that
-// another user holds verified or as primary.
-func (s *Server) checkAvailable(ctx context.Context, q *store.Queries, userID int64, key string) error {
-	if _, err := q.EmailByKey(ctx, userID, key); err == nil {
-		return errEmailTaken
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if owner, err := q.ClaimedBy(ctx, key); err == nil && owner != userID {
-		return errEmailTaken
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	return nil
-}
-
-// checkRoom refuses a new address when the user has the maximum already.
-func (s *Server) checkRoom(ctx context.Context, q *store.Queries, userID int64) error {
-	n, err := q.CountEmails(ctx, userID)
-	if err != nil {
-		return err
-	}
-	if n >= s.cfg.MaxEmails {
+// checkRoom refuses a new address to a user who has count addresses, when
+// that is the maximum already.
+func (s *Server) checkRoom(count int) error {
+	if count >= s.cfg.MaxEmails {
 		return errTooManyEmails(s.cfg.MaxEmails)
 	}
 	return nil

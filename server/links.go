@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"mime"
 	"strconv"
 	"strings"
@@ -123,11 +124,30 @@ func (s *Server) verifyEmail(ctx context.Context, token, userKey string) (store.
 	}
 	var e store.Email
 	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
-		var err error
-		if e, err = s.linkedEmail(ctx, q, claims, addr); err != nil || e.Verified {
-			return err
+		if _, err := q.LockUser(ctx, claims.UserID); err != nil {
+			return usedIfNotFound(err)
 		}
-		if e, err = q.VerifyEmail(ctx, claims.UserID, e.ID, s.now()); err != nil {
+		// One guarded UPDATE in the common case: the row the link names,
+		// still holding the link's address, not verified yet.
+		var err error
+		e, err = q.VerifyEmailByKey(ctx, claims.UserID, claims.State, addr.Key, s.now())
+		if errors.Is(err, store.ErrNotFound) {
+			// Nothing changed: the address is verified already (a repeat
+			// succeeds again, without a second audit event), or the link
+			// was used up by what removed or replaced it.
+			if e, err = q.EmailByID(ctx, claims.UserID, claims.State); err != nil {
+				return usedIfNotFound(err)
+			}
+			switch {
+			case e.Key != addr.Key:
+				return errLinkUsed
+			case !e.Verified:
+				// Under the user's lock nothing else changes its addresses.
+				return fmt.Errorf("verify: address %d of user %d matched no update yet is unverified", e.ID, e.UserID)
+			}
+			return nil
+		}
+		if err != nil {
 			return taken(err)
 		}
 		return s.audit(ctx, q, claims.UserID, eventEmailVerified, e.Email)
@@ -191,30 +211,31 @@ func (s *Server) confirmPrimary(ctx context.Context, token, userKey string) (sto
 		if user.ChangeSeq != claims.State {
 			return errLinkUsed
 		}
-		old, err := q.PrimaryEmail(ctx, uid)
+		check, err := q.CheckAddress(ctx, uid, addr.Key)
 		if err != nil {
 			return err
 		}
-		target, err := q.EmailByKey(ctx, uid, addr.Key)
-		if errors.Is(err, store.ErrNotFound) {
-			if err := s.checkRoom(ctx, q, uid); err != nil {
+		targetID := check.OwnID
+		if targetID == 0 {
+			if err := s.checkRoom(check.Count); err != nil {
 				return err
 			}
-			target, err = q.InsertEmail(ctx, store.NewEmail{UserID: uid, Email: addr.Email, Key: addr.Key}, s.now())
-		}
-		if err != nil {
-			return taken(err)
+			target, err := q.InsertEmail(ctx, store.NewEmail{UserID: uid, Email: addr.Email, Key: addr.Key}, s.now())
+			if err != nil {
+				return taken(err)
+			}
+			targetID = target.ID
 		}
 		// The guarded UPDATE is what makes the link single use, whatever
 		// the check above saw.
 		if err := q.ConsumeChangeSeq(ctx, uid, claims.State); err != nil {
 			return usedIfNotFound(err)
 		}
-		if e, err = q.MakePrimary(ctx, uid, target.ID, s.now()); err != nil {
+		if e, err = q.MakePrimary(ctx, uid, targetID, s.now()); err != nil {
 			return taken(err)
 		}
-		if s.cfg.Notices && old.ID != e.ID {
-			if _, err := q.EnqueueMessage(ctx, mail.PrimaryChanged(uid, old.Email, e.Email), s.now()); err != nil {
+		if s.cfg.Notices && check.PrimaryID != e.ID {
+			if _, err := q.EnqueueMessage(ctx, mail.PrimaryChanged(uid, check.PrimaryEmail, e.Email), s.now()); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -394,4 +396,156 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("ParseURL(%q) = %q, %v", tc.in, d, err)
 		}
 	}
+	// PostgreSQL DSNs get a connect timeout and binary parameters (one
+	// round trip per statement) unless the URL says otherwise.
+	for in, want := range map[string][]string{
+		"postgres://h/db?sslmode=disable":                                {"binary_parameters=yes", "connect_timeout=5", "sslmode=disable"},
+		"postgres://h/db?binary_parameters=no&connect_timeout=9":         {"binary_parameters=no", "connect_timeout=9"},
+		"postgresql://u:p@h:5433/db?search_path=s&binary_parameters=yes": {"binary_parameters=yes", "search_path=s"},
+	} {
+		_, dsn, err := store.ParseURL(in)
+		if err != nil {
+			t.Fatalf("ParseURL(%q): %v", in, err)
+		}
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatalf("ParseURL(%q) = %q: %v", in, dsn, err)
+		}
+		for _, kv := range want {
+			k, v, _ := strings.Cut(kv, "=")
+			if got := u.Query()[k]; len(got) != 1 || got[0] != v {
+				t.Errorf("ParseURL(%q) = %q: %s = %q, want %q", in, dsn, k, got, v)
+			}
+		}
+	}
+}
+
+// TestCheckAddress checks the one-statement check against the queries it
+// stands for, in the cases a change of addresses meets.
+func TestCheckAddress(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, a := newUser(t, db.Queries, "a@example.com") // unverified primary
+		b, err := db.InsertEmail(ctx, store.NewEmail{UserID: u.ID, Email: "b@example.com", Key: "b@example.com"}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := newUser(t, db.Queries, "v@example.com")
+		if _, err := db.InsertEmail(ctx, store.NewEmail{UserID: v.ID, Email: "c@example.com", Key: "c@example.com", Verified: true}, t0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.InsertEmail(ctx, store.NewEmail{UserID: v.ID, Email: "d@example.com", Key: "d@example.com"}, t0); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			key     string
+			ownID   int64
+			claimed bool
+		}{
+			{"a@example.com", a.ID, false}, // the user's own primary
+			{"b@example.com", b.ID, false}, // the user's own unverified secondary
+			{"c@example.com", 0, true},     // verified by another user
+			{"v@example.com", 0, true},     // another user's (unverified) primary
+			{"d@example.com", 0, false},    // another user's unverified secondary blocks nobody
+			{"new@example.com", 0, false},
+		} {
+			var c store.AddressCheck
+			err := db.WithTx(ctx, func(q *store.Queries) error {
+				if _, err := q.LockUser(ctx, u.ID); err != nil {
+					return err
+				}
+				var err error
+				c, err = q.CheckAddress(ctx, u.ID, tc.key)
+				return err
+			})
+			if err != nil {
+				t.Fatalf("CheckAddress(%s): %v", tc.key, err)
+			}
+			want := store.AddressCheck{Count: 2, OwnID: tc.ownID, Claimed: tc.claimed, PrimaryID: a.ID, PrimaryEmail: a.Email, PrimaryKey: a.Key}
+			if c != want {
+				t.Errorf("CheckAddress(%s) = %+v, want %+v", tc.key, c, want)
+			}
+			// The queries it stands for agree.
+			n, _ := db.CountEmails(ctx, u.ID)
+			own, ownErr := db.EmailByKey(ctx, u.ID, tc.key)
+			owner, claimErr := db.ClaimedBy(ctx, tc.key)
+			primary, _ := db.PrimaryEmail(ctx, u.ID)
+			if n != c.Count || (ownErr == nil) != (c.OwnID != 0) || (ownErr == nil && own.ID != c.OwnID) ||
+				(claimErr == nil && owner != u.ID) != c.Claimed || primary.ID != c.PrimaryID {
+				t.Errorf("CheckAddress(%s) = %+v; the single queries say count %d, own %+v %v, owner %d %v, primary %+v",
+					tc.key, c, n, own, ownErr, owner, claimErr, primary)
+			}
+		}
+		if _, err := db.CheckAddress(ctx, v.ID+1000, "a@example.com"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("CheckAddress of no user: err = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// TestVerifyEmailByKey checks the guarded update of a verify link: it
+// changes only an unverified address that still has the link's key.
+func TestVerifyEmailByKey(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, _ := newUser(t, db.Queries, "a@example.com")
+		b, err := db.InsertEmail(ctx, store.NewEmail{UserID: u.ID, Email: "B@example.com", Key: "b@example.com"}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := newUser(t, db.Queries, "v@example.com")
+		if _, err := db.VerifyEmailByKey(ctx, u.ID, b.ID, "c@example.com", t0); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("other key: err = %v, want ErrNotFound", err)
+		}
+		if _, err := db.VerifyEmailByKey(ctx, v.ID, b.ID, "b@example.com", t0); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("other user: err = %v, want ErrNotFound", err)
+		}
+		e, err := db.VerifyEmailByKey(ctx, u.ID, b.ID, "b@example.com", t0)
+		if err != nil || !e.Verified || e.ID != b.ID || e.Email != "B@example.com" || e.Primary {
+			t.Fatalf("VerifyEmailByKey = %+v, %v", e, err)
+		}
+		if _, err := db.VerifyEmailByKey(ctx, u.ID, b.ID, "b@example.com", t0); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("already verified: err = %v, want ErrNotFound", err)
+		}
+		// Another user's unverified copy of a verified address cannot be verified.
+		squat, err := db.InsertEmail(ctx, store.NewEmail{UserID: v.ID, Email: "b@example.com", Key: "b@example.com"}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.VerifyEmailByKey(ctx, v.ID, squat.ID, "b@example.com", t0); !errors.Is(err, store.ErrEmailTaken) {
+			t.Errorf("claimed address: err = %v, want ErrEmailTaken", err)
+		}
+	})
+}
+
+// TestInsertEmailAudited checks that the address and its audit event are
+// written together, and neither when the address is refused.
+func TestInsertEmailAudited(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, _ := newUser(t, db.Queries, "a@example.com")
+		ev := store.AuditEvent{UserID: u.ID, Event: "email_added", Email: "ignored: the stored address is recorded", IP: "192.0.2.1", UserAgent: "test", CreatedAt: t0}
+		var e store.Email
+		err := db.WithTx(ctx, func(q *store.Queries) error {
+			var err error
+			e, err = q.InsertEmailAudited(ctx, store.NewEmail{UserID: u.ID, Email: "B@example.com", Key: "b@example.com"}, ev, t0)
+			return err
+		})
+		if err != nil || e.ID == 0 || e.UserID != u.ID || e.Email != "B@example.com" || e.Key != "b@example.com" || e.Verified || e.Primary || !e.CreatedAt.Equal(t0) {
+			t.Fatalf("InsertEmailAudited = %+v, %v", e, err)
+		}
+		events, err := db.EventsByUser(ctx, u.ID, 10)
+		if err != nil || len(events) != 1 {
+			t.Fatalf("events = %+v, %v", events, err)
+		}
+		if got := events[0]; got.Event != ev.Event || got.Email != "B@example.com" || got.IP != ev.IP || got.UserAgent != ev.UserAgent || !got.CreatedAt.Equal(t0) {
+			t.Errorf("event = %+v", got)
+		}
+		// The same address again: refused, and no event.
+		if _, err := db.InsertEmailAudited(ctx, store.NewEmail{UserID: u.ID, Email: "b@example.com", Key: "b@example.com"}, ev, t0); !errors.Is(err, store.ErrEmailTaken) {
+			t.Errorf("same address again: err = %v, want ErrEmailTaken", err)
+		}
+		if events, _ := db.EventsByUser(ctx, u.ID, 10); len(events) != 1 {
+			t.Errorf("events after the refusal = %+v", events)
+		}
+	})
 }
