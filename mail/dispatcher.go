@@ -101,6 +101,13 @@ const (
 	reportRetryStop = 2 * time.Second
 )
 
+// wakeDelay is how long Run waits after a Wake or a notification before it
+// claims, gathering the mail that other requests queue meanwhile into the
+// same batch. Under load it turns a claim, a record and a look for the next
+// due time per request into one per batch; alone, a mail goes out that
+// much later.
+const wakeDelay = 10 * time.Millisecond
+
 // claimBackoffMax caps the wait between claims while they fail (the
 // database is down): the wait doubles from PollInterval up to it.
 const claimBackoffMax = 30 * time.Second
@@ -230,10 +237,11 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-// Run sends due messages until ctx is done. Between batches it sleeps up to
-// PollInterval (less when a retry falls due sooner), and wakes at once on
-// Wake and, with ListenURL, on a PostgreSQL notification; if it cannot
-// LISTEN it logs why and polls. While claims fail (the database is down) it
+// Run sends due messages until ctx is done. After a full batch it claims
+// the next at once; otherwise it sleeps up to PollInterval (less when a
+// message falls due sooner), and wakes on Wake and, with ListenURL, on a
+// PostgreSQL notification (claiming wakeDelay later, to gather what else is
+// being queued); if it cannot LISTEN it logs why and polls. While claims fail (the database is down) it
 // backs off: the sleep doubles from PollInterval up to 30 s, and only the
 // first failure is logged as an error, the repeats as warnings with their
 // count; the first claim that works resets it. When ctx is done, the sends
@@ -276,26 +284,57 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 					"for", time.Since(failingSince).Round(time.Millisecond).String(),
 					"error", err, "retry_in", wait.Round(time.Millisecond).String())
 			}
-		case n > 0:
+		case n >= d.batchSize:
 			continue // more may be due already
 		default:
+			// A batch that was not full took all that was due at its claim.
+			// What fell due since is mostly new mail, which wakes Run (Wake,
+			// a notification); the rest (retries, messages handed back,
+			// another dispatcher's lost leases, mail of a replica that
+			// cannot notify) the next due time says, at no cost of a claim
+			// that would find nothing.
 			if due, err := d.db.NextDueAt(ctx); err == nil {
 				wait = min(wait, max(due.Sub(d.now()), 50*time.Millisecond))
 			}
 		}
 		timer := time.NewTimer(wait)
+		woken := false
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
 		case <-d.wake:
+			woken = true
 		case _, ok := <-notify:
 			if !ok {
 				notify = nil
 			}
+			woken = true
 		case <-timer.C:
 		}
 		timer.Stop()
+		if woken {
+			// New mail: let the mail of the requests committing at about
+			// the same time join it, so that one claim and one record take
+			// them all, instead of a claim per request (and another for the
+			// same request's notification).
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wakeDelay):
+			}
+			select {
+			case <-d.wake:
+			default:
+			}
+			select {
+			case _, ok := <-notify:
+				if !ok {
+					notify = nil
+				}
+			default:
+			}
+		}
 	}
 }
 
@@ -393,6 +432,10 @@ type batch struct {
 	// messages not yet started are then handed back rather than sent: a
 	// delivery that cannot be recorded would be repeated after the lease.
 	unavailable atomic.Bool
+
+	mu        sync.Mutex
+	sent      []sentMessage // deliveries waiting to be recorded (markSent)
+	recording bool          // a worker is recording deliveries
 }
 
 // handle sends one claimed message and records the outcome. It reports false
@@ -412,7 +455,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 				return false
 			}
 		}
-		err := d.record(ctx, log, b, m, "hand back", nil, func(rctx context.Context) error {
+		err := d.record(ctx, log, b, m.ID, "hand back", nil, func(rctx context.Context) error {
 			return d.db.ReleaseMessage(rctx, m.ID, m.Attempts, d.now())
 		})
 		if err != nil {
@@ -440,15 +483,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 	scancel()
 	switch {
 	case err == nil:
-		err := d.record(ctx, log, b, m, "mark sent", rowIs(store.StatusSent, m.Attempts), func(rctx context.Context) error {
-			return d.db.MarkMessageSent(rctx, m.ID, m.Attempts, d.now())
-		})
-		if err != nil {
-			d.reportError(log, "mark sent", err)
-			return true
-		}
-		log.Info("mail: sent")
-		call(d.hooks.OnSent, m.Kind)
+		d.markSent(ctx, b, sentMessage{m: m, log: log})
 	case Permanent(err):
 		d.fail(ctx, log, b, m, err.Error())
 	case m.Attempts >= d.maxAttempts:
@@ -458,7 +493,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 		landed := func(row store.Message) bool {
 			return rowIs(store.StatusQueued, m.Attempts)(row) && row.NextAttemptAt.Equal(next.UTC().Truncate(time.Microsecond))
 		}
-		rerr := d.record(ctx, log, b, m, "reschedule", landed, func(rctx context.Context) error {
+		rerr := d.record(ctx, log, b, m.ID, "reschedule", landed, func(rctx context.Context) error {
 			return d.db.RescheduleMessage(rctx, m.ID, m.Attempts, next, truncate(err.Error()))
 		})
 		if rerr != nil {
@@ -472,7 +507,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 }
 
 func (d *Dispatcher) fail(ctx context.Context, log *slog.Logger, b *batch, m store.Message, reason string) {
-	err := d.record(ctx, log, b, m, "mark failed", rowIs(store.StatusFailed, m.Attempts), func(rctx context.Context) error {
+	err := d.record(ctx, log, b, m.ID, "mark failed", rowIs(store.StatusFailed, m.Attempts), func(rctx context.Context) error {
 		return d.db.FailMessage(rctx, m.ID, m.Attempts, truncate(reason))
 	})
 	if err != nil {
@@ -483,8 +518,91 @@ func (d *Dispatcher) fail(ctx context.Context, log *slog.Logger, b *batch, m sto
 	call(d.hooks.OnFailed, m.Kind)
 }
 
-// record writes one report of claimed message m with write, each try
-// bounded by reportTimeout. The reports are written even when ctx is done:
+// sentMessage is a delivery to record.
+type sentMessage struct {
+	m   store.Message
+	log *slog.Logger
+}
+
+// markSent records a delivery of batch b. Deliveries are recorded together,
+// as in a group commit: the worker that finds no record in progress writes
+// the waiting deliveries with one UPDATE (MarkMessagesSent), and again for
+// those that finished meanwhile, until none waits; the others leave theirs
+// to it. A delivery waits for at most the record in progress, never for the
+// rest of the batch: a crash loses no more records than one at a time did.
+func (d *Dispatcher) markSent(ctx context.Context, b *batch, s sentMessage) {
+	b.mu.Lock()
+	b.sent = append(b.sent, s)
+	if b.recording {
+		b.mu.Unlock()
+		return
+	}
+	b.recording = true
+	for len(b.sent) > 0 {
+		group := b.sent
+		b.sent = nil
+		b.mu.Unlock()
+		d.recordSent(ctx, b, group)
+		b.mu.Lock()
+	}
+	b.recording = false
+	b.mu.Unlock()
+}
+
+// recordSent records a group of deliveries with one UPDATE, each row
+// guarded by its own claim, and reports each outcome as MarkMessageSent's
+// would be: sent, or not recorded because the lease was taken over.
+func (d *Dispatcher) recordSent(ctx context.Context, b *batch, group []sentMessage) {
+	claims := make([]store.Claim, len(group))
+	for i, s := range group {
+		claims[i] = store.Claim{ID: s.m.ID, Attempt: s.m.Attempts}
+	}
+	log := group[0].log
+	if len(group) > 1 {
+		ids := make([]int64, len(group))
+		for i, c := range claims {
+			ids[i] = c.ID
+		}
+		log = d.logger.With("outbox_ids", ids)
+	}
+	recorded := make(map[int64]bool, len(group))
+	tries := 0
+	err := d.record(ctx, log, b, 0, "mark sent", nil, func(rctx context.Context) error {
+		tries++
+		ids, err := d.db.MarkMessagesSent(rctx, claims, d.now())
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			recorded[id] = true
+		}
+		if tries > 1 {
+			// A try whose answer was lost may have recorded rows already:
+			// the row as it is now tells.
+			for _, c := range claims {
+				if !recorded[c.ID] && d.landed(context.WithoutCancel(ctx), c.ID, rowIs(store.StatusSent, c.Attempt)) {
+					recorded[c.ID] = true
+				}
+			}
+		}
+		return nil
+	})
+	for _, s := range group {
+		switch {
+		case err != nil:
+			d.reportError(s.log, "mark sent", err)
+		case !recorded[s.m.ID]:
+			d.reportError(s.log, "mark sent", store.ErrNotFound)
+		default:
+			s.log.Info("mail: sent")
+			call(d.hooks.OnSent, s.m.Kind)
+		}
+	}
+}
+
+// record writes one report of claimed messages with write (for one
+// message, id), each try bounded by reportTimeout. The reports are written
+// even when ctx is done:
 // a mail that left must be recorded as sent, or it would be sent again
 // after the lease.
 //
@@ -493,10 +611,11 @@ func (d *Dispatcher) fail(ctx context.Context, log *slog.Logger, b *batch, m sto
 // lease ends: until then no other claim can take the message, so a
 // report that lands in time prevents a duplicate. A try whose answer was
 // lost may have committed; a later try then finds the row changed
-// (ErrNotFound), and landed, when not nil, says from the row as it is now
-// whether that change was this report's. Other errors, and ErrNotFound on
-// the first try (the lease was taken over), are returned at once.
-func (d *Dispatcher) record(ctx context.Context, log *slog.Logger, b *batch, m store.Message, what string,
+// (ErrNotFound), and landed, when not nil, says from row id as it is now
+// whether that change was this report's (a write of several rows checks
+// them itself). Other errors, and ErrNotFound on the first try (the lease
+// was taken over), are returned at once.
+func (d *Dispatcher) record(ctx context.Context, log *slog.Logger, b *batch, id int64, what string,
 	landed func(store.Message) bool, write func(context.Context) error) error {
 	parent := context.WithoutCancel(ctx)
 	wait := reportRetryMin
@@ -505,7 +624,7 @@ func (d *Dispatcher) record(ctx context.Context, log *slog.Logger, b *batch, m s
 		rctx, cancel := context.WithTimeout(parent, reportTimeout)
 		err := write(rctx)
 		cancel()
-		if err == nil || (tries > 1 && errors.Is(err, store.ErrNotFound) && d.landed(parent, m.ID, landed)) {
+		if err == nil || (tries > 1 && errors.Is(err, store.ErrNotFound) && d.landed(parent, id, landed)) {
 			b.unavailable.Store(false)
 			if tries > 1 {
 				log.Info("mail: outcome recorded after the database came back", "report", what, "tries", tries,

@@ -450,6 +450,66 @@ func TestLeaseTakeover(t *testing.T) {
 	}
 }
 
+// TestBatchRecordsDeliveriesTogether: the deliveries of a batch are
+// recorded together (one UPDATE for those that finish while another record
+// is written), each row still guarded by its own claim. Of a batch whose
+// lease ran out while its sends hung, the message another dispatcher took
+// over keeps that dispatcher's outcome; the others are recorded as the
+// first dispatcher's deliveries, once each.
+func TestBatchRecordsDeliveriesTogether(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		const n = 6
+		ids := make([]int64, n)
+		for i := range ids {
+			ids[i] = f.enqueue(t, mail.EmailAdded(f.userID, "alice@example.com", fmt.Sprintf("a%d@example.com", i)))
+		}
+		var slowHooks, fastHooks counters
+		logger, records := newRecordingLogger()
+		slowCfg := f.config(t)
+		g := newGate(nil, nil)
+		slowCfg.Sender, slowCfg.Hooks, slowCfg.Workers, slowCfg.Logger = g, slowHooks.hooks(), n, logger
+		slow := newDispatcher(t, slowCfg)
+		fastCfg := f.config(t)
+		fastCfg.Hooks, fastCfg.BatchSize = fastHooks.hooks(), 1
+		fast := newDispatcher(t, fastCfg)
+
+		done := make(chan error, 1)
+		go func() {
+			_, err := slow.RunOnce(context.Background())
+			done <- err
+		}()
+		for range n {
+			<-g.started
+		}
+		// The sends hang past the lease; the other dispatcher takes the
+		// first message over (the earliest due) and delivers it.
+		f.clock.Advance(2*time.Minute + time.Second)
+		runOnce(t, fast, 1)
+		close(g.release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range ids {
+			m := f.message(t, id)
+			want := 1
+			if i == 0 {
+				want = 2 // the take-over's attempt
+			}
+			if m.Status != store.StatusSent || m.Attempts != want || m.SentAt == nil {
+				t.Errorf("message %d = %+v; want sent on attempt %d", i, m, want)
+			}
+		}
+		if slowHooks.sent.Load() != n-1 || fastHooks.sent.Load() != 1 || len(f.sink.Mails()) != 1 {
+			t.Errorf("OnSent %d and %d, sink %d; want %d, 1 and 1", slowHooks.sent.Load(), fastHooks.sent.Load(), len(f.sink.Mails()), n-1)
+		}
+		recs := records()
+		if count(recs, slog.LevelWarn, "mail: lease was taken over; outcome not recorded") != 1 || count(recs, slog.LevelInfo, "mail: sent") != n-1 {
+			t.Errorf("log records: %+v", recs)
+		}
+	})
+}
+
 func TestLeaseTooShortHandsBack(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -45,26 +48,57 @@ type NewMessage struct {
 // next poll.
 const NotifyChannel = "useremail_outbox"
 
-// EnqueueMessage queues a mail, due at once. Call it inside the transaction
-// of the change that promises the mail, so that both commit or neither does.
-//
-// On PostgreSQL it also sends a notification on NotifyChannel. PostgreSQL
-// delivers it only when the transaction commits (never for one that rolls
-// back), and folds identical notifications of one transaction into one.
+// EnqueueMessage queues a mail, due at once, and returns its id. It is
+// EnqueueMessages of one message.
 func (q *Queries) EnqueueMessage(ctx context.Context, m NewMessage, now time.Time) (int64, error) {
-	const query = `INSERT INTO outbox (kind, recipient, user_id, payload, status, next_attempt_at, created_at)
-		VALUES (?, ?, ?, ?, 'queued', ?, ?) RETURNING id`
-	var id int64
-	if err := q.get(ctx, &id, query, m.Kind, m.Recipient, m.UserID, m.Payload, utc(now), utc(now)); err != nil {
+	ids, err := q.EnqueueMessages(ctx, []NewMessage{m}, now)
+	if err != nil {
 		return 0, err
 	}
-	if q.dialect == Postgres {
-		const notify = `SELECT pg_notify('` + NotifyChannel + `', '')`
-		if _, err := q.exec(ctx, notify); err != nil {
-			return 0, err
-		}
+	return ids[0], nil
+}
+
+// EnqueueMessages queues mails, due at once, with one statement, and returns
+// their ids in the order of msgs. Call it inside the transaction of the
+// change that promises the mails, so that all commit or none does.
+//
+// On PostgreSQL the same statement sends one notification on NotifyChannel.
+// PostgreSQL delivers it only when the transaction commits (never for one
+// that rolls back), and folds identical notifications of one transaction
+// into one.
+func (q *Queries) EnqueueMessages(ctx context.Context, msgs []NewMessage, now time.Time) ([]int64, error) {
+	if len(msgs) == 0 {
+		return nil, nil
 	}
-	return id, nil
+	var values strings.Builder
+	args := make([]any, 0, 6*len(msgs))
+	for i, m := range msgs {
+		if i > 0 {
+			values.WriteString(", ")
+		}
+		values.WriteString("(?, ?, ?, ?, 'queued', ?, ?)")
+		args = append(args, m.Kind, m.Recipient, m.UserID, m.Payload, utc(now), utc(now))
+	}
+	query := `INSERT INTO outbox (kind, recipient, user_id, payload, status, next_attempt_at, created_at)
+		VALUES ` + values.String() + ` RETURNING id`
+	if q.dialect == Postgres {
+		// The notification goes with the rows: a CTE runs once, and a
+		// MATERIALIZED one that is referenced always runs.
+		query = `WITH ins AS (` + query + `),
+			notified AS MATERIALIZED (SELECT pg_notify('` + NotifyChannel + `', ''))
+			SELECT ins.id FROM ins, notified`
+	}
+	ids := make([]int64, 0, len(msgs))
+	if err := q.selectAll(ctx, &ids, query, args...); err != nil {
+		return nil, err
+	}
+	if len(ids) != len(msgs) {
+		return nil, fmt.Errorf("store: enqueue: %d messages inserted, %d ids returned", len(msgs), len(ids))
+	}
+	// Ids are handed out in the order of the rows; RETURNING may list the
+	// rows in any order.
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // ClaimMessages takes up to limit due messages for sending: queued ones whose
@@ -94,6 +128,37 @@ func (q *Queries) MarkMessageSent(ctx context.Context, id int64, attempt int, no
 		WHERE id = ? AND status = 'sending' AND attempts = ?`
 	n, err := q.exec(ctx, query, utc(now), id, attempt)
 	return rowsOrNotFound(n, err)
+}
+
+// Claim names one claim of a message: the message and the Attempts value
+// the claim gave it.
+type Claim struct {
+	ID      int64
+	Attempt int
+}
+
+// MarkMessagesSent records the deliveries of several claimed messages with
+// one statement and returns the ids of those it recorded. Each row is
+// guarded by its own claim, as in MarkMessageSent: a message whose claim was
+// taken over after its lease is left alone and missing from the ids.
+func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time.Time) ([]int64, error) {
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	var guard strings.Builder
+	args := make([]any, 0, 1+2*len(claims))
+	args = append(args, utc(now))
+	for i, c := range claims {
+		if i > 0 {
+			guard.WriteString(" OR ")
+		}
+		guard.WriteString("(id = ? AND attempts = ?)")
+		args = append(args, c.ID, c.Attempt)
+	}
+	query := `UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ''
+		WHERE status = 'sending' AND (` + guard.String() + `) RETURNING id`
+	ids := []int64{}
+	return ids, q.selectAll(ctx, &ids, query, args...)
 }
 
 // RescheduleMessage puts a claimed message back in the queue, due at next,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -89,4 +90,98 @@ func TestEnqueueMessageNotifiesOnCommit(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no notification after the commit")
 	}
+}
+
+func TestEnqueueMessages(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, _ := newUser(t, db.Queries, "a@example.com")
+		if ids, err := db.EnqueueMessages(ctx, nil, t0); err != nil || len(ids) != 0 {
+			t.Fatalf("EnqueueMessages(none) = %v, %v", ids, err)
+		}
+		msgs := []store.NewMessage{
+			{Kind: "verify", Recipient: "b@example.com", UserID: u.ID, Payload: `{"n":1}`},
+			{Kind: "email_added", Recipient: "a@example.com", UserID: u.ID, Payload: `{"n":2}`},
+			{Kind: "verify", Recipient: "c@example.com", UserID: u.ID, Payload: `{"n":3}`},
+		}
+		var ids []int64
+		err := db.WithTx(ctx, func(q *store.Queries) error {
+			var err error
+			ids, err = q.EnqueueMessages(ctx, msgs, t0)
+			return err
+		})
+		if err != nil || len(ids) != len(msgs) {
+			t.Fatalf("EnqueueMessages = %v, %v", ids, err)
+		}
+		for i, id := range ids {
+			m, err := db.MessageByID(ctx, id)
+			if err != nil || m.Kind != msgs[i].Kind || m.Recipient != msgs[i].Recipient || m.UserID != u.ID || m.Payload != msgs[i].Payload ||
+				m.Status != store.StatusQueued || m.Attempts != 0 || !m.NextAttemptAt.Equal(t0) || !m.CreatedAt.Equal(t0) {
+				t.Errorf("message %d (id %d) = %+v, %v; want %+v", i, id, m, err, msgs[i])
+			}
+		}
+		// A rolled-back transaction queues nothing.
+		before, _ := db.CountMessages(ctx)
+		errRollback := errors.New("roll back")
+		err = db.WithTx(ctx, func(q *store.Queries) error {
+			if _, err := q.EnqueueMessages(ctx, msgs, t0); err != nil {
+				return err
+			}
+			return errRollback
+		})
+		after, _ := db.CountMessages(ctx)
+		if !errors.Is(err, errRollback) || after[store.StatusQueued] != before[store.StatusQueued] {
+			t.Errorf("rolled back: err %v, queued %d → %d", err, before[store.StatusQueued], after[store.StatusQueued])
+		}
+	})
+}
+
+func TestMarkMessagesSent(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, _ := newUser(t, db.Queries, "a@example.com")
+		msgs := []store.NewMessage{
+			{Kind: "verify", Recipient: "a@example.com", UserID: u.ID, Payload: "{}"},
+			{Kind: "verify", Recipient: "b@example.com", UserID: u.ID, Payload: "{}"},
+			{Kind: "verify", Recipient: "c@example.com", UserID: u.ID, Payload: "{}"},
+		}
+		ids, err := db.EnqueueMessages(ctx, msgs, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent, err := db.MarkMessagesSent(ctx, nil, t0); err != nil || len(sent) != 0 {
+			t.Fatalf("MarkMessagesSent(none) = %v, %v", sent, err)
+		}
+		claimed, err := db.ClaimMessages(ctx, t0, time.Minute, 10)
+		if err != nil || len(claimed) != 3 {
+			t.Fatalf("claim = %+v, %v", claimed, err)
+		}
+		// The lease of the first claim ends; another dispatcher takes the
+		// first message over (attempt 2).
+		later := t0.Add(2 * time.Minute)
+		if over, err := db.ClaimMessages(ctx, later, time.Minute, 1); err != nil || len(over) != 1 || over[0].ID != ids[0] || over[0].Attempts != 2 {
+			t.Fatalf("take-over = %+v, %v", over, err)
+		}
+		claims := []store.Claim{{ID: ids[0], Attempt: 1}, {ID: ids[1], Attempt: 1}, {ID: ids[2], Attempt: 1}}
+		sent, err := db.MarkMessagesSent(ctx, claims, later)
+		slices.Sort(sent)
+		if err != nil || !slices.Equal(sent, ids[1:]) {
+			t.Fatalf("MarkMessagesSent = %v, %v; want %v", sent, err, ids[1:])
+		}
+		for i, id := range ids {
+			m, err := db.MessageByID(ctx, id)
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case i == 0 && (m.Status != store.StatusSending || m.Attempts != 2 || m.SentAt != nil):
+				t.Errorf("taken-over message = %+v", m)
+			case i > 0 && (m.Status != store.StatusSent || m.Attempts != 1 || m.SentAt == nil || !m.SentAt.Equal(later)):
+				t.Errorf("sent message = %+v", m)
+			}
+		}
+		// Recorded once: a repeat changes nothing.
+		if again, err := db.MarkMessagesSent(ctx, claims, later); err != nil || len(again) != 0 {
+			t.Errorf("MarkMessagesSent again = %v, %v", again, err)
+		}
+	})
 }
