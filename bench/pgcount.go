@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -194,8 +195,9 @@ func cstring(b []byte, i int) string {
 var errShort = errors.New("short bind message")
 
 // parseBind reads the parameter values of a Bind message after its two
-// names. Values sent in binary format are kept as they are; lib/pq sends
-// text unless binary_parameters is on.
+// names. Values sent in binary format (lib/pq, with binary_parameters, sends
+// []byte so: bytea) are given in bytea's text form, \x and hex, as lib/pq
+// would have sent them without it.
 func parseBind(b []byte) ([]*string, error) {
 	u16 := func() (int, error) {
 		if len(b) < 2 {
@@ -209,8 +211,9 @@ func parseBind(b []byte) ([]*string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for range nf {
-		if _, err := u16(); err != nil {
+	formats := make([]int, nf)
+	for i := range formats {
+		if formats[i], err = u16(); err != nil {
 			return nil, err
 		}
 	}
@@ -219,7 +222,7 @@ func parseBind(b []byte) ([]*string, error) {
 		return nil, err
 	}
 	out := make([]*string, 0, np)
-	for range np {
+	for i := range np {
 		if len(b) < 4 {
 			return nil, errShort
 		}
@@ -233,6 +236,10 @@ func parseBind(b []byte) ([]*string, error) {
 			return nil, errShort
 		}
 		v := string(b[:l])
+		// One format code applies to all parameters, or one per parameter.
+		if (nf == 1 && formats[0] == 1) || (nf > 1 && i < nf && formats[i] == 1) {
+			v = `\x` + hex.EncodeToString(b[:l])
+		}
 		out = append(out, &v)
 		b = b[l:]
 	}
