@@ -121,9 +121,11 @@ type linkFeed struct {
 }
 
 func (f *linkFeed) refresh(t testing.TB) {
-	mails := f.sink.Mails()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// The snapshot is taken under the lock: one taken before it could be
+	// older than the one a concurrent refresh has already consumed.
+	mails := f.sink.Mails()
 	for _, m := range mails[f.seen:] {
 		s, err := parseMail(m)
 		if err != nil {

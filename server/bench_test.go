@@ -1,0 +1,138 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/password"
+	"github.com/useremail/useremail/server"
+	"github.com/useremail/useremail/session"
+	"github.com/useremail/useremail/signer"
+	"github.com/useremail/useremail/store/storetest"
+)
+
+// BenchmarkRequests measures the service's own cost per request, in process
+// (no network, no load generator): the middleware, the validation against
+// the spec, the handler, the store and the request log, as the hot
+// endpoints meet them. It complements go run ./bench, whose ratios are
+// noisy on a shared machine; allocs/op here are exact.
+func BenchmarkRequests(b *testing.B) {
+	benchSeq := 0 // makes every added address new, across runs on one database
+	for _, dialect := range storetest.Dialects() {
+		b.Run(string(dialect), func(b *testing.B) {
+			db := storetest.Open(b, dialect)
+			sign, err := signer.New([][]byte{testKey}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv, err := server.New(server.Config{
+				// The request log as in production: JSON, one line per request.
+				Logger:    slog.New(server.LogHandler(slog.NewJSONHandler(io.Discard, nil))),
+				DB:        db,
+				Signer:    sign,
+				Hasher:    password.NewHasher(cheapHash, 0),
+				PublicURL: publicURL,
+				Sessions:  session.DefaultPolicy,
+				MaxEmails: 1 << 30,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := srv.Handler()
+			do := func(method, path string, body []byte, header ...string) *httptest.ResponseRecorder {
+				req := httptest.NewRequest(method, path, bytes.NewReader(body))
+				if body == nil {
+					req = httptest.NewRequest(method, path, nil)
+				}
+				for i := 0; i+1 < len(header); i += 2 {
+					req.Header.Set(header[i], header[i+1])
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				return rec
+			}
+			jsonBody := func(v any) []byte {
+				data, _ := json.Marshal(v)
+				return data
+			}
+			if rec := do("POST", "/users/", jsonBody(gen.NewUser{Email: "bench@example.com", Password: goodPasswd}), "Content-Type", "application/json"); rec.Code != 201 {
+				b.Fatalf("sign up: %d %s", rec.Code, rec.Body)
+			}
+			rec := do("POST", "/auth/login/", jsonBody(gen.Credentials{Email: "bench@example.com", Password: goodPasswd}), "Content-Type", "application/json")
+			if rec.Code != 200 {
+				b.Fatalf("login: %d %s", rec.Code, rec.Body)
+			}
+			var sess gen.Session
+			if err := json.Unmarshal(rec.Body.Bytes(), &sess); err != nil {
+				b.Fatal(err)
+			}
+			var sid string
+			for _, c := range rec.Result().Cookies() {
+				if c.Name == session.Cookie {
+					sid = c.Value
+				}
+			}
+			cookie := "sessionid=" + sid + "; osessionid=" + sid + "; csrftoken=" + sess.CsrfToken
+			id := strconv.FormatInt(sess.UserId, 10)
+
+			b.Run("list", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if rec := do("GET", "/users/"+id+"/emails/", nil, "Cookie", cookie); rec.Code != 200 {
+						b.Fatalf("%d %s", rec.Code, rec.Body)
+					}
+				}
+			})
+			b.Run("primary", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if rec := do("GET", "/users/"+id+"/primary-email/", nil, "Cookie", cookie); rec.Code != 200 {
+						b.Fatalf("%d %s", rec.Code, rec.Body)
+					}
+				}
+			})
+			b.Run("add", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					benchSeq++
+					body := jsonBody(gen.NewEmail{Email: fmt.Sprintf("add%d@bench.example", benchSeq)})
+					rec := do("POST", "/users/"+id+"/emails/", body, "Cookie", cookie, "X-CSRFToken", sess.CsrfToken, "Content-Type", "application/json")
+					if rec.Code != 201 {
+						b.Fatalf("%d %s", rec.Code, rec.Body)
+					}
+				}
+			})
+			b.Run("verify", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					benchSeq++
+					b.StopTimer()
+					addr := fmt.Sprintf("verify%d@bench.example", benchSeq)
+					body := jsonBody(gen.NewEmail{Email: addr})
+					rec := do("POST", "/users/"+id+"/emails/", body, "Cookie", cookie, "X-CSRFToken", sess.CsrfToken, "Content-Type", "application/json")
+					var e gen.Email
+					if rec.Code != 201 || json.Unmarshal(rec.Body.Bytes(), &e) != nil {
+						b.Fatalf("add: %d %s", rec.Code, rec.Body)
+					}
+					token, err := sign.Sign(signer.Claims{Purpose: signer.PurposeVerify, UserID: sess.UserId, Email: addr, State: e.Id})
+					if err != nil {
+						b.Fatal(err)
+					}
+					path := "/users/email-verify/" + token + "/" + signer.EncodeUserID(sess.UserId)
+					b.StartTimer()
+					if rec := do("POST", path, nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"verified":true`) {
+						b.Fatalf("verify: %d %s", rec.Code, rec.Body)
+					}
+				}
+			})
+		})
+	}
+}
