@@ -73,7 +73,7 @@ func main() {
 	flag.StringVar(&cfg.section, "section", "", "the generated section of -out to replace (default: derived from -users)")
 	flag.StringVar(&cfg.serverBin, "server-bin", "", "use this useremail binary instead of building ./cmd/useremail")
 	flag.StringVar(&serverEnv, "server-env", "", "comma-separated NAME=VALUE pairs added to the service's environment, for experiments (GOMEMLIMIT=48MiB)")
-	flag.StringVar(&cfg.profileDir, "profile-dir", "", "collect CPU and allocation profiles into this directory from servers that serve net/http/pprof on $USEREMAIL_BENCH_PPROF")
+	flag.StringVar(&cfg.profileDir, "profile-dir", "", "collect CPU and allocation profiles into this directory (the service serves them on USEREMAIL_DEBUG_ADDR, the baseline on USEREMAIL_BENCH_PPROF)")
 	flag.IntVar(&cfg.count, "count", 200, "requests per scenario of the statement-counting pass on PostgreSQL (0 skips it)")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run (list, primary, login, add, verify); default all")
 	flag.Parse()
@@ -284,7 +284,7 @@ func (e *env) serviceEnv(dbURL, addr string) []string {
 		// USEREMAIL_ARGON2 unset: the default (OWASP) cost, as in production.
 	}
 	if e.cfg.profileDir != "" {
-		env = append(env, "USEREMAIL_BENCH_PPROF="+pprofAddr(addr))
+		env = append(env, "USEREMAIL_DEBUG_ADDR="+pprofAddr(addr))
 	}
 	return append(env, e.cfg.serverEnv...)
 }

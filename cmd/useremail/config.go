@@ -41,6 +41,7 @@ type config struct {
 	LogLevel       string
 	LogFormat      string
 	ShutdownGrace  time.Duration
+	DebugAddr      string // serve net/http/pprof here; empty: off
 }
 
 // minSecretLen is the least length of a signing secret outside dev mode:
@@ -99,6 +100,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.Addr = env("USEREMAIL_ADDR", "127.0.0.1:8080")
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("USEREMAIL_ADDR", "%q is not host:port", c.Addr)
+	}
+	c.DebugAddr = env("USEREMAIL_DEBUG_ADDR", "")
+	if _, _, err := net.SplitHostPort(c.DebugAddr); c.DebugAddr != "" && err != nil {
+		bad("USEREMAIL_DEBUG_ADDR", "%q is not host:port", c.DebugAddr)
 	}
 	c.DatabaseURL = env("USEREMAIL_DATABASE_URL", "sqlite:useremail.db")
 	if _, _, err := store.ParseURL(c.DatabaseURL); err != nil {

@@ -181,6 +181,8 @@ func TestConfigProblems(t *testing.T) {
 			[][]string{{"USEREMAIL_RATE_LIMITS:", "on or off"}}},
 		{"bad listen address", map[string]string{"USEREMAIL_ADDR": "localhost"},
 			[][]string{{"USEREMAIL_ADDR:", "host:port"}}},
+		{"bad debug address", map[string]string{"USEREMAIL_DEBUG_ADDR": "6060"},
+			[][]string{{"USEREMAIL_DEBUG_ADDR:", "host:port"}}},
 		{"public URL with a path", map[string]string{"USEREMAIL_PUBLIC_URL": "https://example.com/accounts"},
 			[][]string{{"USEREMAIL_PUBLIC_URL:", "without a path"}}},
 		{"public URL not http", map[string]string{"USEREMAIL_PUBLIC_URL": "ftp://example.com"},

@@ -190,3 +190,33 @@ next:
 	}
 	return -1
 }
+
+// TestDebugListener checks USEREMAIL_DEBUG_ADDR: the Go profiles are served
+// on their own listener, and never on the API's.
+func TestDebugListener(t *testing.T) {
+	sink := smtptest.Start(t, smtptest.Options{})
+	env := serveEnv(storetest.URL(t, store.SQLite), sink)
+	env["USEREMAIL_DEBUG_ADDR"] = "127.0.0.1:0"
+	p := startServe(t, "useremail", env)
+
+	rec, ok := p.logs.find(func(r logRecord) bool { return r.Msg == "serving profiles" })
+	if !ok {
+		t.Fatal(`no "serving profiles" record`)
+	}
+	addr, _ := rec.Attrs["addr"].(string)
+	if addr == "" || addr == env["USEREMAIL_ADDR"] {
+		t.Fatalf("profiles served at %q", addr)
+	}
+	if a := get("http://" + addr + "/debug/pprof/heap?debug=1"); a.Status != http.StatusOK || !strings.Contains(string(a.Body), "runtime.MemStats") {
+		t.Fatalf("heap profile: %v %.200s", a, a.Body)
+	}
+	if a := get("http://" + addr + "/debug/pprof/profile?seconds=1"); a.Status != http.StatusOK || len(a.Body) == 0 {
+		t.Fatalf("CPU profile: %v", a)
+	}
+	if a := get(p.base + "/debug/pprof/"); a.Status != http.StatusNotFound {
+		t.Fatalf("the API listener answers /debug/pprof/ with %v, want 404", a)
+	}
+	if a := get("http://" + addr + "/users/"); a.Status != http.StatusNotFound {
+		t.Fatalf("the debug listener answers /users/ with %v, want 404", a)
+	}
+}

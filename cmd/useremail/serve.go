@@ -132,6 +132,15 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if cfg.DebugAddr != "" {
+		// Profiles stay available until serve returns, through shutdown.
+		stopDebug, err := serveDebug(context.WithoutCancel(ctx), cfg.DebugAddr, logger)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("USEREMAIL_DEBUG_ADDR: %w", err)
+		}
+		defer stopDebug()
+	}
 	httpServer := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
