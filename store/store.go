@@ -45,6 +45,8 @@ type DB struct {
 type Queries struct {
 	ext     sqlx.ExtContext
 	dialect Dialect
+	stmts   *statements // the kept prepared statements; nil: none
+	tx      *sqlx.Tx    // the transaction that ext is, if any
 }
 
 // PoolOptions size the PostgreSQL connection pool. SQLite always uses one
@@ -104,6 +106,9 @@ func OpenWithPool(ctx context.Context, rawURL string, pool PoolOptions) (*DB, er
 		db.SetConnMaxIdleTime(pool.ConnMaxIdleTime)
 	}
 	s := &DB{Queries: &Queries{ext: db, dialect: dialect}, db: db}
+	if dialect == Postgres && preparedStatements(rawURL) {
+		s.stmts = newStatements(db)
+	}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -157,6 +162,19 @@ func (p pgDialer) DialContext(ctx context.Context, network, address string) (net
 	return p.d.DialContext(ctx, network, address)
 }
 
+// preparedParam is the parameter of a PostgreSQL database URL that turns
+// the kept prepared statements off (prepared_statements=off), for a
+// connection pooler in transaction mode that cannot carry them (PgBouncer
+// before 1.21, or without max_prepared_statements).
+const preparedParam = "prepared_statements"
+
+// preparedStatements reports whether a PostgreSQL database URL (one that
+// ParseURL accepts) leaves the kept prepared statements on.
+func preparedStatements(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	return err != nil || u.Query().Get(preparedParam) != "off"
+}
+
 // ParseURL turns a USEREMAIL_DATABASE_URL into a driver name and DSN.
 func ParseURL(rawURL string) (Dialect, string, error) {
 	switch {
@@ -170,6 +188,14 @@ func ParseURL(rawURL string) (Dialect, string, error) {
 			// Without it a dead server makes every request hang until the
 			// kernel gives up; 5 s turns that into a prompt 503.
 			q.Set("connect_timeout", "5")
+		}
+		switch v := q.Get(preparedParam); v {
+		case "", "on", "off":
+			// Read by Open; not a lib/pq parameter (PostgreSQL would take
+			// it for a setting and refuse the connection).
+			q.Del(preparedParam)
+		default:
+			return "", "", fmt.Errorf("store: database URL: %s=%q: want on or off", preparedParam, v)
 		}
 		if !q.Has("binary_parameters") {
 			// lib/pq then sends Parse, Bind and Execute of a statement in one
@@ -218,7 +244,12 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // Close closes the connection pool.
-func (db *DB) Close() error { return db.db.Close() }
+func (db *DB) Close() error {
+	if db.stmts != nil {
+		db.stmts.close()
+	}
+	return db.db.Close()
+}
 
 // Stats returns the connection pool's statistics.
 func (db *DB) Stats() sql.DBStats { return db.db.Stats() }
@@ -263,7 +294,7 @@ func (db *DB) tx(ctx context.Context, fn func(q *Queries) error) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(&Queries{ext: tx, dialect: db.dialect}); err != nil {
+	if err = fn(&Queries{ext: tx, dialect: db.dialect, stmts: db.stmts, tx: tx}); err != nil {
 		return err
 	}
 	return translate(tx.Commit())
@@ -277,17 +308,48 @@ func (q *Queries) rebind(query string) string {
 	return query
 }
 
+// prepared returns the kept statement for query (in the dialect's
+// placeholders), bound to the transaction of q if there is one; nil when
+// there is none (yet).
+func (q *Queries) prepared(ctx context.Context, query string) *sqlx.Stmt {
+	if q.stmts == nil {
+		return nil
+	}
+	st := q.stmts.prepared(query)
+	if st != nil && q.tx != nil {
+		// Prepared on the transaction's connection if it is not yet, and
+		// kept there for the next transaction on it.
+		st = q.tx.StmtxContext(ctx, st)
+	}
+	return st
+}
+
 func (q *Queries) get(ctx context.Context, dest any, query string, args ...any) error {
-	return translate(sqlx.GetContext(ctx, q.ext, dest, q.rebind(query), args...))
+	query = q.rebind(query)
+	if st := q.prepared(ctx, query); st != nil {
+		return translate(st.GetContext(ctx, dest, args...))
+	}
+	return translate(sqlx.GetContext(ctx, q.ext, dest, query, args...))
 }
 
 func (q *Queries) selectAll(ctx context.Context, dest any, query string, args ...any) error {
-	return translate(sqlx.SelectContext(ctx, q.ext, dest, q.rebind(query), args...))
+	query = q.rebind(query)
+	if st := q.prepared(ctx, query); st != nil {
+		return translate(st.SelectContext(ctx, dest, args...))
+	}
+	return translate(sqlx.SelectContext(ctx, q.ext, dest, query, args...))
 }
 
 // exec runs a statement and returns the number of rows it changed.
 func (q *Queries) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := q.ext.ExecContext(ctx, q.rebind(query), args...)
+	query = q.rebind(query)
+	var res sql.Result
+	var err error
+	if st := q.prepared(ctx, query); st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = q.ext.ExecContext(ctx, query, args...)
+	}
 	if err != nil {
 		return 0, translate(err)
 	}

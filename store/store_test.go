@@ -390,6 +390,8 @@ func TestParseURL(t *testing.T) {
 		{"sqlite:a.db?mode=ro", "", false},
 		{"mysql://x", "", false},
 		{"", "", false},
+		{"postgres://h/db?prepared_statements=off", store.Postgres, true},
+		{"postgres://h/db?prepared_statements=no", "", false},
 	} {
 		d, _, err := store.ParseURL(tc.in)
 		if (err == nil) != tc.ok || d != tc.dialect {
@@ -416,6 +418,13 @@ func TestParseURL(t *testing.T) {
 			if got := u.Query()[k]; len(got) != 1 || got[0] != v {
 				t.Errorf("ParseURL(%q) = %q: %s = %q, want %q", in, dsn, k, got, v)
 			}
+		}
+	}
+	// prepared_statements is the store's, not lib/pq's: it never reaches
+	// PostgreSQL, which would refuse it as an unknown setting.
+	for _, in := range []string{"postgres://h/db?prepared_statements=off", "postgres://h/db?prepared_statements=on&sslmode=disable"} {
+		if _, dsn, err := store.ParseURL(in); err != nil || strings.Contains(dsn, "prepared_statements") {
+			t.Errorf("ParseURL(%q) = %q, %v", in, dsn, err)
 		}
 	}
 }

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// maxPrepared bounds the statements a DB keeps prepared. The store's
+// statements are fixed strings, but a few are built for a number of rows
+// (EnqueueMessages, MarkMessagesSent); past the bound a statement runs
+// unprepared.
+const maxPrepared = 256
+
+// prepareTimeout bounds a background preparation.
+const prepareTimeout = 5 * time.Second
+
+// statements keeps the store's PostgreSQL statements prepared: PostgreSQL
+// then parses and analyses a statement once per connection instead of at
+// every execution (and plans it once where its generic plan is as good),
+// and lib/pq sends only Bind and Execute. database/sql prepares a kept
+// statement on each pool connection the first time it runs there
+// (inside a transaction too: Tx.Stmt), and again on the connection that
+// replaces a broken one; PostgreSQL analyses it again after a schema
+// change.
+//
+// A statement's first use runs unprepared and starts its preparation in the
+// background on a pool connection of its own: preparing in the caller would
+// take a second connection while the caller's transaction holds one, and a
+// pool full of such transactions would wait on itself.
+type statements struct {
+	db *sqlx.DB
+	mu sync.RWMutex
+	m  map[string]*sqlx.Stmt // by the query as PostgreSQL reads it; nil while being prepared
+	wg sync.WaitGroup
+}
+
+func newStatements(db *sqlx.DB) *statements {
+	return &statements{db: db, m: make(map[string]*sqlx.Stmt)}
+}
+
+// prepared returns the kept statement for query, or nil when it has none
+// (yet): the caller then runs the query unprepared.
+func (s *statements) prepared(query string) *sqlx.Stmt {
+	s.mu.RLock()
+	st, seen := s.m[query]
+	s.mu.RUnlock()
+	if seen {
+		return st
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, seen := s.m[query]; seen || len(s.m) >= maxPrepared {
+		return nil
+	}
+	s.m[query] = nil
+	s.wg.Go(func() { s.prepare(query) })
+	return nil
+}
+
+// prepare prepares query and keeps it; when that fails (the database is
+// away, the statement is wrong), a later use tries again.
+func (s *statements) prepare(query string) {
+	ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+	defer cancel()
+	st, err := s.db.PreparexContext(ctx, query)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		delete(s.m, query)
+		return
+	}
+	s.m[query] = st
+}
+
+// close waits for the preparations in progress and closes the kept
+// statements.
+func (s *statements) close() {
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for q, st := range s.m {
+		if st != nil {
+			_ = st.Close()
+		}
+		delete(s.m, q)
+	}
+}
