@@ -31,14 +31,17 @@ const prepareTimeout = 5 * time.Second
 // take a second connection while the caller's transaction holds one, and a
 // pool full of such transactions would wait on itself.
 type statements struct {
-	db *sqlx.DB
-	mu sync.RWMutex
-	m  map[string]*sqlx.Stmt // by the query as PostgreSQL reads it; nil while being prepared
-	wg sync.WaitGroup
+	db     *sqlx.DB
+	ctx    context.Context // ends at close, ending the preparations in progress
+	cancel context.CancelFunc
+	mu     sync.RWMutex
+	m      map[string]*sqlx.Stmt // by the query as PostgreSQL reads it; nil while being prepared
+	wg     sync.WaitGroup
 }
 
 func newStatements(db *sqlx.DB) *statements {
-	return &statements{db: db, m: make(map[string]*sqlx.Stmt)}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &statements{db: db, ctx: ctx, cancel: cancel, m: make(map[string]*sqlx.Stmt)}
 }
 
 // prepared returns the kept statement for query, or nil when it has none
@@ -52,7 +55,7 @@ func (s *statements) prepared(query string) *sqlx.Stmt {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, seen := s.m[query]; seen || len(s.m) >= maxPrepared {
+	if _, seen := s.m[query]; seen || len(s.m) >= maxPrepared || s.ctx.Err() != nil {
 		return nil
 	}
 	s.m[query] = nil
@@ -63,7 +66,7 @@ func (s *statements) prepared(query string) *sqlx.Stmt {
 // prepare prepares query and keeps it; when that fails (the database is
 // away, the statement is wrong), a later use tries again.
 func (s *statements) prepare(query string) {
-	ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, prepareTimeout)
 	defer cancel()
 	st, err := s.db.PreparexContext(ctx, query)
 	s.mu.Lock()
@@ -75,9 +78,11 @@ func (s *statements) prepare(query string) {
 	s.m[query] = st
 }
 
-// close waits for the preparations in progress and closes the kept
-// statements.
+// close ends the preparations in progress and closes the kept statements.
 func (s *statements) close() {
+	s.mu.Lock()
+	s.cancel() // under the lock: no preparation starts after it
+	s.mu.Unlock()
 	s.wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
