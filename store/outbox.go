@@ -115,7 +115,7 @@ func (q *Queries) ClaimMessages(ctx context.Context, now time.Time, lease time.D
 	query := `UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?
 		WHERE id IN (` + due + `) RETURNING ` + messageColumns
 	var msgs []Message
-	if err := q.selectAll(ctx, &msgs, query, utc(now.Add(lease)), utc(now), limit); err != nil {
+	if err := q.unprepared().selectAll(ctx, &msgs, query, utc(now.Add(lease)), utc(now), limit); err != nil {
 		return nil, err
 	}
 	return msgs, nil
@@ -126,7 +126,7 @@ func (q *Queries) ClaimMessages(ctx context.Context, now time.Time, lease time.D
 func (q *Queries) MarkMessageSent(ctx context.Context, id int64, attempt int, now time.Time) error {
 	const query = `UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ''
 		WHERE id = ? AND status = 'sending' AND attempts = ?`
-	n, err := q.exec(ctx, query, utc(now), id, attempt)
+	n, err := q.unprepared().exec(ctx, query, utc(now), id, attempt)
 	return rowsOrNotFound(n, err)
 }
 
@@ -158,7 +158,7 @@ func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time
 	query := `UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ''
 		WHERE status = 'sending' AND (` + guard.String() + `) RETURNING id`
 	ids := []int64{}
-	return ids, q.selectAll(ctx, &ids, query, args...)
+	return ids, q.unprepared().selectAll(ctx, &ids, query, args...)
 }
 
 // RescheduleMessage puts a claimed message back in the queue, due at next,
@@ -166,7 +166,7 @@ func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time
 func (q *Queries) RescheduleMessage(ctx context.Context, id int64, attempt int, next time.Time, lastErr string) error {
 	const query = `UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = ?
 		WHERE id = ? AND status = 'sending' AND attempts = ?`
-	n, err := q.exec(ctx, query, utc(next), lastErr, id, attempt)
+	n, err := q.unprepared().exec(ctx, query, utc(next), lastErr, id, attempt)
 	return rowsOrNotFound(n, err)
 }
 
@@ -177,7 +177,7 @@ func (q *Queries) RescheduleMessage(ctx context.Context, id int64, attempt int, 
 func (q *Queries) ReleaseMessage(ctx context.Context, id int64, attempt int, now time.Time) error {
 	const query = `UPDATE outbox SET status = 'queued', attempts = attempts - 1, next_attempt_at = ?
 		WHERE id = ? AND status = 'sending' AND attempts = ?`
-	n, err := q.exec(ctx, query, utc(now), id, attempt)
+	n, err := q.unprepared().exec(ctx, query, utc(now), id, attempt)
 	return rowsOrNotFound(n, err)
 }
 
@@ -185,7 +185,7 @@ func (q *Queries) ReleaseMessage(ctx context.Context, id int64, attempt int, now
 func (q *Queries) FailMessage(ctx context.Context, id int64, attempt int, lastErr string) error {
 	const query = `UPDATE outbox SET status = 'failed', last_error = ?
 		WHERE id = ? AND status = 'sending' AND attempts = ?`
-	n, err := q.exec(ctx, query, lastErr, id, attempt)
+	n, err := q.unprepared().exec(ctx, query, lastErr, id, attempt)
 	return rowsOrNotFound(n, err)
 }
 
@@ -194,7 +194,7 @@ func (q *Queries) FailMessage(ctx context.Context, id int64, attempt int, lastEr
 func (q *Queries) RetryMessage(ctx context.Context, id int64, now time.Time) error {
 	const query = `UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ?, last_error = ''
 		WHERE id = ? AND status IN ('failed', 'sent')`
-	n, err := q.exec(ctx, query, utc(now), id)
+	n, err := q.unprepared().exec(ctx, query, utc(now), id)
 	return rowsOrNotFound(n, err)
 }
 
@@ -202,7 +202,7 @@ func (q *Queries) RetryMessage(ctx context.Context, id int64, now time.Time) err
 func (q *Queries) MessageByID(ctx context.Context, id int64) (Message, error) {
 	const query = `SELECT ` + messageColumns + ` FROM outbox WHERE id = ?`
 	var m Message
-	return m, q.get(ctx, &m, query, id)
+	return m, q.unprepared().get(ctx, &m, query, id)
 }
 
 // ListMessages returns up to limit messages, newest first, of one status or
@@ -216,7 +216,7 @@ func (q *Queries) ListMessages(ctx context.Context, status string, limit int) ([
 	}
 	query += ` ORDER BY id DESC LIMIT ?`
 	msgs := []Message{}
-	return msgs, q.selectAll(ctx, &msgs, query, append(args, limit)...)
+	return msgs, q.unprepared().selectAll(ctx, &msgs, query, append(args, limit)...)
 }
 
 // CountMessages returns the number of outbox messages in each status.
@@ -226,7 +226,7 @@ func (q *Queries) CountMessages(ctx context.Context) (map[string]int64, error) {
 		Status string `db:"status"`
 		N      int64  `db:"n"`
 	}
-	if err := q.selectAll(ctx, &rows, query); err != nil {
+	if err := q.unprepared().selectAll(ctx, &rows, query); err != nil {
 		return nil, err
 	}
 	counts := map[string]int64{StatusQueued: 0, StatusSending: 0, StatusSent: 0, StatusFailed: 0}
@@ -242,5 +242,5 @@ func (q *Queries) NextDueAt(ctx context.Context) (time.Time, error) {
 	const query = `SELECT next_attempt_at FROM outbox WHERE status IN ('queued', 'sending')
 		ORDER BY next_attempt_at, id LIMIT 1`
 	var t time.Time
-	return t, q.get(ctx, &t, query)
+	return t, q.unprepared().get(ctx, &t, query)
 }

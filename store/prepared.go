@@ -93,3 +93,19 @@ func (s *statements) close() {
 		delete(s.m, q)
 	}
 }
+
+// unprepared returns q without the kept statements. The outbox's
+// statements other than the INSERT use it: their table churns (every mail
+// is inserted, claimed and recorded), and a statement prepared while it
+// was small can keep a plan made for a small table, such as a sequential
+// scan and a sort for the claim, until the next ANALYZE (never, where
+// autovacuum is off). They run once per batch or per mail, where parsing
+// them again costs nothing that shows.
+func (q *Queries) unprepared() *Queries {
+	if q.stmts == nil {
+		return q
+	}
+	c := *q
+	c.stmts = nil
+	return &c
+}

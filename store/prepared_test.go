@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -74,5 +76,77 @@ func TestPreparedStatements(t *testing.T) {
 	}
 	if err := off.get(ctx, &n, query, 2); err != nil || n != 3 {
 		t.Fatalf("unprepared: %d, %v", n, err)
+	}
+}
+
+// TestOutboxClaimsStayUnprepared checks that the outbox's churning
+// statements are never kept prepared (a plan made while the table was
+// small would stay), while the INSERT that queues mail is.
+func TestOutboxClaimsStayUnprepared(t *testing.T) {
+	url := os.Getenv("USEREMAIL_TEST_DATABASE_URL")
+	if url == "" {
+		t.Skip("USEREMAIL_TEST_DATABASE_URL is not set: prepared statements are PostgreSQL's")
+	}
+	ctx := context.Background()
+	admin, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	schema := fmt.Sprintf("prepared_test_%d", time.Now().UnixNano())
+	if _, err := admin.db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	db, err := Open(ctx, url+sep+"search_path="+schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, _, err := db.CreateUser(ctx, NewUser{Email: "a@example.com", Key: "a@example.com", PasswordHash: "x"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := db.EnqueueMessage(ctx, NewMessage{Kind: "verify", Recipient: "a@example.com", UserID: u.ID, Payload: "{}"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		err := db.WithTx(ctx, func(q *Queries) error {
+			msgs, err := q.ClaimMessages(ctx, time.Now(), time.Minute, 10)
+			for _, m := range msgs {
+				if err == nil {
+					err = q.MarkMessageSent(ctx, m.ID, m.Attempts, time.Now())
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.NextDueAt(ctx); err != nil && !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	db.stmts.wg.Wait() // the background preparations
+	db.stmts.mu.RLock()
+	defer db.stmts.mu.RUnlock()
+	var insert bool
+	for query := range db.stmts.m {
+		switch {
+		case strings.Contains(query, "INSERT INTO outbox"):
+			insert = true
+		case strings.Contains(query, "outbox"):
+			t.Errorf("kept prepared: %s", query)
+		}
+	}
+	if !insert {
+		t.Error("the outbox INSERT is not kept prepared")
 	}
 }
