@@ -16,16 +16,8 @@ import (
 // keeps none. (The store's own tests and the rest of the suite run every
 // statement through the cache; this one looks at the connection itself.)
 func TestPreparedStatements(t *testing.T) {
-	url := os.Getenv("USEREMAIL_TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("USEREMAIL_TEST_DATABASE_URL is not set: prepared statements are PostgreSQL's")
-	}
+	_, db := openPostgres(t, "")
 	ctx := context.Background()
-	db, err := Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	if db.stmts == nil {
 		t.Fatal("no statement cache on PostgreSQL")
 	}
@@ -44,7 +36,7 @@ func TestPreparedStatements(t *testing.T) {
 
 	// In a transaction: the statement runs prepared on the transaction's
 	// connection, which then lists it among its prepared statements.
-	err = db.WithTx(ctx, func(q *Queries) error {
+	err := db.WithTx(ctx, func(q *Queries) error {
 		if err := q.get(ctx, &n, query, 1); err != nil || n != 2 {
 			t.Fatalf("in a transaction: %d, %v", n, err)
 		}
@@ -62,15 +54,7 @@ func TestPreparedStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	off, err := Open(ctx, url+sep+"prepared_statements=off")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer off.Close()
+	_, off := openPostgres(t, "prepared_statements=off")
 	if off.stmts != nil {
 		t.Error("prepared_statements=off keeps a statement cache")
 	}
@@ -83,30 +67,14 @@ func TestPreparedStatements(t *testing.T) {
 // statements are never kept prepared (a plan made while the table was
 // small would stay), while the INSERT that queues mail is.
 func TestOutboxClaimsStayUnprepared(t *testing.T) {
-	url := os.Getenv("USEREMAIL_TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("USEREMAIL_TEST_DATABASE_URL is not set: prepared statements are PostgreSQL's")
-	}
 	ctx := context.Background()
-	admin, err := Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	_, admin := openPostgres(t, "")
 	schema := fmt.Sprintf("prepared_test_%d", time.Now().UnixNano())
 	if _, err := admin.db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatal(err)
 	}
-	defer admin.db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	db, err := Open(ctx, url+sep+"search_path="+schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	t.Cleanup(func() { _, _ = admin.db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE") })
+	_, db := openPostgres(t, "search_path="+schema)
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -149,4 +117,28 @@ func TestOutboxClaimsStayUnprepared(t *testing.T) {
 	if !insert {
 		t.Error("the outbox INSERT is not kept prepared")
 	}
+}
+
+// openPostgres opens the test PostgreSQL database, with param (name=value)
+// added to its URL when not empty, and closes it when t ends; it skips t
+// when USEREMAIL_TEST_DATABASE_URL is not set.
+func openPostgres(t *testing.T, param string) (string, *DB) {
+	t.Helper()
+	url := os.Getenv("USEREMAIL_TEST_DATABASE_URL")
+	if url == "" {
+		t.Skip("USEREMAIL_TEST_DATABASE_URL is not set: prepared statements are PostgreSQL's")
+	}
+	if param != "" {
+		sep := "?"
+		if strings.Contains(url, "?") {
+			sep = "&"
+		}
+		url += sep + param
+	}
+	db, err := Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return url, db
 }
