@@ -86,13 +86,6 @@ func (q *Queries) EmailByID(ctx context.Context, userID, emailID int64) (Email, 
 	return e, q.get(ctx, &e, query, emailID, userID)
 }
 
-// EmailByKey returns the address of a user with comparison key key.
-func (q *Queries) EmailByKey(ctx context.Context, userID int64, key string) (Email, error) {
-	const query = `SELECT ` + emailColumns + ` FROM emails WHERE user_id = ? AND email_key = ?`
-	var e Email
-	return e, q.get(ctx, &e, query, userID, key)
-}
-
 // PrimaryEmail returns a user's primary address.
 func (q *Queries) PrimaryEmail(ctx context.Context, userID int64) (Email, error) {
 	const query = `SELECT ` + emailColumns + ` FROM emails WHERE user_id = ? AND is_primary`
@@ -125,11 +118,11 @@ type AddressCheck struct {
 	PrimaryKey   string `db:"primary_key"`
 }
 
-// CheckAddress reads in one statement what CountEmails, EmailByKey,
-// ClaimedBy and PrimaryEmail would tell about the address with comparison
-// key key and the user userID. It fails with ErrNotFound when the user has
-// no primary address, that is, when there is no such user. Call it after
-// LockUser, so that nothing changes the user's addresses in between.
+// CheckAddress reads in one statement what a change of addresses must
+// know about the address with comparison key key and the user userID. It
+// fails with ErrNotFound when the user has no primary address, that is,
+// when there is no such user. Call it after LockUser, so that nothing
+// changes the user's addresses in between.
 func (q *Queries) CheckAddress(ctx context.Context, userID int64, key string) (AddressCheck, error) {
 	// Each part is an index lookup: emails_user_key (the count, index only,
 	// and the user's own address), emails_claimed_key, emails_one_primary.
@@ -147,13 +140,6 @@ func (q *Queries) CheckAddress(ctx context.Context, userID int64, key string) (A
 		return AddressCheck{}, ErrNotFound
 	}
 	return c, nil
-}
-
-// CountEmails returns how many addresses a user has.
-func (q *Queries) CountEmails(ctx context.Context, userID int64) (int, error) {
-	const query = `SELECT COUNT(*) FROM emails WHERE user_id = ?`
-	var n int
-	return n, q.get(ctx, &n, query, userID)
 }
 
 // VerifyEmailByKey marks an unverified address of a user verified, if it

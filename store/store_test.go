@@ -106,8 +106,8 @@ func TestUsersAndEmails(t *testing.T) {
 		if _, err := db.EmailByID(ctx, v.ID, second.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("another user's email: err = %v", err)
 		}
-		if n, err := db.CountEmails(ctx, u.ID); err != nil || n != 1 {
-			t.Fatalf("CountEmails = %d, %v", n, err)
+		if all, err := db.EmailsByUser(ctx, u.ID); err != nil || len(all) != 1 {
+			t.Fatalf("EmailsByUser = %+v, %v", all, err)
 		}
 
 		// Deleting a user takes its addresses with it, the primary included.
@@ -474,15 +474,23 @@ func TestCheckAddress(t *testing.T) {
 			if c != want {
 				t.Errorf("CheckAddress(%s) = %+v, want %+v", tc.key, c, want)
 			}
-			// The queries it stands for agree.
-			n, _ := db.CountEmails(ctx, u.ID)
-			own, ownErr := db.EmailByKey(ctx, u.ID, tc.key)
+			// The user's address list and ClaimedBy agree.
+			all, err := db.EmailsByUser(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ownID, primaryID int64
+			for _, e := range all {
+				if e.Key == tc.key {
+					ownID = e.ID
+				}
+				if e.Primary {
+					primaryID = e.ID
+				}
+			}
 			owner, claimErr := db.ClaimedBy(ctx, tc.key)
-			primary, _ := db.PrimaryEmail(ctx, u.ID)
-			if n != c.Count || (ownErr == nil) != (c.OwnID != 0) || (ownErr == nil && own.ID != c.OwnID) ||
-				(claimErr == nil && owner != u.ID) != c.Claimed || primary.ID != c.PrimaryID {
-				t.Errorf("CheckAddress(%s) = %+v; the single queries say count %d, own %+v %v, owner %d %v, primary %+v",
-					tc.key, c, n, own, ownErr, owner, claimErr, primary)
+			if len(all) != c.Count || ownID != c.OwnID || (claimErr == nil && owner != u.ID) != c.Claimed || primaryID != c.PrimaryID {
+				t.Errorf("CheckAddress(%s) = %+v; the list says %+v, ClaimedBy %d %v", tc.key, c, all, owner, claimErr)
 			}
 		}
 		if _, err := db.CheckAddress(ctx, v.ID+1000, "a@example.com"); !errors.Is(err, store.ErrNotFound) {
