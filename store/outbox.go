@@ -121,13 +121,12 @@ func (q *Queries) ClaimMessages(ctx context.Context, now time.Time, lease time.D
 	return msgs, nil
 }
 
-// MarkMessageSent records a delivery. attempt is the Attempts value of the
-// claim; a claim that was taken over after its lease changes nothing.
+// MarkMessageSent records a delivery: MarkMessagesSent of one claim.
+// attempt is the Attempts value of the claim; a claim that was taken over
+// after its lease changes nothing and fails with ErrNotFound.
 func (q *Queries) MarkMessageSent(ctx context.Context, id int64, attempt int, now time.Time) error {
-	const query = `UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ''
-		WHERE id = ? AND status = 'sending' AND attempts = ?`
-	n, err := q.unprepared().exec(ctx, query, utc(now), id, attempt)
-	return rowsOrNotFound(n, err)
+	ids, err := q.MarkMessagesSent(ctx, []Claim{{ID: id, Attempt: attempt}}, now)
+	return rowsOrNotFound(int64(len(ids)), err)
 }
 
 // Claim names one claim of a message: the message and the Attempts value
@@ -139,8 +138,8 @@ type Claim struct {
 
 // MarkMessagesSent records the deliveries of several claimed messages with
 // one statement and returns the ids of those it recorded. Each row is
-// guarded by its own claim, as in MarkMessageSent: a message whose claim was
-// taken over after its lease is left alone and missing from the ids.
+// guarded by its own claim: a message whose claim was taken over after its
+// lease is left alone and missing from the ids.
 func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time.Time) ([]int64, error) {
 	if len(claims) == 0 {
 		return nil, nil
