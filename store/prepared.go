@@ -35,7 +35,7 @@ type statements struct {
 	ctx    context.Context // ends at close, ending the preparations in progress
 	cancel context.CancelFunc
 	mu     sync.RWMutex
-	m      map[string]*sqlx.Stmt // by the query as PostgreSQL reads it; nil while being prepared
+	m      map[string]*sqlx.Stmt // by the query as the store writes it, with ? placeholders; nil while being prepared
 	wg     sync.WaitGroup
 }
 
@@ -63,12 +63,13 @@ func (s *statements) prepared(query string) *sqlx.Stmt {
 	return nil
 }
 
-// prepare prepares query and keeps it; when that fails (the database is
-// away, the statement is wrong), a later use tries again.
+// prepare prepares query (in PostgreSQL's $n placeholders) and keeps it;
+// when that fails (the database is away, the statement is wrong), a later
+// use tries again.
 func (s *statements) prepare(query string) {
 	ctx, cancel := context.WithTimeout(s.ctx, prepareTimeout)
 	defer cancel()
-	st, err := s.db.PreparexContext(ctx, query)
+	st, err := s.db.PreparexContext(ctx, sqlx.Rebind(sqlx.DOLLAR, query))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {

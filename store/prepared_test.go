@@ -28,7 +28,7 @@ func TestPreparedStatements(t *testing.T) {
 		t.Fatalf("first run: %d, %v", n, err)
 	}
 	rebound := db.rebind(query)
-	for deadline := time.Now().Add(10 * time.Second); db.stmts.prepared(rebound) == nil; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); db.stmts.prepared(query) == nil; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the statement was not prepared in the background")
 		}

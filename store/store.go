@@ -308,9 +308,9 @@ func (q *Queries) rebind(query string) string {
 	return query
 }
 
-// prepared returns the kept statement for query (in the dialect's
-// placeholders), bound to the transaction of q if there is one; nil when
-// there is none (yet).
+// prepared returns the kept statement for query (as the store writes it,
+// with ? placeholders), bound to the transaction of q if there is one; nil
+// when there is none (yet). A kept statement needs no rebind.
 func (q *Queries) prepared(ctx context.Context, query string) *sqlx.Stmt {
 	if q.stmts == nil {
 		return nil
@@ -325,30 +325,27 @@ func (q *Queries) prepared(ctx context.Context, query string) *sqlx.Stmt {
 }
 
 func (q *Queries) get(ctx context.Context, dest any, query string, args ...any) error {
-	query = q.rebind(query)
 	if st := q.prepared(ctx, query); st != nil {
 		return translate(st.GetContext(ctx, dest, args...))
 	}
-	return translate(sqlx.GetContext(ctx, q.ext, dest, query, args...))
+	return translate(sqlx.GetContext(ctx, q.ext, dest, q.rebind(query), args...))
 }
 
 func (q *Queries) selectAll(ctx context.Context, dest any, query string, args ...any) error {
-	query = q.rebind(query)
 	if st := q.prepared(ctx, query); st != nil {
 		return translate(st.SelectContext(ctx, dest, args...))
 	}
-	return translate(sqlx.SelectContext(ctx, q.ext, dest, query, args...))
+	return translate(sqlx.SelectContext(ctx, q.ext, dest, q.rebind(query), args...))
 }
 
 // exec runs a statement and returns the number of rows it changed.
 func (q *Queries) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	query = q.rebind(query)
 	var res sql.Result
 	var err error
 	if st := q.prepared(ctx, query); st != nil {
 		res, err = st.ExecContext(ctx, args...)
 	} else {
-		res, err = q.ext.ExecContext(ctx, query, args...)
+		res, err = q.ext.ExecContext(ctx, q.rebind(query), args...)
 	}
 	if err != nil {
 		return 0, translate(err)
