@@ -450,12 +450,13 @@ func TestLeaseTakeover(t *testing.T) {
 	}
 }
 
-// TestBatchRecordsDeliveriesTogether: the deliveries of a batch are
-// recorded together (one UPDATE for those that finish while another record
-// is written), each row still guarded by its own claim. Of a batch whose
-// lease ran out while its sends hung, the message another dispatcher took
-// over keeps that dispatcher's outcome; the others are recorded as the
-// first dispatcher's deliveries, once each.
+// TestBatchRecordsDeliveriesTogether: the deliveries of a batch, finishing
+// at once, are recorded by the group record (MarkMessagesSent, whose
+// statement store's TestMarkMessagesSent checks), each row still guarded
+// by its own claim. Of a batch whose lease ran out while its sends hung,
+// the message another dispatcher took over keeps that dispatcher's
+// outcome; the others are recorded as the first dispatcher's deliveries,
+// once each.
 func TestBatchRecordsDeliveriesTogether(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
