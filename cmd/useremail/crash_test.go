@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -51,6 +52,10 @@ func TestCrashMidBurst(t *testing.T) {
 	}
 }
 
+// crashFirstApp is the PostgreSQL application_name of the process that
+// TestCrashMidBurst kills.
+const crashFirstApp = "useremail-crash-first"
+
 // burstAnswer is one request of the burst, as its client saw it.
 type burstAnswer struct {
 	answer
@@ -69,7 +74,18 @@ func crashMidBurst(t *testing.T, url string, killAfter int) {
 	sink := smtptest.Start(t, smtptest.Options{DataDelay: 20 * time.Millisecond})
 	env := serveEnv(url, sink)
 	env["USEREMAIL_MAX_EMAILS"] = "1000"
-	first := startServe(t, "first", env)
+	firstEnv := maps.Clone(env)
+	postgres := strings.HasPrefix(url, "postgres")
+	if postgres {
+		// Named, so that the test can tell when the dead process's
+		// connections are gone.
+		sep := "?"
+		if strings.Contains(url, "?") {
+			sep = "&"
+		}
+		firstEnv["USEREMAIL_DATABASE_URL"] = url + sep + "application_name=" + crashFirstApp
+	}
+	first := startServe(t, "first", firstEnv)
 	db := openDB(t, url)
 
 	c := newClient(true)
@@ -138,6 +154,26 @@ func crashMidBurst(t *testing.T, url string, killAfter int) {
 	wg.Wait()
 	if !first.waitExit(10 * time.Second) {
 		t.Fatal("the first process survived SIGKILL")
+	}
+
+	// PostgreSQL still runs what the dead process had sent before it died
+	// (a claim can commit after the kill) until each of its backends reads
+	// the end of its connection: wait for them to be gone.
+	if postgres {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var n int
+			if err := db.SQL().Get(&n, `SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1`, crashFirstApp); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections of the killed process still open after 30 s", n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 
 	// What the dead process left: rows leased to it (some of them sent,
