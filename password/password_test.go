@@ -205,7 +205,7 @@ func TestVerifyDummy(t *testing.T) {
 		t.Fatalf("Verify(dummy) = %v, %v, %v; want false, false, nil", ok, rehash, err)
 	}
 	// The slot is given back.
-	if n := len(h.slots); n != 0 {
+	if n := cap(h.slots) - len(h.slots); n != 0 {
 		t.Fatalf("%d slots still held after VerifyDummy", n)
 	}
 	cancelled, cancel := context.WithCancel(ctx)
@@ -220,7 +220,7 @@ func TestDefaultParams(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Hash: %v", err)
 	}
-	if want := "$argon2id$v=19$m=19456,t=2,p=1$"; !strings.HasPrefix(enc, want) {
+	if want := "$argon2id$v=19$m=19456,t=2,p=2$"; !strings.HasPrefix(enc, want) {
 		t.Fatalf("Hash = %q, want prefix %q", enc, want)
 	}
 	parts := strings.Split(enc, "$")
@@ -238,7 +238,8 @@ func TestConcurrencyBound(t *testing.T) {
 	bg := context.Background()
 
 	// Hold the only slot, as a running hash would.
-	if err := h.acquire(bg); err != nil {
+	mem, err := h.acquire(bg)
+	if err != nil {
 		t.Fatalf("acquire: %v", err)
 	}
 
@@ -275,11 +276,11 @@ func TestConcurrencyBound(t *testing.T) {
 		t.Fatalf("Hash finished (err = %v) while the only slot was held", err)
 	default:
 	}
-	h.release()
+	h.release(mem)
 	if err := <-done; err != nil {
 		t.Fatalf("Hash after release: %v", err)
 	}
-	if n := len(h.slots); n != 0 {
+	if n := cap(h.slots) - len(h.slots); n != 0 {
 		t.Fatalf("%d slots still held", n)
 	}
 
@@ -321,16 +322,41 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func TestNewHasherLimit(t *testing.T) {
-	tests := []struct{ limit, want int }{
-		{0, runtime.GOMAXPROCS(0)},
-		{-3, runtime.GOMAXPROCS(0)},
-		{1, 1},
-		{16, 16},
+	procs := runtime.GOMAXPROCS(0)
+	lanes := func(n uint8) Params {
+		p := cheap
+		p.Parallelism = n
+		p.Memory = max(p.Memory, 8*uint32(n))
+		return p
+	}
+	tests := []struct {
+		p           Params
+		limit, want int
+	}{
+		{cheap, 0, procs},
+		{cheap, -3, procs},
+		{cheap, 1, 1},
+		{cheap, 16, 16},
+		// The default is ceil(GOMAXPROCS / Parallelism).
+		{lanes(2), 0, (procs + 1) / 2},
+		{lanes(3), -1, (procs + 2) / 3},
+		{lanes(255), 0, 1},
+		{lanes(2), 5, 5},
 	}
 	for _, tc := range tests {
-		if got := cap(NewHasher(cheap, tc.limit).slots); got != tc.want {
-			t.Errorf("NewHasher(cheap, %d): %d slots, want %d", tc.limit, got, tc.want)
+		h := NewHasher(tc.p, tc.limit)
+		if got := cap(h.slots); got != tc.want {
+			t.Errorf("NewHasher(p=%d, %d): %d slots, want %d", tc.p.Parallelism, tc.limit, got, tc.want)
 		}
+		// All slots start free, without memory until their first hash.
+		if got := len(h.slots); got != tc.want {
+			t.Errorf("NewHasher(p=%d, %d): %d free slots, want %d", tc.p.Parallelism, tc.limit, got, tc.want)
+		}
+	}
+	old := runtime.GOMAXPROCS(3)
+	defer runtime.GOMAXPROCS(old)
+	if got := cap(NewHasher(lanes(2), 0).slots); got != 2 {
+		t.Errorf("GOMAXPROCS=3, p=2: %d slots, want 2", got)
 	}
 }
 

@@ -215,7 +215,7 @@ func splitList(raw string) []string {
 	return out
 }
 
-// parseArgon2 reads "m=19456,t=2,p=1" (memory in KiB).
+// parseArgon2 reads "m=19456,t=2,p=2" (memory in KiB).
 func parseArgon2(raw string) (password.Params, error) {
 	p := password.DefaultParams
 	for _, part := range strings.Split(raw, ",") {
