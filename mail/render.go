@@ -11,6 +11,7 @@ import (
 	htmltemplate "html/template"
 	"strconv"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 
@@ -109,15 +110,18 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 		data.Expiry = durationWords(c.changeTTL)
 	}
 
-	var subject, text, html bytes.Buffer
-	if err := tpl.text.ExecuteTemplate(&subject, "subject", data); err != nil {
+	subject, text, html := getBuffer(), getBuffer(), getBuffer()
+	defer putBuffer(subject)
+	defer putBuffer(text)
+	defer putBuffer(html)
+	if err := tpl.text.ExecuteTemplate(subject, "subject", data); err != nil {
 		return Message{}, fmt.Errorf("%w: subject: %v", errUnrenderable, err)
 	}
 	data.Subject = strings.Join(strings.Fields(subject.String()), " ")
-	if err := tpl.text.ExecuteTemplate(&text, "layout", data); err != nil {
+	if err := tpl.text.ExecuteTemplate(text, "layout", data); err != nil {
 		return Message{}, fmt.Errorf("%w: text: %v", errUnrenderable, err)
 	}
-	if err := tpl.html.ExecuteTemplate(&html, "layout", data); err != nil {
+	if err := tpl.html.ExecuteTemplate(html, "layout", data); err != nil {
 		return Message{}, fmt.Errorf("%w: html: %v", errUnrenderable, err)
 	}
 	msg := Message{
@@ -134,6 +138,26 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 		msg.Links = []string{data.Link}
 	}
 	return msg, nil
+}
+
+// renderBuffers keeps the buffers compose renders into. Why: a mail's parts
+// are a few KiB each, and growing fresh buffers to that size for every mail
+// was a sixth of the bytes the service allocated while adding addresses
+// (two mails per add).
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer bounds what goes back into renderBuffers, so that one
+// unusually large mail does not pin its buffer for good.
+const maxPooledBuffer = 64 << 10
+
+func getBuffer() *bytes.Buffer { return renderBuffers.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	renderBuffers.Put(b)
 }
 
 // messageID returns the Message-ID of outbox row id: the same for every
