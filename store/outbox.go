@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // The states of an outbox message: queued → sending → sent, or failed once
@@ -140,9 +142,31 @@ type Claim struct {
 // one statement and returns the ids of those it recorded. Each row is
 // guarded by its own claim: a message whose claim was taken over after its
 // lease is left alone and missing from the ids.
+//
+// On PostgreSQL the claims go as two arrays joined to the table by its
+// primary key: one index lookup per claim. Why not a guard of one
+// "(id = ? AND attempts = ?)" per claim, as on SQLite: PostgreSQL planned
+// that OR as a bitmap AND with every index entry of status 'sending' —
+// entries of rows sent long ago included, until a VACUUM removes them — so
+// each record of deliveries read the whole recent history of the outbox
+// (2.0 ms for 49 claims over 30,000 sent rows, against 0.2 ms now), and
+// every batch size was a new statement to plan.
 func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time.Time) ([]int64, error) {
 	if len(claims) == 0 {
 		return nil, nil
+	}
+	ids := []int64{}
+	if q.dialect == Postgres {
+		claimIDs := make(pq.Int64Array, len(claims))
+		attempts := make(pq.Int64Array, len(claims))
+		for i, c := range claims {
+			claimIDs[i], attempts[i] = c.ID, int64(c.Attempt)
+		}
+		const query = `UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ''
+			FROM unnest(?::bigint[], ?::bigint[]) AS c (id, attempts)
+			WHERE outbox.id = c.id AND outbox.attempts = c.attempts AND outbox.status = 'sending'
+			RETURNING outbox.id`
+		return ids, q.unprepared().selectAll(ctx, &ids, query, utc(now), claimIDs, attempts)
 	}
 	var guard strings.Builder
 	args := make([]any, 0, 1+2*len(claims))
@@ -156,7 +180,6 @@ func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time
 	}
 	query := `UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ''
 		WHERE status = 'sending' AND (` + guard.String() + `) RETURNING id`
-	ids := []int64{}
 	return ids, q.unprepared().selectAll(ctx, &ids, query, args...)
 }
 
