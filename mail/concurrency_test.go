@@ -182,6 +182,11 @@ func TestListenNotify(t *testing.T) {
 		}
 	}()
 
+	// Another process's announcer: d is never woken directly.
+	announcer := mail.NewAnnouncer(db, nil)
+	announced := make(chan struct{})
+	go func() { announcer.Run(ctx); close(announced) }()
+	defer func() { cancel(); <-announced }()
 	enqueue := func(added string) {
 		err := db.WithTx(ctx, func(q *store.Queries) error {
 			_, err := q.EnqueueMessage(ctx, mail.EmailAdded(f.userID, "alice@example.com", added), time.Now())
@@ -190,9 +195,11 @@ func TestListenNotify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		announcer.Announce()
 	}
 	// The first mail shows that Run is past its first batch, and so
-	// listening; the second can then only come quickly through NOTIFY.
+	// listening; the second can then only come quickly through the
+	// announcer's NOTIFY.
 	enqueue("b@example.com")
 	f.sink.Wait(t, 1, 20*time.Second)
 	time.Sleep(100 * time.Millisecond) // let Run go to sleep

@@ -64,7 +64,8 @@ type Config struct {
 	// default 1s. Wake and PostgreSQL notifications cut the sleep short.
 	PollInterval time.Duration
 	// ListenURL, a postgres:// URL, makes Run LISTEN for the notifications
-	// that EnqueueMessage sends; empty means polling only.
+	// that announce queued mail (Announcer, store.NotifyMailQueued); empty
+	// means polling only.
 	ListenURL string
 
 	// Logger receives one record per outcome; nil means slog.Default().

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/lib/pq"
@@ -80,4 +81,64 @@ func ListenPostgres(ctx context.Context, databaseURL string) (<-chan struct{}, e
 		}
 	}()
 	return out, nil
+}
+
+// announceGather is the least time between two notifications an Announcer
+// sends: mail queued meanwhile is announced by the next one.
+const announceGather = 10 * time.Millisecond
+
+// Announcer tells the dispatchers listening on PostgreSQL (ListenPostgres)
+// that mail was queued, with one notification outside the transactions that
+// queued it (store.NotifyMailQueued says why) for all the mail queued within
+// announceGather. Announce after each commit that queued mail; Run sends
+// the notifications. The process's own dispatcher should be woken directly
+// (Dispatcher.Wake): the notification reaches it too, but later. A
+// notification that is lost (the process stops, the database is down) only
+// delays the mail until a dispatcher's next poll. The zero value is not
+// usable; make one with NewAnnouncer.
+type Announcer struct {
+	db      *store.DB
+	logger  *slog.Logger
+	pending chan struct{}
+}
+
+// NewAnnouncer returns an Announcer that notifies through db.
+func NewAnnouncer(db *store.DB, logger *slog.Logger) *Announcer {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Announcer{db: db, logger: logger, pending: make(chan struct{}, 1)}
+}
+
+// Announce asks Run for a notification. It never blocks: announcements
+// made while one waits are folded into it.
+func (a *Announcer) Announce() {
+	select {
+	case a.pending <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends a notification for each batch of announcements until ctx is
+// done, at most one per announceGather.
+func (a *Announcer) Run(ctx context.Context) {
+	gather := time.NewTimer(0)
+	defer gather.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.pending:
+		}
+		if err := a.db.NotifyMailQueued(ctx); err != nil && ctx.Err() == nil {
+			// Dispatchers poll as well; the mail is only later.
+			a.logger.Warn("mail: could not announce queued mail to other dispatchers", "error", err)
+		}
+		gather.Reset(announceGather)
+		select {
+		case <-ctx.Done():
+			return
+		case <-gather.C:
+		}
+	}
 }

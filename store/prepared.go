@@ -10,7 +10,7 @@ import (
 
 // maxPrepared bounds the statements a DB keeps prepared. The store's
 // statements are fixed strings, but a few are built for a number of rows
-// (EnqueueMessages, MarkMessagesSent); past the bound a statement runs
+// (EnqueueMessages); past the bound a statement runs
 // unprepared.
 const maxPrepared = 256
 

@@ -89,6 +89,11 @@ func cmdUser(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	if !*verified {
+		// Running servers send the verification mail at once; if this
+		// fails they still find it at their next poll.
+		_ = db.NotifyMailQueued(ctx)
+	}
 	fmt.Fprintf(stdout, "created user %d <%s>\n", user.ID, addr.Email)
 	return nil
 }

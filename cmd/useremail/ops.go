@@ -66,6 +66,7 @@ func cmdOutbox(ctx context.Context, args []string, getenv func(string) string, s
 		} else if err != nil {
 			return err
 		}
+		_ = db.NotifyMailQueued(ctx) // else running servers find it at their next poll
 		fmt.Fprintf(stdout, "message %d queued again; a running server sends it shortly\n", id)
 		return nil
 	}

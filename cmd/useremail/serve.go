@@ -106,6 +106,19 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
+	// After a commit that queued mail: this process's dispatcher is woken
+	// at once; on PostgreSQL the other processes' are told by an
+	// announcement (gathered, outside the request's transaction).
+	mailQueued := dispatcher.Wake
+	var announcer *mail.Announcer
+	if db.Dialect() == store.Postgres {
+		announcer = mail.NewAnnouncer(db, logger)
+		mailQueued = func() {
+			dispatcher.Wake()
+			announcer.Announce()
+		}
+	}
+
 	srv, err := server.New(server.Config{
 		DB:             db,
 		Signer:         sign,
@@ -121,7 +134,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		RateLimits:     cfg.RateLimits,
 		Notices:        cfg.Notices,
 		Logger:         logger,
-		MailQueued:     dispatcher.Wake,
+		MailQueued:     mailQueued,
 		Metrics:        m,
 	})
 	if err != nil {
@@ -162,6 +175,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	})
 	wg.Go(func() { janitor(bgCtx, db, session.NewManager(db, cfg.Sessions, nil), logger) })
+	if announcer != nil {
+		wg.Go(func() { announcer.Run(bgCtx) })
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(ln) }()
