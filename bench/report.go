@@ -210,9 +210,8 @@ func (r *report) targets(d *dialectReport) []goal {
 			out = append(out, goal{name: fmt.Sprintf("login c=%d (argon2id, OWASP cost)", x.conc), figure: fmt.Sprintf("%.0f req/s, %.2f× baseline", x.svc.rps, x.rpsRatio()), info: true})
 		}
 	}
-	// The peak RSS, apart for login: its argon2id hashes (19 MiB each, as
-	// many at once as there are CPUs) dominate it in any Go server, the
-	// baseline's too.
+	// The peak RSS, apart for login: its argon2id working memory (19 MiB
+	// per hashing slot, kept by the slot) dominates it, the baseline's too.
 	for _, login := range []bool{false, true} {
 		var peak, basePeak int64
 		var where string

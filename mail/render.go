@@ -141,9 +141,9 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 }
 
 // renderBuffers keeps the buffers compose renders into. Why: a mail's parts
-// are a few KiB each, and growing fresh buffers to that size for every mail
-// was a sixth of the bytes the service allocated while adding addresses
-// (two mails per add).
+// are a few KiB each, and rendering was over a third of the bytes the
+// service allocated while adding addresses (two mails per add), much of it
+// fresh buffers growing to that size.
 var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledBuffer bounds what goes back into renderBuffers, so that one
