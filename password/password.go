@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -99,8 +100,12 @@ func (p Params) validate() error {
 // Each of its hashing slots keeps one working-memory buffer, allocated at
 // the slot's first hash and reused by every later one, so the process
 // holds at most one buffer per slot instead of leaving Memory KiB of
-// garbage per login for the garbage collector. A Hasher is safe for
-// concurrent use. Make one with NewHasher; the zero value is not usable.
+// garbage per login for the garbage collector. On Unix that memory is
+// mapped outside the Go heap (newSlotMemory): the process's RSS counts it,
+// GOMEMLIMIT and runtime.MemStats do not. A stored hash with more memory
+// than h's parameters is verified in a heap buffer of its own, allocated
+// for that call. A Hasher is safe for concurrent use. Make one with
+// NewHasher; the zero value is not usable.
 type Hasher struct {
 	params Params
 	// slots holds the free hashing slots, each as its working memory
@@ -108,13 +113,22 @@ type Hasher struct {
 	// back, so at most cap(slots) hashes run at once.
 	slots chan []block
 	dummy string // encoded hash with h's params that no password matches
+	// timing equalises verifications of hashes with different parameters
+	// (equalizer); pause is how a verification waits, replaced in tests.
+	timing equalizer
+	pause  func(context.Context, time.Duration)
 }
 
 // NewHasher returns a Hasher that hashes with p and runs at most
 // maxConcurrent hashes at once. A zero (or negative) limit means
 // ceil(runtime.GOMAXPROCS(0) / p.Parallelism): each hash runs its
 // Parallelism lanes on as many cores, so that many hashes at once keep the
-// CPUs busy, and more would only hold more memory. NewHasher panics if p
+// CPUs busy, and more would only hold more memory. (Stored hashes with
+// fewer lanes than p, such as p=1 ones written before the default became
+// p=2, use fewer cores each, so while many of them are verified at once the
+// CPUs are not all busy: a login then waits a little longer, and no more
+// memory is held. Each is rehashed with p at its first successful login.)
+// NewHasher panics if p
 // is outside the bounds that Verify accepts from stored hashes (memory ≤
 // 1 GiB and ≥ 8 KiB per lane, 1..100 iterations, parallelism ≥ 1, salt and
 // key 8..1024 bytes): that is a configuration error.
@@ -137,6 +151,7 @@ func NewHasher(p Params, maxConcurrent int) *Hasher {
 		params: p,
 		slots:  slots,
 		dummy:  encode(p, randomBytes(p.SaltLen), randomBytes(p.KeyLen)),
+		pause:  wait,
 	}
 	// The slots' memory is not the collector's (newSlotMemory): give it
 	// back when h goes. By then every slot is in the channel, since a hash
@@ -167,7 +182,9 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // differ from h's (callers should act on it only when ok, by storing a new
 // Hash). A malformed or out-of-bounds encoded hash is an error wrapping
 // ErrMalformedHash. Verify waits for a hashing slot, and returns ctx.Err()
-// if ctx ends first.
+// if ctx ends first. While stored hashes with different parameters are in
+// use, Verify takes as long as verifying one of the slowest kind would
+// (equalizer), so that its time does not tell which kind encoded is.
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool, needsRehash bool, err error) {
 	p, salt, key, err := decode(encoded)
 	if err != nil {
@@ -177,20 +194,26 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool,
 	if err != nil {
 		return false, false, err
 	}
-	defer h.release(mem)
+	start := time.Now()
 	// A stored hash needing more memory than h's params gets a buffer of
 	// its own for this call (deriveID allocates it); the slot keeps its
 	// buffer of h's size. One needing less uses the buffer's start.
 	got := deriveID(mem, prepare(password), salt, nil, nil, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
+	took := time.Since(start)
+	h.release(mem)
 	// Why constant time: a comparison that stops at the first differing
 	// byte would tell an attacker how much of the derived key is right.
 	ok = subtle.ConstantTimeCompare(got, key) == 1
+	// Take as long as a hash of the slowest kind in use would (equalizer),
+	// after giving the slot back: waiting needs no working memory.
+	h.pause(ctx, h.timing.observe(costOf(p), took))
 	return ok, p != h.params, nil
 }
 
 // VerifyDummy spends the same time as a Verify against a real hash with h's
-// parameters and always reports false; login calls it for unknown users so
-// that timing does not reveal which accounts exist. Like Verify, it waits
+// parameters, padded like every Verify to the slowest kind of stored hash
+// in use (equalizer), and always reports false; login calls it for unknown
+// users so that timing does not reveal which accounts exist. Like Verify, it waits
 // for a hashing slot and returns early if ctx ends first.
 func (h *Hasher) VerifyDummy(ctx context.Context, password string) {
 	// Same code path as a real login, against a hash no password matches.
