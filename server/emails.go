@@ -131,7 +131,9 @@ func (s *Server) DeleteEmail(ctx context.Context, req gen.DeleteEmailRequestObje
 	case err != nil:
 		return nil, err
 	}
-	s.cfg.MailQueued()
+	if s.cfg.Notices { // s.notify queued the notice
+		s.cfg.MailQueued()
+	}
 	return gen.DeleteEmail204Response{}, nil
 }
 

@@ -203,7 +203,9 @@ func (s *Server) confirmPrimary(ctx context.Context, token, userKey string) (sto
 	}
 	uid := claims.UserID
 	var e store.Email
+	var queued bool // a notice went into the outbox
 	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+		queued = false // WithTx may run this again
 		user, err := q.LockUser(ctx, uid)
 		if err != nil {
 			return usedIfNotFound(err)
@@ -238,13 +240,16 @@ func (s *Server) confirmPrimary(ctx context.Context, token, userKey string) (sto
 			if _, err := q.EnqueueMessage(ctx, mail.PrimaryChanged(uid, check.PrimaryEmail, e.Email), s.now()); err != nil {
 				return err
 			}
+			queued = true
 		}
 		return s.audit(ctx, q, uid, eventPrimaryChanged, e.Email)
 	})
 	if err != nil {
 		return store.Email{}, err
 	}
-	s.cfg.MailQueued()
+	if queued {
+		s.cfg.MailQueued()
+	}
 	return e, nil
 }
 
