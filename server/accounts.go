@@ -29,7 +29,7 @@ func (s *Server) SignUp(ctx context.Context, req gen.SignUpRequestObject) (gen.S
 	}
 	var user store.User
 	var primary store.Email
-	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+	err = s.withTx(ctx, func(q *store.Queries) error {
 		var err error
 		user, primary, err = q.CreateUser(ctx, store.NewUser{Email: addr.Email, Key: addr.Key, PasswordHash: hash}, s.now())
 		if err != nil {
@@ -46,6 +46,5 @@ func (s *Server) SignUp(ctx context.Context, req gen.SignUpRequestObject) (gen.S
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.MailQueued()
 	return gen.SignUp201JSONResponse{Id: user.ID, Email: primary.Email, DateJoined: user.DateJoined}, nil
 }

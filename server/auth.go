@@ -43,7 +43,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 		return nil, err
 	}
 	if !ok {
-		if err := s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+		if err := s.withTx(ctx, func(q *store.Queries) error {
 			return s.audit(ctx, q, user.ID, eventLoginFailed, addr.Email)
 		}); err != nil {
 			return nil, err
@@ -57,7 +57,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 		}
 	}
 	var sess session.New
-	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+	err = s.withTx(ctx, func(q *store.Queries) error {
 		if newHash != "" {
 			if err := q.SetPasswordHash(ctx, user.ID, newHash); err != nil {
 				return err
@@ -82,7 +82,7 @@ func (s *Server) Logout(ctx context.Context, _ gen.LogoutRequestObject) (gen.Log
 	if err != nil {
 		return nil, err
 	}
-	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+	err = s.withTx(ctx, func(q *store.Queries) error {
 		if err := q.DeleteSession(ctx, sess.IDHash); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}

@@ -22,7 +22,7 @@ func (s *Server) RequestEmailChange(ctx context.Context, req gen.RequestEmailCha
 	if err := s.checkPassword(ctx, req.Id, req.Body.Password); err != nil {
 		return nil, err
 	}
-	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+	err = s.withTx(ctx, func(q *store.Queries) error {
 		if _, err := q.LockUser(ctx, req.Id); err != nil {
 			return err
 		}
@@ -57,7 +57,6 @@ func (s *Server) RequestEmailChange(ctx context.Context, req gen.RequestEmailCha
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.MailQueued()
 	return gen.RequestEmailChange204Response{}, nil
 }
 
@@ -78,7 +77,7 @@ func (s *Server) checkPassword(ctx context.Context, userID int64, password strin
 		return err
 	}
 	if !ok {
-		if err := s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+		if err := s.withTx(ctx, func(q *store.Queries) error {
 			return s.audit(ctx, q, userID, eventPasswordFailed, "")
 		}); err != nil {
 			return err

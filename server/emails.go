@@ -63,7 +63,7 @@ func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (g
 		return nil, err
 	}
 	var added store.Email
-	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+	err = s.withTx(ctx, func(q *store.Queries) error {
 		if _, err := q.LockUser(ctx, req.Id); err != nil {
 			return err
 		}
@@ -96,7 +96,6 @@ func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (g
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.MailQueued()
 	return gen.AddEmail201JSONResponse(toAPIEmail(added)), nil
 }
 
@@ -105,7 +104,7 @@ func (s *Server) DeleteEmail(ctx context.Context, req gen.DeleteEmailRequestObje
 	if err := s.manage(ctx, req.Id); err != nil {
 		return nil, err
 	}
-	err := s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+	err := s.withTx(ctx, func(q *store.Queries) error {
 		if _, err := q.LockUser(ctx, req.Id); err != nil {
 			return err
 		}
@@ -131,9 +130,6 @@ func (s *Server) DeleteEmail(ctx context.Context, req gen.DeleteEmailRequestObje
 	case err != nil:
 		return nil, err
 	}
-	if s.cfg.Notices { // s.notify queued the notice
-		s.cfg.MailQueued()
-	}
 	return gen.DeleteEmail204Response{}, nil
 }
 
@@ -142,7 +138,7 @@ func (s *Server) SendVerification(ctx context.Context, req gen.SendVerificationR
 	if err := s.manage(ctx, req.Id); err != nil {
 		return nil, err
 	}
-	err := s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+	err := s.withTx(ctx, func(q *store.Queries) error {
 		if _, err := q.LockUser(ctx, req.Id); err != nil {
 			return err
 		}
@@ -165,7 +161,6 @@ func (s *Server) SendVerification(ctx context.Context, req gen.SendVerificationR
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.MailQueued()
 	return gen.SendVerification202Response{}, nil
 }
 

@@ -123,7 +123,7 @@ func (s *Server) verifyEmail(ctx context.Context, token, userKey string) (store.
 		return store.Email{}, err
 	}
 	var e store.Email
-	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+	err = s.withTx(ctx, func(q *store.Queries) error {
 		if _, err := q.LockUser(ctx, claims.UserID); err != nil {
 			return usedIfNotFound(err)
 		}
@@ -203,9 +203,7 @@ func (s *Server) confirmPrimary(ctx context.Context, token, userKey string) (sto
 	}
 	uid := claims.UserID
 	var e store.Email
-	var queued bool // a notice went into the outbox
-	err = s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
-		queued = false // WithTx may run this again
+	err = s.withTx(ctx, func(q *store.Queries) error {
 		user, err := q.LockUser(ctx, uid)
 		if err != nil {
 			return usedIfNotFound(err)
@@ -240,15 +238,11 @@ func (s *Server) confirmPrimary(ctx context.Context, token, userKey string) (sto
 			if _, err := q.EnqueueMessage(ctx, mail.PrimaryChanged(uid, check.PrimaryEmail, e.Email), s.now()); err != nil {
 				return err
 			}
-			queued = true
 		}
 		return s.audit(ctx, q, uid, eventPrimaryChanged, e.Email)
 	})
 	if err != nil {
 		return store.Email{}, err
-	}
-	if queued {
-		s.cfg.MailQueued()
 	}
 	return e, nil
 }

@@ -70,8 +70,8 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives one line per request and every unexpected error.
 	Logger *slog.Logger
-	// MailQueued is called after a transaction that queued mail commits, to
-	// wake the dispatcher at once. Optional.
+	// MailQueued is called after each transaction that queued mail
+	// commits (Server.withTx), to wake the dispatcher at once. Optional.
 	MailQueued func()
 	// Metrics, when set, observes requests and serves /metrics.
 	Metrics Metrics
@@ -194,6 +194,21 @@ func New(cfg Config) (*Server, error) {
 		SchemaValidationOptions: schemaOpts,
 	}
 	return s, nil
+}
+
+// withTx runs fn in one transaction (store.DB.WithTx) and, once it has
+// committed, calls Config.MailQueued if fn queued mail: every handler
+// writes through it, so none has to know whether its path queued any.
+func (s *Server) withTx(ctx context.Context, fn func(q *store.Queries) error) error {
+	var last *store.Queries // the attempt that committed, as WithTx may retry
+	err := s.cfg.DB.WithTx(ctx, func(q *store.Queries) error {
+		last = q
+		return fn(q)
+	})
+	if err == nil && last.QueuedMail() {
+		s.cfg.MailQueued()
+	}
+	return err
 }
 
 func orDefault(d, def time.Duration) time.Duration {

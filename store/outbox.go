@@ -108,6 +108,9 @@ func (q *Queries) EnqueueMessages(ctx context.Context, msgs []NewMessage, now ti
 	// Ids are handed out in the order of the rows; RETURNING may list the
 	// rows in any order.
 	slices.Sort(ids)
+	if q.tx != nil { // the Queries outside a transaction are shared
+		q.queued = true
+	}
 	return ids, nil
 }
 

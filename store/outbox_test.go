@@ -89,14 +89,21 @@ func TestEnqueueMessages(t *testing.T) {
 			{Kind: "verify", Recipient: "c@example.com", UserID: u.ID, Payload: `{"n":3}`},
 		}
 		var ids []int64
+		var queuedBefore, queuedAfter bool
 		err := db.WithTx(ctx, func(q *store.Queries) error {
+			queuedBefore = q.QueuedMail()
 			var err error
 			ids, err = q.EnqueueMessages(ctx, msgs, t0)
+			queuedAfter = q.QueuedMail()
 			return err
 		})
 		if err != nil || len(ids) != len(msgs) {
 			t.Fatalf("EnqueueMessages = %v, %v", ids, err)
 		}
+		if queuedBefore || !queuedAfter {
+			t.Errorf("QueuedMail in the transaction: %v before EnqueueMessages, %v after; want false, true", queuedBefore, queuedAfter)
+		}
+
 		for i, id := range ids {
 			m, err := db.MessageByID(ctx, id)
 			if err != nil || m.Kind != msgs[i].Kind || m.Recipient != msgs[i].Recipient || m.UserID != u.ID || m.Payload != msgs[i].Payload ||
@@ -116,6 +123,14 @@ func TestEnqueueMessages(t *testing.T) {
 		after, _ := db.CountMessages(ctx)
 		if !errors.Is(err, errRollback) || after[store.StatusQueued] != before[store.StatusQueued] {
 			t.Errorf("rolled back: err %v, queued %d → %d", err, before[store.StatusQueued], after[store.StatusQueued])
+		}
+		// Outside a transaction the Queries are shared by every caller:
+		// they record nothing.
+		if _, err := db.EnqueueMessage(ctx, msgs[0], t0); err != nil {
+			t.Fatal(err)
+		}
+		if db.QueuedMail() {
+			t.Error("QueuedMail outside a transaction = true; want false")
 		}
 	})
 }

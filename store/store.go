@@ -47,7 +47,13 @@ type Queries struct {
 	dialect Dialect
 	stmts   *statements // the kept prepared statements; nil: none
 	tx      *sqlx.Tx    // the transaction that ext is, if any
+	queued  bool        // EnqueueMessages added mail in tx (see QueuedMail)
 }
+
+// QueuedMail reports whether mail was queued through q, the Queries of a
+// transaction: after it commits, the caller announces it
+// (NotifyMailQueued). Outside a transaction it is always false.
+func (q *Queries) QueuedMail() bool { return q.queued }
 
 // PoolOptions size the PostgreSQL connection pool. SQLite always uses one
 // connection: it has one writer, and a single connection avoids SQLITE_BUSY.
