@@ -128,10 +128,10 @@ type Hasher struct {
 // p=2, use fewer cores each, so while many of them are verified at once the
 // CPUs are not all busy: a login then waits a little longer, and no more
 // memory is held. Each is rehashed with p at its first successful login.)
-// NewHasher panics if p
-// is outside the bounds that Verify accepts from stored hashes (memory ≤
-// 1 GiB and ≥ 8 KiB per lane, 1..100 iterations, parallelism ≥ 1, salt and
-// key 8..1024 bytes): that is a configuration error.
+// NewHasher panics if p is outside the bounds that Verify accepts from
+// stored hashes (memory ≤ 1 GiB and ≥ 8 KiB per lane, 1..100 iterations,
+// parallelism ≥ 1, salt and key 8..1024 bytes): that is a configuration
+// error.
 func NewHasher(p Params, maxConcurrent int) *Hasher {
 	if err := p.validate(); err != nil {
 		panic("password: invalid params: " + err.Error())
@@ -213,8 +213,8 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool,
 // VerifyDummy spends the same time as a Verify against a real hash with h's
 // parameters, padded like every Verify to the slowest kind of stored hash
 // in use (equalizer), and always reports false; login calls it for unknown
-// users so that timing does not reveal which accounts exist. Like Verify, it waits
-// for a hashing slot and returns early if ctx ends first.
+// users so that timing does not reveal which accounts exist. Like Verify,
+// it waits for a hashing slot and returns early if ctx ends first.
 func (h *Hasher) VerifyDummy(ctx context.Context, password string) {
 	// Same code path as a real login, against a hash no password matches.
 	_, _, _ = h.Verify(ctx, password, h.dummy)

@@ -111,9 +111,9 @@ func TestVerifyEqualisesKinds(t *testing.T) {
 	}
 }
 
-// TestVerifyWaits checks the real wait: it happens, and a cancelled
-// context cuts it short.
-func TestVerifyWaits(t *testing.T) {
+// TestWait checks the real wait: it happens, and a cancelled context cuts
+// it short.
+func TestWait(t *testing.T) {
 	start := time.Now()
 	wait(context.Background(), 20*time.Millisecond)
 	if time.Since(start) < 20*time.Millisecond {
