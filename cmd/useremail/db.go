@@ -92,7 +92,8 @@ func migrate(ctx context.Context, db *store.DB, logger *slog.Logger) error {
 	return nil
 }
 
-// displayURL is a database URL fit for a message: no password, no options.
+// displayURL is a database URL fit for a message: no user or password, and
+// of the options only the schema (search_path).
 func displayURL(databaseURL string) string {
 	if _, ok := sqlitePath(databaseURL); ok {
 		return databaseURL
@@ -101,7 +102,11 @@ func displayURL(databaseURL string) string {
 	if err != nil {
 		return "at USEREMAIL_DATABASE_URL"
 	}
-	u.User, u.RawQuery = nil, ""
+	q := url.Values{}
+	if schema := u.Query().Get("search_path"); schema != "" {
+		q.Set("search_path", schema)
+	}
+	u.User, u.RawQuery = nil, q.Encode()
 	return u.String()
 }
 

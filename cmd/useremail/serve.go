@@ -345,18 +345,22 @@ func (m *Main) hangUpSMTP() {
 
 // Close releases what Open opened: the SMTP connections, the profiles'
 // listener, the API's listener when Run never served it, and the database.
+// A second Close does nothing.
 func (m *Main) Close() error {
 	m.hangUpSMTP()
 	if m.stopDebug != nil {
 		m.stopDebug()
+		m.stopDebug = nil
 	}
 	if m.listener != nil && m.stopBackground == nil {
 		_ = m.listener.Close()
 	}
-	if m.DB != nil {
-		return m.DB.Close()
+	if m.DB == nil {
+		return nil
 	}
-	return nil
+	err := m.DB.Close()
+	m.DB = nil
+	return err
 }
 
 // waitUntil waits for wg for at most d and reports whether it finished.

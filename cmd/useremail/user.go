@@ -53,8 +53,9 @@ func cmdUserCreate(ctx context.Context, e env, args []string) error {
 	if err := parseFlags(fs, args, e.Stdout); err != nil {
 		return err
 	}
-	if err := noArgs(fs); err != nil {
-		return err
+	if fs.NArg() > 0 {
+		// Not named: it may be a password.
+		return usageError{cmd: fs.Name(), msg: "takes no arguments, and never a password: type it at the prompt, or pipe it in with --password-stdin"}
 	}
 	if *email == "" {
 		return usageError{cmd: fs.Name(), msg: "--email is required"}
