@@ -112,8 +112,12 @@ func wantsHelp(args []string) bool {
 	return false
 }
 
-// noArgs fails when arguments follow the flags of a command that takes none.
-func noArgs(fs *flag.FlagSet) error {
+// parseOnlyFlags is parseFlags for a command that takes no arguments
+// besides its flags.
+func parseOnlyFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
 		return usageError{cmd: fs.Name(), msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}

@@ -264,7 +264,11 @@ func TestDatabaseRestart(t *testing.T) {
 			}
 		}
 	}
-	// The outage lasts until the load has met it a score of times.
+	// The outage lasts until the dispatcher has met it, and the load a
+	// score of times.
+	if _, ok := p.logs.waitFor(30*time.Second, func(r logRecord) bool { return r.Msg == "mail: dispatch failed" }); !ok {
+		t.Error("the dispatcher did not meet the outage in 30 s")
+	}
 	unavailableSince := func(t0 time.Time) int {
 		n := 0
 		for _, a := range since(t0) {
@@ -279,12 +283,15 @@ func TestDatabaseRestart(t *testing.T) {
 	}
 	restartAt := time.Now()
 	pg.start()
-	t.Logf("PostgreSQL started again in %v", time.Since(restartAt).Round(time.Millisecond))
+	t.Logf("PostgreSQL was down for %v; started again in %v", restartAt.Sub(outage).Round(time.Millisecond), time.Since(restartAt).Round(time.Millisecond))
 
 	// The same process becomes ready again, and serves.
 	p.waitReady(t, 30*time.Second)
 	readyAt := time.Now()
 	t.Logf("ready again %v after PostgreSQL started", readyAt.Sub(restartAt).Round(time.Millisecond))
+	if _, ok := p.logs.waitFor(30*time.Second, func(r logRecord) bool { return r.Msg == "mail: dispatch works again" }); !ok {
+		t.Error("the dispatcher did not recover in the 30 s after readiness")
+	}
 	if !eventually(30*time.Second, func() bool { return len(since(readyAt)) >= 30 }) {
 		t.Errorf("%d answers in the first 30 s after readiness, want 30", len(since(readyAt)))
 	}

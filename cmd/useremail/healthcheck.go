@@ -15,10 +15,7 @@ func cmdHealthcheck(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("healthcheck", "useremail healthcheck",
 		"Exit 0 when the server at USEREMAIL_ADDR answers /readyz with 200 within 3 s, 1 otherwise\n"+
 			"(for container health checks in images without curl).")
-	if err := parseFlags(fs, args, e.Stdout); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
 		return err
 	}
 	host, port, err := net.SplitHostPort(cmp.Or(e.Getenv("USEREMAIL_ADDR"), "127.0.0.1:8080"))

@@ -117,10 +117,7 @@ func exitCode(err error, w io.Writer) int {
 
 func cmdVersion(e env, args []string) error {
 	fs := newFlagSet("version", "useremail version", "Print the version of this build.")
-	if err := parseFlags(fs, args, e.Stdout); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.Stdout, "useremail", version)

@@ -11,10 +11,7 @@ func cmdMigrate(ctx context.Context, e env, args []string) error {
 		"Apply the pending database migrations to USEREMAIL_DATABASE_URL (creating an SQLite\n"+
 			"file that does not exist yet), then exit. useremail serve does this itself unless\n"+
 			"--no-migrate.")
-	if err := parseFlags(fs, args, e.Stdout); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
 		return err
 	}
 	db, logger, err := adminStore(ctx, e, true)

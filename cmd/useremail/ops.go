@@ -32,10 +32,7 @@ func cmdOutboxList(ctx context.Context, e env, args []string) error {
 		"Show the mails of the outbox, newest first.")
 	status := fs.String("status", "", "only messages in this status: queued, sending, sent or failed")
 	limit := fs.Int("limit", 50, "at most this many")
-	if err := parseFlags(fs, args, e.Stdout); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
 		return err
 	}
 	switch *status {
@@ -101,10 +98,7 @@ func cmdAudit(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("audit", "useremail audit --user ID [--limit N]", "Print the security events of user ID, oldest first.")
 	user := fs.Int64("user", 0, "the user's id")
 	limit := fs.Int("limit", 1000, "at most this many events")
-	if err := parseFlags(fs, args, e.Stdout); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
 		return err
 	}
 	if *user <= 0 {

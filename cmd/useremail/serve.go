@@ -26,10 +26,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		"Serve the HTTP API and deliver mail until SIGINT or SIGTERM, then let the requests\n"+
 			"in flight finish within USEREMAIL_SHUTDOWN_GRACE. Pending migrations are applied first.")
 	noMigrate := fs.Bool("no-migrate", false, "apply no migration; refuse to start unless the database is migrated")
-	if err := parseFlags(fs, args, e.Stdout); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(e.Getenv)
