@@ -14,7 +14,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,9 +78,9 @@ func filesIn(t *testing.T, dir string) []string {
 	return names
 }
 
-// TestHelp: --help and -h of every command print its usage on stdout and
-// exit 0, without configuration, and open no database: no SQLite file
-// appears, no PostgreSQL table either.
+// TestHelp: --help, -h and help CMD of every command print its usage on
+// stdout and exit 0, without configuration, and open no database: no SQLite
+// file appears, no PostgreSQL table either.
 func TestHelp(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
@@ -89,8 +91,7 @@ func TestHelp(t *testing.T) {
 			}
 			dir := t.TempDir()
 			for _, cmd := range commands {
-				for _, flag := range []string{"--help", "-h"} {
-					args := append(append([]string{}, cmd...), flag)
+				for _, args := range [][]string{slices.Concat(cmd, []string{"--help"}), slices.Concat(cmd, []string{"-h"}), slices.Concat([]string{"help"}, cmd)} {
 					t.Run(strings.Join(args, " "), func(t *testing.T) {
 						r := runBinary(t, dir, env, "", args...)
 						if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage") && !strings.Contains(r.stdout, "\nUsage:") || r.stderr != "" {
@@ -288,5 +289,106 @@ func TestUserCreate(t *testing.T) {
 				t.Errorf("login with the password given on stdin: %v %s", a, a.Body)
 			}
 		})
+	}
+}
+
+// TestUserCreatePrompt: on a terminal (a pseudo-terminal of script(1)),
+// user create asks for the password twice and creates the user when both
+// agree.
+func TestUserCreatePrompt(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("needs script(1) (util-linux) for a terminal")
+	}
+	url := databaseURL(t, store.SQLite)
+	env := serveEnv(url, nil)
+	if r := runBinary(t, t.TempDir(), env, "", "migrate"); r.code != 0 {
+		t.Fatalf("migrate: %v", r)
+	}
+	for _, tt := range []struct {
+		name, again string
+		code        int
+		want        string
+	}{
+		{"two different", "another password", 1, "useremail: the two passwords differ"},
+		{"twice the same", testPassword, 0, "created user "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(script, "-qec", "'"+binary(t)+"' user create --email ann@example.com", "/dev/null")
+			cmd.Env = processEnv(env)
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out terminalOutput
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for _, answer := range []struct{ prompt, line string }{{"Password: ", testPassword}, {"Password (again): ", tt.again}} {
+				if !out.waitFor(answer.prompt, 30*time.Second) {
+					_ = cmd.Process.Kill()
+					t.Fatalf("no prompt %q: %q", answer.prompt, out.String())
+				}
+				fmt.Fprintln(stdin, answer.line)
+			}
+			code := 0
+			var ee *exec.ExitError
+			if err := cmd.Wait(); errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code || !strings.Contains(out.String(), tt.want) {
+				t.Errorf("want exit %d and %q; exit %d, terminal: %q", tt.code, tt.want, code, out.String())
+			}
+		})
+	}
+}
+
+// terminalOutput gathers what a process writes, and tells waiters.
+type terminalOutput struct {
+	mu   sync.Mutex
+	b    strings.Builder
+	more chan struct{} // closed at the next write
+}
+
+func (o *terminalOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.b.Write(p)
+	if o.more != nil {
+		close(o.more)
+		o.more = nil
+	}
+	return len(p), nil
+}
+
+func (o *terminalOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// waitFor waits until the output holds s, for at most timeout.
+func (o *terminalOutput) waitFor(s string, timeout time.Duration) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		o.mu.Lock()
+		if strings.Contains(o.b.String(), s) {
+			o.mu.Unlock()
+			return true
+		}
+		if o.more == nil {
+			o.more = make(chan struct{})
+		}
+		more := o.more
+		o.mu.Unlock()
+		select {
+		case <-more:
+		case <-timer.C:
+			return false
+		}
 	}
 }

@@ -37,9 +37,9 @@ Usage:
   useremail healthcheck               exit 0 when the local server is ready (for containers)
   useremail version                   print the version
 
-Every command takes --help. Commands but serve and migrate need a migrated
-database. Configuration is read from USEREMAIL_* environment variables; see
-README.md.
+Every command takes --help (or: useremail help COMMAND). Commands but serve
+and migrate need a migrated database. Configuration is read from USEREMAIL_*
+environment variables; see README.md.
 `
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -85,6 +85,9 @@ func run(ctx context.Context, args []string, e env) error {
 	case "version":
 		err = cmdVersion(e, rest)
 	case "help", "-h", "-help", "--help":
+		if name == "help" && len(rest) > 0 {
+			return run(ctx, append(rest, "--help"), e) // help CMD [SUB]
+		}
 		fmt.Fprint(e.Stdout, usage)
 	default:
 		if len(name) > 1 && name[0] == '-' {
