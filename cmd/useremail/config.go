@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -56,10 +57,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		problems = append(problems, name+": "+fmt.Sprintf(format, args...))
 	}
 	env := func(name, def string) string {
-		if v, ok := lookup(getenv, name); ok {
-			return v
-		}
-		return def
+		v, _ := lookup(getenv, name)
+		return cmp.Or(v, def)
 	}
 	boolean := func(name string, def bool) bool {
 		raw, ok := lookup(getenv, name)
@@ -246,8 +245,7 @@ func parseArgon2(raw string) (password.Params, error) {
 // working across restarts; it is created on first use.
 func devSecret(databaseURL string) ([]byte, string, error) {
 	path := "useremail-dev.secret"
-	if dialect, _, err := store.ParseURL(databaseURL); err == nil && dialect == store.SQLite {
-		dbPath := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//")
+	if dbPath, ok := sqlitePath(databaseURL); ok {
 		path = filepath.Join(filepath.Dir(dbPath), filepath.Base(dbPath)+".secret")
 	}
 	if b, err := os.ReadFile(path); err == nil {
@@ -264,4 +262,13 @@ func devSecret(databaseURL string) ([]byte, string, error) {
 		return nil, path, fmt.Errorf("dev secret: %w", err)
 	}
 	return []byte(secret), path, nil
+}
+
+// sqlitePath returns the file of an SQLite database URL (one that
+// store.ParseURL accepts); ok is false for any other database.
+func sqlitePath(databaseURL string) (path string, ok bool) {
+	if dialect, _, err := store.ParseURL(databaseURL); err != nil || dialect != store.SQLite {
+		return "", false
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//"), true
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/useremail/useremail/mail/smtptest"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
-	"github.com/useremail/useremail/store/storetest"
 )
 
 // TestCrashMidBurst kills `useremail serve` with SIGKILL in the middle of a
@@ -39,13 +38,7 @@ func TestCrashMidBurst(t *testing.T) {
 				after int // answers before the kill
 			}{{"early", 8}, {"middle", 60}} {
 				t.Run(kill.name, func(t *testing.T) {
-					var url string
-					if dialect == store.Postgres {
-						url = needPostgres(t)
-					} else {
-						url = storetest.URL(t, store.SQLite)
-					}
-					crashMidBurst(t, url, kill.after)
+					crashMidBurst(t, databaseURL(t, dialect), kill.after)
 				})
 			}
 		})
@@ -160,19 +153,15 @@ func crashMidBurst(t *testing.T, url string, killAfter int) {
 	// (a claim can commit after the kill) until each of its backends reads
 	// the end of its connection: wait for them to be gone.
 	if postgres {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			var n int
+		var n int
+		gone := func() bool {
 			if err := db.SQL().Get(&n, `SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1`, crashFirstApp); err != nil {
 				t.Fatal(err)
 			}
-			if n == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d connections of the killed process still open after 30 s", n)
-			}
-			time.Sleep(20 * time.Millisecond)
+			return n == 0
+		}
+		if !eventually(30*time.Second, gone) {
+			t.Fatalf("%d connections of the killed process still open after 30 s", n)
 		}
 	}
 
@@ -215,7 +204,7 @@ func crashMidBurst(t *testing.T, url string, killAfter int) {
 			created++
 			seen[a.Email] = true
 		default:
-			t.Errorf("unexpected answer: %v %s", a.answer, truncateBody(a.Body))
+			t.Errorf("unexpected answer: %v %s", a.answer, truncate(string(a.Body), 300))
 		}
 	}
 
@@ -388,8 +377,10 @@ func TestReportSurvivesDatabaseRestart(t *testing.T) {
 					if out, err := pg.run("pg_ctl", "-D", pg.data, "-m", "fast", "-w", "-t", "60", "stop"); err != nil {
 						t.Errorf("pg_ctl stop: %v\n%s", err, out)
 					}
-					restarted.Go(func() {
-						time.Sleep(tt.outage)
+					// It comes back once the outage has lasted its time.
+					restarted.Add(1)
+					time.AfterFunc(tt.outage, func() {
+						defer restarted.Done()
 						if out, err := pg.run("pg_ctl", "-D", pg.data, "-l", pg.logFile, "-w", "-t", "60", "start"); err != nil {
 							t.Errorf("pg_ctl start: %v\n%s", err, out)
 						}
@@ -416,21 +407,15 @@ func TestReportSurvivesDatabaseRestart(t *testing.T) {
 			logs := &logLines{}
 			logs.read(strings.NewReader(buf.String()))
 
-			waitFor := func(what string, cond func(store.Message) bool) store.Message {
-				deadline := time.Now().Add(30 * time.Second)
-				for {
-					m, err := db.MessageByID(ctx, id)
-					if err == nil && cond(m) {
-						return m
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("%s: row %+v, %v", what, m, err)
-					}
-					time.Sleep(100 * time.Millisecond)
+			waitRow := func(what string, cond func(store.Message) bool) {
+				var m store.Message
+				var err error
+				if !eventually(30*time.Second, func() bool { m, err = db.MessageByID(ctx, id); return err == nil && cond(m) }) {
+					t.Fatalf("%s: row %+v, %v", what, m, err)
 				}
 			}
 			if tt.sends == 1 {
-				waitFor("sent on the first attempt", func(m store.Message) bool { return m.Status == store.StatusSent && m.Attempts == 1 })
+				waitRow("sent on the first attempt", func(m store.Message) bool { return m.Status == store.StatusSent && m.Attempts == 1 })
 				if _, ok := logs.find(func(r logRecord) bool { return r.Msg == "mail: outcome recorded after the database came back" }); !ok {
 					t.Errorf("no record of the retried report:\n%s", logs.tail(20))
 				}
@@ -446,12 +431,13 @@ func TestReportSurvivesDatabaseRestart(t *testing.T) {
 				if reported > tt.lease {
 					t.Errorf("the report was tried for %v, past the lease of %v", reported, tt.lease)
 				}
-				m := waitFor("still leased", func(m store.Message) bool { return m.Status == store.StatusSending })
-				time.Sleep(time.Until(m.NextAttemptAt) + 100*time.Millisecond)
-				if n, err := d.RunOnce(ctx); err != nil || n != 1 {
+				waitRow("still leased", func(m store.Message) bool { return m.Status == store.StatusSending })
+				// Claims find nothing until the lease ends; then one takes the row over.
+				var n int
+				if !eventually(tt.lease+30*time.Second, func() bool { n, err = d.RunOnce(ctx); return err != nil || n > 0 }) || err != nil || n != 1 {
 					t.Fatalf("RunOnce after the lease = %d, %v; want the row taken over", n, err)
 				}
-				waitFor("sent on the second attempt", func(m store.Message) bool { return m.Status == store.StatusSent && m.Attempts == 2 })
+				waitRow("sent on the second attempt", func(m store.Message) bool { return m.Status == store.StatusSent && m.Attempts == 2 })
 			}
 			mails := mailsByOutboxID(t, sink)[id]
 			if len(mails) != tt.sends {

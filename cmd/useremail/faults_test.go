@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,7 +201,10 @@ func TestDatabaseRestart(t *testing.T) {
 	)
 	for w := range 6 {
 		wg.Go(func() {
+			pace := time.NewTicker(10 * time.Millisecond) // at most a request per tick per worker
+			defer pace.Stop()
 			for i := 0; !stop.Load(); i++ {
+				<-pace.C
 				la := loadAnswer{Started: time.Now()}
 				switch i % 5 {
 				case 0, 1, 2:
@@ -219,7 +223,6 @@ func TestDatabaseRestart(t *testing.T) {
 				mu.Lock()
 				answers = append(answers, la)
 				mu.Unlock()
-				time.Sleep(10 * time.Millisecond)
 			}
 		})
 	}
@@ -236,7 +239,9 @@ func TestDatabaseRestart(t *testing.T) {
 	}
 	const bound = 10 * time.Second // the longest any answer may take
 
-	time.Sleep(2 * time.Second)
+	if !eventually(60*time.Second, func() bool { return len(since(time.Time{})) >= 30 }) {
+		t.Fatal("fewer than 30 answers to the load in 60 s")
+	}
 	stoppedAt := time.Now()
 	pg.stop()
 	t.Logf("PostgreSQL stopped in %v", time.Since(stoppedAt).Round(time.Millisecond))
@@ -259,22 +264,37 @@ func TestDatabaseRestart(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(4 * time.Second)
+	// The outage lasts until the dispatcher has met it, and the load a
+	// score of times.
+	if _, ok := p.logs.waitFor(30*time.Second, func(r logRecord) bool { return r.Msg == "mail: dispatch failed" }); !ok {
+		t.Error("the dispatcher did not meet the outage in 30 s")
+	}
+	unavailableSince := func(t0 time.Time) int {
+		n := 0
+		for _, a := range since(t0) {
+			if a.Status == http.StatusServiceUnavailable {
+				n++
+			}
+		}
+		return n
+	}
+	if !eventually(30*time.Second, func() bool { return unavailableSince(outage) >= 20 }) {
+		t.Errorf("%d answers 503 in the first 30 s of the outage, want 20", unavailableSince(outage))
+	}
 	restartAt := time.Now()
 	pg.start()
-	t.Logf("PostgreSQL started again in %v", time.Since(restartAt).Round(time.Millisecond))
+	t.Logf("PostgreSQL was down for %v; started again in %v", restartAt.Sub(outage).Round(time.Millisecond), time.Since(restartAt).Round(time.Millisecond))
 
 	// The same process becomes ready again, and serves.
-	deadline := time.Now().Add(30 * time.Second)
-	for get(p.base+"/readyz").Status != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready 30s after PostgreSQL came back\n%s", p.logs.tail(20))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	p.waitReady(t, 30*time.Second)
 	readyAt := time.Now()
 	t.Logf("ready again %v after PostgreSQL started", readyAt.Sub(restartAt).Round(time.Millisecond))
-	time.Sleep(3 * time.Second)
+	if _, ok := p.logs.waitFor(30*time.Second, func(r logRecord) bool { return r.Msg == "mail: dispatch works again" }); !ok {
+		t.Error("the dispatcher did not recover in the 30 s after readiness")
+	}
+	if !eventually(30*time.Second, func() bool { return len(since(readyAt)) >= 30 }) {
+		t.Errorf("%d answers in the first 30 s after readiness, want 30", len(since(readyAt)))
+	}
 	stop.Store(true)
 	wg.Wait()
 
@@ -334,7 +354,8 @@ func TestDatabaseRestart(t *testing.T) {
 	}
 
 	// Nothing committed was lost: every 201 exists, and every queued mail
-	// is delivered, once, by the dispatcher that outlived the outage.
+	// is delivered, once: by the dispatcher that outlived the outage, or,
+	// for the claims that the outage interrupted, after their lease.
 	for _, a := range since(time.Time{}) {
 		if a.Status != http.StatusCreated {
 			continue
@@ -344,7 +365,7 @@ func TestDatabaseRestart(t *testing.T) {
 			t.Errorf("%s answered 201 (%s for user %d) but is not in the database: %v", a.Route, a.Email, a.UserID, err)
 		}
 	}
-	rows := settleOutbox(t, db, p.logs)
+	rows := settleOutbox(t, db, p, env)
 	delivered := checkDeliveredOnce(t, rows, sink, nil)
 	verified := map[string]bool{}
 	for _, r := range rows {
@@ -365,57 +386,47 @@ func TestDatabaseRestart(t *testing.T) {
 	}
 }
 
-// settleOutbox waits until the outbox is quiet after the outage and returns
-// its rows, all sent. A claim whose commit reached the database just as it
-// stopped (the dispatcher saw an error) or whose report could not be
-// written leaves its rows leased ("sending") until the lease ends, minutes
-// later; the dispatcher then takes them over. The test does not wait that
-// long: rows that stay leased with nobody working on them get their lease
-// ended now, as time would, and must then be sent.
-func settleOutbox(t *testing.T, db *store.DB, logs *logLines) []outboxRow {
+// settleOutbox lets the process that outlived the outage send what it can
+// and stops it, then returns the outbox rows, all sent. A claim whose commit
+// reached the database just as it stopped (the dispatcher saw an error), or
+// whose report could not be written, leaves its rows leased ("sending")
+// until the lease ends, minutes later; then a dispatcher takes them over.
+// Once the process has drained, rows still leased are those: the test ends
+// their lease now, as time would, and a second process must send them.
+func settleOutbox(t *testing.T, db *store.DB, p *proc, env map[string]string) []outboxRow {
 	t.Helper()
-	leased := func() map[int64]bool {
-		var ids []int64
-		if err := db.SQL().Select(&ids, `SELECT id FROM outbox WHERE status = 'sending'`); err != nil {
-			t.Fatalf("outbox: %v", err)
-		}
-		out := map[int64]bool{}
-		for _, id := range ids {
-			out[id] = true
-		}
-		return out
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	eventually(60*time.Second, func() bool {
 		var queued int
 		if err := db.SQL().Get(&queued, `SELECT COUNT(*) FROM outbox WHERE status = 'queued'`); err != nil {
 			t.Fatalf("outbox: %v", err)
 		}
-		before := leased()
-		time.Sleep(3 * time.Second) // a live claim on a local sink ends in milliseconds
-		var stuck []int64
-		for id := range leased() {
-			if before[id] {
-				stuck = append(stuck, id)
+		return queued == 0
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !p.waitExit(30*time.Second) || p.exitCode() != 0 {
+		t.Fatalf("after SIGTERM: exited %v with code %d (%v)", !p.running(), p.exitCode(), p.exitErr)
+	}
+	var stuck []int64
+	if err := db.SQL().Select(&stuck, `SELECT id FROM outbox WHERE status = 'sending'`); err != nil {
+		t.Fatalf("outbox: %v", err)
+	}
+	if len(stuck) > 0 {
+		for _, id := range stuck {
+			for _, rec := range p.logs.all() {
+				if rec.Attrs["outbox_id"] == float64(id) {
+					t.Logf("leased row %d: %s", id, rec.Raw)
+				}
 			}
 		}
-		if queued == 0 || time.Now().After(deadline) {
-			if len(stuck) > 0 {
-				for _, id := range stuck {
-					for _, rec := range logs.all() {
-						if rec.Attrs["outbox_id"] == float64(id) {
-							t.Logf("leased row %d: %s", id, rec.Raw)
-						}
-					}
-				}
-				t.Logf("%d rows stay leased by claims the outage interrupted; ending their lease: %v", len(stuck), stuck)
-				if _, err := db.SQL().Exec(`UPDATE outbox SET next_attempt_at = now() WHERE status = 'sending' AND id = ANY($1)`, pq.Array(stuck)); err != nil {
-					t.Fatalf("ending leases: %v", err)
-				}
-			}
-			return waitOutboxSent(t, db, 30*time.Second)
+		t.Logf("%d rows stay leased by claims the outage interrupted; ending their lease: %v", len(stuck), stuck)
+		if _, err := db.SQL().Exec(`UPDATE outbox SET next_attempt_at = now() WHERE status = 'sending' AND id = ANY($1)`, pq.Array(stuck)); err != nil {
+			t.Fatalf("ending leases: %v", err)
 		}
 	}
+	startServe(t, "after", env)
+	return waitOutboxSent(t, db, 60*time.Second)
 }
 
 // unrecordedDeliveries returns the outbox ids whose delivery the

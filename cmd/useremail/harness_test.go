@@ -98,14 +98,30 @@ func runtimeGOROOT() string {
 	return strings.TrimSpace(string(out))
 }
 
-// needPostgres returns the URL of a fresh PostgreSQL schema, or skips the
-// test when USEREMAIL_TEST_DATABASE_URL is not set.
-func needPostgres(t *testing.T) string {
+// databaseURL returns the URL of a fresh, empty database of dialect d: an
+// SQLite file, or a PostgreSQL schema of its own; PostgreSQL tests skip when
+// USEREMAIL_TEST_DATABASE_URL is not set.
+func databaseURL(t *testing.T, d store.Dialect) string {
 	t.Helper()
-	if os.Getenv(storetest.EnvPostgresURL) == "" {
+	if d == store.Postgres && os.Getenv(storetest.EnvPostgresURL) == "" {
 		t.Skipf("needs PostgreSQL: set %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", storetest.EnvPostgresURL)
 	}
-	return storetest.URL(t, store.Postgres)
+	return storetest.URL(t, d)
+}
+
+// eventually checks cond every 20 ms until it holds, and reports whether it
+// did within timeout.
+func eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+	return true
 }
 
 // serveEnv is the environment of a test process: cheap hashing, no
@@ -144,11 +160,11 @@ type proc struct {
 }
 
 // startServe starts `useremail serve` with env (and nothing of the test's
-// own environment but PATH and HOME) and waits until it serves and is
-// ready. The process is stopped when t ends.
-func startServe(t testing.TB, name string, env map[string]string) *proc {
+// own environment but PATH and HOME) and the flags of flags, and waits until
+// it serves and is ready. The process is stopped when t ends.
+func startServe(t testing.TB, name string, env map[string]string, flags ...string) *proc {
 	t.Helper()
-	p := launchServe(t, name, env)
+	p := launchServe(t, name, env, flags...)
 	if err := p.waitServing(90 * time.Second); err != nil {
 		t.Fatalf("%s: %v\n%s", name, err, p.logs.tail(40))
 	}
@@ -157,13 +173,10 @@ func startServe(t testing.TB, name string, env map[string]string) *proc {
 }
 
 // launchServe starts the process without waiting for it.
-func launchServe(t testing.TB, name string, env map[string]string) *proc {
+func launchServe(t testing.TB, name string, env map[string]string, flags ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary(t), "serve")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd := exec.Command(binary(t), append([]string{"serve"}, flags...)...)
+	cmd.Env = processEnv(env)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -198,39 +211,39 @@ func launchServe(t testing.TB, name string, env map[string]string) *proc {
 	return p
 }
 
+// processEnv is env as the environment of a process, with PATH and HOME
+// and nothing else of the test's own.
+func processEnv(env map[string]string) []string {
+	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
 // waitServing waits for the "serving" log line and takes the address from it.
 func (p *proc) waitServing(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if rec, ok := p.logs.find(func(r logRecord) bool { return r.Msg == "serving" }); ok {
-			addr, _ := rec.Attrs["addr"].(string)
-			if addr == "" {
-				return errors.New(`the "serving" line has no addr`)
-			}
-			p.base = "http://" + addr
-			return nil
-		}
-		if !p.running() {
+	rec, ok := p.logs.waitFor(timeout, func(r logRecord) bool { return r.Msg == "serving" })
+	if !ok {
+		if p.waitExit(time.Second) {
 			return fmt.Errorf("exited before serving: %v", p.exitErr)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return fmt.Errorf("not serving after %v", timeout)
 	}
-	return fmt.Errorf("not serving after %v", timeout)
+	addr, _ := rec.Attrs["addr"].(string)
+	if addr == "" {
+		return errors.New(`the "serving" line has no addr`)
+	}
+	p.base = "http://" + addr
+	return nil
 }
 
 // waitReady waits until /readyz answers 200.
 func (p *proc) waitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		r := get(p.base + "/readyz")
-		if r.Status == http.StatusOK {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: /readyz = %d %s after %v\n%s", p.name, r.Status, r.Code, timeout, p.logs.tail(20))
-		}
-		time.Sleep(100 * time.Millisecond)
+	var r answer
+	if !eventually(timeout, func() bool { r = get(p.base + "/readyz"); return r.Status == http.StatusOK }) {
+		t.Fatalf("%s: /readyz = %d %s after %v\n%s", p.name, r.Status, r.Code, timeout, p.logs.tail(20))
 	}
 }
 
@@ -273,10 +286,13 @@ type logRecord struct {
 	Raw   string
 }
 
-// logLines keeps the JSON log lines of a process.
+// logLines keeps the JSON log lines of a process, and tells waiters of
+// each new one.
 type logLines struct {
 	mu    sync.Mutex
 	lines []logRecord
+	more  chan struct{} // closed at the next line, or at the end
+	ended bool
 }
 
 func (l *logLines) read(r io.Reader) {
@@ -291,7 +307,50 @@ func (l *logLines) read(r io.Reader) {
 		}
 		l.mu.Lock()
 		l.lines = append(l.lines, rec)
+		l.wakeLocked()
 		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	l.ended = true
+	l.wakeLocked()
+	l.mu.Unlock()
+}
+
+func (l *logLines) wakeLocked() {
+	if l.more != nil {
+		close(l.more)
+		l.more = nil
+	}
+}
+
+// waitFor waits until a line matches and returns it; ok is false when the
+// log ended, or timeout passed, first.
+func (l *logLines) waitFor(timeout time.Duration, match func(logRecord) bool) (rec logRecord, ok bool) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for seen := 0; ; {
+		l.mu.Lock()
+		for ; seen < len(l.lines); seen++ {
+			if match(l.lines[seen]) {
+				rec := l.lines[seen]
+				l.mu.Unlock()
+				return rec, true
+			}
+		}
+		if l.ended {
+			l.mu.Unlock()
+			return logRecord{}, false
+		}
+		if l.more == nil {
+			l.more = make(chan struct{})
+		}
+		more := l.more
+		l.mu.Unlock()
+		select {
+		case <-more:
+		case <-timer.C:
+			return logRecord{}, false
+		}
 	}
 }
 
@@ -566,16 +625,14 @@ type outboxRow struct {
 // a failed row, or rows still unsent after timeout, fail the test.
 func waitOutboxSent(t testing.TB, db *store.DB, timeout time.Duration) []outboxRow {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		var rows []outboxRow
+	var rows, unsent []outboxRow
+	allSent := func() bool {
+		rows, unsent = nil, nil
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := db.SQL().SelectContext(ctx, &rows, `SELECT id, kind, recipient, user_id, status, attempts, last_error FROM outbox ORDER BY id`)
-		cancel()
-		if err != nil {
+		defer cancel()
+		if err := db.SQL().SelectContext(ctx, &rows, `SELECT id, kind, recipient, user_id, status, attempts, last_error FROM outbox ORDER BY id`); err != nil {
 			t.Fatalf("reading the outbox: %v", err)
 		}
-		var unsent []outboxRow
 		for _, r := range rows {
 			if r.Status == store.StatusFailed {
 				t.Fatalf("outbox row %d (%s to %s) failed: %s", r.ID, r.Kind, r.Recipient, r.LastError)
@@ -584,14 +641,12 @@ func waitOutboxSent(t testing.TB, db *store.DB, timeout time.Duration) []outboxR
 				unsent = append(unsent, r)
 			}
 		}
-		if len(unsent) == 0 {
-			return rows
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d outbox rows still unsent after %v, e.g. %+v", len(unsent), len(rows), timeout, unsent[0])
-		}
-		time.Sleep(100 * time.Millisecond)
+		return len(unsent) == 0
 	}
+	if !eventually(timeout, allSent) {
+		t.Fatalf("%d of %d outbox rows still unsent after %v, e.g. %+v", len(unsent), len(rows), timeout, unsent[0])
+	}
+	return rows
 }
 
 // checkDeliveredOnce checks that the sink got exactly one mail per outbox
@@ -602,10 +657,7 @@ func checkDeliveredOnce(t testing.TB, rows []outboxRow, sink *smtptest.Server, m
 	t.Helper()
 	// The sink may still be reading the last DATA of a send that the
 	// dispatcher has recorded; the count is what matters.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sink.Mails()) < len(rows) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(5*time.Second, func() bool { return len(sink.Mails()) >= len(rows) })
 	byID := mailsByOutboxID(t, sink)
 	delivered := map[int64]sentMail{}
 	for _, r := range rows {

@@ -2,7 +2,7 @@
 //
 //	useremail serve [--no-migrate]      serve HTTP and deliver mail
 //	useremail migrate                   apply pending database migrations
-//	useremail user create --email E --password P [--verified]
+//	useremail user create --email E [--verified] [--password-stdin]
 //	useremail outbox list|retry         inspect and retry the mail outbox
 //	useremail audit --user ID           print a user's security events
 //
@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,22 +20,26 @@ import (
 	"syscall"
 )
 
-// usage is printed for -h and for an unknown command.
+// usage is printed for useremail --help.
 const usage = `useremail: the email addresses of user accounts, as a service.
 
 Usage:
   useremail serve [--no-migrate]      serve the HTTP API and deliver mail
   useremail migrate                   apply pending database migrations
-  useremail user create --email ADDRESS --password PASSWORD [--verified]
-                                      create a user (for operators)
+  useremail user create --email ADDRESS [--verified] [--password-stdin]
+                                      create a user (for operators); the
+                                      password is asked for, or read from stdin
   useremail outbox list [--status S] [--limit N]
                                       show queued, sending, sent or failed mail
   useremail outbox retry ID           queue a failed (or sent) mail again
-  useremail audit --user ID           print a user's security events
+  useremail audit --user ID [--limit N]
+                                      print a user's security events
   useremail healthcheck               exit 0 when the local server is ready (for containers)
   useremail version                   print the version
 
-Configuration is read from USEREMAIL_* environment variables; see README.md.
+Every command takes --help (or: useremail help COMMAND). Commands but serve
+and migrate need a migrated database. Configuration is read from USEREMAIL_*
+environment variables; see README.md.
 `
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -42,48 +47,82 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], env{Getenv: os.Getenv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 	stop()
-	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprint(os.Stderr, usage)
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "useremail:", err)
-		os.Exit(1)
-	}
+	os.Exit(exitCode(err, os.Stderr))
 }
 
-type usageError struct{ msg string }
+// env is what a command gets from its process: the environment variables
+// and the standard streams. Tests pass their own.
+type env struct {
+	Getenv func(string) string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
 
-func (e usageError) Error() string { return e.msg }
-
-// run is the whole program, with its environment passed in so that tests
-// can run it in-process.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run is the whole program: it runs the command that args name.
+func run(ctx context.Context, args []string, e env) error {
 	if len(args) == 0 {
-		return usageError{"no command"}
+		fmt.Fprint(e.Stderr, usage)
+		return usageError{msg: "no command"}
 	}
-	switch args[0] {
+	name, rest := args[0], args[1:]
+	var err error
+	switch name {
 	case "serve":
-		return cmdServe(ctx, args[1:], getenv, stderr, nil)
+		err = cmdServe(ctx, e, rest)
 	case "migrate":
-		return cmdMigrate(ctx, getenv, stdout)
+		err = cmdMigrate(ctx, e, rest)
 	case "user":
-		return cmdUser(ctx, args[1:], getenv, stdout)
+		err = cmdUser(ctx, e, rest)
 	case "outbox":
-		return cmdOutbox(ctx, args[1:], getenv, stdout)
+		err = cmdOutbox(ctx, e, rest)
 	case "audit":
-		return cmdAudit(ctx, args[1:], getenv, stdout)
+		err = cmdAudit(ctx, e, rest)
 	case "healthcheck":
-		return cmdHealthcheck(ctx, getenv, stdout)
+		err = cmdHealthcheck(ctx, e, rest)
 	case "version":
-		fmt.Fprintln(stdout, "useremail", version)
-		return nil
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return nil
+		err = cmdVersion(e, rest)
+	case "help", "-h", "-help", "--help":
+		if name == "help" && len(rest) > 0 {
+			return run(ctx, append(rest, "--help"), e) // help CMD [SUB]
+		}
+		fmt.Fprint(e.Stdout, usage)
+	default:
+		if len(name) > 1 && name[0] == '-' {
+			return usageError{msg: fmt.Sprintf("unknown flag %s", name)}
+		}
+		return usageError{msg: fmt.Sprintf("unknown command %q", name)}
 	}
-	return usageError{"unknown command " + args[0]}
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the command printed its usage
+	}
+	return err
+}
+
+// exitCode reports err on w and returns the exit code for it: 0 for none,
+// 2 for a wrong command line, 1 for any other failure.
+func exitCode(err error, w io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		if ue.msg != "no command" {
+			fmt.Fprintln(w, ue.Error())
+		}
+		return 2
+	}
+	fmt.Fprintln(w, "useremail:", err)
+	return 1
+}
+
+func cmdVersion(e env, args []string) error {
+	fs := newFlagSet("version", "useremail version", "Print the version of this build.")
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.Stdout, "useremail", version)
+	return nil
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/useremail/useremail/mail/smtptest"
 	"github.com/useremail/useremail/store"
-	"github.com/useremail/useremail/store/storetest"
 )
 
 // TestMetricsAndLogs checks the wiring of `useremail serve`: /metrics
@@ -23,7 +22,7 @@ import (
 // with its request id, and no secrets.
 func TestMetricsAndLogs(t *testing.T) {
 	sink := smtptest.Start(t, smtptest.Options{})
-	env := serveEnv(storetest.URL(t, store.SQLite), sink)
+	env := serveEnv(databaseURL(t, store.SQLite), sink)
 	env["USEREMAIL_RATE_LIMITS"] = "on"
 	p := startServe(t, "useremail", env)
 	c := newClient(true)
@@ -71,14 +70,10 @@ func TestMetricsAndLogs(t *testing.T) {
 
 	// The dispatcher reports the mail once it recorded it.
 	var families map[string]*dto.MetricFamily
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(10*time.Second, func() bool {
 		families = scrapeMetrics(t, p.base)
-		if metricValue(families, "useremail_mail_sent_total", map[string]string{"kind": "verify"}) == 1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return metricValue(families, "useremail_mail_sent_total", map[string]string{"kind": "verify"}) == 1
+	})
 	tests := []struct {
 		name   string
 		labels map[string]string
@@ -100,9 +95,11 @@ func TestMetricsAndLogs(t *testing.T) {
 		{"useremail_build_info", map[string]string{"version": testVersion}, 1},
 	}
 	for _, tt := range tests {
-		if got := metricValue(families, tt.name, tt.labels); got != tt.want {
-			t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
-		}
+		t.Run(fmt.Sprintf("%s%v", tt.name, tt.labels), func(t *testing.T) {
+			if got := metricValue(families, tt.name, tt.labels); got != tt.want {
+				t.Errorf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
+			}
+		})
 	}
 	for _, name := range []string{"useremail_db_open_connections", "useremail_db_in_use_connections", "useremail_db_idle_connections",
 		"useremail_db_wait_count_total", "useremail_db_wait_duration_seconds_total", "go_goroutines"} {
@@ -195,7 +192,7 @@ next:
 // on their own listener, and never on the API's.
 func TestDebugListener(t *testing.T) {
 	sink := smtptest.Start(t, smtptest.Options{})
-	env := serveEnv(storetest.URL(t, store.SQLite), sink)
+	env := serveEnv(databaseURL(t, store.SQLite), sink)
 	env["USEREMAIL_DEBUG_ADDR"] = "127.0.0.1:0"
 	p := startServe(t, "useremail", env)
 

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -13,76 +11,103 @@ import (
 	"github.com/useremail/useremail/store"
 )
 
+const outboxUsage = `Usage:
+  useremail outbox list [--status queued|sending|sent|failed] [--limit N]
+  useremail outbox retry ID
+
+Show the mail outbox, newest first, or queue a failed (or sent) mail again.
+Run useremail outbox list --help for its flags.
+`
+
 // cmdOutbox lists and retries outbox messages.
-func cmdOutbox(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	const use = "usage: useremail outbox list [--status queued|sending|sent|failed] [--limit N] | useremail outbox retry ID"
-	if len(args) == 0 {
-		return usageError{use}
+func cmdOutbox(ctx context.Context, e env, args []string) error {
+	return runGroup("outbox", outboxUsage, args, e.Stdout,
+		subcommand{"list", func(args []string) error { return cmdOutboxList(ctx, e, args) }},
+		subcommand{"retry", func(args []string) error { return cmdOutboxRetry(ctx, e, args) }},
+	)
+}
+
+func cmdOutboxList(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("outbox list", "useremail outbox list [--status queued|sending|sent|failed] [--limit N]",
+		"Show the mails of the outbox, newest first.")
+	status := fs.String("status", "", "only messages in this status: queued, sending, sent or failed")
+	limit := fs.Int("limit", 50, "at most this many")
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
+		return err
 	}
-	db, _, err := adminStore(ctx, getenv, io.Discard)
+	switch *status {
+	case "", store.StatusQueued, store.StatusSending, store.StatusSent, store.StatusFailed:
+	default:
+		return usageError{cmd: fs.Name(), msg: fmt.Sprintf("--status %q: want queued, sending, sent or failed", *status)}
+	}
+	if *limit < 1 {
+		return usageError{cmd: fs.Name(), msg: "--limit must be at least 1"}
+	}
+	db, _, err := adminStore(ctx, e, false)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	switch args[0] {
-	case "list":
-		fs := flag.NewFlagSet("outbox list", flag.ContinueOnError)
-		fs.SetOutput(stdout)
-		status := fs.String("status", "", "only messages in this status")
-		limit := fs.Int("limit", 50, "at most this many, newest first")
-		if err := fs.Parse(args[1:]); err != nil {
-			return usageError{err.Error()}
-		}
-		switch *status {
-		case "", store.StatusQueued, store.StatusSending, store.StatusSent, store.StatusFailed:
-		default:
-			return usageError{use}
-		}
-		msgs, err := db.ListMessages(ctx, *status, *limit)
-		if err != nil {
-			return err
-		}
-		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tKIND\tRECIPIENT\tSTATUS\tATTEMPTS\tNEXT ATTEMPT\tCREATED\tLAST ERROR")
-		for _, m := range msgs {
-			next := "-"
-			if m.Status == store.StatusQueued || m.Status == store.StatusSending {
-				next = m.NextAttemptAt.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.Kind, m.Recipient, m.Status, m.Attempts,
-				next, m.CreatedAt.UTC().Format(time.RFC3339), truncate(m.LastError, 80))
-		}
-		return w.Flush()
-	case "retry":
-		if len(args) != 2 {
-			return usageError{use}
-		}
-		id, err := strconv.ParseInt(args[1], 10, 64)
-		if err != nil {
-			return usageError{use}
-		}
-		if err := db.RetryMessage(ctx, id, time.Now()); errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("outbox message %d does not exist, or is still queued or sending", id)
-		} else if err != nil {
-			return err
-		}
-		_ = db.NotifyMailQueued(ctx) // else running servers find it at their next poll
-		fmt.Fprintf(stdout, "message %d queued again; a running server sends it shortly\n", id)
-		return nil
+	msgs, err := db.ListMessages(ctx, *status, *limit)
+	if err != nil {
+		return err
 	}
-	return usageError{use}
+	w := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tKIND\tRECIPIENT\tSTATUS\tATTEMPTS\tNEXT ATTEMPT\tCREATED\tLAST ERROR")
+	for _, m := range msgs {
+		next := "-"
+		if m.Status == store.StatusQueued || m.Status == store.StatusSending {
+			next = m.NextAttemptAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.Kind, m.Recipient, m.Status, m.Attempts,
+			next, m.CreatedAt.UTC().Format(time.RFC3339), truncate(m.LastError, 80))
+	}
+	return w.Flush()
+}
+
+func cmdOutboxRetry(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("outbox retry", "useremail outbox retry ID",
+		"Queue the failed (or sent) outbox message ID again; a running server sends it shortly.")
+	if err := parseFlags(fs, args, e.Stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{cmd: fs.Name(), msg: "want one message ID"}
+	}
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if err != nil || id < 1 {
+		return usageError{cmd: fs.Name(), msg: fmt.Sprintf("%q is not a message ID", fs.Arg(0))}
+	}
+	db, _, err := adminStore(ctx, e, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.RetryMessage(ctx, id, time.Now()); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("outbox message %d does not exist, or is still queued or sending", id)
+	} else if err != nil {
+		return err
+	}
+	_ = db.NotifyMailQueued(ctx) // else running servers find it at their next poll
+	fmt.Fprintf(e.Stdout, "message %d queued again; a running server sends it shortly\n", id)
+	return nil
 }
 
 // cmdAudit prints a user's security events.
-func cmdAudit(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stdout)
+func cmdAudit(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("audit", "useremail audit --user ID [--limit N]", "Print the security events of user ID, oldest first.")
 	user := fs.Int64("user", 0, "the user's id")
-	limit := fs.Int("limit", 1000, "at most this many events, oldest first")
-	if err := fs.Parse(args); err != nil || *user <= 0 {
-		return usageError{"usage: useremail audit --user ID [--limit N]"}
+	limit := fs.Int("limit", 1000, "at most this many events")
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
+		return err
 	}
-	db, _, err := adminStore(ctx, getenv, io.Discard)
+	if *user <= 0 {
+		return usageError{cmd: fs.Name(), msg: "--user ID is required"}
+	}
+	if *limit < 1 {
+		return usageError{cmd: fs.Name(), msg: "--limit must be at least 1"}
+	}
+	db, _, err := adminStore(ctx, e, false)
 	if err != nil {
 		return err
 	}
@@ -91,14 +116,15 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TIME\tEVENT\tEMAIL\tIP\tUSER AGENT")
-	for _, e := range events {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", e.CreatedAt.UTC().Format(time.RFC3339), e.Event, e.Email, e.IP, truncate(e.UserAgent, 60))
+	for _, ev := range events {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", ev.CreatedAt.UTC().Format(time.RFC3339), ev.Event, ev.Email, ev.IP, truncate(ev.UserAgent, 60))
 	}
 	return w.Flush()
 }
 
+// truncate shortens s to n characters for a table cell, marking the cut.
 func truncate(s string, n int) string {
 	r := []rune(s)
 	if len(r) <= n {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/useremail/useremail/mail/smtptest"
 	"github.com/useremail/useremail/signer"
+	"github.com/useremail/useremail/store"
 )
 
 // outcomes lists, per operation, the answers the contract allows besides
@@ -77,7 +78,7 @@ func (l *ledger) record(a answer) bool {
 	case a.Status == http.StatusServiceUnavailable && a.Code == "unavailable":
 		l.unavailable++
 	case !outcomes[a.Route][outcomeKey(a)]:
-		l.t.Errorf("unexpected answer: %v (request %s) %s", a, a.RequestID, truncateBody(a.Body))
+		l.t.Errorf("unexpected answer: %v (request %s) %s", a, a.RequestID, truncate(string(a.Body), 300))
 	}
 	l.byOutcome[a.Route+" → "+outcomeKey(a)]++
 	return a.Status >= 200 && a.Status < 300
@@ -103,13 +104,6 @@ func (l *ledger) summary() string {
 		fmt.Fprintf(&b, "  %5d  %s\n", l.byOutcome[k], k)
 	}
 	return b.String()
-}
-
-func truncateBody(b []byte) string {
-	if len(b) > 300 {
-		return string(b[:300]) + "…"
-	}
-	return string(b)
 }
 
 // linkFeed hands out the links of the mails the sink received.
@@ -159,7 +153,7 @@ func (f *linkFeed) pick(t testing.TB, r *rand.Rand) string {
 // every promised mail was delivered exactly once, and no request got a 5xx
 // other than 503 unavailable.
 func TestReplicas(t *testing.T) {
-	dbURL := needPostgres(t)
+	dbURL := databaseURL(t, store.Postgres)
 	sink := smtptest.Start(t, smtptest.Options{})
 	env := serveEnv(dbURL, sink)
 

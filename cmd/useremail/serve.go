@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,283 +20,260 @@ import (
 	"github.com/useremail/useremail/store"
 )
 
-// cmdServe serves the API and runs the mail dispatcher until ctx ends, then
-// drains both. ready, when set, receives the listening address.
-func cmdServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(addr string)) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	noMigrate := fs.Bool("no-migrate", false, "do not apply pending migrations at start")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+// cmdServe serves the API and delivers mail until ctx ends, then drains.
+func cmdServe(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("serve", "useremail serve [--no-migrate]",
+		"Serve the HTTP API and deliver mail until SIGINT or SIGTERM, then let the requests\n"+
+			"in flight finish within USEREMAIL_SHUTDOWN_GRACE. Pending migrations are applied first.")
+	noMigrate := fs.Bool("no-migrate", false, "apply no migration; refuse to start unless the database is migrated")
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
+		return err
 	}
-	cfg, err := loadConfig(getenv)
+	cfg, err := loadConfig(e.Getenv)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, stderr)
+	m := NewMain(cfg, e.Stderr)
+	m.NoMigrate = *noMigrate
+	if err := m.Open(ctx); err != nil {
+		return errors.Join(err, m.Close())
+	}
+	runErr := m.Run(ctx)
+	return errors.Join(runErr, m.Shutdown(), m.Close())
+}
 
-	db, err := openStore(ctx, cfg, logger)
-	if err != nil {
+// Main is `useremail serve`: its configuration, and what Open opens for
+// Run. A test starts one on 127.0.0.1:0 and reads Addr.
+type Main struct {
+	Config    config
+	NoMigrate bool // Open applies no migration and requires the schema
+	Logger    *slog.Logger
+
+	DB         *store.DB
+	Dispatcher *mail.Dispatcher
+	Server     *server.Server
+
+	signer     *signer.Signer
+	sender     mail.Sender
+	smtp       *mail.SMTPSender // the sender, unless mail goes to the log
+	metrics    *metrics.Metrics
+	announcer  *mail.Announcer // PostgreSQL only
+	listener   net.Listener
+	httpServer *http.Server
+	stopDebug  func()
+
+	background     sync.WaitGroup
+	stopBackground context.CancelFunc // set by Run
+}
+
+// NewMain returns a Main for cfg that logs to logOutput.
+func NewMain(cfg config, logOutput io.Writer) *Main {
+	return &Main{Config: cfg, Logger: newLogger(cfg, logOutput)}
+}
+
+// Open opens the database (and migrates it, unless NoMigrate), builds the
+// signer, the sender, the metrics, the dispatcher and the server, and
+// listens. After an error, Close releases what it had opened.
+func (m *Main) Open(ctx context.Context) error {
+	if err := m.openDB(ctx); err != nil {
 		return err
 	}
-	defer db.Close()
-	if !*noMigrate {
-		if err := migrate(ctx, db, logger); err != nil {
-			return err
-		}
-	}
-
-	keys := cfg.SecretKeys
-	if len(keys) == 0 {
-		secret, path, err := devSecret(cfg.DatabaseURL)
-		if err != nil {
-			return err
-		}
-		logger.Warn("dev mode: signing links with a generated secret", "file", path)
-		keys = [][]byte{secret}
-	}
-	sign, err := signer.New(keys, nil)
-	if err != nil {
+	if err := m.openSigner(); err != nil {
 		return err
 	}
-
-	var sender mail.Sender
-	if cfg.SMTPURL == "" {
-		logger.Info("mail goes to the log (USEREMAIL_SMTP_URL is empty)")
-		sender = mail.NewLogSender(logger)
-	} else {
-		smtpCfg, err := mail.ParseSMTPURL(cfg.SMTPURL)
-		if err != nil {
-			return err
-		}
-		smtpSender, err := mail.NewSMTPSender(smtpCfg)
-		if err != nil {
-			return err
-		}
-		// Runs when serve returns, after the dispatcher has finished (or the
-		// grace period ran out; a send still running then closes its own
-		// connection): it hangs up the SMTP connections kept between mails.
-		defer smtpSender.Close()
-		sender = smtpSender
+	if err := m.openSender(); err != nil {
+		return err
 	}
-	m := metrics.New(metrics.Options{
-		DB:        db,
+	m.metrics = metrics.New(metrics.Options{
+		DB:        m.DB,
 		Version:   version,
 		MailKinds: []string{mail.KindVerify, mail.KindChangeEmail, mail.KindEmailAdded, mail.KindEmailRemoved, mail.KindPrimaryChanged},
 	})
-	listenURL := ""
-	if db.Dialect() == store.Postgres {
-		listenURL = cfg.DatabaseURL
-	}
-	dispatcher, err := mail.NewDispatcher(mail.Config{
-		DB:          db,
-		Signer:      sign,
-		Sender:      sender,
-		PublicURL:   cfg.PublicURL,
-		From:        cfg.MailFrom,
-		ProductName: "useremail",
-		VerifyTTL:   cfg.VerifyTTL,
-		ChangeTTL:   cfg.ChangeTTL,
-		ListenURL:   listenURL,
-		Logger:      logger,
-		Hooks:       mail.Hooks{OnSent: m.MailSent, OnRetry: m.MailRetried, OnFailed: m.MailFailed},
-	})
-	if err != nil {
+	if err := m.openDispatcher(); err != nil {
 		return err
 	}
-
-	// After a commit that queued mail: this process's dispatcher is woken
-	// at once; on PostgreSQL the other processes' are told by an
-	// announcement (gathered, outside the request's transaction).
-	mailQueued := dispatcher.Wake
-	var announcer *mail.Announcer
-	if db.Dialect() == store.Postgres {
-		announcer = mail.NewAnnouncer(db, logger)
-		mailQueued = func() {
-			dispatcher.Wake()
-			announcer.Announce()
-		}
-	}
-
-	srv, err := server.New(server.Config{
-		DB:             db,
-		Signer:         sign,
-		Hasher:         password.NewHasher(cfg.Argon2, 0),
-		PublicURL:      cfg.PublicURL,
-		TrustedOrigins: cfg.TrustedOrigins,
-		Sessions:       cfg.Sessions,
-		CookieSecure:   cfg.CookieSecure,
-		VerifyTTL:      cfg.VerifyTTL,
-		ChangeTTL:      cfg.ChangeTTL,
-		MaxEmails:      cfg.MaxEmails,
-		ResendInterval: cfg.ResendInterval,
-		RateLimits:     cfg.RateLimits,
-		Notices:        cfg.Notices,
-		Logger:         logger,
-		MailQueued:     mailQueued,
-		Metrics:        m,
-	})
-	if err != nil {
+	if err := m.openServer(); err != nil {
 		return err
 	}
+	return m.listen(ctx)
+}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
+// openDB opens the store and migrates it, or checks that it needs no
+// migration.
+func (m *Main) openDB(ctx context.Context) (err error) {
+	url := m.Config.DatabaseURL
+	if m.NoMigrate {
+		m.DB, err = openMigrated(ctx, url, m.Logger)
 		return err
 	}
-	if cfg.DebugAddr != "" {
-		// Profiles stay available until serve returns, through shutdown.
-		stopDebug, err := serveDebug(context.WithoutCancel(ctx), cfg.DebugAddr, logger)
+	if m.DB, err = openStore(ctx, url, m.Logger); err != nil {
+		return err
+	}
+	return migrate(ctx, m.DB, m.Logger)
+}
+
+// openSigner builds the link signer; dev mode without a secret gets one
+// generated and kept beside the database.
+func (m *Main) openSigner() (err error) {
+	keys := m.Config.SecretKeys
+	if len(keys) == 0 {
+		secret, path, err := devSecret(m.Config.DatabaseURL)
 		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("USEREMAIL_DEBUG_ADDR: %w", err)
+			return err
 		}
-		defer stopDebug()
+		m.Logger.Warn("dev mode: signing links with a generated secret", "file", path)
+		keys = [][]byte{secret}
 	}
-	httpServer := &http.Server{
-		Handler:           srv.Handler(),
+	m.signer, err = signer.New(keys, nil)
+	return err
+}
+
+// openSender sends mail over SMTP, or to the log when no SMTP URL is set.
+func (m *Main) openSender() error {
+	if m.Config.SMTPURL == "" {
+		m.Logger.Info("mail goes to the log (USEREMAIL_SMTP_URL is empty)")
+		m.sender = mail.NewLogSender(m.Logger)
+		return nil
+	}
+	cfg, err := mail.ParseSMTPURL(m.Config.SMTPURL)
+	if err != nil {
+		return err
+	}
+	if m.smtp, err = mail.NewSMTPSender(cfg); err != nil {
+		return err
+	}
+	m.sender = m.smtp
+	return nil
+}
+
+func (m *Main) openDispatcher() (err error) {
+	listenURL := ""
+	if m.DB.Dialect() == store.Postgres {
+		listenURL = m.Config.DatabaseURL
+		m.announcer = mail.NewAnnouncer(m.DB, m.Logger)
+	}
+	m.Dispatcher, err = mail.NewDispatcher(mail.Config{
+		DB:          m.DB,
+		Signer:      m.signer,
+		Sender:      m.sender,
+		PublicURL:   m.Config.PublicURL,
+		From:        m.Config.MailFrom,
+		ProductName: "useremail",
+		VerifyTTL:   m.Config.VerifyTTL,
+		ChangeTTL:   m.Config.ChangeTTL,
+		ListenURL:   listenURL,
+		Logger:      m.Logger,
+		Hooks:       mail.Hooks{OnSent: m.metrics.MailSent, OnRetry: m.metrics.MailRetried, OnFailed: m.metrics.MailFailed},
+	})
+	return err
+}
+
+// mailQueued runs after a commit that queued mail: this process's
+// dispatcher wakes at once; on PostgreSQL the announcer tells the other
+// processes' (gathered, outside the request's transaction).
+func (m *Main) mailQueued() {
+	m.Dispatcher.Wake()
+	if m.announcer != nil {
+		m.announcer.Announce()
+	}
+}
+
+func (m *Main) openServer() (err error) {
+	c := m.Config
+	m.Server, err = server.New(server.Config{
+		DB:             m.DB,
+		Signer:         m.signer,
+		Hasher:         password.NewHasher(c.Argon2, 0),
+		PublicURL:      c.PublicURL,
+		TrustedOrigins: c.TrustedOrigins,
+		Sessions:       c.Sessions,
+		CookieSecure:   c.CookieSecure,
+		VerifyTTL:      c.VerifyTTL,
+		ChangeTTL:      c.ChangeTTL,
+		MaxEmails:      c.MaxEmails,
+		ResendInterval: c.ResendInterval,
+		RateLimits:     c.RateLimits,
+		Notices:        c.Notices,
+		Logger:         m.Logger,
+		MailQueued:     m.mailQueued,
+		Metrics:        m.metrics,
+	})
+	return err
+}
+
+// listen opens the API's listener and, when configured, the profiles'.
+func (m *Main) listen(ctx context.Context) (err error) {
+	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
+		return err
+	}
+	m.httpServer = &http.Server{
+		Handler:           m.Server.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
+	if m.Config.DebugAddr != "" {
+		// Profiles stay available until Close, through shutdown.
+		if m.stopDebug, err = serveDebug(context.WithoutCancel(ctx), m.Config.DebugAddr, m.Logger); err != nil {
+			return fmt.Errorf("USEREMAIL_DEBUG_ADDR: %w", err)
+		}
+	}
+	return nil
+}
 
-	// The dispatcher and the janitor stop on their own context, after the
-	// HTTP server has drained: requests still in flight may queue mail.
-	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBackground()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := dispatcher.Run(bgCtx); err != nil && !errors.Is(err, context.Canceled) {
-			logger.Error("mail dispatcher stopped", "error", err)
+// Addr is the address the API listens on, once Open has succeeded.
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// Run serves HTTP and runs the mail dispatcher, the janitor and, on
+// PostgreSQL, the announcer until ctx ends or the listener fails; Shutdown
+// then drains them.
+func (m *Main) Run(ctx context.Context) error {
+	// The background work stops on its own context, after the HTTP server
+	// has drained: requests still in flight may queue mail.
+	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopBackground = stop
+	m.background.Go(func() {
+		if err := m.Dispatcher.Run(bgCtx); err != nil && !errors.Is(err, context.Canceled) {
+			m.Logger.Error("mail dispatcher stopped", "error", err)
 		}
 	})
-	wg.Go(func() { janitor(bgCtx, db, session.NewManager(db, cfg.Sessions, nil), logger) })
-	if announcer != nil {
-		wg.Go(func() { announcer.Run(bgCtx) })
+	m.background.Go(func() { janitor(bgCtx, m.DB, session.NewManager(m.DB, m.Config.Sessions, nil), m.Logger) })
+	if m.announcer != nil {
+		m.background.Go(func() { m.announcer.Run(bgCtx) })
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpServer.Serve(ln) }()
-	logger.Info("serving", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "database", string(db.Dialect()), "dev", cfg.Dev)
-	if ready != nil {
-		ready(ln.Addr().String())
-	}
-
-	// SIGTERM: stop accepting, let the requests in flight finish, give the
-	// dispatcher a moment for the mail they queued, then stop it; all
-	// within the grace period (the reports of sends in flight get at least
-	// backgroundDrainMin).
-	var deadline time.Time
+	go func() { serveErr <- m.httpServer.Serve(m.listener) }()
+	m.Logger.Info("serving", "addr", m.Addr(), "public_url", m.Config.PublicURL, "database", string(m.DB.Dialect()), "dev", m.Config.Dev)
 	select {
-	case err = <-serveErr:
-		// The listener failed: nothing to drain.
-		deadline = time.Now().Add(cfg.ShutdownGrace)
 	case <-ctx.Done():
-		deadline = time.Now().Add(cfg.ShutdownGrace)
-		logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
-		shutdownCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-		err = httpServer.Shutdown(shutdownCtx)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			_ = httpServer.Close()
-			logger.Warn("requests still running after the grace period were cut off")
-			err = errors.New("shutdown: requests still running after the grace period were cut off")
-		} else {
-			flushMail(db, dispatcher, deadline)
-		}
+		return nil
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
 	}
-	stopBackground()
-	if !waitUntil(&wg, max(time.Until(deadline), backgroundDrainMin)) {
-		logger.Warn("mail sends still in flight at the end of the grace period; their messages are sent again once their lease ends")
+}
+
+// Close releases what Open opened: the SMTP connections, the profiles'
+// listener, the API's listener when Run never served it, and the database.
+// A second Close does nothing.
+func (m *Main) Close() error {
+	m.hangUpSMTP()
+	if m.stopDebug != nil {
+		m.stopDebug()
+		m.stopDebug = nil
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
+	if m.listener != nil && m.stopBackground == nil {
+		_ = m.listener.Close()
 	}
-	logger.Info("stopped")
+	if m.DB == nil {
+		return nil
+	}
+	err := m.DB.Close()
+	m.DB = nil
 	return err
-}
-
-// backgroundDrainMin is the least time the dispatcher gets at shutdown to
-// finish the sends in flight and record them, even when the requests used
-// up the grace period.
-const backgroundDrainMin = 5 * time.Second
-
-// flushMailMax bounds how long shutdown waits for the mail that the last
-// requests queued.
-const flushMailMax = 5 * time.Second
-
-// flushMail waits, up to flushMailMax and never past deadline, until no
-// queued mail is due, waking the dispatcher, so that a single node sends
-// what its last requests queued before it exits. Nothing is lost without
-// it (the outbox keeps the rows for the next dispatcher); with several
-// replicas the others send it anyway.
-func flushMail(db *store.DB, dispatcher *mail.Dispatcher, deadline time.Time) {
-	until := time.Now().Add(flushMailMax)
-	if deadline.Before(until) {
-		until = deadline
-	}
-	for time.Now().Before(until) {
-		ctx, cancel := context.WithDeadline(context.Background(), until)
-		due, err := db.NextDueAt(ctx)
-		cancel()
-		if err != nil || due.After(time.Now()) {
-			return // nothing due, or the database is away: the rows wait
-		}
-		dispatcher.Wake()
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// waitUntil waits for wg for at most d and reports whether it finished.
-func waitUntil(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-done:
-		return true
-	case <-timer.C:
-		return false
-	}
-}
-
-// openStore opens the database, retrying for a while: in a fresh
-// deployment the database may start after the service.
-func openStore(ctx context.Context, cfg config, logger *slog.Logger) (*store.DB, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for wait := 250 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
-		db, err := store.Open(ctx, cfg.DatabaseURL)
-		if err == nil {
-			return db, nil
-		}
-		if !errors.Is(err, store.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
-			return nil, fmt.Errorf("database: %w", err)
-		}
-		logger.Warn("database not reachable yet; retrying", "error", err, "in", wait.String())
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-}
-
-func migrate(ctx context.Context, db *store.DB, logger *slog.Logger) error {
-	applied, err := db.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	for _, m := range applied {
-		logger.Info("migration applied", "version", m.Version, "name", m.Name)
-	}
-	return nil
 }
 
 // janitor removes long-expired sessions and recovered rate limits.

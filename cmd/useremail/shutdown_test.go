@@ -25,7 +25,7 @@ import (
 // next one.
 func TestGracefulShutdown(t *testing.T) {
 	for _, d := range storetest.Dialects() {
-		t.Run(string(d), func(t *testing.T) { testGracefulShutdown(t, d) })
+		t.Run(string(d), func(t *testing.T) { testGracefulShutdown(t, databaseURL(t, d)) })
 	}
 }
 
@@ -35,8 +35,7 @@ type shutdownAnswer struct {
 	Start time.Time
 }
 
-func testGracefulShutdown(t *testing.T, d store.Dialect) {
-	dbURL := storetest.URL(t, d)
+func testGracefulShutdown(t *testing.T, dbURL string) {
 	sink := smtptest.Start(t, smtptest.Options{})
 	env := serveEnv(dbURL, sink)
 	delete(env, "USEREMAIL_ARGON2") // the real cost: requests that take a while
@@ -74,7 +73,10 @@ func testGracefulShutdown(t *testing.T, d store.Dialect) {
 		})
 	}
 
-	time.Sleep(2 * time.Second)
+	// Every worker has had an answer, and is waiting for its next one.
+	if !eventually(60*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(answers) >= 16 }) {
+		t.Fatal("fewer than 16 sign-ups answered in 60 s")
+	}
 	// The next few sends fail for now (451): their mails go back to the
 	// queue with a backoff that outlasts this process, for the next one.
 	sink.FailNext(4, 451)
@@ -177,12 +179,12 @@ func isRefused(err error) bool {
 // ends are cut off rather than waited for; the process says so in its log
 // and its exit code, and exits promptly.
 func TestShutdownGraceExpires(t *testing.T) {
-	env := serveEnv(storetest.URL(t, store.SQLite), nil)
+	env := serveEnv(databaseURL(t, store.SQLite), nil)
 	delete(env, "USEREMAIL_ARGON2") // the real cost: requests that take a while
 	env["USEREMAIL_SHUTDOWN_GRACE"] = "100ms"
 	p := startServe(t, "useremail", env)
 	c := newClient(false)
-	var seq atomic.Int64
+	var seq, answered atomic.Int64
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
@@ -190,10 +192,14 @@ func TestShutdownGraceExpires(t *testing.T) {
 				if _, a := c.signUp(p.base, fmt.Sprintf("g%04d@example.com", seq.Add(1))); isRefused(a.Err) {
 					return
 				}
+				answered.Add(1)
 			}
 		})
 	}
-	time.Sleep(time.Second)
+	// Every worker has had an answer, and is waiting for its next one.
+	if !eventually(60*time.Second, func() bool { return answered.Load() >= 16 }) {
+		t.Fatal("fewer than 16 sign-ups answered in 60 s")
+	}
 	sigAt := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
