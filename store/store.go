@@ -278,9 +278,6 @@ func (db *DB) Close() error {
 	return db.db.Close()
 }
 
-// Stats returns the connection pool's statistics.
-func (db *DB) Stats() sql.DBStats { return db.db.Stats() }
-
 // SQL returns the underlying handle, for tests and tools that inspect the
 // database directly.
 func (db *DB) SQL() *sqlx.DB { return db.db }
