@@ -19,8 +19,10 @@ func (w testLog) Write(p []byte) (int, error) {
 // TestHarness runs the whole harness in a tiny configuration, so that
 // `make test` keeps it working: SQLite always, PostgreSQL too (with the
 // scale check and the statement count) when USEREMAIL_TEST_DATABASE_URL is
-// set. It checks that every scenario ran without errors on both servers;
-// the figures themselves mean nothing at this size.
+// set, and a variant built from HEAD with its statements unprepared. It
+// checks that every scenario ran without errors on every server and that
+// the report judges the targets and the variant; the figures themselves
+// mean nothing at this size.
 func TestHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the servers")
@@ -36,6 +38,7 @@ func TestHarness(t *testing.T) {
 		sqlite:      true,
 		count:       10,
 		log:         testLog{t},
+		variant:     variantConfig{name: "unprepared", rev: "HEAD", dbParams: "prepared_statements=off"},
 	}
 	if url := os.Getenv("USEREMAIL_TEST_DATABASE_URL"); url != "" {
 		cfg.postgres, cfg.pgURL = true, url
@@ -58,10 +61,19 @@ func TestHarness(t *testing.T) {
 			t.Errorf("%s: %d scenarios measured, want 5", d.dialect, len(d.rows))
 		}
 		for _, r := range d.rows {
-			for name, s := range map[string]summary{"useremail": r.svc, "baseline": r.base} {
-				if s.requests == 0 || s.errors != 0 {
-					t.Errorf("%s %s %s: %d requests, %d errors (first: %s)", d.dialect, r.scenario, name, s.requests, s.errors, s.firstErr)
+			for name, s := range map[string]summary{svcName: r.svc, variantName: r.variant, baseName: r.base} {
+				if s.runs != cfg.reps || s.requests == 0 || s.errors != 0 {
+					t.Errorf("%s %s %s: %d runs, %d requests, %d errors (first: %s)", d.dialect, r.scenario, name, s.runs, s.requests, s.errors, s.firstErr)
 				}
+			}
+		}
+		judged := map[string]bool{}
+		for _, g := range rep.targets(d) {
+			judged[strings.Fields(g.name)[0]] = true
+		}
+		for _, want := range []string{"list", "primary", "add", "verify", "login", "server", "useremail"} {
+			if !judged[want] {
+				t.Errorf("%s: no target judged for %q", d.dialect, want)
 			}
 		}
 		if d.dialect != "postgres" {
@@ -100,7 +112,7 @@ func TestHarness(t *testing.T) {
 	}
 	doc := string(b)
 	begin, _ := markers("test")
-	for _, s := range []string{"written by hand", "| list emails | 8 |", "| verify link | 8 |", "| login | 8 |"} {
+	for _, s := range []string{"written by hand", "| list emails | 8 |", "| verify link | 8 |", "| login | 8 |", "| login, unprepared | 8 |", `Variant "unprepared"`} {
 		if !strings.Contains(doc, s) {
 			t.Errorf("the Markdown lacks %q:\n%s", s, doc)
 		}

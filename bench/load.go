@@ -17,12 +17,6 @@ import (
 	"github.com/useremail/useremail/store"
 )
 
-// target is one server under load.
-type target struct {
-	name string // "useremail" or "baseline"
-	p    *proc
-}
-
 // scenario is one kind of request, driven in a closed loop.
 type scenario struct {
 	name string

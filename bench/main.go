@@ -1,12 +1,16 @@
 // Command bench measures useremail the way its users meet it, over HTTP
 // against the real binary on PostgreSQL and on SQLite, and in the same run
 // the bare stack it is built on (bench/baseline: Echo and sqlx doing the
-// same work per request). Figures on a shared machine are noisy, so every
-// figure that matters is a ratio to the baseline measured in the same run,
-// the two alternating (A B B A …), and the medians are reported.
+// same work per request) and, when asked, a variant of the service (built
+// from another revision, or the same binary with other settings). Figures
+// on a shared machine are noisy, so every figure that matters is a ratio
+// measured in the same run, the servers alternating (A B C C B A …), and
+// the medians are reported.
 //
 //	go run ./bench                     # 10,000 users, 10 s per run, PostgreSQL and SQLite; rewrites docs/PERFORMANCE.md
 //	go run ./bench -users 1000000 -sqlite=false
+//	go run ./bench -variant-db-params prepared_statements=off -variant-name 'no prepared statements' -out -
+//	go run ./bench -variant-rev no-route-fast-path -only list,primary -out -
 //
 // See docs/PERFORMANCE.md for the method, the figures and the targets.
 package main
@@ -22,6 +26,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,12 +57,49 @@ type config struct {
 	count       int      // requests of the statement-counting pass (PostgreSQL); 0 skips it
 	only        map[string]bool
 	log         io.Writer
+	variant     variantConfig // a second service, measured in the same alternation
+}
+
+// variantConfig is the second service of a run, measured in the same
+// alternation as the service and the baseline: another binary, or the
+// service's with other settings.
+type variantConfig struct {
+	name     string   // its label in the report
+	rev      string   // build ./cmd/useremail at this git revision
+	bin      string   // or use this binary
+	env      []string // added to the service's environment
+	dbParams string   // added to the query of its database URL (prepared_statements=off)
+}
+
+// on reports whether the run has a variant.
+func (v variantConfig) on() bool {
+	return v.rev != "" || v.bin != "" || len(v.env) > 0 || v.dbParams != ""
+}
+
+// describe says what the variant is, for the report.
+func (v variantConfig) describe() string {
+	var parts []string
+	switch {
+	case v.rev != "":
+		parts = append(parts, fmt.Sprintf("useremail built at `%s`", v.rev))
+	case v.bin != "":
+		parts = append(parts, fmt.Sprintf("the binary `%s`", v.bin))
+	default:
+		parts = append(parts, "the service's binary")
+	}
+	if len(v.env) > 0 {
+		parts = append(parts, fmt.Sprintf("with `%s` in its environment", strings.Join(v.env, " ")))
+	}
+	if v.dbParams != "" {
+		parts = append(parts, fmt.Sprintf("with `%s` added to its database URL", v.dbParams))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func main() {
 	log.SetFlags(0)
 	var cfg config
-	var conc, only, serverEnv string
+	var conc, only, serverEnv, variantEnv string
 	flag.IntVar(&cfg.users, "users", 10000, "users to seed")
 	flag.IntVar(&cfg.refUsers, "ref-users", 10000, "reference size of the read scale check, run on PostgreSQL when -users is larger")
 	flag.IntVar(&cfg.sessions, "sessions", 1000, "sessions to seed (one per user, users spread over the ids)")
@@ -73,6 +115,11 @@ func main() {
 	flag.StringVar(&cfg.section, "section", "", "the generated section of -out to replace (default: derived from -users)")
 	flag.StringVar(&cfg.serverBin, "server-bin", "", "use this useremail binary instead of building ./cmd/useremail")
 	flag.StringVar(&serverEnv, "server-env", "", "comma-separated NAME=VALUE pairs added to the service's environment, for experiments (GOMEMLIMIT=48MiB)")
+	flag.StringVar(&cfg.variant.name, "variant-name", "variant", "label of the variant in the report")
+	flag.StringVar(&cfg.variant.rev, "variant-rev", "", "measure a variant: useremail built at this git revision (a branch without a mechanism)")
+	flag.StringVar(&cfg.variant.bin, "variant-bin", "", "measure a variant: this useremail binary")
+	flag.StringVar(&variantEnv, "variant-env", "", "measure a variant: the service with these comma-separated NAME=VALUE pairs added to its environment")
+	flag.StringVar(&cfg.variant.dbParams, "variant-db-params", "", "measure a variant: the service with these URL parameters added to its database URL (prepared_statements=off)")
 	flag.StringVar(&cfg.profileDir, "profile-dir", "", "collect CPU and allocation profiles into this directory (the service serves them on USEREMAIL_DEBUG_ADDR, the baseline on USEREMAIL_BENCH_PPROF)")
 	flag.IntVar(&cfg.count, "count", 200, "requests per scenario of the statement-counting pass on PostgreSQL (0 skips it)")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run (list, primary, login, add, verify); default all")
@@ -81,13 +128,14 @@ func main() {
 	if cfg.concurrency, err = parseInts(conc); err != nil {
 		log.Fatalf("bench: -concurrency: %v", err)
 	}
-	for _, kv := range strings.Split(serverEnv, ",") {
-		if kv = strings.TrimSpace(kv); kv != "" {
-			if !strings.Contains(kv, "=") {
-				log.Fatalf("bench: -server-env: %q is not NAME=VALUE", kv)
-			}
-			cfg.serverEnv = append(cfg.serverEnv, kv)
-		}
+	if cfg.serverEnv, err = parseEnv(serverEnv); err != nil {
+		log.Fatalf("bench: -server-env: %v", err)
+	}
+	if cfg.variant.env, err = parseEnv(variantEnv); err != nil {
+		log.Fatalf("bench: -variant-env: %v", err)
+	}
+	if cfg.variant.rev != "" && cfg.variant.bin != "" {
+		log.Fatal("bench: -variant-rev and -variant-bin: one or the other")
 	}
 	cfg.only = map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
@@ -131,6 +179,20 @@ func envOr(name, def string) string {
 	return def
 }
 
+// parseEnv reads comma-separated NAME=VALUE pairs.
+func parseEnv(s string) ([]string, error) {
+	var out []string
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			if !strings.Contains(kv, "=") {
+				return nil, fmt.Errorf("%q is not NAME=VALUE", kv)
+			}
+			out = append(out, kv)
+		}
+	}
+	return out, nil
+}
+
 func parseInts(s string) ([]int, error) {
 	var out []int
 	for _, part := range strings.Split(s, ",") {
@@ -158,13 +220,43 @@ func (cfg config) want(scenario string) bool {
 
 // env is what a run shares across dialects.
 type env struct {
-	cfg         config
-	tmp         string
-	serverBin   string
-	baselineBin string
-	secret      string
-	hash        string
-	signer      *signer.Signer
+	cfg     config
+	tmp     string
+	secret  string
+	hash    string
+	signer  *signer.Signer
+	targets []target // the servers measured, in the order of the alternation
+}
+
+// target is one server the harness measures: the service, its variant or
+// the baseline. The harness starts it for each run and stops it after, so
+// that only the measured server runs: no other service's dispatcher takes
+// a share of its mail, and no idle server holds the SQLite file.
+type target struct {
+	name     string // "useremail", "variant" or "baseline"
+	bin      string
+	args     []string
+	ready    string // the path that answers 200 once it serves
+	env      func(dbURL, addr string) []string
+	dbParams string // added to the query of its database URL
+	service  bool   // a useremail: after a run, the harness waits for its mail
+}
+
+// Names of the targets.
+const (
+	svcName     = "useremail"
+	variantName = "variant"
+	baseName    = "baseline"
+)
+
+// target returns the target of that name, or nil.
+func (e *env) target(name string) *target {
+	for i := range e.targets {
+		if e.targets[i].name == name {
+			return &e.targets[i]
+		}
+	}
+	return nil
 }
 
 // run builds the servers, then measures each dialect in turn.
@@ -178,18 +270,8 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	root, err := moduleRoot()
-	if err != nil {
-		return nil, err
-	}
-	e := &env{cfg: cfg, tmp: tmp, serverBin: cfg.serverBin}
-	cfg.logf("building the server and the baseline")
-	if e.serverBin == "" {
-		if e.serverBin, err = build(ctx, root, "./cmd/useremail", tmp, "useremail"); err != nil {
-			return nil, err
-		}
-	}
-	if e.baselineBin, err = build(ctx, root, "./bench/baseline", tmp, "baseline"); err != nil {
+	e := &env{cfg: cfg, tmp: tmp}
+	if err := e.build(ctx); err != nil {
 		return nil, err
 	}
 	// A 48-character secret, as `openssl rand -base64 48` would give (cut).
@@ -205,26 +287,57 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	}
 	rep.hashTime = time.Since(t0)
 
-	if cfg.postgres {
-		d, err := e.measure(ctx, store.Postgres, rep)
+	for _, dialect := range []store.Dialect{store.Postgres, store.SQLite} {
+		if (dialect == store.Postgres && !cfg.postgres) || (dialect == store.SQLite && !cfg.sqlite) {
+			continue
+		}
+		d, err := e.measure(ctx, dialect, rep)
 		if d != nil {
 			rep.dialects = append(rep.dialects, d)
 		}
 		if err != nil {
-			return rep, fmt.Errorf("postgres: %w", err)
-		}
-	}
-	if cfg.sqlite {
-		d, err := e.measure(ctx, store.SQLite, rep)
-		if d != nil {
-			rep.dialects = append(rep.dialects, d)
-		}
-		if err != nil {
-			return rep, fmt.Errorf("sqlite: %w", err)
+			return rep, fmt.Errorf("%s: %w", dialect, err)
 		}
 	}
 	rep.finished = time.Now()
 	return rep, nil
+}
+
+// build compiles the servers (the service, the variant if it has a binary
+// of its own, the baseline) and sets e.targets.
+func (e *env) build(ctx context.Context) error {
+	cfg := e.cfg
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	cfg.logf("building the servers")
+	serverBin := cfg.serverBin
+	if serverBin == "" {
+		if serverBin, err = build(ctx, root, "./cmd/useremail", e.tmp, "useremail"); err != nil {
+			return err
+		}
+	}
+	baselineBin, err := build(ctx, root, "./bench/baseline", e.tmp, "baseline")
+	if err != nil {
+		return err
+	}
+	e.targets = []target{{name: svcName, bin: serverBin, args: []string{"serve"}, ready: "/readyz", env: e.serviceEnv, service: true}}
+	if v := cfg.variant; v.on() {
+		bin := v.bin
+		switch {
+		case v.rev != "":
+			if bin, err = buildRevision(ctx, root, v.rev, e.tmp); err != nil {
+				return err
+			}
+		case bin == "":
+			bin = serverBin
+		}
+		venv := func(dbURL, addr string) []string { return append(e.serviceEnv(dbURL, addr), v.env...) }
+		e.targets = append(e.targets, target{name: variantName, bin: bin, args: []string{"serve"}, ready: "/readyz", env: venv, dbParams: v.dbParams, service: true})
+	}
+	e.targets = append(e.targets, target{name: baseName, bin: baselineBin, ready: "/healthz", env: e.baselineEnv})
+	return nil
 }
 
 // newDatabase creates, migrates (with the server's own migrate command),
@@ -246,7 +359,7 @@ func (e *env) newDatabase(ctx context.Context, dialect store.Dialect, name strin
 		_ = db.drop()
 		return nil, nil, 0, err
 	}
-	cmd := exec.CommandContext(ctx, e.serverBin, "migrate")
+	cmd := exec.CommandContext(ctx, e.target(svcName).bin, "migrate")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "USEREMAIL_DATABASE_URL=" + db.url, "USEREMAIL_SECRET_KEYS=" + e.secret}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("useremail migrate: %w\n%s", err, out))
@@ -304,20 +417,25 @@ func pprofAddr(addr string) string {
 	return host + ":" + strconv.Itoa(n+1)
 }
 
-func (e *env) startService(ctx context.Context, name, dbURL string) (*proc, error) {
+// start starts t on db and waits until it serves.
+func (e *env) start(ctx context.Context, t *target, db *database) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	return start(ctx, name, e.serverBin, []string{"serve"}, e.serviceEnv(dbURL, addr), addr, "/readyz", filepath.Join(e.tmp, name+".log"))
+	name := t.name + "-" + db.name
+	return start(ctx, name, t.bin, t.args, t.env(withParams(db.url, t.dbParams), addr), addr, t.ready, filepath.Join(e.tmp, name+".log"))
 }
 
-func (e *env) startBaseline(ctx context.Context, name, dbURL string) (*proc, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
+// withParams adds URL query parameters (name=value&…) to a database URL.
+func withParams(dbURL, params string) string {
+	switch {
+	case params == "":
+		return dbURL
+	case strings.Contains(dbURL, "?"):
+		return dbURL + "&" + params
 	}
-	return start(ctx, name, e.baselineBin, nil, e.baselineEnv(dbURL, addr), addr, "/healthz", filepath.Join(e.tmp, name+".log"))
+	return dbURL + "?" + params
 }
 
 // measure runs every scenario on one dialect.
@@ -343,26 +461,12 @@ func (e *env) measure(ctx context.Context, dialect store.Dialect, rep *report) (
 		_ = db.store.SQL().GetContext(ctx, &d.dbSize, `SELECT pg_size_pretty(pg_database_size(current_database()))`)
 	}
 
-	svc, err := e.startService(ctx, "useremail-"+string(dialect), db.url)
-	if err != nil {
-		return d, err
-	}
-	defer svc.stop()
-	base, err := e.startBaseline(ctx, "baseline-"+string(dialect), db.url)
-	if err != nil {
-		return d, err
-	}
-	defer base.stop()
-	if d.pprof, err = checkPprof(svc); err != nil {
-		return d, err
-	}
-
 	w := &workload{seed: sd, signer: e.signer, nonce: strconv.FormatInt(time.Now().UnixNano()%1e9, 36)}
 	w.pending = append(w.pending, sd.unverified...)
 	scenarios := w.scenarios()
 
 	if dialect == store.Postgres && cfg.users > cfg.refUsers && cfg.refUsers > 0 {
-		if d.scale, err = e.scaleCheck(ctx, svc, w, scenarios[:2]); err != nil {
+		if d.scale, err = e.scaleCheck(ctx, db, w, scenarios[:2]); err != nil {
 			return d, err
 		}
 	}
@@ -377,7 +481,7 @@ func (e *env) measure(ctx context.Context, dialect store.Dialect, rep *report) (
 			}
 		}
 		for _, conc := range cfg.concurrency {
-			row, err := e.compare(ctx, db.store, w, sc, conc, target{"useremail", svc}, target{"baseline", base})
+			row, err := e.compare(ctx, db, w, sc, conc)
 			if err != nil {
 				return d, err
 			}
@@ -391,13 +495,10 @@ func (e *env) measure(ctx context.Context, dialect store.Dialect, rep *report) (
 	}
 
 	if cfg.profileDir != "" {
-		if err := e.profile(ctx, d, db.store, w, scenarios, svc, base); err != nil {
+		if err := e.profile(ctx, d, db, w, scenarios); err != nil {
 			return d, err
 		}
 	}
-	svc.stop()
-	base.stop()
-
 	if dialect == store.Postgres && cfg.count > 0 {
 		if err := e.countStatements(ctx, d, db, w, scenarios); err != nil {
 			return d, err
@@ -406,59 +507,59 @@ func (e *env) measure(ctx context.Context, dialect store.Dialect, rep *report) (
 	return d, nil
 }
 
-// compare alternates the service and the baseline on one scenario and
-// concurrency, reps times each, and keeps the medians.
-func (e *env) compare(ctx context.Context, st *store.DB, w *workload, sc *scenario, conc int, a, b target) (row, error) {
-	cfg := e.cfg
+// compare runs every target on one scenario and concurrency, reps times
+// each, alternating (A B C C B A …), and keeps the medians.
+func (e *env) compare(ctx context.Context, db *database, w *workload, sc *scenario, conc int) (row, error) {
 	r := row{scenario: sc.name, conc: conc}
-	var ra, rb []result
-	for i := range cfg.reps {
-		order := []target{a, b}
+	results := map[string][]result{}
+	for i := range e.cfg.reps {
+		order := slices.Clone(e.targets)
 		if i%2 == 1 {
-			order = []target{b, a}
+			slices.Reverse(order)
 		}
 		for _, t := range order {
-			res, err := e.once(ctx, st, w, sc, conc, t)
+			res, err := e.once(ctx, db, w, sc, conc, &t)
 			if err != nil {
 				return r, err
 			}
-			if t.name == a.name {
-				ra = append(ra, res)
-			} else {
-				rb = append(rb, res)
-			}
+			results[t.name] = append(results[t.name], res)
 		}
 	}
-	r.svc, r.base = summarize(ra), summarize(rb)
+	r.svc, r.variant, r.base = summarize(results[svcName]), summarize(results[variantName]), summarize(results[baseName])
 	return r, nil
 }
 
-// once is one warm-up and one measured run of target t; after a run of the
-// service it waits until its dispatcher has delivered the mail the run
-// queued, so that the next run, of either server, starts from quiet.
-func (e *env) once(ctx context.Context, st *store.DB, w *workload, sc *scenario, conc int, t target) (result, error) {
-	if err := w.resetLinks(ctx, st, sc); err != nil {
+// once starts t, warms it up, measures one run and stops it. After a run
+// of a service it waits until its dispatcher has delivered the mail the
+// run queued; after one of the baseline it deletes the baseline's outbox
+// rows. The next run, of any server, starts from quiet.
+func (e *env) once(ctx context.Context, db *database, w *workload, sc *scenario, conc int, t *target) (result, error) {
+	if err := w.resetLinks(ctx, db.store, sc); err != nil {
 		return result{}, err
 	}
-	if e.cfg.warmup > 0 {
-		drive(ctx, t.p.base, sc, conc, e.cfg.warmup)
+	p, err := e.start(ctx, t, db)
+	if err != nil {
+		return result{}, err
 	}
-	resetPeakRSS(t.p.pid())
-	cpu0, db0 := procCPU(t.p.pid()), readCPUSet(backendPIDs(ctx, st))
-	res := drive(ctx, t.p.base, sc, conc, e.cfg.duration)
-	res.rssKiB = readPeakRSS(t.p.pid())
-	res.cpu = procCPU(t.p.pid()) - cpu0
-	res.dbCPU = readCPUSet(backendPIDs(ctx, st)).since(db0)
+	defer p.stop()
+	if e.cfg.warmup > 0 {
+		drive(ctx, p.base, sc, conc, e.cfg.warmup)
+	}
+	resetPeakRSS(p.pid())
+	cpu0, db0 := procCPU(p.pid()), readCPUSet(backendPIDs(ctx, db.store))
+	res := drive(ctx, p.base, sc, conc, e.cfg.duration)
+	res.rssKiB = readPeakRSS(p.pid())
+	res.cpu = procCPU(p.pid()) - cpu0
+	res.dbCPU = readCPUSet(backendPIDs(ctx, db.store)).since(db0)
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	if t.name == "useremail" {
-		var err error
-		if res.drain, err = drain(ctx, st); err != nil {
-			return res, err
-		}
+	if t.service {
+		res.drain, err = drain(ctx, db.store)
+	} else {
+		err = clearBaselineMail(ctx, db.store)
 	}
-	return res, nil
+	return res, err
 }
 
 // drain waits until the service's outbox is empty, at most a minute.
@@ -484,7 +585,7 @@ func drain(ctx context.Context, st *store.DB) (time.Duration, error) {
 // scaleCheck compares the read latency of the service on the seeded
 // database with that of a second service on a database of refUsers users,
 // alternating the two.
-func (e *env) scaleCheck(ctx context.Context, large *proc, w *workload, reads []*scenario) ([]row, error) {
+func (e *env) scaleCheck(ctx context.Context, large *database, w *workload, reads []*scenario) ([]row, error) {
 	cfg := e.cfg
 	name := fmt.Sprintf("useremail_bench_%d_ref", os.Getpid())
 	cfg.logf("postgres: scale check: seeding the reference database of %d users", cfg.refUsers)
@@ -498,11 +599,17 @@ func (e *env) scaleCheck(ctx context.Context, large *proc, w *workload, reads []
 			cfg.logf("postgres: drop: %v", err)
 		}
 	}()
-	ref, err := e.startService(ctx, "useremail-ref", db.url)
+	svc := e.target(svcName)
+	pl, err := e.start(ctx, svc, large)
 	if err != nil {
 		return nil, err
 	}
-	defer ref.stop()
+	defer pl.stop()
+	pr, err := e.start(ctx, svc, db)
+	if err != nil {
+		return nil, err
+	}
+	defer pr.stop()
 	wRef := &workload{seed: sd, signer: e.signer}
 	refReads := wRef.scenarios()[:2]
 	var rows []row
@@ -511,8 +618,8 @@ func (e *env) scaleCheck(ctx context.Context, large *proc, w *workload, reads []
 			r := row{scenario: sc.name, conc: conc}
 			var rl, rr []result
 			for k := range cfg.reps {
-				runLarge := func() { rl = append(rl, drive2(ctx, cfg, large, sc, conc)) }
-				runRef := func() { rr = append(rr, drive2(ctx, cfg, ref, refReads[i], conc)) }
+				runLarge := func() { rl = append(rl, drive2(ctx, cfg, pl, sc, conc)) }
+				runRef := func() { rr = append(rr, drive2(ctx, cfg, pr, refReads[i], conc)) }
 				if k%2 == 0 {
 					runLarge()
 					runRef()

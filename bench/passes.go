@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/useremail/useremail/store"
 )
 
 // countRow is what the statement-counting pass saw for one scenario and
@@ -69,16 +67,18 @@ func (e *env) countStatements(ctx context.Context, d *dialectReport, db *databas
 	}
 	defer counter.close()
 	u.Host = counter.addr()
-	svc, err := e.startService(ctx, "useremail-count", u.String())
-	if err != nil {
-		return err
+	proxied := &database{name: db.name + "-count", url: u.String()}
+	// The two run at once: requests go to one at a time, and the baseline
+	// has no dispatcher to take the service's mail.
+	procs := map[string]*proc{}
+	for _, name := range []string{svcName, baseName} {
+		p, err := e.start(ctx, e.target(name), proxied)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		procs[name] = p
 	}
-	defer svc.stop()
-	base, err := e.startBaseline(ctx, "baseline-count", u.String())
-	if err != nil {
-		return err
-	}
-	defer base.stop()
 	cfg.logf("postgres: counting statements, %d requests per scenario", cfg.count)
 	mark := w.pendingCount()
 	seen := map[string][]string{} // SQL -> scenarios
@@ -93,22 +93,22 @@ func (e *env) countStatements(ctx context.Context, d *dialectReport, db *databas
 				return err
 			}
 		}
-		for _, t := range []target{{"useremail", svc}, {"baseline", base}} {
+		for _, name := range []string{svcName, baseName} {
 			// Let the dispatcher's and the janitor's start-up work pass.
 			time.Sleep(300 * time.Millisecond)
 			counter.reset()
-			ok, firstErr := driveN(ctx, t.p.base, sc, cfg.count)
-			if t.name == "useremail" {
+			ok, firstErr := driveN(ctx, procs[name].base, sc, cfg.count)
+			if name == svcName {
 				if _, err := drain(ctx, db.store); err != nil {
 					return err
 				}
 			}
 			time.Sleep(300 * time.Millisecond)
 			stmts, rt := counter.snapshot()
-			c := countRow{scenario: sc.name, target: t.name, requests: ok, stmts: stmts, roundTrips: rt, firstErr: firstErr}
+			c := countRow{scenario: sc.name, target: name, requests: ok, stmts: stmts, roundTrips: rt, firstErr: firstErr}
 			d.counts = append(d.counts, c)
-			cfg.logf("  %s %s: %.1f statements, %.1f round trips per request", sc.name, t.name, c.perRequest(c.total()), c.perRequest(rt))
-			if t.name != "useremail" {
+			cfg.logf("  %s %s: %.1f statements, %.1f round trips per request", sc.name, name, c.perRequest(c.total()), c.perRequest(rt))
+			if name != svcName {
 				continue
 			}
 			for _, s := range stmts {
@@ -171,32 +171,29 @@ type profileRow struct {
 	allocFile    string
 }
 
-// checkPprof reports whether the service serves net/http/pprof.
-func checkPprof(p *proc) (bool, error) {
+// servesPprof reports whether the server serves net/http/pprof.
+func servesPprof(p *proc) bool {
 	res, err := http.Get(pprofURL(p) + "/debug/pprof/")
 	if err != nil {
-		return false, nil
+		return false
 	}
 	res.Body.Close()
-	return res.StatusCode == http.StatusOK, nil
+	return res.StatusCode == http.StatusOK
 }
 
 func pprofURL(p *proc) string { return "http://" + pprofAddr(strings.TrimPrefix(p.base, "http://")) }
 
-// profile runs each scenario once more per server at the highest
+// profile runs each scenario once more per target at the highest
 // concurrency, with a CPU profile over the run and the allocation counters
 // before and after it.
-func (e *env) profile(ctx context.Context, d *dialectReport, st *store.DB, w *workload, scenarios []*scenario, svc, base *proc) error {
+func (e *env) profile(ctx context.Context, d *dialectReport, db *database, w *workload, scenarios []*scenario) error {
 	cfg := e.cfg
 	if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
 		return err
 	}
 	conc := cfg.concurrency[len(cfg.concurrency)-1]
 	mark := w.pendingCount()
-	targets := []target{{"baseline", base}}
-	if d.pprof {
-		targets = append([]target{{"useremail", svc}}, targets...)
-	}
+	d.pprof = true
 	for _, sc := range scenarios {
 		if !cfg.want(sc.name) {
 			continue
@@ -206,53 +203,79 @@ func (e *env) profile(ctx context.Context, d *dialectReport, st *store.DB, w *wo
 				return err
 			}
 		}
-		for _, t := range targets {
-			if err := w.resetLinks(ctx, st, sc); err != nil {
-				return err
-			}
-			stem := filepath.Join(cfg.profileDir, fmt.Sprintf("%s-%s-%s", d.dialect, t.name, strings.Fields(sc.name)[0]))
-			pp := pprofURL(t.p)
-			before, err := memStats(pp)
+		for _, t := range e.targets {
+			pr, err := e.profileOnce(ctx, d, db, w, sc, conc, &t)
 			if err != nil {
 				return err
 			}
-			secs := max(1, int(cfg.duration.Seconds()))
-			cpuDone := make(chan error, 1)
-			go func() { cpuDone <- fetch(pp+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), stem+".cpu.pb.gz") }()
-			time.Sleep(100 * time.Millisecond)
-			res := drive(ctx, t.p.base, sc, conc, time.Duration(secs)*time.Second)
-			if err := <-cpuDone; err != nil {
-				return err
+			if pr == nil {
+				d.pprof = false // a service built without USEREMAIL_DEBUG_ADDR
+				continue
 			}
-			after, err := memStats(pp)
-			if err != nil {
-				return err
-			}
-			if err := fetch(pp+"/debug/pprof/allocs", stem+".allocs.pb.gz"); err != nil {
-				return err
-			}
-			if t.name == "useremail" {
-				if _, err := drain(ctx, st); err != nil {
-					return err
-				}
-			}
-			pr := profileRow{scenario: sc.name, target: t.name, requests: res.requests, cpuFile: stem + ".cpu.pb.gz", allocFile: stem + ".allocs.pb.gz"}
-			if res.requests > 0 {
-				pr.allocsPerReq = float64(after["Mallocs"]-before["Mallocs"]) / float64(res.requests)
-				pr.bytesPerReq = float64(after["TotalAlloc"]-before["TotalAlloc"]) / float64(res.requests)
-			}
-			if out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", pr.cpuFile).Output(); err == nil {
-				pr.cpuTop = string(out)
-				_ = os.WriteFile(stem+".cpu.top.txt", out, 0o644)
-			}
-			if out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", "-sample_index=alloc_space", pr.allocFile).Output(); err == nil {
-				_ = os.WriteFile(stem+".allocs.top.txt", out, 0o644)
-			}
-			d.profiles = append(d.profiles, pr)
-			cfg.logf("  profile %s %s: %d requests, %.0f allocs and %.1f KiB per request", sc.name, t.name, res.requests, pr.allocsPerReq, pr.bytesPerReq/1024)
+			d.profiles = append(d.profiles, *pr)
+			cfg.logf("  profile %s %s: %d requests, %.0f allocs and %.1f KiB per request", sc.name, t.name, pr.requests, pr.allocsPerReq, pr.bytesPerReq/1024)
 		}
 	}
 	return nil
+}
+
+// profileOnce is one profiled run of t; nil when t serves no pprof.
+func (e *env) profileOnce(ctx context.Context, d *dialectReport, db *database, w *workload, sc *scenario, conc int, t *target) (*profileRow, error) {
+	if err := w.resetLinks(ctx, db.store, sc); err != nil {
+		return nil, err
+	}
+	p, err := e.start(ctx, t, db)
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	if !servesPprof(p) {
+		return nil, nil
+	}
+	if e.cfg.warmup > 0 {
+		drive(ctx, p.base, sc, conc, e.cfg.warmup)
+	}
+	stem := filepath.Join(e.cfg.profileDir, fmt.Sprintf("%s-%s-%s", d.dialect, t.name, strings.Fields(sc.name)[0]))
+	pp := pprofURL(p)
+	before, err := memStats(pp)
+	if err != nil {
+		return nil, err
+	}
+	secs := max(1, int(e.cfg.duration.Seconds()))
+	cpuDone := make(chan error, 1)
+	go func() { cpuDone <- fetch(pp+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), stem+".cpu.pb.gz") }()
+	time.Sleep(100 * time.Millisecond)
+	res := drive(ctx, p.base, sc, conc, time.Duration(secs)*time.Second)
+	if err := <-cpuDone; err != nil {
+		return nil, err
+	}
+	after, err := memStats(pp)
+	if err != nil {
+		return nil, err
+	}
+	if err := fetch(pp+"/debug/pprof/allocs", stem+".allocs.pb.gz"); err != nil {
+		return nil, err
+	}
+	if t.service {
+		if _, err := drain(ctx, db.store); err != nil {
+			return nil, err
+		}
+	} else if err := clearBaselineMail(ctx, db.store); err != nil {
+		return nil, err
+	}
+	pr := &profileRow{scenario: sc.name, target: t.name, requests: res.requests, cpuFile: stem + ".cpu.pb.gz", allocFile: stem + ".allocs.pb.gz"}
+	if res.requests > 0 {
+		pr.allocsPerReq = float64(after["Mallocs"]-before["Mallocs"]) / float64(res.requests)
+		pr.bytesPerReq = float64(after["TotalAlloc"]-before["TotalAlloc"]) / float64(res.requests)
+	}
+	if out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", pr.cpuFile).Output(); err == nil {
+		pr.cpuTop = string(out)
+		_ = os.WriteFile(stem+".cpu.top.txt", out, 0o644)
+	}
+	if out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", "-sample_index=alloc_space", pr.allocFile).Output(); err == nil {
+		_ = os.WriteFile(stem+".allocs.top.txt", out, 0o644)
+	}
+	return pr, nil
 }
 
 func fetch(u, path string) error {

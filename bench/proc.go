@@ -41,6 +41,23 @@ func build(ctx context.Context, root, pkg, dir, name string) (string, error) {
 	return bin, nil
 }
 
+// buildRevision builds ./cmd/useremail as it is at git revision rev of the
+// repository at root, in dir, and returns the binary.
+func buildRevision(ctx context.Context, root, rev, dir string) (string, error) {
+	src := filepath.Join(dir, "variant-src")
+	tarball := src + ".tar"
+	if out, err := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", "-o", tarball, rev).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("git archive %s: %w\n%s", rev, err, out)
+	}
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	if out, err := exec.CommandContext(ctx, "tar", "-x", "-f", tarball, "-C", src).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("tar: %w\n%s", err, out)
+	}
+	return build(ctx, src, "./cmd/useremail", dir, "useremail-variant")
+}
+
 // proc is a server process the harness started.
 type proc struct {
 	name    string
@@ -61,9 +78,10 @@ func freeAddr() (string, error) {
 }
 
 // start runs bin with args and env (added to a minimal environment), its
-// output in logPath, and waits until GET base+readyPath answers 200.
+// output appended to logPath, and waits until GET base+readyPath answers
+// 200.
 func start(ctx context.Context, name, bin string, args []string, env []string, addr, readyPath, logPath string) (*proc, error) {
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,8 @@
 // Package metrics owns useremail's Prometheus metrics: requests by method,
 // route template and status; the mail outbox's depth and the dispatcher's
-// outcomes; the database pool; rate-limit refusals; and the build. It writes
-// them in the Prometheus text format for the /metrics route.
+// outcomes; the database pool (client_golang's collector); rate-limit
+// refusals; and the build. It writes them in the Prometheus text format for
+// the /metrics route.
 //
 // It implements the server's Metrics interface by its method set and the
 // dispatcher's hooks with plain methods, so that it imports neither server
@@ -10,7 +11,6 @@ package metrics
 
 import (
 	"context"
-	"database/sql"
 	"io"
 	"net/http"
 	"runtime"
@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
@@ -32,19 +33,22 @@ const namespace = "useremail"
 // time, so that a slow or unreachable database cannot stall a scrape.
 const DefaultOutboxTimeout = 2 * time.Second
 
-// Source is what the metrics read from the database at scrape time;
-// *store.DB is one.
+// Source is what the metrics read from the database at scrape time: the
+// outbox and the connection pool; *store.DB is one.
 type Source interface {
 	CountMessages(ctx context.Context) (map[string]int64, error)
-	Stats() sql.DBStats
+	SQL() *sqlx.DB
 }
+
+// dbName is the db_name label of the connection pool's metrics.
+const dbName = namespace
 
 var _ Source = (*store.DB)(nil)
 
 // Options configure New.
 type Options struct {
 	// DB, when set, is counted at every scrape: outbox depth by status and
-	// the connection pool's statistics.
+	// the connection pool's statistics (go_sql_*{db_name="useremail"}).
 	DB Source
 	// Version is the build's version, reported by useremail_build_info.
 	Version string
@@ -119,7 +123,7 @@ func New(opts Options) *Metrics {
 		if timeout <= 0 {
 			timeout = DefaultOutboxTimeout
 		}
-		m.reg.MustRegister(newOutboxCollector(opts.DB, timeout), newPoolCollector(opts.DB))
+		m.reg.MustRegister(newOutboxCollector(opts.DB, timeout), collectors.NewDBStatsCollector(opts.DB.SQL().DB, dbName))
 	}
 	return m
 }
@@ -214,54 +218,4 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(c.failures.Load()))
-}
-
-// poolCollector reports the database pool's sql.DBStats at scrape time.
-type poolCollector struct {
-	db Source
-
-	maxOpen, open, inUse, idle            *prometheus.Desc
-	waitCount, waitSeconds                *prometheus.Desc
-	closedIdle, closedIdleTime, closedAge *prometheus.Desc
-}
-
-func newPoolCollector(db Source) *poolCollector {
-	desc := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "db", name), help, nil, nil)
-	}
-	return &poolCollector{
-		db:             db,
-		maxOpen:        desc("max_open_connections", "Most connections the pool may open."),
-		open:           desc("open_connections", "Connections open, in use or idle."),
-		inUse:          desc("in_use_connections", "Connections in use."),
-		idle:           desc("idle_connections", "Idle connections."),
-		waitCount:      desc("wait_count_total", "Times a request waited for a free connection."),
-		waitSeconds:    desc("wait_duration_seconds_total", "Time spent waiting for a free connection."),
-		closedIdle:     desc("closed_max_idle_total", "Connections closed because the pool had enough idle ones."),
-		closedIdleTime: desc("closed_max_idle_time_total", "Connections closed after being idle too long."),
-		closedAge:      desc("closed_max_lifetime_total", "Connections closed at the end of their lifetime."),
-	}
-}
-
-func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.maxOpen, c.open, c.inUse, c.idle, c.waitCount, c.waitSeconds, c.closedIdle, c.closedIdleTime, c.closedAge} {
-		ch <- d
-	}
-}
-
-func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.db.Stats()
-	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
-	counter := func(d *prometheus.Desc, v float64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
-	}
-	gauge(c.maxOpen, float64(s.MaxOpenConnections))
-	gauge(c.open, float64(s.OpenConnections))
-	gauge(c.inUse, float64(s.InUse))
-	gauge(c.idle, float64(s.Idle))
-	counter(c.waitCount, float64(s.WaitCount))
-	counter(c.waitSeconds, s.WaitDuration.Seconds())
-	counter(c.closedIdle, float64(s.MaxIdleClosed))
-	counter(c.closedIdleTime, float64(s.MaxIdleTimeClosed))
-	counter(c.closedAge, float64(s.MaxLifetimeClosed))
 }

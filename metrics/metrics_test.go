@@ -2,8 +2,7 @@ package metrics_test
 
 import (
 	"context"
-	"database/sql"
-	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,24 +72,6 @@ func value(t *testing.T, families map[string]*dto.MetricFamily, name string, lab
 	t.Fatalf("%s%v has no value", name, labels)
 	return 0
 }
-
-// fakeDB is a metrics.Source with set answers.
-type fakeDB struct {
-	counts map[string]int64
-	err    error
-	block  bool // CountMessages waits for its context to end
-	stats  sql.DBStats
-}
-
-func (f *fakeDB) CountMessages(ctx context.Context) (map[string]int64, error) {
-	if f.block {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	return f.counts, f.err
-}
-
-func (f *fakeDB) Stats() sql.DBStats { return f.stats }
 
 func TestRequests(t *testing.T) {
 	m := metrics.New(metrics.Options{Version: "v1.2.3"})
@@ -192,7 +173,7 @@ func TestBuildInfoAndRuntime(t *testing.T) {
 	if f["go_goroutines"] == nil {
 		t.Error("the Go runtime's metrics are missing")
 	}
-	if sample(f, "useremail_outbox_messages", nil) != nil || f["useremail_db_open_connections"] != nil {
+	if sample(f, "useremail_outbox_messages", nil) != nil || f["go_sql_open_connections"] != nil {
 		t.Error("database metrics without a DB")
 	}
 	if sample(scrape(t, metrics.New(metrics.Options{})), "useremail_build_info", map[string]string{"version": "unknown"}) == nil {
@@ -200,90 +181,129 @@ func TestBuildInfoAndRuntime(t *testing.T) {
 	}
 }
 
-func TestOutboxAndPool(t *testing.T) {
-	db := &fakeDB{
-		counts: map[string]int64{store.StatusQueued: 3, store.StatusSent: 40, store.StatusFailed: 1},
-		stats: sql.DBStats{
-			MaxOpenConnections: 20, OpenConnections: 5, InUse: 2, Idle: 3,
-			WaitCount: 7, WaitDuration: 1500 * time.Millisecond,
-			MaxIdleClosed: 1, MaxIdleTimeClosed: 2, MaxLifetimeClosed: 4,
-		},
-	}
-	m := metrics.New(metrics.Options{DB: db})
-	f := scrape(t, m)
-	for status, want := range map[string]float64{"queued": 3, "sending": 0, "sent": 40, "failed": 1} {
-		if got := value(t, f, "useremail_outbox_messages", map[string]string{"status": status}); got != want {
-			t.Errorf("useremail_outbox_messages{status=%q} = %v, want %v", status, got, want)
+// queueMail gives db's outbox 2 queued mails, 1 sent and 1 failed.
+func queueMail(t *testing.T, db *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	err := db.WithTx(ctx, func(q *store.Queries) error {
+		user, _, err := q.CreateUser(ctx, store.NewUser{Email: "ann@example.com", Key: "ann@example.com", PasswordHash: "x"}, now)
+		if err != nil {
+			return err
 		}
-	}
-	pool := map[string]float64{
-		"useremail_db_max_open_connections":        20,
-		"useremail_db_open_connections":            5,
-		"useremail_db_in_use_connections":          2,
-		"useremail_db_idle_connections":            3,
-		"useremail_db_wait_count_total":            7,
-		"useremail_db_wait_duration_seconds_total": 1.5,
-		"useremail_db_closed_max_idle_total":       1,
-		"useremail_db_closed_max_idle_time_total":  2,
-		"useremail_db_closed_max_lifetime_total":   4,
-	}
-	for name, want := range pool {
-		if got := value(t, f, name, nil); got != want {
-			t.Errorf("%s = %v, want %v", name, got, want)
+		for range 4 {
+			if _, err := q.EnqueueMessage(ctx, store.NewMessage{Kind: "verify", Recipient: "ann@example.com", UserID: user.ID, Payload: "{}"}, now); err != nil {
+				return err
+			}
 		}
+		claimed, err := q.ClaimMessages(ctx, now, time.Minute, 2)
+		if err != nil || len(claimed) != 2 {
+			return fmt.Errorf("claimed %d: %v", len(claimed), err)
+		}
+		if err := q.MarkMessageSent(ctx, claimed[0].ID, claimed[0].Attempts, now); err != nil {
+			return err
+		}
+		return q.FailMessage(ctx, claimed[1].ID, claimed[1].Attempts, "refused")
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 0 {
-		t.Errorf("useremail_outbox_count_errors_total = %v, want 0", got)
-	}
+}
 
-	// An unreachable database leaves the outbox gauges out, counts the
-	// failure, and keeps every other metric.
-	db.err = errors.Join(store.ErrUnavailable, errors.New("connection refused"))
-	f = scrape(t, m)
+// poolMetrics are the connection pool's metrics, by client_golang's
+// collector.
+var poolMetrics = []string{
+	"go_sql_max_open_connections", "go_sql_open_connections", "go_sql_in_use_connections", "go_sql_idle_connections",
+	"go_sql_wait_count_total", "go_sql_wait_duration_seconds_total",
+	"go_sql_max_idle_closed_total", "go_sql_max_idle_time_closed_total", "go_sql_max_lifetime_closed_total",
+}
+
+// TestStore reads a real store: the outbox by status, counted at scrape
+// time, and the connection pool.
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		queueMail(t, db)
+		f := scrape(t, metrics.New(metrics.Options{DB: db}))
+		for status, want := range map[string]float64{"queued": 2, "sending": 0, "sent": 1, "failed": 1} {
+			if got := value(t, f, "useremail_outbox_messages", map[string]string{"status": status}); got != want {
+				t.Errorf("useremail_outbox_messages{status=%q} = %v, want %v", status, got, want)
+			}
+		}
+		if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 0 {
+			t.Errorf("useremail_outbox_count_errors_total = %v, want 0", got)
+		}
+		pool := map[string]string{"db_name": "useremail"}
+		for _, name := range poolMetrics {
+			value(t, f, name, pool)
+		}
+		if got, want := value(t, f, "go_sql_max_open_connections", pool), float64(db.SQL().Stats().MaxOpenConnections); got != want {
+			t.Errorf("go_sql_max_open_connections = %v, want %v", got, want)
+		}
+	})
+}
+
+// TestOutboxCountIsBounded holds the outbox locked (on SQLite, the one
+// connection) while Prometheus scrapes: the count gives up after
+// OutboxTimeout, the scrape answers without the outbox gauges and counts
+// the failure, and the next scrape after the lock is gone counts again.
+func TestOutboxCountIsBounded(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		queueMail(t, db)
+		m := metrics.New(metrics.Options{DB: db, OutboxTimeout: 100 * time.Millisecond})
+		tx, err := db.SQL().BeginTxx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if db.Dialect() == store.Postgres {
+			if _, err := tx.ExecContext(ctx, `LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f := scrape(t, m)
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		if sample(f, "useremail_outbox_messages", nil) != nil {
+			t.Error("outbox gauges reported although the count timed out")
+		}
+		if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 1 {
+			t.Errorf("useremail_outbox_count_errors_total = %v, want 1", got)
+		}
+		if db.Dialect() == store.SQLite {
+			// The count waited for the connection the transaction held.
+			if got := value(t, f, "go_sql_wait_count_total", map[string]string{"db_name": "useremail"}); got < 1 {
+				t.Errorf("go_sql_wait_count_total = %v, want at least 1", got)
+			}
+		}
+		f = scrape(t, m)
+		if got := value(t, f, "useremail_outbox_messages", map[string]string{"status": "queued"}); got != 2 {
+			t.Errorf("after the lock: queued = %v, want 2", got)
+		}
+		if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 1 {
+			t.Errorf("after the lock: useremail_outbox_count_errors_total = %v, want 1", got)
+		}
+	})
+}
+
+// TestClosedDatabase: with the database gone, a scrape leaves out the
+// outbox gauges, counts the failure, and keeps every other metric.
+func TestClosedDatabase(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	m := metrics.New(metrics.Options{DB: db})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f := scrape(t, m)
 	if sample(f, "useremail_outbox_messages", nil) != nil {
 		t.Error("outbox gauges reported although the count failed")
 	}
 	if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 1 {
 		t.Errorf("useremail_outbox_count_errors_total = %v, want 1", got)
 	}
-	if got := value(t, f, "useremail_db_open_connections", nil); got != 5 {
-		t.Errorf("pool metrics missing while the database is down: %v", got)
-	}
-}
-
-func TestOutboxCountIsBounded(t *testing.T) {
-	m := metrics.New(metrics.Options{DB: &fakeDB{block: true}, OutboxTimeout: 100 * time.Millisecond})
-	start := time.Now()
-	f := scrape(t, m)
-	if elapsed := time.Since(start); elapsed > 2*time.Second {
-		t.Errorf("a hanging outbox count held the scrape for %v", elapsed)
-	}
-	if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 1 {
-		t.Errorf("useremail_outbox_count_errors_total = %v, want 1", got)
-	}
-}
-
-// TestStore reads a real store: the outbox of a fresh database and its pool.
-func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, db *store.DB) {
-		ctx := context.Background()
-		err := db.WithTx(ctx, func(q *store.Queries) error {
-			user, _, err := q.CreateUser(ctx, store.NewUser{Email: "ann@example.com", Key: "ann@example.com", PasswordHash: "x"}, time.Now())
-			if err != nil {
-				return err
-			}
-			_, err = q.EnqueueMessage(ctx, store.NewMessage{Kind: "verify", Recipient: "ann@example.com", UserID: user.ID, Payload: "{}"}, time.Now())
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
+	for _, name := range append(poolMetrics, "useremail_build_info", "go_goroutines") {
+		if f[name] == nil {
+			t.Errorf("%s missing while the database is down", name)
 		}
-		f := scrape(t, metrics.New(metrics.Options{DB: db}))
-		if got := value(t, f, "useremail_outbox_messages", map[string]string{"status": "queued"}); got != 1 {
-			t.Errorf("queued = %v, want 1", got)
-		}
-		if got := value(t, f, "useremail_db_max_open_connections", nil); got < 1 {
-			t.Errorf("max open connections = %v", got)
-		}
-	})
+	}
 }

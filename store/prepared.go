@@ -17,19 +17,18 @@ const maxPrepared = 256
 // prepareTimeout bounds a background preparation.
 const prepareTimeout = 5 * time.Second
 
-// statements keeps the store's PostgreSQL statements prepared: PostgreSQL
-// then parses and analyses a statement once per connection instead of at
-// every execution (and plans it once where its generic plan is as good),
-// and lib/pq sends only Bind and Execute. database/sql prepares a kept
-// statement on each pool connection the first time it runs there
-// (inside a transaction too: Tx.Stmt), and again on the connection that
-// replaces a broken one; PostgreSQL analyses it again after a schema
-// change.
+// statements keeps the store's statements prepared. PostgreSQL then parses
+// and analyses a statement once per connection instead of at every
+// execution, and lib/pq sends only Bind and Execute; SQLite compiles it
+// once. database/sql prepares a kept statement on each pool connection the
+// first time it runs there (inside a transaction too: Tx.Stmt), and again
+// on a connection that replaces a broken one; both databases prepare it
+// again by themselves after a schema change.
 //
 // A statement's first use runs unprepared and starts its preparation in the
-// background on a pool connection of its own: preparing in the caller would
-// take a second connection while the caller's transaction holds one, and a
-// pool full of such transactions would wait on itself.
+// background: preparing in the caller would need a second connection while
+// the caller's transaction holds one (on SQLite, the only one), and a pool
+// full of such transactions would wait on itself.
 type statements struct {
 	db     *sqlx.DB
 	ctx    context.Context // ends at close, ending the preparations in progress
@@ -63,13 +62,13 @@ func (s *statements) prepared(query string) *sqlx.Stmt {
 	return nil
 }
 
-// prepare prepares query (in PostgreSQL's $n placeholders) and keeps it;
-// when that fails (the database is away, the statement is wrong), a later
-// use tries again.
+// prepare prepares query (in the dialect's placeholders) and keeps it;
+// when that fails (the database is away, the table is not there yet), a
+// later use tries again.
 func (s *statements) prepare(query string) {
 	ctx, cancel := context.WithTimeout(s.ctx, prepareTimeout)
 	defer cancel()
-	st, err := s.db.PreparexContext(ctx, sqlx.Rebind(sqlx.DOLLAR, query))
+	st, err := s.db.PreparexContext(ctx, s.db.Rebind(query))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {

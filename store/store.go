@@ -112,7 +112,7 @@ func OpenWithPool(ctx context.Context, rawURL string, pool PoolOptions) (*DB, er
 		db.SetConnMaxIdleTime(pool.ConnMaxIdleTime)
 	}
 	s := &DB{Queries: &Queries{ext: db, dialect: dialect}, db: db}
-	if dialect == Postgres && preparedStatements(rawURL) {
+	if preparedStatements(rawURL) {
 		s.stmts = newStatements(db)
 	}
 	if err := s.Ping(ctx); err != nil {
@@ -168,17 +168,29 @@ func (p pgDialer) DialContext(ctx context.Context, network, address string) (net
 	return p.d.DialContext(ctx, network, address)
 }
 
-// preparedParam is the parameter of a PostgreSQL database URL that turns
-// the kept prepared statements off (prepared_statements=off), for a
-// connection pooler in transaction mode that cannot carry them (PgBouncer
-// before 1.21, or without max_prepared_statements).
+// preparedParam is the parameter of a database URL that turns the kept
+// prepared statements off (prepared_statements=off): for a connection
+// pooler in transaction mode that cannot carry them (PgBouncer before 1.21,
+// or without max_prepared_statements), and to measure what they buy.
 const preparedParam = "prepared_statements"
 
-// preparedStatements reports whether a PostgreSQL database URL (one that
-// ParseURL accepts) leaves the kept prepared statements on.
+// preparedStatements reports whether a database URL (one that ParseURL
+// accepts) leaves the kept prepared statements on.
 func preparedStatements(rawURL string) bool {
 	u, err := url.Parse(rawURL)
 	return err != nil || u.Query().Get(preparedParam) != "off"
+}
+
+// checkPrepared checks the prepared_statements parameter of q and removes
+// it: it is read by Open, and is no parameter of either driver.
+func checkPrepared(q url.Values) error {
+	switch v := q.Get(preparedParam); v {
+	case "", "on", "off":
+		q.Del(preparedParam)
+		return nil
+	default:
+		return fmt.Errorf("store: database URL: %s=%q: want on or off", preparedParam, v)
+	}
 }
 
 // ParseURL turns a USEREMAIL_DATABASE_URL into a driver name and DSN.
@@ -195,13 +207,9 @@ func ParseURL(rawURL string) (Dialect, string, error) {
 			// kernel gives up; 5 s turns that into a prompt 503.
 			q.Set("connect_timeout", "5")
 		}
-		switch v := q.Get(preparedParam); v {
-		case "", "on", "off":
-			// Read by Open; not a lib/pq parameter (PostgreSQL would take
-			// it for a setting and refuse the connection).
-			q.Del(preparedParam)
-		default:
-			return "", "", fmt.Errorf("store: database URL: %s=%q: want on or off", preparedParam, v)
+		// PostgreSQL would take it for a setting and refuse the connection.
+		if err := checkPrepared(q); err != nil {
+			return "", "", err
 		}
 		if !q.Has("binary_parameters") {
 			// lib/pq then sends Parse, Bind and Execute of a statement in one
@@ -214,12 +222,25 @@ func ParseURL(rawURL string) (Dialect, string, error) {
 		u.RawQuery = q.Encode()
 		return Postgres, u.String(), nil
 	case strings.HasPrefix(rawURL, "sqlite:"):
-		path := strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//")
+		path, rawQuery, hasQuery := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//"), "?")
 		if path == "" {
 			return "", "", errors.New("store: database URL: sqlite: needs a file path, as sqlite:useremail.db")
 		}
-		if strings.ContainsAny(path, "?#") {
-			return "", "", errors.New("store: database URL: sqlite: the path may not contain '?' or '#'")
+		if strings.Contains(path, "#") {
+			return "", "", errors.New("store: database URL: sqlite: the path may not contain '#'")
+		}
+		if hasQuery {
+			// The one parameter: sqlite:PATH?prepared_statements=off.
+			q, err := url.ParseQuery(rawQuery)
+			if err == nil {
+				err = checkPrepared(q)
+			}
+			if err != nil {
+				return "", "", err
+			}
+			if len(q) > 0 {
+				return "", "", fmt.Errorf("store: database URL: sqlite: unknown parameters %q: the only one is %s", q.Encode(), preparedParam)
+			}
 		}
 		// Foreign keys are per connection in SQLite; WAL lets readers run
 		// beside the writer; an immediate transaction takes the write lock at
@@ -256,9 +277,6 @@ func (db *DB) Close() error {
 	}
 	return db.db.Close()
 }
-
-// Stats returns the connection pool's statistics.
-func (db *DB) Stats() sql.DBStats { return db.db.Stats() }
 
 // SQL returns the underlying handle, for tests and tools that inspect the
 // database directly.

@@ -6,11 +6,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// sysTCPUserTimeout is TCP_USER_TIMEOUT of linux/tcp.h (18 on every
-// architecture; package syscall names it only on some).
-const sysTCPUserTimeout = 0x12
+	"golang.org/x/sys/unix"
+)
 
 // setTCPUserTimeout returns a net.Dialer Control function that sets
 // TCP_USER_TIMEOUT on TCP sockets: data sent but not acknowledged for d (a
@@ -24,7 +22,7 @@ func setTCPUserTimeout(d time.Duration) func(network, address string, c syscall.
 		}
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, sysTCPUserTimeout, int(d.Milliseconds()))
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))
 		})
 		if err != nil {
 			return err

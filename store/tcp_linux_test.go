@@ -5,11 +5,11 @@ package store_test
 import (
 	"context"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lib/pq"
+	"golang.org/x/sys/unix"
 
 	"github.com/useremail/useremail/store"
 )
@@ -64,16 +64,16 @@ func TestPostgresDialerSocketOptions(t *testing.T) {
 			want := map[string]struct {
 				level, opt, value int
 			}{
-				"SO_KEEPALIVE":     {syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},
-				"TCP_KEEPIDLE":     {syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, 15},
-				"TCP_KEEPINTVL":    {syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, 5},
-				"TCP_KEEPCNT":      {syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 3},
-				"TCP_USER_TIMEOUT": {syscall.IPPROTO_TCP, 0x12, 15000},
+				"SO_KEEPALIVE":     {unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+				"TCP_KEEPIDLE":     {unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15},
+				"TCP_KEEPINTVL":    {unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 5},
+				"TCP_KEEPCNT":      {unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 3},
+				"TCP_USER_TIMEOUT": {unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 15000},
 			}
 			for opt, w := range want {
 				var got int
 				var gerr error
-				if err := raw.Control(func(fd uintptr) { got, gerr = syscall.GetsockoptInt(int(fd), w.level, w.opt) }); err != nil {
+				if err := raw.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), w.level, w.opt) }); err != nil {
 					t.Fatal(err)
 				}
 				if gerr != nil || got != w.value {

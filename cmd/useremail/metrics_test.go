@@ -91,7 +91,7 @@ func TestMetricsAndLogs(t *testing.T) {
 		{"useremail_mail_failed_total", map[string]string{"kind": "verify"}, 0},
 		{"useremail_outbox_messages", map[string]string{"status": "sent"}, 1},
 		{"useremail_outbox_messages", map[string]string{"status": "queued"}, 0},
-		{"useremail_db_max_open_connections", nil, 1}, // SQLite: one connection
+		{"go_sql_max_open_connections", map[string]string{"db_name": "useremail"}, 1}, // SQLite: one connection
 		{"useremail_build_info", map[string]string{"version": testVersion}, 1},
 	}
 	for _, tt := range tests {
@@ -101,8 +101,8 @@ func TestMetricsAndLogs(t *testing.T) {
 			}
 		})
 	}
-	for _, name := range []string{"useremail_db_open_connections", "useremail_db_in_use_connections", "useremail_db_idle_connections",
-		"useremail_db_wait_count_total", "useremail_db_wait_duration_seconds_total", "go_goroutines"} {
+	for _, name := range []string{"go_sql_open_connections", "go_sql_in_use_connections", "go_sql_idle_connections",
+		"go_sql_wait_count_total", "go_sql_wait_duration_seconds_total", "go_goroutines"} {
 		if families[name] == nil {
 			t.Errorf("%s is missing", name)
 		}
