@@ -120,7 +120,7 @@ func (q *Queries) EnqueueMessages(ctx context.Context, msgs []NewMessage, now ti
 // On PostgreSQL, FOR UPDATE SKIP LOCKED lets any number of dispatchers claim
 // at once without taking the same row; SQLite has one writer at a time.
 func (q *Queries) ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Message, error) {
-	due := `SELECT id FROM outbox WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?
+	due := `SELECT id FROM ` + q.dueOutbox() + ` WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?
 		ORDER BY next_attempt_at, id LIMIT ?`
 	if q.dialect == Postgres {
 		due += ` FOR UPDATE SKIP LOCKED`
@@ -132,6 +132,17 @@ func (q *Queries) ClaimMessages(ctx context.Context, now time.Time, lease time.D
 		return nil, err
 	}
 	return msgs, nil
+}
+
+// dueOutbox names the outbox for the queries that look for due messages:
+// on SQLite through the due-time index, which its planner, lacking
+// statistics, passes over for the status index and a sort of every queued
+// row (however many are deferred).
+func (q *Queries) dueOutbox() string {
+	if q.dialect == SQLite {
+		return `outbox INDEXED BY outbox_due`
+	}
+	return `outbox`
 }
 
 // MarkMessageSent records a delivery: MarkMessagesSent of one claim.
@@ -272,7 +283,7 @@ func (q *Queries) CountMessages(ctx context.Context) (map[string]int64, error) {
 // NextDueAt returns when the earliest queued or sending message falls due,
 // or ErrNotFound when there is none.
 func (q *Queries) NextDueAt(ctx context.Context) (time.Time, error) {
-	const query = `SELECT next_attempt_at FROM outbox WHERE status IN ('queued', 'sending')
+	query := `SELECT next_attempt_at FROM ` + q.dueOutbox() + ` WHERE status IN ('queued', 'sending')
 		ORDER BY next_attempt_at, id LIMIT 1`
 	var t time.Time
 	return t, q.unprepared().get(ctx, &t, query)
