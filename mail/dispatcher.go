@@ -113,9 +113,6 @@ const wakeDelay = 10 * time.Millisecond
 // database is down): the wait doubles from PollInterval up to it.
 const claimBackoffMax = 30 * time.Second
 
-// maxLastError bounds the error text kept in the outbox.
-const maxLastError = 1000
-
 // Dispatcher delivers the mail outbox: it claims due messages, renders and
 // signs them, sends them, and records each outcome. Any number of
 // dispatchers, in one process or many, may share one database.
@@ -495,7 +492,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 			return rowIs(store.StatusQueued, m.Attempts)(row) && row.NextAttemptAt.Equal(next.UTC().Truncate(time.Microsecond))
 		}
 		rerr := d.record(ctx, log, b, m.ID, "reschedule", landed, func(rctx context.Context) error {
-			return d.db.RescheduleMessage(rctx, m.ID, m.Attempts, next, truncate(err.Error()))
+			return d.db.RescheduleMessage(rctx, m.ID, m.Attempts, next, err.Error())
 		})
 		if rerr != nil {
 			d.reportError(log, "reschedule", rerr)
@@ -509,7 +506,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 
 func (d *Dispatcher) fail(ctx context.Context, log *slog.Logger, b *batch, m store.Message, reason string) {
 	err := d.record(ctx, log, b, m.ID, "mark failed", rowIs(store.StatusFailed, m.Attempts), func(rctx context.Context) error {
-		return d.db.FailMessage(rctx, m.ID, m.Attempts, truncate(reason))
+		return d.db.FailMessage(rctx, m.ID, m.Attempts, reason)
 	})
 	if err != nil {
 		d.reportError(log, "mark failed", err)
@@ -709,16 +706,4 @@ func call(hook func(string), kind string) {
 	if hook != nil {
 		hook(kind)
 	}
-}
-
-// truncate bounds an error text for the outbox, on a rune boundary.
-func truncate(s string) string {
-	if len(s) <= maxLastError {
-		return s
-	}
-	s = s[:maxLastError]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
 }

@@ -206,11 +206,11 @@ func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time
 }
 
 // RescheduleMessage puts a claimed message back in the queue, due at next,
-// keeping the error of the failed attempt.
+// keeping the error of the failed attempt (its first maxLastError bytes).
 func (q *Queries) RescheduleMessage(ctx context.Context, id int64, attempt int, next time.Time, lastErr string) error {
 	const query = `UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = ?
 		WHERE id = ? AND status = 'sending' AND attempts = ?`
-	n, err := q.unprepared().exec(ctx, query, utc(next), lastErr, id, attempt)
+	n, err := q.unprepared().exec(ctx, query, utc(next), boundText(lastErr, maxLastError), id, attempt)
 	return rowsOrNotFound(n, err)
 }
 
@@ -225,11 +225,12 @@ func (q *Queries) ReleaseMessage(ctx context.Context, id int64, attempt int, now
 	return rowsOrNotFound(n, err)
 }
 
-// FailMessage gives up on a claimed message.
+// FailMessage gives up on a claimed message, keeping why (its first
+// maxLastError bytes).
 func (q *Queries) FailMessage(ctx context.Context, id int64, attempt int, lastErr string) error {
 	const query = `UPDATE outbox SET status = 'failed', last_error = ?
 		WHERE id = ? AND status = 'sending' AND attempts = ?`
-	n, err := q.unprepared().exec(ctx, query, lastErr, id, attempt)
+	n, err := q.unprepared().exec(ctx, query, boundText(lastErr, maxLastError), id, attempt)
 	return rowsOrNotFound(n, err)
 }
 

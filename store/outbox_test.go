@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lib/pq"
 
@@ -184,3 +186,51 @@ func TestMarkMessagesSent(t *testing.T) {
 		}
 	})
 }
+
+// TestLastErrorBounded: the outbox keeps at most 1000 bytes of an error
+// text, cut on a rune boundary and marked with an ellipsis.
+func TestLastErrorBounded(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+	}{
+		{"short", "451 try later", "451 try later"},
+		{"empty", "", ""},
+		{"exactly the bound", strings.Repeat("y", 1000), strings.Repeat("y", 1000)},
+		{"one byte over", strings.Repeat("y", 1001), strings.Repeat("y", 997) + "…"},
+		{"cut inside a rune", strings.Repeat("x", 996) + "äöü", strings.Repeat("x", 996) + "…"},
+		{"cut after a rune", strings.Repeat("x", 995) + "ä" + strings.Repeat("z", 10), strings.Repeat("x", 995) + "ä…"},
+	}
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, _ := newUser(t, db.Queries, "a@example.com")
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				for _, report := range []string{"reschedule", "fail"} {
+					id, err := db.EnqueueMessage(ctx, store.NewMessage{Kind: "verify", Recipient: "a@example.com", UserID: u.ID, Payload: "{}"}, t0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := db.ClaimMessages(ctx, t0, time.Minute, 10); err != nil {
+						t.Fatal(err)
+					}
+					if report == "reschedule" {
+						err = db.RescheduleMessage(ctx, id, 1, t0.AddDate(1, 0, 0), tt.text)
+					} else {
+						err = db.FailMessage(ctx, id, 1, tt.text)
+					}
+					if err != nil {
+						t.Fatalf("%s: %v", report, err)
+					}
+					m, err := db.MessageByID(ctx, id)
+					if err != nil || m.LastError != tt.want || len(m.LastError) > 1000 || !utf8.ValidString(m.LastError) {
+						t.Errorf("%s kept %d bytes ending in %q, %v; want %d bytes ending in %q",
+							report, len(m.LastError), tail(m.LastError), err, len(tt.want), tail(tt.want))
+					}
+				}
+			})
+		}
+	})
+}
+
+// tail returns the end of a long text, for messages.
+func tail(s string) string { return s[max(0, len(s)-12):] }
