@@ -453,7 +453,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 				return false
 			}
 		}
-		err := d.record(ctx, log, b, m.ID, "hand back", nil, func(rctx context.Context) error {
+		err := d.record(ctx, log, b, "hand back", func(rctx context.Context) error {
 			return d.db.ReleaseMessage(rctx, m.ID, m.Attempts, d.now())
 		})
 		if err != nil {
@@ -488,10 +488,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 		d.fail(ctx, log, b, m, fmt.Sprintf("gave up after %d attempts: %v", m.Attempts, err))
 	default:
 		next := d.now().Add(d.backoff(m.Attempts))
-		landed := func(row store.Message) bool {
-			return rowIs(store.StatusQueued, m.Attempts)(row) && row.NextAttemptAt.Equal(next.UTC().Truncate(time.Microsecond))
-		}
-		rerr := d.record(ctx, log, b, m.ID, "reschedule", landed, func(rctx context.Context) error {
+		rerr := d.record(ctx, log, b, "reschedule", func(rctx context.Context) error {
 			return d.db.RescheduleMessage(rctx, m.ID, m.Attempts, next, err.Error())
 		})
 		if rerr != nil {
@@ -505,7 +502,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 }
 
 func (d *Dispatcher) fail(ctx context.Context, log *slog.Logger, b *batch, m store.Message, reason string) {
-	err := d.record(ctx, log, b, m.ID, "mark failed", rowIs(store.StatusFailed, m.Attempts), func(rctx context.Context) error {
+	err := d.record(ctx, log, b, "mark failed", func(rctx context.Context) error {
 		return d.db.FailMessage(rctx, m.ID, m.Attempts, reason)
 	})
 	if err != nil {
@@ -564,26 +561,13 @@ func (d *Dispatcher) recordSent(ctx context.Context, b *batch, group []sentMessa
 		log = d.logger.With("outbox_ids", ids)
 	}
 	recorded := make(map[int64]bool, len(group))
-	tries := 0
-	err := d.record(ctx, log, b, 0, "mark sent", nil, func(rctx context.Context) error {
-		tries++
-		ids, err := d.db.MarkMessagesSent(rctx, claims, d.now())
-		if err != nil {
-			return err
-		}
+	now := d.now() // the same report on every try
+	err := d.record(ctx, log, b, "mark sent", func(rctx context.Context) error {
+		ids, err := d.db.MarkMessagesSent(rctx, claims, now)
 		for _, id := range ids {
 			recorded[id] = true
 		}
-		if tries > 1 {
-			// A try whose answer was lost may have recorded rows already:
-			// the row as it is now tells.
-			for _, c := range claims {
-				if !recorded[c.ID] && d.landed(context.WithoutCancel(ctx), c.ID, rowIs(store.StatusSent, c.Attempt)) {
-					recorded[c.ID] = true
-				}
-			}
-		}
-		return nil
+		return err
 	})
 	for _, s := range group {
 		switch {
@@ -598,23 +582,19 @@ func (d *Dispatcher) recordSent(ctx context.Context, b *batch, group []sentMessa
 	}
 }
 
-// record writes one report of claimed messages with write (for one
-// message, id), each try bounded by reportTimeout. The reports are written
-// even when ctx is done:
+// record writes one report of claimed messages with write, each try
+// bounded by reportTimeout. The reports are written even when ctx is done:
 // a mail that left must be recorded as sent, or it would be sent again
 // after the lease.
 //
 // While the database is unavailable it tries again, after a delay that
 // grows from reportRetryMin to reportRetryMax, until shortly before the
-// lease ends: until then no other claim can take the message, so a
-// report that lands in time prevents a duplicate. A try whose answer was
-// lost may have committed; a later try then finds the row changed
-// (ErrNotFound), and landed, when not nil, says from row id as it is now
-// whether that change was this report's (a write of several rows checks
-// them itself). Other errors, and ErrNotFound on the first try (the lease
-// was taken over), are returned at once.
-func (d *Dispatcher) record(ctx context.Context, log *slog.Logger, b *batch, id int64, what string,
-	landed func(store.Message) bool, write func(context.Context) error) error {
+// lease ends: until then no other claim can take the message, so a report
+// that lands in time prevents a duplicate. A try whose answer was lost may
+// have committed; the store recognises the repeat of a report that landed.
+// Other errors, ErrNotFound among them (the lease was taken over), are
+// returned at once.
+func (d *Dispatcher) record(ctx context.Context, log *slog.Logger, b *batch, what string, write func(context.Context) error) error {
 	parent := context.WithoutCancel(ctx)
 	wait := reportRetryMin
 	var firstFailure time.Time
@@ -622,7 +602,7 @@ func (d *Dispatcher) record(ctx context.Context, log *slog.Logger, b *batch, id 
 		rctx, cancel := context.WithTimeout(parent, reportTimeout)
 		err := write(rctx)
 		cancel()
-		if err == nil || (tries > 1 && errors.Is(err, store.ErrNotFound) && d.landed(parent, id, landed)) {
+		if err == nil {
 			b.unavailable.Store(false)
 			if tries > 1 {
 				log.Info("mail: outcome recorded after the database came back", "report", what, "tries", tries,
@@ -652,24 +632,6 @@ func (d *Dispatcher) record(ctx context.Context, log *slog.Logger, b *batch, id 
 		time.Sleep(sleep)
 		wait = min(wait*2, reportRetryMax)
 	}
-}
-
-// landed reports whether the row of id, as it is now, shows the change of
-// a report (see record).
-func (d *Dispatcher) landed(ctx context.Context, id int64, landed func(store.Message) bool) bool {
-	if landed == nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
-	defer cancel()
-	row, err := d.db.MessageByID(ctx, id)
-	return err == nil && landed(row)
-}
-
-// rowIs returns a landed check for a report that leaves the row in status
-// with the claim's attempts: no other claim leaves it so.
-func rowIs(status string, attempts int) func(store.Message) bool {
-	return func(row store.Message) bool { return row.Status == status && row.Attempts == attempts }
 }
 
 // reportError logs a report that could not be recorded. ErrNotFound means

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -180,9 +181,94 @@ func TestMarkMessagesSent(t *testing.T) {
 				t.Errorf("sent message = %+v", m)
 			}
 		}
-		// Recorded once: a repeat changes nothing.
-		if again, err := db.MarkMessagesSent(ctx, claims, later); err != nil || len(again) != 0 {
-			t.Errorf("MarkMessagesSent again = %v, %v", again, err)
+		// The same report repeated (its answer was lost) finds its rows as
+		// it left them; another report of the same claims records nothing.
+		again, err := db.MarkMessagesSent(ctx, claims, later)
+		slices.Sort(again)
+		if err != nil || !slices.Equal(again, ids[1:]) {
+			t.Errorf("MarkMessagesSent repeated = %v, %v; want %v", again, err, ids[1:])
+		}
+		if other, err := db.MarkMessagesSent(ctx, claims, later.Add(time.Second)); err != nil || len(other) != 0 {
+			t.Errorf("MarkMessagesSent of another report = %v, %v; want none", other, err)
+		}
+		for _, id := range ids[1:] {
+			if m, err := db.MessageByID(ctx, id); err != nil || !m.SentAt.Equal(later) {
+				t.Errorf("after the repeats = %+v, %v; want sent at %v", m, err, later)
+			}
+		}
+	})
+}
+
+// TestReportRepeated: a report of a claim's outcome, repeated with the same
+// arguments after it committed, succeeds again and changes nothing; a
+// different report of the same claim, or one of a claim taken over, fails
+// with ErrNotFound. (A dispatcher repeats a report whose answer was lost.)
+func TestReportRepeated(t *testing.T) {
+	next := t0.Add(time.Hour + 123456789*time.Nanosecond) // finer than the stored microseconds
+	tests := []struct {
+		name   string
+		report func(q *store.Queries, id int64, attempt int, variant int) error
+		want   func(m store.Message) bool
+	}{
+		{
+			"reschedule",
+			func(q *store.Queries, id int64, attempt, variant int) error {
+				return q.RescheduleMessage(context.Background(), id, attempt, next.Add(time.Duration(variant)*time.Second), "451 try later")
+			},
+			func(m store.Message) bool {
+				return m.Status == store.StatusQueued && m.NextAttemptAt.Equal(next.Truncate(time.Microsecond)) && m.LastError == "451 try later"
+			},
+		},
+		{
+			"fail",
+			func(q *store.Queries, id int64, attempt, variant int) error {
+				return q.FailMessage(context.Background(), id, attempt, fmt.Sprintf("550 no such user (%d)", variant))
+			},
+			func(m store.Message) bool {
+				return m.Status == store.StatusFailed && m.LastError == "550 no such user (0)"
+			},
+		},
+		{
+			"sent",
+			func(q *store.Queries, id int64, attempt, variant int) error {
+				return q.MarkMessageSent(context.Background(), id, attempt, next.Add(time.Duration(variant)*time.Second))
+			},
+			func(m store.Message) bool {
+				return m.Status == store.StatusSent && m.SentAt != nil && m.SentAt.Equal(next.Truncate(time.Microsecond))
+			},
+		},
+	}
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, _ := newUser(t, db.Queries, "a@example.com")
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				id, err := db.EnqueueMessage(ctx, store.NewMessage{Kind: "verify", Recipient: "a@example.com", UserID: u.ID, Payload: "{}"}, t0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				claim, err := db.ClaimMessages(ctx, t0, time.Minute, 10)
+				if err != nil || len(claim) != 1 || claim[0].ID != id {
+					t.Fatalf("claim = %+v, %v", claim, err)
+				}
+				for try := 1; try <= 2; try++ {
+					if err := tt.report(db.Queries, id, 1, 0); err != nil {
+						t.Fatalf("try %d: %v", try, err)
+					}
+					if m, _ := db.MessageByID(ctx, id); !tt.want(m) || m.Attempts != 1 {
+						t.Fatalf("after try %d: %+v", try, m)
+					}
+				}
+				if err := tt.report(db.Queries, id, 1, 1); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("another report of the claim: err = %v, want ErrNotFound", err)
+				}
+				if err := tt.report(db.Queries, id, 2, 0); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("the report of another claim: err = %v, want ErrNotFound", err)
+				}
+				if m, _ := db.MessageByID(ctx, id); !tt.want(m) || m.Attempts != 1 {
+					t.Errorf("after the other reports: %+v", m)
+				}
+			})
 		}
 	})
 }
