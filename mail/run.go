@@ -100,6 +100,7 @@ func (d *Dispatcher) idleWait(ctx context.Context) time.Duration {
 // *notify (set to nil once that channel closes); woken, it waits wakeDelay
 // more to gather the mail being queued. It reports false once ctx is done.
 func (d *Dispatcher) sleep(ctx context.Context, wait time.Duration, notify *<-chan struct{}) bool {
+	d.logger.Debug("mail: waiting", "up_to", wait.Round(time.Millisecond).String())
 	select {
 	case <-ctx.Done():
 		return false
