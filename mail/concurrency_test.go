@@ -179,18 +179,10 @@ func TestListenNotify(t *testing.T) {
 	cfg.ListenURL = url
 	logger, book := newRecordingLogger()
 	cfg.Logger = logger
-	d := newDispatcher(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	defer running(t, newDispatcher(t, cfg))()
 
 	// Another process's announcer: d is never woken directly.
+	ctx, cancel := context.WithCancel(context.Background())
 	announcer := mail.NewAnnouncer(db, nil)
 	announced := make(chan struct{})
 	go func() { announcer.Run(ctx); close(announced) }()

@@ -39,6 +39,18 @@ func running(t *testing.T, d *mail.Dispatcher) (stop func()) {
 	}
 }
 
+// polling returns a dispatcher of f on the real clock (the bubble's in a
+// synctest bubble) that polls every interval, sends into an inbox and logs
+// into a logBook.
+func (f *fixture) polling(t *testing.T, interval time.Duration, listenURL string) (*mail.Dispatcher, *inbox, *logBook) {
+	t.Helper()
+	sent := &inbox{}
+	logger, book := newRecordingLogger()
+	cfg := f.config(t)
+	cfg.Sender, cfg.Logger, cfg.Now, cfg.PollInterval, cfg.ListenURL = sent, logger, nil, interval, listenURL
+	return newDispatcher(t, cfg), sent, book
+}
+
 // TestRunBacksOffWhileClaimsFail: while claims fail, Run logs the first
 // failure as an error and the repeats as warnings with a count, waiting
 // twice as long each time; Wake still starts a claim at once; the first
@@ -51,12 +63,7 @@ func TestRunBacksOffWhileClaimsFail(t *testing.T) {
 		if _, err := db.SQL().Exec(`ALTER TABLE outbox RENAME TO outbox_away`); err != nil {
 			t.Fatal(err)
 		}
-		var sent inbox
-		cfg := f.config(t)
-		cfg.Sender, cfg.Now, cfg.PollInterval = &sent, nil, 50*time.Millisecond
-		logger, book := newRecordingLogger()
-		cfg.Logger = logger
-		d := newDispatcher(t, cfg)
+		d, sent, book := f.polling(t, 50*time.Millisecond, "")
 		defer running(t, d)()
 
 		// Six failures: each announces a wait of 50 ms doubled per failure
@@ -124,12 +131,7 @@ func TestWake(t *testing.T) {
 	runTimed(t, func(t *testing.T, url string, fake bool) {
 		db := openURL(t, url)
 		f := newStoreFixture(t, db)
-		var sent inbox
-		cfg := f.config(t)
-		cfg.Sender, cfg.Now, cfg.PollInterval = &sent, nil, time.Hour
-		logger, book := newRecordingLogger()
-		cfg.Logger = logger
-		d := newDispatcher(t, cfg)
+		d, sent, book := f.polling(t, time.Hour, "")
 		defer running(t, d)()
 
 		asleep := book.wait(t, 1, slog.LevelDebug, runWaits)[0]
@@ -153,12 +155,7 @@ func TestWakeGathersMail(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		db := storetest.Open(t, store.SQLite)
 		f := newStoreFixture(t, db)
-		var sent inbox
-		cfg := f.config(t)
-		cfg.Sender, cfg.Now, cfg.PollInterval = &sent, nil, time.Hour
-		logger, book := newRecordingLogger()
-		cfg.Logger = logger
-		d := newDispatcher(t, cfg)
+		d, sent, book := f.polling(t, time.Hour, "")
 		defer running(t, d)()
 
 		book.wait(t, 1, slog.LevelDebug, runWaits)
@@ -239,13 +236,7 @@ func TestRunPollsWhenListenFails(t *testing.T) {
 	runTimed(t, func(t *testing.T, url string, fake bool) {
 		db := openURL(t, url)
 		f := newStoreFixture(t, db)
-		var sent inbox
-		cfg := f.config(t)
-		cfg.Sender, cfg.Now, cfg.PollInterval = &sent, nil, 20*time.Millisecond
-		cfg.ListenURL = "sqlite:cannot-listen.db"
-		logger, book := newRecordingLogger()
-		cfg.Logger = logger
-		d := newDispatcher(t, cfg)
+		d, sent, book := f.polling(t, 20*time.Millisecond, "sqlite:cannot-listen.db")
 		defer running(t, d)()
 
 		book.wait(t, 1, slog.LevelWarn, listenFailed)
