@@ -15,14 +15,10 @@ import (
 // the report of its outcome and for clock skew between dispatchers.
 const leaseMargin = 10 * time.Second
 
-// RunOnce claims one batch of due messages and handles each, Workers at a
-// time: it renders and signs the mail, sends it, and records the outcome
-// (sent; rescheduled after a temporary error while attempts remain; failed
-// after a permanent error, the last attempt, or for a row that cannot be
-// rendered). It returns how many messages it handled; the error returned
-// is the claim's, as the errors of one message never stop the batch. When
-// ctx is done no new send starts: the messages not yet started are handed
-// back, and the sends in flight are finished and recorded.
+// RunOnce claims one batch of due messages, sends them Workers at a time,
+// records each outcome (sent, rescheduled or failed) and returns how many it
+// handled; its error is the claim's. Once ctx is done no send starts: the
+// rest is handed back, and the sends in flight are finished and recorded.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -125,8 +121,8 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 	return true
 }
 
-// handBack returns a message that will not be sent to the queue, unless
-// its lease is about to end anyway.
+// handBack puts a message the batch will not send back in the queue,
+// unless its lease is about to end anyway.
 func (d *Dispatcher) handBack(ctx context.Context, log *slog.Logger, b *batch, m store.Message) {
 	reason := "too little of the lease left"
 	switch {

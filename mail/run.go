@@ -19,8 +19,8 @@ const minDueWait = 50 * time.Millisecond
 // database is down): the wait doubles from PollInterval up to it.
 const claimBackoffMax = 30 * time.Second
 
-// Wake makes a sleeping Run look for due messages at once. It never blocks;
-// call it after committing a transaction that queued a mail.
+// Wake makes a sleeping Run look for due messages, wakeDelay later. It never
+// blocks; call it after committing a transaction that queued a mail.
 func (d *Dispatcher) Wake() {
 	select {
 	case d.wake <- struct{}{}:
@@ -28,13 +28,11 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-// Run sends due messages until ctx is done; then the sends in flight are
-// finished and recorded, the rest of the batch is handed back, and Run
-// returns nil. After a full batch it claims the next at once; otherwise it
-// sleeps up to PollInterval (less when a message falls due sooner) and wakes
-// early on Wake and, with ListenURL, on a PostgreSQL notification. While
-// claims fail it backs off (claimBackoff) and logs the first failure as an
-// error, the repeats as warnings with their count.
+// Run sends due messages until ctx is done, then finishes and records the
+// sends in flight, hands the rest back and returns nil. Between batches it
+// sleeps up to PollInterval (less when a message falls due sooner), wakes
+// early on Wake and, with ListenURL, on PostgreSQL notifications, and backs
+// off while claims fail (claimBackoff).
 func (d *Dispatcher) Run(ctx context.Context) error {
 	notify := d.listen(ctx)
 	var failures int
