@@ -19,7 +19,7 @@ var t0 = time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
 
 // goldenComposer renders with a fixed key, clock and configuration, so that
 // its output only changes when the templates or the code do.
-func goldenComposer(t *testing.T) *composer {
+func goldenComposer(t testing.TB) *composer {
 	t.Helper()
 	s, err := signer.New([][]byte{[]byte("golden-test-key-not-a-secret")}, func() time.Time { return t0 })
 	if err != nil {
@@ -193,5 +193,27 @@ func TestMessageID(t *testing.T) {
 	}
 	if b := messageID(7, t0.Add(time.Microsecond), "example.com"); b == a {
 		t.Fatalf("another row with the same id has the same Message-ID %q", b)
+	}
+}
+
+// BenchmarkCompose measures the rendering of one mail of each kind, links
+// signed: the work the pooled render buffers serve.
+func BenchmarkCompose(b *testing.B) {
+	c := goldenComposer(b)
+	msgs := []store.NewMessage{
+		Verify(42, "alice@example.com", 7),
+		ChangeEmail(42, "alice@new.example", 3),
+		EmailAdded(42, "alice@example.com", "alice@work.example"),
+	}
+	for _, m := range msgs {
+		b.Run(m.Kind, func(b *testing.B) {
+			row := store.Message{ID: 1001, Kind: m.Kind, Recipient: m.Recipient, UserID: m.UserID, Payload: m.Payload, CreatedAt: t0}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.compose(row, t0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
