@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,12 +12,12 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// TestDueQueriesReadTheDueIndex checks the plans of the claim and of
-// NextDueAt with a large deferred backlog in the outbox: both must walk
-// the due-time index (outbox_due) in its order, never the status index
-// with a sort of every queued row, before and after the planner has
-// statistics.
-func TestDueQueriesReadTheDueIndex(t *testing.T) {
+// TestOutboxPlans checks the plans of the dispatcher's statements with a
+// large deferred backlog in the outbox, before and after the planner has
+// statistics: the claim and NextDueAt walk the due-time index (outbox_due)
+// in its order, never the status index with a sort of every queued row;
+// the reports of outcomes reach their rows by primary key.
+func TestOutboxPlans(t *testing.T) {
 	for _, dialect := range []Dialect{SQLite, Postgres} {
 		t.Run(string(dialect), func(t *testing.T) {
 			db := openFresh(t, dialect)
@@ -26,7 +27,7 @@ func TestDueQueriesReadTheDueIndex(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// 100,000 messages deferred to next year, and a few due now.
+			// 100,000 messages deferred to next year.
 			const deferred, chunk = 100_000, 1000
 			batch := make([]NewMessage, chunk)
 			for i := range batch {
@@ -38,48 +39,71 @@ func TestDueQueriesReadTheDueIndex(t *testing.T) {
 						return err
 					}
 				}
-				_, err := q.EnqueueMessages(ctx, batch[:3], now)
-				return err
+				return nil
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 
 			for i, stats := range []string{"without statistics", "after ANALYZE"} {
-				// Each claim takes the three due messages: the second after
-				// the first one's lease ended.
-				at := now.Add(time.Duration(i) * 2 * time.Minute)
 				if stats == "after ANALYZE" {
 					if _, err := db.db.ExecContext(ctx, "ANALYZE"); err != nil {
 						t.Fatal(err)
 					}
 				}
 				t.Run(stats, func(t *testing.T) {
+					// Four messages fall due and are claimed: one is
+					// rescheduled, one fails, two are delivered.
+					at := now.Add(time.Duration(i) * time.Hour)
+					if _, err := db.EnqueueMessages(ctx, batch[:4], at); err != nil {
+						t.Fatal(err)
+					}
 					rec := &recordingExt{DB: db.db}
 					q := &Queries{ext: rec, dialect: dialect}
+					var claims []Claim
 					err := db.WithTx(ctx, func(tq *Queries) error {
 						rec.ext = tq.ext // the claim runs in a transaction, as the dispatcher's does
 						msgs, err := q.ClaimMessages(ctx, at, time.Minute, 50)
-						if err == nil && len(msgs) != 3 {
-							err = fmt.Errorf("claimed %d messages, want the 3 due", len(msgs))
+						for _, m := range msgs {
+							claims = append(claims, Claim{ID: m.ID, Attempt: m.Attempts})
 						}
 						return err
 					})
-					if err != nil {
-						t.Fatal(err)
+					if err != nil || len(claims) != 4 {
+						t.Fatalf("claimed %d messages, %v; want the 4 due", len(claims), err)
 					}
 					rec.ext = db.db
 					if due, err := q.NextDueAt(ctx); err != nil || !due.Equal(at.Add(time.Minute)) {
 						t.Fatalf("NextDueAt = %v, %v; want the claims' lease end", due, err)
 					}
-					if len(rec.queries) != 2 {
-						t.Fatalf("recorded %d statements, want the claim and NextDueAt", len(rec.queries))
+					if err := q.RescheduleMessage(ctx, claims[0].ID, claims[0].Attempt, at.AddDate(2, 0, 0), "451"); err != nil {
+						t.Fatal(err)
 					}
-					for i, name := range []string{"claim", "NextDueAt"} {
+					if err := q.FailMessage(ctx, claims[1].ID, claims[1].Attempt, "550"); err != nil {
+						t.Fatal(err)
+					}
+					if ids, err := q.MarkMessagesSent(ctx, claims[2:], at); err != nil || len(ids) != 2 {
+						t.Fatalf("MarkMessagesSent = %v, %v; want the 2 claimed", ids, err)
+					}
+					checks := []struct {
+						name  string
+						plan  func(Dialect, string) bool
+						wants string
+					}{
+						{"claim", readsDueIndex, "walks outbox_due in order"},
+						{"NextDueAt", readsDueIndex, "walks outbox_due in order"},
+						{"RescheduleMessage", readsByKey, "reaches its row by primary key"},
+						{"FailMessage", readsByKey, "reaches its row by primary key"},
+						{"MarkMessagesSent", readsByKey, "reaches its rows by primary key"},
+					}
+					if len(rec.queries) != len(checks) {
+						t.Fatalf("recorded %d statements, want %d", len(rec.queries), len(checks))
+					}
+					for i, c := range checks {
 						plan := explain(t, db.db, dialect, rec.queries[i])
-						t.Logf("%s:\n%s", name, plan)
-						if !readsDueIndex(dialect, plan) {
-							t.Errorf("%s plan does not walk outbox_due in order:\n%s", name, plan)
+						t.Logf("%s:\n%s", c.name, plan)
+						if !c.plan(dialect, plan) {
+							t.Errorf("the %s plan is not one that %s:\n%s", c.name, c.wants, plan)
 						}
 					}
 				})
@@ -109,6 +133,24 @@ func readsDueIndex(dialect Dialect, plan string) bool {
 		}
 	}
 	return due == 1 && other == 0
+}
+
+// readsByKey reports whether a plan reaches the outbox by primary key only.
+func readsByKey(dialect Dialect, plan string) bool {
+	key := 0
+	for _, line := range strings.Split(plan, "\n") {
+		switch {
+		case dialect == SQLite && strings.Contains(line, "TEMP B-TREE"),
+			strings.Contains(line, "Seq Scan"), strings.Contains(line, "Bitmap"):
+			return false
+		case strings.Contains(line, "USING INTEGER PRIMARY KEY"), strings.Contains(line, "using outbox_pkey"):
+			key++
+		case strings.Contains(line, "Update on outbox"):
+		case strings.Contains(line, "outbox"):
+			return false
+		}
+	}
+	return key > 0
 }
 
 // explain returns the plan of a recorded statement, one node a line.
@@ -163,6 +205,11 @@ func (r *recordingExt) record(query string, args []any) {
 func (r *recordingExt) QueryxContext(ctx context.Context, query string, args ...any) (*sqlx.Rows, error) {
 	r.record(query, args)
 	return r.ext.QueryxContext(ctx, query, args...)
+}
+
+func (r *recordingExt) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	r.record(query, args)
+	return r.ext.ExecContext(ctx, query, args...)
 }
 
 func (r *recordingExt) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
