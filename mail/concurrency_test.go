@@ -3,6 +3,7 @@ package mail_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	netmail "net/mail"
 	"os"
 	"strings"
@@ -99,14 +100,20 @@ func TestConcurrentDispatchersDeliverExactlyOnce(t *testing.T) {
 			defer cancel()
 			var wg sync.WaitGroup
 			sent := make([]counters, tt.dispatchers)
+			var outcomes events // told of every recorded outcome
 			for i := range tt.dispatchers {
+				hooks := sent[i].hooks()
+				notify := func(hook func(string)) func(string) {
+					return func(kind string) { hook(kind); outcomes.changed() }
+				}
+				hooks.OnSent, hooks.OnFailed = notify(hooks.OnSent), notify(hooks.OnFailed)
 				// Each dispatcher has its own connection pool, as the
 				// replicas of a deployment would.
 				d := newDispatcher(t, mail.Config{
 					DB: openURL(t, url), Signer: s, Sender: newSMTPSender(t, sink),
 					PublicURL: publicURL, From: "noreply@accounts.example.com",
 					BatchSize: 25, PollInterval: 10 * time.Millisecond, Logger: quietLogger(),
-					Hooks: sent[i].hooks(),
+					Hooks: hooks,
 				})
 				wg.Go(func() {
 					if err := d.Run(ctx); err != nil {
@@ -115,19 +122,18 @@ func TestConcurrentDispatchersDeliverExactlyOnce(t *testing.T) {
 				})
 			}
 
-			deadline := time.Now().Add(3 * time.Minute)
-			for {
-				counts, err := db.CountMessages(context.Background())
-				if err != nil {
-					t.Fatal(err)
+			total := func(pick func(c *counters) int64) (n int64) {
+				for i := range sent {
+					n += pick(&sent[i])
 				}
-				if counts[store.StatusSent] == n {
-					break
-				}
-				if counts[store.StatusFailed] > 0 || time.Now().After(deadline) {
-					t.Fatalf("counts = %v", counts)
-				}
-				time.Sleep(20 * time.Millisecond)
+				return n
+			}
+			err = outcomes.waitFor(fmt.Sprintf("%d recorded deliveries", n), func() bool {
+				return total(func(c *counters) int64 { return c.sent.Load() }) == n || total(func(c *counters) int64 { return c.failed.Load() }) > 0
+			})
+			counts, cerr := db.CountMessages(context.Background())
+			if err != nil || cerr != nil || counts[store.StatusSent] != n {
+				t.Fatalf("counts = %v, %v (%v)", counts, cerr, err)
 			}
 			cancel()
 			wg.Wait()
@@ -171,18 +177,12 @@ func TestListenNotify(t *testing.T) {
 	cfg.Now = nil
 	cfg.PollInterval = time.Minute // only a notification can make it quick
 	cfg.ListenURL = url
-	d := newDispatcher(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	logger, book := newRecordingLogger()
+	cfg.Logger = logger
+	defer running(t, newDispatcher(t, cfg))()
 
 	// Another process's announcer: d is never woken directly.
+	ctx, cancel := context.WithCancel(context.Background())
 	announcer := mail.NewAnnouncer(db, nil)
 	announced := make(chan struct{})
 	go func() { announcer.Run(ctx); close(announced) }()
@@ -202,31 +202,14 @@ func TestListenNotify(t *testing.T) {
 	// announcer's NOTIFY.
 	enqueue("b@example.com")
 	f.sink.Wait(t, 1, 20*time.Second)
-	time.Sleep(100 * time.Millisecond) // let Run go to sleep
+	delivered := book.wait(t, 1, slog.LevelInfo, "mail: sent")[0]
+	if idle := book.next(t, delivered, slog.LevelDebug, runWaits); idle.Attrs["up_to"] != "1m0s" {
+		t.Fatalf("Run waits up to %v after the first mail, want the poll interval", idle.Attrs["up_to"])
+	}
 	start := time.Now()
 	enqueue("c@example.com")
 	f.sink.Wait(t, 2, 20*time.Second)
 	t.Logf("delivered %v after the commit", time.Since(start).Round(time.Millisecond))
-}
-
-func TestRunPollsWhenListenFails(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, db *store.DB) {
-		f := newFixture(t, db)
-		cfg := f.config(t)
-		cfg.Now = nil
-		cfg.PollInterval = 20 * time.Millisecond
-		cfg.ListenURL = "sqlite:cannot-listen.db"
-		d := newDispatcher(t, cfg)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		defer func() { cancel(); <-done }()
-		time.Sleep(50 * time.Millisecond)
-		if _, err := db.EnqueueMessage(ctx, mail.EmailAdded(f.userID, "alice@example.com", "b@example.com"), time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		f.sink.Wait(t, 1, 10*time.Second)
-	})
 }
 
 func TestListenPostgresErrors(t *testing.T) {

@@ -37,9 +37,11 @@ func TestConstructors(t *testing.T) {
 		{mail.PrimaryChanged(42, "old@example.com", "new@example.com"), "primary_changed", "old@example.com", `{"email":"new@example.com"}`},
 	}
 	for _, tt := range tests {
-		if tt.got.Kind != tt.kind || tt.got.Recipient != tt.recipient || tt.got.UserID != 42 || tt.got.Payload != tt.payload {
-			t.Fatalf("got %+v, want kind %s, recipient %s, payload %s", tt.got, tt.kind, tt.recipient, tt.payload)
-		}
+		t.Run(tt.kind, func(t *testing.T) {
+			if tt.got.Kind != tt.kind || tt.got.Recipient != tt.recipient || tt.got.UserID != 42 || tt.got.Payload != tt.payload {
+				t.Fatalf("got %+v, want kind %s, recipient %s, payload %s", tt.got, tt.kind, tt.recipient, tt.payload)
+			}
+		})
 	}
 }
 
@@ -450,67 +452,6 @@ func TestLeaseTakeover(t *testing.T) {
 	}
 }
 
-// TestBatchRecordsDeliveriesTogether: the deliveries of a batch, finishing
-// at once, are recorded by the group record (MarkMessagesSent, whose
-// statement store's TestMarkMessagesSent checks), each row still guarded
-// by its own claim. Of a batch whose lease ran out while its sends hung,
-// the message another dispatcher took over keeps that dispatcher's
-// outcome; the others are recorded as the first dispatcher's deliveries,
-// once each.
-func TestBatchRecordsDeliveriesTogether(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, db *store.DB) {
-		f := newFixture(t, db)
-		const n = 6
-		ids := make([]int64, n)
-		for i := range ids {
-			ids[i] = f.enqueue(t, mail.EmailAdded(f.userID, "alice@example.com", fmt.Sprintf("a%d@example.com", i)))
-		}
-		var slowHooks, fastHooks counters
-		logger, records := newRecordingLogger()
-		slowCfg := f.config(t)
-		g := newGate(nil, nil)
-		slowCfg.Sender, slowCfg.Hooks, slowCfg.Workers, slowCfg.Logger = g, slowHooks.hooks(), n, logger
-		slow := newDispatcher(t, slowCfg)
-		fastCfg := f.config(t)
-		fastCfg.Hooks, fastCfg.BatchSize = fastHooks.hooks(), 1
-		fast := newDispatcher(t, fastCfg)
-
-		done := make(chan error, 1)
-		go func() {
-			_, err := slow.RunOnce(context.Background())
-			done <- err
-		}()
-		for range n {
-			<-g.started
-		}
-		// The sends hang past the lease; the other dispatcher takes the
-		// first message over (the earliest due) and delivers it.
-		f.clock.Advance(2*time.Minute + time.Second)
-		runOnce(t, fast, 1)
-		close(g.release)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		for i, id := range ids {
-			m := f.message(t, id)
-			want := 1
-			if i == 0 {
-				want = 2 // the take-over's attempt
-			}
-			if m.Status != store.StatusSent || m.Attempts != want || m.SentAt == nil {
-				t.Errorf("message %d = %+v; want sent on attempt %d", i, m, want)
-			}
-		}
-		if slowHooks.sent.Load() != n-1 || fastHooks.sent.Load() != 1 || len(f.sink.Mails()) != 1 {
-			t.Errorf("OnSent %d and %d, sink %d; want %d, 1 and 1", slowHooks.sent.Load(), fastHooks.sent.Load(), len(f.sink.Mails()), n-1)
-		}
-		recs := records()
-		if count(recs, slog.LevelWarn, "mail: lease was taken over; outcome not recorded") != 1 || count(recs, slog.LevelInfo, "mail: sent") != n-1 {
-			t.Errorf("log records: %+v", recs)
-		}
-	})
-}
-
 func TestLeaseTooShortHandsBack(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db)
@@ -545,69 +486,6 @@ func TestLeaseTooShortHandsBack(t *testing.T) {
 		if n := len(f.sink.Mails()); n != 3 {
 			t.Fatalf("sink got %d mails, want 3", n)
 		}
-	})
-}
-
-func TestRunFinishesInFlightSendOnShutdown(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, db *store.DB) {
-		f := newFixture(t, db)
-		first := f.enqueue(t, mail.EmailAdded(f.userID, "alice@example.com", "b@example.com"))
-		second := f.enqueue(t, mail.EmailAdded(f.userID, "alice@example.com", "c@example.com"))
-		cfg := f.config(t)
-		cfg.Workers = 1
-		g := newGate(nil, cfg.Sender)
-		cfg.Sender = g
-		d := newDispatcher(t, cfg)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		<-g.started
-		cancel()
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned (%v) with a send in flight", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-		close(g.release)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("Run = %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("Run did not return after its context was cancelled")
-		}
-		if m := f.message(t, first); m.Status != store.StatusSent {
-			t.Fatalf("the mail in flight = %+v, want sent", m)
-		}
-		if m := f.message(t, second); m.Status != store.StatusQueued || m.Attempts != 0 {
-			t.Fatalf("the mail not started = %+v, want handed back", m)
-		}
-		if n := len(f.sink.Mails()); n != 1 {
-			t.Fatalf("sink got %d mails, want 1", n)
-		}
-	})
-}
-
-func TestWake(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, db *store.DB) {
-		f := newFixture(t, db)
-		cfg := f.config(t)
-		cfg.Now = nil // real time: Run sleeps on it
-		cfg.PollInterval = time.Hour
-		d := newDispatcher(t, cfg)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		defer func() { cancel(); <-done }()
-		// Let Run find nothing and go to sleep, then queue a mail and nudge.
-		time.Sleep(100 * time.Millisecond)
-		_, err := db.EnqueueMessage(ctx, mail.EmailAdded(f.userID, "alice@example.com", "b@example.com"), time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Wake()
-		f.sink.Wait(t, 1, 10*time.Second)
 	})
 }
 

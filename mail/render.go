@@ -9,11 +9,15 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	netmail "net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	texttemplate "text/template"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
@@ -70,6 +74,45 @@ type composer struct {
 	product    string
 	verifyTTL  time.Duration
 	changeTTL  time.Duration
+}
+
+// newComposer checks and defaults the rendering part of cfg.
+func newComposer(cfg Config) (*composer, error) {
+	if cfg.Signer == nil {
+		return nil, errors.New("mail: dispatcher needs a Signer")
+	}
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("mail: public URL %q: want http(s)://host[:port][/path]", cfg.PublicURL)
+	}
+	product := cfg.ProductName
+	if product == "" {
+		product = "useremail"
+	}
+	if strings.IndexFunc(product, unicode.IsControl) >= 0 || !utf8.ValidString(product) {
+		return nil, fmt.Errorf("mail: product name %q has control characters", product)
+	}
+	from := cfg.From
+	if from == "" {
+		from = "useremail@localhost"
+	}
+	fromAddr, err := netmail.ParseAddress(from)
+	if err != nil {
+		return nil, fmt.Errorf("mail: From %q: %w", from, err)
+	}
+	if fromAddr.Name == "" {
+		fromAddr.Name = product
+	}
+	ascii := envelopeAddress(fromAddr.Address)
+	return &composer{
+		signer:     cfg.Signer,
+		publicURL:  strings.TrimSuffix(cfg.PublicURL, "/"),
+		from:       fromAddr.String(),
+		fromDomain: strings.ToLower(ascii[strings.LastIndexByte(ascii, '@')+1:]),
+		product:    product,
+		verifyTTL:  orDefault(cfg.VerifyTTL, 72*time.Hour),
+		changeTTL:  orDefault(cfg.ChangeTTL, 24*time.Hour),
+	}, nil
 }
 
 // compose renders m, signing its link (if any) now. Its errors wrap
@@ -141,9 +184,8 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 }
 
 // renderBuffers keeps the buffers compose renders into. Why: a mail's parts
-// are a few KiB each, and rendering was over a third of the bytes the
-// service allocated while adding addresses (two mails per add), much of it
-// fresh buffers growing to that size.
+// are a few KiB each, and fresh buffers growing to that size were much of
+// what rendering allocated.
 var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledBuffer bounds what goes back into renderBuffers, so that one

@@ -19,7 +19,7 @@ var t0 = time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
 
 // goldenComposer renders with a fixed key, clock and configuration, so that
 // its output only changes when the templates or the code do.
-func goldenComposer(t *testing.T) *composer {
+func goldenComposer(t testing.TB) *composer {
 	t.Helper()
 	s, err := signer.New([][]byte{[]byte("golden-test-key-not-a-secret")}, func() time.Time { return t0 })
 	if err != nil {
@@ -175,9 +175,11 @@ func TestDurationWords(t *testing.T) {
 		{30 * time.Second, "30 seconds"},
 	}
 	for _, tt := range tests {
-		if got := durationWords(tt.d); got != tt.want {
-			t.Fatalf("durationWords(%v) = %q, want %q", tt.d, got, tt.want)
-		}
+		t.Run(tt.want, func(t *testing.T) {
+			if got := durationWords(tt.d); got != tt.want {
+				t.Fatalf("durationWords(%v) = %q, want %q", tt.d, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -194,13 +196,24 @@ func TestMessageID(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	d := &Dispatcher{backoffBase: 10 * time.Second, backoffMax: time.Hour}
-	for attempt, ceiling := range map[int]time.Duration{1: 10 * time.Second, 2: 20 * time.Second, 4: 80 * time.Second, 12: time.Hour, 100: time.Hour} {
-		for range 200 {
-			if b := d.backoff(attempt); b < 0 || b > ceiling {
-				t.Fatalf("backoff(%d) = %v, want within [0, %v]", attempt, b, ceiling)
+// BenchmarkCompose measures the rendering of one mail of each kind, links
+// signed: the work the pooled render buffers serve.
+func BenchmarkCompose(b *testing.B) {
+	c := goldenComposer(b)
+	msgs := []store.NewMessage{
+		Verify(42, "alice@example.com", 7),
+		ChangeEmail(42, "alice@new.example", 3),
+		EmailAdded(42, "alice@example.com", "alice@work.example"),
+	}
+	for _, m := range msgs {
+		b.Run(m.Kind, func(b *testing.B) {
+			row := store.Message{ID: 1001, Kind: m.Kind, Recipient: m.Recipient, UserID: m.UserID, Payload: m.Payload, CreatedAt: t0}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.compose(row, t0); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
+		})
 	}
 }

@@ -3,9 +3,12 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lib/pq"
 
@@ -178,9 +181,142 @@ func TestMarkMessagesSent(t *testing.T) {
 				t.Errorf("sent message = %+v", m)
 			}
 		}
-		// Recorded once: a repeat changes nothing.
-		if again, err := db.MarkMessagesSent(ctx, claims, later); err != nil || len(again) != 0 {
-			t.Errorf("MarkMessagesSent again = %v, %v", again, err)
+		// The same report repeated (its answer was lost) finds its rows as
+		// it left them; another report of the same claims records nothing.
+		again, err := db.MarkMessagesSent(ctx, claims, later)
+		slices.Sort(again)
+		if err != nil || !slices.Equal(again, ids[1:]) {
+			t.Errorf("MarkMessagesSent repeated = %v, %v; want %v", again, err, ids[1:])
+		}
+		if other, err := db.MarkMessagesSent(ctx, claims, later.Add(time.Second)); err != nil || len(other) != 0 {
+			t.Errorf("MarkMessagesSent of another report = %v, %v; want none", other, err)
+		}
+		for _, id := range ids[1:] {
+			if m, err := db.MessageByID(ctx, id); err != nil || !m.SentAt.Equal(later) {
+				t.Errorf("after the repeats = %+v, %v; want sent at %v", m, err, later)
+			}
 		}
 	})
 }
+
+// TestReportRepeated: a report of a claim's outcome, repeated with the same
+// arguments after it committed, succeeds again and changes nothing; a
+// different report of the same claim, or one of a claim taken over, fails
+// with ErrNotFound. (A dispatcher repeats a report whose answer was lost.)
+func TestReportRepeated(t *testing.T) {
+	next := t0.Add(time.Hour + 123456789*time.Nanosecond) // finer than the stored microseconds
+	tests := []struct {
+		name   string
+		report func(q *store.Queries, id int64, attempt int, variant int) error
+		want   func(m store.Message) bool
+	}{
+		{
+			"reschedule",
+			func(q *store.Queries, id int64, attempt, variant int) error {
+				return q.RescheduleMessage(context.Background(), id, attempt, next.Add(time.Duration(variant)*time.Second), "451 try later")
+			},
+			func(m store.Message) bool {
+				return m.Status == store.StatusQueued && m.NextAttemptAt.Equal(next.Truncate(time.Microsecond)) && m.LastError == "451 try later"
+			},
+		},
+		{
+			"fail",
+			func(q *store.Queries, id int64, attempt, variant int) error {
+				return q.FailMessage(context.Background(), id, attempt, fmt.Sprintf("550 no such user (%d)", variant))
+			},
+			func(m store.Message) bool {
+				return m.Status == store.StatusFailed && m.LastError == "550 no such user (0)"
+			},
+		},
+		{
+			"sent",
+			func(q *store.Queries, id int64, attempt, variant int) error {
+				return q.MarkMessageSent(context.Background(), id, attempt, next.Add(time.Duration(variant)*time.Second))
+			},
+			func(m store.Message) bool {
+				return m.Status == store.StatusSent && m.SentAt != nil && m.SentAt.Equal(next.Truncate(time.Microsecond))
+			},
+		},
+	}
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, _ := newUser(t, db.Queries, "a@example.com")
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				id, err := db.EnqueueMessage(ctx, store.NewMessage{Kind: "verify", Recipient: "a@example.com", UserID: u.ID, Payload: "{}"}, t0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				claim, err := db.ClaimMessages(ctx, t0, time.Minute, 10)
+				if err != nil || len(claim) != 1 || claim[0].ID != id {
+					t.Fatalf("claim = %+v, %v", claim, err)
+				}
+				for try := 1; try <= 2; try++ {
+					if err := tt.report(db.Queries, id, 1, 0); err != nil {
+						t.Fatalf("try %d: %v", try, err)
+					}
+					if m, _ := db.MessageByID(ctx, id); !tt.want(m) || m.Attempts != 1 {
+						t.Fatalf("after try %d: %+v", try, m)
+					}
+				}
+				if err := tt.report(db.Queries, id, 1, 1); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("another report of the claim: err = %v, want ErrNotFound", err)
+				}
+				if err := tt.report(db.Queries, id, 2, 0); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("the report of another claim: err = %v, want ErrNotFound", err)
+				}
+				if m, _ := db.MessageByID(ctx, id); !tt.want(m) || m.Attempts != 1 {
+					t.Errorf("after the other reports: %+v", m)
+				}
+			})
+		}
+	})
+}
+
+// TestLastErrorBounded: the outbox keeps at most 1000 bytes of an error
+// text, cut on a rune boundary and marked with an ellipsis.
+func TestLastErrorBounded(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+	}{
+		{"short", "451 try later", "451 try later"},
+		{"empty", "", ""},
+		{"exactly the bound", strings.Repeat("y", 1000), strings.Repeat("y", 1000)},
+		{"one byte over", strings.Repeat("y", 1001), strings.Repeat("y", 997) + "…"},
+		{"cut inside a rune", strings.Repeat("x", 996) + "äöü", strings.Repeat("x", 996) + "…"},
+		{"cut after a rune", strings.Repeat("x", 995) + "ä" + strings.Repeat("z", 10), strings.Repeat("x", 995) + "ä…"},
+	}
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, _ := newUser(t, db.Queries, "a@example.com")
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				for _, report := range []string{"reschedule", "fail"} {
+					id, err := db.EnqueueMessage(ctx, store.NewMessage{Kind: "verify", Recipient: "a@example.com", UserID: u.ID, Payload: "{}"}, t0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := db.ClaimMessages(ctx, t0, time.Minute, 10); err != nil {
+						t.Fatal(err)
+					}
+					if report == "reschedule" {
+						err = db.RescheduleMessage(ctx, id, 1, t0.AddDate(1, 0, 0), tt.text)
+					} else {
+						err = db.FailMessage(ctx, id, 1, tt.text)
+					}
+					if err != nil {
+						t.Fatalf("%s: %v", report, err)
+					}
+					m, err := db.MessageByID(ctx, id)
+					if err != nil || m.LastError != tt.want || len(m.LastError) > 1000 || !utf8.ValidString(m.LastError) {
+						t.Errorf("%s kept %d bytes ending in %q, %v; want %d bytes ending in %q",
+							report, len(m.LastError), tail(m.LastError), err, len(tt.want), tail(tt.want))
+					}
+				}
+			})
+		}
+	})
+}
+
+// tail returns the end of a long text, for messages.
+func tail(s string) string { return s[max(0, len(s)-12):] }

@@ -24,6 +24,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -87,7 +88,8 @@ type Server struct {
 	mails []Mail // accepted
 	data  []Mail // every message data received, accepted or not
 	fails map[Stage]failure
-	conns int // sessions opened, for tests of connection reuse
+	conns int           // sessions opened, for tests of connection reuse
+	added chan struct{} // closed, and replaced, when a mail is accepted
 }
 
 type failure struct{ n, code int }
@@ -96,7 +98,7 @@ type failure struct{ n, code int }
 // ends.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	s := &Server{opts: opts, fails: map[Stage]failure{}}
+	s := &Server{opts: opts, fails: map[Stage]failure{}, added: make(chan struct{})}
 	if opts.TLS || opts.ImplicitTLS {
 		var err error
 		if s.serverTLS, s.clientTLS, err = selfSigned(); err != nil {
@@ -185,15 +187,20 @@ func (s *Server) Reset() {
 // tb if that takes longer than timeout.
 func (s *Server) Wait(tb testing.TB, n int, timeout time.Duration) []Mail {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	for {
-		if m := s.Mails(); len(m) >= n {
-			return m
+		s.mu.Lock()
+		mails, added := slices.Clone(s.mails), s.added
+		s.mu.Unlock()
+		if len(mails) >= n {
+			return mails
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-added:
+		case <-timer.C:
 			tb.Fatalf("smtptest: %d mails after %v, want %d", len(s.Mails()), timeout, n)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -354,6 +361,8 @@ func (s *session) Data(r io.Reader) error {
 		return failErr
 	}
 	s.server.mails = append(s.server.mails, m)
+	close(s.server.added)
+	s.server.added = make(chan struct{})
 	return nil
 }
 

@@ -1,0 +1,148 @@
+package mail
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/useremail/useremail/store"
+)
+
+// leaseMargin is the part of a lease kept free after the longest send, for
+// the report of its outcome and for clock skew between dispatchers.
+const leaseMargin = 10 * time.Second
+
+// RunOnce claims one batch of due messages, sends them Workers at a time,
+// records each outcome (sent, rescheduled or failed) and returns how many it
+// handled; its error is the claim's. Once ctx is done no send starts: the
+// rest is handed back, and the sends in flight are finished and recorded.
+func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	// The claim is not cut short by ctx: a cancellation racing with the
+	// commit could report failure for a claim that committed, and leave its
+	// messages leased to nobody until the lease ran out.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+	defer cancel()
+	claimedAt, claimedReal := d.now(), time.Now()
+	var msgs []store.Message
+	err := d.db.WithTx(cctx, func(q *store.Queries) error {
+		var err error
+		msgs, err = q.ClaimMessages(cctx, claimedAt, d.lease, d.batchSize)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("mail: claim: %w", err)
+	}
+	b := &batch{
+		// A send may start only while enough of the lease remains for it
+		// to finish and be recorded before another dispatcher may take the
+		// message over: a slow server must not make the last ones go twice.
+		startBy: claimedAt.Add(d.lease - d.sendTimeout - leaseMargin),
+		// The lease is on the dispatcher's clock (which tests may set);
+		// the waits between tries of a report are on the real one.
+		retryUntil: claimedReal.Add(d.lease - reportRetryStop),
+	}
+	todo := make(chan store.Message, len(msgs))
+	for _, m := range msgs {
+		todo <- m
+	}
+	close(todo)
+	var handled atomic.Int64
+	var wg sync.WaitGroup
+	for range min(d.workers, len(msgs)) {
+		wg.Go(func() {
+			for m := range todo {
+				if d.handle(ctx, m, b) {
+					handled.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(handled.Load()), nil
+}
+
+// batch is what the messages of one claim share.
+type batch struct {
+	// startBy is the last moment, on the dispatcher's clock, a send of the
+	// batch may start.
+	startBy time.Time
+	// retryUntil is when, in real time, the tries of a report stop: shortly
+	// before the lease ends.
+	retryUntil time.Time
+	// unavailable is set while the database refuses the batch's reports
+	// (from a report that failed so to the next one that lands). The
+	// messages not yet started are then handed back rather than sent: a
+	// delivery that cannot be recorded would be repeated after the lease.
+	unavailable atomic.Bool
+	// delivered gathers the deliveries waiting to be recorded (markSent).
+	delivered deliveries
+}
+
+// handle sends one claimed message and records the outcome. It reports false
+// for a message it handed back unsent.
+func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool {
+	log := d.logger.With("outbox_id", m.ID, "kind", m.Kind, "attempt", m.Attempts)
+	if ctx.Err() != nil || d.now().After(b.startBy) || b.unavailable.Load() {
+		d.handBack(ctx, log, b, m)
+		return false
+	}
+	if m.Attempts > d.maxAttempts {
+		// Earlier claims of this row all ran out of lease without a report
+		// (a dispatcher crashed or hung on it): stop rather than loop.
+		d.fail(ctx, log, b, m, fmt.Sprintf("gave up: claimed %d times without a recorded outcome", m.Attempts-1))
+		return true
+	}
+	msg, err := d.composer.compose(m, d.now())
+	if err != nil {
+		d.fail(ctx, log, b, m, err.Error())
+		return true
+	}
+	log = log.With("message_id", msg.MessageID)
+
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), d.sendTimeout)
+	err = d.sender.Send(sctx, msg)
+	scancel()
+	switch {
+	case err == nil:
+		d.markSent(ctx, b, sentMessage{m: m, log: log})
+	case Permanent(err):
+		d.fail(ctx, log, b, m, err.Error())
+	case m.Attempts >= d.maxAttempts:
+		d.fail(ctx, log, b, m, fmt.Sprintf("gave up after %d attempts: %v", m.Attempts, err))
+	default:
+		d.reschedule(ctx, log, b, m, err)
+	}
+	return true
+}
+
+// handBack puts a message the batch will not send back in the queue,
+// unless its lease is about to end anyway.
+func (d *Dispatcher) handBack(ctx context.Context, log *slog.Logger, b *batch, m store.Message) {
+	reason := "too little of the lease left"
+	switch {
+	case b.unavailable.Load():
+		reason = "the database is unavailable"
+		if time.Now().After(b.retryUntil) {
+			// Each try would wait for a database that did not answer the
+			// batch's last reports; the lease hands the message back.
+			log.Warn("mail: left unsent until its lease ends", "reason", reason)
+			return
+		}
+	case ctx.Err() != nil:
+		reason = "shutting down"
+	}
+	err := d.record(ctx, log, b, "hand back", func(rctx context.Context) error {
+		return d.db.ReleaseMessage(rctx, m.ID, m.Attempts, d.now())
+	})
+	if err != nil {
+		d.reportError(log, "hand back", err)
+		return
+	}
+	log.Info("mail: handed back unsent", "reason", reason)
+}
