@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ import (
 func TestOutboxPlans(t *testing.T) {
 	for _, dialect := range []Dialect{SQLite, Postgres} {
 		t.Run(string(dialect), func(t *testing.T) {
-			db := openFresh(t, dialect)
+			db := openFresh(t, dialect, "")
 			ctx := context.Background()
 			now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 			u, _, err := db.CreateUser(ctx, NewUser{Email: "a@example.com", Key: "a@example.com", PasswordHash: "h"}, now)
@@ -215,33 +214,4 @@ func (r *recordingExt) ExecContext(ctx context.Context, query string, args ...an
 func (r *recordingExt) QueryRowxContext(ctx context.Context, query string, args ...any) *sqlx.Row {
 	r.record(query, args)
 	return r.ext.QueryRowxContext(ctx, query, args...)
-}
-
-// openFresh returns a fresh migrated store of dialect d, closed when t
-// ends: an SQLite file, or a PostgreSQL schema of its own (skipped when
-// USEREMAIL_TEST_DATABASE_URL is not set). The package's own tests
-// cannot use storetest, which imports the package.
-func openFresh(t *testing.T, d Dialect) *DB {
-	t.Helper()
-	ctx := context.Background()
-	var db *DB
-	if d == SQLite {
-		var err error
-		if db, err = Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "useremail.db")); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-	} else {
-		_, admin := openPostgres(t, "")
-		schema := fmt.Sprintf("store_test_%d", time.Now().UnixNano())
-		if _, err := admin.db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _, _ = admin.db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE") })
-		_, db = openPostgres(t, "search_path="+schema)
-	}
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return db
 }
