@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/useremail/useremail/ratelimit"
 )
 
 // DefaultRequestTimeout bounds the work of one request when
@@ -35,20 +33,6 @@ func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 				// ctx.Err() first: a client that went away is logged as such.
 				return errors.Join(ctx.Err(), errUnavailable, err)
 			}
-		}
-		return err
-	}
-}
-
-// countRateLimited reports the requests a limit refused to the metrics, by
-// the limit's name, before the error handler turns the refusal into its 429
-// answer.
-func (s *Server) countRateLimited(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		err := next(c)
-		var exceeded *ratelimit.Exceeded
-		if err != nil && s.cfg.Metrics != nil && errors.As(err, &exceeded) {
-			s.cfg.Metrics.RateLimited(exceeded.Rule)
 		}
 		return err
 	}
