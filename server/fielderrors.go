@@ -73,12 +73,17 @@ func requestErrors(err error) []*openapi3filter.RequestError {
 	return []*openapi3filter.RequestError{{Err: err}}
 }
 
+// paramMessage is the reason a parameter was refused: its schema's, or
+// why its text does not parse as its type.
 func paramMessage(re *openapi3filter.RequestError) string {
 	var se *openapi3.SchemaError
-	if errors.As(re.Err, &se) {
+	var pe *openapi3filter.ParseError
+	switch {
+	case errors.As(re.Err, &se):
 		return se.Reason
-	}
-	if re.Reason != "" {
+	case errors.As(re.Err, &pe) && pe.Reason != "":
+		return pe.Reason
+	case re.Reason != "":
 		return re.Reason
 	}
 	return "invalid value"
@@ -118,17 +123,14 @@ func bodyFieldErrors(re *openapi3filter.RequestError) []fieldError {
 	}
 	out := make([]fieldError, 0, len(schemaErrs))
 	for _, se := range schemaErrs {
-		path := se.JSONPointer()
+		path := se.JSONPointer() // for "required", it ends with the missing property
 		code := snake(se.SchemaField)
-		// kin-openapi reports a property that additionalProperties: false
-		// refuses under the keyword "properties".
-		unknown := se.SchemaField == "additionalProperties" || se.SchemaField == "properties"
-		if se.SchemaField == "required" || unknown {
+		// A property that additionalProperties: false refuses comes under
+		// the keyword "properties", at the object, its name in the reason.
+		if se.SchemaField == "properties" || se.SchemaField == "additionalProperties" {
+			code = "unknown_field"
 			if m := propertyInReason.FindStringSubmatch(se.Reason); m != nil {
 				path = append(path, m[1])
-			}
-			if unknown {
-				code = "unknown_field"
 			}
 		}
 		field := "body"
