@@ -19,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
@@ -106,7 +105,6 @@ type Server struct {
 	limiter  *ratelimit.Limiter
 	rules    Rules
 
-	spec            *openapi3.T
 	router          routers.Router
 	routes          routeIndex
 	validateOptions openapi3filter.Options
@@ -166,7 +164,6 @@ func New(cfg Config) (*Server, error) {
 		now:             func() time.Time { return cfg.Now().UTC() },
 		sessions:        session.NewManager(cfg.DB, cfg.Sessions, cfg.Now),
 		limiter:         ratelimit.New(cfg.Now),
-		spec:            spec,
 		router:          router,
 		routes:          newRouteIndex(spec),
 		validateOptions: validationOptions(),
@@ -236,6 +233,8 @@ func (s *Server) Handler(extend ...func(e *echo.Echo)) http.Handler {
 	// Client IPs for the audit trail: the peer address, unless a proxy in
 	// front is configured (IPExtractor) by the caller through extend.
 	e.IPExtractor = echo.ExtractIPDirect()
+	// The request's facts and log line (request.go), panics, the deadline
+	// (timeout.go), the spec's checks (validate.go, authn.go).
 	e.Use(s.begin, recoverPanic, s.deadline, s.validate)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 	s.registerDocs(e)
