@@ -55,28 +55,27 @@ type linkAnswer struct {
 // page to the form of the link's page.
 func (s *Server) followLink(ctx context.Context, kind *linkKind, post bool, token, userKey string) (linkAnswer, error) {
 	f := factsFrom(ctx)
-	act, json := post, post && !f.postedForm()
-	if !post && wantsJSON(f.accept) {
-		act, json = true, true
-	}
+	asJSON := post && !f.postedForm() || !post && wantsJSON(f.accept)
+	act := post || asJSON
 	var e store.Email
 	var p page
 	l, err := s.parseLink(token, userKey, kind.purpose, kind.ttl)
 	switch {
-	case err == nil && act:
-		if e, err = kind.act(ctx, l); err == nil {
-			p = kind.done(e)
-		}
-	case err == nil:
+	case err != nil:
+	case act:
+		e, err = kind.act(ctx, l)
+	default:
 		p, err = kind.preview(ctx, l)
 	}
 	switch {
-	case json && err != nil:
+	case asJSON && err != nil:
 		return linkAnswer{}, err
-	case json:
+	case asJSON:
 		return linkAnswer{json: true, email: toAPIEmail(e)}, nil
 	case err != nil:
 		return s.linkErrorPage(ctx, err)
+	case act:
+		p = kind.done(e)
 	}
 	return linkAnswer{page: s.renderPage(ctx, p)}, nil
 }
