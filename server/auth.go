@@ -72,8 +72,10 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	if err != nil {
 		return nil, err
 	}
-	s.setSessionCookies(ctx, sess.ID, sess.CSRFToken, sess.Session.Session.ExpiresAt)
-	return gen.Login200JSONResponse{Body: toAPISession(sess.Session)}, nil
+	return loginResponse{
+		gen.Login200JSONResponse{Body: toAPISession(sess.Session)},
+		responseExtras{cookies: s.sessionCookies(sess.ID, sess.CSRFToken, sess.Session.Session.ExpiresAt)},
+	}, nil
 }
 
 // Logout ends the session and expires its cookies.
@@ -91,8 +93,7 @@ func (s *Server) Logout(ctx context.Context, _ gen.LogoutRequestObject) (gen.Log
 	if err != nil {
 		return nil, err
 	}
-	s.setSessionCookies(ctx, "", "", time.Time{})
-	return gen.Logout204Response{}, nil
+	return logoutResponse{gen.Logout204Response{}, responseExtras{cookies: s.sessionCookies("", "", time.Time{})}}, nil
 }
 
 // GetSession answers the session of the request, with its CSRF token.
@@ -108,9 +109,9 @@ func toAPISession(s session.Session) gen.Session {
 	return gen.Session{UserId: s.UserID, CsrfToken: s.CSRFToken, ExpiresAt: s.ExpiresAt}
 }
 
-// setSessionCookies asks for the contract's three cookies; an empty id
-// expires them.
-func (s *Server) setSessionCookies(ctx context.Context, id, csrf string, expires time.Time) {
+// sessionCookies are the contract's three cookies for a session; an empty
+// id expires them.
+func (s *Server) sessionCookies(id, csrf string, expires time.Time) []*http.Cookie {
 	maxAge := int(expires.Sub(s.now()).Seconds())
 	if id == "" {
 		maxAge = -1
@@ -126,11 +127,10 @@ func (s *Server) setSessionCookies(ctx context.Context, id, csrf string, expires
 			SameSite: http.SameSiteLaxMode,
 		}
 	}
-	info := infoFrom(ctx)
-	info.cookies = append(info.cookies,
+	return []*http.Cookie{
 		cookie(session.Cookie, id, true),
 		cookie(session.OldCookie, id, true),
 		// Readable by scripts: a browser app copies it into X-CSRFToken.
 		cookie(session.CSRFCookie, csrf, false),
-	)
+	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/useremail/useremail/address"
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/mail"
 	"github.com/useremail/useremail/store"
@@ -12,20 +13,13 @@ import (
 // link to the new address. The link carries the user's new change sequence,
 // so the links of older requests stop working.
 func (s *Server) RequestEmailChange(ctx context.Context, req gen.RequestEmailChangeRequestObject) (gen.RequestEmailChangeResponseObject, error) {
-	if err := s.manage(ctx, req.Id); err != nil {
-		return nil, err
-	}
-	addr, err := normalize(req.Body.NewEmail)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkPassword(ctx, req.Id, req.Body.Password); err != nil {
-		return nil, err
-	}
-	err = s.withTx(ctx, func(q *store.Queries) error {
-		if _, err := q.LockUser(ctx, req.Id); err != nil {
+	var addr address.Address
+	err := s.changeAddresses(ctx, req.Id, func() (err error) {
+		if addr, err = normalize(req.Body.NewEmail); err != nil {
 			return err
 		}
+		return s.checkPassword(ctx, req.Id, req.Body.Password)
+	}, func(q *store.Queries) error {
 		check, err := q.CheckAddress(ctx, req.Id, addr.Key)
 		if err != nil {
 			return err

@@ -48,13 +48,13 @@ func (s *Server) audit(ctx context.Context, q *store.Queries, userID int64, even
 
 // event is the audit event of userID, with the request's IP and user agent.
 func (s *Server) event(ctx context.Context, userID int64, event, email string) store.AuditEvent {
-	info := infoFrom(ctx)
+	f := factsFrom(ctx)
 	return store.AuditEvent{
 		UserID:    userID,
 		Event:     event,
 		Email:     email,
-		IP:        info.ip,
-		UserAgent: truncate(info.userAgent, 512),
+		IP:        f.ip,
+		UserAgent: truncate(f.userAgent, 512),
 		CreatedAt: s.now(),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/useremail/useremail/address"
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/mail"
 	"github.com/useremail/useremail/store"
@@ -55,18 +56,12 @@ func (s *Server) GetPrimaryEmail(ctx context.Context, req gen.GetPrimaryEmailReq
 // AddEmail adds an unverified secondary address, queues its verification
 // mail, and notifies the primary address.
 func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (gen.AddEmailResponseObject, error) {
-	if err := s.manage(ctx, req.Id); err != nil {
-		return nil, err
-	}
-	addr, err := normalize(req.Body.Email)
-	if err != nil {
-		return nil, err
-	}
+	var addr address.Address
 	var added store.Email
-	err = s.withTx(ctx, func(q *store.Queries) error {
-		if _, err := q.LockUser(ctx, req.Id); err != nil {
-			return err
-		}
+	err := s.changeAddresses(ctx, req.Id, func() (err error) {
+		addr, err = normalize(req.Body.Email)
+		return err
+	}, func(q *store.Queries) error {
 		check, err := q.CheckAddress(ctx, req.Id, addr.Key)
 		if err != nil {
 			return err
@@ -101,13 +96,7 @@ func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (g
 
 // DeleteEmail removes a secondary address and notifies the primary one.
 func (s *Server) DeleteEmail(ctx context.Context, req gen.DeleteEmailRequestObject) (gen.DeleteEmailResponseObject, error) {
-	if err := s.manage(ctx, req.Id); err != nil {
-		return nil, err
-	}
-	err := s.withTx(ctx, func(q *store.Queries) error {
-		if _, err := q.LockUser(ctx, req.Id); err != nil {
-			return err
-		}
+	err := s.changeAddresses(ctx, req.Id, nil, func(q *store.Queries) error {
 		e, err := q.EmailByID(ctx, req.Id, req.EmailId)
 		if err != nil {
 			return err
@@ -135,13 +124,7 @@ func (s *Server) DeleteEmail(ctx context.Context, req gen.DeleteEmailRequestObje
 
 // SendVerification queues a new verification mail for an unverified address.
 func (s *Server) SendVerification(ctx context.Context, req gen.SendVerificationRequestObject) (gen.SendVerificationResponseObject, error) {
-	if err := s.manage(ctx, req.Id); err != nil {
-		return nil, err
-	}
-	err := s.withTx(ctx, func(q *store.Queries) error {
-		if _, err := q.LockUser(ctx, req.Id); err != nil {
-			return err
-		}
+	err := s.changeAddresses(ctx, req.Id, nil, func(q *store.Queries) error {
 		e, err := q.EmailByID(ctx, req.Id, req.EmailId)
 		if errors.Is(err, store.ErrNotFound) {
 			return errNotFound
@@ -164,13 +147,24 @@ func (s *Server) SendVerification(ctx context.Context, req gen.SendVerificationR
 	return gen.SendVerification202Response{}, nil
 }
 
-// manage checks that the session acts on its own user and spends one event
-// of that user's email-management limit.
-func (s *Server) manage(ctx context.Context, userID int64) error {
+// changeAddresses runs a change to user id's addresses with the rules every
+// such change keeps, in this order: the session acts on its own user; the
+// change spends one event of the user's email-management limit; check (if
+// any) runs outside the transaction; apply runs in one transaction, after
+// the user's row is locked.
+func (s *Server) changeAddresses(ctx context.Context, userID int64, check func() error, apply func(q *store.Queries) error) error {
 	if _, err := ownSession(ctx, userID); err != nil {
 		return err
 	}
-	return s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.Manage, idKey(userID))
+	if err := s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.Manage, idKey(userID)); err != nil {
+		return err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return s.userTx(ctx, userID, func(q *store.Queries, _ store.User) error { return apply(q) })
 }
 
 // checkRoom refuses a new address to a user who has count addresses, when

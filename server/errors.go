@@ -182,14 +182,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	ae, expected := asAPIError(err)
 	ctx := c.Request().Context()
+	id := factsFrom(ctx).id
 	switch {
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
-		s.log.DebugContext(ctx, "request canceled", "request_id", requestID(c))
+		s.log.DebugContext(ctx, "request canceled", "request_id", id)
 	case !expected:
-		s.log.ErrorContext(ctx, "unexpected error", "request_id", requestID(c), "error", err)
+		s.log.ErrorContext(ctx, "unexpected error", "request_id", id, "error", err)
 	case ae.status >= 500:
-		s.log.WarnContext(ctx, "request failed", "request_id", requestID(c), "code", ae.code, "error", err)
+		s.log.WarnContext(ctx, "request failed", "request_id", id, "code", ae.code, "error", err)
 	}
 	writeProblem(c, ae)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -23,123 +24,187 @@ import (
 
 var noStore = "no-store"
 
+// linkKind is one kind of mailed link: what it is signed for and how long
+// it lives, what following it does, what its page shows before, and what
+// after.
+type linkKind struct {
+	purpose signer.Purpose
+	ttl     time.Duration
+	act     func(ctx context.Context, l link) (store.Email, error)
+	preview func(ctx context.Context, l link) (page, error)
+	done    func(e store.Email) page
+}
+
+// link is a link whose token and user key were checked.
+type link struct {
+	claims signer.Claims
+	addr   address.Address // the token's address, normalized
+}
+
+// linkAnswer is what following a link comes to: the address it acted on,
+// for JSON, or a page (telling of a link error when failed).
+type linkAnswer struct {
+	json   bool
+	email  gen.Email
+	page   pageBody
+	failed bool
+}
+
+// followLink answers a link of kind: a GET that asks for JSON acts, any
+// other GET shows what the link will do; a POST acts, answering JSON, or a
+// page to the form of the link's page.
+func (s *Server) followLink(ctx context.Context, kind *linkKind, post bool, token, userKey string) (linkAnswer, error) {
+	f := factsFrom(ctx)
+	asJSON := post && !f.postedForm() || !post && wantsJSON(f.accept)
+	act := post || asJSON
+	var e store.Email
+	var p page
+	l, err := s.parseLink(token, userKey, kind.purpose, kind.ttl)
+	switch {
+	case err != nil:
+	case act:
+		e, err = kind.act(ctx, l)
+	default:
+		p, err = kind.preview(ctx, l)
+	}
+	switch {
+	case asJSON && err != nil:
+		return linkAnswer{}, err
+	case asJSON:
+		return linkAnswer{json: true, email: toAPIEmail(e)}, nil
+	case err != nil:
+		return s.linkErrorPage(ctx, err)
+	case act:
+		p = kind.done(e)
+	}
+	return linkAnswer{page: s.renderPage(ctx, p)}, nil
+}
+
+// linkErrorPage answers a link failure to a person: a page for the
+// expected failures (400), or the error itself (rendered as a problem) for
+// anything else, such as an unreachable database.
+func (s *Server) linkErrorPage(ctx context.Context, err error) (linkAnswer, error) {
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.status != http.StatusBadRequest {
+		return linkAnswer{}, err
+	}
+	p := page{Title: titles[ae.code], Heading: titles[ae.code], Message: ae.detail}
+	switch ae.code {
+	case gen.ErrorCodeLinkExpired, gen.ErrorCodeLinkUsed, gen.ErrorCodeLinkInvalid:
+		p.Hint = "You can ask for a new link from your account's email settings."
+	case gen.ErrorCodeEmailTaken:
+		p.Message = "This address is in use by another account by now."
+	}
+	return linkAnswer{page: s.renderPage(ctx, p), failed: true}, nil
+}
+
+// linkError is the page of a failed link as the spec's LinkError response.
+func (b pageBody) linkError() gen.LinkErrorTexthtmlResponse {
+	return gen.LinkErrorTexthtmlResponse{Body: b.r, ContentLength: b.n, Headers: gen.LinkErrorResponseHeaders{CacheControl: &noStore}}
+}
+
 // ShowEmailVerification answers a verify link opened with GET.
 func (s *Server) ShowEmailVerification(ctx context.Context, req gen.ShowEmailVerificationRequestObject) (gen.ShowEmailVerificationResponseObject, error) {
+	a, err := s.followLink(ctx, &s.verifyLinks, false, req.SignedEmail, req.UserIdKey)
 	headers := gen.ShowEmailVerification200ResponseHeaders{CacheControl: &noStore}
-	if wantsJSON(infoFrom(ctx).accept) {
-		e, err := s.verifyEmail(ctx, req.SignedEmail, req.UserIdKey)
-		if err != nil {
-			return nil, err
-		}
-		return gen.ShowEmailVerification200JSONResponse{Body: toAPIEmail(e), Headers: headers}, nil
+	switch {
+	case err != nil:
+		return nil, err
+	case a.json:
+		return gen.ShowEmailVerification200JSONResponse{Body: a.email, Headers: headers}, nil
+	case a.failed:
+		return showVerificationResponse{gen.ShowEmailVerification400TexthtmlResponse{LinkErrorTexthtmlResponse: a.page.linkError()}, a.page.extras}, nil
 	}
-	page, err := s.previewVerification(ctx, req.SignedEmail, req.UserIdKey)
-	if err != nil {
-		return linkErrorPage(s, ctx, err, func(body pageBody) gen.ShowEmailVerificationResponseObject {
-			return gen.ShowEmailVerification400TexthtmlResponse{LinkErrorTexthtmlResponse: gen.LinkErrorTexthtmlResponse{
-				Body: body.r, ContentLength: body.n, Headers: gen.LinkErrorResponseHeaders{CacheControl: &noStore}}}
-		})
-	}
-	body := s.renderPage(ctx, page)
-	return gen.ShowEmailVerification200TexthtmlResponse{Body: body.r, ContentLength: body.n, Headers: headers}, nil
+	return showVerificationResponse{gen.ShowEmailVerification200TexthtmlResponse{Body: a.page.r, ContentLength: a.page.n, Headers: headers}, a.page.extras}, nil
 }
 
 // ConfirmEmailVerification performs a verify link.
 func (s *Server) ConfirmEmailVerification(ctx context.Context, req gen.ConfirmEmailVerificationRequestObject) (gen.ConfirmEmailVerificationResponseObject, error) {
+	a, err := s.followLink(ctx, &s.verifyLinks, true, req.SignedEmail, req.UserIdKey)
 	headers := gen.ConfirmEmailVerification200ResponseHeaders{CacheControl: &noStore}
-	e, err := s.verifyEmail(ctx, req.SignedEmail, req.UserIdKey)
-	if !postedForm(ctx) {
-		if err != nil {
-			return nil, err
-		}
-		return gen.ConfirmEmailVerification200JSONResponse{Body: toAPIEmail(e), Headers: headers}, nil
+	switch {
+	case err != nil:
+		return nil, err
+	case a.json:
+		return gen.ConfirmEmailVerification200JSONResponse{Body: a.email, Headers: headers}, nil
+	case a.failed:
+		return confirmVerificationResponse{gen.ConfirmEmailVerification400TexthtmlResponse{LinkErrorTexthtmlResponse: a.page.linkError()}, a.page.extras}, nil
 	}
-	if err != nil {
-		return linkErrorPage(s, ctx, err, func(body pageBody) gen.ConfirmEmailVerificationResponseObject {
-			return gen.ConfirmEmailVerification400TexthtmlResponse{LinkErrorTexthtmlResponse: gen.LinkErrorTexthtmlResponse{
-				Body: body.r, ContentLength: body.n, Headers: gen.LinkErrorResponseHeaders{CacheControl: &noStore}}}
-		})
-	}
-	body := s.renderPage(ctx, page{
-		Title:   "Address verified",
-		Heading: "Address verified",
-		Message: "This address is verified now:",
-		Address: e.Email,
-	})
-	return gen.ConfirmEmailVerification200TexthtmlResponse{Body: body.r, ContentLength: body.n, Headers: headers}, nil
+	return confirmVerificationResponse{gen.ConfirmEmailVerification200TexthtmlResponse{Body: a.page.r, ContentLength: a.page.n, Headers: headers}, a.page.extras}, nil
 }
 
 // ShowPrimaryEmailChange answers a set-primary link opened with GET.
 func (s *Server) ShowPrimaryEmailChange(ctx context.Context, req gen.ShowPrimaryEmailChangeRequestObject) (gen.ShowPrimaryEmailChangeResponseObject, error) {
+	a, err := s.followLink(ctx, &s.primaryLinks, false, req.SignedEmail, req.UserIdKey)
 	headers := gen.ShowPrimaryEmailChange200ResponseHeaders{CacheControl: &noStore}
-	if wantsJSON(infoFrom(ctx).accept) {
-		e, err := s.confirmPrimary(ctx, req.SignedEmail, req.UserIdKey)
-		if err != nil {
-			return nil, err
-		}
-		return gen.ShowPrimaryEmailChange200JSONResponse{Body: toAPIEmail(e), Headers: headers}, nil
+	switch {
+	case err != nil:
+		return nil, err
+	case a.json:
+		return gen.ShowPrimaryEmailChange200JSONResponse{Body: a.email, Headers: headers}, nil
+	case a.failed:
+		return showPrimaryResponse{gen.ShowPrimaryEmailChange400TexthtmlResponse{LinkErrorTexthtmlResponse: a.page.linkError()}, a.page.extras}, nil
 	}
-	page, err := s.previewPrimary(ctx, req.SignedEmail, req.UserIdKey)
-	if err != nil {
-		return linkErrorPage(s, ctx, err, func(body pageBody) gen.ShowPrimaryEmailChangeResponseObject {
-			return gen.ShowPrimaryEmailChange400TexthtmlResponse{LinkErrorTexthtmlResponse: gen.LinkErrorTexthtmlResponse{
-				Body: body.r, ContentLength: body.n, Headers: gen.LinkErrorResponseHeaders{CacheControl: &noStore}}}
-		})
-	}
-	body := s.renderPage(ctx, page)
-	return gen.ShowPrimaryEmailChange200TexthtmlResponse{Body: body.r, ContentLength: body.n, Headers: headers}, nil
+	return showPrimaryResponse{gen.ShowPrimaryEmailChange200TexthtmlResponse{Body: a.page.r, ContentLength: a.page.n, Headers: headers}, a.page.extras}, nil
 }
 
 // ConfirmPrimaryEmailChange performs a set-primary link.
 func (s *Server) ConfirmPrimaryEmailChange(ctx context.Context, req gen.ConfirmPrimaryEmailChangeRequestObject) (gen.ConfirmPrimaryEmailChangeResponseObject, error) {
+	a, err := s.followLink(ctx, &s.primaryLinks, true, req.SignedEmail, req.UserIdKey)
 	headers := gen.ConfirmPrimaryEmailChange200ResponseHeaders{CacheControl: &noStore}
-	e, err := s.confirmPrimary(ctx, req.SignedEmail, req.UserIdKey)
-	if !postedForm(ctx) {
-		if err != nil {
-			return nil, err
-		}
-		return gen.ConfirmPrimaryEmailChange200JSONResponse{Body: toAPIEmail(e), Headers: headers}, nil
+	switch {
+	case err != nil:
+		return nil, err
+	case a.json:
+		return gen.ConfirmPrimaryEmailChange200JSONResponse{Body: a.email, Headers: headers}, nil
+	case a.failed:
+		return confirmPrimaryResponse{gen.ConfirmPrimaryEmailChange400TexthtmlResponse{LinkErrorTexthtmlResponse: a.page.linkError()}, a.page.extras}, nil
 	}
-	if err != nil {
-		return linkErrorPage(s, ctx, err, func(body pageBody) gen.ConfirmPrimaryEmailChangeResponseObject {
-			return gen.ConfirmPrimaryEmailChange400TexthtmlResponse{LinkErrorTexthtmlResponse: gen.LinkErrorTexthtmlResponse{
-				Body: body.r, ContentLength: body.n, Headers: gen.LinkErrorResponseHeaders{CacheControl: &noStore}}}
-		})
+	return confirmPrimaryResponse{gen.ConfirmPrimaryEmailChange200TexthtmlResponse{Body: a.page.r, ContentLength: a.page.n, Headers: headers}, a.page.extras}, nil
+}
+
+// newLinkKinds returns the verify and set-primary links of s.
+func (s *Server) newLinkKinds() (verify, primary linkKind) {
+	verify = linkKind{
+		purpose: signer.PurposeVerify,
+		ttl:     s.cfg.VerifyTTL,
+		act:     s.verifyEmail,
+		preview: s.previewVerification,
+		done: func(e store.Email) page {
+			return page{Title: "Address verified", Heading: "Address verified", Message: "This address is verified now:", Address: e.Email}
+		},
 	}
-	body := s.renderPage(ctx, page{
-		Title:   "Primary address changed",
-		Heading: "Primary address changed",
-		Message: "Your primary address is now:",
-		Address: e.Email,
-	})
-	return gen.ConfirmPrimaryEmailChange200TexthtmlResponse{Body: body.r, ContentLength: body.n, Headers: headers}, nil
+	primary = linkKind{
+		purpose: signer.PurposeSetPrimary,
+		ttl:     s.cfg.ChangeTTL,
+		act:     s.confirmPrimary,
+		preview: s.previewPrimary,
+		done: func(e store.Email) page {
+			return page{Title: "Primary address changed", Heading: "Primary address changed", Message: "Your primary address is now:", Address: e.Email}
+		},
+	}
+	return verify, primary
 }
 
 // verifyEmail marks the link's address verified. A valid link for an
 // address that is verified already succeeds again.
-func (s *Server) verifyEmail(ctx context.Context, token, userKey string) (store.Email, error) {
-	claims, addr, err := s.parseLink(token, userKey, signer.PurposeVerify, s.cfg.VerifyTTL)
-	if err != nil {
-		return store.Email{}, err
-	}
+func (s *Server) verifyEmail(ctx context.Context, l link) (store.Email, error) {
+	uid := l.claims.UserID
 	var e store.Email
-	err = s.withTx(ctx, func(q *store.Queries) error {
-		if _, err := q.LockUser(ctx, claims.UserID); err != nil {
-			return usedIfNotFound(err)
-		}
+	err := s.userTx(ctx, uid, func(q *store.Queries, _ store.User) error {
 		// One guarded UPDATE in the common case: the row the link names,
 		// still holding the link's address, not verified yet.
 		var err error
-		e, err = q.VerifyEmailByKey(ctx, claims.UserID, claims.State, addr.Key, s.now())
+		e, err = q.VerifyEmailByKey(ctx, uid, l.claims.State, l.addr.Key, s.now())
 		if errors.Is(err, store.ErrNotFound) {
 			// Nothing changed: the address is verified already (a repeat
 			// succeeds again, without a second audit event), or the link
 			// was used up by what removed or replaced it.
-			if e, err = q.EmailByID(ctx, claims.UserID, claims.State); err != nil {
-				return usedIfNotFound(err)
+			if e, err = q.EmailByID(ctx, uid, l.claims.State); err != nil {
+				return err
 			}
 			switch {
-			case e.Key != addr.Key:
+			case e.Key != l.addr.Key:
 				return errLinkUsed
 			case !e.Verified:
 				// Under the user's lock nothing else changes its addresses.
@@ -150,19 +215,15 @@ func (s *Server) verifyEmail(ctx context.Context, token, userKey string) (store.
 		if err != nil {
 			return taken(err)
 		}
-		return s.audit(ctx, q, claims.UserID, eventEmailVerified, e.Email)
+		return s.audit(ctx, q, uid, eventEmailVerified, e.Email)
 	})
-	return e, err
+	return e, usedIfNotFound(err)
 }
 
 // previewVerification checks a verify link without using it and describes
 // what its button will do.
-func (s *Server) previewVerification(ctx context.Context, token, userKey string) (page, error) {
-	claims, addr, err := s.parseLink(token, userKey, signer.PurposeVerify, s.cfg.VerifyTTL)
-	if err != nil {
-		return page{}, err
-	}
-	e, err := s.linkedEmail(ctx, s.cfg.DB.Queries, claims, addr)
+func (s *Server) previewVerification(ctx context.Context, l link) (page, error) {
+	e, err := s.linkedEmail(ctx, l)
 	if err != nil {
 		return page{}, err
 	}
@@ -180,15 +241,16 @@ func (s *Server) previewVerification(ctx context.Context, token, userKey string)
 
 // linkedEmail finds the address a verify link names: the row whose id the
 // link carries as its state, if it still holds the link's address.
-func (s *Server) linkedEmail(ctx context.Context, q *store.Queries, claims signer.Claims, addr address.Address) (store.Email, error) {
-	if _, err := q.LockUser(ctx, claims.UserID); err != nil {
+func (s *Server) linkedEmail(ctx context.Context, l link) (store.Email, error) {
+	q := s.cfg.DB.Queries
+	if _, err := q.LockUser(ctx, l.claims.UserID); err != nil {
 		return store.Email{}, usedIfNotFound(err)
 	}
-	e, err := q.EmailByID(ctx, claims.UserID, claims.State)
+	e, err := q.EmailByID(ctx, l.claims.UserID, l.claims.State)
 	if err != nil {
 		return store.Email{}, usedIfNotFound(err)
 	}
-	if e.Key != addr.Key {
+	if e.Key != l.addr.Key {
 		return store.Email{}, errLinkUsed
 	}
 	return e, nil
@@ -196,19 +258,11 @@ func (s *Server) linkedEmail(ctx context.Context, q *store.Queries, claims signe
 
 // confirmPrimary makes the link's address the user's primary, verified
 // address, consuming the link: the user's change sequence moves on.
-func (s *Server) confirmPrimary(ctx context.Context, token, userKey string) (store.Email, error) {
-	claims, addr, err := s.parseLink(token, userKey, signer.PurposeSetPrimary, s.cfg.ChangeTTL)
-	if err != nil {
-		return store.Email{}, err
-	}
-	uid := claims.UserID
+func (s *Server) confirmPrimary(ctx context.Context, l link) (store.Email, error) {
+	uid, addr := l.claims.UserID, l.addr
 	var e store.Email
-	err = s.withTx(ctx, func(q *store.Queries) error {
-		user, err := q.LockUser(ctx, uid)
-		if err != nil {
-			return usedIfNotFound(err)
-		}
-		if user.ChangeSeq != claims.State {
+	err := s.userTx(ctx, uid, func(q *store.Queries, user store.User) error {
+		if user.ChangeSeq != l.claims.State {
 			return errLinkUsed
 		}
 		check, err := q.CheckAddress(ctx, uid, addr.Key)
@@ -228,8 +282,8 @@ func (s *Server) confirmPrimary(ctx context.Context, token, userKey string) (sto
 		}
 		// The guarded UPDATE is what makes the link single use, whatever
 		// the check above saw.
-		if err := q.ConsumeChangeSeq(ctx, uid, claims.State); err != nil {
-			return usedIfNotFound(err)
+		if err := q.ConsumeChangeSeq(ctx, uid, l.claims.State); err != nil {
+			return err
 		}
 		if e, err = q.MakePrimary(ctx, uid, targetID, s.now()); err != nil {
 			return taken(err)
@@ -241,56 +295,47 @@ func (s *Server) confirmPrimary(ctx context.Context, token, userKey string) (sto
 		}
 		return s.audit(ctx, q, uid, eventPrimaryChanged, e.Email)
 	})
-	if err != nil {
-		return store.Email{}, err
-	}
-	return e, nil
+	return e, usedIfNotFound(err)
 }
 
 // previewPrimary checks a set-primary link without using it.
-func (s *Server) previewPrimary(ctx context.Context, token, userKey string) (page, error) {
-	claims, addr, err := s.parseLink(token, userKey, signer.PurposeSetPrimary, s.cfg.ChangeTTL)
-	if err != nil {
-		return page{}, err
-	}
-	user, err := s.cfg.DB.UserByID(ctx, claims.UserID)
+func (s *Server) previewPrimary(ctx context.Context, l link) (page, error) {
+	user, err := s.cfg.DB.UserByID(ctx, l.claims.UserID)
 	if err != nil {
 		return page{}, usedIfNotFound(err)
 	}
-	if user.ChangeSeq != claims.State {
+	if user.ChangeSeq != l.claims.State {
 		return page{}, errLinkUsed
 	}
 	return page{
-		Title:   "Make " + addr.Email + " your primary address",
+		Title:   "Make " + l.addr.Email + " your primary address",
 		Heading: "Change your primary email address",
 		Message: "Make this address the primary address of your account:",
-		Address: addr.Email,
+		Address: l.addr.Email,
 		Button:  "Make it my primary address",
 	}, nil
 }
 
-// parseLink checks a link's token and user key and returns its claims and
-// normalized address. Every failure is link_invalid or link_expired, the
-// same for every account, so a link reveals nothing about accounts.
-func (s *Server) parseLink(token, userKey string, purpose signer.Purpose, ttl time.Duration) (signer.Claims, address.Address, error) {
+// parseLink checks a link's token and user key. Every failure is
+// link_invalid or link_expired, the same for every account, so a link
+// reveals nothing about accounts.
+func (s *Server) parseLink(token, userKey string, purpose signer.Purpose, ttl time.Duration) (link, error) {
 	uid, err := signer.DecodeUserID(userKey)
 	if err != nil {
-		return signer.Claims{}, address.Address{}, errLinkInvalid
+		return link{}, errLinkInvalid
 	}
 	claims, err := s.cfg.Signer.Verify(token, purpose, ttl)
 	switch {
 	case errors.Is(err, signer.ErrExpired):
-		return signer.Claims{}, address.Address{}, errLinkExpired
-	case err != nil:
-		return signer.Claims{}, address.Address{}, errLinkInvalid
-	case claims.UserID != uid:
-		return signer.Claims{}, address.Address{}, errLinkInvalid
+		return link{}, errLinkExpired
+	case err != nil, claims.UserID != uid:
+		return link{}, errLinkInvalid
 	}
 	addr, err := address.Normalize(claims.Email)
 	if err != nil {
-		return signer.Claims{}, address.Address{}, errLinkInvalid
+		return link{}, errLinkInvalid
 	}
-	return claims, addr, nil
+	return link{claims: claims, addr: addr}, nil
 }
 
 // usedIfNotFound: a genuine link whose user or address is gone was used up
@@ -300,12 +345,6 @@ func usedIfNotFound(err error) error {
 		return errLinkUsed
 	}
 	return err
-}
-
-// postedForm reports a POST from the confirmation page's form, which wants
-// an HTML answer; API clients get JSON.
-func postedForm(ctx context.Context) bool {
-	return infoFrom(ctx).mediaType == "application/x-www-form-urlencoded"
 }
 
 // wantsJSON reports whether an Accept header asks for JSON at least as much

@@ -6,12 +6,10 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
-	"errors"
 	"html/template"
 	"io"
+	"net/http"
 	"strings"
-
-	"github.com/useremail/useremail/gen"
 )
 
 //go:embed templates
@@ -27,9 +25,9 @@ type page struct {
 // pages renders the link pages under a strict Content-Security-Policy: the
 // one inline style is allowed by its hash, nothing else runs or loads.
 type pages struct {
-	tmpl  *template.Template
-	style template.CSS
-	csp   string
+	tmpl   *template.Template
+	style  template.CSS
+	extras responseExtras // the pages' security headers
 }
 
 func newPages() (*pages, error) {
@@ -45,15 +43,18 @@ func newPages() (*pages, error) {
 	sum := sha256.Sum256([]byte(style))
 	csp := "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; " +
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-	return &pages{tmpl: tmpl, style: template.CSS(style), csp: csp}, nil
+	header := http.Header{"Content-Security-Policy": {csp}}
+	return &pages{tmpl: tmpl, style: template.CSS(style), extras: responseExtras{header: header}}, nil
 }
 
+// pageBody is a rendered page and the headers it must be served with.
 type pageBody struct {
-	r io.Reader
-	n int64
+	r      io.Reader
+	n      int64
+	extras responseExtras
 }
 
-// renderPage renders p and asks for the page's security headers.
+// renderPage renders p.
 func (s *Server) renderPage(ctx context.Context, p page) pageBody {
 	p.Style = s.pages.style
 	var buf bytes.Buffer
@@ -62,29 +63,5 @@ func (s *Server) renderPage(ctx context.Context, p page) pageBody {
 		// cannot fail at run time unless the template itself is broken.
 		s.log.ErrorContext(ctx, "rendering a page failed", "error", err)
 	}
-	info := infoFrom(ctx)
-	if info.header == nil {
-		info.header = make(map[string][]string)
-	}
-	info.header.Set("Content-Security-Policy", s.pages.csp)
-	return pageBody{r: &buf, n: int64(buf.Len())}
-}
-
-// linkErrorPage answers a link failure to a person: an HTML page for the
-// link errors, or the error itself (rendered as a problem) for anything
-// else, such as an unreachable database.
-func linkErrorPage[R any](s *Server, ctx context.Context, err error, respond func(pageBody) R) (R, error) {
-	var zero R
-	var ae *apiError
-	if !errors.As(err, &ae) || ae.status != 400 {
-		return zero, err
-	}
-	p := page{Title: titles[ae.code], Heading: titles[ae.code], Message: ae.detail}
-	switch ae.code {
-	case gen.ErrorCodeLinkExpired, gen.ErrorCodeLinkUsed, gen.ErrorCodeLinkInvalid:
-		p.Hint = "You can ask for a new link from your account's email settings."
-	case gen.ErrorCodeEmailTaken:
-		p.Message = "This address is in use by another account by now."
-	}
-	return respond(s.renderPage(ctx, p)), nil
+	return pageBody{r: &buf, n: int64(buf.Len()), extras: s.pages.extras}
 }

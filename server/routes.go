@@ -9,25 +9,10 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// routeIndex finds the spec route of a request that Echo has routed
-// already, without matching the path against every path of the spec again
-// (gorillamux's FindRoute: a regular expression per spec path and about 15
-// allocations per request). It answers only when its answer is provably
-// the one FindRoute would give; otherwise the caller asks FindRoute:
-//
-//   - the request's path is in plain form (no percent-encoding, nothing
-//     that needs it): FindRoute matches the escaped path, Echo the
-//     decoded one, and then both see the same text;
-//   - the spec path rebuilt from its template and Echo's parameter values
-//     is the request's path exactly, and each value is one non-empty path
-//     segment. Echo's last parameter can swallow the rest of the path (a
-//     trailing slash, more segments): such a value has a '/' and is
-//     refused, as FindRoute refuses the path;
-//   - no other path of the spec can match any path this template matches
-//     (FindRoute takes the first spec path that matches, in its own
-//     order). Templates that can collide, such as /users/{id}/emails/{email_id}/
-//     and /users/email-set-primary/{signed_email}/{user_id_key}/, are
-//     always left to FindRoute.
+// routeIndex answers the spec route of a request that Echo has routed
+// already, by Echo's path template, instead of FindRoute's regular
+// expression per spec path. It answers only where its answer is provably
+// FindRoute's (see newRouteIndex and find); elsewhere FindRoute decides.
 type routeIndex map[string]*indexedRoute // by method + " " + Echo's path template
 
 // indexedRoute is one spec operation that routeIndex may answer for.
@@ -44,7 +29,8 @@ type pathPart struct {
 }
 
 // newRouteIndex indexes the operations of spec whose path templates no
-// other template of spec can collide with.
+// other template of spec can collide with: FindRoute takes the first spec
+// path that matches, in its own order.
 func newRouteIndex(spec *openapi3.T) routeIndex {
 	paths := spec.Paths.InMatchingOrder()
 	segments := make(map[string][]string, len(paths))
@@ -165,7 +151,10 @@ func echoPath(parts []pathPart) string {
 }
 
 // find returns the spec route and path parameters of the request Echo
-// routed in c, or ok false when FindRoute must decide.
+// routed in c, or ok false when FindRoute must decide. It answers for a path
+// in plain form (FindRoute matches the escaped path, Echo the decoded one)
+// that is the template filled with Echo's values, each one whole non-empty
+// segment (Echo's last parameter can swallow the rest of the path).
 func (idx routeIndex) find(c echo.Context, req *http.Request) (route *routers.Route, params map[string]string, ok bool) {
 	r := idx[req.Method+" "+c.Path()]
 	if r == nil || req.URL.RawPath != "" || req.URL.EscapedPath() != req.URL.Path {

@@ -114,3 +114,44 @@ func fill(tmpl, v, w string) string {
 	}
 	return strings.Join(segs, "/")
 }
+
+// BenchmarkRouteLookup compares the route index with the FindRoute it
+// stands in for, on the hot routes.
+func BenchmarkRouteLookup(b *testing.B) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec.Servers = nil
+	router, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	idx := newRouteIndex(spec)
+	e := echo.New()
+	gen.RegisterHandlers(e, gen.NewStrictHandler(nil, nil))
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/users/42/emails/"},
+		{"POST", "/users/email-verify/v1.abc_DEF-123/NDI"},
+	} {
+		req := httptest.NewRequest(r.method, "http://useremail.test"+r.path, nil)
+		c := e.NewContext(req, httptest.NewRecorder())
+		e.Router().Find(r.method, echo.GetPath(req), c)
+		b.Run("index "+r.method+" "+r.path, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, ok := idx.find(c, req); !ok {
+					b.Fatal("not found")
+				}
+			}
+		})
+		b.Run("FindRoute "+r.method+" "+r.path, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := router.FindRoute(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

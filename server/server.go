@@ -8,6 +8,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
@@ -105,13 +105,13 @@ type Server struct {
 	limiter  *ratelimit.Limiter
 	rules    Rules
 
-	spec            *openapi3.T
 	router          routers.Router
 	routes          routeIndex
-	authOptions     openapi3filter.Options
 	validateOptions openapi3filter.Options
 	trustedOrigins  map[string]bool
 	pages           *pages
+	verifyLinks     linkKind
+	primaryLinks    linkKind
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -130,15 +130,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Sessions == (session.Policy{}) {
 		cfg.Sessions = session.DefaultPolicy
 	}
-	cfg.VerifyTTL = orDefault(cfg.VerifyTTL, 72*time.Hour)
-	cfg.ChangeTTL = orDefault(cfg.ChangeTTL, 24*time.Hour)
-	if cfg.MaxEmails <= 0 {
-		cfg.MaxEmails = 10
-	}
-	if cfg.BodyLimit <= 0 {
-		cfg.BodyLimit = 64 << 10
-	}
-	cfg.RequestTimeout = orDefault(cfg.RequestTimeout, DefaultRequestTimeout)
+	cfg.VerifyTTL = cmp.Or(max(cfg.VerifyTTL, 0), 72*time.Hour)
+	cfg.ChangeTTL = cmp.Or(max(cfg.ChangeTTL, 0), 24*time.Hour)
+	cfg.MaxEmails = cmp.Or(max(cfg.MaxEmails, 0), 10)
+	cfg.BodyLimit = cmp.Or(max(cfg.BodyLimit, 0), 64<<10)
+	cfg.RequestTimeout = cmp.Or(max(cfg.RequestTimeout, 0), DefaultRequestTimeout)
 	if cfg.MailQueued == nil {
 		cfg.MailQueued = func() {}
 	}
@@ -163,35 +159,28 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s := &Server{
-		cfg:            cfg,
-		log:            cfg.Logger,
-		now:            func() time.Time { return cfg.Now().UTC() },
-		sessions:       session.NewManager(cfg.DB, cfg.Sessions, cfg.Now),
-		limiter:        ratelimit.New(cfg.Now),
-		spec:           spec,
-		router:         router,
-		routes:         newRouteIndex(spec),
-		trustedOrigins: map[string]bool{originOf(cfg.PublicURL): true},
-		pages:          pages,
+		cfg:             cfg,
+		log:             cfg.Logger,
+		now:             func() time.Time { return cfg.Now().UTC() },
+		sessions:        session.NewManager(cfg.DB, cfg.Sessions, cfg.Now),
+		limiter:         ratelimit.New(cfg.Now),
+		router:          router,
+		routes:          newRouteIndex(spec),
+		validateOptions: validationOptions(),
+		trustedOrigins:  map[string]bool{originOf(cfg.PublicURL): true},
+		pages:           pages,
 	}
 	for _, o := range cfg.TrustedOrigins {
 		if origin := originOf(o); origin != "" {
 			s.trustedOrigins[origin] = true
 		}
 	}
+	s.verifyLinks, s.primaryLinks = s.newLinkKinds()
 	s.rules.Resend = ratelimit.Rule{Name: "resend", Limit: 1, Period: cfg.ResendInterval}
 	if cfg.RateLimits {
 		s.rules.Manage = ratelimit.Rule{Name: "manage", Limit: 10, Period: time.Minute}
 		s.rules.WrongPassword = ratelimit.Rule{Name: "password", Limit: 5, Period: 15 * time.Minute}
 		s.rules.Login = ratelimit.Rule{Name: "login", Limit: 10, Period: time.Minute}
-	}
-	schemaOpts := []openapi3.SchemaValidationOption{openapi3.DisableSchemaErrorDetails()}
-	s.authOptions = openapi3filter.Options{AuthenticationFunc: s.authenticate, SchemaValidationOptions: schemaOpts}
-	s.validateOptions = openapi3filter.Options{
-		AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc, // checked before, once
-		MultiError:              true,
-		KeepValidatedValue:      true,
-		SchemaValidationOptions: schemaOpts,
 	}
 	return s, nil
 }
@@ -211,11 +200,17 @@ func (s *Server) withTx(ctx context.Context, fn func(q *store.Queries) error) er
 	return err
 }
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
+// userTx runs fn in one transaction (withTx) that locks user id's row
+// before anything else: what fn reads of the user's addresses stays as it
+// saw it until the commit.
+func (s *Server) userTx(ctx context.Context, userID int64, fn func(q *store.Queries, user store.User) error) error {
+	return s.withTx(ctx, func(q *store.Queries) error {
+		user, err := q.LockUser(ctx, userID)
+		if err != nil {
+			return err
+		}
+		return fn(q, user)
+	})
 }
 
 // originOf returns scheme://host[:port] of a URL, or "".
@@ -238,8 +233,10 @@ func (s *Server) Handler(extend ...func(e *echo.Echo)) http.Handler {
 	// Client IPs for the audit trail: the peer address, unless a proxy in
 	// front is configured (IPExtractor) by the caller through extend.
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(s.begin, recoverPanic, s.deadline, s.countRateLimited, s.limitBody, s.validate)
-	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{responseExtras}))
+	// The request's facts and log line (request.go), panics, the deadline
+	// (timeout.go), the spec's checks (validate.go, authn.go).
+	e.Use(s.begin, recoverPanic, s.deadline, s.validate)
+	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 	s.registerDocs(e)
 	for _, f := range extend {
 		f(e)
@@ -261,69 +258,4 @@ func recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 		}()
 		return next(c)
 	}
-}
-
-// observe logs one line per request and reports it to the metrics.
-func (s *Server) observe(c echo.Context, info *requestInfo, elapsed time.Duration) {
-	req := c.Request()
-	status := c.Response().Status
-	route := info.route
-	if route == "" {
-		route = "unmatched"
-		if !isAPIPath(req.URL.Path) {
-			route = "/docs/"
-		}
-	}
-	if s.cfg.Metrics != nil {
-		s.cfg.Metrics.ObserveRequest(req.Method, route, status, elapsed)
-	}
-	// 503 is the documented answer while the database is away: a warning;
-	// any other 5xx is a bug.
-	level := slog.LevelInfo
-	switch {
-	case status == http.StatusServiceUnavailable:
-		level = slog.LevelWarn
-	case status >= 500:
-		level = slog.LevelError
-	}
-	s.log.LogAttrs(req.Context(), level, "request",
-		slog.String("request_id", info.id),
-		slog.String("method", req.Method),
-		slog.String("route", route),
-		slog.Int("status", status),
-		slog.Int64("bytes", c.Response().Size),
-		slog.Duration("elapsed", elapsed),
-		slog.String("ip", info.ip),
-	)
-}
-
-// LogHandler wraps h so that every record logged with a request's context
-// (the handlers' and the error handler's XxxContext calls) carries that
-// request's request_id, unless the record names one itself. Records logged
-// outside a request (the dispatcher, the janitor) pass unchanged.
-func LogHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
-
-type requestIDHandler struct{ slog.Handler }
-
-func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if info, ok := ctx.Value(infoKey{}).(*requestInfo); ok && info.id != "" {
-		named := false
-		r.Attrs(func(a slog.Attr) bool {
-			named = a.Key == "request_id"
-			return !named
-		})
-		if !named {
-			r = r.Clone()
-			r.AddAttrs(slog.String("request_id", info.id))
-		}
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return requestIDHandler{h.Handler.WithAttrs(attrs)}
-}
-
-func (h requestIDHandler) WithGroup(name string) slog.Handler {
-	return requestIDHandler{h.Handler.WithGroup(name)}
 }

@@ -5,27 +5,17 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/useremail/useremail/ratelimit"
 )
 
 // DefaultRequestTimeout bounds the work of one request when
 // Config.RequestTimeout is unset.
 const DefaultRequestTimeout = 10 * time.Second
 
-// deadline answers for the deadline that begin gives every request
-// (RequestTimeout) for its database work and its wait for a
-// password-hashing slot. A database that is down refuses
-// connections at once; one that is slow (locks held, overload) or does not
-// answer a new connection would otherwise hold requests and pool
-// connections for as long as it likes. Past the deadline the request is
-// answered 503 unavailable.
-//
-// Whatever fails after the deadline (or the client going away) cut it
-// short is the deadline's doing, not a bug: it is answered as unavailable
-// rather than as an internal error, even where the failure did not come
-// back as the store's ErrUnavailable. Failures the handler expected (4xx)
-// stand.
+// deadline answers 503 unavailable for a request that its deadline (set by
+// begin) or its client's leaving cut short, unless the handler expected its
+// failure (4xx). The deadline bounds the database work and the wait for a
+// password-hashing slot: a slow database would otherwise hold requests and
+// pool connections for as long as it likes.
 func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
@@ -35,20 +25,6 @@ func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 				// ctx.Err() first: a client that went away is logged as such.
 				return errors.Join(ctx.Err(), errUnavailable, err)
 			}
-		}
-		return err
-	}
-}
-
-// countRateLimited reports the requests a limit refused to the metrics, by
-// the limit's name, before the error handler turns the refusal into its 429
-// answer.
-func (s *Server) countRateLimited(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		err := next(c)
-		var exceeded *ratelimit.Exceeded
-		if err != nil && s.cfg.Metrics != nil && errors.As(err, &exceeded) {
-			s.cfg.Metrics.RateLimited(exceeded.Rule)
 		}
 		return err
 	}
