@@ -58,6 +58,11 @@ const (
 	maxBytes      = 1024
 )
 
+// collectMinMemory is the working memory, in KiB, from which a hash is
+// followed by a garbage collection (see Hasher.derive). Below it the
+// collector's minimum heap of 4 MiB takes a dead buffer in its stride.
+const collectMinMemory = 4 << 10
+
 // Validate reports why p is unusable, or nil: memory above 1 GiB or under
 // 8 KiB per lane, iterations outside 1..100, no lanes, or a salt or key
 // length outside 8..1024 bytes.
@@ -90,7 +95,10 @@ type Hasher struct {
 	params Params
 	slots  int64
 	sem    *semaphore.Weighted // one unit per slot
-	dummy  string              // encoded hash with params that no password matches
+	// collect is whether a hash is followed by a garbage collection
+	// (derive): params.Memory ≥ collectMinMemory.
+	collect bool
+	dummy   string // encoded hash with params that no password matches
 	// timing equalises verifications of hashes with different parameters
 	// (equalizer); pause is how a verification waits, replaced in tests.
 	timing equalizer
@@ -115,11 +123,12 @@ func NewHasher(p Params, maxConcurrent int) *Hasher {
 	// exactly what a real hash with these parameters costs to verify and
 	// no password can be known to match it.
 	return &Hasher{
-		params: p,
-		slots:  int64(maxConcurrent),
-		sem:    semaphore.NewWeighted(int64(maxConcurrent)),
-		dummy:  encode(p, randomBytes(p.SaltLen), randomBytes(p.KeyLen)),
-		pause:  wait,
+		params:  p,
+		slots:   int64(maxConcurrent),
+		sem:     semaphore.NewWeighted(int64(maxConcurrent)),
+		collect: p.Memory >= collectMinMemory,
+		dummy:   encode(p, randomBytes(p.SaltLen), randomBytes(p.KeyLen)),
+		pause:   wait,
 	}
 }
 
@@ -184,7 +193,14 @@ func (h *Hasher) derive(ctx context.Context, p Params, password string, salt []b
 	defer h.sem.Release(n)
 	start := time.Now()
 	key := argon2.IDKey(prepare(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
-	return key, time.Since(start), nil
+	took := time.Since(start)
+	if h.collect {
+		// Why: argon2 allocates its memory per call, and the collector lets
+		// garbage grow as large as the live heap, running hashes included;
+		// collecting before giving back the slots lets the next hash reuse it.
+		runtime.GC()
+	}
+	return key, took, nil
 }
 
 // slotsFor is how many slots a hash with p holds: as many as its memory
