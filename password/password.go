@@ -1,31 +1,25 @@
-// Package password owns password hashing: argon2id in the PHC string format,
-// constant-time verification, a dummy verification for unknown accounts, and
-// a bound on how many hashes run at once.
+// Package password owns password hashing: Argon2id from
+// golang.org/x/crypto/argon2 in the PHC string format, constant-time
+// verification, a dummy verification that answers for unknown accounts
+// like a real one, equal verification times across kinds of stored hashes
+// (timing.go), and a bound on how many hashes, and so how much hashing
+// memory, are in use at once.
 //
-// Argon2id is computed by this package's own implementation (argon2.go),
-// byte for byte the same as golang.org/x/crypto/argon2, because that one
-// allocates its whole working memory (19 MiB at the default parameters) on
-// every call: under a burst of logins the heap filled with 19 MiB garbage
-// blocks and the process's memory grew to several times what the hashes
-// running at once need. Here each hashing slot keeps one buffer and every
-// hash in that slot reuses it, so the memory stays flat.
-//
-// This package must not import anything else of the project; it depends only
-// on the standard library, golang.org/x/crypto/blake2b and golang.org/x/text
-// (the tests also use golang.org/x/crypto/argon2 as the reference).
+// This package must not import anything else of the project; it depends
+// only on the standard library and golang.org/x/{crypto,sync,text}.
 package password
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"time"
 
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -53,10 +47,6 @@ var DefaultParams = Params{
 	KeyLen:      32,
 }
 
-// ErrMalformedHash is wrapped by every error Verify returns for an encoded
-// hash it cannot use; the wrapping error's text says why.
-var ErrMalformedHash = errors.New("password: malformed hash")
-
 // Bounds on parameters, both for a Hasher's own and for those read from a
 // stored hash. Why: the parameters of a stored hash decide how much memory
 // and time Verify spends, so a corrupted or tampered row must not be able
@@ -66,16 +56,17 @@ const (
 	maxIterations = 100
 	minBytes      = 8 // salt and key length, bytes
 	maxBytes      = 1024
-	maxEncoded    = 4096 // longest encoded hash Verify looks at
 )
 
-const (
-	prefix  = "$argon2id$"
-	version = argonVersion // 0x13 = 19
-)
+// collectMinMemory is the working memory, in KiB, from which a hash is
+// followed by a garbage collection (see Hasher.derive). Below it the
+// collector's minimum heap of 4 MiB takes a dead buffer in its stride.
+const collectMinMemory = 4 << 10
 
-// validate reports why p is unusable, or nil.
-func (p Params) validate() error {
+// Validate reports why p is unusable, or nil: memory above 1 GiB or under
+// 8 KiB per lane, iterations outside 1..100, no lanes, or a salt or key
+// length outside 8..1024 bytes.
+func (p Params) Validate() error {
 	switch {
 	case p.Parallelism == 0:
 		return errors.New("parallelism is 0")
@@ -95,24 +86,19 @@ func (p Params) validate() error {
 	return nil
 }
 
-// Hasher hashes and verifies passwords; it bounds how many hashes run at
-// once (each needs Memory KiB), so a burst of logins cannot exhaust memory.
-// Each of its hashing slots keeps one working-memory buffer, allocated at
-// the slot's first hash and reused by every later one, so the process
-// holds at most one buffer per slot instead of leaving Memory KiB of
-// garbage per login for the garbage collector. On Unix that memory is
-// mapped outside the Go heap (newSlotMemory): the process's RSS counts it,
-// GOMEMLIMIT and runtime.MemStats do not. A stored hash with more memory
-// than h's parameters is verified in a heap buffer of its own, allocated
-// for that call. A Hasher is safe for concurrent use. Make one with
-// NewHasher; the zero value is not usable.
+// Hasher hashes and verifies passwords, holding a slot per running hash;
+// a stored hash needing more memory than its parameters holds as many as
+// its memory fills (all at most), so hashing memory stays within slots ×
+// Memory KiB, or one stored hash's own. It is safe for concurrent use; make
+// one with NewHasher.
 type Hasher struct {
 	params Params
-	// slots holds the free hashing slots, each as its working memory
-	// (nil until the slot's first hash): a hash takes one out and puts it
-	// back, so at most cap(slots) hashes run at once.
-	slots chan []block
-	dummy string // encoded hash with h's params that no password matches
+	slots  int64
+	sem    *semaphore.Weighted // one unit per slot
+	// collect is whether a hash is followed by a garbage collection
+	// (derive): params.Memory ≥ collectMinMemory.
+	collect bool
+	dummy   string // encoded hash with params that no password matches
 	// timing equalises verifications of hashes with different parameters
 	// (equalizer); pause is how a verification waits, replaced in tests.
 	timing equalizer
@@ -121,47 +107,29 @@ type Hasher struct {
 
 // NewHasher returns a Hasher that hashes with p and runs at most
 // maxConcurrent hashes at once. A zero (or negative) limit means
-// ceil(runtime.GOMAXPROCS(0) / p.Parallelism): each hash runs its
-// Parallelism lanes on as many cores, so that many hashes at once keep the
-// CPUs busy, and more would only hold more memory. (Stored hashes with
-// fewer lanes than p, such as p=1 ones written before the default became
-// p=2, use fewer cores each, so while many of them are verified at once the
-// CPUs are not all busy: a login then waits a little longer, and no more
-// memory is held. Each is rehashed with p at its first successful login.)
-// NewHasher panics if p is outside the bounds that Verify accepts from
-// stored hashes (memory ≤ 1 GiB and ≥ 8 KiB per lane, 1..100 iterations,
-// parallelism ≥ 1, salt and key 8..1024 bytes): that is a configuration
-// error.
+// ceil(runtime.GOMAXPROCS(0) / p.Parallelism), at least 1: a hash runs its
+// lanes on as many cores, so that many keep the CPUs busy, and more would
+// only hold more memory. NewHasher panics if p.Validate fails: that is a
+// configuration error.
 func NewHasher(p Params, maxConcurrent int) *Hasher {
-	if err := p.validate(); err != nil {
+	if err := p.Validate(); err != nil {
 		panic("password: invalid params: " + err.Error())
 	}
 	if maxConcurrent <= 0 {
 		procs, lanes := runtime.GOMAXPROCS(0), int(p.Parallelism)
-		maxConcurrent = (procs + lanes - 1) / lanes
-	}
-	slots := make(chan []block, maxConcurrent)
-	for range maxConcurrent {
-		slots <- nil // the buffer is allocated at the slot's first hash
+		maxConcurrent = max(1, (procs+lanes-1)/lanes)
 	}
 	// The dummy hash has a random salt and a random key, so it costs
 	// exactly what a real hash with these parameters costs to verify and
 	// no password can be known to match it.
-	h := &Hasher{
-		params: p,
-		slots:  slots,
-		dummy:  encode(p, randomBytes(p.SaltLen), randomBytes(p.KeyLen)),
-		pause:  wait,
+	return &Hasher{
+		params:  p,
+		slots:   int64(maxConcurrent),
+		sem:     semaphore.NewWeighted(int64(maxConcurrent)),
+		collect: p.Memory >= collectMinMemory,
+		dummy:   encode(p, randomBytes(p.SaltLen), randomBytes(p.KeyLen)),
+		pause:   wait,
 	}
-	// The slots' memory is not the collector's (newSlotMemory): give it
-	// back when h goes. By then every slot is in the channel, since a hash
-	// in progress keeps h reachable until its release.
-	runtime.AddCleanup(h, func(slots chan []block) {
-		for range cap(slots) {
-			freeSlotMemory(<-slots)
-		}
-	}, slots)
-	return h
 }
 
 // Hash returns a PHC string for password:
@@ -169,79 +137,78 @@ func NewHasher(p Params, maxConcurrent int) *Hasher {
 // unpadded standard base64. It waits for a hashing slot, and returns
 // ctx.Err() if ctx ends first.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
-	mem, err := h.acquire(ctx)
+	salt := randomBytes(h.params.SaltLen)
+	key, _, err := h.derive(ctx, h.params, password, salt)
 	if err != nil {
 		return "", err
 	}
-	defer h.release(mem)
-	return hashInto(mem, password, randomBytes(h.params.SaltLen), h.params), nil
+	return encode(h.params, salt, key), nil
 }
 
 // Verify reports whether password matches encoded, in constant time. It
 // uses the parameters stored in encoded; needsRehash is true when they
 // differ from h's (callers should act on it only when ok, by storing a new
 // Hash). A malformed or out-of-bounds encoded hash is an error wrapping
-// ErrMalformedHash. Verify waits for a hashing slot, and returns ctx.Err()
-// if ctx ends first. While stored hashes with different parameters are in
-// use, Verify takes as long as verifying one of the slowest kind would
-// (equalizer), so that its time does not tell which kind encoded is.
+// ErrMalformedHash. Verify waits for the hashing slots encoded needs, and
+// returns ctx.Err() if ctx ends first. While stored hashes with different
+// parameters are in use, Verify takes as long as verifying one of the
+// slowest kind would (equalizer), so that its time does not tell which
+// kind encoded is.
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool, needsRehash bool, err error) {
 	p, salt, key, err := decode(encoded)
 	if err != nil {
 		return false, false, err
 	}
-	mem, err := h.acquire(ctx)
+	got, took, err := h.derive(ctx, p, password, salt)
 	if err != nil {
 		return false, false, err
 	}
-	start := time.Now()
-	// A stored hash needing more memory than h's params gets a buffer of
-	// its own for this call (deriveID allocates it); the slot keeps its
-	// buffer of h's size. One needing less uses the buffer's start.
-	got := deriveID(mem, prepare(password), salt, nil, nil, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
-	took := time.Since(start)
-	h.release(mem)
 	// Why constant time: a comparison that stops at the first differing
 	// byte would tell an attacker how much of the derived key is right.
 	ok = subtle.ConstantTimeCompare(got, key) == 1
-	// Take as long as a hash of the slowest kind in use would (equalizer),
-	// after giving the slot back: waiting needs no working memory.
+	// The wait holds no slot: derive has given them back.
 	h.pause(ctx, h.timing.observe(costOf(p), took))
 	return ok, p != h.params, nil
 }
 
-// VerifyDummy spends the same time as a Verify against a real hash with h's
-// parameters, padded like every Verify to the slowest kind of stored hash
-// in use (equalizer), and always reports false; login calls it for unknown
-// users so that timing does not reveal which accounts exist. Like Verify,
-// it waits for a hashing slot and returns early if ctx ends first.
-func (h *Hasher) VerifyDummy(ctx context.Context, password string) {
-	// Same code path as a real login, against a hash no password matches.
-	_, _, _ = h.Verify(ctx, password, h.dummy)
+// VerifyDummy does what Verify does for a stored hash with h's parameters
+// that no password matches, and returns the error such a Verify returns
+// (ctx.Err() if ctx ends while it waits for a slot); login calls it for
+// unknown users so that neither the time nor the answer tells which
+// accounts exist.
+func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
+	_, _, err := h.Verify(ctx, password, h.dummy)
+	return err
 }
 
-// acquire takes a hashing slot and returns its working memory, enough for
-// h's params, or returns ctx.Err(). An already ended ctx never gets a
-// slot, even a free one, so no hash starts for a caller that has gone.
-// The caller must give the memory back with release.
-func (h *Hasher) acquire(ctx context.Context) ([]block, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+// derive returns the Argon2id key of password with salt and p, and how long
+// the derivation took. It holds the slots p's memory needs meanwhile, and
+// returns ctx.Err() if ctx ends before it has them (an already ended ctx
+// never gets them, so no hash starts for a caller that has gone).
+func (h *Hasher) derive(ctx context.Context, p Params, password string, salt []byte) ([]byte, time.Duration, error) {
+	n := h.slotsFor(p)
+	if err := h.sem.Acquire(ctx, n); err != nil {
+		return nil, 0, err
 	}
-	select {
-	case mem := <-h.slots:
-		if mem == nil {
-			// The slot's first hash: allocated here, once, and kept.
-			mem = newSlotMemory(memoryBlocks(h.params.Memory, h.params.Parallelism))
-		}
-		return mem, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	defer h.sem.Release(n)
+	start := time.Now()
+	key := argon2.IDKey(prepare(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
+	took := time.Since(start)
+	if h.collect {
+		// Why: argon2 allocates its memory per call, and the collector lets
+		// garbage grow as large as the live heap, running hashes included;
+		// collecting before giving back the slots lets the next hash reuse it.
+		runtime.GC()
 	}
+	return key, took, nil
 }
 
-// release gives back the slot whose memory acquire returned.
-func (h *Hasher) release(mem []block) { h.slots <- mem }
+// slotsFor is how many slots a hash with p holds: as many as its memory
+// fills, at least one and at most all.
+func (h *Hasher) slotsFor(p Params) int64 {
+	n := (int64(p.Memory) + int64(h.params.Memory) - 1) / int64(h.params.Memory)
+	return min(max(n, 1), h.slots)
+}
 
 // prepare turns a password into the bytes that are hashed. Why NFKC: the
 // same password typed on different systems can arrive in different Unicode
@@ -251,114 +218,6 @@ func (h *Hasher) release(mem []block) { h.slots <- mem }
 // are unchanged.
 func prepare(password string) []byte {
 	return []byte(norm.NFKC.String(password))
-}
-
-// hashWithSalt derives the key for password with salt and p and encodes it,
-// in memory allocated for the call. Hash does the same in a slot's memory
-// with a random salt (hashInto); the tests use it with a fixed one.
-func hashWithSalt(password string, salt []byte, p Params) string {
-	return hashInto(nil, password, salt, p)
-}
-
-// hashInto is hashWithSalt working in mem (see deriveID).
-func hashInto(mem []block, password string, salt []byte, p Params) string {
-	key := deriveID(mem, prepare(password), salt, nil, nil, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
-	return encode(p, salt, key)
-}
-
-var b64 = base64.RawStdEncoding.Strict()
-
-func encode(p Params, salt, key []byte) string {
-	return fmt.Sprintf("%sv=%d$m=%d,t=%d,p=%d$%s$%s",
-		prefix, version, p.Memory, p.Iterations, p.Parallelism,
-		b64.EncodeToString(salt), b64.EncodeToString(key))
-}
-
-func malformed(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrMalformedHash, fmt.Sprintf(format, args...))
-}
-
-// decode parses a PHC argon2id string strictly: the fields in the order
-// encode writes them, canonical decimal numbers and canonical unpadded
-// base64, and parameters within the bounds of Params.validate.
-func decode(encoded string) (p Params, salt, key []byte, err error) {
-	if len(encoded) > maxEncoded {
-		return Params{}, nil, nil, malformed("longer than %d bytes", maxEncoded)
-	}
-	if !strings.HasPrefix(encoded, prefix) {
-		return Params{}, nil, nil, malformed("not an argon2id hash")
-	}
-	fields := strings.Split(encoded[len(prefix):], "$")
-	if len(fields) != 4 {
-		return Params{}, nil, nil, malformed("want 4 fields after %q, have %d", prefix, len(fields))
-	}
-	v, ok := cutNumber(fields[0], "v=", 0xff)
-	if !ok {
-		return Params{}, nil, nil, malformed("bad version field %q", fields[0])
-	}
-	if v != version {
-		return Params{}, nil, nil, malformed("unsupported argon2 version %d", v)
-	}
-	ps := strings.Split(fields[1], ",")
-	if len(ps) != 3 {
-		return Params{}, nil, nil, malformed("bad parameter field %q", fields[1])
-	}
-	m, okM := cutNumber(ps[0], "m=", 1<<32-1)
-	t, okT := cutNumber(ps[1], "t=", 1<<32-1)
-	par, okP := cutNumber(ps[2], "p=", 0xff)
-	if !okM || !okT || !okP {
-		return Params{}, nil, nil, malformed("bad parameter field %q", fields[1])
-	}
-	salt, err = decodeB64(fields[2])
-	if err != nil {
-		return Params{}, nil, nil, malformed("bad salt: %v", err)
-	}
-	key, err = decodeB64(fields[3])
-	if err != nil {
-		return Params{}, nil, nil, malformed("bad key: %v", err)
-	}
-	p = Params{
-		Memory:      uint32(m),
-		Iterations:  uint32(t),
-		Parallelism: uint8(par),
-		SaltLen:     uint32(len(salt)),
-		KeyLen:      uint32(len(key)),
-	}
-	if err := p.validate(); err != nil {
-		return Params{}, nil, nil, malformed("%v", err)
-	}
-	return p, salt, key, nil
-}
-
-// cutNumber parses s as name followed by a canonical decimal number (digits
-// only, no sign, no leading zero) of at most limit.
-func cutNumber(s, name string, limit uint64) (uint64, bool) {
-	digits, ok := strings.CutPrefix(s, name)
-	if !ok || digits == "" || len(digits) > 10 || (digits[0] == '0' && len(digits) > 1) {
-		return 0, false
-	}
-	var n uint64
-	for i := 0; i < len(digits); i++ {
-		c := digits[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n, n <= limit
-}
-
-// decodeB64 decodes canonical unpadded standard base64. The round trip
-// rejects what the decoder would otherwise skip (line breaks).
-func decodeB64(s string) ([]byte, error) {
-	b, err := b64.DecodeString(s)
-	if err != nil {
-		return nil, err
-	}
-	if b64.EncodeToString(b) != s {
-		return nil, errors.New("not canonical base64")
-	}
-	return b, nil
 }
 
 // randomBytes returns n bytes from crypto/rand, which never fails on the

@@ -7,21 +7,38 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/crypto/argon2"
 )
 
 // cheap keeps the tests fast; only TestDefaultParams uses real costs.
 var cheap = Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
 
-// golden was produced once by hashWithSalt(goldenPassword, goldenSalt,
-// cheap) and checked to be byte-for-byte what the reference C
-// implementation (libargon2's argon2id_hash_encoded) writes for the same
-// inputs. If this test fails, the stored format or the derivation changed
-// and existing hashes in the database would stop verifying.
+// golden was checked to be byte for byte what the reference C
+// implementation (libargon2's argon2id_hash_encoded) writes for
+// goldenPassword, goldenSalt and cheap. If this test fails, the stored
+// format or the derivation changed and existing hashes in the database
+// would stop verifying.
 const (
 	golden         = "$argon2id$v=19$m=64,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$aq42HBL+IPAitHspChw/8mx5JRX2jFDkTmlsBskwH/0"
 	goldenPassword = "correct horse battery staple"
 	goldenSalt     = "0123456789abcdef"
 )
+
+// hashWithSalt is what Hash returns for password with salt instead of a
+// random one, and p instead of the Hasher's parameters.
+func hashWithSalt(password string, salt []byte, p Params) string {
+	return encode(p, salt, argon2.IDKey(prepare(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen))
+}
+
+// allFree reports whether none of h's slots is held.
+func allFree(h *Hasher) bool {
+	if !h.sem.TryAcquire(h.slots) {
+		return false
+	}
+	h.sem.Release(h.slots)
+	return true
+}
 
 func TestGolden(t *testing.T) {
 	if got := hashWithSalt(goldenPassword, []byte(goldenSalt), cheap); got != golden {
@@ -196,21 +213,28 @@ func TestMalformed(t *testing.T) {
 func TestVerifyDummy(t *testing.T) {
 	h := NewHasher(cheap, 1)
 	ctx := context.Background()
-	h.VerifyDummy(ctx, "anything")
-	h.VerifyDummy(ctx, "")
+	for _, pw := range []string{"anything", ""} {
+		if err := h.VerifyDummy(ctx, pw); err != nil {
+			t.Fatalf("VerifyDummy(%q) = %v, want nil", pw, err)
+		}
+	}
 	// The dummy must cost what a real hash with h's parameters costs:
 	// same parameters, so no rehash, and it must match no password.
+	if p, _, _, err := decode(h.dummy); err != nil || p != h.params {
+		t.Fatalf("dummy %q has params %+v (err %v), want %+v", h.dummy, p, err, h.params)
+	}
 	ok, rehash, err := h.Verify(ctx, "anything", h.dummy)
 	if err != nil || ok || rehash {
 		t.Fatalf("Verify(dummy) = %v, %v, %v; want false, false, nil", ok, rehash, err)
 	}
-	// The slot is given back.
-	if n := cap(h.slots) - len(h.slots); n != 0 {
-		t.Fatalf("%d slots still held after VerifyDummy", n)
+	if !allFree(h) {
+		t.Fatal("a slot is still held after VerifyDummy")
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	h.VerifyDummy(cancelled, "anything") // returns, does not block or panic
+	if err := h.VerifyDummy(cancelled, "anything"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("VerifyDummy(cancelled) = %v, want context.Canceled", err)
+	}
 }
 
 func TestDefaultParams(t *testing.T) {
@@ -238,9 +262,8 @@ func TestConcurrencyBound(t *testing.T) {
 	bg := context.Background()
 
 	// Hold the only slot, as a running hash would.
-	mem, err := h.acquire(bg)
-	if err != nil {
-		t.Fatalf("acquire: %v", err)
+	if err := h.sem.Acquire(bg, 1); err != nil {
+		t.Fatalf("Acquire: %v", err)
 	}
 
 	// An already cancelled caller gets ctx.Err, for every entry point.
@@ -251,6 +274,9 @@ func TestConcurrencyBound(t *testing.T) {
 	}
 	if _, _, err := h.Verify(cancelled, goldenPassword, golden); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Verify with cancelled ctx while slot held: err = %v, want context.Canceled", err)
+	}
+	if err := h.VerifyDummy(cancelled, goldenPassword); !errors.Is(err, context.Canceled) {
+		t.Fatalf("VerifyDummy with cancelled ctx while slot held: err = %v, want context.Canceled", err)
 	}
 
 	// A caller already waiting for the slot gets ctx.Err when its ctx ends.
@@ -276,12 +302,12 @@ func TestConcurrencyBound(t *testing.T) {
 		t.Fatalf("Hash finished (err = %v) while the only slot was held", err)
 	default:
 	}
-	h.release(mem)
+	h.sem.Release(1)
 	if err := <-done; err != nil {
 		t.Fatalf("Hash after release: %v", err)
 	}
-	if n := cap(h.slots) - len(h.slots); n != 0 {
-		t.Fatalf("%d slots still held", n)
+	if !allFree(h) {
+		t.Fatal("a slot is still held")
 	}
 
 	// An already cancelled caller gets no slot even when one is free.
@@ -292,8 +318,8 @@ func TestConcurrencyBound(t *testing.T) {
 
 func TestConcurrentUse(t *testing.T) {
 	h := NewHasher(cheap, 2)
-	if got := cap(h.slots); got != 2 {
-		t.Fatalf("slots = %d, want 2", got)
+	if h.slots != 2 {
+		t.Fatalf("slots = %d, want 2", h.slots)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -345,18 +371,21 @@ func TestNewHasherLimit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		h := NewHasher(tc.p, tc.limit)
-		if got := cap(h.slots); got != tc.want {
-			t.Errorf("NewHasher(p=%d, %d): %d slots, want %d", tc.p.Parallelism, tc.limit, got, tc.want)
+		if h.slots != int64(tc.want) {
+			t.Errorf("NewHasher(p=%d, %d): %d slots, want %d", tc.p.Parallelism, tc.limit, h.slots, tc.want)
 		}
-		// All slots start free, without memory until their first hash.
-		if got := len(h.slots); got != tc.want {
-			t.Errorf("NewHasher(p=%d, %d): %d free slots, want %d", tc.p.Parallelism, tc.limit, got, tc.want)
+		if !allFree(h) || h.sem.TryAcquire(h.slots+1) {
+			t.Errorf("NewHasher(p=%d, %d): the semaphore does not hold exactly %d free slots", tc.p.Parallelism, tc.limit, h.slots)
 		}
 	}
 	old := runtime.GOMAXPROCS(3)
 	defer runtime.GOMAXPROCS(old)
-	if got := cap(NewHasher(lanes(2), 0).slots); got != 2 {
+	if got := NewHasher(lanes(2), 0).slots; got != 2 {
 		t.Errorf("GOMAXPROCS=3, p=2: %d slots, want 2", got)
+	}
+	runtime.GOMAXPROCS(1)
+	if got := NewHasher(lanes(2), 0).slots; got != 1 {
+		t.Errorf("GOMAXPROCS=1, p=2: %d slots, want 1", got)
 	}
 }
 
@@ -381,5 +410,64 @@ func TestNewHasherRejectsBadParams(t *testing.T) {
 			}()
 			NewHasher(tc.p, 1)
 		})
+	}
+}
+
+// A stored hash with the old default p=1 keeps verifying and asks for a
+// rehash.
+func TestOldParallelismVerifies(t *testing.T) {
+	old := Params{Memory: 1024, Iterations: 2, Parallelism: 1, SaltLen: 16, KeyLen: 32}
+	cur := old
+	cur.Parallelism = 2
+	enc := hashWithSalt("pw", []byte("0123456789abcdef"), old)
+	ok, rehash, err := NewHasher(cur, 1).Verify(context.Background(), "pw", enc)
+	if err != nil || !ok || !rehash {
+		t.Fatalf("Verify(p=1 hash) = %v, %v, %v; want true, true, nil", ok, rehash, err)
+	}
+}
+
+// TestOtherMemory verifies stored hashes that need more memory than the
+// Hasher's own and less.
+func TestOtherMemory(t *testing.T) {
+	ctx := context.Background()
+	small := Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
+	big := Params{Memory: 1000, Iterations: 2, Parallelism: 3, SaltLen: 16, KeyLen: 32}
+	mid := Params{Memory: 256, Iterations: 1, Parallelism: 2, SaltLen: 16, KeyLen: 32}
+	h := NewHasher(mid, 2)
+	for _, p := range []Params{big, small, mid} {
+		enc := hashWithSalt("pw", []byte("0123456789abcdef"), p)
+		ok, rehash, err := h.Verify(ctx, "pw", enc)
+		if err != nil || !ok || rehash != (p != mid) {
+			t.Fatalf("Verify(%q) = %v, %v, %v; want true, %v, nil", enc, ok, rehash, err, p != mid)
+		}
+		ok, _, err = h.Verify(ctx, "pW", enc)
+		if err != nil || ok {
+			t.Fatalf("Verify(wrong, %q) = %v, %v; want false, nil", enc, ok, err)
+		}
+		if !allFree(h) {
+			t.Fatalf("after m=%d: a slot is still held", p.Memory)
+		}
+	}
+}
+
+func TestSlotsFor(t *testing.T) {
+	h := NewHasher(Params{Memory: 1000, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 3)
+	tests := []struct {
+		memory uint32
+		want   int64
+	}{
+		{8, 1},
+		{999, 1},
+		{1000, 1},
+		{1001, 2},
+		{2000, 2},
+		{2001, 3},
+		{3000, 3},
+		{maxMemory, 3}, // all slots, never more: it still runs, alone
+	}
+	for _, tc := range tests {
+		if got := h.slotsFor(Params{Memory: tc.memory}); got != tc.want {
+			t.Errorf("slotsFor(m=%d) with 3 slots of m=1000 = %d, want %d", tc.memory, got, tc.want)
+		}
 	}
 }

@@ -11,8 +11,8 @@ import (
 // address after a dummy verification with the Hasher's own parameters,
 // and a known one after verifying the stored hash, whose parameters are
 // those it was written with. When they differ, so do the times: a hash
-// written with one lane (p=1, this package's default before) takes about
-// twice the wall time of a two-lane one on two cores, so without this an
+// written with one lane (p=1, this package's default before) takes far
+// more wall time than a two-lane one on two cores, so without this an
 // attacker could tell the accounts that exist, and have not logged in since
 // the default changed, from the addresses that do not.
 //

@@ -33,7 +33,9 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	}
 	if err != nil {
 		if addrErr != nil || errors.Is(err, store.ErrNotFound) {
-			s.cfg.Hasher.VerifyDummy(ctx, req.Body.Password)
+			if err := s.cfg.Hasher.VerifyDummy(ctx, req.Body.Password); err != nil {
+				return nil, err
+			}
 			return nil, errCredentials
 		}
 		return nil, err

@@ -234,8 +234,8 @@ func parseArgon2(raw string) (password.Params, error) {
 			return p, fmt.Errorf("%q: unknown parameter %q", raw, k)
 		}
 	}
-	if p.Memory < 8*uint32(p.Parallelism) || p.Iterations < 1 || p.Parallelism < 1 {
-		return p, fmt.Errorf("%q: needs t >= 1, p >= 1, m >= 8*p", raw)
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("%q: %v", raw, err)
 	}
 	return p, nil
 }
