@@ -194,7 +194,7 @@ func TestConfigProblems(t *testing.T) {
 		{"sender", map[string]string{"USEREMAIL_MAIL_FROM": "nobody"},
 			[][]string{{"USEREMAIL_MAIL_FROM:", "not an email address"}}},
 		{"argon2 cost", map[string]string{"USEREMAIL_ARGON2": "m=64,t=0,p=1"},
-			[][]string{{"USEREMAIL_ARGON2:", "t >= 1"}}},
+			[][]string{{"USEREMAIL_ARGON2:", "iterations 0 not in 1..100"}}},
 		{"argon2 syntax", map[string]string{"USEREMAIL_ARGON2": "memory=64"},
 			[][]string{{"USEREMAIL_ARGON2:"}}},
 		{"log level", map[string]string{"USEREMAIL_LOG_LEVEL": "verbose"},
