@@ -127,7 +127,7 @@ func (s *Server) newFacts(c echo.Context, req *http.Request) requestFacts {
 		}
 	}
 	if f.api {
-		f.route, f.params, f.routeErr = s.findRoute(c, req)
+		f.route, f.params, f.routeErr = s.findRoute(req)
 	}
 	return f
 }
@@ -146,12 +146,8 @@ func isAPIPath(path string) bool {
 	return path != "/docs" && !strings.HasPrefix(path, "/docs/")
 }
 
-// findRoute returns the spec's operation for the request Echo routed in c:
-// the route index's answer where it has one, FindRoute's otherwise.
-func (s *Server) findRoute(c echo.Context, req *http.Request) (*routers.Route, map[string]string, error) {
-	if route, params, ok := s.routes.find(c, req); ok {
-		return route, params, nil
-	}
+// findRoute returns the spec's operation for the request.
+func (s *Server) findRoute(req *http.Request) (*routers.Route, map[string]string, error) {
 	route, params, err := s.router.FindRoute(req)
 	switch {
 	case errors.Is(err, routers.ErrMethodNotAllowed):

@@ -106,7 +106,6 @@ type Server struct {
 	rules    Rules
 
 	router          routers.Router
-	routes          routeIndex
 	validateOptions openapi3filter.Options
 	trustedOrigins  map[string]bool
 	pages           *pages
@@ -165,7 +164,6 @@ func New(cfg Config) (*Server, error) {
 		sessions:        session.NewManager(cfg.DB, cfg.Sessions, cfg.Now),
 		limiter:         ratelimit.New(cfg.Now),
 		router:          router,
-		routes:          newRouteIndex(spec),
 		validateOptions: validationOptions(),
 		trustedOrigins:  map[string]bool{originOf(cfg.PublicURL): true},
 		pages:           pages,
