@@ -1,7 +1,6 @@
 package mail
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -13,7 +12,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	texttemplate "text/template"
 	"time"
 	"unicode"
@@ -153,18 +151,15 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 		data.Expiry = durationWords(c.changeTTL)
 	}
 
-	subject, text, html := getBuffer(), getBuffer(), getBuffer()
-	defer putBuffer(subject)
-	defer putBuffer(text)
-	defer putBuffer(html)
-	if err := tpl.text.ExecuteTemplate(subject, "subject", data); err != nil {
+	var subject, text, html strings.Builder
+	if err := tpl.text.ExecuteTemplate(&subject, "subject", data); err != nil {
 		return Message{}, fmt.Errorf("%w: subject: %v", errUnrenderable, err)
 	}
 	data.Subject = strings.Join(strings.Fields(subject.String()), " ")
-	if err := tpl.text.ExecuteTemplate(text, "layout", data); err != nil {
+	if err := tpl.text.ExecuteTemplate(&text, "layout", data); err != nil {
 		return Message{}, fmt.Errorf("%w: text: %v", errUnrenderable, err)
 	}
-	if err := tpl.html.ExecuteTemplate(html, "layout", data); err != nil {
+	if err := tpl.html.ExecuteTemplate(&html, "layout", data); err != nil {
 		return Message{}, fmt.Errorf("%w: html: %v", errUnrenderable, err)
 	}
 	msg := Message{
@@ -181,25 +176,6 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 		msg.Links = []string{data.Link}
 	}
 	return msg, nil
-}
-
-// renderBuffers keeps the buffers compose renders into. Why: a mail's parts
-// are a few KiB each, and fresh buffers growing to that size were much of
-// what rendering allocated.
-var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledBuffer bounds what goes back into renderBuffers, so that one
-// unusually large mail does not pin its buffer for good.
-const maxPooledBuffer = 64 << 10
-
-func getBuffer() *bytes.Buffer { return renderBuffers.Get().(*bytes.Buffer) }
-
-func putBuffer(b *bytes.Buffer) {
-	if b.Cap() > maxPooledBuffer {
-		return
-	}
-	b.Reset()
-	renderBuffers.Put(b)
 }
 
 // messageID returns the Message-ID of outbox row id: the same for every
