@@ -11,8 +11,14 @@
 // two visibly identical ones differ) after the fact.
 //
 // The accepted syntax is a deliverable subset of the RFC 5321/5322 addr-spec
-// with RFC 6532 (UTF-8) local parts: a dot-atom local part, one '@', and a
-// DNS host name, at most 254 characters in all.
+// with RFC 6532 (UTF-8) local parts: a dot-atom local part without the old
+// routing characters '%' and '!', one '@', and a DNS host name, at most 254
+// characters in all.
+//
+// Addresses made to deceive people are refused as well: a domain, taken as
+// a whole, or a local part whose letters mix scripts the way UTS #39
+// "moderately restrictive" forbids (exаmple.org with a Cyrillic "а",
+// аррӏе.com), because lists and notices show them in Unicode.
 //
 // This package must not import anything else of the project; it depends only
 // on the standard library, golang.org/x/text and golang.org/x/net/idna.
@@ -139,10 +145,16 @@ func Normalize(raw string) (Address, error) {
 	if err := checkLocal(local); err != nil {
 		return Address{}, err
 	}
+	if err := checkScripts("local part", local); err != nil {
+		return Address{}, err
+	}
 
 	// 4. Domain.
 	ascii, unicodeDomain, err := convertDomain(domain)
 	if err != nil {
+		return Address{}, err
+	}
+	if err := checkScripts("domain", unicodeDomain); err != nil {
 		return Address{}, err
 	}
 
@@ -247,7 +259,12 @@ func checkLocal(local string) error {
 		return invalid("local part contains two dots in a row")
 	}
 	for _, r := range local {
-		if r >= utf8.RuneSelf || r == '.' || isAtext(byte(r)) {
+		switch {
+		case r == '%' || r == '!':
+			// a%relay@host and relay!a@host are source routes: some mail
+			// servers still forward them to the host they name.
+			return invalid("character %q is not accepted in the local part: mail servers may read it as a route to another host", r)
+		case r >= utf8.RuneSelf || r == '.' || isAtext(byte(r)):
 			continue
 		}
 		return invalid("character %q is not allowed in the local part", r)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/useremail/useremail/httpframe"
 	"github.com/useremail/useremail/mail"
 	"github.com/useremail/useremail/metrics"
 	"github.com/useremail/useremail/password"
@@ -215,6 +216,7 @@ func (m *Main) listen(ctx context.Context) (err error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
+	m.listener = httpframe.Guard(m.httpServer, m.listener, m.Logger)
 	if m.Config.DebugAddr != "" {
 		// Profiles stay available until Close, through shutdown.
 		if m.stopDebug, err = serveDebug(context.WithoutCancel(ctx), m.Config.DebugAddr, m.Logger); err != nil {
