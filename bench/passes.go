@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/useremail/useremail/bench/pgcount"
 )
 
 // countRow is what the statement-counting pass saw for one scenario and
@@ -22,7 +24,7 @@ type countRow struct {
 	scenario   string
 	target     string
 	requests   int // successful requests sent
-	stmts      []stmtStat
+	stmts      []pgcount.Stat
 	roundTrips int
 	firstErr   string
 }
@@ -37,7 +39,7 @@ func (c countRow) perRequest(n int) float64 {
 func (c countRow) total() int {
 	n := 0
 	for _, s := range c.stmts {
-		n += s.count
+		n += s.Count
 	}
 	return n
 }
@@ -61,12 +63,12 @@ func (e *env) countStatements(ctx context.Context, d *dialectReport, db *databas
 	if err != nil {
 		return err
 	}
-	counter, err := newPGCounter(u.Host)
+	counter, err := pgcount.New(u.Host)
 	if err != nil {
 		return err
 	}
-	defer counter.close()
-	u.Host = counter.addr()
+	defer counter.Close()
+	u.Host = counter.Addr()
 	proxied := &database{name: db.name + "-count", url: u.String()}
 	// The two run at once: requests go to one at a time, and the baseline
 	// has no dispatcher to take the service's mail.
@@ -96,7 +98,7 @@ func (e *env) countStatements(ctx context.Context, d *dialectReport, db *databas
 		for _, name := range []string{svcName, baseName} {
 			// Let the dispatcher's and the janitor's start-up work pass.
 			time.Sleep(300 * time.Millisecond)
-			counter.reset()
+			counter.Reset()
 			ok, firstErr := driveN(ctx, procs[name].base, sc, cfg.count)
 			if name == svcName {
 				if _, err := drain(ctx, db.store); err != nil {
@@ -104,7 +106,7 @@ func (e *env) countStatements(ctx context.Context, d *dialectReport, db *databas
 				}
 			}
 			time.Sleep(300 * time.Millisecond)
-			stmts, rt := counter.snapshot()
+			stmts, rt := counter.Snapshot()
 			c := countRow{scenario: sc.name, target: name, requests: ok, stmts: stmts, roundTrips: rt, firstErr: firstErr}
 			d.counts = append(d.counts, c)
 			cfg.logf("  %s %s: %.1f statements, %.1f round trips per request", sc.name, name, c.perRequest(c.total()), c.perRequest(rt))
@@ -112,12 +114,12 @@ func (e *env) countStatements(ctx context.Context, d *dialectReport, db *databas
 				continue
 			}
 			for _, s := range stmts {
-				if _, ok := seen[s.sql]; !ok {
-					order = append(order, s.sql)
-					params[s.sql] = s.params
+				if _, ok := seen[s.SQL]; !ok {
+					order = append(order, s.SQL)
+					params[s.SQL] = s.Params
 				}
-				if l := seen[s.sql]; len(l) == 0 || l[len(l)-1] != sc.name {
-					seen[s.sql] = append(l, sc.name)
+				if l := seen[s.SQL]; len(l) == 0 || l[len(l)-1] != sc.name {
+					seen[s.SQL] = append(l, sc.name)
 				}
 			}
 		}

@@ -440,7 +440,7 @@ func (r *report) markdown() string {
 			for _, c := range d.counts {
 				fmt.Fprintf(&b, "\n<details><summary>%s, %s: statements per request</summary>\n\n```\n", c.scenario, c.target)
 				for _, s := range c.stmts {
-					fmt.Fprintf(&b, "%6.2f  %s\n", c.perRequest(s.count), trim(s.sql, 200))
+					fmt.Fprintf(&b, "%6.2f  %s\n", c.perRequest(s.Count), trim(s.SQL, 200))
 				}
 				if c.firstErr != "" {
 					fmt.Fprintf(&b, "first error: %s\n", trim(c.firstErr, 200))

@@ -442,6 +442,11 @@ type ClientInterface interface {
 	// `sessionid`, `osessionid` and `csrftoken`; a fresh session id every time.
 	// An unknown address and a wrong password get the same answer.
 	//
+	// At most 60 attempts per minute per client network, and 10 failed
+	// ones per minute for one address from one client network; a
+	// successful login does not count against the latter, and failures
+	// from one network never lock out the address on another.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /auth/login/ (the `Login` operationId).
@@ -453,6 +458,11 @@ type ClientInterface interface {
 	// (primary or verified) and starts a new session. Sets the cookies
 	// `sessionid`, `osessionid` and `csrftoken`; a fresh session id every time.
 	// An unknown address and a wrong password get the same answer.
+	//
+	// At most 60 attempts per minute per client network, and 10 failed
+	// ones per minute for one address from one client network; a
+	// successful login does not count against the latter, and failures
+	// from one network never lock out the address on another.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -513,6 +523,11 @@ type ClientInterface interface {
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
 	//
+	// At most 30 sign-ups per hour per client network. At most 10
+	// verification mails a day go to one address, across all users: past
+	// that the user is created all the same, without the mail, and can ask
+	// for it again (send-verification) once the cap allows.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /users/ (the `SignUp` operationId).
@@ -522,6 +537,11 @@ type ClientInterface interface {
 	//
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
+	//
+	// At most 30 sign-ups per hour per client network. At most 10
+	// verification mails a day go to one address, across all users: past
+	// that the user is created all the same, without the mail, and can ask
+	// for it again (send-verification) once the cap allows.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -571,6 +591,10 @@ type ClientInterface interface {
 	// Opening that link makes `new_email` the primary address. A newer
 	// request makes the links of older ones unusable.
 	//
+	// Limited as adding an address is (per user, per client network, and
+	// the mails to `new_email`), and to 5 wrong passwords per 15 minutes
+	// per user.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /users/{id}/email-change/ (the `RequestEmailChange` operationId).
@@ -581,6 +605,10 @@ type ClientInterface interface {
 	// Checks the user's current password and mails a link to `new_email`.
 	// Opening that link makes `new_email` the primary address. A newer
 	// request makes the links of older ones unusable.
+	//
+	// Limited as adding an address is (per user, per client network, and
+	// the mails to `new_email`), and to 5 wrong passwords per 15 minutes
+	// per user.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -599,6 +627,12 @@ type ClientInterface interface {
 	// Adds an unverified, non-primary address and queues a verification mail
 	// to it. A security notice goes to the primary address.
 	//
+	// At most 10 email-management requests per minute per user, and 60
+	// requests per hour per client network that add an address or ask for
+	// an email change, whatever their answer. The verification mail counts
+	// against the resend interval of this user and this address, and
+	// against the cap of 10 verification mails a day to one address.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /users/{id}/emails/ (the `AddEmail` operationId).
@@ -608,6 +642,12 @@ type ClientInterface interface {
 	//
 	// Adds an unverified, non-primary address and queues a verification mail
 	// to it. A security notice goes to the primary address.
+	//
+	// At most 10 email-management requests per minute per user, and 60
+	// requests per hour per client network that add an address or ask for
+	// an email change, whatever their answer. The verification mail counts
+	// against the resend interval of this user and this address, and
+	// against the cap of 10 verification mails a day to one address.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -632,7 +672,9 @@ type ClientInterface interface {
 	// SendVerification Send a new verification mail
 	//
 	// Queues a new verification mail for an unverified address. At most one
-	// verification mail per address every few minutes (`rate_limited`).
+	// verification mail for this user to this address every few minutes
+	// (`USEREMAIL_RESEND_INTERVAL`), and 10 a day to one address across all
+	// users (`rate_limited`).
 	//
 	// Corresponds with POST /users/{id}/emails/{email_id}/send-verification/ (the `SendVerification` operationId).
 	SendVerification(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -651,6 +693,11 @@ type ClientInterface interface {
 // (primary or verified) and starts a new session. Sets the cookies
 // `sessionid`, `osessionid` and `csrftoken`; a fresh session id every time.
 // An unknown address and a wrong password get the same answer.
+//
+// At most 60 attempts per minute per client network, and 10 failed
+// ones per minute for one address from one client network; a
+// successful login does not count against the latter, and failures
+// from one network never lock out the address on another.
 //
 // Takes any type of body and a specified content type.
 //
@@ -673,6 +720,11 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 // (primary or verified) and starts a new session. Sets the cookies
 // `sessionid`, `osessionid` and `csrftoken`; a fresh session id every time.
 // An unknown address and a wrong password get the same answer.
+//
+// At most 60 attempts per minute per client network, and 10 failed
+// ones per minute for one address from one client network; a
+// successful login does not count against the latter, and failures
+// from one network never lock out the address on another.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -813,6 +865,11 @@ func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
 //
+// At most 30 sign-ups per hour per client network. At most 10
+// verification mails a day go to one address, across all users: past
+// that the user is created all the same, without the mail, and can ask
+// for it again (send-verification) once the cap allows.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /users/ (the `SignUp` operationId).
@@ -832,6 +889,11 @@ func (c *Client) SignUpWithBody(ctx context.Context, contentType string, body io
 //
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
+//
+// At most 30 sign-ups per hour per client network. At most 10
+// verification mails a day go to one address, across all users: past
+// that the user is created all the same, without the mail, and can ask
+// for it again (send-verification) once the cap allows.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -931,6 +993,10 @@ func (c *Client) ConfirmEmailVerification(ctx context.Context, signedEmail Signe
 // Opening that link makes `new_email` the primary address. A newer
 // request makes the links of older ones unusable.
 //
+// Limited as adding an address is (per user, per client network, and
+// the mails to `new_email`), and to 5 wrong passwords per 15 minutes
+// per user.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /users/{id}/email-change/ (the `RequestEmailChange` operationId).
@@ -951,6 +1017,10 @@ func (c *Client) RequestEmailChangeWithBody(ctx context.Context, id UserID, cont
 // Checks the user's current password and mails a link to `new_email`.
 // Opening that link makes `new_email` the primary address. A newer
 // request makes the links of older ones unusable.
+//
+// Limited as adding an address is (per user, per client network, and
+// the mails to `new_email`), and to 5 wrong passwords per 15 minutes
+// per user.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -989,6 +1059,12 @@ func (c *Client) ListEmails(ctx context.Context, id UserID, reqEditors ...Reques
 // Adds an unverified, non-primary address and queues a verification mail
 // to it. A security notice goes to the primary address.
 //
+// At most 10 email-management requests per minute per user, and 60
+// requests per hour per client network that add an address or ask for
+// an email change, whatever their answer. The verification mail counts
+// against the resend interval of this user and this address, and
+// against the cap of 10 verification mails a day to one address.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /users/{id}/emails/ (the `AddEmail` operationId).
@@ -1008,6 +1084,12 @@ func (c *Client) AddEmailWithBody(ctx context.Context, id UserID, contentType st
 //
 // Adds an unverified, non-primary address and queues a verification mail
 // to it. A security notice goes to the primary address.
+//
+// At most 10 email-management requests per minute per user, and 60
+// requests per hour per client network that add an address or ask for
+// an email change, whatever their answer. The verification mail counts
+// against the resend interval of this user and this address, and
+// against the cap of 10 verification mails a day to one address.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1062,7 +1144,9 @@ func (c *Client) GetEmail(ctx context.Context, id UserID, emailId EmailID, reqEd
 // SendVerification Send a new verification mail
 //
 // Queues a new verification mail for an unverified address. At most one
-// verification mail per address every few minutes (`rate_limited`).
+// verification mail for this user to this address every few minutes
+// (`USEREMAIL_RESEND_INTERVAL`), and 10 a day to one address across all
+// users (`rate_limited`).
 //
 // Corresponds with POST /users/{id}/emails/{email_id}/send-verification/ (the `SendVerification` operationId).
 func (c *Client) SendVerification(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1863,6 +1947,11 @@ type ClientWithResponsesInterface interface {
 	// `sessionid`, `osessionid` and `csrftoken`; a fresh session id every time.
 	// An unknown address and a wrong password get the same answer.
 	//
+	// At most 60 attempts per minute per client network, and 10 failed
+	// ones per minute for one address from one client network; a
+	// successful login does not count against the latter, and failures
+	// from one network never lock out the address on another.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /auth/login/ (the `Login` operationId).
@@ -1874,6 +1963,11 @@ type ClientWithResponsesInterface interface {
 	// (primary or verified) and starts a new session. Sets the cookies
 	// `sessionid`, `osessionid` and `csrftoken`; a fresh session id every time.
 	// An unknown address and a wrong password get the same answer.
+	//
+	// At most 60 attempts per minute per client network, and 10 failed
+	// ones per minute for one address from one client network; a
+	// successful login does not count against the latter, and failures
+	// from one network never lock out the address on another.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1948,6 +2042,11 @@ type ClientWithResponsesInterface interface {
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
 	//
+	// At most 30 sign-ups per hour per client network. At most 10
+	// verification mails a day go to one address, across all users: past
+	// that the user is created all the same, without the mail, and can ask
+	// for it again (send-verification) once the cap allows.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /users/ (the `SignUp` operationId).
@@ -1957,6 +2056,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
+	//
+	// At most 30 sign-ups per hour per client network. At most 10
+	// verification mails a day go to one address, across all users: past
+	// that the user is created all the same, without the mail, and can ask
+	// for it again (send-verification) once the cap allows.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2014,6 +2118,10 @@ type ClientWithResponsesInterface interface {
 	// Opening that link makes `new_email` the primary address. A newer
 	// request makes the links of older ones unusable.
 	//
+	// Limited as adding an address is (per user, per client network, and
+	// the mails to `new_email`), and to 5 wrong passwords per 15 minutes
+	// per user.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /users/{id}/email-change/ (the `RequestEmailChange` operationId).
@@ -2024,6 +2132,10 @@ type ClientWithResponsesInterface interface {
 	// Checks the user's current password and mails a link to `new_email`.
 	// Opening that link makes `new_email` the primary address. A newer
 	// request makes the links of older ones unusable.
+	//
+	// Limited as adding an address is (per user, per client network, and
+	// the mails to `new_email`), and to 5 wrong passwords per 15 minutes
+	// per user.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2044,6 +2156,12 @@ type ClientWithResponsesInterface interface {
 	// Adds an unverified, non-primary address and queues a verification mail
 	// to it. A security notice goes to the primary address.
 	//
+	// At most 10 email-management requests per minute per user, and 60
+	// requests per hour per client network that add an address or ask for
+	// an email change, whatever their answer. The verification mail counts
+	// against the resend interval of this user and this address, and
+	// against the cap of 10 verification mails a day to one address.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /users/{id}/emails/ (the `AddEmail` operationId).
@@ -2053,6 +2171,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// Adds an unverified, non-primary address and queues a verification mail
 	// to it. A security notice goes to the primary address.
+	//
+	// At most 10 email-management requests per minute per user, and 60
+	// requests per hour per client network that add an address or ask for
+	// an email change, whatever their answer. The verification mail counts
+	// against the resend interval of this user and this address, and
+	// against the cap of 10 verification mails a day to one address.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2081,7 +2205,9 @@ type ClientWithResponsesInterface interface {
 	// SendVerificationWithResponse Send a new verification mail
 	//
 	// Queues a new verification mail for an unverified address. At most one
-	// verification mail per address every few minutes (`rate_limited`).
+	// verification mail for this user to this address every few minutes
+	// (`USEREMAIL_RESEND_INTERVAL`), and 10 a day to one address across all
+	// users (`rate_limited`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3541,6 +3667,11 @@ func (r GetPrimaryEmailResponse) ContentType() string {
 // `sessionid`, `osessionid` and `csrftoken`; a fresh session id every time.
 // An unknown address and a wrong password get the same answer.
 //
+// At most 60 attempts per minute per client network, and 10 failed
+// ones per minute for one address from one client network; a
+// successful login does not count against the latter, and failures
+// from one network never lock out the address on another.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /auth/login/ (the `Login` operationId).
@@ -3558,6 +3689,11 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 // (primary or verified) and starts a new session. Sets the cookies
 // `sessionid`, `osessionid` and `csrftoken`; a fresh session id every time.
 // An unknown address and a wrong password get the same answer.
+//
+// At most 60 attempts per minute per client network, and 10 failed
+// ones per minute for one address from one client network; a
+// successful login does not count against the latter, and failures
+// from one network never lock out the address on another.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3680,6 +3816,11 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
 //
+// At most 30 sign-ups per hour per client network. At most 10
+// verification mails a day go to one address, across all users: past
+// that the user is created all the same, without the mail, and can ask
+// for it again (send-verification) once the cap allows.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /users/ (the `SignUp` operationId).
@@ -3695,6 +3836,11 @@ func (c *ClientWithResponses) SignUpWithBodyWithResponse(ctx context.Context, co
 //
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
+//
+// At most 30 sign-ups per hour per client network. At most 10
+// verification mails a day go to one address, across all users: past
+// that the user is created all the same, without the mail, and can ask
+// for it again (send-verification) once the cap allows.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3782,6 +3928,10 @@ func (c *ClientWithResponses) ConfirmEmailVerificationWithResponse(ctx context.C
 // Opening that link makes `new_email` the primary address. A newer
 // request makes the links of older ones unusable.
 //
+// Limited as adding an address is (per user, per client network, and
+// the mails to `new_email`), and to 5 wrong passwords per 15 minutes
+// per user.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /users/{id}/email-change/ (the `RequestEmailChange` operationId).
@@ -3798,6 +3948,10 @@ func (c *ClientWithResponses) RequestEmailChangeWithBodyWithResponse(ctx context
 // Checks the user's current password and mails a link to `new_email`.
 // Opening that link makes `new_email` the primary address. A newer
 // request makes the links of older ones unusable.
+//
+// Limited as adding an address is (per user, per client network, and
+// the mails to `new_email`), and to 5 wrong passwords per 15 minutes
+// per user.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3830,6 +3984,12 @@ func (c *ClientWithResponses) ListEmailsWithResponse(ctx context.Context, id Use
 // Adds an unverified, non-primary address and queues a verification mail
 // to it. A security notice goes to the primary address.
 //
+// At most 10 email-management requests per minute per user, and 60
+// requests per hour per client network that add an address or ask for
+// an email change, whatever their answer. The verification mail counts
+// against the resend interval of this user and this address, and
+// against the cap of 10 verification mails a day to one address.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /users/{id}/emails/ (the `AddEmail` operationId).
@@ -3845,6 +4005,12 @@ func (c *ClientWithResponses) AddEmailWithBodyWithResponse(ctx context.Context, 
 //
 // Adds an unverified, non-primary address and queues a verification mail
 // to it. A security notice goes to the primary address.
+//
+// At most 10 email-management requests per minute per user, and 60
+// requests per hour per client network that add an address or ask for
+// an email change, whatever their answer. The verification mail counts
+// against the resend interval of this user and this address, and
+// against the cap of 10 verification mails a day to one address.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3891,7 +4057,9 @@ func (c *ClientWithResponses) GetEmailWithResponse(ctx context.Context, id UserI
 // SendVerificationWithResponse Send a new verification mail
 //
 // Queues a new verification mail for an unverified address. At most one
-// verification mail per address every few minutes (`rate_limited`).
+// verification mail for this user to this address every few minutes
+// (`USEREMAIL_RESEND_INTERVAL`), and 10 a day to one address across all
+// users (`rate_limited`).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8242,103 +8410,115 @@ func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H39cts21vet4OW+M+v0pWTZsbutM515vWmyTdf5aOy0u1tlJIg8klCTAAuAkbUZz+zV7IXtlTyDA4AE",
-	"RerDsZq2++SvWBIBHhyc8zufQN5HicgLwYFrFZ29j+ZAU5D45wtxqYUE82cKKpGs0Ezw6Cw652oBUhE9",
-	"p5okVMoloUSLa+CESiAc3oEkCU3mkPajOFLJHHJqpoEbmhcZRGcRFz2Fk8eRXhbmG6Ul47Po9jaOXoOW",
-	"y/OpBtl+9yUkgqeKaEEWlGkygamQQLRcMj4jdEYZX/POk+M4yhlneZlHZ0fVexnXMAMZ3Zo3F1TSHLRj",
-	"wJOcsuzZ120iruZAWErElAgO5h89B1IqkH9UhKapBKVAGTKYebqgeh7FEae5eR+YSUcsjeJIws8lk5BG",
-	"Z1qW0En0n+JoKmROtaX085NoyyLi6JLNOKRIezflCh9wGzaVIkfyzfOQkozx6zWU23EjXMBu1EfvjvqD",
-	"Piy/XTz7SbA0/35Jf/jH6TM+6CfHGZ/kTwfp377NOmXgjQK5jvWO0yztk3OiQCkmOMnpkgieLQlNNBGc",
-	"MK2IWHB8eM2Cdt0EIzl33QVL/19huXEJKSQsp5kRJsZJyQuappCSN68veopOgUyogs9PyAFLyckxYYqM",
-	"X3z9bPxgzXrMpCOWjq5hueP+vPj6WQf3b81gVQiuAPXgzzR9DT+XoLT5lAiugeOftCgyllCzrsNCikkG",
-	"+f/7SZlFBi8xI9Ja8jW9Bh7FUQoaJTS6mrNKa8wSaSaBpktkiAJUZk11qaKzk8EgjjTTSDoKeDjOT+xW",
-	"U0p+ZhiCbz1z1J2FNNyGPPm/EqbRWfSHwxoOD+2v6vCVHWw5095LaXlDJhLotSKUyDKDR2Rslj0mii4V",
-	"WcxZMu+bNz4VcsLSFPi9WJkoOR1NUWNDVl4CT1GZnVL8UZHHl6+fOlVnHH/7W898d4VfWbRv8vhhzWMc",
-	"nMwhuSbVyzayN6RrX+xFIiyhZptzppSBeiHJQgo+Iwfj4K3jB7H5pckDQ6cZyoUm4/csvR2Tg/HUb4RR",
-	"p9s4esY1SE6zJ1IKea/NYW6mxs6IHPTc0L0Arh3lghNRSqJY2hDz01DMPVlEgTRmFZC8LdtQUbCPPTg3",
-	"wAQ3BSQaUpSDUsIjZLFdnkKrn4nZDNLYWX8FXCNbLxi/vj9LjVUawU2BeLaKHeZHBAAhiMiMUVDXZCok",
-	"oYTDwpjotSBiqCP1vBuZ2qDhAxgbRxpu9OFc51kThIflYPAw+T+pSMz7iXkAvwL7A9JqvwjJtT8eBr/+",
-	"51//bng+HbDe1i7PvJxmxsRBiupD8wIkpGTB9JwcjHHpjL+jGUMNc5z2vziKxg/MWA/fpYLqAfN3oJmr",
-	"oE0mS8LFghyMA3i2Vi5wRx8bh7L3WHAtRbaO7e75Q++74qpfCP1UlDy9lwhyoUdTnCWQvxeCqDKZEwiN",
-	"UVPaTmppeyE08VNsFLX6XftQYE+kZzv6q0w5z+g2jl7RZSZoeiXEBZUzuBebJiJdjrQQowynaugqEPMr",
-	"emoTIFSTXChNPj89ffg5mSw1NDl3FBii197EmvFG+vzsG9m4Qsu+DBISwRQRBujQ0rB/GkXKmYW8KyGe",
-	"U750NKt7sVNSDSOcegX4TMxlgh1j1U+OibJhUYOBx1/WDLwSguSUL72zorbxrvHivZgRYqa0bCILqsic",
-	"6UfGJFurSBVJ5pTPICWUp4QLDEjw+59LKG0kGaABxoi9KkjchAVBOIl0veG01HMh2T/h/pBgpgKuzaDm",
-	"Dl2ImdmbKZNKNxHhqIkIqzNsRYbmgH0hhPWWYkK5tzAY3B6MW690SJ4IPs1Yop0zVvJrbuItH48lQlwz",
-	"UORg7L6pDQhqyRtO31GW0Ul2P8Apg3lW0CalmpoIiiSUG99vYnx1m5YgtQKpuZA6WzY9sAB7LkG+YwmQ",
-	"5os27lL46L5QZ8NiLDtVWRRCakifQ8roFdJ3L75WE45yM+MIl9wVbSAgUkXCF5iJm3B+WrM0IJbg3MTN",
-	"vYWrnRTtG9YNc7+9fPmijz6bG4wOiITUKAHN8CNNU2aG0+yVFAVIzUy0PKWZgg4XumF8bfyPQBdkjgqq",
-	"1EJIRLpgP2y+5SyiGUvg/7sf+onIozjyQ0xIKKSERJO5kArIhGoNckmUpoUVwiIgspo0dEO75s/pzQXw",
-	"mZ5HZ8enJ5j08J+PWnmDkJxw4o2UBZmVanTjvUeD420vvg2THT9GPkFVzfe2GiEmP0GiDalVfuxu29hw",
-	"9Mxm0irBtHbLFkJe9/2vccRSTOsVkuVULqtXvQPJpsysAL9Yv2NtyXXkxIQbVmbGrpGDxZxpIKqgCRAt",
-	"WZ6b4OwNZ0a9yYunj2OSitzgXyYWIHsJVZA+aKyjm/xquzybV2WkuTlxdNObiV5LVFjaXssbzn4ugTDU",
-	"sikD6bWl5V5vzI+a+OMlz5Y+8bWSnQso6qlrVvREYfe/VwgMnP24m54w7k9e6GW4KW7bVon/YQ56jg4h",
-	"s5FNoNh2TOcC3O6voXkiRAaU35PmWrTWES0WHKSas8Jz3Eu48b8KKd4B/8hUr+g0pmq9xFXrqbdjrYo/",
-	"Rqfyrope5fS08UOvgVDjqBrIdnwxPPLb6hIMgf5zWIyaGMBhEejQB8N2MHEbupvv2JOehpC+No2dlFIC",
-	"190W7KPjf82kbTZASiEfo7vTKnEZ+iYZxCSnyZxx6BlZN9/YDBwxMIrL5GVuXoquLbo+I5+ic/5uRUsz",
-	"/20/KZrDiKqR42AwKuCGCWFN8GZnUrXY2y9GJU8hA+08U5eAGQVaEuZv/Mc661WlaIK3J4GvE3cGOite",
-	"fRSvJKWr/Kob7xMfOei5SEc4ZWZsj/mylTVY632uBMRNp7zKe74N5a/J95aEP2WQpVWK8g4o8ZIbDECf",
-	"0ibKTLw0NbN5FHUosoIOPrT3IhtHOMglT/qVvoJS1ECXx4AlGdq1DKMgEd4GiaRTon+YU22GYeo5Nu76",
-	"2FMwjsnYsMX8m9ObUYaaZj65oG6EBI6bah3Q3+KpW1CHuZHgsNPyjSlLSr1y89qC6nmfIV2uQvHYhjE9",
-	"E9as0NFgWouSioshXm5m6DZ8sYuLLZ/rN3QhzDdAM4NZd5IrA6yi1InIwXqYc5zFFmJWZMmHV5G4bguC",
-	"//F9hVLiuqka4nrrat0kXat7AYsPdKMrMyrMn7t7z7t6xeecvH76mJw+PD7Gd/VUAQky0yUdj09PSDKn",
-	"kiYapPpYbm9noLKGs28U3BWQUMUVm/FeWRAOkKqPGko2ifkzGAHe5AfHpOTeSJGSa5Zh0d5XJEQBHNKu",
-	"rWkS/os7OueaZECVJl+sFZk9uzhf7CXE9fmOddrx5cnpnyogTkVS5li067JVHd5NI9Mmw/x8KsBmUXKq",
-	"k7nNkGMWBec2w1V09uP+7eDbNUW+Z9ZD8URuSzO11rrWwG5KNtW+5W3Nq9AG3Y1tLXH1fHwfmcBJbSMn",
-	"cHJuq9molHSJ+bPaUFQ9L8jBlb6WiqfhQtaytyZWu2Tkqo/95vUz20TGqYeKa8bRfXK70VSzHTdsm/b4",
-	"ZCOupVq9M+hdmnRpfd0PsOM+MnLe8qp2GY8ZmzOis+jLf0yO5t/xy+NkUHx3kv9d//yF/H7x8OaHbwfX",
-	"T47ony7kafnd8nNxdaxwFuO+qxHCyvHg+PPe0VHv+Iuro6Ozh4OzweAfxjm2/UDR2clxW4aDV7d77HhK",
-	"mEbHLOgWGRPBScmxMcmXkZr7c7cltGU6WFOH68jDtg4CPFWk5JlxI7DW7DoBjQlhaVYV5EL61vCpgueU",
-	"auhplkMXdRU3t3WGdXSDhdLn54nDPWgsvksEP8AdOHdZ5iQRZQvYzVJHPwnGDVEhYwZf1ozZ5C+skavG",
-	"vO+7eR++opP3a/JKbQv+AcmwDXnUTXm6X9L12EWofsGk5qZUW7idbbE0pgOSUjK9vDSGpoaWbzBsW9N/",
-	"2tGcFhNPQgAyNlVgtDw1chyCKHY/2tiw7n8MsKpWQ1qwvwJaOeHGP8bK5BraaF5DDEvdqw2m2Ao7WqpH",
-	"hJIkYwbXc7okysAlMD0PGk1t9bMmzb+bpV2U7UJYTZMCTSZLMn718vKKHNJSzw8zMWP8cLz29RvebjaR",
-	"8anwxUKaIPoGLaU2+55TxjVlHKTB7lIaXJhrXaizw8MZ0/NyYpTisBoQ/MWUKkFFrapbPblYcNXO9ANW",
-	"WEIQU2fmN8Zn5uE8xtQ047MhrxPYmIlxLc4mlFCxbSxwg1aVnBhJy5ZkAnNmy3FDvlKPi7FQl0LGTLTi",
-	"psFMXNgBr+dC2XYq1R/yIf/sM+c1qP5nn3VtltlHu2hfKh9X2zQ2rxzysQi+OdBePt/RrNwghA+QXuyK",
-	"RN0a94f8yTsTkDSN96pekbxUmtBMCTubeZ9VsSFv+gHIY71WlbHbtSbPQJeqGs2HPKDMLT22v47/8sTz",
-	"yE18OMZWg2CsbXvLQVNUxa+GCDc9nG5oW+lgTDSd+RzcN1fPL0hBZ+hfMoV9lCwB20/pt+oCt+2zz8jz",
-	"ugteEYROQjUZozCrQ5TOHsasy8P//OvffpsaPyvQPSdk+EyftJruXSduQfXcl4oEz5ZDXqddHzmBAp4i",
-	"GQoDesKrTg3bJmOPWkigGrAOYZeDjj6ux+77yc0NPn6K/6qFbYelG8LAIT8Yr+sXGD+wAkBdjrydIret",
-	"z/0hx+xyAlxBgCnPn121EMQE+0qUMoG+kLNDN0gdmmfrsKNGDFsFsk55dNQf9AeI8AVwWrDoLHrYH/Qf",
-	"YoCs52iUQtUznwuhOrzMx3NIrl11x2l/o2K/mAsyF1mqiG1VHGPbQ5XPGvKDqigkic9tWH1UmkqtXE+q",
-	"t2TkcgUDhjwAgZg0AGBFqw0ATCWoeWgbAPfbuFH9IcfOXduV49HOzEFd+3G1whloUoGLlQ+7d8axw/1/",
-	"ltqOJsbdwQJQ+s8iXW7oMOnoLNlT+mm3bo+wW+O26eMYT2j1jMPxYHC3xXzU2G23JfswtaPB5QK7swnu",
-	"X9BFdwm6t87rWC+IB99oXRhntG1p1hz3qgZ/9fPD7/XgP//69yPyiur5V4ePiJ/sEbmkOVwyDV9d0Juu",
-	"Yym3cXRit6mLC9V2HgbnVcyQo4fbh6y2wOK40+3jOtuuzODjL7cPXm0UvY2j013W1zyqgKMe7kJq0JQW",
-	"eO7R2Y9v40iVue1rcI2Lhv90pkxAYJAzemuGVCAqSr0BRb+GDLTL54TWysk9utMO7/pdKCNKHbXU86T9",
-	"HifU5nEUjaOdmFD3fuKgHThXn9n51XaoGVXhhjVjhh/f3sbth0T7qdZeW26v22zviBnqZ9Cx2ReAVm0i",
-	"xQId9aJAhw83OTh8RFsnk1Aalm0B+AtoD2T/uzA6CPM+WJ5/LenslMZt0teRIO2WRFsA/edaGfQHko8H",
-	"AxN8ZFWNOcEIDz39RsqyJXGuUHtfgVspx+4mEu7dXT3zJuTcDNbsHXBQKuBbtTbluJeDlixRa7nn7Q+Z",
-	"LIkUpQbvr+pSVaEekySjGnjCQMXYyt+zrfwSpqWimYptw74Lk5eVwotST8RNXH32u2I+/0UQWXL0Vrs2",
-	"5bkjfOuu4MGqIqOsuR/RH8jV3189IVXUMDLhxsgLwkgLTTOCiQUT497t8JQjzsdyrySe8INSEUMNcQm8",
-	"TXsXDMmrla7dRRfb9L3UdW5lncIqIGFTJ6kmSPn28uWLR+RyQWczkOTNMxvWpiJRh2MXodtseRuMC0jM",
-	"6Hsrx2p0dtvB7yqz2I2OBSTOiuBhyAVVZFKyTGOGYCOz8aRgkysHZlUPduH5ktoze508Dx8icEMTnWE3",
-	"/Fo6NzH67+fPL+7GaE/broxulYJfFsDPXz0jD/uDRhX419gRs/yNO4KtbesNgTUArlJUnZhgyh6VwNwE",
-	"OqKIUDmb2ckxGWJYCukjcjp4SLDXc8FUNyy9BpoyB7q/KXNhCFvuPR4Il7t2X2wCbENiBVNUyrXLkwXm",
-	"tlZTsaxOqxzUrSE2yMRDYGrIqUurOIlBm6OFUSnytS+gZ2JWp2wY78plXLIZf1P8bpIZvh9op0TG0d0W",
-	"sr9K4G5rqRey0v2vqlSmC80+hfq/cKhvtICUReh0uzpLQ63bee334V0wt4fvg5tHbteHij8YX3J8niRQ",
-	"6LPWabGxzc/n9NqlDjLGr+sLdWz+fxUyMJ/pvH+mY5Kxa7DFlnGfnPOlhfKq4jHDYHXIVU6zrC4N+Hz2",
-	"pNRacFvVMXNggyJS9eb1xSPCtDujqvy51U5omYvFK0tmeALhvrZi03kCo4FfBmdTbKm3PvbhcGI3/bQt",
-	"nXu5r+A5Hp1YJZgsRSlXwX8P1xk4prsaor+bwnp51d0DieBTZlxzYz1w7w+MGDzY110DO6FWfSnGbwMH",
-	"jAuIB39R0a2Mo/oFyIAlsejtyiVZP3aTUD9yGF5HdRtvfby+N+n2bbzGmXi+ASJWek3jqgpTdXVgOU5k",
-	"aQ0mStOlwkqOq/KvIoyFDaP0LIE+uWR8luGbziwqYcuqh6HgygtCpxrkgspU2QAYP9sakDF2ltH+lEAH",
-	"ljy20voJTvCLVyvg7y4M+FjQIUGVmf4EGg40LLjXpUUvLm3IWPUkXAF9kxNxPx/CiapqHGUMXIUhNz+M",
-	"n7jzJluchoMqux0TihHHkKuEcg7ygYeGD3Iohnx3jwJp/T4IffaMAHc9pPxrYQCyYEnaRO/pPqRVc/HJ",
-	"f9jZf2hG5r9l90FeN6HBtXigGfcC0MfEGF4qSmyDu7XyeGfIVMghD7BPu8N1/vKrWoqCyoS9nJT4YoUR",
-	"myHHbJWh0zxskGQqZF7fytkStw1ewieIsF+cu03xlHwkZPjkHjQwwQN1pSQbHYP3LL09DMMPm0u8E1S4",
-	"K2PXK37Q3bXm4Do6Cba1k1p914KMqwPl4/6Qe1RAlcdHbMYieKqrz7RPzq3XP+Ter2hmOhCFRJaCJIKD",
-	"IiUvlWFyl8K7NNJqPPCBmcw93lZwB113dO+U0ezo/bDXvzYjqA/PG36c1pFP6clfq8/F3x9IvcQ4i7+i",
-	"pAFEuasWujFKrc9xnmcr7esebeLGC/FaOPwKb780hr3dCcWcit+30PTj+635+6Ot4f5+bjV6G2LETicX",
-	"veu3cmix20av3sH+28aD31WzjpFGV75rcLhDZeJ9G+7zNMU267ooGBMueK+rGmALhaSjTjjkrlB4Tjw7",
-	"XEqPzAS40LxtuDvs73nqIpK91Q9XbznYuSzo/eb91wX3c4nZ3bz/llJXt7xDSlSZJKDUtMyy5SdD/8nQ",
-	"d6HUeZp2hxxb7Pl7/99y2PIl3qcEXa1yuXgHthbQgh9bWVjFpPC6TjM4HfKD8dr7m8YP9gBPtv+6Rqht",
-	"vrRd1W/debaUbx5R3fT9SR+842u2dotKxN2u7EsOXdeWxsZhtafsO9uj1sjd4HdofYLLNf/LlON35XoG",
-	"grhPd3N7Ntn/B1C3b7daDQU87YUu5z0SWHchbJ3L/J13gzksOlrm8L/HCB3qIE/lrsgSHIa8PbIIbsG0",
-	"fZRTWJCc8VLjbd/hBX3jB53lLODp5jT1cXs937cIsdfCfzJa/31GC++fWSO5O7h0ziz07OUDG3vl111M",
-	"Zk9kw6ojpshMEC06zV7Yo7Fn6/ch6Zr7mr7OjohP6ZS9nn3aIfv4wakUS6V858fZ4/aHaDHcW1rXPtmb",
-	"A/v1tSFVN6hZ0eodUfZyC3Lw9U+Uz0TP0EM1m2T1fRaUp3gE8EE4ZannHdNddd/9Ud+uHv7viWrNBOGt",
-	"H7Y+Q2X1HxtqEXjBwYy2FtWxwAKS2F+9iWUhe0YnGBp0wd++vf2fAAAA//8=",
+	"7F3vcts2tn8VXO6dWbuXkmXHzjbOdOa6ibN110lc22l3t8pIMHkkoSYBFQAtazOe2afZB9snuYMDgARF",
+	"SpZjNW335pMtigAODg5+5y+gD1Ei8qngwLWKDj9EE6ApSPz3jbjQQoL5NwWVSDbVTPDoMDriagZSET2h",
+	"miRUyjmhRItr4IRKIBxuQJKEJhNIu1EcqWQCOTXdwC3NpxlEhxEXHYWdx5GeT80TpSXj4+juLo7OQcv5",
+	"0UiDbI59AYngqSJakBllmlzBSEggWs4ZHxM6powvGXN/L45yxlle5NHhbjku4xrGIKM7M/KUSpqDdgw4",
+	"zinLTl42ibicAGEpESMiOJg/egKkUCD/qAhNUwlKgTJkMPP2lOpJFEec5mY8MJ0OWBrFkYSfCyYhjQ61",
+	"LKCV6D/F0UjInGpL6dP96J5JxNEFG3NIkfZ2yhW+4BZsJEWO5Jv3ISUZ49dLKLftBjiB9aiPbna7vS7M",
+	"v52d/CRYmn8/pz/8/eCE97rJXsav8le99K/fZq0y8E6BXMZ6x2mWdskRUaAUE5zkdE4Ez+aEJpoITphW",
+	"RMw4vrxkQusugpGch66Cpf8vMF85hRQSltPMCBPjpOBTmqaQknfnpx1FR0CuqIKn+2SLpWR/jzBFhm9e",
+	"ngy3l8zHdDpg6eAa5muuz5uXJy3cvzON1VRwBbgPvqbpOfxcgNLmUyK4Bo7/0uk0Ywk189qZSnGVQf4/",
+	"PykzyWAQ0yKtJF/Ta+BRHKWgUUKjywkrd42ZIs0k0HSODFGAm1lTXajocL/XiyPNNJKOAh628x272RSS",
+	"HxqG4KiHjrrDkIa7kCf/LWEUHUZ/2KngcMd+q3bObGPLmeZaSssbciWBXitCiSwyeE6GZtpDouhckdmE",
+	"JZOuGfGVkFcsTYE/ipWJkqPBCHdsyMoL4CluZrcp/qjIi4vzV26rM47f/bVjnl3iI4v2dR4/qXiMjZMJ",
+	"JNekHGwle0O6NsVeJMISapY5Z0oZqBeSzKTgY7I1DEYdbsfmmzoPDJ2mKReaDD+w9G5ItoYjvxBmO93F",
+	"0QnXIDnNjqUU8lGLw1xPtZUROeiJoXsGXDvKBSeikESxtCbmB6GYe7KIAmnUKiB59yxDScEm1uDIABPc",
+	"TiHRkKIcFBKeI4vt9BRq/UyMx5DGTvsr4BrZesr49eNZarTSAG6niGeL2GG+RAAQgojMKAV1TUZCEko4",
+	"zIyKXgoihjpS9buSqTUaPoKxcaThVu9MdJ7VQbhf9HpPkv9KRWLGJ+YFfAT2C6TVPgjJtV/uBN/++5//",
+	"qlk+LbDe3F2eeTnNjIqDFLcPzacgISUzpidka4hTZ/yGZgx3mOO0/8ZRNNw2bT18FwrKF8z/wc5cBG1y",
+	"NSdczMjWMIBnq+UCc/SFMSg7LwTXUmTL2O7e3/G2K876jdCvRMHTR4kgF3owwl4C+XsjiCqSCYFQGdWl",
+	"bb+StjdCE9/FSlGrxtrEBvZEerajvcqUs4zu4uiMzjNB00shTqkcw6PYdCXS+UALMciwq9peBWK+RUvt",
+	"CgjVJBdKk6cHB0+ekqu5hjrndgNFdO5VrGlvpM/3vpKNC7RsSiEhEUwRYYAONQ37h9lIObOQdynEa8rn",
+	"jmb1KHZKqmGAXS8An/G5jLNjtPr+HlHWLaoxcO9ZxcBLIUhO+dwbK+o+3tUG3ogaIaZLyyYyo4pMmH5u",
+	"VLLVilSRZEL5GFJCeUq4QIcEn/9cQGE9yQAN0EfslE7iKiwI3Emk6x2nhZ4Iyf4Bj4cE0xVwbRrVV+hU",
+	"jM3ajJhUuo4Iu3VEWOzhXmSoN9gUQlhrKSaUew2Dzu3WsDGkQ/JE8FHGEu2MsYJfc+NveX8sEeKagSJb",
+	"Q/ekUiC4S95xekNZRq+yxwFOEfSzgDYp1dR4UCSh3Nh+V8ZWt2EJUm0gNRFSZ/O6BRZgzwXIG5YAqQ+0",
+	"cpXCVzeFOismY9mpiulUSA3pa0gZvUT6HsXXssNBbnoc4JTbvA0ERKpIOIDpuA7nBxVLA2IJ9k1c3/dw",
+	"tZWiTcO6Ye63F2/fdNFmc43RAJGQmk1AM/xI05SZ5jQ7k2IKUjPjLY9opqDFhK4pX+v/I9AFkaMpVWom",
+	"JCJdsB423nIY0Ywl8L/ui24i8iiOfBPjEgopIdFkIqQCckW1BjknStOpFcJpQGTZaWiGtvWf09tT4GM9",
+	"iQ73DvYx6OE/7zbiBiE5YccrKQsiK2Xr2ri7vb37Br4Lgx0/Rj5AVfb3vmwhrn6CRBtSy/jYw5axZuiZ",
+	"xaRlgGnpks2EvO76b+OIpRjWm0qWUzkvh7oByUbMzAAfLF+xpuQ6cmLCDSszo9fI1mzCNBA1pQkQLVme",
+	"G+fsHWdme5M3r17EJBW5wb9MzEB2Eqog3a7No538crk8mxdlpL44cXTbGYtOQ1RY2pzLO85+LoAw3GUj",
+	"BtLvloZ5vTI+avyPtzyb+8DXQnQuoKijrtm0I6Z2/TtTgY6zb3fbEcb8yad6Hi6KW7ZF4n+YgJ6gQcis",
+	"ZxNsbNumdQJu9ZfQfCVEBpQ/kuZKtJYRLWYcpJqwqee4l3Bjf02luAH+iale2NMYqvUSV86nWo6lW/wF",
+	"GpUP3ehlTE8bO/QaCDWGqoFsxxfDI7+sLsAQ7H8Os0EdAzjMgj300bAddNyE7voYG9qnIaQvDWMnhZTA",
+	"dbsG++T4XzHpPh0gpZAv0NxppLgMfVcZxCSnyYRx6BhZN09sBI4YGMVp8iI3g6Jpi6bPwIfonL1b0lKP",
+	"f9tPiuYwoGrgOBi0CrhhXFjjvNmeVCX29sGg4ClkoJ1l6gIwg2CXhPEb/7GKepUhmmD0JLB14lZHZ8Gq",
+	"j+KFoHQZX3XtfeAjBz0R6QC7zIzuMQ8bUYOl1ueCQ1w3ysu45/tQ/up8b0j4KwZZWoYoH4ASb7nBALQp",
+	"baDM+Esj05tHUYciC+jgXXsvsnGEjVzwpFvuV1CKGujyGDAnfTuXfhQEwpsgkbRK9A8Tqk0zDD3Hxlwf",
+	"egqGMRkatpi/Ob0dZLjTzCfn1A2QwGF9Wwf0N3jqJtSibiQ47LR8Y8qSUs3cDDuletJlSJfLULywbkzH",
+	"uDULdNSY1qCk5GKIl6sZeh++2MnFls/VCG0I8w3QzGDWg+TKAKsodCJysBbmBHuxiZgFWfLuVSSum4Lg",
+	"v/xQopS4rm8NcX3vbF0nbbN7A7OPNKNLNSrMv+tbz+taxUecnL96QQ6e7O3hWB01hQSZ6YKOewf7JJlQ",
+	"SRMNUn0qs7fVUVnC2XcKHgpIuMUVG/NOMSUcIFWf1JWsE/M1GAFeZQfHpOBeSZGCa5Zh0t5nJMQUOKRt",
+	"S1Mn/Bc3dI40yYAqTb5cKjIbNnG+3IiL6+Mdy3bHs/2DP5VAnIqkyDFp16arWqybWqRNhvH5VICNouRU",
+	"JxMbIccoCvZtmqvo8MfN68H3S5J8J9ZC8UTeF2ZqzHWpgl0VbKpsy7uKV6EOehjbGuLq+fghMo6Tuo+c",
+	"wMi5K3ujUtI5xs8qRVHWvCAHF+paSp6GE1nK3opY7YKRizb2u/MTW0TGqYeKa8bRfHKrUd9may7YfbvH",
+	"BxtxLuXsnUJv20kX1tb9CD3uPSNnLS/uLmMxY3FGdBg9+/vV7uQ7frGX9Kbf7ed/0z9/Kb+fPbn94dve",
+	"9fEu/dOpPCi+mz8Vl3sKezHmuxogrOz19p52dnc7e19e7u4ePukd9np/N8axrQeKDvf3mjIcDN2sseMp",
+	"YRoNs6BaZEgEJwXHwiSfRqqvz8Om0JTpYE4tpiMPyzoI8FSRgmfGjMBcs6sENCqEpVmZkAvpW8KnEp5T",
+	"qqGjWQ5t1JXcvK8yrKUaLJQ+308crkFt8m0i+BHmwJGLMieJKBrAbqY6+EkwbogKGdN7VjFmlb2wRK5q",
+	"/X5o5304RCvvl8SVmhr8I4JhK+Koq+J0v6TpsY5Q/YJBzVWhtnA5m2JpVAckhWR6fmEUTQUt36DbtqT+",
+	"tKU4LSaehABkbKjA7PLUyHEIolj9aH3Dqv4xwKpqG9Ip+wuglhOu/QvMTC6hjeYVxLDUDW0wxWbYUVM9",
+	"J5QkGTO4ntM5UQYugelJUGhqs58VaX5slrZRtg5hFU0KNLmak+HZ24tLskMLPdnJxJjxneHS4VeMbhaR",
+	"8ZHwyUKaIPoGJaU2+p5TxjVlHKTB7kIaXJhoPVWHOztjpifFldkUO2WD4D+mVAEqamTdqs7FjKtmpB8w",
+	"wxKCmDo03zE+Ni/nMYamGR/3eRXAxkiMK3E2roSKbWGBa7S4yYmRtGxOrmDCbDquzxfycTEm6lLImPFW",
+	"XDcYiQsr4PVEKFtOpbp93udffOGsBtX94ou2xTLraCftU+XDcpmGZsg+H4rgyZb28nlDs2KFEG4jvVgV",
+	"iXtr2O3z4xvjkNSV9+K+InmhNKGZErY3M57dYn1etwOQx3rpVsZq14o8A12qLDTv84AyN/XYfjv887Hn",
+	"ket4Z4ilBkFbW/aWg6a4Fb/qI9x0sLu+LaWDIdF07GNw31y+PiVTOkb7kimso2QJ2HpKv1SnuGxffEFe",
+	"V1XwiiB0EqrJEIVZ7aB0dtBnne/8+5//8stU+1qB7jghw3e6pFF07ypxp1RPfKpI8Gze51XY9bkTKOAp",
+	"kqHQoSe8rNSwZTL2qIUEqgHzEHY6aOjjfOy679/e4usH+FfNbDksXeEG9vnWcFm9wHDbCgB1MfJmiNyW",
+	"Ppe8zZlGYs6ME01dCRBmmUpa9veekWEY27VC1ufDoNBnGLvaIFszxMqSoS75GhRLnQuBPSgyBVmm2ft8",
+	"WiVvjIBSTSifC47lFISqa0KvRKED5NETMD4ZemRixvt8y0VWYoIbOPZIRHnVMfUZYkvYNsHyVJyQoafP",
+	"3ZbgoGdCXh/a7Y/P/qjIydnNftWXsHrn5OzmKdl5uo9xUpQaMB0JGQeYZdbvllm8HL67OD4/fn10cjq4",
+	"PH93cXn8cnB2/vavJ8cXQ9/HnIyEnFFprPw+Z9yY+a/sE0jNf05oHScRegmgKNkli0mtVNP0kWRFCmlM",
+	"lAiXVltOhyWftq4/KGNB612LPs+Y0mH2EVSXWLvfV695SCYTqiag7BEgl/Dw69LnPgRmhGVhRTxdC7JG",
+	"NRE8ASP1gbwdkt3hdrfPMUeSAFcQaMbXJ5cNPSimwJUoZAJdIcc7rpHaMe9WznOl92wu07qW0W631+2h",
+	"nTIFTqcsOoyedHvdJxjm0RM0rUIFYj5PhWrxlV5MILl2wuIZFtadzCaCTESWKreKQyzeKRepz7fK1KYk",
+	"PkJntYrSVGrlKqu9PUYuFjRZnweqLCY1Nbagm4waG0lQk9DCsaJmnIFun2P9ua0t81KEC+uK6MsZjsEK",
+	"D6pIu8yIQEe+zrRHqEbL12JDznihAf+t70qLMrs9d+ahzwWHWpORkJjr8eSgekIsqfXznNA+V0WSgFKj",
+	"IrPiWYV57K7CGjQn9hnGDe3wrs5e9XnZu+vWgX4mkmtiICtM16NawEy1FVvjmSGAn6S2JJFxdzIIlP5a",
+	"pPMVJWItpWEbih+vV64Vllvd1Z0U48osHlLa6/UeNplPGnxZb8o+ztRSoXaKxysIrl9QBnsBurPMbVi+",
+	"B7e+0XpqvMmmqbjkvGbZ+Kufn3yve//+57+ekzOqJ1/tPCe+s+fkguZwwTR8dUpv286V3cXRvl2mNi6U",
+	"y7kTHDgzTXaf3N9ksYYd2x3c3661btI03nt2f+PFSu+7ODpYZ371s0bY6sk6pAZVpYHrHR3++D6OVJHb",
+	"wiRXeWz4T8fKePRGaUTvTZNSf4hCr1AgLyED7ayp0Nx0ck+sUYBQ321DGVHoqLE995vjOKE2r6No7K7F",
+	"hKp4Gxutwbnq0N2vtkL1sAguWN3p//H9Xdx8STTfaqy15fayxfaelKF+DC2LfQqo0K+kmKG1PJ2ix4aL",
+	"HJwepI2jhSgN86YA/Bm0B7L/XxgdxGk+Wp5/Lelslcb7pK8lw9EuibaC4R9LZdDfKLDX65HZhGVlkUiC",
+	"IRp01Ws5h4bEuUqLxwrcQj3FeiLhxm479JKxm3vAmt0AB6UCvpVzU457OWjJErWUe17/kKs5kcJYqM5U",
+	"14UqYzVMGvsSeMJAxXgWp2MdcQmjQtFMxfbEjYtzzcsNLwp9JW7j8rNfFfP5z4LIgqOh3rYorx3h964K",
+	"noycZpTV1yP6A7n829kxKR2mgfG0Bl4QBlpomllD2vjEDzv96IjzwZgziUd0oVDEUENcBH7V2gVN8nKm",
+	"S1fRuXVdL3WtS1nFoKeQsJGTVOOffXvx9s1zcjGj4zFI8u7ExqVSkaidoQux2XRXE4ynkJjWj94ci47p",
+	"XQu/y9RAOzpOIXFaBE8zz6giVwXLNPpQK5mNR33rXNkys9peh+dzag/dtvI8fInALU10NvfBllY6VzH6",
+	"b0evTx/GaE/buoxu1HK8nQI/OjshT7q9WhnHr7EiZvorVwRDNcsVgVUALtVbHnliyp51wuAiGqKIUDkb",
+	"284xmmlYCulzctB7QtAFnjHVDkvnQFPmQPc3pS4MYfON+wPhdJeui41gr4gpYYxZufMuZIbB6cVcCqsi",
+	"SltVbZd1MvEUp+pz6iJKTmJQ52hhthR56UMjmRhX0SrGa2GcJz1f4mZjMhNRyJYgTpf4Bru9Pm8MaSaS",
+	"0jkZCzN4EMyJCU2kMOoty3B8dUimVOk+x1BmRZVyYfcU3/SBpxj1rQ/LmJGs4nRR5j4fYVjXHT3cUsDT",
+	"TkjcNsYhbSyNTglWSKu2WM4FG/N3099NMMcXNK4VyNl92EQ2V8qw3lyqiSwcX1JlLsa5pp9DHb9wqMPs",
+	"AlJMQ6fDJYprsNZMzH0IL7O62/kQXJ10t9xV/sHY0sOjJIGpPmwcdx3aBGNOr8tEFL+ubgSzCcxFyLQ5",
+	"Cuv9MB2TjF2DzRYPu+SIz60qK1O2Y3TW+1zlBnXK3KZPyF0VWgtusy6mD6ywRqrenZ8+N8Bj0yDKJ9Fa",
+	"oWUiZmeWzPAI1WN15aoDUWYHPgsO19lalercmsOJ9fanrUnfyIUrr/Hs1yLBZI46p76SG7iPxTHdJaz8",
+	"5TrWyi0vT0kEHzHjmhhVhmu/ZcRge1OXpayFWtWtPr8NHDAmcJnq67hUn9l+ATJgTj96v3DL34/tJFSv",
+	"7IT36d3F975eXfx29z5eYky9XgERC8XycZmAK8vSMDUrsrQCE6XpXGESz5UpLSKMhQ2z6VkCXXLB+DjD",
+	"kQ4tKmHNvYeh4M4eQkcaMC+srB2Dn236zyg7y2h/zKkFS15Yaf0MJ/jgbAH8XfnCp4IOCarI9GfQcKBh",
+	"wb3KKntxaULGoiXhKoBWGRGPsyGcqKpacjcwFYw3AmR47A7M3WM0bJXR/ZhQdEr6XCWUc5DbHho+yqDo",
+	"8/UtCqT1+8DV2TACPPSWhV8LA5AFc9IkekMXui2qi8/2w9r2Qz0y8Vs2H+R1HRpcdQ+qcS8AXQwMYoUa",
+	"sSd0rJbHyMNIyD4PsE+708H+9r5KioLMjL1dmfhkjRGbPsdonaHTvGyQZCRkXl0r3BC3FVbCZ4iwD47c",
+	"onhKPhEyfDYPapjggbrcJCsNgw8svdsJ3Q8bS30QVLg7r5dv/KCwb8nNG2gk+AAn7nctyLC8EWPY7XOP",
+	"Crjl8RUbsQjeaiuU75Ija/X3ubcr6pEORCGRpYDFcYoUvFCGyRi9PXVFsFQ1y2YN7mz5at14WUGeNXlc",
+	"2X1tTtsuNynIwUJNoI0Q7x64wj1ly4DxwqYWFHKxrUUn5SPDqxu8A+YBAOToXivM2lKQcxyWyrqpf3ww",
+	"89PU83yOmf5axUf+VlbqJcaZIQvIEeCmu8CmHTjV8sDrUbZwKMhDYFwbEC/bxEd4p7CxNprlacxt8cdm",
+	"/378cG9SYffeGMRm7op7H2LEWufBvT26cBS83XBY/GWL3zYe/K4qqIw0upxqjcMtWybetDVxlKZY9l9l",
+	"amPCBe+0pShs9pa0JG/73GVvj4hnh4szkrEAFy9oWhNhSne35wK3OeV0DLk9NOZqmhZK9e2mNyQ97ZWW",
+	"yMpMsDuDkqahySEkHvrxblB4RMQeDwJ3uTOT/iwBqWzoMHdt0019HhbyS8ADdHjw9oZmtRu3XR1V9ZsX",
+	"zroJ2ycUL+Lb7ZGliet61rrNnDlKnde5sRzx4lU8a6d+vW+0+dzvZm7afJiH18DI8qdIICXVeY9s/tlu",
+	"+mw3tYH+UQ2L1jePPvjfjrIparz0D9rKQXNxAzbf00BzC2OLEB/eKW0ap32+NVx6yeBw++Fo34Ane8ag",
+	"Qqj7XBM7q9+6L2IpX92i/DmKz/vB+xFmae/ZEnG7Z/CWQ9vd2rGx/+1VMK0lgEvkrvc71D7BDdD/YZvj",
+	"d2XJB4K4Sev9/oyB/5XCu/f3ao1GueEjgpQPIWyZB/Kd9yo4zFpMa/wNp9A/CWKRznUQHFqqO7FlZXH7",
+	"lKXHCVs9PIJZFRfcCk7Nnx9fHL95OTh5c3l8/v3RqY8v7vZaTe+gXtTeHKLIVv10+XZrShR4ujrVsdfk",
+	"1/eNidrfRvmsFP/zlCJewrZkZ6xhMjq107E38Kw8b7Lsdk57LQksGnrKFk23qtWwzmfD2vVjomuPVa2t",
+	"VTWfo18bPT+4RrD4oyNflkp549vZ2zp2UCO5URp3H9qzBd3q7qyyotjMaPGiRHvDE9l6+RPlY9Ex9FDN",
+	"rrLqUiejOl5cnL/aDrss9KSlu8v2C7CqnxgJf0JYLekgvPrKhb5k+eu+WgRWdtCjzWe2THAKSezvn8bU",
+	"oj3nFjQNTpLcvb/7vwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -59,6 +59,7 @@ func TestBurstChild(t *testing.T) {
 	}
 	h := NewHasher(DefaultParams, slots)
 	h.collect = collect
+	h.SetMaxWaiting(-1) // every login of the burst waits its turn
 	ctx := context.Background()
 	stored, err := h.Hash(ctx, "the user's password")
 	if err != nil {

@@ -239,3 +239,82 @@ func BenchmarkLoginPaths(b *testing.B) {
 	b.ReportMetric(float64(unknown[len(unknown)/2].Nanoseconds()), "unknown-ns/login")
 	b.ReportMetric(ratios[len(ratios)/2], "unknown/known")
 }
+
+// TestVerifyDummyShedsLikeVerify checks that once slots+maxWaiting callers
+// hold or wait for slots, both paths return ErrBusy at once, and that the
+// callers already waiting are not disturbed.
+func TestVerifyDummyShedsLikeVerify(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := NewHasher(cheap, 1)
+		h.SetMaxWaiting(2)
+		stored, err := h.Hash(t.Context(), "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.sem.Acquire(t.Context(), h.slots); err != nil { // a hash outside the queue's count
+			t.Fatal(err)
+		}
+		queued := make(chan error, h.slots+2)
+		for range h.slots + 2 {
+			go func() {
+				_, _, err := h.Verify(t.Context(), "pw", stored)
+				queued <- err
+			}()
+		}
+		synctest.Wait() // all of them wait for the slot
+		paths := map[string]func() error{
+			"known": func() error {
+				_, _, err := h.Verify(t.Context(), "wrong", stored)
+				return err
+			},
+			"unknown": func() error { return h.VerifyDummy(t.Context(), "wrong") },
+			"hash": func() error {
+				_, err := h.Hash(t.Context(), "pw")
+				return err
+			},
+		}
+		for name, path := range paths {
+			if err := path(); !errors.Is(err, ErrBusy) {
+				t.Errorf("%s path with the queue full: %v, want ErrBusy", name, err)
+			}
+		}
+		h.sem.Release(h.slots)
+		for range h.slots + 2 {
+			if err := <-queued; err != nil {
+				t.Errorf("a caller that was waiting: %v", err)
+			}
+		}
+		for name, path := range paths {
+			if err := path(); err != nil {
+				t.Errorf("%s path with the queue empty: %v", name, err)
+			}
+		}
+		if !allFree(h) || h.inflight.Load() != 0 {
+			t.Errorf("after the burst: slots free %v, %d callers counted; want true, 0", allFree(h), h.inflight.Load())
+		}
+	})
+}
+
+// TestSetMaxWaitingNegative checks that a negative bound lets every caller
+// wait.
+func TestSetMaxWaitingNegative(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := NewHasher(cheap, 1)
+		h.SetMaxWaiting(-1)
+		if err := h.sem.Acquire(t.Context(), h.slots); err != nil {
+			t.Fatal(err)
+		}
+		const callers = 4 * DefaultWaitingPerSlot
+		errs := make(chan error, callers)
+		for range callers {
+			go func() { errs <- h.VerifyDummy(t.Context(), "pw") }()
+		}
+		synctest.Wait()
+		h.sem.Release(h.slots)
+		for range callers {
+			if err := <-errs; err != nil {
+				t.Errorf("VerifyDummy: %v", err)
+			}
+		}
+	})
+}

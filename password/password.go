@@ -2,8 +2,8 @@
 // golang.org/x/crypto/argon2 in the PHC string format, constant-time
 // verification, a dummy verification that answers for unknown accounts
 // like a real one, equal verification times across kinds of stored hashes
-// (timing.go), and a bound on how many hashes, and so how much hashing
-// memory, are in use at once.
+// (timing.go), a bound on how many hashes, and so how much hashing
+// memory, are in use at once, and one on how many callers wait for them.
 //
 // This package must not import anything else of the project; it depends
 // only on the standard library and golang.org/x/{crypto,sync,text}.
@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -86,6 +87,16 @@ func (p Params) Validate() error {
 	return nil
 }
 
+// ErrBusy is the error of a Hash or Verify that found the Hasher's queue
+// full (see Hasher.SetMaxWaiting): it returns at once instead of waiting.
+var ErrBusy = errors.New("password: too many hashes are waiting for a slot")
+
+// DefaultWaitingPerSlot is how many callers per slot NewHasher lets wait.
+// Why so few: a queue longer than a few dozen hashes per slot is a flood,
+// not a busy hour, and refusing its tail at once keeps every other login's
+// wait short instead of letting the queue run into the request deadline.
+const DefaultWaitingPerSlot = 32
+
 // Hasher hashes and verifies passwords, holding a slot per running hash;
 // a stored hash needing more memory than its parameters holds as many as
 // its memory fills (all at most), so hashing memory stays within slots ×
@@ -95,6 +106,10 @@ type Hasher struct {
 	params Params
 	slots  int64
 	sem    *semaphore.Weighted // one unit per slot
+	// inflight counts the callers that hold or wait for slots; beyond
+	// slots+maxWaiting (when that is not negative) a caller gets ErrBusy.
+	inflight   atomic.Int64
+	maxWaiting atomic.Int64
 	// collect is whether a hash is followed by a garbage collection
 	// (derive): params.Memory ≥ collectMinMemory.
 	collect bool
@@ -122,7 +137,7 @@ func NewHasher(p Params, maxConcurrent int) *Hasher {
 	// The dummy hash has a random salt and a random key, so it costs
 	// exactly what a real hash with these parameters costs to verify and
 	// no password can be known to match it.
-	return &Hasher{
+	h := &Hasher{
 		params:  p,
 		slots:   int64(maxConcurrent),
 		sem:     semaphore.NewWeighted(int64(maxConcurrent)),
@@ -130,12 +145,20 @@ func NewHasher(p Params, maxConcurrent int) *Hasher {
 		dummy:   encode(p, randomBytes(p.SaltLen), randomBytes(p.KeyLen)),
 		pause:   wait,
 	}
+	h.SetMaxWaiting(DefaultWaitingPerSlot * maxConcurrent)
+	return h
 }
+
+// SetMaxWaiting sets how many callers may wait for a hashing slot at once;
+// a caller beyond them gets ErrBusy at once. A negative n lets any number
+// wait, each as long as its context allows. NewHasher sets
+// DefaultWaitingPerSlot per slot.
+func (h *Hasher) SetMaxWaiting(n int) { h.maxWaiting.Store(int64(n)) }
 
 // Hash returns a PHC string for password:
 // $argon2id$v=19$m=19456,t=2,p=2$<salt>$<key>, with salt and key in
 // unpadded standard base64. It waits for a hashing slot, and returns
-// ctx.Err() if ctx ends first.
+// ctx.Err() if ctx ends first, or ErrBusy at once if the queue is full.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	salt := randomBytes(h.params.SaltLen)
 	key, _, err := h.derive(ctx, h.params, password, salt)
@@ -150,7 +173,8 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // differ from h's (callers should act on it only when ok, by storing a new
 // Hash). A malformed or out-of-bounds encoded hash is an error wrapping
 // ErrMalformedHash. Verify waits for the hashing slots encoded needs, and
-// returns ctx.Err() if ctx ends first. While stored hashes with different
+// returns ctx.Err() if ctx ends first, or ErrBusy at once if the queue is
+// full. While stored hashes with different
 // parameters are in use, Verify takes as long as verifying one of the
 // slowest kind would (equalizer), so that its time does not tell which
 // kind encoded is.
@@ -173,7 +197,8 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool,
 
 // VerifyDummy does what Verify does for a stored hash with h's parameters
 // that no password matches, and returns the error such a Verify returns
-// (ctx.Err() if ctx ends while it waits for a slot); login calls it for
+// (ctx.Err() if ctx ends while it waits for a slot, ErrBusy if the queue is
+// full); login calls it for
 // unknown users so that neither the time nor the answer tells which
 // accounts exist.
 func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
@@ -184,8 +209,14 @@ func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 // derive returns the Argon2id key of password with salt and p, and how long
 // the derivation took. It holds the slots p's memory needs meanwhile, and
 // returns ctx.Err() if ctx ends before it has them (an already ended ctx
-// never gets them, so no hash starts for a caller that has gone).
+// never gets them, so no hash starts for a caller that has gone), or
+// ErrBusy if slots+maxWaiting callers hold or wait for slots already.
 func (h *Hasher) derive(ctx context.Context, p Params, password string, salt []byte) ([]byte, time.Duration, error) {
+	if callers, limit := h.inflight.Add(1), h.maxWaiting.Load(); limit >= 0 && callers > h.slots+limit {
+		h.inflight.Add(-1)
+		return nil, 0, ErrBusy
+	}
+	defer h.inflight.Add(-1)
 	n := h.slotsFor(p)
 	if err := h.sem.Acquire(ctx, n); err != nil {
 		return nil, 0, err

@@ -377,6 +377,9 @@ func TestNewHasherLimit(t *testing.T) {
 		if !allFree(h) || h.sem.TryAcquire(h.slots+1) {
 			t.Errorf("NewHasher(p=%d, %d): the semaphore does not hold exactly %d free slots", tc.p.Parallelism, tc.limit, h.slots)
 		}
+		if got, want := h.maxWaiting.Load(), DefaultWaitingPerSlot*h.slots; got != want {
+			t.Errorf("NewHasher(p=%d, %d): %d callers may wait, want %d", tc.p.Parallelism, tc.limit, got, want)
+		}
 	}
 	old := runtime.GOMAXPROCS(3)
 	defer runtime.GOMAXPROCS(old)

@@ -1,11 +1,13 @@
 // Package ratelimit owns useremail's abuse limits: named rules such as "10
 // per minute per user", kept in the database (store.TakeToken) so that they
-// hold across every replica that shares it. It imports only the store.
+// hold across every replica that shares it, and the subjects they count,
+// such as a client's network (Network). It imports only the store.
 package ratelimit
 
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/useremail/useremail/store"
@@ -76,3 +78,21 @@ func (l *Limiter) Refund(ctx context.Context, q *store.Queries, rule Rule, subje
 }
 
 func key(rule Rule, subject string) string { return rule.Name + ":" + subject }
+
+// Network returns the client network of ip, the subject of the per-network
+// limits: an IPv4 address as its /32, an IPv6 address as its /64. Why /64:
+// it is one LAN, within which a host picks new addresses at will (privacy
+// extensions), so a single address would not count one client. An ip that
+// does not parse is returned as it is.
+func Network(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32).String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}

@@ -6,12 +6,18 @@ import (
 
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/ratelimit"
 	"github.com/useremail/useremail/store"
 )
 
 // SignUp creates a user with an unverified primary address and queues the
-// verification mail to it.
+// verification mail to it, unless the address has had its day's share of
+// verification mails (Rules.MailCap): the user is created all the same, and
+// can ask for the mail again (SendVerification) once the cap allows.
 func (s *Server) SignUp(ctx context.Context, req gen.SignUpRequestObject) (gen.SignUpResponseObject, error) {
+	if err := s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.SignUpNetwork, factsFrom(ctx).network()); err != nil {
+		return nil, err
+	}
 	addr, err := normalize(req.Body.Email)
 	if err != nil {
 		return nil, err
@@ -29,22 +35,31 @@ func (s *Server) SignUp(ctx context.Context, req gen.SignUpRequestObject) (gen.S
 	}
 	var user store.User
 	var primary store.Email
+	var capped error
 	err = s.withTx(ctx, func(q *store.Queries) error {
 		var err error
 		user, primary, err = q.CreateUser(ctx, store.NewUser{Email: addr.Email, Key: addr.Key, PasswordHash: hash}, s.now())
 		if err != nil {
 			return taken(err)
 		}
-		if err := s.limiter.Take(ctx, q, s.rules.Resend, addr.Key); err != nil {
-			return err
-		}
-		if _, err := q.EnqueueMessage(ctx, mail.Verify(user.ID, primary.Email, primary.ID), s.now()); err != nil {
-			return err
+		var exceeded *ratelimit.Exceeded
+		capped = s.takeMail(ctx, q, user.ID, addr.Key)
+		switch {
+		case capped == nil:
+			if _, err := q.EnqueueMessage(ctx, mail.Verify(user.ID, primary.Email, primary.ID), s.now()); err != nil {
+				return err
+			}
+		case !errors.As(capped, &exceeded):
+			return capped
 		}
 		return s.audit(ctx, q, user.ID, eventSignup, primary.Email)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if capped != nil {
+		s.countRefusal(capped)
+		s.log.InfoContext(ctx, "verification mail not queued: the address had its day's share", "user_id", user.ID)
 	}
 	return gen.SignUp201JSONResponse{Id: user.ID, Email: primary.Email, DateJoined: user.DateJoined}, nil
 }

@@ -14,16 +14,26 @@ import (
 
 // Login checks the password of the user who holds the address (primary or
 // verified) and starts a fresh session. Unknown addresses and wrong
-// passwords get the same answer after the same work.
+// passwords get the same answer after the same work: the same two limits,
+// one lookup, one verification and one audit row (with no user for an
+// address no account holds).
 func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
-	// The limit is per address: normalized when it parses, so that case and
-	// Unicode variants share it, and folded raw text otherwise.
+	network := factsFrom(ctx).network()
+	if err := s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.LoginNetwork, network); err != nil {
+		return nil, err
+	}
+	// Failures count per address and client network, so that nobody
+	// elsewhere can lock the owner out: normalized when it parses, so that
+	// case and Unicode variants share a count, and folded raw text
+	// otherwise. Every try spends one and a success gives it back, so a
+	// guesser over the limit is refused before any hash.
 	key := strings.ToLower(strings.TrimSpace(req.Body.Email))
 	addr, addrErr := normalize(req.Body.Email)
 	if addrErr == nil {
 		key = addr.Key
 	}
-	if err := s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.Login, key); err != nil {
+	failures := key + " " + network
+	if err := s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.LoginFailures, failures); err != nil {
 		return nil, err
 	}
 	var user store.User
@@ -31,23 +41,18 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	if err == nil {
 		user, err = s.cfg.DB.UserByLoginKey(ctx, addr.Key)
 	}
-	if err != nil {
-		if addrErr != nil || errors.Is(err, store.ErrNotFound) {
-			if err := s.cfg.Hasher.VerifyDummy(ctx, req.Body.Password); err != nil {
-				return nil, err
-			}
-			return nil, errCredentials
-		}
-		return nil, err
+	var ok, rehash bool
+	switch {
+	case err == nil:
+		ok, rehash, err = s.cfg.Hasher.Verify(ctx, req.Body.Password, user.PasswordHash)
+	case addrErr != nil || errors.Is(err, store.ErrNotFound):
+		err = s.cfg.Hasher.VerifyDummy(ctx, req.Body.Password)
 	}
-	ok, rehash, err := s.cfg.Hasher.Verify(ctx, req.Body.Password, user.PasswordHash)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		if err := s.withTx(ctx, func(q *store.Queries) error {
-			return s.audit(ctx, q, user.ID, eventLoginFailed, addr.Email)
-		}); err != nil {
+		if err := s.cfg.DB.RecordEvent(ctx, s.event(ctx, user.ID, eventLoginFailed, addr.Email)); err != nil {
 			return nil, err
 		}
 		return nil, errCredentials
@@ -60,6 +65,9 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	}
 	var sess session.New
 	err = s.withTx(ctx, func(q *store.Queries) error {
+		if err := s.limiter.Refund(ctx, q, s.rules.LoginFailures, failures); err != nil {
+			return err
+		}
 		if newHash != "" {
 			if err := q.SetPasswordHash(ctx, user.ID, newHash); err != nil {
 				return err

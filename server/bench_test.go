@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -203,6 +204,83 @@ func BenchmarkPipeline(b *testing.B) {
 					b.Fatalf("%d %s", rec.Code, rec.Body)
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkLoginFailurePaths times login's two failures through the
+// handler, on each store: a wrong password for an address with an account,
+// and an address without one, one right after the other and which goes
+// first alternating, so that the machine's load falls on both alike. The
+// hash is cheap, so that the database work, where the paths once differed,
+// decides the time. It reports each path's median and the median of the
+// pairs' ratios. The limits are on, as in production; the clock moves a
+// minute between pairs, so that they never refuse.
+func BenchmarkLoginFailurePaths(b *testing.B) {
+	for _, dialect := range storetest.Dialects() {
+		b.Run(string(dialect), func(b *testing.B) {
+			sign, err := signer.New([][]byte{testKey}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := t0
+			srv, err := server.New(server.Config{
+				Logger:     slog.New(server.LogHandler(slog.NewJSONHandler(io.Discard, nil))),
+				DB:         storetest.Open(b, dialect),
+				Signer:     sign,
+				Hasher:     password.NewHasher(cheapHash, 0),
+				PublicURL:  publicURL,
+				RateLimits: true,
+				Now:        func() time.Time { return now },
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := srv.Handler()
+			login := func(addr string, status int) func() time.Duration {
+				body := fmt.Sprintf(`{"email":%q,"password":"a wrong password"}`, addr)
+				return func() time.Duration {
+					req := httptest.NewRequest("POST", "/auth/login/", strings.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					rec := httptest.NewRecorder()
+					start := time.Now()
+					h.ServeHTTP(rec, req)
+					took := time.Since(start)
+					if rec.Code != status {
+						b.Fatalf("login as %s: %d %s", addr, rec.Code, rec.Body)
+					}
+					return took
+				}
+			}
+			req := httptest.NewRequest("POST", "/users/", strings.NewReader(`{"email":"alice@example.com","password":"`+goodPasswd+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != 201 {
+				b.Fatalf("sign up: %d %s", rec.Code, rec.Body)
+			}
+			knownPath, unknownPath := login("alice@example.com", 400), login("nobody@example.com", 400)
+			var known, unknown []time.Duration
+			var ratios []float64
+			i := 0
+			for b.Loop() {
+				now = now.Add(time.Minute)
+				var k, u time.Duration
+				if i%2 == 0 {
+					k, u = knownPath(), unknownPath()
+				} else {
+					u, k = unknownPath(), knownPath()
+				}
+				i++
+				known, unknown = append(known, k), append(unknown, u)
+				ratios = append(ratios, float64(u)/float64(k))
+			}
+			slices.Sort(known)
+			slices.Sort(unknown)
+			slices.Sort(ratios)
+			b.ReportMetric(float64(known[len(known)/2].Nanoseconds()), "known-ns/login")
+			b.ReportMetric(float64(unknown[len(unknown)/2].Nanoseconds()), "unknown-ns/login")
+			b.ReportMetric(ratios[len(ratios)/2], "unknown/known")
 		})
 	}
 }

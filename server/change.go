@@ -14,7 +14,7 @@ import (
 // so the links of older requests stop working.
 func (s *Server) RequestEmailChange(ctx context.Context, req gen.RequestEmailChangeRequestObject) (gen.RequestEmailChangeResponseObject, error) {
 	var addr address.Address
-	err := s.changeAddresses(ctx, req.Id, func() (err error) {
+	err := s.changeAddresses(ctx, req.Id, s.rules.AddressNetwork, func() (err error) {
 		if addr, err = normalize(req.Body.NewEmail); err != nil {
 			return err
 		}
@@ -36,7 +36,7 @@ func (s *Server) RequestEmailChange(ctx context.Context, req gen.RequestEmailCha
 				return err
 			}
 		}
-		if err := s.limiter.Take(ctx, q, s.rules.Resend, addr.Key); err != nil {
+		if err := s.takeMail(ctx, q, req.Id, addr.Key); err != nil {
 			return err
 		}
 		seq, err := q.NextChangeSeq(ctx, req.Id)

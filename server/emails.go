@@ -7,6 +7,7 @@ import (
 	"github.com/useremail/useremail/address"
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/ratelimit"
 	"github.com/useremail/useremail/store"
 )
 
@@ -58,7 +59,7 @@ func (s *Server) GetPrimaryEmail(ctx context.Context, req gen.GetPrimaryEmailReq
 func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (gen.AddEmailResponseObject, error) {
 	var addr address.Address
 	var added store.Email
-	err := s.changeAddresses(ctx, req.Id, func() (err error) {
+	err := s.changeAddresses(ctx, req.Id, s.rules.AddressNetwork, func() (err error) {
 		addr, err = normalize(req.Body.Email)
 		return err
 	}, func(q *store.Queries) error {
@@ -73,7 +74,7 @@ func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (g
 		if err := s.checkRoom(check.Count); err != nil {
 			return err
 		}
-		if err := s.limiter.Take(ctx, q, s.rules.Resend, addr.Key); err != nil {
+		if err := s.takeMail(ctx, q, req.Id, addr.Key); err != nil {
 			return err
 		}
 		added, err = q.InsertEmailAudited(ctx, store.NewEmail{UserID: req.Id, Email: addr.Email, Key: addr.Key},
@@ -96,7 +97,7 @@ func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (g
 
 // DeleteEmail removes a secondary address and notifies the primary one.
 func (s *Server) DeleteEmail(ctx context.Context, req gen.DeleteEmailRequestObject) (gen.DeleteEmailResponseObject, error) {
-	err := s.changeAddresses(ctx, req.Id, nil, func(q *store.Queries) error {
+	err := s.changeAddresses(ctx, req.Id, ratelimit.Rule{}, nil, func(q *store.Queries) error {
 		e, err := q.EmailByID(ctx, req.Id, req.EmailId)
 		if err != nil {
 			return err
@@ -124,7 +125,7 @@ func (s *Server) DeleteEmail(ctx context.Context, req gen.DeleteEmailRequestObje
 
 // SendVerification queues a new verification mail for an unverified address.
 func (s *Server) SendVerification(ctx context.Context, req gen.SendVerificationRequestObject) (gen.SendVerificationResponseObject, error) {
-	err := s.changeAddresses(ctx, req.Id, nil, func(q *store.Queries) error {
+	err := s.changeAddresses(ctx, req.Id, ratelimit.Rule{}, nil, func(q *store.Queries) error {
 		e, err := q.EmailByID(ctx, req.Id, req.EmailId)
 		if errors.Is(err, store.ErrNotFound) {
 			return errNotFound
@@ -135,7 +136,7 @@ func (s *Server) SendVerification(ctx context.Context, req gen.SendVerificationR
 		if e.Verified {
 			return errAlreadyVerified
 		}
-		if err := s.limiter.Take(ctx, q, s.rules.Resend, e.Key); err != nil {
+		if err := s.takeMail(ctx, q, req.Id, e.Key); err != nil {
 			return err
 		}
 		_, err = q.EnqueueMessage(ctx, mail.Verify(req.Id, e.Email, e.ID), s.now())
@@ -149,15 +150,22 @@ func (s *Server) SendVerification(ctx context.Context, req gen.SendVerificationR
 
 // changeAddresses runs a change to user id's addresses with the rules every
 // such change keeps, in this order: the session acts on its own user; the
-// change spends one event of the user's email-management limit; check (if
-// any) runs outside the transaction; apply runs in one transaction, after
-// the user's row is locked.
-func (s *Server) changeAddresses(ctx context.Context, userID int64, check func() error, apply func(q *store.Queries) error) error {
+// change spends one event of the user's email-management limit, and one of
+// the client network's under perNetwork (off for changes that name no new
+// address); check (if any) runs outside the transaction; apply runs in one
+// transaction, after the user's row is locked. The limits are spent outside
+// it, so that a refusal such as email_taken counts too.
+func (s *Server) changeAddresses(ctx context.Context, userID int64, perNetwork ratelimit.Rule, check func() error, apply func(q *store.Queries) error) error {
 	if _, err := ownSession(ctx, userID); err != nil {
 		return err
 	}
 	if err := s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.Manage, idKey(userID)); err != nil {
 		return err
+	}
+	if perNetwork.On() {
+		if err := s.limiter.Take(ctx, s.cfg.DB.Queries, perNetwork, factsFrom(ctx).network()); err != nil {
+			return err
+		}
 	}
 	if check != nil {
 		if err := check(); err != nil {
@@ -165,6 +173,17 @@ func (s *Server) changeAddresses(ctx context.Context, userID int64, check func()
 		}
 	}
 	return s.userTx(ctx, userID, func(q *store.Queries, _ store.User) error { return apply(q) })
+}
+
+// takeMail spends the mail limits of one verification mail to the address
+// of key for user userID: the resend interval per user and address, and the
+// daily cap per address across all users. Call it in the transaction that
+// queues the mail, so that a refusal, or a rollback, spends nothing.
+func (s *Server) takeMail(ctx context.Context, q *store.Queries, userID int64, key string) error {
+	if err := s.limiter.Take(ctx, q, s.rules.Resend, idKey(userID)+" "+key); err != nil {
+		return err
+	}
+	return s.limiter.Take(ctx, q, s.rules.MailCap, key)
 }
 
 // checkRoom refuses a new address to a user who has count addresses, when

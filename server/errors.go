@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/ratelimit"
 	"github.com/useremail/useremail/store"
 )
@@ -75,6 +76,10 @@ func errValidation(detail string, fields []gen.FieldError) *apiError {
 	e.fields = fields
 	return e
 }
+
+// busyRetryAfter is the Retry-After of a request refused because too many
+// password hashes wait already (password.ErrBusy): the queue moves fast.
+const busyRetryAfter = time.Second
 
 func errRateLimited(wait time.Duration) *apiError {
 	secs := int(math.Ceil(wait.Seconds()))
@@ -140,6 +145,8 @@ func asAPIError(err error) (*apiError, bool) {
 		return ae, true
 	case errors.As(err, &exceeded):
 		return errRateLimited(exceeded.RetryAfter), true
+	case errors.Is(err, password.ErrBusy):
+		return errRateLimited(busyRetryAfter), true
 	case errors.As(err, &tooLarge):
 		return errBodyTooLarge(tooLarge.Limit), true
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strings"
@@ -89,6 +90,20 @@ func withoutLimits() option {
 func withTrustedOrigins(origins ...string) option {
 	return func(c *server.Config) { c.TrustedOrigins = origins }
 }
+
+// withTrustedProxies sets the networks whose X-Forwarded-For is believed;
+// the test server's peer is 127.0.0.1.
+func withTrustedProxies(cidrs ...string) option {
+	return func(c *server.Config) {
+		for _, s := range cidrs {
+			c.TrustedProxies = append(c.TrustedProxies, netip.MustParsePrefix(s))
+		}
+	}
+}
+
+// from makes a request come from ip, as a trusted proxy on 127.0.0.1
+// forwards it (withTrustedProxies("127.0.0.1/32")).
+func from(ip string) gen.RequestEditorFn { return withHeaders("X-Forwarded-For", ip) }
 
 // withCookieSecure sets the Secure flag of the session cookies.
 func withCookieSecure(on bool) option { return func(c *server.Config) { c.CookieSecure = on } }
@@ -276,19 +291,21 @@ func (e *env) signUp(email string) gen.User {
 	return *res.JSON201
 }
 
-func (e *env) login(email string) *user {
+// login logs in as email; editors apply to the login and to every request
+// of the user's client (from, to act from a client network).
+func (e *env) login(email string, editors ...gen.RequestEditorFn) *user {
 	e.t.Helper()
 	jar, _ := cookiejar.New(nil)
-	c := e.client(jar)
+	c := e.client(jar, editors...)
 	res, err := c.LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: email, Password: goodPasswd})
 	if err != nil || res.JSON200 == nil {
 		e.t.Fatalf("login %s: %v %d %s", email, err, res.StatusCode(), res.Body)
 	}
 	u := &user{id: res.JSON200.UserId, email: email, csrf: res.JSON200.CsrfToken, jar: jar}
-	u.ClientWithResponses = e.client(jar, func(_ context.Context, r *http.Request) error {
+	u.ClientWithResponses = e.client(jar, append(editors, func(_ context.Context, r *http.Request) error {
 		r.Header.Set("X-CSRFToken", u.csrf)
 		return nil
-	})
+	})...)
 	u.sid = u.cookie(e.srv.URL, session.Cookie)
 	if u.sid == "" {
 		e.t.Fatalf("login %s: no sessionid cookie", email)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/ratelimit"
 )
 
@@ -43,11 +44,15 @@ func (s *Server) observe(c echo.Context, f requestFacts) {
 }
 
 // countRefusal reports a request that a limit refused to the metrics, by
-// the limit's name.
+// the limit's name; a full hashing queue (password.ErrBusy) is "hashing".
 func (s *Server) countRefusal(err error) {
 	var exceeded *ratelimit.Exceeded
-	if s.cfg.Metrics != nil && errors.As(err, &exceeded) {
+	switch {
+	case s.cfg.Metrics == nil:
+	case errors.As(err, &exceeded):
 		s.cfg.Metrics.RateLimited(exceeded.Rule)
+	case errors.Is(err, password.ErrBusy):
+		s.cfg.Metrics.RateLimited("hashing")
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
+
+	"github.com/useremail/useremail/ratelimit"
 )
 
 // requestFacts are what the service knows about a request before any
@@ -21,7 +23,7 @@ import (
 // metrics, LogHandler, the validator and the handlers read them.
 type requestFacts struct {
 	id        string // honours a sane X-Request-ID, else a random one
-	ip        string
+	ip        string // the client's: the peer, or as the trusted proxies forward it
 	userAgent string
 	accept    string
 	mediaType string // of the request body, parameters stripped
@@ -56,6 +58,9 @@ func (f requestFacts) routeName() string {
 	}
 	return "unmatched"
 }
+
+// network is the client's network, the subject of the per-network limits.
+func (f requestFacts) network() string { return ratelimit.Network(f.ip) }
 
 // postedForm reports a POST from a link page's form, which wants an HTML
 // answer; API clients get JSON.

@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -44,6 +46,11 @@ type Config struct {
 	// TrustedOrigins may send unsafe requests under a session besides
 	// PublicURL's own origin (browser apps on other origins).
 	TrustedOrigins []string
+	// TrustedProxies are the networks whose X-Forwarded-For is believed:
+	// behind them, the client is the first hop of the header, counted from
+	// the right, that is not one of them. Without any, the client is the
+	// peer and the header is ignored.
+	TrustedProxies []netip.Prefix
 
 	Sessions     session.Policy
 	CookieSecure bool
@@ -51,10 +58,15 @@ type Config struct {
 	VerifyTTL time.Duration // verify links' max age; default 72h
 	ChangeTTL time.Duration // set-primary links' max age; default 24h
 
-	MaxEmails      int           // addresses per user; default 10
-	ResendInterval time.Duration // least time between verification mails to one address; 0 turns it off
-	// RateLimits turns the per-minute limits on (email management, wrong
-	// passwords, login). The resend interval applies either way.
+	MaxEmails int // addresses per user; default 10
+	// ResendInterval is the least time between two verification mails for
+	// one user to one address; with it (0 turns both off) comes a cap on the
+	// verification mails to one address across all users
+	// (DailyMailsPerAddress a day).
+	ResendInterval time.Duration
+	// RateLimits turns the request limits on: email management, wrong
+	// passwords, login failures, and those per client network. The mail
+	// limits of ResendInterval apply either way.
 	RateLimits bool
 	// Notices turns the security notices on (address added, removed,
 	// primary changed).
@@ -88,13 +100,37 @@ type Metrics interface {
 	WriteText(w io.Writer) error
 }
 
-// Rules are the abuse limits of the contract.
+// Rules are the abuse limits of the contract. Those per client network
+// (ratelimit.Network) bound what one client can make the service do for
+// addresses it does not own: hash passwords, and answer email_taken.
 type Rules struct {
 	Manage        ratelimit.Rule // email management per user
-	Resend        ratelimit.Rule // verification mails per address
+	Resend        ratelimit.Rule // verification mails per user and address
+	MailCap       ratelimit.Rule // verification mails per address, across all users
 	WrongPassword ratelimit.Rule // wrong passwords on email change per user
-	Login         ratelimit.Rule // login attempts per address
+	LoginFailures ratelimit.Rule // failed logins per address and client network
+	LoginNetwork  ratelimit.Rule // login attempts per client network
+	SignUpNetwork ratelimit.Rule // sign-ups per client network
+	// AddressNetwork counts the requests per client network that name an
+	// address someone else may hold: adding one, asking for an email change.
+	AddressNetwork ratelimit.Rule
+	// ResetNetwork is for password-reset requests per client network.
+	ResetNetwork ratelimit.Rule
 }
+
+// The limits' sizes. A NAT'd office or school shares one IPv4 address: the
+// per-network limits let dozens of its people sign up and log in at once.
+const (
+	// DailyMailsPerAddress caps the verification mails to one address a
+	// day, across all users.
+	DailyMailsPerAddress = 10
+	// LoginsPerNetwork is per minute; SignUpsPerNetwork,
+	// AddressesPerNetwork and ResetsPerNetwork are per hour.
+	LoginsPerNetwork    = 60
+	SignUpsPerNetwork   = 30
+	AddressesPerNetwork = 60
+	ResetsPerNetwork    = 30
+)
 
 // Server implements gen.StrictServerInterface.
 type Server struct {
@@ -104,6 +140,8 @@ type Server struct {
 	sessions *session.Manager
 	limiter  *ratelimit.Limiter
 	rules    Rules
+
+	ipExtractor echo.IPExtractor
 
 	router          routers.Router
 	validateOptions openapi3filter.Options
@@ -174,13 +212,53 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.verifyLinks, s.primaryLinks = s.newLinkKinds()
-	s.rules.Resend = ratelimit.Rule{Name: "resend", Limit: 1, Period: cfg.ResendInterval}
-	if cfg.RateLimits {
-		s.rules.Manage = ratelimit.Rule{Name: "manage", Limit: 10, Period: time.Minute}
-		s.rules.WrongPassword = ratelimit.Rule{Name: "password", Limit: 5, Period: 15 * time.Minute}
-		s.rules.Login = ratelimit.Rule{Name: "login", Limit: 10, Period: time.Minute}
-	}
+	s.rules = newRules(cfg)
+	s.ipExtractor = ipExtractor(cfg.TrustedProxies)
 	return s, nil
+}
+
+// newRules returns the limits cfg turns on; the others stay off (zero).
+func newRules(cfg Config) Rules {
+	var r Rules
+	if cfg.ResendInterval > 0 {
+		r.Resend = ratelimit.Rule{Name: "resend", Limit: 1, Period: cfg.ResendInterval}
+		r.MailCap = ratelimit.Rule{Name: "mailcap", Limit: DailyMailsPerAddress, Period: 24 * time.Hour}
+	}
+	if cfg.RateLimits {
+		r.Manage = ratelimit.Rule{Name: "manage", Limit: 10, Period: time.Minute}
+		r.WrongPassword = ratelimit.Rule{Name: "password", Limit: 5, Period: 15 * time.Minute}
+		r.LoginFailures = ratelimit.Rule{Name: "login", Limit: 10, Period: time.Minute}
+		r.LoginNetwork = ratelimit.Rule{Name: "login-net", Limit: LoginsPerNetwork, Period: time.Minute}
+		r.SignUpNetwork = ratelimit.Rule{Name: "signup-net", Limit: SignUpsPerNetwork, Period: time.Hour}
+		r.AddressNetwork = ratelimit.Rule{Name: "address-net", Limit: AddressesPerNetwork, Period: time.Hour}
+		r.ResetNetwork = ratelimit.Rule{Name: "reset-net", Limit: ResetsPerNetwork, Period: time.Hour}
+	}
+	return r
+}
+
+// ipExtractor finds a request's client address: the peer, or behind the
+// trusted proxies the first untrusted hop of X-Forwarded-For from the
+// right. Echo's extractor trusts loopback, link-local and private peers by
+// default; only the configured networks are trusted here.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(ipNet(p)))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// ipNet converts p for Echo; an IPv4-mapped IPv6 prefix becomes the IPv4
+// one it stands for, which is how net.IP compares IPv4 peers.
+func ipNet(p netip.Prefix) *net.IPNet {
+	a, bits := p.Addr(), p.Bits()
+	if a.Is4In6() && bits >= 96 {
+		a, bits = a.Unmap(), bits-96
+	}
+	return &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, a.BitLen())}
 }
 
 // withTx runs fn in one transaction (store.DB.WithTx) and, once it has
@@ -228,9 +306,9 @@ func (s *Server) Handler(extend ...func(e *echo.Echo)) http.Handler {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	// Client IPs for the audit trail: the peer address, unless a proxy in
-	// front is configured (IPExtractor) by the caller through extend.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// Client addresses for the audit trail, the limits and the log: the
+	// peer, or what the trusted proxies forward (Config.TrustedProxies).
+	e.IPExtractor = s.ipExtractor
 	// The request's facts and log line (request.go), panics, the deadline
 	// (timeout.go), the spec's checks (validate.go, authn.go).
 	e.Use(s.begin, recoverPanic, s.deadline, s.validate)

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// AuditEvent is one security event of a user's account.
+// AuditEvent is one security event of a user's account, or of an address
+// no account holds (a failed login for it): UserID 0, stored as NULL.
 type AuditEvent struct {
 	ID        int64     `db:"id"`
 	UserID    int64     `db:"user_id"`
@@ -17,11 +18,15 @@ type AuditEvent struct {
 }
 
 // RecordEvent appends an event to the audit trail. Call it inside the
-// transaction of the change it records.
+// transaction of the change it records, if there is one.
 func (q *Queries) RecordEvent(ctx context.Context, e AuditEvent) error {
 	const query = `INSERT INTO audit_events (user_id, event, email, ip, user_agent, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`
-	_, err := q.exec(ctx, query, e.UserID, e.Event, e.Email, e.IP, e.UserAgent, utc(e.CreatedAt))
+	var userID any // NULL for no user
+	if e.UserID != 0 {
+		userID = e.UserID
+	}
+	_, err := q.exec(ctx, query, userID, e.Event, e.Email, e.IP, e.UserAgent, utc(e.CreatedAt))
 	return err
 }
 

@@ -349,9 +349,18 @@ func TestAudit(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// An event of no user (a failed login for an address no account
+		// holds) is stored with a NULL user.
+		if err := db.RecordEvent(ctx, store.AuditEvent{Event: "login_failed", Email: "nobody@example.com", IP: "127.0.0.1", CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
 		events, err := db.EventsByUser(ctx, u.ID, 10)
 		if err != nil || len(events) != 2 || events[0].Event != "signup" || !events[1].CreatedAt.Equal(t0) {
 			t.Fatalf("EventsByUser = %+v, %v", events, err)
+		}
+		var n int
+		if err := db.SQL().GetContext(ctx, &n, `SELECT COUNT(*) FROM audit_events WHERE user_id IS NULL AND email = 'nobody@example.com'`); err != nil || n != 1 {
+			t.Fatalf("events without a user: %d, %v; want 1", n, err)
 		}
 	})
 }

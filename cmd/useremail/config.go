@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ type config struct {
 	SecretKeys     [][]byte
 	PublicURL      string
 	TrustedOrigins []string
+	TrustedProxies []netip.Prefix
 	SMTPURL        string
 	MailFrom       string
 	VerifyTTL      time.Duration
@@ -120,6 +122,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		c.TrustedOrigins = append(c.TrustedOrigins, o)
 	}
+	for _, raw := range splitList(env("USEREMAIL_TRUSTED_PROXIES", "")) {
+		p, err := parseNetwork(raw)
+		if err != nil {
+			bad("USEREMAIL_TRUSTED_PROXIES", "%q is not a CIDR (10.0.0.0/8, fd00::/8) or an IP address", raw)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
 
 	c.SMTPURL = env("USEREMAIL_SMTP_URL", "")
 	if c.SMTPURL != "" {
@@ -212,6 +222,19 @@ func splitList(raw string) []string {
 		}
 	}
 	return out
+}
+
+// parseNetwork reads a CIDR, or an IP address as the network of that one
+// address.
+func parseNetwork(raw string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(raw); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(raw)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not a network", raw)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // parseArgon2 reads "m=19456,t=2,p=2" (memory in KiB).

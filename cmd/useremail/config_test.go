@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,17 @@ func TestConfigValid(t *testing.T) {
 		{"booleans true", map[string]string{"USEREMAIL_COOKIE_SECURE": "YES", "USEREMAIL_NOTICES": "1"}, func(t *testing.T, c config) {
 			if !c.CookieSecure || !c.Notices {
 				t.Errorf("secure %v, notices %v", c.CookieSecure, c.Notices)
+			}
+		}},
+		{"no trusted proxies", nil, func(t *testing.T, c config) {
+			if len(c.TrustedProxies) != 0 {
+				t.Errorf("trusted proxies %v", c.TrustedProxies)
+			}
+		}},
+		{"trusted proxies", map[string]string{"USEREMAIL_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7 ,fd00::1/8,2001:db8::5,"}, func(t *testing.T, c config) {
+			got := fmt.Sprint(c.TrustedProxies)
+			if want := "[10.0.0.0/8 192.0.2.7/32 fd00::/8 2001:db8::5/128]"; got != want {
+				t.Errorf("trusted proxies %s, want %s", got, want)
 			}
 		}},
 		{"rate limits off", map[string]string{"USEREMAIL_RATE_LIMITS": "off"}, func(t *testing.T, c config) {
@@ -189,6 +201,8 @@ func TestConfigProblems(t *testing.T) {
 			[][]string{{"USEREMAIL_PUBLIC_URL:"}}},
 		{"trusted origin", map[string]string{"USEREMAIL_TRUSTED_ORIGINS": "https://app.example.com,app.example.com"},
 			[][]string{{"USEREMAIL_TRUSTED_ORIGINS:", `"app.example.com"`}}},
+		{"trusted proxy", map[string]string{"USEREMAIL_TRUSTED_PROXIES": "10.0.0.0/8,10.0.0.0/33,proxy.internal,fe80::1%eth0"},
+			[][]string{{"USEREMAIL_TRUSTED_PROXIES:", `"10.0.0.0/33"`}, {"USEREMAIL_TRUSTED_PROXIES:", `"proxy.internal"`}, {"USEREMAIL_TRUSTED_PROXIES:", `"fe80::1%eth0"`}}},
 		{"smtp URL", map[string]string{"USEREMAIL_SMTP_URL": "http://mail.example.com"},
 			[][]string{{"USEREMAIL_SMTP_URL:"}}},
 		{"sender", map[string]string{"USEREMAIL_MAIL_FROM": "nobody"},

@@ -187,6 +187,7 @@ func (m *Main) openServer() (err error) {
 		Hasher:         password.NewHasher(c.Argon2, 0),
 		PublicURL:      c.PublicURL,
 		TrustedOrigins: c.TrustedOrigins,
+		TrustedProxies: c.TrustedProxies,
 		Sessions:       c.Sessions,
 		CookieSecure:   c.CookieSecure,
 		VerifyTTL:      c.VerifyTTL,

@@ -42,14 +42,21 @@ func Run(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 // Open returns a fresh migrated store of dialect d, closed when t ends.
 func Open(t testing.TB, d store.Dialect) *store.DB {
 	t.Helper()
+	return OpenURL(t, URL(t, d))
+}
+
+// OpenURL opens and migrates the store at rawURL (a URL's, reached another
+// way, such as through a proxy), closed when t ends.
+func OpenURL(t testing.TB, rawURL string) *store.DB {
+	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, URL(t, d))
+	db, err := store.Open(ctx, rawURL)
 	if err != nil {
-		t.Fatalf("storetest: open %s: %v", d, err)
+		t.Fatalf("storetest: open: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
 	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatalf("storetest: migrate %s: %v", d, err)
+		t.Fatalf("storetest: migrate: %v", err)
 	}
 	return db
 }

@@ -1,4 +1,8 @@
-package main
+// Package pgcount is a PostgreSQL wire-protocol proxy that counts the
+// statements its clients send, for the bench's statement counts and for
+// tests that compare what two requests send. It imports only the standard
+// library.
+package pgcount
 
 import (
 	"bufio"
@@ -13,66 +17,72 @@ import (
 	"sync"
 )
 
-// pgCounter is a PostgreSQL wire-protocol proxy that counts what its
+// Counter is a PostgreSQL wire-protocol proxy that counts what its
 // clients send: every statement executed (simple Query, or Execute of an
 // extended-protocol Bind) with its SQL text and one sample of its
 // parameters, and the round trips (Query and Sync messages). A server
 // pointed at it shows how many statements a request costs, exactly.
-type pgCounter struct {
+type Counter struct {
 	ln       net.Listener
 	upstream string
 
 	mu         sync.Mutex
-	stmts      map[string]*stmtStat
+	stmts      map[string]*Stat
 	roundTrips int
 }
 
-type stmtStat struct {
-	sql    string
-	count  int
-	params []*string // a sample, in text form; nil is NULL
+// Stat is one statement's count.
+type Stat struct {
+	SQL    string // white space folded
+	Count  int
+	Params []*string // a sample, in text form; nil is NULL
 }
 
-func newPGCounter(upstream string) (*pgCounter, error) {
+// New starts a Counter on a port of 127.0.0.1 that forwards to upstream
+// (host:port).
+func New(upstream string) (*Counter, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	c := &pgCounter{ln: ln, upstream: upstream, stmts: map[string]*stmtStat{}}
+	c := &Counter{ln: ln, upstream: upstream, stmts: map[string]*Stat{}}
 	go c.accept()
 	return c, nil
 }
 
-func (c *pgCounter) addr() string { return c.ln.Addr().String() }
-func (c *pgCounter) close()       { c.ln.Close() }
+// Addr is the host:port to connect to instead of upstream.
+func (c *Counter) Addr() string { return c.ln.Addr().String() }
 
-// reset starts a new count.
-func (c *pgCounter) reset() {
+// Close stops accepting connections; those open stay until their ends close.
+func (c *Counter) Close() { c.ln.Close() }
+
+// Reset starts a new count.
+func (c *Counter) Reset() {
 	c.mu.Lock()
-	c.stmts = map[string]*stmtStat{}
+	c.stmts = map[string]*Stat{}
 	c.roundTrips = 0
 	c.mu.Unlock()
 }
 
-// snapshot returns the statements counted since reset, most frequent first,
+// Snapshot returns the statements counted since Reset, most frequent first,
 // and the round trips.
-func (c *pgCounter) snapshot() ([]stmtStat, int) {
+func (c *Counter) Snapshot() ([]Stat, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]stmtStat, 0, len(c.stmts))
+	out := make([]Stat, 0, len(c.stmts))
 	for _, s := range c.stmts {
 		out = append(out, *s)
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].count != out[j].count {
-			return out[i].count > out[j].count
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
 		}
-		return out[i].sql < out[j].sql
+		return out[i].SQL < out[j].SQL
 	})
 	return out, c.roundTrips
 }
 
-func (c *pgCounter) accept() {
+func (c *Counter) accept() {
 	for {
 		conn, err := c.ln.Accept()
 		if err != nil {
@@ -84,7 +94,7 @@ func (c *pgCounter) accept() {
 
 var spaces = regexp.MustCompile(`\s+`)
 
-func (c *pgCounter) count(sql string, params []*string, roundTrip bool) {
+func (c *Counter) count(sql string, params []*string, roundTrip bool) {
 	sql = strings.TrimSpace(spaces.ReplaceAllString(sql, " "))
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -96,13 +106,13 @@ func (c *pgCounter) count(sql string, params []*string, roundTrip bool) {
 	}
 	s := c.stmts[sql]
 	if s == nil {
-		s = &stmtStat{sql: sql, params: params}
+		s = &Stat{SQL: sql, Params: params}
 		c.stmts[sql] = s
 	}
-	s.count++
+	s.Count++
 }
 
-func (c *pgCounter) serve(client net.Conn) {
+func (c *Counter) serve(client net.Conn) {
 	defer client.Close()
 	server, err := net.Dial("tcp", c.upstream)
 	if err != nil {
