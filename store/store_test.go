@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -116,6 +117,27 @@ func TestUsersAndEmails(t *testing.T) {
 		}
 		if _, err := db.PrimaryEmail(ctx, v.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("primary of deleted user: err = %v", err)
+		}
+	})
+}
+
+// TestUserLanguage checks that a user keeps the language given at sign-up,
+// and that one given none gets the default.
+func TestUserLanguage(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		for _, tt := range []struct{ given, want string }{{"", store.DefaultLanguage}, {"de", "de"}} {
+			t.Run(cmp.Or(tt.given, "none"), func(t *testing.T) {
+				email := "lang-" + cmp.Or(tt.given, "none") + "@example.com"
+				u, _, err := db.CreateUser(ctx, store.NewUser{Email: email, Key: email, PasswordHash: "h", Language: tt.given}, t0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := db.UserByID(ctx, u.ID)
+				if err != nil || u.Language != tt.want || got.Language != tt.want {
+					t.Fatalf("language = %q (created), %q (read), %v; want %q", u.Language, got.Language, err, tt.want)
+				}
+			})
 		}
 	})
 }

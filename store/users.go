@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"time"
 )
@@ -11,6 +12,7 @@ type User struct {
 	PasswordHash string    `db:"password_hash"`
 	ChangeSeq    int64     `db:"change_seq"`
 	DateJoined   time.Time `db:"date_joined"`
+	Language     string    `db:"language"` // BCP 47 tag of the user's mails
 }
 
 // NewUser is what CreateUser needs.
@@ -18,15 +20,19 @@ type NewUser struct {
 	Email        string // the normalized display form
 	Key          string // the comparison key
 	PasswordHash string
+	Language     string // BCP 47 tag; empty means DefaultLanguage
 }
+
+// DefaultLanguage is the language of a user who named none.
+const DefaultLanguage = "en"
 
 // CreateUser inserts a user and its primary, unverified address. It fails
 // with ErrEmailTaken when the address is verified or primary for another user.
 func (q *Queries) CreateUser(ctx context.Context, nu NewUser, now time.Time) (User, Email, error) {
-	const qUser = `INSERT INTO users (password_hash, date_joined) VALUES (?, ?)
-		RETURNING id, password_hash, change_seq, date_joined`
+	const qUser = `INSERT INTO users (password_hash, date_joined, language) VALUES (?, ?, ?)
+		RETURNING id, password_hash, change_seq, date_joined, language`
 	var u User
-	if err := q.get(ctx, &u, qUser, nu.PasswordHash, utc(now)); err != nil {
+	if err := q.get(ctx, &u, qUser, nu.PasswordHash, utc(now), cmp.Or(nu.Language, DefaultLanguage)); err != nil {
 		return User{}, Email{}, err
 	}
 	e, err := q.InsertEmail(ctx, NewEmail{UserID: u.ID, Email: nu.Email, Key: nu.Key, Primary: true}, now)
@@ -38,7 +44,7 @@ func (q *Queries) CreateUser(ctx context.Context, nu NewUser, now time.Time) (Us
 
 // UserByID returns one user.
 func (q *Queries) UserByID(ctx context.Context, id int64) (User, error) {
-	const query = `SELECT id, password_hash, change_seq, date_joined FROM users WHERE id = ?`
+	const query = `SELECT id, password_hash, change_seq, date_joined, language FROM users WHERE id = ?`
 	var u User
 	return u, q.get(ctx, &u, query, id)
 }
@@ -49,7 +55,7 @@ func (q *Queries) UserByID(ctx context.Context, id int64) (User, error) {
 // sequences) and fixes one lock order. SQLite transactions hold the database
 // write lock from BEGIN, which serializes them already.
 func (q *Queries) LockUser(ctx context.Context, id int64) (User, error) {
-	query := `SELECT id, password_hash, change_seq, date_joined FROM users WHERE id = ?`
+	query := `SELECT id, password_hash, change_seq, date_joined, language FROM users WHERE id = ?`
 	if q.dialect == Postgres {
 		query += ` FOR UPDATE`
 	}
@@ -60,7 +66,7 @@ func (q *Queries) LockUser(ctx context.Context, id int64) (User, error) {
 // UserByLoginKey returns the user who holds the address with comparison key
 // key as its primary or a verified address: the addresses one may log in with.
 func (q *Queries) UserByLoginKey(ctx context.Context, key string) (User, error) {
-	const query = `SELECT u.id, u.password_hash, u.change_seq, u.date_joined
+	const query = `SELECT u.id, u.password_hash, u.change_seq, u.date_joined, u.language
 		FROM emails e JOIN users u ON u.id = e.user_id
 		WHERE e.email_key = ? AND (e.verified OR e.is_primary)`
 	var u User
