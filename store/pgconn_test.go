@@ -72,23 +72,7 @@ func TestStatementTimeout(t *testing.T) {
 	}
 
 	db := openMigrated(t, withParam(t, base, "statement_timeout", "300ms"))
-	ctx := context.Background()
-	u, _ := newUser(t, db.Queries, "a@example.com")
-	id, err := db.EnqueueMessage(ctx, store.NewMessage{Kind: "verify", Recipient: "a@example.com", UserID: u.ID, Payload: "{}"}, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if msgs, err := db.ClaimMessages(ctx, t0, time.Minute, 1); err != nil || len(msgs) != 1 {
-		t.Fatalf("claim: %v, %v", msgs, err)
-	}
-	tx, err := db.SQL().Beginx()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.Exec(`SELECT id FROM outbox WHERE id = $1 FOR UPDATE`, id); err != nil {
-		t.Fatal(err)
-	}
+	id := lockClaimedMessage(t, db)
 	done := make(chan error, 1)
 	go func() { done <- db.MarkMessageSent(context.Background(), id, 1, t0) }() // waits for the row lock
 	select {
