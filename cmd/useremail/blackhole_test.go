@@ -250,9 +250,7 @@ func TestBlackHoledPostgres(t *testing.T) {
 	}
 	// The hole lasts until the dispatcher has met it (in a claim, or in the
 	// reports of a batch under way), and the load a score of times.
-	if _, ok := p.logs.waitFor(30*time.Second, func(r logRecord) bool {
-		return r.Msg == "mail: dispatch failed" || r.Msg == "mail: cannot record outcome yet; retrying until shortly before the lease ends"
-	}); !ok {
+	if _, ok := p.logs.waitFor(30*time.Second, dispatcherMet); !ok {
 		t.Error("the dispatcher did not meet the black hole in 30 s")
 	}
 	if !eventually(30*time.Second, func() bool { return load.unavailableSince(holeAt) >= 30 }) {
