@@ -16,6 +16,17 @@ import (
 // connection.
 const listenTimeout = 10 * time.Second
 
+// The listening connection is pinged every listenPingEvery; a ping that
+// gets no answer within listenPingTimeout (a path that went silent) closes
+// it, and the listener connects again.
+const (
+	listenPingEvery   = 90 * time.Second
+	listenPingTimeout = 5 * time.Second
+)
+
+// announceTimeout bounds one notification of an Announcer.
+const announceTimeout = 5 * time.Second
+
 // ListenPostgres listens on store.NotifyChannel of the PostgreSQL database
 // at databaseURL and returns a channel that receives a value soon after each
 // commit that queued mail. Values are coalesced: one value may stand for
@@ -33,8 +44,10 @@ func ListenPostgres(ctx context.Context, databaseURL string) (<-chan struct{}, e
 		return nil, errors.New("mail: listen: LISTEN/NOTIFY needs a postgres:// database URL")
 	}
 	// The store's dialer: keepalive and TCP_USER_TIMEOUT end a connection
-	// to a server that went silent, and the listener then reconnects.
-	l := pq.NewDialListener(store.PostgresDialer(), dsn, time.Second, time.Minute, nil)
+	// to a server that went silent, and the listener then reconnects; a
+	// ping without an answer hangs it up (pingOrHangUp).
+	dialer := store.NewListenDialer()
+	l := pq.NewDialListener(dialer, dsn, time.Second, time.Minute, nil)
 	listened := make(chan error, 1)
 	go func() { listened <- l.Listen(store.NotifyChannel) }()
 	timer := time.NewTimer(listenTimeout)
@@ -61,7 +74,7 @@ func ListenPostgres(ctx context.Context, databaseURL string) (<-chan struct{}, e
 		// A connection can die without the listener noticing (a NAT or a
 		// firewall dropping it silently); a periodic ping finds out, and the
 		// listener then reconnects.
-		ping := time.NewTicker(90 * time.Second)
+		ping := time.NewTicker(listenPingEvery)
 		defer ping.Stop()
 		for {
 			select {
@@ -76,11 +89,30 @@ func ListenPostgres(ctx context.Context, databaseURL string) (<-chan struct{}, e
 				default:
 				}
 			case <-ping.C:
-				_ = l.Ping()
+				pingOrHangUp(l, dialer)
 			}
 		}
 	}()
 	return out, nil
+}
+
+// pingOrHangUp pings the listener's server and, when no answer comes within
+// listenPingTimeout, closes the listener's connection: the ping then
+// returns, and the listener connects again.
+func pingOrHangUp(l *pq.Listener, dialer *store.ListenDialer) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = l.Ping()
+	}()
+	timer := time.NewTimer(listenPingTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		dialer.HangUp()
+		<-done
+	}
 }
 
 // announceGather is the least time between two notifications an Announcer
@@ -130,7 +162,10 @@ func (a *Announcer) Run(ctx context.Context) {
 			return
 		case <-a.pending:
 		}
-		if err := a.db.NotifyMailQueued(ctx); err != nil && ctx.Err() == nil {
+		nctx, cancel := context.WithTimeout(ctx, announceTimeout)
+		err := a.db.NotifyMailQueued(nctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			// Dispatchers poll as well; the mail is only later.
 			a.logger.Warn("mail: could not announce queued mail to other dispatchers", "error", err)
 		}

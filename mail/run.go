@@ -87,6 +87,8 @@ func (d *Dispatcher) listen(ctx context.Context) <-chan struct{} {
 // wakes Run, but retries, hand-backs, lost leases and the mail of replicas
 // that cannot notify only the next due time announces.
 func (d *Dispatcher) idleWait(ctx context.Context) time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
+	defer cancel()
 	due, err := d.db.NextDueAt(ctx)
 	if err != nil {
 		return d.pollInterval

@@ -16,13 +16,17 @@ func (s *Server) GetHealth(context.Context, gen.GetHealthRequestObject) (gen.Get
 	return gen.GetHealth200JSONResponse{Status: gen.Ok}, nil
 }
 
-// GetReadiness answers 200 when the database answers and every migration is
-// applied, 503 otherwise.
+// GetReadiness answers 200 when the database answers, can take writes
+// (store.CheckWrites) and has every migration applied, 503 otherwise.
 func (s *Server) GetReadiness(ctx context.Context, _ gen.GetReadinessRequestObject) (gen.GetReadinessResponseObject, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := s.cfg.DB.Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready: database", "error", err)
+		return nil, errUnavailable
+	}
+	if err := s.cfg.DB.CheckWrites(ctx); err != nil {
+		s.log.WarnContext(ctx, "not ready: database cannot take writes", "error", err)
 		return nil, errUnavailable
 	}
 	pending, err := s.cfg.DB.PendingMigrations(ctx)

@@ -75,9 +75,52 @@ func isRetryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
+// errBeginOnStandby marks the refusal of a transaction's BEGIN by a
+// standby: lib/pq begins every transaction READ WRITE, which PostgreSQL in
+// recovery refuses with 0A000 feature_not_supported (beginError).
+var errBeginOnStandby = errors.New("store: PostgreSQL is in recovery (a standby) and takes no read-write transaction")
+
+// beginError marks an error of BEGIN that a standby gives.
+func beginError(err error) error {
+	var pe *pq.Error
+	if errors.As(err, &pe) && pe.Code == "0A000" {
+		return errors.Join(errBeginOnStandby, err)
+	}
+	return err
+}
+
+// isWriteRefusal recognizes a write the database refused for want of room
+// or because it is read-only: SQLITE_FULL, SQLITE_READONLY; PostgreSQL's
+// 53100 disk_full and 25006 read_only_sql_transaction (a standby, or
+// default_transaction_read_only), and a standby's refusal of BEGIN.
+func isWriteRefusal(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, errBeginOnStandby) {
+		return true
+	}
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		return pe.Code == "53100" || pe.Code == "25006"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY:
+			return true
+		}
+	}
+	return false
+}
+
 // isUnavailable recognizes a database that cannot be reached, is shutting
-// down, or is too slow to answer within the caller's deadline.
+// down, is too slow to answer within the caller's deadline, or refuses
+// writes (isWriteRefusal).
 func isUnavailable(err error) bool {
+	if isWriteRefusal(err) {
+		return true
+	}
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrConnDone) {

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -19,14 +21,14 @@ var migrations embed.FS
 // once apply each migration exactly once. The lock is per schema: stores in
 // different schemas of one database (tests, several tenants) migrate
 // independently.
-func (db *DB) provider(ctx context.Context) (*goose.Provider, error) {
+func (db *DB) provider(ctx context.Context, handle *sql.DB) (*goose.Provider, error) {
 	dialect, dir := goose.DialectPostgres, "migrations/postgres"
 	var opts []goose.ProviderOption
 	if db.dialect == SQLite {
 		dialect, dir = goose.DialectSQLite3, "migrations/sqlite"
 	} else {
 		var schema string
-		if err := db.db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		if err := handle.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 			return nil, translate(err)
 		}
 		h := fnv.New64a()
@@ -42,7 +44,7 @@ func (db *DB) provider(ctx context.Context) (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return goose.NewProvider(dialect, db.db.DB, sub, opts...)
+	return goose.NewProvider(dialect, handle, sub, opts...)
 }
 
 // Migration is one applied migration.
@@ -51,9 +53,25 @@ type Migration struct {
 	Name    string
 }
 
-// Migrate applies every pending migration and returns those it applied.
+// migrateTimeout bounds Migrate: the wait for the lock of other replicas'
+// migrations (up to five minutes) and the migrations. On PostgreSQL it is
+// also their statement_timeout: a migration may rewrite a large table, which
+// the store's statement timeout would cut short.
+const migrateTimeout = 10 * time.Minute
+
+// Migrate applies every pending migration and returns those it applied,
+// within migrateTimeout.
 func (db *DB) Migrate(ctx context.Context) ([]Migration, error) {
-	p, err := db.provider(ctx)
+	ctx, cancel := context.WithTimeout(ctx, migrateTimeout)
+	defer cancel()
+	handle := db.db.DB
+	if db.pg != nil {
+		// Connections of their own, with the migrations' statement timeout.
+		handle = sql.OpenDB(db.pg.withStatementTimeout(migrateTimeout))
+		handle.SetMaxOpenConns(4)
+		defer handle.Close()
+	}
+	p, err := db.provider(ctx, handle)
 	if err != nil {
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
@@ -70,7 +88,7 @@ func (db *DB) Migrate(ctx context.Context) ([]Migration, error) {
 
 // PendingMigrations reports whether some migration is not applied yet.
 func (db *DB) PendingMigrations(ctx context.Context) (bool, error) {
-	p, err := db.provider(ctx)
+	p, err := db.provider(ctx, db.db.DB)
 	if err != nil {
 		return false, err
 	}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -38,6 +39,11 @@ const (
 type DB struct {
 	*Queries
 	db *sqlx.DB
+
+	pg         *pgConnector // PostgreSQL only
+	reaper     *reaper      // PostgreSQL only
+	sqlitePath string       // SQLite only: the database file
+	writes     *writeHealth
 }
 
 // Queries runs the store's statements on a database handle or inside a
@@ -48,6 +54,7 @@ type Queries struct {
 	stmts   *statements // the kept prepared statements; nil: none
 	tx      *sqlx.Tx    // the transaction that ext is, if any
 	queued  bool        // EnqueueMessages added mail in tx (see QueuedMail)
+	writes  *writeHealth
 }
 
 // QueuedMail reports whether mail was queued through q, the Queries of a
@@ -90,50 +97,47 @@ func OpenWithPool(ctx context.Context, rawURL string, pool PoolOptions) (*DB, er
 	if err != nil {
 		return nil, err
 	}
-	var db *sqlx.DB
+	s := &DB{writes: &writeHealth{}}
 	switch dialect {
 	case SQLite:
-		if db, err = sqlx.Open(string(dialect), dsn); err != nil {
+		if s.db, err = sqlx.Open(string(dialect), dsn); err != nil {
 			return nil, fmt.Errorf("store: open: %w", err)
 		}
-		db.SetMaxOpenConns(1)
-		db.SetMaxIdleConns(1)
-		db.SetConnMaxLifetime(0)
+		s.db.SetMaxOpenConns(1)
+		s.db.SetMaxIdleConns(1)
+		s.db.SetConnMaxLifetime(0)
+		s.sqlitePath = sqliteFile(rawURL)
 	case Postgres:
-		connector, err := pq.NewConnector(dsn)
-		if err != nil {
+		if s.pg, err = newPGConnector(dsn, statementTimeout(rawURL), newPGConns()); err != nil {
 			return nil, fmt.Errorf("store: open: %w", err)
 		}
-		connector.Dialer(PostgresDialer())
-		db = sqlx.NewDb(sql.OpenDB(connector), string(Postgres))
-		db.SetMaxOpenConns(pool.MaxOpenConns)
-		db.SetMaxIdleConns(pool.MaxIdleConns)
-		db.SetConnMaxLifetime(pool.ConnMaxLifetime)
-		db.SetConnMaxIdleTime(pool.ConnMaxIdleTime)
+		s.db = sqlx.NewDb(sql.OpenDB(s.pg), string(Postgres))
+		s.db.SetMaxOpenConns(pool.MaxOpenConns)
+		s.db.SetMaxIdleConns(pool.MaxIdleConns)
+		s.db.SetConnMaxLifetime(pool.ConnMaxLifetime)
+		s.db.SetConnMaxIdleTime(pool.ConnMaxIdleTime)
+		s.reaper = startReaper(s.pg)
 	}
-	s := &DB{Queries: &Queries{ext: db, dialect: dialect}, db: db}
+	s.Queries = &Queries{ext: s.db, dialect: dialect, writes: s.writes}
 	if preparedStatements(rawURL) {
-		s.stmts = newStatements(db)
+		s.stmts = newStatements(s.db)
 	}
 	if err := s.Ping(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
 // A PostgreSQL server or a network that goes silent (a host that died, a
-// firewall or NAT dropping packets without a reset) would leave a query
-// waiting for its answer as long as the kernel keeps the connection: about
-// 15 minutes of retransmissions, or forever once the query was
-// acknowledged. lib/pq's cancellation on the caller's deadline cannot help:
-// it sends a cancel request to the same silent server on a new connection,
-// while the query keeps waiting on the old one. TCP keepalive finds a
-// silent peer of a connection that waits for an answer within about
+// firewall or NAT dropping packets without a reset) would leave a
+// connection open, as far as the kernel can tell, for about 15 minutes of
+// retransmissions, or forever once the query was acknowledged. TCP
+// keepalive finds a silent peer of an idle connection within about
 // pgKeepAliveIdle + 3·pgKeepAliveInterval; on Linux, TCP_USER_TIMEOUT also
-// ends a connection whose data stayed unacknowledged for pgUserTimeout (and
-// bounds the keepalive probes by it). Either way the query fails with an
-// error (ErrUnavailable) instead of hanging its request.
+// ends a connection whose data stayed unacknowledged for pgUserTimeout.
+// Neither helps when the first hop is local and answers for the peer (a
+// pooler or a sidecar): pgconn.go covers that, and every call's wait.
 const (
 	pgKeepAliveIdle     = 15 * time.Second
 	pgKeepAliveInterval = 5 * time.Second
@@ -168,6 +172,49 @@ func (p pgDialer) DialContext(ctx context.Context, network, address string) (net
 	return p.d.DialContext(ctx, network, address)
 }
 
+// ListenDialer is PostgresDialer for a connection that waits for
+// notifications, which no deadline can bound: HangUp closes the connection
+// it dialed last, so that a listener whose ping got no answer reconnects.
+type ListenDialer struct {
+	d    pgDialer
+	mu   sync.Mutex
+	last net.Conn
+}
+
+// NewListenDialer returns a ListenDialer; it implements pq.Dialer and
+// pq.DialerContext.
+func NewListenDialer() *ListenDialer { return &ListenDialer{d: PostgresDialer().(pgDialer)} }
+
+func (l *ListenDialer) Dial(network, address string) (net.Conn, error) {
+	return l.keep(l.d.Dial(network, address))
+}
+
+func (l *ListenDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	return l.keep(l.d.DialTimeout(network, address, timeout))
+}
+
+func (l *ListenDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return l.keep(l.d.DialContext(ctx, network, address))
+}
+
+func (l *ListenDialer) keep(c net.Conn, err error) (net.Conn, error) {
+	if err == nil {
+		l.mu.Lock()
+		l.last = c
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// HangUp closes the connection dialed last.
+func (l *ListenDialer) HangUp() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last != nil {
+		_ = l.last.Close()
+	}
+}
+
 // preparedParam is the parameter of a database URL that turns the kept
 // prepared statements off (prepared_statements=off): for a connection
 // pooler in transaction mode that cannot carry them (PgBouncer before 1.21,
@@ -193,6 +240,44 @@ func checkPrepared(q url.Values) error {
 	}
 }
 
+// statementTimeoutParam is the parameter of a postgres:// URL that sets the
+// statement_timeout of the store's connections, as a Go duration ("0"
+// leaves the server's own setting). The store sets it with SET after
+// connecting rather than as a start-up parameter, which PgBouncer refuses.
+const statementTimeoutParam = "statement_timeout"
+
+// DefaultStatementTimeout is the statement_timeout of the store's
+// PostgreSQL connections: a little under the API's request deadline, so
+// that a statement stuck on the server (waiting for locks) ends there too,
+// and the request's answer is an error from the server rather than its
+// deadline's.
+const DefaultStatementTimeout = 9 * time.Second
+
+// statementTimeout returns the statement timeout a postgres:// URL (one
+// that ParseURL accepts) asks for.
+func statementTimeout(rawURL string) time.Duration {
+	u, err := url.Parse(rawURL)
+	if err != nil || !u.Query().Has(statementTimeoutParam) {
+		return DefaultStatementTimeout
+	}
+	d, _ := time.ParseDuration(u.Query().Get(statementTimeoutParam))
+	return d
+}
+
+// checkStatementTimeout checks the statement_timeout parameter of q and
+// removes it: Open sets it, lib/pq would send it at start-up.
+func checkStatementTimeout(q url.Values) error {
+	if !q.Has(statementTimeoutParam) {
+		return nil
+	}
+	v := q.Get(statementTimeoutParam)
+	if d, err := time.ParseDuration(v); err != nil || d < 0 || (d > 0 && d < time.Millisecond) {
+		return fmt.Errorf("store: database URL: %s=%q: want a duration such as 9s or 500ms, or 0 to leave the server's setting", statementTimeoutParam, v)
+	}
+	q.Del(statementTimeoutParam)
+	return nil
+}
+
 // ParseURL turns a USEREMAIL_DATABASE_URL into a driver name and DSN.
 func ParseURL(rawURL string) (Dialect, string, error) {
 	switch {
@@ -209,6 +294,9 @@ func ParseURL(rawURL string) (Dialect, string, error) {
 		}
 		// PostgreSQL would take it for a setting and refuse the connection.
 		if err := checkPrepared(q); err != nil {
+			return "", "", err
+		}
+		if err := checkStatementTimeout(q); err != nil {
 			return "", "", err
 		}
 		if !q.Has("binary_parameters") {
@@ -275,6 +363,9 @@ func (db *DB) Close() error {
 	if db.stmts != nil {
 		db.stmts.close()
 	}
+	if db.reaper != nil {
+		db.reaper.stop()
+	}
 	return db.db.Close()
 }
 
@@ -307,7 +398,7 @@ func (db *DB) WithTx(ctx context.Context, fn func(q *Queries) error) error {
 func (db *DB) tx(ctx context.Context, fn func(q *Queries) error) (err error) {
 	tx, err := db.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return translate(err)
+		return db.translate(beginError(err))
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -318,10 +409,10 @@ func (db *DB) tx(ctx context.Context, fn func(q *Queries) error) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(&Queries{ext: tx, dialect: db.dialect, stmts: db.stmts, tx: tx}); err != nil {
+	if err = fn(&Queries{ext: tx, dialect: db.dialect, stmts: db.stmts, tx: tx, writes: db.writes}); err != nil {
 		return err
 	}
-	return translate(tx.Commit())
+	return db.translate(tx.Commit())
 }
 
 // rebind turns the "?" placeholders of q into the dialect's.
@@ -350,16 +441,16 @@ func (q *Queries) prepared(ctx context.Context, query string) *sqlx.Stmt {
 
 func (q *Queries) get(ctx context.Context, dest any, query string, args ...any) error {
 	if st := q.prepared(ctx, query); st != nil {
-		return translate(st.GetContext(ctx, dest, args...))
+		return q.translate(st.GetContext(ctx, dest, args...))
 	}
-	return translate(sqlx.GetContext(ctx, q.ext, dest, q.rebind(query), args...))
+	return q.translate(sqlx.GetContext(ctx, q.ext, dest, q.rebind(query), args...))
 }
 
 func (q *Queries) selectAll(ctx context.Context, dest any, query string, args ...any) error {
 	if st := q.prepared(ctx, query); st != nil {
-		return translate(st.SelectContext(ctx, dest, args...))
+		return q.translate(st.SelectContext(ctx, dest, args...))
 	}
-	return translate(sqlx.SelectContext(ctx, q.ext, dest, q.rebind(query), args...))
+	return q.translate(sqlx.SelectContext(ctx, q.ext, dest, q.rebind(query), args...))
 }
 
 // exec runs a statement and returns the number of rows it changed.
@@ -372,10 +463,10 @@ func (q *Queries) exec(ctx context.Context, query string, args ...any) (int64, e
 		res, err = q.ext.ExecContext(ctx, q.rebind(query), args...)
 	}
 	if err != nil {
-		return 0, translate(err)
+		return 0, q.translate(err)
 	}
 	n, err := res.RowsAffected()
-	return n, translate(err)
+	return n, q.translate(err)
 }
 
 // utc truncates t to microseconds (PostgreSQL's precision) in UTC, so that

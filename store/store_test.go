@@ -423,6 +423,11 @@ func TestParseURL(t *testing.T) {
 		{"", "", false},
 		{"postgres://h/db?prepared_statements=off", store.Postgres, true},
 		{"postgres://h/db?prepared_statements=no", "", false},
+		{"postgres://h/db?statement_timeout=2s", store.Postgres, true},
+		{"postgres://h/db?statement_timeout=0", store.Postgres, true},
+		{"postgres://h/db?statement_timeout=9000", "", false},
+		{"postgres://h/db?statement_timeout=-1s", "", false},
+		{"sqlite:a.db?statement_timeout=2s", "", false},
 	} {
 		d, _, err := store.ParseURL(tc.in)
 		if (err == nil) != tc.ok || d != tc.dialect {
@@ -453,8 +458,11 @@ func TestParseURL(t *testing.T) {
 	}
 	// prepared_statements is the store's, not lib/pq's: it never reaches
 	// PostgreSQL, which would refuse it as an unknown setting.
-	for _, in := range []string{"postgres://h/db?prepared_statements=off", "postgres://h/db?prepared_statements=on&sslmode=disable"} {
-		if _, dsn, err := store.ParseURL(in); err != nil || strings.Contains(dsn, "prepared_statements") {
+	// So is statement_timeout: the store sets it after connecting, as a
+	// start-up parameter would be refused by PgBouncer.
+	for _, in := range []string{"postgres://h/db?prepared_statements=off", "postgres://h/db?prepared_statements=on&sslmode=disable",
+		"postgres://h/db?statement_timeout=1500ms"} {
+		if _, dsn, err := store.ParseURL(in); err != nil || strings.Contains(dsn, "prepared_statements") || strings.Contains(dsn, "statement_timeout") {
 			t.Errorf("ParseURL(%q) = %q, %v", in, dsn, err)
 		}
 	}
