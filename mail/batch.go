@@ -2,6 +2,7 @@ package mail
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -29,16 +30,20 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 	defer cancel()
 	claimedAt, claimedReal := d.now(), time.Now()
-	var msgs []store.Message
-	err := d.db.WithTx(cctx, func(q *store.Queries) error {
-		var err error
-		msgs, err = q.ClaimMessages(cctx, claimedAt, d.lease, d.batchSize)
-		return err
-	})
+	c, err := d.claimant(cctx)
 	if err != nil {
 		return 0, fmt.Errorf("mail: claim: %w", err)
 	}
+	defer c.release()
+	msgs, err := c.owner.ClaimMessages(cctx, claimedAt, d.lease, d.batchSize)
+	if err != nil {
+		if h := d.holding.Load(); h != nil && errors.Is(err, store.ErrUnavailable) {
+			h.check() // the owner's session may be gone
+		}
+		return 0, fmt.Errorf("mail: claim: %w", err)
+	}
 	b := &batch{
+		lost: c.lost,
 		// A send may start only while enough of the lease remains for it
 		// to finish and be recorded before another dispatcher may take the
 		// message over: a slow server must not make the last ones go twice.
@@ -69,6 +74,10 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 
 // batch is what the messages of one claim share.
 type batch struct {
+	// lost, if set, reports that the claim's owner has lost its lock since
+	// the claim: other dispatchers may take the messages back, and those
+	// not yet started are handed back rather than sent.
+	lost func() bool
 	// startBy is the last moment, on the dispatcher's clock, a send of the
 	// batch may start.
 	startBy time.Time
@@ -84,11 +93,14 @@ type batch struct {
 	delivered deliveries
 }
 
+// ownerLost reports that the batch's owner has lost its lock since the claim.
+func (b *batch) ownerLost() bool { return b.lost != nil && b.lost() }
+
 // handle sends one claimed message and records the outcome. It reports false
 // for a message it handed back unsent.
 func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool {
 	log := d.logger.With("outbox_id", m.ID, "kind", m.Kind, "attempt", m.Attempts)
-	if ctx.Err() != nil || d.now().After(b.startBy) || b.unavailable.Load() {
+	if ctx.Err() != nil || d.now().After(b.startBy) || b.unavailable.Load() || b.ownerLost() {
 		d.handBack(ctx, log, b, m)
 		return false
 	}
@@ -134,11 +146,13 @@ func (d *Dispatcher) handBack(ctx context.Context, log *slog.Logger, b *batch, m
 			log.Warn("mail: left unsent until its lease ends", "reason", reason)
 			return
 		}
+	case b.ownerLost():
+		reason = "the claim lock was lost"
 	case ctx.Err() != nil:
 		reason = "shutting down"
 	}
 	err := d.record(ctx, log, b, "hand back", func(rctx context.Context) error {
-		return d.db.ReleaseMessage(rctx, m.ID, m.Attempts, d.now())
+		return d.db.ReleaseMessage(rctx, m.Claim(), d.now())
 	})
 	if err != nil {
 		d.reportError(log, "hand back", err)

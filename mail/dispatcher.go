@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/useremail/useremail/signer"
@@ -39,7 +40,8 @@ type Config struct {
 	// Lease is how long a claim lasts before another dispatcher may take the
 	// message over; default 2m. It must exceed SendTimeout by at least 10 s.
 	// A report of an outcome that the database does not take is tried
-	// again until 2 s before the lease ends.
+	// again until 2 s before the lease ends. The claims of a dispatcher
+	// that died end sooner (see Run): the lease is for one that hangs.
 	Lease time.Duration
 	// SendTimeout bounds one send; default 1m. With an SMTPSender it should
 	// exceed its connect and command timeouts together (40 s by default).
@@ -84,7 +86,9 @@ func call(hook func(string), kind string) {
 
 // Dispatcher delivers the mail outbox: it claims due messages, renders and
 // signs them, sends them, and records each outcome. Any number of
-// dispatchers, in one process or many, may share one database.
+// dispatchers, in one process or many, may share one database. It claims
+// under a store.Owner: Run's for as long as it runs, or one per RunOnce
+// outside Run.
 type Dispatcher struct {
 	db           *store.DB
 	sender       Sender
@@ -102,6 +106,7 @@ type Dispatcher struct {
 	logger       *slog.Logger
 	hooks        Hooks
 	wake         chan struct{}
+	holding      atomic.Pointer[holder] // Run's owner, while Run runs
 }
 
 // NewDispatcher checks cfg, fills in its defaults and returns a Dispatcher.

@@ -30,7 +30,7 @@ const (
 func (d *Dispatcher) reschedule(ctx context.Context, log *slog.Logger, b *batch, m store.Message, sendErr error) {
 	next := d.now().Add(d.backoff(m.Attempts))
 	err := d.record(ctx, log, b, "reschedule", func(rctx context.Context) error {
-		return d.db.RescheduleMessage(rctx, m.ID, m.Attempts, next, sendErr.Error())
+		return d.db.RescheduleMessage(rctx, m.Claim(), next, sendErr.Error())
 	})
 	if err != nil {
 		d.reportError(log, "reschedule", err)
@@ -55,7 +55,7 @@ func (d *Dispatcher) backoff(attempt int) time.Duration {
 // fail records that m is given up, for reason.
 func (d *Dispatcher) fail(ctx context.Context, log *slog.Logger, b *batch, m store.Message, reason string) {
 	err := d.record(ctx, log, b, "mark failed", func(rctx context.Context) error {
-		return d.db.FailMessage(rctx, m.ID, m.Attempts, reason)
+		return d.db.FailMessage(rctx, m.Claim(), reason)
 	})
 	if err != nil {
 		d.reportError(log, "mark failed", err)
@@ -110,7 +110,7 @@ func (d *Dispatcher) markSent(ctx context.Context, b *batch, s sentMessage) {
 func (d *Dispatcher) recordSent(ctx context.Context, b *batch, group []sentMessage) {
 	claims := make([]store.Claim, len(group))
 	for i, s := range group {
-		claims[i] = store.Claim{ID: s.m.ID, Attempt: s.m.Attempts}
+		claims[i] = s.m.Claim()
 	}
 	log := group[0].log
 	if len(group) > 1 {

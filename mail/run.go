@@ -33,7 +33,13 @@ func (d *Dispatcher) Wake() {
 // sleeps up to PollInterval (less when a message falls due sooner), wakes
 // early on Wake and, with ListenURL, on PostgreSQL notifications, and backs
 // off while claims fail (claimBackoff).
+//
+// On PostgreSQL it claims under one owner, whose lock it holds until it
+// returns, and takes back within seconds the claims of owners that hold
+// none: dispatchers whose process died (see ownerCheckInterval).
 func (d *Dispatcher) Run(ctx context.Context) error {
+	release := d.hold(ctx)
+	defer release()
 	notify := d.listen(ctx)
 	var failures int
 	var failingSince time.Time

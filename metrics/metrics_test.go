@@ -200,10 +200,10 @@ func queueMail(t *testing.T, db *store.DB) {
 		if err != nil || len(claimed) != 2 {
 			return fmt.Errorf("claimed %d: %v", len(claimed), err)
 		}
-		if err := q.MarkMessageSent(ctx, claimed[0].ID, claimed[0].Attempts, now); err != nil {
+		if err := q.MarkMessageSent(ctx, claimed[0].Claim(), now); err != nil {
 			return err
 		}
-		return q.FailMessage(ctx, claimed[1].ID, claimed[1].Attempts, "refused")
+		return q.FailMessage(ctx, claimed[1].Claim(), "refused")
 	})
 	if err != nil {
 		t.Fatal(err)

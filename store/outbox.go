@@ -33,9 +33,24 @@ type Message struct {
 	LastError     string     `db:"last_error"`
 	CreatedAt     time.Time  `db:"created_at"`
 	SentAt        *time.Time `db:"sent_at"`
+	// ClaimedBy is the Owner of the last claim (0: none, or a claim made
+	// without one); ClaimSeq counts the claims, never given back.
+	ClaimedBy int64 `db:"claimed_by"`
+	ClaimSeq  int64 `db:"claim_seq"`
 }
 
-const messageColumns = `id, kind, recipient, user_id, payload, status, attempts, next_attempt_at, last_error, created_at, sent_at`
+const messageColumns = `id, kind, recipient, user_id, payload, status, attempts, next_attempt_at, last_error, created_at, sent_at, claimed_by, claim_seq`
+
+// Claim names one claim of a message: the message, and its ClaimSeq after
+// the claim. Unlike Attempts, which a hand-back gives back, ClaimSeq only
+// grows: no later claim of the message has the same Claim.
+type Claim struct {
+	ID  int64
+	Seq int64
+}
+
+// Claim returns the claim that m, as a claim returned it, is under.
+func (m Message) Claim() Claim { return Claim{ID: m.ID, Seq: m.ClaimSeq} }
 
 // NewMessage is what EnqueueMessage needs.
 type NewMessage struct {
@@ -116,19 +131,31 @@ func (q *Queries) EnqueueMessages(ctx context.Context, msgs []NewMessage, now ti
 // or hung). It marks them sending until now+lease and counts the attempt.
 // On PostgreSQL, FOR UPDATE SKIP LOCKED lets any number of dispatchers claim
 // at once without taking the same row; SQLite has one writer at a time.
+//
+// The claims name no owner: only their lease ends them. A dispatcher
+// claims through its Owner (Owner.ClaimMessages), whose claims end as soon
+// as it dies.
 func (q *Queries) ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Message, error) {
+	var msgs []Message
+	if err := q.unprepared().selectAll(ctx, &msgs, q.claimQuery(), claimArgs(0, now, lease, limit)...); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// claimQuery is the statement of a claim; its arguments are claimArgs.
+func (q *Queries) claimQuery() string {
 	due := `SELECT id FROM ` + q.dueOutbox() + ` WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?
 		ORDER BY next_attempt_at, id LIMIT ?`
 	if q.dialect == Postgres {
 		due += ` FOR UPDATE SKIP LOCKED`
 	}
-	query := `UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?
-		WHERE id IN (` + due + `) RETURNING ` + messageColumns
-	var msgs []Message
-	if err := q.unprepared().selectAll(ctx, &msgs, query, utc(now.Add(lease)), utc(now), limit); err != nil {
-		return nil, err
-	}
-	return msgs, nil
+	return `UPDATE outbox SET status = 'sending', attempts = attempts + 1, claim_seq = claim_seq + 1, claimed_by = ?,
+		next_attempt_at = ? WHERE id IN (` + due + `) RETURNING ` + messageColumns
+}
+
+func claimArgs(owner int64, now time.Time, lease time.Duration, limit int) []any {
+	return []any{owner, utc(now.Add(lease)), utc(now), limit}
 }
 
 // dueOutbox names the outbox for the queries that look for due messages:
@@ -143,25 +170,18 @@ func (q *Queries) dueOutbox() string {
 }
 
 // The reports of a claim's outcome (MarkMessagesSent, RescheduleMessage,
-// FailMessage) are each guarded by the claim: the message and the Attempts
-// value the claim gave it. A claim taken over after its lease changes nothing
-// (ErrNotFound, or missing from MarkMessagesSent's ids). A report repeated
-// with the same arguments after an earlier call of it committed but lost its
-// answer finds the row as that call left it and succeeds again, changing
-// nothing: the store compares what it stored, so a caller may repeat a
-// report until it hears the answer.
+// FailMessage, ReleaseMessage) are each guarded by the claim (Claim). A
+// claim taken over after its lease, or taken back from an owner that died,
+// changes nothing (ErrNotFound, or missing from MarkMessagesSent's ids). A
+// report repeated with the same arguments after an earlier call of it
+// committed but lost its answer finds the row as that call left it and
+// succeeds again, changing nothing: the store compares what it stored, so
+// a caller may repeat a report until it hears the answer.
 
 // MarkMessageSent records a delivery: MarkMessagesSent of one claim.
-func (q *Queries) MarkMessageSent(ctx context.Context, id int64, attempt int, now time.Time) error {
-	ids, err := q.MarkMessagesSent(ctx, []Claim{{ID: id, Attempt: attempt}}, now)
+func (q *Queries) MarkMessageSent(ctx context.Context, c Claim, now time.Time) error {
+	ids, err := q.MarkMessagesSent(ctx, []Claim{c}, now)
 	return rowsOrNotFound(int64(len(ids)), err)
-}
-
-// Claim names one claim of a message: the message and the Attempts value
-// the claim gave it.
-type Claim struct {
-	ID      int64
-	Attempt int
 }
 
 // MarkMessagesSent records the deliveries of several claimed messages, sent
@@ -170,7 +190,7 @@ type Claim struct {
 //
 // On PostgreSQL the claims go as two arrays joined to the table by its
 // primary key: one index lookup per claim. Why not a guard of one
-// "(id = ? AND attempts = ?)" per claim, as on SQLite: PostgreSQL planned
+// "(id = ? AND claim_seq = ?)" per claim, as on SQLite: PostgreSQL planned
 // that OR as a bitmap AND with every index entry of status 'sending' (sent
 // rows' entries too, until a VACUUM), and each batch size was a new plan.
 func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time.Time) ([]int64, error) {
@@ -179,16 +199,12 @@ func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time
 	}
 	ids := []int64{}
 	if q.dialect == Postgres {
-		claimIDs := make(pq.Int64Array, len(claims))
-		attempts := make(pq.Int64Array, len(claims))
-		for i, c := range claims {
-			claimIDs[i], attempts[i] = c.ID, int64(c.Attempt)
-		}
+		claimIDs, seqs := claimArrays(claims)
 		const query = `UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ''
-			FROM unnest(?::bigint[], ?::bigint[]) AS c (id, attempts)
-			WHERE outbox.id = c.id AND outbox.attempts = c.attempts AND ` + sendingOrSentAt + `
+			FROM unnest(?::bigint[], ?::bigint[]) AS c (id, seq)
+			WHERE outbox.id = c.id AND outbox.claim_seq = c.seq AND ` + sendingOrSentAt + `
 			RETURNING outbox.id`
-		return ids, q.unprepared().selectAll(ctx, &ids, query, utc(now), claimIDs, attempts, utc(now))
+		return ids, q.unprepared().selectAll(ctx, &ids, query, utc(now), claimIDs, seqs, utc(now))
 	}
 	var guard strings.Builder
 	args := make([]any, 0, 2+2*len(claims))
@@ -197,8 +213,8 @@ func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time
 		if i > 0 {
 			guard.WriteString(" OR ")
 		}
-		guard.WriteString("(id = ? AND attempts = ?)")
-		args = append(args, c.ID, c.Attempt)
+		guard.WriteString("(id = ? AND claim_seq = ?)")
+		args = append(args, c.ID, c.Seq)
 	}
 	query := `UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ''
 		WHERE ` + sendingOrSentAt + ` AND (` + guard.String() + `) RETURNING id`
@@ -211,14 +227,24 @@ func (q *Queries) MarkMessagesSent(ctx context.Context, claims []Claim, now time
 // (every row of the status) instead of a lookup of each claim by key.
 const sendingOrSentAt = `CASE outbox.status WHEN 'sending' THEN TRUE WHEN 'sent' THEN outbox.sent_at = ? ELSE FALSE END`
 
+// claimArrays returns the ids and the sequence numbers of claims, for a
+// PostgreSQL statement that joins them to the table as arrays.
+func claimArrays(claims []Claim) (ids, seqs pq.Int64Array) {
+	ids, seqs = make(pq.Int64Array, len(claims)), make(pq.Int64Array, len(claims))
+	for i, c := range claims {
+		ids[i], seqs[i] = c.ID, c.Seq
+	}
+	return ids, seqs
+}
+
 // RescheduleMessage puts a claimed message back in the queue, due at next,
 // keeping the error of the failed attempt (its first maxLastError bytes).
-func (q *Queries) RescheduleMessage(ctx context.Context, id int64, attempt int, next time.Time, lastErr string) error {
+func (q *Queries) RescheduleMessage(ctx context.Context, c Claim, next time.Time, lastErr string) error {
 	const query = `UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = ?
-		WHERE id = ? AND attempts = ?
+		WHERE id = ? AND claim_seq = ?
 		AND (status = 'sending' OR (status = 'queued' AND next_attempt_at = ? AND last_error = ?))`
 	next, lastErr = utc(next), boundText(lastErr, maxLastError)
-	n, err := q.unprepared().exec(ctx, query, next, lastErr, id, attempt, next, lastErr)
+	n, err := q.unprepared().exec(ctx, query, next, lastErr, c.ID, c.Seq, next, lastErr)
 	return rowsOrNotFound(n, err)
 }
 
@@ -226,21 +252,90 @@ func (q *Queries) RescheduleMessage(ctx context.Context, id int64, attempt int, 
 // at now, and the attempt its claim counted is given back. A dispatcher calls
 // it for the messages of a batch it will not start (it is shutting down, or
 // too little of the lease is left to finish a send safely).
-func (q *Queries) ReleaseMessage(ctx context.Context, id int64, attempt int, now time.Time) error {
+func (q *Queries) ReleaseMessage(ctx context.Context, c Claim, now time.Time) error {
 	const query = `UPDATE outbox SET status = 'queued', attempts = attempts - 1, next_attempt_at = ?
-		WHERE id = ? AND status = 'sending' AND attempts = ?`
-	n, err := q.unprepared().exec(ctx, query, utc(now), id, attempt)
+		WHERE id = ? AND status = 'sending' AND claim_seq = ?`
+	n, err := q.unprepared().exec(ctx, query, utc(now), c.ID, c.Seq)
 	return rowsOrNotFound(n, err)
 }
 
 // FailMessage gives up on a claimed message, keeping why (its first
 // maxLastError bytes).
-func (q *Queries) FailMessage(ctx context.Context, id int64, attempt int, lastErr string) error {
+func (q *Queries) FailMessage(ctx context.Context, c Claim, lastErr string) error {
 	const query = `UPDATE outbox SET status = 'failed', last_error = ?
-		WHERE id = ? AND attempts = ? AND (status = 'sending' OR (status = 'failed' AND last_error = ?))`
+		WHERE id = ? AND claim_seq = ? AND (status = 'sending' OR (status = 'failed' AND last_error = ?))`
 	lastErr = boundText(lastErr, maxLastError)
-	n, err := q.unprepared().exec(ctx, query, lastErr, id, attempt, lastErr)
+	n, err := q.unprepared().exec(ctx, query, lastErr, c.ID, c.Seq, lastErr)
 	return rowsOrNotFound(n, err)
+}
+
+// Taking claims back: a claim of a dispatcher that died is queued again,
+// due at once, without waiting for its lease. The attempt it counted stays
+// counted (the dead dispatcher may have sent the mail), as after a lease.
+
+// TakeBackAllClaims takes back every claim: every sending message is queued
+// again, due at now. Only a process that knows no other dispatcher runs
+// may call it: on SQLite, the serve that holds the lock file (LockSQLite),
+// when it starts. It returns the ids of the messages taken back.
+func (q *Queries) TakeBackAllClaims(ctx context.Context, now time.Time) ([]int64, error) {
+	const query = `UPDATE outbox SET status = 'queued', next_attempt_at = ? WHERE status = 'sending' RETURNING id`
+	ids := []int64{}
+	return ids, q.unprepared().selectAll(ctx, &ids, query, utc(now))
+}
+
+// liveOwners lists the keys of the bigint advisory locks that sessions of
+// this database hold (pg_locks shows a key's high half as classid, its low
+// half as objid): an Owner among them is alive. pg_locks is not MVCC: it
+// shows the locks as they are when the statement reads it.
+const liveOwners = `SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l
+	WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+	AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())`
+
+// DeadClaims returns the claims of sending messages whose Owner holds no
+// lock: it died, or lost its session to the database. On SQLite there are
+// none to find (one serve holds the file, and took back every claim when it
+// started), and it returns none.
+func (q *Queries) DeadClaims(ctx context.Context) ([]Claim, error) {
+	if q.dialect != Postgres {
+		return nil, nil
+	}
+	const query = `SELECT id, claim_seq FROM outbox
+		WHERE status = 'sending' AND claimed_by <> 0 AND claimed_by NOT IN (` + liveOwners + `)`
+	var rows []struct {
+		ID  int64 `db:"id"`
+		Seq int64 `db:"claim_seq"`
+	}
+	if err := q.unprepared().selectAll(ctx, &rows, query); err != nil {
+		return nil, err
+	}
+	claims := make([]Claim, len(rows))
+	for i, r := range rows {
+		claims[i] = Claim{ID: r.ID, Seq: r.Seq}
+	}
+	return claims, nil
+}
+
+// TakeBackClaims takes back those of claims (found by DeadClaims) that
+// still stand and whose owner still holds no lock: their messages are
+// queued again, due at now. It returns the ids of the messages taken back;
+// on SQLite, none.
+//
+// Why the claims and not "every dead claim" again: a row's claim may
+// change between the two looks (another dispatcher takes it back and a
+// live one claims it), and a statement that rechecks a changed row's
+// owner against the locks it read before could end the live claim.
+func (q *Queries) TakeBackClaims(ctx context.Context, claims []Claim, now time.Time) ([]int64, error) {
+	ids := []int64{}
+	if len(claims) == 0 || q.dialect != Postgres {
+		return ids, nil
+	}
+	claimIDs, seqs := claimArrays(claims)
+	const query = `UPDATE outbox SET status = 'queued', next_attempt_at = ?
+		FROM unnest(?::bigint[], ?::bigint[]) AS c (id, seq)
+		WHERE outbox.id = c.id AND outbox.claim_seq = c.seq AND outbox.status = 'sending'
+		AND outbox.claimed_by NOT IN (` + liveOwners + `)
+		RETURNING outbox.id`
+	return ids, q.unprepared().selectAll(ctx, &ids, query, utc(now), claimIDs, seqs)
 }
 
 // RetryMessage queues a failed (or sent) message again, due at now, with a

@@ -64,7 +64,7 @@ func TestOutboxPlans(t *testing.T) {
 						rec.ext = tq.ext // the claim runs in a transaction, as the dispatcher's does
 						msgs, err := q.ClaimMessages(ctx, at, time.Minute, 50)
 						for _, m := range msgs {
-							claims = append(claims, Claim{ID: m.ID, Attempt: m.Attempts})
+							claims = append(claims, m.Claim())
 						}
 						return err
 					})
@@ -75,10 +75,10 @@ func TestOutboxPlans(t *testing.T) {
 					if due, err := q.NextDueAt(ctx); err != nil || !due.Equal(at.Add(time.Minute)) {
 						t.Fatalf("NextDueAt = %v, %v; want the claims' lease end", due, err)
 					}
-					if err := q.RescheduleMessage(ctx, claims[0].ID, claims[0].Attempt, at.AddDate(2, 0, 0), "451"); err != nil {
+					if err := q.RescheduleMessage(ctx, claims[0], at.AddDate(2, 0, 0), "451"); err != nil {
 						t.Fatal(err)
 					}
-					if err := q.FailMessage(ctx, claims[1].ID, claims[1].Attempt, "550"); err != nil {
+					if err := q.FailMessage(ctx, claims[1], "550"); err != nil {
 						t.Fatal(err)
 					}
 					if ids, err := q.MarkMessagesSent(ctx, claims[2:], at); err != nil || len(ids) != 2 {

@@ -25,11 +25,12 @@ func TestReleaseMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 		claimed, err := db.ClaimMessages(ctx, t0, time.Minute, 10)
-		if err != nil || len(claimed) != 1 || claimed[0].Attempts != 1 {
+		if err != nil || len(claimed) != 1 || claimed[0].Attempts != 1 || claimed[0].ClaimSeq != 1 {
 			t.Fatalf("claim = %+v, %v", claimed, err)
 		}
+		first := claimed[0].Claim()
 		later := t0.Add(30 * time.Second)
-		if err := db.ReleaseMessage(ctx, id, 1, later); err != nil {
+		if err := db.ReleaseMessage(ctx, first, later); err != nil {
 			t.Fatal(err)
 		}
 		m, err := db.MessageByID(ctx, id)
@@ -37,15 +38,29 @@ func TestReleaseMessage(t *testing.T) {
 			t.Fatalf("after release = %+v, %v", m, err)
 		}
 		// A release guarded by a stale claim changes nothing.
-		if err := db.ReleaseMessage(ctx, id, 1, later); !errors.Is(err, store.ErrNotFound) {
+		if err := db.ReleaseMessage(ctx, first, later); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("release of a queued message: err = %v", err)
 		}
+		// The next claim counts the same attempt again, but is another claim:
+		// the first one's late reports match nothing.
 		again, err := db.ClaimMessages(ctx, later, time.Minute, 10)
-		if err != nil || len(again) != 1 || again[0].Attempts != 1 {
+		if err != nil || len(again) != 1 || again[0].Attempts != 1 || again[0].Claim() != (store.Claim{ID: id, Seq: 2}) {
 			t.Fatalf("claim after release = %+v, %v", again, err)
 		}
-		if err := db.ReleaseMessage(ctx, id, 2, later); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("release with the wrong attempt: err = %v", err)
+		if err := db.ReleaseMessage(ctx, first, later); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("release by the first claim: err = %v", err)
+		}
+		if err := db.MarkMessageSent(ctx, first, later); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("delivery reported by the first claim: err = %v", err)
+		}
+		if err := db.FailMessage(ctx, first, "550"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("failure reported by the first claim: err = %v", err)
+		}
+		if m, err := db.MessageByID(ctx, id); err != nil || m.Status != store.StatusSending || m.ClaimSeq != 2 {
+			t.Fatalf("after the first claim's reports = %+v, %v; want the second claim untouched", m, err)
+		}
+		if err := db.ReleaseMessage(ctx, again[0].Claim(), later); err != nil {
+			t.Fatalf("release by the second claim: %v", err)
 		}
 	})
 }
@@ -164,7 +179,7 @@ func TestMarkMessagesSent(t *testing.T) {
 		if over, err := db.ClaimMessages(ctx, later, time.Minute, 1); err != nil || len(over) != 1 || over[0].ID != ids[0] || over[0].Attempts != 2 {
 			t.Fatalf("take-over = %+v, %v", over, err)
 		}
-		claims := []store.Claim{{ID: ids[0], Attempt: 1}, {ID: ids[1], Attempt: 1}, {ID: ids[2], Attempt: 1}}
+		claims := []store.Claim{claimed[0].Claim(), claimed[1].Claim(), claimed[2].Claim()}
 		sent, err := db.MarkMessagesSent(ctx, claims, later)
 		slices.Sort(sent)
 		if err != nil || !slices.Equal(sent, ids[1:]) {
@@ -207,13 +222,13 @@ func TestReportRepeated(t *testing.T) {
 	next := t0.Add(time.Hour + 123456789*time.Nanosecond) // finer than the stored microseconds
 	tests := []struct {
 		name   string
-		report func(q *store.Queries, id int64, attempt int, variant int) error
+		report func(q *store.Queries, c store.Claim, variant int) error
 		want   func(m store.Message) bool
 	}{
 		{
 			"reschedule",
-			func(q *store.Queries, id int64, attempt, variant int) error {
-				return q.RescheduleMessage(context.Background(), id, attempt, next.Add(time.Duration(variant)*time.Second), "451 try later")
+			func(q *store.Queries, c store.Claim, variant int) error {
+				return q.RescheduleMessage(context.Background(), c, next.Add(time.Duration(variant)*time.Second), "451 try later")
 			},
 			func(m store.Message) bool {
 				return m.Status == store.StatusQueued && m.NextAttemptAt.Equal(next.Truncate(time.Microsecond)) && m.LastError == "451 try later"
@@ -221,8 +236,8 @@ func TestReportRepeated(t *testing.T) {
 		},
 		{
 			"fail",
-			func(q *store.Queries, id int64, attempt, variant int) error {
-				return q.FailMessage(context.Background(), id, attempt, fmt.Sprintf("550 no such user (%d)", variant))
+			func(q *store.Queries, c store.Claim, variant int) error {
+				return q.FailMessage(context.Background(), c, fmt.Sprintf("550 no such user (%d)", variant))
 			},
 			func(m store.Message) bool {
 				return m.Status == store.StatusFailed && m.LastError == "550 no such user (0)"
@@ -230,8 +245,8 @@ func TestReportRepeated(t *testing.T) {
 		},
 		{
 			"sent",
-			func(q *store.Queries, id int64, attempt, variant int) error {
-				return q.MarkMessageSent(context.Background(), id, attempt, next.Add(time.Duration(variant)*time.Second))
+			func(q *store.Queries, c store.Claim, variant int) error {
+				return q.MarkMessageSent(context.Background(), c, next.Add(time.Duration(variant)*time.Second))
 			},
 			func(m store.Message) bool {
 				return m.Status == store.StatusSent && m.SentAt != nil && m.SentAt.Equal(next.Truncate(time.Microsecond))
@@ -252,17 +267,17 @@ func TestReportRepeated(t *testing.T) {
 					t.Fatalf("claim = %+v, %v", claim, err)
 				}
 				for try := 1; try <= 2; try++ {
-					if err := tt.report(db.Queries, id, 1, 0); err != nil {
+					if err := tt.report(db.Queries, claim[0].Claim(), 0); err != nil {
 						t.Fatalf("try %d: %v", try, err)
 					}
 					if m, _ := db.MessageByID(ctx, id); !tt.want(m) || m.Attempts != 1 {
 						t.Fatalf("after try %d: %+v", try, m)
 					}
 				}
-				if err := tt.report(db.Queries, id, 1, 1); !errors.Is(err, store.ErrNotFound) {
+				if err := tt.report(db.Queries, claim[0].Claim(), 1); !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("another report of the claim: err = %v, want ErrNotFound", err)
 				}
-				if err := tt.report(db.Queries, id, 2, 0); !errors.Is(err, store.ErrNotFound) {
+				if err := tt.report(db.Queries, store.Claim{ID: id, Seq: 2}, 0); !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("the report of another claim: err = %v, want ErrNotFound", err)
 				}
 				if m, _ := db.MessageByID(ctx, id); !tt.want(m) || m.Attempts != 1 {
@@ -299,10 +314,11 @@ func TestLastErrorBounded(t *testing.T) {
 					if _, err := db.ClaimMessages(ctx, t0, time.Minute, 10); err != nil {
 						t.Fatal(err)
 					}
+					c := store.Claim{ID: id, Seq: 1}
 					if report == "reschedule" {
-						err = db.RescheduleMessage(ctx, id, 1, t0.AddDate(1, 0, 0), tt.text)
+						err = db.RescheduleMessage(ctx, c, t0.AddDate(1, 0, 0), tt.text)
 					} else {
-						err = db.FailMessage(ctx, id, 1, tt.text)
+						err = db.FailMessage(ctx, c, tt.text)
 					}
 					if err != nil {
 						t.Fatalf("%s: %v", report, err)

@@ -74,7 +74,7 @@ func TestStatementTimeout(t *testing.T) {
 	db := openMigrated(t, withParam(t, base, "statement_timeout", "300ms"))
 	id := lockClaimedMessage(t, db)
 	done := make(chan error, 1)
-	go func() { done <- db.MarkMessageSent(context.Background(), id, 1, t0) }() // waits for the row lock
+	go func() { done <- db.MarkMessageSent(context.Background(), store.Claim{ID: id, Seq: 1}, t0) }() // waits for the row lock
 	select {
 	case err := <-done:
 		if !errors.Is(err, store.ErrUnavailable) {

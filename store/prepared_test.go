@@ -206,7 +206,7 @@ func TestOutboxClaimsStayUnprepared(t *testing.T) {
 			msgs, err := q.ClaimMessages(ctx, time.Now(), time.Minute, 10)
 			for _, m := range msgs {
 				if err == nil {
-					err = q.MarkMessageSent(ctx, m.ID, m.Attempts, time.Now())
+					err = q.MarkMessageSent(ctx, m.Claim(), time.Now())
 				}
 			}
 			return err

@@ -269,10 +269,10 @@ func TestOutbox(t *testing.T) {
 		if err != nil || len(msgs) != 2 || msgs[0].Status != store.StatusSending || msgs[0].Attempts != 1 {
 			t.Fatalf("claim = %+v, %v", msgs, err)
 		}
-		if err := db.MarkMessageSent(ctx, msgs[0].ID, 1, t0); err != nil {
+		if err := db.MarkMessageSent(ctx, msgs[0].Claim(), t0); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.RescheduleMessage(ctx, msgs[1].ID, 1, t0.Add(time.Hour), "451 try later"); err != nil {
+		if err := db.RescheduleMessage(ctx, msgs[1].Claim(), t0.Add(time.Hour), "451 try later"); err != nil {
 			t.Fatal(err)
 		}
 		rest, _ := db.ClaimMessages(ctx, t0, time.Minute, 10)
@@ -285,10 +285,10 @@ func TestOutbox(t *testing.T) {
 		if len(again) != 1 || again[0].ID != rest[0].ID || again[0].Attempts != 2 {
 			t.Fatalf("reclaim = %+v", again)
 		}
-		if err := db.MarkMessageSent(ctx, rest[0].ID, 1, t0); !errors.Is(err, store.ErrNotFound) {
+		if err := db.MarkMessageSent(ctx, rest[0].Claim(), t0); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("stale MarkMessageSent: err = %v", err)
 		}
-		if err := db.FailMessage(ctx, again[0].ID, 2, "550 no such user"); err != nil {
+		if err := db.FailMessage(ctx, again[0].Claim(), "550 no such user"); err != nil {
 			t.Fatal(err)
 		}
 		counts, err := db.CountMessages(ctx)

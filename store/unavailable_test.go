@@ -34,7 +34,7 @@ func TestDeadlineOnBlockedStatementIsUnavailable(t *testing.T) {
 
 	dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	err = db.MarkMessageSent(dctx, id, 1, t0) // waits for the row lock
+	err = db.MarkMessageSent(dctx, store.Claim{ID: id, Seq: 1}, t0) // waits for the row lock
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("a statement cut by the deadline = %v, want ErrUnavailable", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -54,6 +55,8 @@ type Main struct {
 	Dispatcher *mail.Dispatcher
 	Server     *server.Server
 
+	fileLock *store.FileLock // SQLite: this serve's hold on the database file
+
 	signer     *signer.Signer
 	sender     mail.Sender
 	smtp       *mail.SMTPSender // the sender, unless mail goes to the log
@@ -72,9 +75,10 @@ func NewMain(cfg config, logOutput io.Writer) *Main {
 	return &Main{Config: cfg, Logger: newLogger(cfg, logOutput)}
 }
 
-// Open opens the database (and migrates it, unless NoMigrate), builds the
-// signer, the sender, the metrics, the dispatcher and the server, and
-// listens. After an error, Close releases what it had opened.
+// Open opens the database (on SQLite holds it, see holdSQLite, and migrates
+// it unless NoMigrate), builds the signer, the sender, the metrics, the
+// dispatcher and the server, and listens. After an error, Close releases
+// what it had opened.
 func (m *Main) Open(ctx context.Context) error {
 	if err := m.openDB(ctx); err != nil {
 		return err
@@ -99,18 +103,62 @@ func (m *Main) Open(ctx context.Context) error {
 	return m.listen(ctx)
 }
 
-// openDB opens the store and migrates it, or checks that it needs no
-// migration.
+// openDB opens the store, holds it (SQLite), and migrates it or checks
+// that it needs no migration.
 func (m *Main) openDB(ctx context.Context) (err error) {
-	url := m.Config.DatabaseURL
+	open := openStore
 	if m.NoMigrate {
-		m.DB, err = openMigrated(ctx, url, m.Logger)
+		open = openMigrated
+	}
+	if m.DB, err = open(ctx, m.Config.DatabaseURL, m.Logger); err != nil {
 		return err
 	}
-	if m.DB, err = openStore(ctx, url, m.Logger); err != nil {
+	if err := m.holdSQLite(); err != nil {
 		return err
 	}
-	return migrate(ctx, m.DB, m.Logger)
+	if !m.NoMigrate {
+		if err := migrate(ctx, m.DB, m.Logger); err != nil {
+			return err
+		}
+	}
+	return m.takeBackClaims(ctx)
+}
+
+// holdSQLite takes the lock file of an SQLite database: one serve at a
+// time delivers its mail, so that a serve that starts may take back every
+// claim (takeBackClaims). The admin commands take no lock.
+func (m *Main) holdSQLite() (err error) {
+	if m.DB.Dialect() != store.SQLite {
+		return nil
+	}
+	m.fileLock, err = store.LockSQLite(m.Config.DatabaseURL)
+	var inUse *store.FileInUseError
+	if errors.As(err, &inUse) {
+		holder := "pid " + strconv.Itoa(inUse.PID)
+		if inUse.PID == 0 {
+			holder = "lock file " + inUse.LockFile
+		}
+		return fmt.Errorf("%s is in use by another useremail serve (%s)", displayURL(m.Config.DatabaseURL), holder)
+	}
+	return err
+}
+
+// takeBackClaims queues again, on SQLite, the mail that a serve that
+// stopped had claimed and not finished: holding the file, no other
+// dispatcher can own a claim. On PostgreSQL the dispatcher takes back the
+// claims of dead replicas itself (mail.Dispatcher.Run).
+func (m *Main) takeBackClaims(ctx context.Context) error {
+	if m.fileLock == nil {
+		return nil
+	}
+	ids, err := m.DB.TakeBackAllClaims(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if len(ids) > 0 {
+		m.Logger.Info("mail: took back the claims of a serve that stopped", "count", len(ids), "outbox_ids", ids)
+	}
+	return nil
 }
 
 // openSigner builds the link signer; dev mode without a secret gets one
@@ -260,7 +308,8 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 // Close releases what Open opened: the SMTP connections, the profiles'
-// listener, the API's listener when Run never served it, and the database.
+// listener, the API's listener when Run never served it, the database and
+// its lock file.
 // A second Close does nothing.
 func (m *Main) Close() error {
 	m.hangUpSMTP()
@@ -271,11 +320,15 @@ func (m *Main) Close() error {
 	if m.listener != nil && m.stopBackground == nil {
 		_ = m.listener.Close()
 	}
-	if m.DB == nil {
-		return nil
+	var err error
+	if m.DB != nil {
+		err = m.DB.Close()
+		m.DB = nil
 	}
-	err := m.DB.Close()
-	m.DB = nil
+	if m.fileLock != nil {
+		err = errors.Join(err, m.fileLock.Unlock())
+		m.fileLock = nil
+	}
 	return err
 }
 
