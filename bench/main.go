@@ -222,6 +222,7 @@ func (cfg config) want(scenario string) bool {
 type env struct {
 	cfg     config
 	tmp     string
+	smtpURL string // the sink the services send their mail to
 	secret  string
 	hash    string
 	signer  *signer.Signer
@@ -274,6 +275,12 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	if err := e.build(ctx); err != nil {
 		return nil, err
 	}
+	sink, err := startSMTPSink()
+	if err != nil {
+		return nil, err
+	}
+	defer sink.Close()
+	e.smtpURL = sink.URL()
 	// A 48-character secret, as `openssl rand -base64 48` would give (cut).
 	e.secret = (randomToken() + randomToken())[:48]
 	if e.signer, err = signer.New([][]byte{[]byte(e.secret)}, nil); err != nil {
@@ -388,6 +395,7 @@ func (e *env) serviceEnv(dbURL, addr string) []string {
 		"USEREMAIL_ADDR=" + addr,
 		"USEREMAIL_DATABASE_URL=" + dbURL,
 		"USEREMAIL_SECRET_KEYS=" + e.secret,
+		"USEREMAIL_SMTP_URL=" + e.smtpURL,
 		"USEREMAIL_RATE_LIMITS=off",
 		"USEREMAIL_RESEND_INTERVAL=0",
 		// The add-email runs add far more than the default ten addresses per

@@ -492,7 +492,9 @@ type ClientInterface interface {
 
 	// GetMetrics Prometheus metrics
 	//
-	// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the outbox, and the process and Go runtime.
+	// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the mail waiting
+	// in the outbox, and the process and Go runtime. With `USEREMAIL_METRICS_ADDR` set, the metrics are served on
+	// that listener of their own, and this route answers 404.
 	//
 	// Corresponds with GET /metrics (the `GetMetrics` operationId).
 	GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -794,7 +796,9 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 
 // GetMetrics Prometheus metrics
 //
-// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the outbox, and the process and Go runtime.
+// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the mail waiting
+// in the outbox, and the process and Go runtime. With `USEREMAIL_METRICS_ADDR` set, the metrics are served on
+// that listener of their own, and this route answers 404.
 //
 // Corresponds with GET /metrics (the `GetMetrics` operationId).
 func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2003,7 +2007,9 @@ type ClientWithResponsesInterface interface {
 
 	// GetMetricsWithResponse Prometheus metrics
 	//
-	// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the outbox, and the process and Go runtime.
+	// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the mail waiting
+	// in the outbox, and the process and Go runtime. With `USEREMAIL_METRICS_ADDR` set, the metrics are served on
+	// that listener of their own, and this route answers 404.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2489,6 +2495,13 @@ func (r GetHealthResponse) ContentType() string {
 type GetMetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMetricsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
 }
 
 // GetBody returns the raw response body bytes
@@ -3753,7 +3766,9 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 
 // GetMetricsWithResponse Prometheus metrics
 //
-// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the outbox, and the process and Go runtime.
+// Requests by route and status with their latencies, rate-limit refusals, mail delivery and the mail waiting
+// in the outbox, and the process and Go runtime. With `USEREMAIL_METRICS_ADDR` set, the metrics are served on
+// that listener of their own, and this route answers 404.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4312,6 +4327,16 @@ func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
 	response := &GetMetricsResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
 	}
 
 	return response, nil
@@ -6138,6 +6163,20 @@ func (response GetMetrics200TextResponse) VisitGetMetricsResponse(w http.Respons
 	w.WriteHeader(200)
 
 	_, err := w.Write([]byte(fmt.Sprint(response)))
+	return err
+}
+
+type GetMetrics404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetMetrics404ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -8410,115 +8449,117 @@ func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3vcts2tn8VXO6dWbuXkmXHzjbOdOa6ibN110lc22l3t8pIMHkkoSYBFQAtazOe2afZB9snuYMDgARF",
-	"SpZjNW335pMtigAODg5+5y+gD1Ei8qngwLWKDj9EE6ApSPz3jbjQQoL5NwWVSDbVTPDoMDriagZSET2h",
-	"miRUyjmhRItr4IRKIBxuQJKEJhNIu1EcqWQCOTXdwC3NpxlEhxEXHYWdx5GeT80TpSXj4+juLo7OQcv5",
-	"0UiDbI59AYngqSJakBllmlzBSEggWs4ZHxM6powvGXN/L45yxlle5NHhbjku4xrGIKM7M/KUSpqDdgw4",
-	"zinLTl42ibicAGEpESMiOJg/egKkUCD/qAhNUwlKgTJkMPP2lOpJFEec5mY8MJ0OWBrFkYSfCyYhjQ61",
-	"LKCV6D/F0UjInGpL6dP96J5JxNEFG3NIkfZ2yhW+4BZsJEWO5Jv3ISUZ49dLKLftBjiB9aiPbna7vS7M",
-	"v52d/CRYmn8/pz/8/eCE97rJXsav8le99K/fZq0y8E6BXMZ6x2mWdskRUaAUE5zkdE4Ez+aEJpoITphW",
-	"RMw4vrxkQusugpGch66Cpf8vMF85hRQSltPMCBPjpOBTmqaQknfnpx1FR0CuqIKn+2SLpWR/jzBFhm9e",
-	"ngy3l8zHdDpg6eAa5muuz5uXJy3cvzON1VRwBbgPvqbpOfxcgNLmUyK4Bo7/0uk0Ywk189qZSnGVQf4/",
-	"PykzyWAQ0yKtJF/Ta+BRHKWgUUKjywkrd42ZIs0k0HSODFGAm1lTXajocL/XiyPNNJKOAh628x272RSS",
-	"HxqG4KiHjrrDkIa7kCf/LWEUHUZ/2KngcMd+q3bObGPLmeZaSssbciWBXitCiSwyeE6GZtpDouhckdmE",
-	"JZOuGfGVkFcsTYE/ipWJkqPBCHdsyMoL4CluZrcp/qjIi4vzV26rM47f/bVjnl3iI4v2dR4/qXiMjZMJ",
-	"JNekHGwle0O6NsVeJMISapY5Z0oZqBeSzKTgY7I1DEYdbsfmmzoPDJ2mKReaDD+w9G5ItoYjvxBmO93F",
-	"0QnXIDnNjqUU8lGLw1xPtZUROeiJoXsGXDvKBSeikESxtCbmB6GYe7KIAmnUKiB59yxDScEm1uDIABPc",
-	"TiHRkKIcFBKeI4vt9BRq/UyMx5DGTvsr4BrZesr49eNZarTSAG6niGeL2GG+RAAQgojMKAV1TUZCEko4",
-	"zIyKXgoihjpS9buSqTUaPoKxcaThVu9MdJ7VQbhf9HpPkv9KRWLGJ+YFfAT2C6TVPgjJtV/uBN/++5//",
-	"qlk+LbDe3F2eeTnNjIqDFLcPzacgISUzpidka4hTZ/yGZgx3mOO0/8ZRNNw2bT18FwrKF8z/wc5cBG1y",
-	"NSdczMjWMIBnq+UCc/SFMSg7LwTXUmTL2O7e3/G2K876jdCvRMHTR4kgF3owwl4C+XsjiCqSCYFQGdWl",
-	"bb+StjdCE9/FSlGrxtrEBvZEerajvcqUs4zu4uiMzjNB00shTqkcw6PYdCXS+UALMciwq9peBWK+RUvt",
-	"CgjVJBdKk6cHB0+ekqu5hjrndgNFdO5VrGlvpM/3vpKNC7RsSiEhEUwRYYAONQ37h9lIObOQdynEa8rn",
-	"jmb1KHZKqmGAXS8An/G5jLNjtPr+HlHWLaoxcO9ZxcBLIUhO+dwbK+o+3tUG3ogaIaZLyyYyo4pMmH5u",
-	"VLLVilSRZEL5GFJCeUq4QIcEn/9cQGE9yQAN0EfslE7iKiwI3Emk6x2nhZ4Iyf4Bj4cE0xVwbRrVV+hU",
-	"jM3ajJhUuo4Iu3VEWOzhXmSoN9gUQlhrKSaUew2Dzu3WsDGkQ/JE8FHGEu2MsYJfc+NveX8sEeKagSJb",
-	"Q/ekUiC4S95xekNZRq+yxwFOEfSzgDYp1dR4UCSh3Nh+V8ZWt2EJUm0gNRFSZ/O6BRZgzwXIG5YAqQ+0",
-	"cpXCVzeFOismY9mpiulUSA3pa0gZvUT6HsXXssNBbnoc4JTbvA0ERKpIOIDpuA7nBxVLA2IJ9k1c3/dw",
-	"tZWiTcO6Ye63F2/fdNFmc43RAJGQmk1AM/xI05SZ5jQ7k2IKUjPjLY9opqDFhK4pX+v/I9AFkaMpVWom",
-	"JCJdsB423nIY0Ywl8L/ui24i8iiOfBPjEgopIdFkIqQCckW1BjknStOpFcJpQGTZaWiGtvWf09tT4GM9",
-	"iQ73DvYx6OE/7zbiBiE5YccrKQsiK2Xr2ri7vb37Br4Lgx0/Rj5AVfb3vmwhrn6CRBtSy/jYw5axZuiZ",
-	"xaRlgGnpks2EvO76b+OIpRjWm0qWUzkvh7oByUbMzAAfLF+xpuQ6cmLCDSszo9fI1mzCNBA1pQkQLVme",
-	"G+fsHWdme5M3r17EJBW5wb9MzEB2Eqog3a7No538crk8mxdlpL44cXTbGYtOQ1RY2pzLO85+LoAw3GUj",
-	"BtLvloZ5vTI+avyPtzyb+8DXQnQuoKijrtm0I6Z2/TtTgY6zb3fbEcb8yad6Hi6KW7ZF4n+YgJ6gQcis",
-	"ZxNsbNumdQJu9ZfQfCVEBpQ/kuZKtJYRLWYcpJqwqee4l3Bjf02luAH+iale2NMYqvUSV86nWo6lW/wF",
-	"GpUP3ehlTE8bO/QaCDWGqoFsxxfDI7+sLsAQ7H8Os0EdAzjMgj300bAddNyE7voYG9qnIaQvDWMnhZTA",
-	"dbsG++T4XzHpPh0gpZAv0NxppLgMfVcZxCSnyYRx6BhZN09sBI4YGMVp8iI3g6Jpi6bPwIfonL1b0lKP",
-	"f9tPiuYwoGrgOBi0CrhhXFjjvNmeVCX29sGg4ClkoJ1l6gIwg2CXhPEb/7GKepUhmmD0JLB14lZHZ8Gq",
-	"j+KFoHQZX3XtfeAjBz0R6QC7zIzuMQ8bUYOl1ueCQ1w3ysu45/tQ/up8b0j4KwZZWoYoH4ASb7nBALQp",
-	"baDM+Esj05tHUYciC+jgXXsvsnGEjVzwpFvuV1CKGujyGDAnfTuXfhQEwpsgkbRK9A8Tqk0zDD3Hxlwf",
-	"egqGMRkatpi/Ob0dZLjTzCfn1A2QwGF9Wwf0N3jqJtSibiQ47LR8Y8qSUs3cDDuletJlSJfLULywbkzH",
-	"uDULdNSY1qCk5GKIl6sZeh++2MnFls/VCG0I8w3QzGDWg+TKAKsodCJysBbmBHuxiZgFWfLuVSSum4Lg",
-	"v/xQopS4rm8NcX3vbF0nbbN7A7OPNKNLNSrMv+tbz+taxUecnL96QQ6e7O3hWB01hQSZ6YKOewf7JJlQ",
-	"SRMNUn0qs7fVUVnC2XcKHgpIuMUVG/NOMSUcIFWf1JWsE/M1GAFeZQfHpOBeSZGCa5Zh0t5nJMQUOKRt",
-	"S1Mn/Bc3dI40yYAqTb5cKjIbNnG+3IiL6+Mdy3bHs/2DP5VAnIqkyDFp16arWqybWqRNhvH5VICNouRU",
-	"JxMbIccoCvZtmqvo8MfN68H3S5J8J9ZC8UTeF2ZqzHWpgl0VbKpsy7uKV6EOehjbGuLq+fghMo6Tuo+c",
-	"wMi5K3ujUtI5xs8qRVHWvCAHF+paSp6GE1nK3opY7YKRizb2u/MTW0TGqYeKa8bRfHKrUd9may7YfbvH",
-	"BxtxLuXsnUJv20kX1tb9CD3uPSNnLS/uLmMxY3FGdBg9+/vV7uQ7frGX9Kbf7ed/0z9/Kb+fPbn94dve",
-	"9fEu/dOpPCi+mz8Vl3sKezHmuxogrOz19p52dnc7e19e7u4ePukd9np/N8axrQeKDvf3mjIcDN2sseMp",
-	"YRoNs6BaZEgEJwXHwiSfRqqvz8Om0JTpYE4tpiMPyzoI8FSRgmfGjMBcs6sENCqEpVmZkAvpW8KnEp5T",
-	"qqGjWQ5t1JXcvK8yrKUaLJQ+308crkFt8m0i+BHmwJGLMieJKBrAbqY6+EkwbogKGdN7VjFmlb2wRK5q",
-	"/X5o5304RCvvl8SVmhr8I4JhK+Koq+J0v6TpsY5Q/YJBzVWhtnA5m2JpVAckhWR6fmEUTQUt36DbtqT+",
-	"tKU4LSaehABkbKjA7PLUyHEIolj9aH3Dqv4xwKpqG9Ip+wuglhOu/QvMTC6hjeYVxLDUDW0wxWbYUVM9",
-	"J5QkGTO4ntM5UQYugelJUGhqs58VaX5slrZRtg5hFU0KNLmak+HZ24tLskMLPdnJxJjxneHS4VeMbhaR",
+	"7F3vcts2tn8VXO6dqd1LybJjZ1tnOnPdxGnddRLXdtrdrTISTB5JqElABUDL2oxn9mn2wfZJ7uAAIEGR",
+	"kuVYTdu9+WSLIoCDg4Pf+QvofZSIfCo4cK2iw/fRBGgKEv99LS60kGD+TUElkk01Ezw6jI64moFURE+o",
+	"JgmVck4o0eIaOKESCIcbkCShyQTSbhRHKplATk03cEvzaQbRYcRFR2HncaTnU/NEacn4OLq7i6Nz0HJ+",
+	"NNIgm2NfQCJ4qogWZEaZJlcwEhKIlnPGx4SOKeNLxtzfi6OccZYXeXS4W47LuIYxyOjOjDylkuagHQOO",
+	"c8qykxdNIi4nQFhKxIgIDuaPngApFMjPFKFpKkEpUIYMZt6eUj2J4ojT3IwHptMBS6M4kvBLwSSk0aGW",
+	"BbQS/ec4GgmZU20pfbof3TOJOLpgYw4p0t5OucIX3IKNpMiRfPM+pCRj/HoJ5bbdACewHvXRzW6314X5",
+	"d7OTnwVL8x/m9Me/H5zwXjfZy/hV/rKX/vW7rFUG3iqQy1jvOM3SLjkiCpRigpOczong2ZzQRBPBCdOK",
+	"iBnHl5dMaN1FMJLz0FWw9P8F5iunkELCcpoZYWKcFHxK0xRS8vb8tKPoCMgVVfB0n2yxlOzvEabI8PWL",
+	"k+H2kvmYTgcsHVzDfM31ef3ipIX7d6axmgquAPfB1zQ9h18KUNp8SgTXwPFfOp1mLKFmXjtTKa4yyP/n",
+	"Z2UmGQxiWqSV5Gt6DTyKoxQ0Smh0OWHlrjFTpJkEms6RIQpwM2uqCxUd7vd6caSZRtJRwMN2vmM3m0Ly",
+	"Q8MQHPXQUXcY0nAX8uS/JYyiw+hPOxUc7thv1c6ZbWw501xLaXlDriTQa0UokUUGz8jQTHtIFJ0rMpuw",
+	"ZNI1I74U8oqlKfBHsTJRcjQY4Y4NWXkBPMXN7DbFZ4o8vzh/6bY64/jdXzvm2SU+smhf5/GTisfYOJlA",
+	"ck3KwVayN6RrU+xFIiyhZplzppSBeiHJTAo+JlvDYNThdmy+qfPA0GmacqHJ8D1L74ZkazjyC2G2010c",
+	"nXANktPsWEohH7U4zPVUWxmRg54YumfAtaNccCIKSRRLa2J+EIq5J4sokEatApJ3zzKUFGxiDY4MMMHt",
+	"FBINKcpBIeEZsthOT6HWz8R4DGnstL8CrpGtp4xfP56lRisN4HaKeLaIHeZLBAAhiMiMUlDXZCQkoYTD",
+	"zKjopSBiqCNVvyuZWqPhAxgbRxpu9c5E51kdhPtFr/ck+a9UJGZ8Yl7AR2C/QFrtg5Bc++VO8O2///mv",
+	"muXTAuvN3eWZl9PMqDhIcfvQfAoSUjJjekK2hjh1xm9oxnCHOU77bxxFw23T1sN3oaB8wfwf7MxF0CZX",
+	"c8LFjGwNA3i2Wi4wR58bg7LzXHAtRbaM7e79HW+74qxfC/1SFDx9lAhyoQcj7CWQv9eCqCKZEAiVUV3a",
+	"9itpey008V2sFLVqrE1sYE+kZzvaq0w5y+gujs7oPBM0vRTilMoxPIpNVyKdD7QQgwy7qu1VIOZbtNSu",
+	"gFBNcqE0eXpw8OQpuZprqHNuN1BE517FmvZG+nzvK9m4QMumFBISwRQRBuhQ07B/mI2UMwt5l0K8onzu",
+	"aFaPYqekGgbY9QLwGZ/LODtGq+/vEWXdohoD976sGHgpBMkpn3tjRd3Hu9rAG1EjxHRp2URmVJEJ08+M",
+	"SrZakSqSTCgfQ0ooTwkX6JDg818KKKwnGaAB+oid0klchQWBO4l0veW00BMh2T/g8ZBgugKuTaP6Cp2K",
+	"sVmbEZNK1xFht44Iiz3ciwz1BptCCGstxYRyr2HQud0aNoZ0SJ4IPspYop0xVvBrbvwt748lQlwzUGRr",
+	"6J5UCgR3yVtObyjL6FX2OMApgn4W0CalmhoPiiSUG9vvytjqNixBqg2kJkLqbF63wALsuQB5wxIg9YFW",
+	"rlL46qZQZ8VkLDtVMZ0KqSF9BSmjl0jfo/hadjjITY8DnHKbt4GASBUJBzAd1+H8oGJpQCzBvonr+x6u",
+	"tlK0aVg3zP3u4s3rLtpsrjEaIBJSswlohh9pmjLTnGZnUkxBama85RHNFLSY0DXla/1/BLogcjSlSs2E",
+	"RKQL1sPGWw4jmrEE/td90U1EHsWRb2JcQiElJJpMhFRArqjWIOdEaTq1QjgNiCw7Dc3Qtv5zensKfKwn",
+	"0eHewT4GPfzn3UbcICQn7HglZUFkpWxdG3e3t3ffwHdhsOOnyAeoyv7elS3E1c+QaENqGR972DLWDD2z",
+	"mLQMMC1dspmQ113/bRyxFMN6U8lyKuflUDcg2YiZGeCD5SvWlFxHTky4YWVm9BrZmk2YBqKmNAGiJctz",
+	"45y95cxsb/L65fOYpCI3+JeJGchOQhWk27V5tJNfLpdn86KM1Bcnjm47Y9FpiApLm3N5y9kvBRCGu2zE",
+	"QPrd0jCvV8ZHjf/xhmdzH/haiM4FFHXUNZt2xNSuf2cq0HH27W47wpg/+VTPw0Vxy7ZI/I8T0BM0CJn1",
+	"bIKNbdu0TsCt/hKar4TIgPJH0lyJ1jKixYyDVBM29Rz3Em7sr6kUN8A/MtULexpDtV7iyvlUy7F0iz9H",
+	"o/KhG72M6Wljh14DocZQNZDt+GJ45JfVBRiC/c9hNqhjAIdZsIc+GLaDjpvQXR9jQ/s0hPSlYeykkBK4",
+	"btdgHx3/KybdpwOkFPI5mjuNFJeh7yqDmOQ0mTAOHSPr5omNwBEDozhNXuRmUDRt0fQZ+BCds3dLWurx",
+	"b/tJ0RwGVA0cB4NWATeMC2ucN9uTqsTePhgUPIUMtLNMXQBmEOySMH7jP1ZRrzJEE4yeBLZO3OroLFj1",
+	"UbwQlC7jq669D3zkoCciHWCXmdE95mEjarDU+lxwiOtGeRn3fBfKX53vDQl/ySBLyxDlA1DiDTcYgDal",
+	"DZQZf2lkevMo6lBkAR28a+9FNo6wkQuedMv9CkpRA10eA+akb+fSj4JAeBMkklaJ/nFCtWmGoefYmOtD",
+	"T8EwJkPDFvM3p7eDDHea+eScugESOKxv64D+Bk/dhFrUjQSHnZZvTFlSqpmbYadUT7oM6XIZiufWjekY",
+	"t2aBjhrTGpSUXAzxcjVD78MXO7nY8rkaoQ1hvgWaGcx6kFwZYBWFTkQO1sKcYC82EbMgS969isR1UxD8",
+	"l+9LlBLX9a0hru+dreukbXavYfaBZnSpRoX5d33reV2r+IiT85fPycGTvT0cq6OmkCAzXdBx72CfJBMq",
+	"aaJBqo9l9rY6Kks4+1bBQwEJt7hiY94ppoQDpOqjupJ1Yr4GI8Cr7OCYFNwrKVJwzTJM2vuMhJgCh7Rt",
+	"aeqE/+qGzpEmGVClyRdLRWbDJs4XG3Fxfbxj2e74cv/gzyUQpyIpckzatemqFuumFmmTYXw+FWCjKDnV",
+	"ycRGyDGKgn2b5io6/GnzevDdkiTfibVQPJH3hZkac12qYFcFmyrb8q7iVaiDHsa2hrh6Pr6PjOOk7iMn",
+	"MHLuyt6olHSO8bNKUZQ1L8jBhbqWkqfhRJaytyJWu2Dkoo399vzEFpFx6qHimnE0n9xq1LfZmgt23+7x",
+	"wUacSzl7p9DbdtKFtXU/QI97z8hZy4u7y1jMWJwRHUZf/v1qd/I9v9hLetPv9/O/6V++kD/Mntz++F3v",
+	"+niX/vlUHhTfz5+Kyz2FvRjzXQ0QVvZ6e087u7udvS8ud3cPn/QOe72/G+PY1gNFh/t7TRkOhm7W2PGU",
+	"MI2GWVAtMiSCk4JjYZJPI9XX52FTaMp0MKcW05GHZR0EeKpIwTNjRmCu2VUCGhXC0qxMyIX0LeFTCc8p",
+	"1dDRLIc26kpu3lcZ1lINFkqf7ycO16A2+TYR/ABz4MhFmZNEFA1gN1Md/CwYN0SFjOl9WTFmlb2wRK5q",
+	"/b5v5304RCvvl8SVmhr8A4JhK+Koq+J0v6bpsY5Q/YpBzVWhtnA5m2JpVAckhWR6fmEUTQUt36LbtqT+",
+	"tKU4LSaehABkbKjA7PLUyHEIolj9aH3Dqv4xwKpqG9Ip+wuglhOu/XPMTC6hjeYVxLDUDW0wxWbYUVM9",
+	"I5QkGTO4ntM5UQYugelJUGhqs58VaX5slrZRtg5hFU0KNLmak+HZm4tLskMLPdnJxJjxneHS4VeMbhaR",
 	"8ZHwyUKaIPoGJaU2+p5TxjVlHKTB7kIaXJhoPVWHOztjpifFldkUO2WD4D+mVAEqamTdqs7FjKtmpB8w",
 	"wxKCmDo03zE+Ni/nMYamGR/3eRXAxkiMK3E2roSKbWGBa7S4yYmRtGxOrmDCbDquzxfycTEm6lLImPFW",
-	"XDcYiQsr4PVEKFtOpbp93udffOGsBtX94ou2xTLraCftU+XDcpmGZsg+H4rgyZb28nlDs2KFEG4jvVgV",
-	"iXtr2O3z4xvjkNSV9+K+InmhNKGZErY3M57dYn1etwOQx3rpVsZq14o8A12qLDTv84AyN/XYfjv887Hn",
-	"ket4Z4ilBkFbW/aWg6a4Fb/qI9x0sLu+LaWDIdF07GNw31y+PiVTOkb7kimso2QJ2HpKv1SnuGxffEFe",
-	"V1XwiiB0EqrJEIVZ7aB0dtBnne/8+5//8stU+1qB7jghw3e6pFF07ypxp1RPfKpI8Gze51XY9bkTKOAp",
-	"kqHQoSe8rNSwZTL2qIUEqgHzEHY6aOjjfOy679/e4usH+FfNbDksXeEG9vnWcFm9wHDbCgB1MfJmiNyW",
-	"Ppe8zZlGYs6ME01dCRBmmUpa9veekWEY27VC1ufDoNBnGLvaIFszxMqSoS75GhRLnQuBPSgyBVmm2ft8",
+	"XDcYiQsr4PVEKFtOpbp93ueff+6sBtX9/PO2xTLraCftU+XDcpmGZsg+H4rgyZb28nlDs2KFEG4jvVgV",
+	"iXtr2O3z4xvjkNSV9+K+InmhNKGZErY3M57dYn1etwOQx3rpVsZq14o8A12qLDTv84AyN/XYfjv85tjz",
+	"yHW8M8RSg6CtLXvLQVPcil/1EW462F3fltLBkGg69jG4by9fnZIpHaN9yRTWUbIEbD2lX6pTXLbPPyev",
+	"qip4RRA6CdVkiMKsdlA6O+izznf+/c9/+WWqfa1Ad5yQ4Ttd0ii6d5W4U6onPlUkeDbv8yrs+swJFPAU",
+	"yVDo0BNeVmrYMhl71EIC1YB5CDsdNPRxPnbd929v8fUD/KtmthyWrnAD+3xruKxeYLhtBYC6GHkzRG5L",
+	"n0ve5kwjMWfGiaauBAizTCUt+3tfkmEY27VC1ufDoNBnGLvaIFszxMqSoS75GhRLnQuBPSgyBVmm2ft8",
 	"WiVvjIBSTSifC47lFISqa0KvRKED5NETMD4ZemRixvt8y0VWYoIbOPZIRHnVMfUZYkvYNsHyVJyQoafP",
-	"3ZbgoGdCXh/a7Y/P/qjIydnNftWXsHrn5OzmKdl5uo9xUpQaMB0JGQeYZdbvllm8HL67OD4/fn10cjq4",
-	"PH93cXn8cnB2/vavJ8cXQ9/HnIyEnFFprPw+Z9yY+a/sE0jNf05oHScRegmgKNkli0mtVNP0kWRFCmlM",
-	"lAiXVltOhyWftq4/KGNB612LPs+Y0mH2EVSXWLvfV695SCYTqiag7BEgl/Dw69LnPgRmhGVhRTxdC7JG",
-	"NRE8ASP1gbwdkt3hdrfPMUeSAFcQaMbXJ5cNPSimwJUoZAJdIcc7rpHaMe9WznOl92wu07qW0W631+2h",
-	"nTIFTqcsOoyedHvdJxjm0RM0rUIFYj5PhWrxlV5MILl2wuIZFtadzCaCTESWKreKQyzeKRepz7fK1KYk",
-	"PkJntYrSVGrlKqu9PUYuFjRZnweqLCY1Nbagm4waG0lQk9DCsaJmnIFun2P9ua0t81KEC+uK6MsZjsEK",
-	"D6pIu8yIQEe+zrRHqEbL12JDznihAf+t70qLMrs9d+ahzwWHWpORkJjr8eSgekIsqfXznNA+V0WSgFKj",
-	"IrPiWYV57K7CGjQn9hnGDe3wrs5e9XnZu+vWgX4mkmtiICtM16NawEy1FVvjmSGAn6S2JJFxdzIIlP5a",
-	"pPMVJWItpWEbih+vV64Vllvd1Z0U48osHlLa6/UeNplPGnxZb8o+ztRSoXaKxysIrl9QBnsBurPMbVi+",
-	"B7e+0XpqvMmmqbjkvGbZ+Kufn3yve//+57+ekzOqJ1/tPCe+s+fkguZwwTR8dUpv286V3cXRvl2mNi6U",
-	"y7kTHDgzTXaf3N9ksYYd2x3c3661btI03nt2f+PFSu+7ODpYZ371s0bY6sk6pAZVpYHrHR3++D6OVJHb",
-	"wiRXeWz4T8fKePRGaUTvTZNSf4hCr1AgLyED7ayp0Nx0ck+sUYBQ321DGVHoqLE995vjOKE2r6No7K7F",
-	"hKp4Gxutwbnq0N2vtkL1sAguWN3p//H9Xdx8STTfaqy15fayxfaelKF+DC2LfQqo0K+kmKG1PJ2ix4aL",
-	"HJwepI2jhSgN86YA/Bm0B7L/XxgdxGk+Wp5/Lelslcb7pK8lw9EuibaC4R9LZdDfKLDX65HZhGVlkUiC",
-	"IRp01Ws5h4bEuUqLxwrcQj3FeiLhxm479JKxm3vAmt0AB6UCvpVzU457OWjJErWUe17/kKs5kcJYqM5U",
-	"14UqYzVMGvsSeMJAxXgWp2MdcQmjQtFMxfbEjYtzzcsNLwp9JW7j8rNfFfP5z4LIgqOh3rYorx3h964K",
-	"noycZpTV1yP6A7n829kxKR2mgfG0Bl4QBlpomllD2vjEDzv96IjzwZgziUd0oVDEUENcBH7V2gVN8nKm",
-	"S1fRuXVdL3WtS1nFoKeQsJGTVOOffXvx9s1zcjGj4zFI8u7ExqVSkaidoQux2XRXE4ynkJjWj94ci47p",
-	"XQu/y9RAOzpOIXFaBE8zz6giVwXLNPpQK5mNR33rXNkys9peh+dzag/dtvI8fInALU10NvfBllY6VzH6",
-	"b0evTx/GaE/buoxu1HK8nQI/OjshT7q9WhnHr7EiZvorVwRDNcsVgVUALtVbHnliyp51wuAiGqKIUDkb",
-	"284xmmlYCulzctB7QtAFnjHVDkvnQFPmQPc3pS4MYfON+wPhdJeui41gr4gpYYxZufMuZIbB6cVcCqsi",
-	"SltVbZd1MvEUp+pz6iJKTmJQ52hhthR56UMjmRhX0SrGa2GcJz1f4mZjMhNRyJYgTpf4Bru9Pm8MaSaS",
-	"0jkZCzN4EMyJCU2kMOoty3B8dUimVOk+x1BmRZVyYfcU3/SBpxj1rQ/LmJGs4nRR5j4fYVjXHT3cUsDT",
-	"TkjcNsYhbSyNTglWSKu2WM4FG/N3099NMMcXNK4VyNl92EQ2V8qw3lyqiSwcX1JlLsa5pp9DHb9wqMPs",
-	"AlJMQ6fDJYprsNZMzH0IL7O62/kQXJ10t9xV/sHY0sOjJIGpPmwcdx3aBGNOr8tEFL+ubgSzCcxFyLQ5",
-	"Cuv9MB2TjF2DzRYPu+SIz60qK1O2Y3TW+1zlBnXK3KZPyF0VWgtusy6mD6ywRqrenZ8+N8Bj0yDKJ9Fa",
-	"oWUiZmeWzPAI1WN15aoDUWYHPgsO19lalercmsOJ9fanrUnfyIUrr/Hs1yLBZI46p76SG7iPxTHdJaz8",
-	"5TrWyi0vT0kEHzHjmhhVhmu/ZcRge1OXpayFWtWtPr8NHDAmcJnq67hUn9l+ATJgTj96v3DL34/tJFSv",
-	"7IT36d3F975eXfx29z5eYky9XgERC8XycZmAK8vSMDUrsrQCE6XpXGESz5UpLSKMhQ2z6VkCXXLB+DjD",
-	"kQ4tKmHNvYeh4M4eQkcaMC+srB2Dn236zyg7y2h/zKkFS15Yaf0MJ/jgbAH8XfnCp4IOCarI9GfQcKBh",
-	"wb3KKntxaULGoiXhKoBWGRGPsyGcqKpacjcwFYw3AmR47A7M3WM0bJXR/ZhQdEr6XCWUc5DbHho+yqDo",
-	"8/UtCqT1+8DV2TACPPSWhV8LA5AFc9IkekMXui2qi8/2w9r2Qz0y8Vs2H+R1HRpcdQ+qcS8AXQwMYoUa",
-	"sSd0rJbHyMNIyD4PsE+708H+9r5KioLMjL1dmfhkjRGbPsdonaHTvGyQZCRkXl0r3BC3FVbCZ4iwD47c",
-	"onhKPhEyfDYPapjggbrcJCsNgw8svdsJ3Q8bS30QVLg7r5dv/KCwb8nNG2gk+AAn7nctyLC8EWPY7XOP",
-	"Crjl8RUbsQjeaiuU75Ija/X3ubcr6pEORCGRpYDFcYoUvFCGyRi9PXVFsFQ1y2YN7mz5at14WUGeNXlc",
-	"2X1tTtsuNynIwUJNoI0Q7x64wj1ly4DxwqYWFHKxrUUn5SPDqxu8A+YBAOToXivM2lKQcxyWyrqpf3ww",
-	"89PU83yOmf5axUf+VlbqJcaZIQvIEeCmu8CmHTjV8sDrUbZwKMhDYFwbEC/bxEd4p7CxNprlacxt8cdm",
-	"/378cG9SYffeGMRm7op7H2LEWufBvT26cBS83XBY/GWL3zYe/K4qqIw0upxqjcMtWybetDVxlKZY9l9l",
-	"amPCBe+0pShs9pa0JG/73GVvj4hnh4szkrEAFy9oWhNhSne35wK3OeV0DLk9NOZqmhZK9e2mNyQ97ZWW",
-	"yMpMsDuDkqahySEkHvrxblB4RMQeDwJ3uTOT/iwBqWzoMHdt0019HhbyS8ADdHjw9oZmtRu3XR1V9ZsX",
-	"zroJ2ycUL+Lb7ZGliet61rrNnDlKnde5sRzx4lU8a6d+vW+0+dzvZm7afJiH18DI8qdIICXVeY9s/tlu",
-	"+mw3tYH+UQ2L1jePPvjfjrIparz0D9rKQXNxAzbf00BzC2OLEB/eKW0ap32+NVx6yeBw++Fo34Ane8ag",
-	"Qqj7XBM7q9+6L2IpX92i/DmKz/vB+xFmae/ZEnG7Z/CWQ9vd2rGx/+1VMK0lgEvkrvc71D7BDdD/YZvj",
-	"d2XJB4K4Sev9/oyB/5XCu/f3ao1GueEjgpQPIWyZB/Kd9yo4zFpMa/wNp9A/CWKRznUQHFqqO7FlZXH7",
-	"lKXHCVs9PIJZFRfcCk7Nnx9fHL95OTh5c3l8/v3RqY8v7vZaTe+gXtTeHKLIVv10+XZrShR4ujrVsdfk",
-	"1/eNidrfRvmsFP/zlCJewrZkZ6xhMjq107E38Kw8b7Lsdk57LQksGnrKFk23qtWwzmfD2vVjomuPVa2t",
-	"VTWfo18bPT+4RrD4oyNflkp549vZ2zp2UCO5URp3H9qzBd3q7qyyotjMaPGiRHvDE9l6+RPlY9Ex9FDN",
-	"rrLqUiejOl5cnL/aDrss9KSlu8v2C7CqnxgJf0JYLekgvPrKhb5k+eu+WgRWdtCjzWe2THAKSezvn8bU",
-	"oj3nFjQNTpLcvb/7vwAAAP//",
+	"3ZbgoGdCXh/a7Y/PPlPk5Oxmv+pLWL1zcnbzlOw83cc4KUoNmI6EjAPMMut3yyxeDt9eHJ8fvzo6OR1c",
+	"nr+9uDx+MTg7f/PXk+OLoe9jTkZCzqg0Vn6fM27M/Jf2CaTmPye0jpMIvQRQlOySxaRWqmn6SLIihTQm",
+	"SoRLqy2nw5JPW9cflLGg9a5Fn2dM6TD7CKpLrN3vq9c8JJMJVRNQ9giQS3j4delzHwIzwrKwIp6uBVmj",
+	"mgiegJH6QN4Oye5wu9vnmCNJgCsINOOrk8uGHhRT4EoUMoGukOMd10jtmHcr57nSezaXaV3LaLfb6/bQ",
+	"TpkCp1MWHUZPur3uEwzz6AmaVqECMZ+nQrX4Ss8nkFw7YfEMC+tOZhNBJiJLlVvFIRbvlIvU51tlalMS",
+	"H6GzWkVpKrVyldXeHiMXC5qszwNVFpOaGlvQTUaNjSSoSWjhWFEzzkC3z7H+3NaWeSnChXVF9OUMx2CF",
+	"B1WkXWZEoCNfZ9ojVKPla7EhZ7zQgP/Wd6VFmd2eO/PQ54JDrclISMz1eHJQPSGW1Pp5RmifqyJJQKlR",
+	"kVnxrMI8dldhDZoT+wzjhnZ4V2ev+rzs3XXrQD8TyTUxkBWm61EtYKbaiq3xzBDAT1Jbksi4OxkESn8t",
+	"0vmKErGW0rANxY/XK9cKy63u6k6KcWUWDynt9XoPm8xHDb6sN2UfZ2qpUDvF4xUE1y8og70A3VnmNizf",
+	"g1vfaj013mTTVFxyXrNs/NUvT37QvX//81/PyBnVk692nhHf2TNyQXO4YBq+OqW3befK7uJo3y5TGxfK",
+	"5dwJDpyZJrtP7m+yWMOO7Q7ub9daN2ka7315f+PFSu+7ODpYZ371s0bY6sk6pAZVpYHrHR3+9C6OVJHb",
+	"wiRXeWz4T8fKePRGaUTvTJNSf4hCr1AgLyAD7ayp0Nx0ck+sUYBQ321DGVHoqLE995vjOKE2r6No7K7F",
+	"hKp4Gxutwbnq0N1vtkL1sAguWN3p/+ndXdx8STTfaqy15fayxfaelKF+DC2LfQqo0K+kmKG1PJ2ix4aL",
+	"HJwepI2jhSgN86YAfAPaA9n/L4wO4jQfLM+/lXS2SuN90teS4WiXRFvB8I+lMuhvFNjr9chswrKySCTB",
+	"EA266rWcQ0PiXKXFYwVuoZ5iPZFwY7cdesnYzT1gzW6Ag1IB38q5Kce9HLRkiVrKPa9/yNWcSGEsVGeq",
+	"60KVsRomjX0JPGGgYjyL07GOuIRRoWimYnvixsW55uWGd+dwmMZAmwtdiEJfidu4fMkvlfn8jSCy4Gi9",
+	"kx/N6IFH+ur48vzk+cXg6MWLc4yAxXYMO0M8SIqrnRLB+xy9R+MVAi+LgRlWq/qRmSpnbCVov7ffZvp+",
+	"A/qV4+K9IoLHNKcZZXXhiP5ELv92dkxK721g3L6Bl8qBFppm1qo3DvrDjmI64nxk6EzieWEoFDHUEJcO",
+	"QFDZ//WOMSIrf2/HFy+XyQeGklpkg2wtE7jt2IZzLJOPzk4+U92VuzNYh7wUn6X71DnuXc/91s1aZRmm",
+	"kLCRWznjgX938eb1M3Ixo+MxSPL2xEYeU5GonaELotqEZlPdTiExrR8Nf4uhh7sWIS6TP+36bwqJsxPw",
+	"vPqMKnJVsEyjl7yS2XiYu86VLTOr7XV4Pqf2WHUrz8OXCNzSRGdzH05rpXMVo/929Or0YYz2tK3L6Ea1",
+	"zpsp8KOzE/Kk26sV6vwWK2Kmv3JFMBi3XNVbFe+S+eWhNoPjQJMJho/R1UAdlLOx7Rzj1YalkD4jB70n",
+	"BIMcM2YvCGms0znQlDm1+rsyCAxh8417fOF0l66LzVGsiBpiFkG5E01khumHxWwZq2KGW1X1ng0j4Dld",
+	"1efUxQydxKD9oIXZUuSFD35lYlzFIxmvBeqe9HwRo426TUQhW8J0XeIb7Pb6vDGkmUhK52QszOBBuC4m",
+	"NJHC2CpZhuOrQzKlSjtzo6JKucRKim/60GKMFpUPvJmRrC3i8gh9PsLAvTtcuqWAp52QuG2MNNtoKZ0S",
+	"rIFXbSbLBRvzt9M/TLjOl6yuFarbfdhENlesst5cqoksHFBTZbbNBR8+BbN+5WCW2QWkmIZupSsFqMFa",
+	"M/X6Pryu7G7nfXA51t3yYIj1V46SBKb6sHGgeWg9jpxel6lGfl3d+WZT1IuQabNQ1jthOiYZuwZbDzDs",
+	"kiM+t6qsTMqPMRzT5yo3qFNmr33K9arQGu1XqonpA2vokaq356fPDPDYRJfyadJWaJmI2ZklMzwk91hd",
+	"uerIm9mBXwbHJ201UnUy0eHEevvTnjrYyJU6r/B03yLBZI46p76SG7hxxzHdpST99UnWyi2vx0kEHzHj",
+	"7xlVhmu/ZcRge1PX4ayFWtW9Tb8PHDAmcJnM7bhkrtl+ATJg1Ub0buEex5/aSahe2QlvTLyL7329utrv",
+	"7l28xJh6tQIiFo5DxGWKtSw8xOS7yNIKTJSmc4VpWleItogwFjbMpmcJdMkF4+MMRzq0qISnKjwMBbcy",
+	"ETrSgJl/Ze0Y/GwTvEbZWUb7g2wtWPLcSusnOMEHZwvg7wpUPhZ0SFBFpj+BhgMNC+5V3YAXlyZkLFoS",
+	"rsZrlRHxOBvCiaqqpe8DU8F4I0CGx+5I5D1Gw1aZv4kJRaekz1VCOQe57aHhgwyKPl/fokBafwhcnQ0j",
+	"wEPv0fitMABZMCdNojd0Zd+iuvhkP6xtP9QjE79n80Fe16HB1W+hGvcC0MXAINYgEnsGy2p5jDyMhOzz",
+	"APu0O//t72espCjIvdn7s4lPxxmx6XOM1hk6zcsGSUZC5tXF0Q1xW2ElfIII++DILYqn5CMhwyfzoIYJ",
+	"HqjLTbLSMHjP0rud0P2wsdQHQYW71Xz5xg9KN5fcrYJGgg9w4n7XggzLO0+G3T73qODSp/zaRSyCt9qO",
+	"QnTJkbX6+9zbFfVIB6KQyFLA8kdFCl4ow2SM3p66MmeqmoXRBne2fD12vKzk0po87mBFbU7bLt0ryMFC",
+	"1aeNEO8euNJMZQu98UquFhRysa1FJ+UDw6sbvOXnAQDk6F4rzNpScnUcFkO7qX94MPPjVGx9ipn+VuVl",
+	"/t5d6iXGmSELyBHgpruiqB041fLA61G2cOzLQ2BcGxCvU8VHeGu0sTaaBYjMbfHHZv9+en9vUmH33hjE",
+	"Zm4DfBdixFon/r09unDYv91wWPztkt83HvyhauSMNLqcao3DLVsm3rQ1cZSmeLCjytTGhAveaUtR2Owt",
+	"aUne9rnL3h4Rzw4XZyRjAS5e0LQmwpTubs8FbnPK6RhyeyzQVa0tHMawm96Q9LRXWiIrM8HulFGahiaH",
+	"kHisy7tB4SEgewAM3PXdTPrTIqSyocPctU039Xl4VEMCHpHEo9U3NKvdqV6VpgXnwtJ6+4TiVYu7PbI0",
+	"cV3PWreZM0ep8zo3liNevGxp7dSv9402n/vdzF2qD/PwGhhZ/tgMpKQ60ZPNP9lNn+ymNtA/qmHR+ubR",
+	"e//rYDZFjdc6QlvBby5uwOZ7GmhuYWwR4sNbw03jtM+3hkuvkRxuPxztG/BkT5FUCHWfa2Jn9Xv3RSzl",
+	"q1uUPzjyaT94P8Is7T1bIm73DN5waLs9PTb2v73sp7UEcInc9f6A2ie44/s/bHP8oSz5QBA3ab3fnzHw",
+	"v0N59+5erdEoN3xEkPIhhC3zQL73XgWHWYtpjb/SFfonQSzSuQ6CQ0t1J7asLG6fsvQ4YauHRzCr4oLh",
+	"oYDz44vj1y8GJ68vj89/ODr18cXdXqvpHdSL2rthFNmq3x+w3ZoSBZ6uTnXsNfn1Q2Oi9tdvPinF/zyl",
+	"iNfsLdkZa5iMTu107B1LK8+bLLt/1V48A4uGnrJF061qNazz2bB2/ZDo2mNVa2tVzafo10ZPiK4RLP7g",
+	"yJelUt74dvY+lh3USG6Uxu2W9mxBt7odrawoNjNavArT3uFFtl78TPlYdAw9VLOrrLq2y6iO5xfnL7fD",
+	"Lgs9aenusv2Ks+pHZMIfiVZLOggvN3OhL1n+frMWgZUd9GjzmS0TnEIS+xvGMbVoz7kFTYOTJHfv7v4v",
+	"AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

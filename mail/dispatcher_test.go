@@ -517,6 +517,9 @@ func TestLogSender(t *testing.T) {
 			rec["subject"] != "[useremail] Confirm your email address" || !messageIDPattern.MatchString(fmt.Sprint(rec["message_id"])) {
 			t.Fatalf("record = %v", rec)
 		}
+		if rec["msg"] != "mail: delivered to the log (dev mode)" {
+			t.Errorf("msg = %q, want one that says where the mail went", rec["msg"])
+		}
 		if rec["level"] != "INFO" || strings.Contains(out, "Please confirm") || strings.Contains(out, "<p>") {
 			t.Fatalf("record has the wrong level or a body: %s", out)
 		}

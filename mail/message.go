@@ -37,10 +37,11 @@ type Sender interface {
 	Send(ctx context.Context, m Message) error
 }
 
-// LogSender is the dev-mode Sender: it delivers nothing and logs one record
-// per mail instead, with the recipient, the subject, the message id and the
-// links on their own so that a developer can click them. It never logs the
-// bodies.
+// LogSender is the dev-mode Sender: its mail goes to the log, not to a mail
+// server, as one record per mail with the recipient, the subject, the
+// message id and the links on their own so that a developer can click
+// them. It never logs the bodies. The links are credentials: it is for dev
+// mode only, where useremail serve uses it in place of SMTP.
 type LogSender struct {
 	logger *slog.Logger
 }
@@ -53,7 +54,9 @@ func NewLogSender(logger *slog.Logger) *LogSender {
 	return &LogSender{logger: logger}
 }
 
-// Send logs m at Info and reports success.
+// Send delivers m to the log, at Info, and reports success: for the
+// dispatcher, which then records the mail as sent, the log is where it
+// went.
 func (s *LogSender) Send(ctx context.Context, m Message) error {
 	attrs := []any{
 		slog.String("to", m.To),
@@ -68,6 +71,6 @@ func (s *LogSender) Send(ctx context.Context, m Message) error {
 	default:
 		attrs = append(attrs, slog.Any("links", m.Links))
 	}
-	s.logger.InfoContext(ctx, "mail not sent (dev mode: mail is printed to the log)", attrs...)
+	s.logger.InfoContext(ctx, "mail: delivered to the log (dev mode)", attrs...)
 	return nil
 }

@@ -1,8 +1,8 @@
 // Package metrics owns useremail's Prometheus metrics: requests by method,
-// route template and status; the mail outbox's depth and the dispatcher's
-// outcomes; the database pool (client_golang's collector); rate-limit
-// refusals; and the build. It writes them in the Prometheus text format for
-// the /metrics route.
+// route template and status; the mail waiting in the outbox and the
+// dispatcher's outcomes; the database pool (client_golang's collector);
+// rate-limit refusals; and the build. It writes them in the Prometheus text
+// format, for the API's /metrics route or a listener of their own.
 //
 // It implements the server's Metrics interface by its method set and the
 // dispatcher's hooks with plain methods, so that it imports neither server
@@ -15,12 +15,13 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/useremail/useremail/store"
@@ -29,14 +30,18 @@ import (
 // namespace prefixes every metric of the service.
 const namespace = "useremail"
 
-// DefaultOutboxTimeout bounds the query that counts the outbox at scrape
-// time, so that a slow or unreachable database cannot stall a scrape.
+// DefaultOutboxTimeout bounds the query that counts the outbox, so that a
+// slow or unreachable database cannot stall a scrape.
 const DefaultOutboxTimeout = 2 * time.Second
 
-// Source is what the metrics read from the database at scrape time: the
-// outbox and the connection pool; *store.DB is one.
+// DefaultOutboxInterval is the least time between two counts of the
+// outbox; the scrapes in between report the last count.
+const DefaultOutboxInterval = 5 * time.Second
+
+// Source is what the metrics read from the database: the mail waiting in
+// the outbox and the connection pool; *store.DB is one.
 type Source interface {
-	CountMessages(ctx context.Context) (map[string]int64, error)
+	CountWaitingMessages(ctx context.Context) (map[string]int64, error)
 	SQL() *sqlx.DB
 }
 
@@ -47,8 +52,9 @@ var _ Source = (*store.DB)(nil)
 
 // Options configure New.
 type Options struct {
-	// DB, when set, is counted at every scrape: outbox depth by status and
-	// the connection pool's statistics (go_sql_*{db_name="useremail"}).
+	// DB, when set, is reported: the mail waiting in the outbox by status
+	// (counted at most once per OutboxInterval) and the connection pool's
+	// statistics (go_sql_*{db_name="useremail"}, read at every scrape).
 	DB Source
 	// Version is the build's version, reported by useremail_build_info.
 	Version string
@@ -57,6 +63,11 @@ type Options struct {
 	MailKinds []string
 	// OutboxTimeout bounds the outbox count; default DefaultOutboxTimeout.
 	OutboxTimeout time.Duration
+	// OutboxInterval is the least time between two outbox counts, however
+	// many scrapes come; default DefaultOutboxInterval.
+	OutboxInterval time.Duration
+	// Now is the clock of the outbox counts; nil means time.Now.
+	Now func() time.Time
 }
 
 // Metrics is the service's registry. Its methods are safe for concurrent
@@ -119,11 +130,7 @@ func New(opts Options) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	if opts.DB != nil {
-		timeout := opts.OutboxTimeout
-		if timeout <= 0 {
-			timeout = DefaultOutboxTimeout
-		}
-		m.reg.MustRegister(newOutboxCollector(opts.DB, timeout), collectors.NewDBStatsCollector(opts.DB.SQL().DB, dbName))
+		m.reg.MustRegister(newOutboxCollector(opts), collectors.NewDBStatsCollector(opts.DB.SQL().DB, dbName))
 	}
 	return m
 }
@@ -167,6 +174,13 @@ func (m *Metrics) MailRetried(kind string) { m.mailRetried.WithLabelValues(kind)
 // MailFailed records a mail of kind given up on (for mail.Hooks.OnFailed).
 func (m *Metrics) MailFailed(kind string) { m.mailFailed.WithLabelValues(kind).Inc() }
 
+// Handler serves every metric, in the format the scraper asks for (the
+// text format by default), for a listener of the metrics' own. A
+// collector that fails leaves out its own metrics only.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
 // WriteText writes every metric in the Prometheus text exposition format
 // (version 0.0.4). A collector that fails leaves out its own metrics only.
 func (m *Metrics) WriteText(w io.Writer) error {
@@ -179,26 +193,49 @@ func (m *Metrics) WriteText(w io.Writer) error {
 	return nil
 }
 
-// outboxCollector counts the outbox by status at scrape time.
+// outboxCollector reports the mail waiting in the outbox. It counts at
+// most once per interval, whatever the number of scrapes: a scrape that
+// finds the last count older takes the lock and counts again, and the
+// scrapes that come meanwhile wait for that count rather than run their
+// own. A failed count is kept as well, so that a database in trouble is
+// not asked at every scrape.
 type outboxCollector struct {
 	db       Source
 	timeout  time.Duration
+	interval time.Duration
+	now      func() time.Time
 	messages *prometheus.Desc
 	errors   *prometheus.Desc
-	failures atomic.Int64
+
+	mu        sync.Mutex
+	countedAt time.Time        // when the last count was made; zero: never
+	counts    map[string]int64 // its result; nil when it failed
+	failures  int64
 }
 
-func newOutboxCollector(db Source, timeout time.Duration) *outboxCollector {
-	return &outboxCollector{
-		db:      db,
-		timeout: timeout,
+func newOutboxCollector(opts Options) *outboxCollector {
+	c := &outboxCollector{
+		db:       opts.DB,
+		timeout:  opts.OutboxTimeout,
+		interval: opts.OutboxInterval,
+		now:      opts.Now,
 		messages: prometheus.NewDesc(prometheus.BuildFQName(namespace, "outbox", "messages"),
-			"Mail outbox rows by status (queued, sending, sent, failed), counted at scrape time.",
+			"Mail waiting in the outbox, by status (queued, sending, failed); counted at most every few seconds.",
 			[]string{"status"}, nil),
 		errors: prometheus.NewDesc(prometheus.BuildFQName(namespace, "outbox", "count_errors_total"),
-			"Scrapes whose outbox count failed (database unreachable or too slow); useremail_outbox_messages is missing from those.",
+			"Outbox counts that failed (database unreachable or too slow); useremail_outbox_messages is missing until a count succeeds.",
 			nil, nil),
 	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultOutboxTimeout
+	}
+	if c.interval <= 0 {
+		c.interval = DefaultOutboxInterval
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
 }
 
 func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -207,15 +244,29 @@ func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	counts, err := c.db.CountMessages(ctx)
-	if err != nil {
-		c.failures.Add(1)
-	} else {
-		for _, status := range []string{store.StatusQueued, store.StatusSending, store.StatusSent, store.StatusFailed} {
+	counts, failures := c.count()
+	if counts != nil {
+		for _, status := range []string{store.StatusQueued, store.StatusSending, store.StatusFailed} {
 			ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(counts[status]), status)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(c.failures.Load()))
+	ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(failures))
+}
+
+// count returns the last count, counting again first when it is older than
+// the interval; counts is nil when that count failed.
+func (c *outboxCollector) count() (counts map[string]int64, failures int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.countedAt.IsZero() || c.now().Sub(c.countedAt) >= c.interval {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		counts, err := c.db.CountWaitingMessages(ctx)
+		cancel()
+		if err != nil {
+			counts = nil
+			c.failures++
+		}
+		c.counts, c.countedAt = counts, c.now()
+	}
+	return c.counts, c.failures
 }

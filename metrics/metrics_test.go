@@ -3,7 +3,12 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,16 +223,19 @@ var poolMetrics = []string{
 	"go_sql_max_idle_closed_total", "go_sql_max_idle_time_closed_total", "go_sql_max_lifetime_closed_total",
 }
 
-// TestStore reads a real store: the outbox by status, counted at scrape
-// time, and the connection pool.
+// TestStore reads a real store: the mail waiting in the outbox by status
+// (sent mail is not counted), and the connection pool.
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		queueMail(t, db)
 		f := scrape(t, metrics.New(metrics.Options{DB: db}))
-		for status, want := range map[string]float64{"queued": 2, "sending": 0, "sent": 1, "failed": 1} {
+		for status, want := range map[string]float64{"queued": 2, "sending": 0, "failed": 1} {
 			if got := value(t, f, "useremail_outbox_messages", map[string]string{"status": status}); got != want {
 				t.Errorf("useremail_outbox_messages{status=%q} = %v, want %v", status, got, want)
 			}
+		}
+		if sample(f, "useremail_outbox_messages", map[string]string{"status": "sent"}) != nil {
+			t.Error("sent mail is counted")
 		}
 		if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 0 {
 			t.Errorf("useremail_outbox_count_errors_total = %v, want 0", got)
@@ -245,12 +253,14 @@ func TestStore(t *testing.T) {
 // TestOutboxCountIsBounded holds the outbox locked (on SQLite, the one
 // connection) while Prometheus scrapes: the count gives up after
 // OutboxTimeout, the scrape answers without the outbox gauges and counts
-// the failure, and the next scrape after the lock is gone counts again.
+// the failure, and the first scrape after the interval, the lock gone,
+// counts again.
 func TestOutboxCountIsBounded(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		queueMail(t, db)
-		m := metrics.New(metrics.Options{DB: db, OutboxTimeout: 100 * time.Millisecond})
+		clock := &fakeClock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+		m := metrics.New(metrics.Options{DB: db, OutboxTimeout: 100 * time.Millisecond, Now: clock.Now})
 		tx, err := db.SQL().BeginTxx(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -276,6 +286,10 @@ func TestOutboxCountIsBounded(t *testing.T) {
 				t.Errorf("go_sql_wait_count_total = %v, want at least 1", got)
 			}
 		}
+		if f := scrape(t, m); sample(f, "useremail_outbox_messages", nil) != nil || value(t, f, "useremail_outbox_count_errors_total", nil) != 1 {
+			t.Error("a scrape within the interval counted again after a failed count")
+		}
+		clock.Advance(metrics.DefaultOutboxInterval)
 		f = scrape(t, m)
 		if got := value(t, f, "useremail_outbox_messages", map[string]string{"status": "queued"}); got != 2 {
 			t.Errorf("after the lock: queued = %v, want 2", got)
@@ -305,5 +319,123 @@ func TestClosedDatabase(t *testing.T) {
 		if f[name] == nil {
 			t.Errorf("%s missing while the database is down", name)
 		}
+	}
+}
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// countingStore is a real store whose outbox counts are counted.
+type countingStore struct {
+	*store.DB
+	counts atomic.Int64
+}
+
+func (s *countingStore) CountWaitingMessages(ctx context.Context) (map[string]int64, error) {
+	s.counts.Add(1)
+	return s.DB.CountWaitingMessages(ctx)
+}
+
+// TestScrapesShareOneCount: with many sent rows in the outbox, 32
+// concurrent scrapes of the metrics' handler count the outbox once, and so
+// do the scrapes after them within the interval; the first scrape after it
+// counts again. The counts leave the sent rows out.
+func TestScrapesShareOneCount(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		queueMail(t, db)
+		addSentMail(t, db, 20_000)
+		src := &countingStore{DB: db}
+		clock := &fakeClock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+		m := metrics.New(metrics.Options{DB: src, Now: clock.Now})
+		srv := httptest.NewServer(m.Handler())
+		defer srv.Close()
+		get := func() string {
+			resp, err := http.Get(srv.URL)
+			if err != nil {
+				t.Error(err)
+				return ""
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("scrape: %d %v", resp.StatusCode, err)
+			}
+			return string(b)
+		}
+
+		const scrapers = 32
+		bodies := make([]string, scrapers)
+		var wg sync.WaitGroup
+		for i := range scrapers {
+			wg.Go(func() { bodies[i] = get() })
+		}
+		wg.Wait()
+		if n := src.counts.Load(); n != 1 {
+			t.Errorf("%d concurrent scrapes counted the outbox %d times, want once", scrapers, n)
+		}
+		for _, b := range bodies {
+			for _, line := range []string{`useremail_outbox_messages{status="queued"} 2`, `useremail_outbox_messages{status="sending"} 0`,
+				`useremail_outbox_messages{status="failed"} 1`} {
+				if !strings.Contains(b, line+"\n") {
+					t.Fatalf("a scrape lacks %s:\n%s", line, b)
+				}
+			}
+			if strings.Contains(b, `status="sent"`) {
+				t.Fatal("a scrape counts the sent mail")
+			}
+		}
+
+		for range 10 {
+			clock.Advance(metrics.DefaultOutboxInterval / 10)
+			get()
+		}
+		if n := src.counts.Load(); n != 2 {
+			t.Errorf("after one interval of scrapes the outbox was counted %d times, want twice", n)
+		}
+	})
+}
+
+// addSentMail adds n sent mails to db's outbox.
+func addSentMail(t *testing.T, db *store.DB, n int) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	user, _, err := db.CreateUser(ctx, store.NewUser{Email: "sent@example.com", Key: "sent@example.com", PasswordHash: "x"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]store.NewMessage, 1000)
+	for i := range batch {
+		batch[i] = store.NewMessage{Kind: "verify", Recipient: "sent@example.com", UserID: user.ID, Payload: "{}"}
+	}
+	err = db.WithTx(ctx, func(q *store.Queries) error {
+		for done := 0; done < n; done += len(batch) {
+			if _, err := q.EnqueueMessages(ctx, batch[:min(len(batch), n-done)], now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := db.SQL().Rebind(`UPDATE outbox SET status = 'sent', attempts = 1, sent_at = ? WHERE user_id = ?`)
+	if _, err := db.SQL().ExecContext(ctx, q, now, user.ID); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -65,8 +65,12 @@ func (r rawJSON) VisitGetSpecJSONResponse(w http.ResponseWriter) error {
 	return err
 }
 
-// GetMetrics answers the Prometheus metrics.
+// GetMetrics answers the Prometheus metrics, or 404 when they are served
+// on a listener of their own.
 func (s *Server) GetMetrics(context.Context, gen.GetMetricsRequestObject) (gen.GetMetricsResponseObject, error) {
+	if s.cfg.HideMetrics {
+		return nil, errRouteNotFound
+	}
 	return metricsText{s.cfg.Metrics}, nil
 }
 

@@ -87,6 +87,9 @@ type Config struct {
 	MailQueued func()
 	// Metrics, when set, observes requests and serves /metrics.
 	Metrics Metrics
+	// HideMetrics makes /metrics answer 404: the metrics are served
+	// on a listener of their own, away from the API's clients.
+	HideMetrics bool
 }
 
 // Metrics is what the server reports to, and what serves /metrics.

@@ -61,7 +61,7 @@ func (r ran) String() string {
 // commands lists every command and subcommand.
 var commands = [][]string{
 	{}, {"serve"}, {"migrate"}, {"user"}, {"user", "create"}, {"outbox"}, {"outbox", "list"},
-	{"outbox", "retry"}, {"audit"}, {"healthcheck"}, {"version"},
+	{"outbox", "retry"}, {"outbox", "purge"}, {"audit"}, {"healthcheck"}, {"version"},
 }
 
 // filesIn lists the files of dir.
@@ -140,6 +140,9 @@ func TestWrongCommandLine(t *testing.T) {
 		{[]string{"outbox", "list", "--status"}, `useremail outbox list: flag needs an argument: -status; run useremail outbox list --help`},
 		{[]string{"outbox", "retry"}, `useremail outbox retry: want one message ID; run useremail outbox retry --help`},
 		{[]string{"outbox", "retry", "x"}, `useremail outbox retry: "x" is not a message ID; run useremail outbox retry --help`},
+		{[]string{"outbox", "purge"}, `useremail outbox purge: --failed is required (sent mail is deleted by useremail serve after USEREMAIL_OUTBOX_RETENTION); run useremail outbox purge --help`},
+		{[]string{"outbox", "purge", "--failed", "--older-than", "30d"}, `useremail outbox purge: invalid value "30d" for flag -older-than: parse error; run useremail outbox purge --help`},
+		{[]string{"outbox", "purge", "--failed", "--older-than=-1h"}, `useremail outbox purge: --older-than must not be negative; run useremail outbox purge --help`},
 		{[]string{"audit"}, `useremail audit: --user ID is required; run useremail audit --help`},
 		{[]string{"audit", "--user", "1", "--frob"}, `useremail audit: unknown flag --frob; run useremail audit --help`},
 		{[]string{"healthcheck", "extra"}, `useremail healthcheck: unexpected argument "extra"; run useremail healthcheck --help`},
@@ -167,6 +170,7 @@ func TestNoSchema(t *testing.T) {
 		{"serve", "--no-migrate"},
 		{"outbox", "list"},
 		{"outbox", "retry", "1"},
+		{"outbox", "purge", "--failed"},
 		{"audit", "--user", "1"},
 		{"user", "create", "--email", "ann@example.com", "--password-stdin"},
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/useremail/useremail/mail"
 	"github.com/useremail/useremail/password"
@@ -45,14 +45,62 @@ type config struct {
 	LogFormat      string
 	ShutdownGrace  time.Duration
 	DebugAddr      string // serve net/http/pprof here; empty: off
+	// MetricsAddr serves /metrics on a listener of its own, and the API's
+	// then answers 404 there; empty: on the API's listener.
+	MetricsAddr string
+	// OutboxRetention is how long sent and cancelled mail stays in the
+	// outbox before the janitor deletes it; 0 keeps it for ever.
+	OutboxRetention time.Duration
 }
 
 // minSecretLen is the least length of a signing secret outside dev mode:
 // 32 bytes, the size of the HMAC-SHA256 key it becomes.
 const minSecretLen = 32
 
+// minSecretDistinct is the least number of different characters in a
+// signing secret outside dev mode. Random secrets have far more (hex has
+// 16, base64 about 40 in 64 characters); a typed placeholder has fewer.
+const minSecretDistinct = 10
+
+// placeholderWords mark a signing secret as an example to be replaced, as
+// the compose files' and the documentation's examples were
+// ("change-me-to-a-long-random-secret-of-48-characters"). They are
+// compared with the secret's letters and digits alone, lower-cased.
+var placeholderWords = []string{"changeme", "replaceme", "yoursecret", "secretkeyhere", "placeholder", "example"}
+
+// placeholder reports why secret looks like a placeholder rather than a
+// random secret, or "" when it does not. The reason never quotes the
+// secret.
+func placeholder(secret string) string {
+	var letters strings.Builder
+	distinct := map[rune]bool{}
+	for _, r := range secret {
+		distinct[r] = true
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			letters.WriteRune(unicode.ToLower(r))
+		}
+	}
+	for _, w := range placeholderWords {
+		if strings.Contains(letters.String(), w) {
+			return fmt.Sprintf("contains %q", w)
+		}
+	}
+	if len(distinct) < minSecretDistinct {
+		return fmt.Sprintf("has only %d different characters", len(distinct))
+	}
+	return ""
+}
+
+// configError is the list of a configuration's problems, one line each.
+type configError struct{ problems []string }
+
+func (e configError) Error() string {
+	return "configuration:\n  " + strings.Join(e.problems, "\n  ")
+}
+
 // loadConfig reads the configuration from getenv. It reports every problem
-// at once, one line each, so an operator fixes them in one go.
+// at once, one line each (a configError), so an operator fixes them in one
+// go.
 func loadConfig(getenv func(string) string) (config, error) {
 	var problems []string
 	bad := func(name, format string, args ...any) {
@@ -106,6 +154,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if _, _, err := net.SplitHostPort(c.DebugAddr); c.DebugAddr != "" && err != nil {
 		bad("USEREMAIL_DEBUG_ADDR", "%q is not host:port", c.DebugAddr)
 	}
+	c.MetricsAddr = env("USEREMAIL_METRICS_ADDR", "")
+	if _, _, err := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && err != nil {
+		bad("USEREMAIL_METRICS_ADDR", "%q is not host:port", c.MetricsAddr)
+	}
 	c.DatabaseURL = env("USEREMAIL_DATABASE_URL", "sqlite:useremail.db")
 	if _, _, err := store.ParseURL(c.DatabaseURL); err != nil {
 		bad("USEREMAIL_DATABASE_URL", "%v", strings.TrimPrefix(err.Error(), "store: database URL "))
@@ -132,10 +184,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 
 	c.SMTPURL = env("USEREMAIL_SMTP_URL", "")
-	if c.SMTPURL != "" {
+	switch {
+	case c.SMTPURL != "":
 		if _, err := mail.ParseSMTPURL(c.SMTPURL); err != nil {
 			bad("USEREMAIL_SMTP_URL", "%v", err)
 		}
+	case !c.Dev:
+		// Without a mail server the links would have nowhere to go but the
+		// log, which must never hold them outside dev mode.
+		bad("USEREMAIL_SMTP_URL", "is required outside dev mode (USEREMAIL_DEV=true, where mail goes to the log): smtp://[user:pass@]host:port")
 	}
 	c.MailFrom = env("USEREMAIL_MAIL_FROM", "useremail@localhost")
 	if !strings.Contains(c.MailFrom, "@") {
@@ -151,6 +208,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		TouchEvery: session.DefaultPolicy.TouchEvery,
 	}
 	c.ShutdownGrace = duration("USEREMAIL_SHUTDOWN_GRACE", 20*time.Second, false)
+	c.OutboxRetention = duration("USEREMAIL_OUTBOX_RETENTION", 30*24*time.Hour, true)
 	c.CookieSecure = boolean("USEREMAIL_COOKIE_SECURE", !c.Dev)
 	c.Notices = boolean("USEREMAIL_NOTICES", true)
 	switch raw := strings.ToLower(env("USEREMAIL_RATE_LIMITS", "on")); raw {
@@ -193,8 +251,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 
 	for _, k := range splitList(env("USEREMAIL_SECRET_KEYS", "")) {
-		if len(k) < minSecretLen && !c.Dev {
+		switch why := placeholder(k); {
+		case c.Dev:
+		case len(k) < minSecretLen:
 			bad("USEREMAIL_SECRET_KEYS", "every secret needs at least %d characters (one has %d); generate one with: openssl rand -base64 48", minSecretLen, len(k))
+		case why != "":
+			bad("USEREMAIL_SECRET_KEYS", "a secret that %s is a placeholder, not a random secret; generate one with: openssl rand -base64 48", why)
 		}
 		c.SecretKeys = append(c.SecretKeys, []byte(k))
 	}
@@ -203,7 +265,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 
 	if len(problems) > 0 {
-		return c, errors.New("configuration:\n  " + strings.Join(problems, "\n  "))
+		return c, configError{problems}
 	}
 	return c, nil
 }

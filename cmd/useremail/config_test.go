@@ -1,23 +1,32 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 )
 
-const goodSecret = "0123456789abcdef0123456789abcdef-config-test"
+const (
+	goodSecret = "0123456789abcdef0123456789abcdef-config-test"
+	goodSMTP   = "smtp://mail.example.com:587"
+)
 
-// getenv returns a getenv over env; a secret is set unless env says
-// otherwise (an empty value is the same as unset).
+// getenv returns a getenv over env; a secret and an SMTP URL are set
+// unless env says otherwise (an empty value is the same as unset).
 func getenv(env map[string]string) func(string) string {
 	return func(name string) string {
 		if v, ok := env[name]; ok {
 			return v
 		}
-		if name == "USEREMAIL_SECRET_KEYS" {
+		switch name {
+		case "USEREMAIL_SECRET_KEYS":
 			return goodSecret
+		case "USEREMAIL_SMTP_URL":
+			return goodSMTP
 		}
 		return ""
 	}
@@ -39,8 +48,11 @@ func TestConfigValid(t *testing.T) {
 			if !c.CookieSecure || !c.RateLimits || !c.Notices || c.Dev || c.MaxEmails != 10 {
 				t.Errorf("secure %v, rate limits %v, notices %v, dev %v, max emails %d", c.CookieSecure, c.RateLimits, c.Notices, c.Dev, c.MaxEmails)
 			}
-			if c.LogFormat != "json" || c.LogLevel != "info" || c.SMTPURL != "" || c.MailFrom != "useremail@localhost" {
+			if c.LogFormat != "json" || c.LogLevel != "info" || c.SMTPURL != goodSMTP || c.MailFrom != "useremail@localhost" {
 				t.Errorf("log %s/%s, smtp %q, from %q", c.LogFormat, c.LogLevel, c.SMTPURL, c.MailFrom)
+			}
+			if c.OutboxRetention != 720*time.Hour || c.MetricsAddr != "" {
+				t.Errorf("outbox retention %v, metrics addr %q", c.OutboxRetention, c.MetricsAddr)
 			}
 			if len(c.SecretKeys) != 1 || string(c.SecretKeys[0]) != goodSecret {
 				t.Errorf("secret keys %q", c.SecretKeys)
@@ -54,6 +66,26 @@ func TestConfigValid(t *testing.T) {
 		{"dev mode takes a short secret", map[string]string{"USEREMAIL_DEV": "1", "USEREMAIL_SECRET_KEYS": "short"}, func(t *testing.T, c config) {
 			if len(c.SecretKeys) != 1 {
 				t.Errorf("keys %q", c.SecretKeys)
+			}
+		}},
+		{"dev mode needs no SMTP URL", map[string]string{"USEREMAIL_DEV": "true", "USEREMAIL_SMTP_URL": ""}, func(t *testing.T, c config) {
+			if c.SMTPURL != "" {
+				t.Errorf("smtp %q", c.SMTPURL)
+			}
+		}},
+		{"dev mode takes a placeholder secret", map[string]string{"USEREMAIL_DEV": "true", "USEREMAIL_SECRET_KEYS": "change-me-to-a-long-random-secret-of-48-characters"}, func(t *testing.T, c config) {
+			if len(c.SecretKeys) != 1 {
+				t.Errorf("keys %q", c.SecretKeys)
+			}
+		}},
+		{"outbox kept for ever, metrics apart", map[string]string{"USEREMAIL_OUTBOX_RETENTION": "0", "USEREMAIL_METRICS_ADDR": "0.0.0.0:9090"}, func(t *testing.T, c config) {
+			if c.OutboxRetention != 0 || c.MetricsAddr != "0.0.0.0:9090" {
+				t.Errorf("outbox retention %v, metrics addr %q", c.OutboxRetention, c.MetricsAddr)
+			}
+		}},
+		{"outbox kept a week", map[string]string{"USEREMAIL_OUTBOX_RETENTION": "168h"}, func(t *testing.T, c config) {
+			if c.OutboxRetention != 168*time.Hour {
+				t.Errorf("outbox retention %v", c.OutboxRetention)
 			}
 		}},
 		{"several secrets, first signs", map[string]string{"USEREMAIL_SECRET_KEYS": " " + goodSecret + "-new , " + goodSecret + " ,"}, func(t *testing.T, c config) {
@@ -159,6 +191,22 @@ func TestConfigProblems(t *testing.T) {
 			[][]string{{"USEREMAIL_SECRET_KEYS:", "at least 32 characters", "one has 9"}}},
 		{"one short secret among good ones", map[string]string{"USEREMAIL_SECRET_KEYS": goodSecret + ",short"},
 			[][]string{{"USEREMAIL_SECRET_KEYS:", "one has 5"}}},
+		{"the compose file's old example secret", map[string]string{"USEREMAIL_SECRET_KEYS": "change-me-to-a-long-random-secret-of-48-characters"},
+			[][]string{{"USEREMAIL_SECRET_KEYS:", `contains "changeme"`, "placeholder", "openssl rand"}}},
+		{"a placeholder beside a good secret", map[string]string{"USEREMAIL_SECRET_KEYS": goodSecret + ", REPLACE_ME_WITH_A_REAL_SECRET_OF_32_CHARS"},
+			[][]string{{"USEREMAIL_SECRET_KEYS:", `contains "replaceme"`}}},
+		{"a secret of one character", map[string]string{"USEREMAIL_SECRET_KEYS": strings.Repeat("x", 48)},
+			[][]string{{"USEREMAIL_SECRET_KEYS:", "only 1 different characters"}}},
+		{"a secret of a few characters", map[string]string{"USEREMAIL_SECRET_KEYS": strings.Repeat("abc123", 8)},
+			[][]string{{"USEREMAIL_SECRET_KEYS:", "only 6 different characters"}}},
+		{"no SMTP URL outside dev mode", map[string]string{"USEREMAIL_SMTP_URL": ""},
+			[][]string{{"USEREMAIL_SMTP_URL:", "required outside dev mode"}}},
+		{"bad metrics address", map[string]string{"USEREMAIL_METRICS_ADDR": "9090"},
+			[][]string{{"USEREMAIL_METRICS_ADDR:", "host:port"}}},
+		{"bad outbox retention", map[string]string{"USEREMAIL_OUTBOX_RETENTION": "30 days"},
+			[][]string{{"USEREMAIL_OUTBOX_RETENTION:", "not a duration"}}},
+		{"negative outbox retention", map[string]string{"USEREMAIL_OUTBOX_RETENTION": "-1h"},
+			[][]string{{"USEREMAIL_OUTBOX_RETENTION:", "must be positive"}}},
 		{"unknown database", map[string]string{"USEREMAIL_DATABASE_URL": "mysql://db/useremail"},
 			[][]string{{"USEREMAIL_DATABASE_URL:", "postgres://", "sqlite:PATH"}}},
 		{"sqlite without a path", map[string]string{"USEREMAIL_DATABASE_URL": "sqlite:"},
@@ -258,5 +306,21 @@ func TestConfigProblems(t *testing.T) {
 				t.Errorf("a password in the message: %v", err)
 			}
 		})
+	}
+}
+
+// TestRandomSecretsAreNoPlaceholders: secrets made as the documentation
+// says (openssl rand -base64 48, or -hex 32) pass the placeholder check.
+func TestRandomSecretsAreNoPlaceholders(t *testing.T) {
+	for i := range 200 {
+		raw := make([]byte, 48)
+		if _, err := rand.Read(raw); err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range []string{base64.StdEncoding.EncodeToString(raw), hex.EncodeToString(raw[:32])} {
+			if why := placeholder(secret); why != "" {
+				t.Fatalf("random secret %d %s", i, why)
+			}
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/useremail/useremail/store"
@@ -27,25 +28,89 @@ func (e schemaError) Error() string {
 	return fmt.Sprintf("the database %s is not migrated (its schema is missing or out of date); run useremail migrate", e.database)
 }
 
-// openStore opens the database, retrying for a while: in a fresh
-// deployment the database may start after the service.
+// dbRetryFor is how long serve and the admin commands keep trying to reach
+// a PostgreSQL that does not answer: in a fresh deployment the database may
+// start after the service.
+const dbRetryFor = 30 * time.Second
+
+// openStore opens the database. PostgreSQL is tried again for up to
+// dbRetryFor while it is unreachable; an SQLite file is on this machine,
+// so there is nothing to wait for, and a file that cannot be opened is an
+// error at once that says why.
 func openStore(ctx context.Context, databaseURL string, logger *slog.Logger) (*store.DB, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for wait := 250 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+	if path, ok := sqlitePath(databaseURL); ok {
+		db, err := store.Open(ctx, databaseURL)
+		if err != nil {
+			return nil, sqliteOpenError(databaseURL, path, err)
+		}
+		return db, nil
+	}
+	name := displayURL(databaseURL)
+	start := time.Now()
+	deadline := start.Add(dbRetryFor)
+	for tries, wait := 1, 250*time.Millisecond; ; tries, wait = tries+1, min(wait*2, 5*time.Second) {
 		db, err := store.Open(ctx, databaseURL)
 		if err == nil {
+			if tries > 1 {
+				logger.Info("database reachable", "database", name, "after", time.Since(start).Round(time.Millisecond).String())
+			}
 			return db, nil
 		}
-		if !errors.Is(err, store.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
-			return nil, fmt.Errorf("database: %w", err)
+		if !errors.Is(err, store.ErrUnavailable) {
+			return nil, fmt.Errorf("database %s: %w", name, err)
 		}
-		logger.Warn("database not reachable yet; retrying", "error", err, "in", wait.String())
+		if time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("database %s not reachable; gave up after %v: %w", name, time.Since(start).Round(time.Second), err)
+		}
+		if tries == 1 {
+			logger.Warn("database not reachable yet; retrying for up to "+dbRetryFor.String(),
+				"database", name, "error", err, "retry_in", wait.String())
+		} else {
+			logger.Warn("database still not reachable; retrying", "database", name, "error", err,
+				"retry_in", wait.String(), "gives_up_in", time.Until(deadline).Round(time.Second).String())
+		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("database %s not reachable; stopped waiting: %w", name, ctx.Err())
 		case <-time.After(wait):
 		}
 	}
+}
+
+// sqliteOpenError is the error of an SQLite file that could not be opened:
+// it names the file and what is wrong with its place (a directory that is
+// missing, or is not one, or that this process may not write), or else
+// says what SQLite said.
+func sqliteOpenError(databaseURL, path string, err error) error {
+	why := ""
+	dir := filepath.Dir(path)
+	file, fileErr := os.Stat(path)
+	dirInfo, dirErr := os.Stat(dir)
+	switch {
+	case fileErr == nil && file.IsDir():
+		why = path + " is a directory"
+	case errors.Is(dirErr, fs.ErrNotExist):
+		why = "the directory " + dir + " does not exist"
+	case dirErr == nil && !dirInfo.IsDir():
+		why = dir + " is not a directory"
+	case errors.Is(fileErr, fs.ErrNotExist):
+		if probe, err := os.CreateTemp(dir, ".useremail-probe-*"); err != nil {
+			why = "this process may not create files in " + dir
+		} else {
+			probe.Close()
+			os.Remove(probe.Name())
+		}
+	case fileErr == nil:
+		if f, err := os.OpenFile(path, os.O_RDWR, 0); err != nil {
+			why = "this process may not read and write " + path
+		} else {
+			f.Close()
+		}
+	}
+	if why == "" {
+		return fmt.Errorf("database %s: %w", databaseURL, err)
+	}
+	return fmt.Errorf("database %s: %s", databaseURL, why)
 }
 
 // openMigrated opens the database for a command that needs its schema and

@@ -143,6 +143,10 @@ func serveEnv(databaseURL string, sink *smtptest.Server) map[string]string {
 	}
 	if sink != nil {
 		env["USEREMAIL_SMTP_URL"] = sink.URL()
+	} else {
+		// serve needs a mail server outside dev mode; none listens on the
+		// discard port of loopback, so queued mail stays in the outbox.
+		env["USEREMAIL_SMTP_URL"] = "smtp://127.0.0.1:9"
 	}
 	return env
 }

@@ -3,7 +3,7 @@
 //	useremail serve [--no-migrate]      serve HTTP and deliver mail
 //	useremail migrate                   apply pending database migrations
 //	useremail user create --email E [--verified] [--password-stdin]
-//	useremail outbox list|retry         inspect and retry the mail outbox
+//	useremail outbox list|retry|purge   inspect, retry and purge the mail outbox
 //	useremail audit --user ID           print a user's security events
 //
 // Configuration comes from USEREMAIL_* environment variables (see README).
@@ -32,6 +32,8 @@ Usage:
   useremail outbox list [--status S] [--limit N]
                                       show queued, sending, sent or failed mail
   useremail outbox retry ID           queue a failed (or sent) mail again
+  useremail outbox purge --failed [--older-than DURATION]
+                                      delete failed mail
   useremail audit --user ID [--limit N]
                                       print a user's security events
   useremail healthcheck               exit 0 when the local server is ready (for containers)
@@ -102,7 +104,8 @@ func run(ctx context.Context, args []string, e env) error {
 }
 
 // exitCode reports err on w and returns the exit code for it: 0 for none,
-// 2 for a wrong command line, 1 for any other failure.
+// 2 for a wrong command line, 1 for any other failure. The report is one
+// line, but for a configuration's problems: one line each.
 func exitCode(err error, w io.Writer) int {
 	if err == nil {
 		return 0
@@ -110,11 +113,16 @@ func exitCode(err error, w io.Writer) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		if ue.msg != "no command" {
-			fmt.Fprintln(w, ue.Error())
+			fmt.Fprintln(w, oneLine(ue.Error()))
 		}
 		return 2
 	}
-	fmt.Fprintln(w, "useremail:", err)
+	var ce configError
+	if errors.As(err, &ce) {
+		fmt.Fprintln(w, "useremail:", ce)
+		return 1
+	}
+	fmt.Fprintln(w, "useremail:", oneLine(err.Error()))
 	return 1
 }
 

@@ -89,8 +89,8 @@ func TestMetricsAndLogs(t *testing.T) {
 		{"useremail_mail_sent_total", map[string]string{"kind": "verify"}, 1},
 		{"useremail_mail_sent_total", map[string]string{"kind": "change_email"}, 0},
 		{"useremail_mail_failed_total", map[string]string{"kind": "verify"}, 0},
-		{"useremail_outbox_messages", map[string]string{"status": "sent"}, 1},
 		{"useremail_outbox_messages", map[string]string{"status": "queued"}, 0},
+		{"useremail_outbox_messages", map[string]string{"status": "failed"}, 0},
 		{"go_sql_max_open_connections", map[string]string{"db_name": "useremail"}, 1}, // SQLite: one connection
 		{"useremail_build_info", map[string]string{"version": testVersion}, 1},
 	}

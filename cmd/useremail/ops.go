@@ -14,16 +14,20 @@ import (
 const outboxUsage = `Usage:
   useremail outbox list [--status queued|sending|sent|failed] [--limit N]
   useremail outbox retry ID
+  useremail outbox purge --failed [--older-than DURATION]
 
-Show the mail outbox, newest first, or queue a failed (or sent) mail again.
-Run useremail outbox list --help for its flags.
+Show the mail outbox, newest first; queue a failed (or sent) mail again; or
+delete failed mail. Sent mail is deleted by useremail serve itself once it
+is older than USEREMAIL_OUTBOX_RETENTION. Run useremail outbox list --help
+for its flags.
 `
 
-// cmdOutbox lists and retries outbox messages.
+// cmdOutbox lists, retries and purges outbox messages.
 func cmdOutbox(ctx context.Context, e env, args []string) error {
 	return runGroup("outbox", outboxUsage, args, e.Stdout,
 		subcommand{"list", func(args []string) error { return cmdOutboxList(ctx, e, args) }},
 		subcommand{"retry", func(args []string) error { return cmdOutboxRetry(ctx, e, args) }},
+		subcommand{"purge", func(args []string) error { return cmdOutboxPurge(ctx, e, args) }},
 	)
 }
 
@@ -91,6 +95,45 @@ func cmdOutboxRetry(ctx context.Context, e env, args []string) error {
 	_ = db.NotifyMailQueued(ctx) // else running servers find it at their next poll
 	fmt.Fprintf(e.Stdout, "message %d queued again; a running server sends it shortly\n", id)
 	return nil
+}
+
+func cmdOutboxPurge(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("outbox purge", "useremail outbox purge --failed [--older-than DURATION]",
+		"Delete the failed mails (those the dispatcher gave up on) from the outbox, or with\n"+
+			"--older-than only those queued longer ago. Failed mail is kept until it is retried or\n"+
+			"purged; sent mail is deleted by useremail serve after USEREMAIL_OUTBOX_RETENTION.")
+	failed := fs.Bool("failed", false, "delete failed mail (required: the only mail purged by hand)")
+	olderThan := fs.Duration("older-than", 0, "only mail queued longer ago than this, as 720h")
+	if err := parseOnlyFlags(fs, args, e.Stdout); err != nil {
+		return err
+	}
+	if !*failed {
+		return usageError{cmd: fs.Name(), msg: "--failed is required (sent mail is deleted by useremail serve after USEREMAIL_OUTBOX_RETENTION)"}
+	}
+	if *olderThan < 0 {
+		return usageError{cmd: fs.Name(), msg: "--older-than must not be negative"}
+	}
+	db, _, err := adminStore(ctx, e, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	before := time.Now().Add(-*olderThan)
+	n, err := purge(ctx, func(ctx context.Context, limit int) (int64, error) {
+		return db.DeleteFailedMessages(ctx, before, limit)
+	})
+	if n > 0 || err == nil {
+		fmt.Fprintf(e.Stdout, "%d failed %s deleted\n", n, plural(n, "message", "messages"))
+	}
+	return err
+}
+
+// plural returns one when n is 1, else many.
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // cmdAudit prints a user's security events.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -17,7 +18,6 @@ import (
 	"github.com/useremail/useremail/metrics"
 	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/server"
-	"github.com/useremail/useremail/session"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
 )
@@ -66,6 +66,8 @@ type Main struct {
 	httpServer *http.Server
 	stopDebug  func()
 
+	stopMetrics func() // the metrics' own listener (USEREMAIL_METRICS_ADDR)
+
 	background     sync.WaitGroup
 	stopBackground context.CancelFunc // set by Run
 }
@@ -80,6 +82,7 @@ func NewMain(cfg config, logOutput io.Writer) *Main {
 // dispatcher and the server, and listens. After an error, Close releases
 // what it had opened.
 func (m *Main) Open(ctx context.Context) error {
+	m.warnConfig()
 	if err := m.openDB(ctx); err != nil {
 		return err
 	}
@@ -177,10 +180,15 @@ func (m *Main) openSigner() (err error) {
 	return err
 }
 
-// openSender sends mail over SMTP, or to the log when no SMTP URL is set.
+// openSender sends mail over SMTP, or in dev mode without an SMTP URL to
+// the log: the links are credentials, which no log may hold outside dev
+// mode.
 func (m *Main) openSender() error {
 	if m.Config.SMTPURL == "" {
-		m.Logger.Info("mail goes to the log (USEREMAIL_SMTP_URL is empty)")
+		if !m.Config.Dev {
+			return errors.New("USEREMAIL_SMTP_URL is required outside dev mode")
+		}
+		m.Logger.Info("dev mode: mail goes to the log, not to a mail server (USEREMAIL_SMTP_URL is empty)")
 		m.sender = mail.NewLogSender(m.Logger)
 		return nil
 	}
@@ -247,14 +255,28 @@ func (m *Main) openServer() (err error) {
 		Logger:         m.Logger,
 		MailQueued:     m.mailQueued,
 		Metrics:        m.metrics,
+		HideMetrics:    c.MetricsAddr != "",
 	})
 	return err
 }
 
-// listen opens the API's listener and, when configured, the profiles'.
+// warnConfig logs the settings that are allowed but work against
+// themselves.
+func (m *Main) warnConfig() {
+	c := m.Config
+	// Browsers keep a Secure cookie only from an HTTPS origin or localhost:
+	// elsewhere a plain-HTTP sign-in never sticks.
+	if u, err := url.Parse(c.PublicURL); err == nil && c.CookieSecure && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		m.Logger.Warn("USEREMAIL_COOKIE_SECURE is on but USEREMAIL_PUBLIC_URL is plain http: browsers will not keep the session cookies; "+
+			"serve it over https, or set USEREMAIL_COOKIE_SECURE=false for a trial on a private network", "public_url", c.PublicURL)
+	}
+}
+
+// listen opens the API's listener and, when configured, the metrics' and
+// the profiles'. An address that cannot be bound is named by its variable.
 func (m *Main) listen(ctx context.Context) (err error) {
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
-		return err
+		return fmt.Errorf("USEREMAIL_ADDR %s: %w", m.Config.Addr, err)
 	}
 	m.httpServer = &http.Server{
 		Handler:           m.Server.Handler(),
@@ -266,10 +288,15 @@ func (m *Main) listen(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
 	m.listener = httpframe.Guard(m.httpServer, m.listener, m.Logger)
-	if m.Config.DebugAddr != "" {
-		// Profiles stay available until Close, through shutdown.
-		if m.stopDebug, err = serveDebug(context.WithoutCancel(ctx), m.Config.DebugAddr, m.Logger); err != nil {
-			return fmt.Errorf("USEREMAIL_DEBUG_ADDR: %w", err)
+	// Metrics and profiles stay available until Close, through shutdown.
+	if a := m.Config.MetricsAddr; a != "" {
+		if m.stopMetrics, err = serveMetrics(context.WithoutCancel(ctx), a, m.metrics.Handler(), m.Logger); err != nil {
+			return fmt.Errorf("USEREMAIL_METRICS_ADDR %s: %w", a, err)
+		}
+	}
+	if a := m.Config.DebugAddr; a != "" {
+		if m.stopDebug, err = serveDebug(context.WithoutCancel(ctx), a, m.Logger); err != nil {
+			return fmt.Errorf("USEREMAIL_DEBUG_ADDR %s: %w", a, err)
 		}
 	}
 	return nil
@@ -291,7 +318,7 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Logger.Error("mail dispatcher stopped", "error", err)
 		}
 	})
-	m.background.Go(func() { janitor(bgCtx, m.DB, session.NewManager(m.DB, m.Config.Sessions, nil), m.Logger) })
+	m.background.Go(func() { m.janitor(bgCtx) })
 	if m.announcer != nil {
 		m.background.Go(func() { m.announcer.Run(bgCtx) })
 	}
@@ -307,12 +334,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 }
 
-// Close releases what Open opened: the SMTP connections, the profiles'
-// listener, the API's listener when Run never served it, the database and
-// its lock file.
-// A second Close does nothing.
+// Close releases what Open opened: the SMTP connections, the metrics' and
+// the profiles' listeners, the API's listener when Run never served it, the
+// database and its lock file. A second Close does nothing.
 func (m *Main) Close() error {
 	m.hangUpSMTP()
+	if m.stopMetrics != nil {
+		m.stopMetrics()
+		m.stopMetrics = nil
+	}
 	if m.stopDebug != nil {
 		m.stopDebug()
 		m.stopDebug = nil
@@ -330,39 +360,4 @@ func (m *Main) Close() error {
 		m.fileLock = nil
 	}
 	return err
-}
-
-// janitor removes long-expired sessions and recovered rate limits.
-func janitor(ctx context.Context, db *store.DB, sessions *session.Manager, logger *slog.Logger) {
-	tick := time.NewTicker(5 * time.Minute)
-	defer tick.Stop()
-	for {
-		// Expired sessions stay a week, so that their cookies answer
-		// "expired" rather than "unknown" for a while.
-		if n, err := sessions.DeleteExpired(ctx, 7*24*time.Hour); err != nil {
-			logger.Warn("janitor: sessions", "error", err)
-		} else if n > 0 {
-			logger.Info("janitor: expired sessions removed", "count", n)
-		}
-		if _, err := db.DeleteIdleRateLimits(ctx, time.Now()); err != nil {
-			logger.Warn("janitor: rate limits", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-func newLogger(cfg config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewJSONHandler(w, opts)
-	if cfg.LogFormat == "text" {
-		h = slog.NewTextHandler(w, opts)
-	}
-	// Records logged while answering a request carry its request_id.
-	return slog.New(server.LogHandler(h))
 }
