@@ -17,6 +17,11 @@ export interface paths {
          * Sign up
          * @description Creates a user whose primary address is `email` (unverified) and queues
          *     a verification mail to it. Does not log the user in.
+         *
+         *     At most 30 sign-ups per hour per client network. At most 10
+         *     verification mails a day go to one address, across all users: past
+         *     that the user is created all the same, without the mail, and can ask
+         *     for it again (send-verification) once the cap allows.
          */
         post: operations["SignUp"];
         delete?: never;
@@ -40,6 +45,11 @@ export interface paths {
          *     (primary or verified) and starts a new session. Sets the cookies
          *     `sessionid`, `osessionid` and `csrftoken`; a fresh session id every time.
          *     An unknown address and a wrong password get the same answer.
+         *
+         *     At most 60 attempts per minute per client network, and 10 failed
+         *     ones per minute for one address from one client network; a
+         *     successful login does not count against the latter, and failures
+         *     from one network never lock out the address on another.
          */
         post: operations["Login"];
         delete?: never;
@@ -108,6 +118,12 @@ export interface paths {
          * Add an address
          * @description Adds an unverified, non-primary address and queues a verification mail
          *     to it. A security notice goes to the primary address.
+         *
+         *     At most 10 email-management requests per minute per user, and 60
+         *     requests per hour per client network that add an address or ask for
+         *     an email change, whatever their answer. The verification mail counts
+         *     against the resend interval of this user and this address, and
+         *     against the cap of 10 verification mails a day to one address.
          */
         post: operations["AddEmail"];
         delete?: never;
@@ -163,7 +179,9 @@ export interface paths {
         /**
          * Send a new verification mail
          * @description Queues a new verification mail for an unverified address. At most one
-         *     verification mail per address every few minutes (`rate_limited`).
+         *     verification mail for this user to this address every few minutes
+         *     (`USEREMAIL_RESEND_INTERVAL`), and 10 a day to one address across all
+         *     users (`rate_limited`).
          */
         post: operations["SendVerification"];
         delete?: never;
@@ -212,6 +230,10 @@ export interface paths {
          * @description Checks the user's current password and mails a link to `new_email`.
          *     Opening that link makes `new_email` the primary address. A newer
          *     request makes the links of older ones unusable.
+         *
+         *     Limited as adding an address is (per user, per client network, and
+         *     the mails to `new_email`), and to 5 wrong passwords per 15 minutes
+         *     per user.
          */
         post: operations["RequestEmailChange"];
         delete?: never;
@@ -376,7 +398,9 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description Requests by route and status with their latencies, rate-limit refusals, mail delivery and the outbox, and the process and Go runtime.
+         * @description Requests by route and status with their latencies, rate-limit refusals, mail delivery and the mail waiting
+         *     in the outbox, and the process and Go runtime. With `USEREMAIL_METRICS_ADDR` set, the metrics are served on
+         *     that listener of their own, and this route answers 404.
          */
         get: operations["GetMetrics"];
         put?: never;
@@ -1508,6 +1532,24 @@ export interface operations {
                 content: {
                     /** @example # TYPE useremail_http_requests_total counter */
                     "text/plain": string;
+                };
+            };
+            /** @description The metrics are served on a listener of their own (`USEREMAIL_METRICS_ADDR`), not on the API's. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:useremail:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "No such route.",
+                     *       "code": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
