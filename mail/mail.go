@@ -52,6 +52,10 @@ type Payload struct {
 	// Seq is the user's change sequence of an email-change request (the
 	// set-primary link's state).
 	Seq int64 `json:"seq,omitempty"`
+	// Lang, when set, is the mail's language (a BCP 47 tag), for mails
+	// that go out after their user is gone (account deletion). Without it
+	// a mail is in its user's language at send time.
+	Lang string `json:"lang,omitempty"`
 }
 
 // Verify returns the outbox row of a verification mail to recipient, the
