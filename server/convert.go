@@ -38,6 +38,7 @@ const (
 	eventChangeRequested = "email_change_requested"
 	eventPasswordFailed  = "password_failed"
 	eventPrimaryChanged  = "primary_changed"
+	eventLanguageChanged = "language_changed"
 )
 
 // audit records a security event of userID inside the caller's transaction,

@@ -116,7 +116,8 @@ type docsBrowser struct {
 	problems []string // console errors, exceptions, CSP violations
 }
 
-func newDocsBrowser(t *testing.T) *docsBrowser {
+// newDocsBrowser starts a headless Chromium; extra adds to its flags.
+func newDocsBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *docsBrowser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath),
@@ -130,6 +131,7 @@ func newDocsBrowser(t *testing.T) *docsBrowser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 1000),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	b := &docsBrowser{}

@@ -76,6 +76,29 @@ func (c *captureSender) all() []mail.Message {
 
 type option func(*server.Config)
 
+// withMailbox gives the server the dev mailbox (dev mode), which the
+// dispatcher fills.
+func withMailbox() option {
+	return func(c *server.Config) { c.Mailbox = mail.NewMailbox(nil, 0, nil) }
+}
+
+// withBrand sets the brand name and the app's URL.
+func withBrand(name, appURL string) option {
+	return func(c *server.Config) { c.BrandName, c.AppURL = name, appURL }
+}
+
+// teeSender delivers to each of its senders.
+type teeSender []mail.Sender
+
+func (t teeSender) Send(ctx context.Context, m mail.Message) error {
+	for _, s := range t {
+		if err := s.Send(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // withMaxEmails sets the per-user address limit.
 func withMaxEmails(n int) option { return func(c *server.Config) { c.MaxEmails = n } }
 
@@ -144,8 +167,12 @@ func newEnv(t *testing.T, db *store.DB, opts ...option) *env {
 		validator: &servertest.Validator{T: t, Base: commonHeaders{t: t, base: http.DefaultTransport}},
 		outbox:    &captureSender{},
 	}
+	var sender mail.Sender = e.outbox
+	if cfg.Mailbox != nil {
+		sender = teeSender{cfg.Mailbox, e.outbox}
+	}
 	e.dispatcher, err = mail.NewDispatcher(mail.Config{
-		DB: db, Signer: sign, Sender: e.outbox, PublicURL: cfg.PublicURL,
+		DB: db, Signer: sign, Sender: sender, PublicURL: cfg.PublicURL, ProductName: cfg.BrandName,
 		VerifyTTL: cfg.VerifyTTL, ChangeTTL: cfg.ChangeTTL, Now: clock.Now, Logger: cfg.Logger,
 	})
 	if err != nil {

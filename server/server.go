@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/locale"
+	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/pages"
 	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/ratelimit"
 	"github.com/useremail/useremail/session"
@@ -90,6 +94,21 @@ type Config struct {
 	// HideMetrics makes /metrics answer 404: the metrics are served
 	// on a listener of their own, away from the API's clients.
 	HideMetrics bool
+
+	// BrandName names the service on every page; default "useremail".
+	BrandName string
+	// AppURL is the operator's app: the pages' "back to the app" links and
+	// where a person goes after signing in. Optional.
+	AppURL string
+	// TemplateDir, when set, holds pages/<name>.html files that replace
+	// the embedded page templates of the same name (docs/TEMPLATES.md).
+	TemplateDir string
+	// Catalog holds the pages' words in each language; nil means
+	// locale.Default().
+	Catalog *locale.Catalog
+	// Mailbox, in dev mode only, is the mailbox that /dev/mailbox/ shows;
+	// nil answers 404 there.
+	Mailbox *mail.Mailbox
 }
 
 // Metrics is what the server reports to, and what serves /metrics.
@@ -149,7 +168,10 @@ type Server struct {
 	router          routers.Router
 	validateOptions openapi3filter.Options
 	trustedOrigins  map[string]bool
-	pages           *pages
+	pages           *pages.Renderer
+	pageCSP         string
+	catalog         *locale.Catalog
+	echo            *echo.Echo // the handler of Handler, for callAPI
 	verifyLinks     linkKind
 	primaryLinks    linkKind
 }
@@ -193,7 +215,16 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: spec router: %w", err)
 	}
-	pages, err := newPages()
+	cfg.BrandName = cmp.Or(strings.TrimSpace(cfg.BrandName), "useremail")
+	if cfg.AppURL != "" {
+		if app, err := url.Parse(cfg.AppURL); err != nil || (app.Scheme != "http" && app.Scheme != "https") || app.Host == "" {
+			return nil, fmt.Errorf("server: app URL %q: want http(s)://host[:port][/path]", cfg.AppURL)
+		}
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = locale.Default()
+	}
+	renderer, err := pages.New(cfg.TemplateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -207,13 +238,20 @@ func New(cfg Config) (*Server, error) {
 		router:          router,
 		validateOptions: validationOptions(),
 		trustedOrigins:  map[string]bool{originOf(cfg.PublicURL): true},
-		pages:           pages,
+		pages:           renderer,
+		catalog:         cfg.Catalog,
 	}
 	for _, o := range cfg.TrustedOrigins {
 		if origin := originOf(o); origin != "" {
 			s.trustedOrigins[origin] = true
 		}
 	}
+	formTargets := []string{originOf(cfg.AppURL)}
+	for o := range s.trustedOrigins {
+		formTargets = append(formTargets, o)
+	}
+	slices.Sort(formTargets)
+	s.pageCSP = pages.CSP(formTargets...)
 	s.verifyLinks, s.primaryLinks = s.newLinkKinds()
 	s.rules = newRules(cfg)
 	s.ipExtractor = ipExtractor(cfg.TrustedProxies)
@@ -317,6 +355,8 @@ func (s *Server) Handler(extend ...func(e *echo.Echo)) http.Handler {
 	e.Use(s.begin, recoverPanic, s.deadline, s.validate)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 	s.registerDocs(e)
+	s.registerAccount(e)
+	s.echo = e
 	for _, f := range extend {
 		f(e)
 	}

@@ -160,6 +160,11 @@ func TestConfigValid(t *testing.T) {
 				t.Errorf("public URL %q", c.PublicURL)
 			}
 		}},
+		{"branding", map[string]string{"USEREMAIL_BRAND_NAME": " ACME ", "USEREMAIL_APP_URL": "https://app.example.com/home", "USEREMAIL_TEMPLATE_DIR": "."}, func(t *testing.T, c config) {
+			if c.BrandName != "ACME" || c.AppURL != "https://app.example.com/home" || c.TemplateDir != "." {
+				t.Errorf("brand %q, app %q, templates %q", c.BrandName, c.AppURL, c.TemplateDir)
+			}
+		}},
 		{"argon2 and logs", map[string]string{"USEREMAIL_ARGON2": "m=64,t=1,p=1", "USEREMAIL_LOG_LEVEL": "DEBUG", "USEREMAIL_LOG_FORMAT": "text"}, func(t *testing.T, c config) {
 			if c.Argon2.Memory != 64 || c.Argon2.Iterations != 1 || c.LogLevel != "debug" || c.LogFormat != "text" {
 				t.Errorf("argon2 %+v, log %s/%s", c.Argon2, c.LogLevel, c.LogFormat)
@@ -201,6 +206,12 @@ func TestConfigProblems(t *testing.T) {
 			[][]string{{"USEREMAIL_SECRET_KEYS:", "only 6 different characters"}}},
 		{"no SMTP URL outside dev mode", map[string]string{"USEREMAIL_SMTP_URL": ""},
 			[][]string{{"USEREMAIL_SMTP_URL:", "required outside dev mode"}}},
+		{"bad app URL", map[string]string{"USEREMAIL_APP_URL": "app.example.com"},
+			[][]string{{"USEREMAIL_APP_URL:", "http(s)://"}}},
+		{"brand with a control character", map[string]string{"USEREMAIL_BRAND_NAME": "AC\x01ME"},
+			[][]string{{"USEREMAIL_BRAND_NAME:", "control characters"}}},
+		{"template dir that is not there", map[string]string{"USEREMAIL_TEMPLATE_DIR": "/no/such/dir"},
+			[][]string{{"USEREMAIL_TEMPLATE_DIR:", "not a directory"}}},
 		{"bad metrics address", map[string]string{"USEREMAIL_METRICS_ADDR": "9090"},
 			[][]string{{"USEREMAIL_METRICS_ADDR:", "host:port"}}},
 		{"bad outbox retention", map[string]string{"USEREMAIL_OUTBOX_RETENTION": "30 days"},
