@@ -24,7 +24,7 @@ import (
 	"github.com/useremail/useremail/locale"
 )
 
-//go:embed templates/*.html style.css
+//go:embed templates/*.html style.css icon.svg
 var files embed.FS
 
 // Names are the pages. Each is templates/<name>.html, which defines
@@ -120,6 +120,15 @@ func (r *Renderer) Render(name string, data any) ([]byte, error) {
 
 // Style is the stylesheet.
 func (r *Renderer) Style() []byte { return r.style }
+
+// IconPath is where the pages' icon is served (Icon).
+const IconPath = "/assets/icon.svg"
+
+// Icon is the pages' icon, an SVG image.
+func Icon() []byte {
+	b, _ := files.ReadFile("icon.svg")
+	return b
+}
 
 // CSP is the Content-Security-Policy of every page: the stylesheet from
 // this origin, nothing else loads or runs. formTargets are the origins

@@ -24,7 +24,7 @@ import (
 // registerAccount adds the account pages, the stylesheet and (in dev mode)
 // the dev mailbox to e.
 func (s *Server) registerAccount(e *echo.Echo) {
-	e.GET(pagesStyleRoute, s.serveStyle)
+	e.GET(pagesAssetRoute, s.serveStyle)
 	e.GET("/account", func(c echo.Context) error { return redirect(c, "/account/") })
 	e.GET("/account/", s.accountPage)
 	e.GET("/account/login/", s.loginPage)
@@ -41,8 +41,8 @@ func (s *Server) registerAccount(e *echo.Echo) {
 	s.registerMailbox(e)
 }
 
-// pagesStyleRoute matches the stylesheet's URL (pages.StylePath).
-const pagesStyleRoute = "/assets/:file"
+// pagesAssetRoute matches the stylesheet (pages.StylePath) and the icon.
+const pagesAssetRoute = "/assets/:file"
 
 // credentialFields are the two fields of the sign-in and sign-up forms.
 func credentialFields(l *locale.Localizer, email string, signUp bool) (pages.Field, pages.Field) {

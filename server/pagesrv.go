@@ -99,8 +99,12 @@ func (s *Server) errorPage(c echo.Context, ae *apiError) {
 }
 
 // serveStyle answers the stylesheet, which browsers may keep: its URL
-// changes with its content.
+// changes with its content; and the icon.
 func (s *Server) serveStyle(c echo.Context) error {
+	if c.Request().URL.Path == pages.IconPath {
+		c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+		return c.Blob(http.StatusOK, "image/svg+xml", pages.Icon())
+	}
 	if c.Request().URL.Path != s.pages.StyleURL {
 		return errRouteNotFound
 	}
