@@ -161,6 +161,9 @@ type Common struct {
 	SignedIn  bool
 	// Flash is the one-time message of the last form's answer.
 	Flash string
+	// NoReferrer marks a page whose URL is a credential (a mailed link's):
+	// its links send no Referer.
+	NoReferrer bool
 }
 
 // Language is the page's language, a BCP 47 tag.
@@ -263,7 +266,7 @@ func Mask(addr string) string {
 // tests render in every language.
 func Sample(name string, l *locale.Localizer) any {
 	c := Common{L: l, Brand: "useremail", AppURL: "https://app.example.com/", StyleURL: "/assets/style.css", Title: "Sample",
-		CSRFToken: "sample-token", SignedIn: true, Flash: "Sample message"}
+		CSRFToken: "sample-token", SignedIn: true, Flash: "Sample message", NoReferrer: true}
 	field := func(id, typ string) Field {
 		return Field{ID: id, Name: id, Type: typ, Label: id, Value: "v", Error: "sample error", Focus: true, Required: true}
 	}

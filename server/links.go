@@ -104,6 +104,7 @@ func (s *Server) renderLink(ctx context.Context, v linkView) pageBody {
 	lz := s.catalog.Localizer(s.catalog.Match(factsFrom(ctx).acceptLanguage))
 	data := pages.Link{Common: s.common(lz, lz.T(v.title, "Email", v.address)), Heading: lz.T(v.heading),
 		Message: lz.T(v.message), Address: v.address}
+	data.NoReferrer = true
 	if v.button != "" {
 		data.Button = lz.T(v.button)
 	}
@@ -151,6 +152,7 @@ func (s *Server) linkErrorPage(ctx context.Context, err error) (linkAnswer, erro
 		heading, message = lz.T("page.link.invalid_heading"), lz.T("page.link.invalid_message")
 	}
 	data := pages.Link{Common: s.common(lz, heading), Heading: heading, Message: message, Hint: hint, Failed: true}
+	data.NoReferrer = true
 	return linkAnswer{page: s.pageBody(ctx, "link", data), failed: true}, nil
 }
 

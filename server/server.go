@@ -1,10 +1,12 @@
 // Package server implements useremail's HTTP API: the strict server
 // interface generated from openapi.yaml (package gen), request validation
 // against that spec, sessions and CSRF, the problem+json error answers, and
-// the small HTML pages behind the mailed links.
+// the HTTP side of the HTML pages (the account pages, the pages behind the
+// mailed links, the dev mailbox), whose templates and words are packages
+// pages and locale.
 //
-// It depends on gen, store, signer, session, ratelimit, password, address and
-// mail; none of those depends on it.
+// It depends on gen, store, signer, session, ratelimit, password, address,
+// mail, pages and locale; none of those depends on it.
 package server
 
 import (
