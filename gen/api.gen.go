@@ -525,6 +525,10 @@ type ClientInterface interface {
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
 	//
+	// The user's mails are in the language the request's `Accept-Language`
+	// asks for most among English, German, French and Spanish (`en`, `de`,
+	// `fr`, `es`; English when it names none of them).
+	//
 	// At most 30 sign-ups per hour per client network. At most 10
 	// verification mails a day go to one address, across all users: past
 	// that the user is created all the same, without the mail, and can ask
@@ -539,6 +543,10 @@ type ClientInterface interface {
 	//
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
+	//
+	// The user's mails are in the language the request's `Accept-Language`
+	// asks for most among English, German, French and Spanish (`en`, `de`,
+	// `fr`, `es`; English when it names none of them).
 	//
 	// At most 30 sign-ups per hour per client network. At most 10
 	// verification mails a day go to one address, across all users: past
@@ -869,6 +877,10 @@ func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
 //
+// The user's mails are in the language the request's `Accept-Language`
+// asks for most among English, German, French and Spanish (`en`, `de`,
+// `fr`, `es`; English when it names none of them).
+//
 // At most 30 sign-ups per hour per client network. At most 10
 // verification mails a day go to one address, across all users: past
 // that the user is created all the same, without the mail, and can ask
@@ -893,6 +905,10 @@ func (c *Client) SignUpWithBody(ctx context.Context, contentType string, body io
 //
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
+//
+// The user's mails are in the language the request's `Accept-Language`
+// asks for most among English, German, French and Spanish (`en`, `de`,
+// `fr`, `es`; English when it names none of them).
 //
 // At most 30 sign-ups per hour per client network. At most 10
 // verification mails a day go to one address, across all users: past
@@ -2048,6 +2064,10 @@ type ClientWithResponsesInterface interface {
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
 	//
+	// The user's mails are in the language the request's `Accept-Language`
+	// asks for most among English, German, French and Spanish (`en`, `de`,
+	// `fr`, `es`; English when it names none of them).
+	//
 	// At most 30 sign-ups per hour per client network. At most 10
 	// verification mails a day go to one address, across all users: past
 	// that the user is created all the same, without the mail, and can ask
@@ -2062,6 +2082,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
+	//
+	// The user's mails are in the language the request's `Accept-Language`
+	// asks for most among English, German, French and Spanish (`en`, `de`,
+	// `fr`, `es`; English when it names none of them).
 	//
 	// At most 30 sign-ups per hour per client network. At most 10
 	// verification mails a day go to one address, across all users: past
@@ -3831,6 +3855,10 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
 //
+// The user's mails are in the language the request's `Accept-Language`
+// asks for most among English, German, French and Spanish (`en`, `de`,
+// `fr`, `es`; English when it names none of them).
+//
 // At most 30 sign-ups per hour per client network. At most 10
 // verification mails a day go to one address, across all users: past
 // that the user is created all the same, without the mail, and can ask
@@ -3851,6 +3879,10 @@ func (c *ClientWithResponses) SignUpWithBodyWithResponse(ctx context.Context, co
 //
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
+//
+// The user's mails are in the language the request's `Accept-Language`
+// asks for most among English, German, French and Spanish (`en`, `de`,
+// `fr`, `es`; English when it names none of them).
 //
 // At most 30 sign-ups per hour per client network. At most 10
 // verification mails a day go to one address, across all users: past
@@ -8449,117 +8481,118 @@ func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3vcts2tn8VXO6dqd1LybJjZ1tnOnPdxGnddRLXdtrdrTISTB5JqElABUDL2oxn9mn2wfZJ7uAAIEGR",
-	"kuVYTdu9+WSLIoCDg4Pf+QvofZSIfCo4cK2iw/fRBGgKEv99LS60kGD+TUElkk01Ezw6jI64moFURE+o",
-	"JgmVck4o0eIaOKESCIcbkCShyQTSbhRHKplATk03cEvzaQbRYcRFR2HncaTnU/NEacn4OLq7i6Nz0HJ+",
-	"NNIgm2NfQCJ4qogWZEaZJlcwEhKIlnPGx4SOKeNLxtzfi6OccZYXeXS4W47LuIYxyOjOjDylkuagHQOO",
-	"c8qykxdNIi4nQFhKxIgIDuaPngApFMjPFKFpKkEpUIYMZt6eUj2J4ojT3IwHptMBS6M4kvBLwSSk0aGW",
-	"BbQS/ec4GgmZU20pfbof3TOJOLpgYw4p0t5OucIX3IKNpMiRfPM+pCRj/HoJ5bbdACewHvXRzW6314X5",
-	"d7OTnwVL8x/m9Me/H5zwXjfZy/hV/rKX/vW7rFUG3iqQy1jvOM3SLjkiCpRigpOczong2ZzQRBPBCdOK",
-	"iBnHl5dMaN1FMJLz0FWw9P8F5iunkELCcpoZYWKcFHxK0xRS8vb8tKPoCMgVVfB0n2yxlOzvEabI8PWL",
-	"k+H2kvmYTgcsHVzDfM31ef3ipIX7d6axmgquAPfB1zQ9h18KUNp8SgTXwPFfOp1mLKFmXjtTKa4yyP/n",
-	"Z2UmGQxiWqSV5Gt6DTyKoxQ0Smh0OWHlrjFTpJkEms6RIQpwM2uqCxUd7vd6caSZRtJRwMN2vmM3m0Ly",
-	"Q8MQHPXQUXcY0nAX8uS/JYyiw+hPOxUc7thv1c6ZbWw501xLaXlDriTQa0UokUUGz8jQTHtIFJ0rMpuw",
-	"ZNI1I74U8oqlKfBHsTJRcjQY4Y4NWXkBPMXN7DbFZ4o8vzh/6bY64/jdXzvm2SU+smhf5/GTisfYOJlA",
-	"ck3KwVayN6RrU+xFIiyhZplzppSBeiHJTAo+JlvDYNThdmy+qfPA0GmacqHJ8D1L74ZkazjyC2G2010c",
-	"nXANktPsWEohH7U4zPVUWxmRg54YumfAtaNccCIKSRRLa2J+EIq5J4sokEatApJ3zzKUFGxiDY4MMMHt",
-	"FBINKcpBIeEZsthOT6HWz8R4DGnstL8CrpGtp4xfP56lRisN4HaKeLaIHeZLBAAhiMiMUlDXZCQkoYTD",
-	"zKjopSBiqCNVvyuZWqPhAxgbRxpu9c5E51kdhPtFr/ck+a9UJGZ8Yl7AR2C/QFrtg5Bc++VO8O2///mv",
-	"muXTAuvN3eWZl9PMqDhIcfvQfAoSUjJjekK2hjh1xm9oxnCHOU77bxxFw23T1sN3oaB8wfwf7MxF0CZX",
-	"c8LFjGwNA3i2Wi4wR58bg7LzXHAtRbaM7e79HW+74qxfC/1SFDx9lAhyoQcj7CWQv9eCqCKZEAiVUV3a",
-	"9itpey008V2sFLVqrE1sYE+kZzvaq0w5y+gujs7oPBM0vRTilMoxPIpNVyKdD7QQgwy7qu1VIOZbtNSu",
-	"gFBNcqE0eXpw8OQpuZprqHNuN1BE517FmvZG+nzvK9m4QMumFBISwRQRBuhQ07B/mI2UMwt5l0K8onzu",
-	"aFaPYqekGgbY9QLwGZ/LODtGq+/vEWXdohoD976sGHgpBMkpn3tjRd3Hu9rAG1EjxHRp2URmVJEJ08+M",
-	"SrZakSqSTCgfQ0ooTwkX6JDg818KKKwnGaAB+oid0klchQWBO4l0veW00BMh2T/g8ZBgugKuTaP6Cp2K",
-	"sVmbEZNK1xFht44Iiz3ciwz1BptCCGstxYRyr2HQud0aNoZ0SJ4IPspYop0xVvBrbvwt748lQlwzUGRr",
-	"6J5UCgR3yVtObyjL6FX2OMApgn4W0CalmhoPiiSUG9vvytjqNixBqg2kJkLqbF63wALsuQB5wxIg9YFW",
-	"rlL46qZQZ8VkLDtVMZ0KqSF9BSmjl0jfo/hadjjITY8DnHKbt4GASBUJBzAd1+H8oGJpQCzBvonr+x6u",
-	"tlK0aVg3zP3u4s3rLtpsrjEaIBJSswlohh9pmjLTnGZnUkxBama85RHNFLSY0DXla/1/BLogcjSlSs2E",
-	"RKQL1sPGWw4jmrEE/td90U1EHsWRb2JcQiElJJpMhFRArqjWIOdEaTq1QjgNiCw7Dc3Qtv5zensKfKwn",
-	"0eHewT4GPfzn3UbcICQn7HglZUFkpWxdG3e3t3ffwHdhsOOnyAeoyv7elS3E1c+QaENqGR972DLWDD2z",
-	"mLQMMC1dspmQ113/bRyxFMN6U8lyKuflUDcg2YiZGeCD5SvWlFxHTky4YWVm9BrZmk2YBqKmNAGiJctz",
-	"45y95cxsb/L65fOYpCI3+JeJGchOQhWk27V5tJNfLpdn86KM1Bcnjm47Y9FpiApLm3N5y9kvBRCGu2zE",
-	"QPrd0jCvV8ZHjf/xhmdzH/haiM4FFHXUNZt2xNSuf2cq0HH27W47wpg/+VTPw0Vxy7ZI/I8T0BM0CJn1",
-	"bIKNbdu0TsCt/hKar4TIgPJH0lyJ1jKixYyDVBM29Rz3Em7sr6kUN8A/MtULexpDtV7iyvlUy7F0iz9H",
-	"o/KhG72M6Wljh14DocZQNZDt+GJ45JfVBRiC/c9hNqhjAIdZsIc+GLaDjpvQXR9jQ/s0hPSlYeykkBK4",
-	"btdgHx3/KybdpwOkFPI5mjuNFJeh7yqDmOQ0mTAOHSPr5omNwBEDozhNXuRmUDRt0fQZ+BCds3dLWurx",
-	"b/tJ0RwGVA0cB4NWATeMC2ucN9uTqsTePhgUPIUMtLNMXQBmEOySMH7jP1ZRrzJEE4yeBLZO3OroLFj1",
-	"UbwQlC7jq669D3zkoCciHWCXmdE95mEjarDU+lxwiOtGeRn3fBfKX53vDQl/ySBLyxDlA1DiDTcYgDal",
-	"DZQZf2lkevMo6lBkAR28a+9FNo6wkQuedMv9CkpRA10eA+akb+fSj4JAeBMkklaJ/nFCtWmGoefYmOtD",
-	"T8EwJkPDFvM3p7eDDHea+eScugESOKxv64D+Bk/dhFrUjQSHnZZvTFlSqpmbYadUT7oM6XIZiufWjekY",
-	"t2aBjhrTGpSUXAzxcjVD78MXO7nY8rkaoQ1hvgWaGcx6kFwZYBWFTkQO1sKcYC82EbMgS969isR1UxD8",
-	"l+9LlBLX9a0hru+dreukbXavYfaBZnSpRoX5d33reV2r+IiT85fPycGTvT0cq6OmkCAzXdBx72CfJBMq",
-	"aaJBqo9l9rY6Kks4+1bBQwEJt7hiY94ppoQDpOqjupJ1Yr4GI8Cr7OCYFNwrKVJwzTJM2vuMhJgCh7Rt",
-	"aeqE/+qGzpEmGVClyRdLRWbDJs4XG3Fxfbxj2e74cv/gzyUQpyIpckzatemqFuumFmmTYXw+FWCjKDnV",
-	"ycRGyDGKgn2b5io6/GnzevDdkiTfibVQPJH3hZkac12qYFcFmyrb8q7iVaiDHsa2hrh6Pr6PjOOk7iMn",
-	"MHLuyt6olHSO8bNKUZQ1L8jBhbqWkqfhRJaytyJWu2Dkoo399vzEFpFx6qHimnE0n9xq1LfZmgt23+7x",
-	"wUacSzl7p9DbdtKFtXU/QI97z8hZy4u7y1jMWJwRHUZf/v1qd/I9v9hLetPv9/O/6V++kD/Mntz++F3v",
-	"+niX/vlUHhTfz5+Kyz2FvRjzXQ0QVvZ6e087u7udvS8ud3cPn/QOe72/G+PY1gNFh/t7TRkOhm7W2PGU",
-	"MI2GWVAtMiSCk4JjYZJPI9XX52FTaMp0MKcW05GHZR0EeKpIwTNjRmCu2VUCGhXC0qxMyIX0LeFTCc8p",
-	"1dDRLIc26kpu3lcZ1lINFkqf7ycO16A2+TYR/ABz4MhFmZNEFA1gN1Md/CwYN0SFjOl9WTFmlb2wRK5q",
-	"/b5v5304RCvvl8SVmhr8A4JhK+Koq+J0v6bpsY5Q/YpBzVWhtnA5m2JpVAckhWR6fmEUTQUt36LbtqT+",
-	"tKU4LSaehABkbKjA7PLUyHEIolj9aH3Dqv4xwKpqG9Ip+wuglhOu/XPMTC6hjeYVxLDUDW0wxWbYUVM9",
-	"I5QkGTO4ntM5UQYugelJUGhqs58VaX5slrZRtg5hFU0KNLmak+HZm4tLskMLPdnJxJjxneHS4VeMbhaR",
-	"8ZHwyUKaIPoGJaU2+p5TxjVlHKTB7kIaXJhoPVWHOztjpifFldkUO2WD4D+mVAEqamTdqs7FjKtmpB8w",
-	"wxKCmDo03zE+Ni/nMYamGR/3eRXAxkiMK3E2roSKbWGBa7S4yYmRtGxOrmDCbDquzxfycTEm6lLImPFW",
-	"XDcYiQsr4PVEKFtOpbp93ueff+6sBtX9/PO2xTLraCftU+XDcpmGZsg+H4rgyZb28nlDs2KFEG4jvVgV",
-	"iXtr2O3z4xvjkNSV9+K+InmhNKGZErY3M57dYn1etwOQx3rpVsZq14o8A12qLDTv84AyN/XYfjv85tjz",
-	"yHW8M8RSg6CtLXvLQVPcil/1EW462F3fltLBkGg69jG4by9fnZIpHaN9yRTWUbIEbD2lX6pTXLbPPyev",
-	"qip4RRA6CdVkiMKsdlA6O+izznf+/c9/+WWqfa1Ad5yQ4Ttd0ii6d5W4U6onPlUkeDbv8yrs+swJFPAU",
-	"yVDo0BNeVmrYMhl71EIC1YB5CDsdNPRxPnbd929v8fUD/KtmthyWrnAD+3xruKxeYLhtBYC6GHkzRG5L",
-	"n0ve5kwjMWfGiaauBAizTCUt+3tfkmEY27VC1ufDoNBnGLvaIFszxMqSoS75GhRLnQuBPSgyBVmm2ft8",
-	"WiVvjIBSTSifC47lFISqa0KvRKED5NETMD4ZemRixvt8y0VWYoIbOPZIRHnVMfUZYkvYNsHyVJyQoafP",
-	"3ZbgoGdCXh/a7Y/PPlPk5Oxmv+pLWL1zcnbzlOw83cc4KUoNmI6EjAPMMut3yyxeDt9eHJ8fvzo6OR1c",
-	"nr+9uDx+MTg7f/PXk+OLoe9jTkZCzqg0Vn6fM27M/Jf2CaTmPye0jpMIvQRQlOySxaRWqmn6SLIihTQm",
-	"SoRLqy2nw5JPW9cflLGg9a5Fn2dM6TD7CKpLrN3vq9c8JJMJVRNQ9giQS3j4delzHwIzwrKwIp6uBVmj",
-	"mgiegJH6QN4Oye5wu9vnmCNJgCsINOOrk8uGHhRT4EoUMoGukOMd10jtmHcr57nSezaXaV3LaLfb6/bQ",
-	"TpkCp1MWHUZPur3uEwzz6AmaVqECMZ+nQrX4Ss8nkFw7YfEMC+tOZhNBJiJLlVvFIRbvlIvU51tlalMS",
-	"H6GzWkVpKrVyldXeHiMXC5qszwNVFpOaGlvQTUaNjSSoSWjhWFEzzkC3z7H+3NaWeSnChXVF9OUMx2CF",
-	"B1WkXWZEoCNfZ9ojVKPla7EhZ7zQgP/Wd6VFmd2eO/PQ54JDrclISMz1eHJQPSGW1Pp5RmifqyJJQKlR",
-	"kVnxrMI8dldhDZoT+wzjhnZ4V2ev+rzs3XXrQD8TyTUxkBWm61EtYKbaiq3xzBDAT1Jbksi4OxkESn8t",
-	"0vmKErGW0rANxY/XK9cKy63u6k6KcWUWDynt9XoPm8xHDb6sN2UfZ2qpUDvF4xUE1y8og70A3VnmNizf",
-	"g1vfaj013mTTVFxyXrNs/NUvT37QvX//81/PyBnVk692nhHf2TNyQXO4YBq+OqW3befK7uJo3y5TGxfK",
-	"5dwJDpyZJrtP7m+yWMOO7Q7ub9daN2ka7315f+PFSu+7ODpYZ371s0bY6sk6pAZVpYHrHR3+9C6OVJHb",
-	"wiRXeWz4T8fKePRGaUTvTJNSf4hCr1AgLyAD7ayp0Nx0ck+sUYBQ321DGVHoqLE995vjOKE2r6No7K7F",
-	"hKp4Gxutwbnq0N1vtkL1sAguWN3p/+ndXdx8STTfaqy15fayxfaelKF+DC2LfQqo0K+kmKG1PJ2ix4aL",
-	"HJwepI2jhSgN86YAfAPaA9n/L4wO4jQfLM+/lXS2SuN90teS4WiXRFvB8I+lMuhvFNjr9chswrKySCTB",
-	"EA266rWcQ0PiXKXFYwVuoZ5iPZFwY7cdesnYzT1gzW6Ag1IB38q5Kce9HLRkiVrKPa9/yNWcSGEsVGeq",
-	"60KVsRomjX0JPGGgYjyL07GOuIRRoWimYnvixsW55uWGd+dwmMZAmwtdiEJfidu4fMkvlfn8jSCy4Gi9",
-	"kx/N6IFH+ur48vzk+cXg6MWLc4yAxXYMO0M8SIqrnRLB+xy9R+MVAi+LgRlWq/qRmSpnbCVov7ffZvp+",
-	"A/qV4+K9IoLHNKcZZXXhiP5ELv92dkxK721g3L6Bl8qBFppm1qo3DvrDjmI64nxk6EzieWEoFDHUEJcO",
-	"QFDZ//WOMSIrf2/HFy+XyQeGklpkg2wtE7jt2IZzLJOPzk4+U92VuzNYh7wUn6X71DnuXc/91s1aZRmm",
-	"kLCRWznjgX938eb1M3Ixo+MxSPL2xEYeU5GonaELotqEZlPdTiExrR8Nf4uhh7sWIS6TP+36bwqJsxPw",
-	"vPqMKnJVsEyjl7yS2XiYu86VLTOr7XV4Pqf2WHUrz8OXCNzSRGdzH05rpXMVo/929Or0YYz2tK3L6Ea1",
-	"zpsp8KOzE/Kk26sV6vwWK2Kmv3JFMBi3XNVbFe+S+eWhNoPjQJMJho/R1UAdlLOx7Rzj1YalkD4jB70n",
-	"BIMcM2YvCGms0znQlDm1+rsyCAxh8417fOF0l66LzVGsiBpiFkG5E01khumHxWwZq2KGW1X1ng0j4Dld",
-	"1efUxQydxKD9oIXZUuSFD35lYlzFIxmvBeqe9HwRo426TUQhW8J0XeIb7Pb6vDGkmUhK52QszOBBuC4m",
-	"NJHC2CpZhuOrQzKlSjtzo6JKucRKim/60GKMFpUPvJmRrC3i8gh9PsLAvTtcuqWAp52QuG2MNNtoKZ0S",
-	"rIFXbSbLBRvzt9M/TLjOl6yuFarbfdhENlesst5cqoksHFBTZbbNBR8+BbN+5WCW2QWkmIZupSsFqMFa",
-	"M/X6Pryu7G7nfXA51t3yYIj1V46SBKb6sHGgeWg9jpxel6lGfl3d+WZT1IuQabNQ1jthOiYZuwZbDzDs",
-	"kiM+t6qsTMqPMRzT5yo3qFNmr33K9arQGu1XqonpA2vokaq356fPDPDYRJfyadJWaJmI2ZklMzwk91hd",
-	"uerIm9mBXwbHJ201UnUy0eHEevvTnjrYyJU6r/B03yLBZI46p76SG7hxxzHdpST99UnWyi2vx0kEHzHj",
-	"7xlVhmu/ZcRge1PX4ayFWtW9Tb8PHDAmcJnM7bhkrtl+ATJg1Ub0buEex5/aSahe2QlvTLyL7329utrv",
-	"7l28xJh6tQIiFo5DxGWKtSw8xOS7yNIKTJSmc4VpWleItogwFjbMpmcJdMkF4+MMRzq0qISnKjwMBbcy",
-	"ETrSgJl/Ze0Y/GwTvEbZWUb7g2wtWPLcSusnOMEHZwvg7wpUPhZ0SFBFpj+BhgMNC+5V3YAXlyZkLFoS",
-	"rsZrlRHxOBvCiaqqpe8DU8F4I0CGx+5I5D1Gw1aZv4kJRaekz1VCOQe57aHhgwyKPl/fokBafwhcnQ0j",
-	"wEPv0fitMABZMCdNojd0Zd+iuvhkP6xtP9QjE79n80Fe16HB1W+hGvcC0MXAINYgEnsGy2p5jDyMhOzz",
-	"APu0O//t72espCjIvdn7s4lPxxmx6XOM1hk6zcsGSUZC5tXF0Q1xW2ElfIII++DILYqn5CMhwyfzoIYJ",
-	"HqjLTbLSMHjP0rud0P2wsdQHQYW71Xz5xg9KN5fcrYJGgg9w4n7XggzLO0+G3T73qODSp/zaRSyCt9qO",
-	"QnTJkbX6+9zbFfVIB6KQyFLA8kdFCl4ow2SM3p66MmeqmoXRBne2fD12vKzk0po87mBFbU7bLt0ryMFC",
-	"1aeNEO8euNJMZQu98UquFhRysa1FJ+UDw6sbvOXnAQDk6F4rzNpScnUcFkO7qX94MPPjVGx9ipn+VuVl",
-	"/t5d6iXGmSELyBHgpruiqB041fLA61G2cOzLQ2BcGxCvU8VHeGu0sTaaBYjMbfHHZv9+en9vUmH33hjE",
-	"Zm4DfBdixFon/r09unDYv91wWPztkt83HvyhauSMNLqcao3DLVsm3rQ1cZSmeLCjytTGhAveaUtR2Owt",
-	"aUne9rnL3h4Rzw4XZyRjAS5e0LQmwpTubs8FbnPK6RhyeyzQVa0tHMawm96Q9LRXWiIrM8HulFGahiaH",
-	"kHisy7tB4SEgewAM3PXdTPrTIqSyocPctU039Xl4VEMCHpHEo9U3NKvdqV6VpgXnwtJ6+4TiVYu7PbI0",
-	"cV3PWreZM0ep8zo3liNevGxp7dSv9402n/vdzF2qD/PwGhhZ/tgMpKQ60ZPNP9lNn+ymNtA/qmHR+ubR",
-	"e//rYDZFjdc6QlvBby5uwOZ7GmhuYWwR4sNbw03jtM+3hkuvkRxuPxztG/BkT5FUCHWfa2Jn9Xv3RSzl",
-	"q1uUPzjyaT94P8Is7T1bIm73DN5waLs9PTb2v73sp7UEcInc9f6A2ie44/s/bHP8oSz5QBA3ab3fnzHw",
-	"v0N59+5erdEoN3xEkPIhhC3zQL73XgWHWYtpjb/SFfonQSzSuQ6CQ0t1J7asLG6fsvQ4YauHRzCr4oLh",
-	"oYDz44vj1y8GJ68vj89/ODr18cXdXqvpHdSL2rthFNmq3x+w3ZoSBZ6uTnXsNfn1Q2Oi9tdvPinF/zyl",
-	"iNfsLdkZa5iMTu107B1LK8+bLLt/1V48A4uGnrJF061qNazz2bB2/ZDo2mNVa2tVzafo10ZPiK4RLP7g",
-	"yJelUt74dvY+lh3USG6Uxu2W9mxBt7odrawoNjNavArT3uFFtl78TPlYdAw9VLOrrLq2y6iO5xfnL7fD",
-	"Lgs9aenusv2Ks+pHZMIfiVZLOggvN3OhL1n+frMWgZUd9GjzmS0TnEIS+xvGMbVoz7kFTYOTJHfv7v4v",
-	"AAD//w==",
+	"7F3vcts2tn8VXO6dqd1LybJjZ1tnOnPdxGnddRLXdtrdrTISTB5JqEmABUDL2oxn9mn2wfZJ7uAAIEGR",
+	"ku3YTdu9+WSLIoCDg4Pf+QvofZSIvBAcuFbR/vtoBjQFif++FmdaSDD/pqASyQrNBI/2owOu5iAV0TOq",
+	"SUKlXBBKtLgETqgEwuEKJEloMoO0H8WRSmaQU9MNXNO8yCDaj7joKew8jvSiME+UloxPo5ubODoFLRcH",
+	"Ew2yPfYZJIKnimhB5pRpcgETIYFouWB8SuiUMr5izN2dOMoZZ3mZR/vb1biMa5iCjG7MyAWVNAftGHCY",
+	"U5YdvWgTcT4DwlIiJkRwMH/0DEipQH6mCE1TCUqBMmQw83ZB9SyKI05zMx6YTkcsjeJIwi8lk5BG+1qW",
+	"0En0n+NoImROtaX06W50yyTi6IxNOaRIezflCl9wCzaRIkfyzfuQkozxyxWU23YjnMDdqI+utvuDPiy+",
+	"mx/9LFia/7CgP/5974gP+slOxi/yl4P0r99lnTLwVoFcxXrHaZb2yQFRoBQTnOR0QQTPFoQmmghOmFZE",
+	"zDm+vGJCd10EIzn3XQVL/19gsXYKKSQsp5kRJsZJyQuappCSt6fHPUUnQC6ogqe7ZIOlZHeHMEXGr18c",
+	"jTdXzMd0OmLp6BIWd1yf1y+OOrh/YxqrQnAFuA++pukp/FKC0uZTIrgGjv/SoshYQs28tgopLjLI/+dn",
+	"ZSYZDGJapLXka3oJPIqjFDRKaHQ+Y9WuMVOkmQSaLpAhCnAza6pLFe3vDgZxpJlG0lHAw3a+YzebUvJ9",
+	"wxAcdd9Rtx/ScBPy5L8lTKL96E9bNRxu2W/V1oltbDnTXktpeUMuJNBLRSiRZQbPyNhMe0wUXSgyn7Fk",
+	"1jcjvhTygqUp8AexMlFyMprgjg1ZeQY8xc3sNsVnijw/O33ptjrj+N1fe+bZOT6yaN/k8ZOax9g4mUFy",
+	"SarB1rI3pOux2ItEWELNMudMKQP1QpK5FHxKNsbBqOPN2HzT5IGh0zTlQpPxe5bejMnGeOIXwmynmzg6",
+	"4hokp9mhlEI+aHGY66mxMiIHPTN0z4FrR7ngRJSSKJY2xHwvFHNPFlEgjVoFJO+WZagoeIw1ODDABNcF",
+	"JBpSlINSwjNksZ2eQq2fiekU0thpfwVcI1uPGb98OEuNVhrBdYF4towd5ksEACGIyIxSUJdkIiShhMPc",
+	"qOiVIGKoI3W/a5naoOEDGBtHGq711kznWROEh+Vg8CT5r1QkZnxiXsBHYL9AWu2DkFz75Vbw7b//+a+G",
+	"5dMB6+3d5ZmX08yoOEhx+9C8AAkpmTM9IxtjnDrjVzRjuMMcp/03jqLxpmnr4btUUL1g/g925jJok4sF",
+	"4WJONsYBPFstF5ijz41B2XsuuJYiW8V29/6Wt11x1q+FfilKnj5IBLnQown2Esjfa0FUmcwIhMqoKW27",
+	"tbS9Fpr4LtaKWj3WY2xgT6RnO9qrTDnL6CaOTugiEzQ9F+KYyik8iE0XIl2MtBCjDLtq7FUg5lu01C6A",
+	"UE1yoTR5urf35Cm5WGhocm47UESnXsWa9kb6fO9r2bhEy2MpJCSCKSIM0KGmYf8wGylnFvLOhXhF+cLR",
+	"rB7ETkk1jLDrJeAzPpdxdoxW390hyrpFDQbufFkz8FwIklO+8MaKuo13jYEfRY0Q06VlE5lTRWZMPzMq",
+	"2WpFqkgyo3wKKaE8JVygQ4LPfymhtJ5kgAboI/YqJ3EdFgTuJNL1ltNSz4Rk/4CHQ4LpCrg2jZordCym",
+	"Zm0mTCrdRITtJiIs93ArMjQbPBZCWGspJpR7DYPO7ca4NaRD8kTwScYS7Yyxkl9y4295fywR4pKBIhtj",
+	"96RWILhL3nJ6RVlGL7KHAU4Z9LOENinV1HhQJKHc2H4Xxla3YQlSbyA1E1Jni6YFFmDPGcgrlgBpDrR2",
+	"lcJXHwt11kzGslOVRSGkhvQVpIyeI30P4mvV4Sg3PY5wyl3eBgIiVSQcwHTchPO9mqUBsQT7Jq7vW7ja",
+	"SdFjw7ph7ndnb1730WZzjdEAkZCaTUAz/EjTlJnmNDuRogCpmfGWJzRT0GFCN5Sv9f8R6ILIUUGVmguJ",
+	"SBesh4237Ec0Ywn8r/uin4g8iiPfxLiEQkpINJkJqYBcUK1BLojStLBCWAREVp2GZmhX/zm9PgY+1bNo",
+	"f2dvF4Me/vN2K24QkhN2vJayILJStW6Muz3YuW3gmzDY8VPkA1RVf++qFuLiZ0i0IbWKj91vGRuGnllM",
+	"WgWYVi7ZXMjLvv82jliKYb1CspzKRTXUFUg2YWYG+GD1irUl15ETE25YmRm9RjbmM6aBqIImQLRkeW6c",
+	"s7ecme1NXr98HpNU5Ab/MjEH2UuognSzMY9u8qvl8mxelpHm4sTRdW8qei1RYWl7Lm85+6UEwnCXTRhI",
+	"v1ta5vXa+KjxP97wbOEDX0vRuYCinrpkRU8Udv17hUDH2be77glj/uSFXoSL4pZtmfgfZ6BnaBAy69kE",
+	"G9u26ZyAW/0VNF8IkQHlD6S5Fq1VRIs5B6lmrPAc9xJu7K9CiivgH5nqpT2NoVovcdV86uVYucWfo1F5",
+	"341exfS0sUMvgVBjqBrIdnwxPPLL6gIMwf7nMB81MYDDPNhDHwzbQcdt6G6O8Uj7NIT0lWHspJQSuO7W",
+	"YB8d/2sm3aYDpBTyOZo7rRSXoe8ig5jkNJkxDj0j6+aJjcARA6M4TV7mZlA0bdH0GfkQnbN3K1qa8W/7",
+	"SdEcRlSNHAeDVgE3jAtrnDfbk6rF3j4YlTyFDLSzTF0AZhTskjB+4z/WUa8qRBOMngS2Ttzp6CxZ9VG8",
+	"FJSu4quuvQ985KBnIh1hl5nRPeZhK2qw0vpccoibRnkV93wXyl+T7y0Jf8kgS6sQ5T1Q4g03GIA2pQ2U",
+	"GX9pYnrzKOpQZAkdvGvvRTaOsJELnvSr/QpKUQNdHgMWZGjnMoyCQHgbJJJOif5xRrVphqHn2JjrY0/B",
+	"OCZjwxbzN6fXowx3mvnknLoREjhubuuA/hZP3YQ61I0Eh52Wb0xZUuqZm2ELqmd9hnS5DMVz68b0jFuz",
+	"REeDaS1KKi6GeLmeobfhi51cbPlcj9CFMN8CzQxm3UuuDLCKUiciB2thzrAXm4hZkiXvXkXisi0I/sv3",
+	"FUqJy+bWEJe3ztZ10jW71zD/QDO6UqPC/Ht36/muVvEBJ6cvn5O9Jzs7OFZPFZAgM13QcWdvlyQzKmmi",
+	"QaqPZfZ2OiorOPtWwX0BCbe4YlPeKwvCAVL1UV3JJjFfgxHgdXZwTErulRQpuWYZJu19RkIUwCHtWpom",
+	"4b+6oXOgSQZUafLFSpF5ZBPni0dxcX28Y9Xu+HJ3788VEKciKXNM2nXpqg7rphFpk2F8PhVgoyg51cnM",
+	"RsgxioJ9m+Yq2v/p8fXguxVJviNroXgibwsztea6UsGuCzbVtuVNzatQB92PbS1x9Xx8HxnHSd1GTmDk",
+	"3FS9USnpAuNntaKoal6Qg0t1LRVPw4msZG9NrHbByGUb++3pkS0i49RDxSXjaD651Whuszsu2G27xwcb",
+	"cS7V7J1C79pJZ9bW/QA97j0jZy0v7y5jMWNxRrQfffn3i+3Z9/xsJxkU3+/mf9O/fCF/mD+5/vG7weXh",
+	"Nv3zsdwrv188Fec7Cnsx5rsaIazsDHae9ra3eztfnG9v7z8Z7A8GfzfGsa0HivZ3d9oyHAzdrrHjKWEa",
+	"DbOgWmRMBCclx8Ikn0Zqrs/9ptCW6WBOHaYjD8s6CPBUkZJnxozAXLOrBDQqhKVZlZAL6VvBpwqeU6qh",
+	"p1kOXdRV3LytMqyjGiyUPt9PHK5BY/JdIvgB5sCBizIniShbwG6mOvpZMG6IChkz+LJmzDp7YYVcNfp9",
+	"3837cIhO3q+IK7U1+AcEw9bEUdfF6X5N0+MuQvUrBjXXhdrC5WyLpVEdkJSS6cWZUTQ1tHyLbtuK+tOO",
+	"4rSYeBICkLGhArPLUyPHIYhi9aP1Dev6xwCr6m1IC/YXQC0nXPvnmJlcQRvNa4hhqRvaYIrNsKOmekYo",
+	"STJmcD2nC6IMXALTs6DQ1GY/a9L82CztouwuhNU0KdDkYkHGJ2/OzskWLfVsKxNTxrfGK4dfM7pZRMYn",
+	"wicLaYLoG5SU2uh7ThnXlHGQBrtLaXBhpnWh9re2pkzPyguzKbaqBsF/TKkSVNTKutWdizlX7Ug/YIYl",
+	"BDG1b75jfGpezmMMTTM+HfI6gI2RGFfibFwJFdvCAtdoeZMTI2nZglzAjNl03JAv5eNiTNSlkDHjrbhu",
+	"MBIXVsDrmVC2nEr1h3zIP//cWQ2q//nnXYtl1tFO2qfKx9Uyjc2QQz4WwZMN7eXzimblGiHcRHqxKhL3",
+	"1rg/5IdXxiFpKu/lfUXyUmlCMyVsb2Y8u8WGvGkHII/1yq2M1a41eQa6VFVoPuQBZW7qsf12/M2h55Hr",
+	"eGuMpQZBW1v2loOmuBW/GiLc9LC7oS2lgzHRdOpjcN+evzomBZ2ifckU1lGyBGw9pV+qY1y2zz8nr+oq",
+	"eEUQOgnVZIzCrLZQOnvosy62/v3Pf/llanytQPeckOE7fdIquneVuAXVM58qEjxbDHkddn3mBAp4imQo",
+	"dOgJryo1bJmMPWohgWrAPISdDhr6OB+77rvX1/j6Hv5Vc1sOS9e4gUO+MV5VLzDetAJAXYy8HSK3pc8V",
+	"b3OmkZgT40RTVwKEWaaKlt2dL8k4jO1aIRvycVDoM45dbZCtGWJVyVCffA2Kpc6FwB4UKUBWafYhL+rk",
+	"jRFQqgnlC8GxnIJQdUnohSh1gDx6BsYnQ49MzPmQb7jISkxwA8ceiSivO6Y+Q2wJ2yRYnooTMvQMudsS",
+	"HPRcyMt9u/3x2WeKHJ1c7dZ9Cat3jk6unpKtp7sYJ0WpAdORkHGAWWb9rpnFy/Hbs8PTw1cHR8ej89O3",
+	"Z+eHL0Ynp2/+enR4NvZ9LMhEyDmVxsofcsaNmf/SPoHU/OeE1nESoZcAipJdspg0SjVNH0lWppDGRIlw",
+	"abXldFjyaev6gzIWtN61GPKMKR1mH0H1ibX7ffWah2Qyo2oGyh4BcgkPvy5D7kNgRliWVsTTtSRrVBPB",
+	"EzBSH8jbPtkeb/aHHHMkCXAFgWZ8dXTe0oOiAK5EKRPoCzndco3Ulnm3dp5rvWdzmda1jLb7g/4A7ZQC",
+	"OC1YtB896Q/6TzDMo2doWoUKxHwuhOrwlZ7PILl0wuIZFtadzGeCzESWKreKYyzeqRZpyDeq1KYkPkJn",
+	"tYrSVGrlKqu9PUbOljTZkAeqLCYNNbakm4wam0hQs9DCsaJmnIH+kGP9ua0t81KEC+uK6KsZTsEKD6pI",
+	"u8yIQAe+znRAqEbL12JDznipAf9t7kqLMtsDd+ZhyAWHRpOJkJjr8eSgekIsafTzjNAhV2WSgFKTMrPi",
+	"WYd57K7CGjQn9hnGDe3wrs5eDXnVu+vWgX4mkktiICtM16NawEy1FVvjmSGAH6W2JJFxdzIIlP5apIs1",
+	"JWIdpWGPFD++W7lWWG5103RSjCuzfEhpZzC432Q+avDlblP2caaOCrVjPF5BcP2CMtgz0L1VbsPqPbjx",
+	"rdaF8SbbpuKK85pV469+efKDHvz7n/96Rk6onn219Yz4zp6RM5rDGdPw1TG97jpXdhNHu3aZurhQLedW",
+	"cODMNNl+cnuT5Rp2bLd3e7vOuknTeOfL2xsvV3rfxNHeXebXPGuErZ7chdSgqjRwvaP9n97FkSpzW5jk",
+	"Ko8N/+lUGY/eKI3onWlS6Q9R6jUK5AVkoJ01FZqbTu6JNQoQ6vtdKCNKHbW25257HCfU5nUUje07MaEu",
+	"3sZGd+BcfejuN1uhZlgEF6zp9P/07iZuvyTab7XW2nJ71WJ7T8pQP4WOxT4GVOgXUszRWi4K9NhwkYPT",
+	"g7R1tBClYdEWgG9AeyD7/4XRQZzmg+X5t5LOTmm8Tfo6MhzdkmgrGP6xUgb9jQI7gwGZz1hWFYkkGKJB",
+	"V72Rc2hJnKu0eKjALdVT3E0k3Nhdh14ydnULWLMr4KBUwLdqbspxLwctWaJWcs/rH3KxIFIYC9WZ6rpU",
+	"VayGSWNfAk8YqBjP4vSsIy5hUiqaqdieuHFxrkW14d05HKYx0OZCF6LUF+I6rl7yS2U+fyOILDla7+RH",
+	"M3rgkb46PD89en42Onjx4hQjYLEdw84QD5LiaqdE8CFH79F4hcCrYmCG1ap+ZKaqGVsJ2h3sdpm+34B+",
+	"5bh4q4jgMc0io6wpHNGfyPnfTg5J5b2NjNs38lI50kLTzFr1xkG/31FMR5yPDJ1IPC8MpSKGGuLSAQgq",
+	"u7/eMUZk5e/t+OL5KvnAUFKHbJCNVQK3GdtwjmXywcnRZ6q/dncG65BX4rNynzrHve+537lZ6yxDAQmb",
+	"uJUzHvh3Z29ePyNnczqdgiRvj2zkMRWJ2hq7IKpNaLbVbQGJaf1g+FsOPdx0CHGV/OnWfwUkzk7A8+pz",
+	"qshFyTKNXvJaZuNh7iZXNsysNu/C8wW1x6o7eR6+ROCaJjpb+HBaJ53rGP23g1fH92O0p+2ujG5V67wp",
+	"gB+cHJEn/UGjUOe3WBEz/bUrgsG41areqniXzK8OtRkcB5rMMHyMrgbqoJxNbecYrzYshfQZ2Rs8IRjk",
+	"mDN7QUhrnU6Bpsyp1d+VQWAIWzy6xxdOd+W62BzFmqghZhGUO9FE5ph+WM6WsTpmuFFX79kwAp7TVUNO",
+	"XczQSQzaD1qYLUVe+OBXJqZ1PJJxDNQFBwry6loJpxAzyqclnUJYVv2ZIuODJIFC947d1+Mhp+pSYYQO",
+	"g340F3xKDvk0Y2oWk29A5pTH5KUEnsyQ6rOCcqZmZGMMfByTcQrjeMjHE2k+gBo/862t1DJfrMTrq5/y",
+	"zUag8cnAF2HaqOFMlLIjzNgnvsH2YMhbLDMLkdIFmQrDvCDcGBOaSGFsrSxDfql9UlClnblUc1W5xFCK",
+	"b/rQaIwWoQ8cmpGsLeXyIEM+wcSDOxy7oYCnvZC4TYyU22gvLQjW8Ksuk+uMTfnb4g8TbvQlt3cKNW7f",
+	"byKPV2xzt7nUE1k6YKeqbKELnnwKxv3KwTizC0hZhG6xK2VowHI7dfw+vG7tZut9cLnXzepgjvW3LCru",
+	"tw5kj63HlNPLKlXKL+s762yKfRnybRbNeldMxyRjl2DrGcZ9csAXVhVXRQVTDCcNucoN6lTZd58yvii1",
+	"RvubamL6wDMASNXb0+NnBnhsok75NG8ntMzE/MSSGR7ye6iuX3dkz+zAL4Pjn7aaqj5Z6XDibvvTnpp4",
+	"lCuBXuHpxGWCyQJ1TnMlH+HGIMd0l1L11z9ZK7263icRfMKMv2pUGa79hhGDzce6zudOqFXfO/X7wAFj",
+	"wlfJ6J5LRpvtFyADVp1E75buofypm4T6la3wxseb+NbX66sJb97FK4zBV2sgYuk4R1yliKvCSSweEFla",
+	"g4nSdKEwzewK6ZYRxsKG2fQsgT45Y3ya4Uj7FpXwVIiHoeBWKUInGrByQVk7Bj/bBLVRdpbR/iBeB5Y8",
+	"t9L6CU7wwckS+LsCm48FHRJUmelPoOFAw4J7XffgxaUNGcuWhKtRW2dEPMyGcKKqGuUHgalgvBEg40N3",
+	"pPMWo2Gjyj/FhKJTMuQqoZyD3PTQ8EEGxZDf3aJAWn8IXJ1HRoD73gPyW2EAsmBB2kQ/0pWDy+rik/1w",
+	"Z/uhGVn5PZsP8rIJDa7+DNW4F4A+BjaxhpLYM2RWy2PkYSLkkAfYp935dX+/ZC1FQe7Q3v9NfDrRiM2Q",
+	"Y9zG0GleNkgyETKvL75uidsaK+ETRNgHB25RPCUfCRk+mQcNTPBAXW2StYbBe5bebIXuh40F3wsq3K3s",
+	"qzd+UHq64m4YNBJ8gBP3uxZkXN3ZMu4PuUcFl/7lly5iEbzVdZSjTw6s1T/k3q5oRjoQhUSWApZvKlLy",
+	"UhkmY/T22JVpU9Uu7Da4s+HryeNVJaPW5HEHQxpz2nTpakH2lqpWbYR4e8+VlipbqI5XinWgkIttLTsp",
+	"HxhefcRbiu4BQI7uO4VZO0rGDsNibjf1Dw9mfpyKs08x09+qPM7fG0y9xDgzZAk5Atx0Vyx1A6daHXg9",
+	"yJaOrXkIjBsD4nWw+AhvvTbWRruAkrkt/tDs5U/vb00qbN8ag3ic2wzfhRhxpxsLvD26dFlBt+Gw/Nsr",
+	"v288+EPV+BlpdDnhBoc7tkz82NbEQZriwZQ60xwTLnivK0Vhs8+kI/k85C77fEA8O1yckUwFuHhB25oI",
+	"U7rbAxe4zSmnU8jtsUZXdbd0mMRuekPS00FliazNBLtTUmkamhxC4rE07waFh5jsATZw148z6U+7kNqG",
+	"DnPvNt005OFREwl4xBOPhl/RrHEnfF1aF5xrS5vtE4pXRW4PyMrEdTNr3WXOHKTO63y0HPHyZVF3Tv16",
+	"3+jxc7+Pcxfs/Ty8FkZWP5YDKalPJGWLT3bTJ7upC/QPGlh0d/Povf91M5uixmspoatgORdXYPM9LTS3",
+	"MLYM8eGt56ZxOuQb45XXYI4374/2LXiyp2BqhLrNNbGz+r37Ipby9S2qH0z5tB+8H2GW9pYtEXd7Bm84",
+	"dN3+Hhv7315W1FnCuELuBn9A7RPcUf4ftjn+UJZ8IIiPab3fnjHwv6N58+5WrdEqN3xAkPI+hK3yQL73",
+	"XgWHeYdpjb8yFvonQSzSuQ6CQ0d1J7asLW6fsvQ4YaufJzCv44LhoYbTw7PD1y9GR6/PD09/ODj28cXt",
+	"QafpHdSL2rttFNlo3n+w2ZkSBZ6uT3XstPn1Q2ui9td7PinF/zyliNcErtgZdzAZndrp2Tui1p6XWXV/",
+	"rL04B5YNPWWLpjvValjn88ja9UOiaw9VrZ1VNZ+iX496wvUOweIPjnxZKuWVb2fvk9lCjeRGad3Oac8W",
+	"9Ovb3aqKYjOj5as87R1kZOPFz5RPRc/QQzW7yOprx4zqeH52+nIz7LLUs47uzruvaKt/BCf8kWu1ooPw",
+	"cjYX+pLV709rEVjZQY82n9kxwQKS2N+QjqlFe04vaBqchLl5d/N/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path"
 	"strings"
@@ -258,9 +257,10 @@ func (s *Server) callAPI(c echo.Context, method, target string, body any, csrf s
 	if csrf != "" {
 		req.Header.Set("X-CSRFToken", csrf)
 	}
-	rec := httptest.NewRecorder()
+	rec := &recorder{header: http.Header{}}
 	s.echo.ServeHTTP(rec, req)
-	a := &apiAnswer{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+	rec.WriteHeader(http.StatusOK) // for an answer that wrote nothing
+	a := &apiAnswer{status: rec.status, header: rec.header, body: rec.body.Bytes()}
 	switch {
 	case a.status >= 400:
 		var p gen.Problem
@@ -274,6 +274,26 @@ func (s *Server) callAPI(c echo.Context, method, target string, body any, csrf s
 		}
 	}
 	return a, nil
+}
+
+// recorder is the http.ResponseWriter of an in-process API call.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(b)
 }
 
 // passCookies copies the cookies the API set onto the page's answer.
