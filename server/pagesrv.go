@@ -82,8 +82,10 @@ func pageLang(data any) string {
 // paths, whose clients are people.
 func (s *Server) errorPage(c echo.Context, ae *apiError) {
 	l := s.localizer(c.Request())
-	heading, message := l.T("page.unavailable.heading"), l.T("error."+string(ae.code))
+	heading, message := l.T("page.error.heading"), l.T("error."+string(ae.code))
 	switch {
+	case ae.status >= 500:
+		heading = l.T("page.unavailable.heading")
 	case ae.status == http.StatusNotFound || ae.status == http.StatusMethodNotAllowed:
 		heading, message = l.T("page.not_found.heading"), l.T("page.not_found.message")
 	case ae.code == gen.ErrorCodeRateLimited:

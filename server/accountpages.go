@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -28,17 +29,41 @@ func (s *Server) registerAccount(e *echo.Echo) {
 	e.GET("/account", func(c echo.Context) error { return redirect(c, "/account/") })
 	e.GET("/account/", s.accountPage)
 	e.GET("/account/login/", s.loginPage)
-	e.POST("/account/login/", s.loginSubmit)
+	e.POST("/account/login/", s.form(s.loginSubmit))
 	e.GET("/account/signup/", s.signUpPage)
-	e.POST("/account/signup/", s.signUpSubmit)
-	e.POST("/account/logout/", s.logoutSubmit)
-	e.POST("/account/emails/", s.addEmailSubmit)
-	e.POST("/account/emails/:id/resend/", s.resendSubmit)
-	e.POST("/account/emails/:id/remove/", s.removeSubmit)
-	e.POST("/account/emails/:id/primary/", s.makePrimarySubmit)
-	e.POST("/account/language/", s.languageSubmit)
+	e.POST("/account/signup/", s.form(s.signUpSubmit))
+	e.POST("/account/logout/", s.form(s.logoutSubmit))
+	e.POST("/account/emails/", s.form(s.addEmailSubmit))
+	e.POST("/account/emails/:id/resend/", s.form(s.resendSubmit))
+	e.POST("/account/emails/:id/remove/", s.form(s.removeSubmit))
+	e.POST("/account/emails/:id/primary/", s.form(s.makePrimarySubmit))
+	e.POST("/account/language/", s.form(s.languageSubmit))
 	e.Any("/account/*", func(echo.Context) error { return errRouteNotFound })
 	s.registerMailbox(e)
+}
+
+// form bounds a posted form as the API bounds a body (Config.BodyLimit).
+func (s *Server) form(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength > s.cfg.BodyLimit {
+			return errBodyTooLarge(s.cfg.BodyLimit)
+		}
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit)
+		if err := req.ParseForm(); err != nil {
+			return asFormError(err, s.cfg.BodyLimit)
+		}
+		return next(c)
+	}
+}
+
+// asFormError is the answer to a form that does not parse.
+func asFormError(err error, limit int64) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return errBodyTooLarge(limit)
+	}
+	return errValidation("The form does not parse.", nil)
 }
 
 // pagesAssetRoute matches the stylesheet (pages.StylePath) and the icon.

@@ -259,6 +259,19 @@ func TestAccountPages(t *testing.T) {
 	})
 }
 
+// TestFormTooLarge: a posted form is bounded like an API body.
+func TestFormTooLarge(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		p := e.person(t, "")
+		_, body := p.get("/account/login/")
+		res, body := p.post("/account/login/", url.Values{"csrfmiddlewaretoken": {formToken(t, body)}, "email": {strings.Repeat("a", 70<<10)}})
+		if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "<html") {
+			t.Fatalf("a 70 KiB form: %d\n%s", res.StatusCode, body)
+		}
+	})
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // TestLoginCSRF: no other site can sign a person in: the sign-in form
