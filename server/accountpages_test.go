@@ -417,3 +417,43 @@ func TestLinkPages(t *testing.T) {
 		}
 	})
 }
+
+// TestPagesInEveryLanguage serves every page in each language that
+// Accept-Language asks for: its <html lang>, its Content-Language, and no
+// message id left unsaid.
+func TestPagesInEveryLanguage(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db, withMailbox(), withoutLimits())
+		u := e.newUser("lang@example.com")
+		e.addEmail(u, "lang@work.example")
+		verify := strings.TrimPrefix(e.verifyLink("lang@work.example").url, publicURL)
+		for _, tt := range []struct{ header, lang string }{
+			{"en-US,en;q=0.9", "en"}, {"de-AT", "de"}, {"fr-CH, fr;q=0.9", "fr"}, {"es-419", "es"}, {"ja", "en"},
+		} {
+			p := e.person(t, tt.header)
+			pages := map[string]string{}
+			for _, path := range []string{"/account/login/", "/account/signup/", verify, verify + "x", "/account/nowhere", "/dev/mailbox/"} {
+				_, pages[path] = p.get(path)
+			}
+			_, body := p.get("/account/login/")
+			res, _ := p.post("/account/login/", url.Values{"csrfmiddlewaretoken": {formToken(t, body)}, "email": {"lang@example.com"}, "password": {goodPasswd}})
+			if res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("%s: sign-in answered %d", tt.lang, res.StatusCode)
+			}
+			res, pages["/account/"] = p.get("/account/")
+			if got := res.Header.Get("Content-Language"); got != tt.lang {
+				t.Errorf("%s: /account/ has Content-Language %q", tt.header, got)
+			}
+			for path, body := range pages {
+				if !strings.Contains(body, `<html lang="`+tt.lang+`">`) {
+					t.Errorf("%s: %s is not in %s", tt.header, path, tt.lang)
+				}
+				if m := unsaidID.FindString(body); m != "" {
+					t.Errorf("%s: %s shows the message id %q", tt.header, path, m)
+				}
+			}
+		}
+	})
+}
+
+var unsaidID = regexp.MustCompile(`\b(page|error|mail|duration)\.[a-z_]+\.?[a-z_]*`)
