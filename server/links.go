@@ -109,7 +109,8 @@ func (s *Server) renderLink(ctx context.Context, v linkView) pageBody {
 		data.Button = lz.T(v.button)
 	}
 	if v.userID != 0 {
-		if primary, err := s.cfg.DB.PrimaryEmail(ctx, v.userID); err == nil {
+		// Not when the address is the primary itself: it says so already.
+		if primary, err := s.cfg.DB.PrimaryEmail(ctx, v.userID); err == nil && primary.Email != v.address {
 			data.Account = pages.Mask(primary.Email)
 		}
 	}
