@@ -457,3 +457,27 @@ func TestPagesInEveryLanguage(t *testing.T) {
 }
 
 var unsaidID = regexp.MustCompile(`\b(page|error|mail|duration)\.[a-z_]+\.?[a-z_]*`)
+
+// TestPageLimits: the sign-in page meets the API's limits: past the failed
+// logins an address may have, 429 with Retry-After, said in the person's
+// language, and no session.
+func TestPageLimits(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		e.signUp("lim@example.com")
+		p := e.person(t, "fr")
+		_, body := p.get("/account/login/")
+		token := formToken(t, body)
+		var res *http.Response
+		for range 11 {
+			res, body = p.post("/account/login/", url.Values{"csrfmiddlewaretoken": {token}, "email": {"lim@example.com"}, "password": {"wrong password"}})
+		}
+		if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" || !strings.Contains(body, "Trop de tentatives.") {
+			t.Fatalf("the 11th failed sign-in: %d, Retry-After %q\n%s", res.StatusCode, res.Header.Get("Retry-After"), body)
+		}
+		res, _ = p.post("/account/login/", url.Values{"csrfmiddlewaretoken": {token}, "email": {"lim@example.com"}, "password": {goodPasswd}})
+		if res.StatusCode != http.StatusTooManyRequests || p.cookie(session.Cookie) != "" {
+			t.Fatalf("the right password inside the limit: %d", res.StatusCode)
+		}
+	})
+}
