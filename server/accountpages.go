@@ -492,17 +492,17 @@ func (s *Server) makePrimarySubmit(c echo.Context) error {
 // does that: the form is checked as the API checks an unsafe request (the
 // session, its CSRF token, the Origin).
 func (s *Server) languageSubmit(c echo.Context) error {
-	f, ok, err := s.beginForm(c)
-	if !ok {
-		return err
-	}
 	l := s.localizer(c.Request())
 	req := c.Request()
 	sess, err := s.resolveSession(req.Context(), req)
-	if err != nil {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae) && ae.status == http.StatusUnauthorized:
 		return toLogin(c, "/account/")
+	case err != nil:
+		return err
 	}
-	if !sess.CSRFMatches(f.csrf) {
+	if !sess.CSRFMatches(c.FormValue(csrfField)) {
 		return s.renderAccount(c, http.StatusForbidden, accountErrors{form: l.T("error.csrf_failed")})
 	}
 	if err := s.checkOrigin(req); err != nil {

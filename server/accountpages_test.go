@@ -321,6 +321,8 @@ func TestOpenRedirect(t *testing.T) {
 			{"https://evil.example/", "https://app.example.com/home"},
 			{"//evil.example/", "https://app.example.com/home"},
 			{"/\\evil.example/", "https://app.example.com/home"},
+			{"/%2F/evil.example/", "/evil.example/"},
+			{"/%5Cevil.example", "/%5Cevil.example"},
 			{"\\\\evil.example", "https://app.example.com/home"},
 			{"https://app.example.com.evil.example/", "https://app.example.com/home"},
 			{"https://user@app.example.com/", "https://app.example.com/home"},
