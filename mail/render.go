@@ -13,6 +13,7 @@ import (
 	netmail "net/mail"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,10 +38,22 @@ type kindTemplates struct {
 	html *htmltemplate.Template
 }
 
-// Kinds are the kinds of mail that have templates: templates/<kind>.txt
-// (defining "subject" and "body") and templates/<kind>.html (defining
-// "body"), each with the shared layout.txt or layout.html.
-var Kinds = []string{KindVerify, KindChangeEmail, KindEmailAdded, KindEmailRemoved, KindPrimaryChanged}
+// Kinds are the kinds of mail, one for each pair of embedded templates:
+// templates/<kind>.txt (defining "subject" and "body") and
+// templates/<kind>.html (defining "body"), each with the shared layout.txt
+// or layout.html. A new kind is new files.
+var Kinds = embeddedKinds()
+
+func embeddedKinds() []string {
+	names, _ := fs.Glob(templateFS, "templates/*.txt")
+	var kinds []string
+	for _, n := range names {
+		if k := strings.TrimSuffix(path.Base(n), ".txt"); k != "layout" {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
+}
 
 // parseTemplates parses every kind's templates, each file replaced by
 // dir/mail/<name> when dir has one (dir "" means none). A file that does

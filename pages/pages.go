@@ -30,7 +30,7 @@ var files embed.FS
 // Names are the pages. Each is templates/<name>.html, which defines
 // "content" for the shared layout.html (which defines "layout"); field.html
 // defines "field", a labelled input with its error.
-var Names = []string{"link", "error", "login", "signup", "account", "mailbox"}
+var Names = []string{"link", "error", "login", "signup", "account", "mailbox", "reset"}
 
 // shared are the templates every page is parsed with.
 var shared = []string{"layout", "field"}
@@ -231,6 +231,17 @@ type Language struct {
 	Selected  bool
 }
 
+// Reset is a password-reset link's page: its form for the new password,
+// twice, which posts to the page's own URL (the link is the credential,
+// so the form has no CSRF field), or what it did.
+type Reset struct {
+	Common
+	Address           string // the address the link was mailed to
+	FormError         string
+	Password, Confirm Field
+	Done              bool
+}
+
 // Mailbox is the dev mailbox.
 type Mailbox struct {
 	Common
@@ -286,6 +297,9 @@ func Sample(name string, l *locale.Localizer) any {
 				{ID: 2, Address: "alice@work.example", Error: "e", Password: field("password-2", "password")},
 			},
 			Languages: []Language{{Tag: "en", Name: "English", Selected: true}, {Tag: "de", Name: "Deutsch"}}}
+	case "reset":
+		return Reset{Common: c, Address: "alice@example.com", FormError: "e",
+			Password: field("password", "password"), Confirm: field("password2", "password")}
 	case "mailbox":
 		return Mailbox{Common: c, Mails: []Mail{{ID: 1, To: "alice@example.com", Subject: "s", Kind: "verify",
 			Links: []string{"https://accounts.example.com/x"}, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}}
