@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/useremail/useremail/mail"
@@ -313,12 +314,7 @@ func TestPagesLook(t *testing.T) {
 			step.show()
 			for _, scheme := range []string{"light", "dark"} {
 				for _, width := range []int64{1280, 360} {
-					b.do(t, "emulate", chromedp.EmulateViewport(width, 900),
-						chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-							_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-								Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
-							return err
-						}))
+					b.emulate(t, scheme, width)
 					name := fmt.Sprintf("%s-%s-%d.png", step.name, scheme, width)
 					b.shot(t, dir, string(db.Dialect())+"-"+name)
 					if width == 360 {
@@ -332,8 +328,42 @@ func TestPagesLook(t *testing.T) {
 				}
 			}
 		}
+		// The other languages at 360 px: longer words, same layout.
+		b.emulate(t, "light", 360)
+		for _, lang := range []string{"de", "fr", "es"} {
+			if _, err := chromedp.Call(b.ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+				Headers: network.Headers{"Accept-Language": lang}}); err != nil {
+				t.Fatal(err)
+			}
+			for _, pg := range []struct{ name, path string }{
+				{"account", "/account/"}, {"mailbox", "/dev/mailbox/"}, {"link-error", strings.TrimPrefix(verifyLink, publicURL) + "x"},
+			} {
+				path := pg.path
+				b.open(t, path)
+				if got := b.evalString(t, `document.documentElement.lang`); got != lang {
+					t.Errorf("%s in %s says lang=%q", path, lang, got)
+				}
+				if w := b.evalString(t, `document.documentElement.scrollWidth`); w != "360" {
+					t.Errorf("%s in %s is %s px wide at 360 px", path, lang, w)
+				}
+				name := fmt.Sprintf("%s-%s-light-360.png", pg.name, lang)
+				b.shot(t, dir, string(db.Dialect())+"-"+name)
+				b.checkAxe(t, axe, name)
+			}
+		}
 		b.checkClean(t, b.base, "the server responded with a status of 400", "the server responded with a status of 404")
 	})
+}
+
+// emulate sets the colour scheme and the viewport's width.
+func (b *pageBrowser) emulate(t *testing.T, scheme string, width int64) {
+	t.Helper()
+	b.do(t, "emulate", chromedp.EmulateViewport(width, 900),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+			return err
+		}))
 }
 
 // screenshotDir is where TestPagesLook keeps its screenshots.
