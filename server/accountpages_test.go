@@ -483,3 +483,30 @@ func TestPageLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestAPIStaysEnglish: the API's problems are for developers and stay
+// English whatever Accept-Language asks; a sign-up through the API records
+// the language it asks for.
+func TestAPIStaysEnglish(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		res := e.do("POST", "/users/", mustJSON(map[string]string{"email": "not an address", "password": goodPasswd}),
+			"Content-Type", "application/json", "Accept-Language", "de")
+		var p struct{ Title, Code string }
+		if err := json.Unmarshal(res.body, &p); err != nil || res.status != 400 || p.Title != "Invalid email address" {
+			t.Fatalf("problem under Accept-Language de: %d %s", res.status, res.body)
+		}
+		res = e.do("POST", "/users/", mustJSON(map[string]string{"email": "api@example.com", "password": goodPasswd}),
+			"Content-Type", "application/json", "Accept-Language", "es-ES,es;q=0.9")
+		if res.status != 201 {
+			t.Fatalf("sign-up: %d %s", res.status, res.body)
+		}
+		var lang string
+		if err := e.db.SQL().QueryRowContext(ctx, `SELECT language FROM users`).Scan(&lang); err != nil || lang != "es" {
+			t.Fatalf("language %q (%v); want es", lang, err)
+		}
+		if m := e.deliver(); len(m) != 1 || m[0].Language != "es" || !strings.Contains(m[0].Text, "Hola:") {
+			t.Fatalf("the sign-up mail: %+v", m)
+		}
+	})
+}
