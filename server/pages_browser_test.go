@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -17,7 +19,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/useremail/useremail/locale"
 	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/pages"
 	"github.com/useremail/useremail/store"
 	"github.com/useremail/useremail/store/storetest"
 )
@@ -425,4 +429,48 @@ func (b *pageBrowser) checkAxe(t *testing.T, axe, name string) {
 	if res.Passes == 0 {
 		t.Errorf("%s: axe checked nothing", name)
 	}
+}
+
+// TestTemplatesAxe renders every page template with its sample data in
+// every language, the reset page among them (which no route serves yet),
+// and checks each in light and dark with axe-core.
+func TestTemplatesAxe(t *testing.T) {
+	requireBrowser(t)
+	axe := axeSource(t)
+	r, err := pages.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/assets/style.css", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/css")
+		w.Write(r.Style())
+	})
+	mux.HandleFunc("/assets/icon.svg", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		w.Write(pages.Icon())
+	})
+	mux.HandleFunc("/sample/{name}/{lang}", func(w http.ResponseWriter, req *http.Request) {
+		html, err := r.Render(req.PathValue("name"), pages.Sample(req.PathValue("name"), locale.Default().Localizer(req.PathValue("lang"))))
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("Content-Security-Policy", pages.CSP())
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(html)
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	b := &pageBrowser{docsBrowser: newDocsBrowser(t), base: ts.URL}
+	for _, name := range pages.Names {
+		for _, lang := range locale.Languages {
+			b.open(t, "/sample/"+name+"/"+lang)
+			for _, scheme := range []string{"light", "dark"} {
+				b.emulate(t, scheme, 1280)
+				b.checkAxe(t, axe, fmt.Sprintf("template %s in %s, %s", name, lang, scheme))
+			}
+		}
+	}
+	b.checkClean(t, ts.URL)
 }
