@@ -319,6 +319,11 @@ type InternalError = Problem
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type LinkError = Problem
 
+// MetricsElsewhere An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type MetricsElsewhere = Problem
+
 // NotFound An RFC 9457 problem document.
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
@@ -2496,11 +2501,11 @@ type GetMetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationproblemJSON404 *Problem
+	ApplicationproblemJSON404 *MetricsElsewhere
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r GetMetricsResponse) GetApplicationproblemJSON404() *Problem {
+func (r GetMetricsResponse) GetApplicationproblemJSON404() *MetricsElsewhere {
 	return r.ApplicationproblemJSON404
 }
 
@@ -4331,7 +4336,7 @@ func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest Problem
+		var dest MetricsElsewhere
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5829,6 +5834,8 @@ type LinkErrorTexthtmlResponse struct {
 	ContentLength int64
 }
 
+type MetricsElsewhereApplicationProblemPlusJSONResponse Problem
+
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
@@ -6166,7 +6173,9 @@ func (response GetMetrics200TextResponse) VisitGetMetricsResponse(w http.Respons
 	return err
 }
 
-type GetMetrics404ApplicationProblemPlusJSONResponse Problem
+type GetMetrics404ApplicationProblemPlusJSONResponse struct {
+	MetricsElsewhereApplicationProblemPlusJSONResponse
+}
 
 func (response GetMetrics404ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
 
@@ -8466,100 +8475,100 @@ var swaggerSpec = []string{
 	"FBINKcpBIeEZsthOT6HWz8R4DGnstL8CrpGtp4xfP56lRisN4HaKeLaIHeZLBAAhiMiMUlDXZCQkoYTD",
 	"zKjopSBiqCNVvyuZWqPhAxgbRxpu9c5E51kdhPtFr/ck+a9UJGZ8Yl7AR2C/QFrtg5Bc++VO8O2///mv",
 	"muXTAuvN3eWZl9PMqDhIcfvQfAoSUjJjekK2hjh1xm9oxnCHOU77bxxFw23T1sN3oaB8wfwf7MxF0CZX",
-	"c8LFjGwNA3i2Wi4wR58bg7LzXHAtRbaM7e79HW+74qxfC/1SFDx9lAhyoQcj7CWQv9eCqCKZEAiVUV3a",
-	"9itpey008V2sFLVqrE1sYE+kZzvaq0w5y+gujs7oPBM0vRTilMoxPIpNVyKdD7QQgwy7qu1VIOZbtNSu",
-	"gFBNcqE0eXpw8OQpuZprqHNuN1BE517FmvZG+nzvK9m4QMumFBISwRQRBuhQ07B/mI2UMwt5l0K8onzu",
-	"aFaPYqekGgbY9QLwGZ/LODtGq+/vEWXdohoD976sGHgpBMkpn3tjRd3Hu9rAG1EjxHRp2URmVJEJ08+M",
-	"SrZakSqSTCgfQ0ooTwkX6JDg818KKKwnGaAB+oid0klchQWBO4l0veW00BMh2T/g8ZBgugKuTaP6Cp2K",
-	"sVmbEZNK1xFht44Iiz3ciwz1BptCCGstxYRyr2HQud0aNoZ0SJ4IPspYop0xVvBrbvwt748lQlwzUGRr",
-	"6J5UCgR3yVtObyjL6FX2OMApgn4W0CalmhoPiiSUG9vvytjqNixBqg2kJkLqbF63wALsuQB5wxIg9YFW",
-	"rlL46qZQZ8VkLDtVMZ0KqSF9BSmjl0jfo/hadjjITY8DnHKbt4GASBUJBzAd1+H8oGJpQCzBvonr+x6u",
-	"tlK0aVg3zP3u4s3rLtpsrjEaIBJSswlohh9pmjLTnGZnUkxBama85RHNFLSY0DXla/1/BLogcjSlSs2E",
-	"RKQL1sPGWw4jmrEE/td90U1EHsWRb2JcQiElJJpMhFRArqjWIOdEaTq1QjgNiCw7Dc3Qtv5zensKfKwn",
-	"0eHewT4GPfzn3UbcICQn7HglZUFkpWxdG3e3t3ffwHdhsOOnyAeoyv7elS3E1c+QaENqGR972DLWDD2z",
-	"mLQMMC1dspmQ113/bRyxFMN6U8lyKuflUDcg2YiZGeCD5SvWlFxHTky4YWVm9BrZmk2YBqKmNAGiJctz",
-	"45y95cxsb/L65fOYpCI3+JeJGchOQhWk27V5tJNfLpdn86KM1Bcnjm47Y9FpiApLm3N5y9kvBRCGu2zE",
-	"QPrd0jCvV8ZHjf/xhmdzH/haiM4FFHXUNZt2xNSuf2cq0HH27W47wpg/+VTPw0Vxy7ZI/I8T0BM0CJn1",
-	"bIKNbdu0TsCt/hKar4TIgPJH0lyJ1jKixYyDVBM29Rz3Em7sr6kUN8A/MtULexpDtV7iyvlUy7F0iz9H",
-	"o/KhG72M6Wljh14DocZQNZDt+GJ45JfVBRiC/c9hNqhjAIdZsIc+GLaDjpvQXR9jQ/s0hPSlYeykkBK4",
-	"btdgHx3/KybdpwOkFPI5mjuNFJeh7yqDmOQ0mTAOHSPr5omNwBEDozhNXuRmUDRt0fQZ+BCds3dLWurx",
-	"b/tJ0RwGVA0cB4NWATeMC2ucN9uTqsTePhgUPIUMtLNMXQBmEOySMH7jP1ZRrzJEE4yeBLZO3OroLFj1",
-	"UbwQlC7jq669D3zkoCciHWCXmdE95mEjarDU+lxwiOtGeRn3fBfKX53vDQl/ySBLyxDlA1DiDTcYgDal",
-	"DZQZf2lkevMo6lBkAR28a+9FNo6wkQuedMv9CkpRA10eA+akb+fSj4JAeBMkklaJ/nFCtWmGoefYmOtD",
-	"T8EwJkPDFvM3p7eDDHea+eScugESOKxv64D+Bk/dhFrUjQSHnZZvTFlSqpmbYadUT7oM6XIZiufWjekY",
-	"t2aBjhrTGpSUXAzxcjVD78MXO7nY8rkaoQ1hvgWaGcx6kFwZYBWFTkQO1sKcYC82EbMgS969isR1UxD8",
-	"l+9LlBLX9a0hru+dreukbXavYfaBZnSpRoX5d33reV2r+IiT85fPycGTvT0cq6OmkCAzXdBx72CfJBMq",
-	"aaJBqo9l9rY6Kks4+1bBQwEJt7hiY94ppoQDpOqjupJ1Yr4GI8Cr7OCYFNwrKVJwzTJM2vuMhJgCh7Rt",
-	"aeqE/+qGzpEmGVClyRdLRWbDJs4XG3Fxfbxj2e74cv/gzyUQpyIpckzatemqFuumFmmTYXw+FWCjKDnV",
-	"ycRGyDGKgn2b5io6/GnzevDdkiTfibVQPJH3hZkac12qYFcFmyrb8q7iVaiDHsa2hrh6Pr6PjOOk7iMn",
-	"MHLuyt6olHSO8bNKUZQ1L8jBhbqWkqfhRJaytyJWu2Dkoo399vzEFpFx6qHimnE0n9xq1LfZmgt23+7x",
-	"wUacSzl7p9DbdtKFtXU/QI97z8hZy4u7y1jMWJwRHUZf/v1qd/I9v9hLetPv9/O/6V++kD/Mntz++F3v",
-	"+niX/vlUHhTfz5+Kyz2FvRjzXQ0QVvZ6e087u7udvS8ud3cPn/QOe72/G+PY1gNFh/t7TRkOhm7W2PGU",
-	"MI2GWVAtMiSCk4JjYZJPI9XX52FTaMp0MKcW05GHZR0EeKpIwTNjRmCu2VUCGhXC0qxMyIX0LeFTCc8p",
-	"1dDRLIc26kpu3lcZ1lINFkqf7ycO16A2+TYR/ABz4MhFmZNEFA1gN1Md/CwYN0SFjOl9WTFmlb2wRK5q",
-	"/b5v5304RCvvl8SVmhr8A4JhK+Koq+J0v6bpsY5Q/YpBzVWhtnA5m2JpVAckhWR6fmEUTQUt36LbtqT+",
-	"tKU4LSaehABkbKjA7PLUyHEIolj9aH3Dqv4xwKpqG9Ip+wuglhOu/XPMTC6hjeYVxLDUDW0wxWbYUVM9",
-	"I5QkGTO4ntM5UQYugelJUGhqs58VaX5slrZRtg5hFU0KNLmak+HZm4tLskMLPdnJxJjxneHS4VeMbhaR",
-	"8ZHwyUKaIPoGJaU2+p5TxjVlHKTB7kIaXJhoPVWHOztjpifFldkUO2WD4D+mVAEqamTdqs7FjKtmpB8w",
-	"wxKCmDo03zE+Ni/nMYamGR/3eRXAxkiMK3E2roSKbWGBa7S4yYmRtGxOrmDCbDquzxfycTEm6lLImPFW",
-	"XDcYiQsr4PVEKFtOpbp93ueff+6sBtX9/PO2xTLraCftU+XDcpmGZsg+H4rgyZb28nlDs2KFEG4jvVgV",
-	"iXtr2O3z4xvjkNSV9+K+InmhNKGZErY3M57dYn1etwOQx3rpVsZq14o8A12qLDTv84AyN/XYfjv85tjz",
-	"yHW8M8RSg6CtLXvLQVPcil/1EW462F3fltLBkGg69jG4by9fnZIpHaN9yRTWUbIEbD2lX6pTXLbPPyev",
-	"qip4RRA6CdVkiMKsdlA6O+izznf+/c9/+WWqfa1Ad5yQ4Ttd0ii6d5W4U6onPlUkeDbv8yrs+swJFPAU",
-	"yVDo0BNeVmrYMhl71EIC1YB5CDsdNPRxPnbd929v8fUD/KtmthyWrnAD+3xruKxeYLhtBYC6GHkzRG5L",
-	"n0ve5kwjMWfGiaauBAizTCUt+3tfkmEY27VC1ufDoNBnGLvaIFszxMqSoS75GhRLnQuBPSgyBVmm2ft8",
-	"WiVvjIBSTSifC47lFISqa0KvRKED5NETMD4ZemRixvt8y0VWYoIbOPZIRHnVMfUZYkvYNsHyVJyQoafP",
-	"3ZbgoGdCXh/a7Y/PPlPk5Oxmv+pLWL1zcnbzlOw83cc4KUoNmI6EjAPMMut3yyxeDt9eHJ8fvzo6OR1c",
-	"nr+9uDx+MTg7f/PXk+OLoe9jTkZCzqg0Vn6fM27M/Jf2CaTmPye0jpMIvQRQlOySxaRWqmn6SLIihTQm",
-	"SoRLqy2nw5JPW9cflLGg9a5Fn2dM6TD7CKpLrN3vq9c8JJMJVRNQ9giQS3j4delzHwIzwrKwIp6uBVmj",
-	"mgiegJH6QN4Oye5wu9vnmCNJgCsINOOrk8uGHhRT4EoUMoGukOMd10jtmHcr57nSezaXaV3LaLfb6/bQ",
-	"TpkCp1MWHUZPur3uEwzz6AmaVqECMZ+nQrX4Ss8nkFw7YfEMC+tOZhNBJiJLlVvFIRbvlIvU51tlalMS",
-	"H6GzWkVpKrVyldXeHiMXC5qszwNVFpOaGlvQTUaNjSSoSWjhWFEzzkC3z7H+3NaWeSnChXVF9OUMx2CF",
-	"B1WkXWZEoCNfZ9ojVKPla7EhZ7zQgP/Wd6VFmd2eO/PQ54JDrclISMz1eHJQPSGW1Pp5RmifqyJJQKlR",
-	"kVnxrMI8dldhDZoT+wzjhnZ4V2ev+rzs3XXrQD8TyTUxkBWm61EtYKbaiq3xzBDAT1Jbksi4OxkESn8t",
-	"0vmKErGW0rANxY/XK9cKy63u6k6KcWUWDynt9XoPm8xHDb6sN2UfZ2qpUDvF4xUE1y8og70A3VnmNizf",
-	"g1vfaj013mTTVFxyXrNs/NUvT37QvX//81/PyBnVk692nhHf2TNyQXO4YBq+OqW3befK7uJo3y5TGxfK",
-	"5dwJDpyZJrtP7m+yWMOO7Q7ub9daN2ka7315f+PFSu+7ODpYZ371s0bY6sk6pAZVpYHrHR3+9C6OVJHb",
-	"wiRXeWz4T8fKePRGaUTvTJNSf4hCr1AgLyAD7ayp0Nx0ck+sUYBQ321DGVHoqLE995vjOKE2r6No7K7F",
-	"hKp4Gxutwbnq0N1vtkL1sAguWN3p/+ndXdx8STTfaqy15fayxfaelKF+DC2LfQqo0K+kmKG1PJ2ix4aL",
-	"HJwepI2jhSgN86YAfAPaA9n/L4wO4jQfLM+/lXS2SuN90teS4WiXRFvB8I+lMuhvFNjr9chswrKySCTB",
-	"EA266rWcQ0PiXKXFYwVuoZ5iPZFwY7cdesnYzT1gzW6Ag1IB38q5Kce9HLRkiVrKPa9/yNWcSGEsVGeq",
-	"60KVsRomjX0JPGGgYjyL07GOuIRRoWimYnvixsW55uWGd+dwmMZAmwtdiEJfidu4fMkvlfn8jSCy4Gi9",
-	"kx/N6IFH+ur48vzk+cXg6MWLc4yAxXYMO0M8SIqrnRLB+xy9R+MVAi+LgRlWq/qRmSpnbCVov7ffZvp+",
-	"A/qV4+K9IoLHNKcZZXXhiP5ELv92dkxK721g3L6Bl8qBFppm1qo3DvrDjmI64nxk6EzieWEoFDHUEJcO",
-	"QFDZ//WOMSIrf2/HFy+XyQeGklpkg2wtE7jt2IZzLJOPzk4+U92VuzNYh7wUn6X71DnuXc/91s1aZRmm",
-	"kLCRWznjgX938eb1M3Ixo+MxSPL2xEYeU5GonaELotqEZlPdTiExrR8Nf4uhh7sWIS6TP+36bwqJsxPw",
-	"vPqMKnJVsEyjl7yS2XiYu86VLTOr7XV4Pqf2WHUrz8OXCNzSRGdzH05rpXMVo/929Or0YYz2tK3L6Ea1",
-	"zpsp8KOzE/Kk26sV6vwWK2Kmv3JFMBi3XNVbFe+S+eWhNoPjQJMJho/R1UAdlLOx7Rzj1YalkD4jB70n",
-	"BIMcM2YvCGms0znQlDm1+rsyCAxh8417fOF0l66LzVGsiBpiFkG5E01khumHxWwZq2KGW1X1ng0j4Dld",
-	"1efUxQydxKD9oIXZUuSFD35lYlzFIxmvBeqe9HwRo426TUQhW8J0XeIb7Pb6vDGkmUhK52QszOBBuC4m",
-	"NJHC2CpZhuOrQzKlSjtzo6JKucRKim/60GKMFpUPvJmRrC3i8gh9PsLAvTtcuqWAp52QuG2MNNtoKZ0S",
-	"rIFXbSbLBRvzt9M/TLjOl6yuFarbfdhENlesst5cqoksHFBTZbbNBR8+BbN+5WCW2QWkmIZupSsFqMFa",
-	"M/X6Pryu7G7nfXA51t3yYIj1V46SBKb6sHGgeWg9jpxel6lGfl3d+WZT1IuQabNQ1jthOiYZuwZbDzDs",
-	"kiM+t6qsTMqPMRzT5yo3qFNmr33K9arQGu1XqonpA2vokaq356fPDPDYRJfyadJWaJmI2ZklMzwk91hd",
-	"uerIm9mBXwbHJ201UnUy0eHEevvTnjrYyJU6r/B03yLBZI46p76SG7hxxzHdpST99UnWyi2vx0kEHzHj",
-	"7xlVhmu/ZcRge1PX4ayFWtW9Tb8PHDAmcJnM7bhkrtl+ATJg1Ub0buEex5/aSahe2QlvTLyL7329utrv",
-	"7l28xJh6tQIiFo5DxGWKtSw8xOS7yNIKTJSmc4VpWleItogwFjbMpmcJdMkF4+MMRzq0qISnKjwMBbcy",
-	"ETrSgJl/Ze0Y/GwTvEbZWUb7g2wtWPLcSusnOMEHZwvg7wpUPhZ0SFBFpj+BhgMNC+5V3YAXlyZkLFoS",
-	"rsZrlRHxOBvCiaqqpe8DU8F4I0CGx+5I5D1Gw1aZv4kJRaekz1VCOQe57aHhgwyKPl/fokBafwhcnQ0j",
-	"wEPv0fitMABZMCdNojd0Zd+iuvhkP6xtP9QjE79n80Fe16HB1W+hGvcC0MXAINYgEnsGy2p5jDyMhOzz",
-	"APu0O//t72espCjIvdn7s4lPxxmx6XOM1hk6zcsGSUZC5tXF0Q1xW2ElfIII++DILYqn5CMhwyfzoIYJ",
-	"HqjLTbLSMHjP0rud0P2wsdQHQYW71Xz5xg9KN5fcrYJGgg9w4n7XggzLO0+G3T73qODSp/zaRSyCt9qO",
-	"QnTJkbX6+9zbFfVIB6KQyFLA8kdFCl4ow2SM3p66MmeqmoXRBne2fD12vKzk0po87mBFbU7bLt0ryMFC",
-	"1aeNEO8euNJMZQu98UquFhRysa1FJ+UDw6sbvOXnAQDk6F4rzNpScnUcFkO7qX94MPPjVGx9ipn+VuVl",
-	"/t5d6iXGmSELyBHgpruiqB041fLA61G2cOzLQ2BcGxCvU8VHeGu0sTaaBYjMbfHHZv9+en9vUmH33hjE",
-	"Zm4DfBdixFon/r09unDYv91wWPztkt83HvyhauSMNLqcao3DLVsm3rQ1cZSmeLCjytTGhAveaUtR2Owt",
-	"aUne9rnL3h4Rzw4XZyRjAS5e0LQmwpTubs8FbnPK6RhyeyzQVa0tHMawm96Q9LRXWiIrM8HulFGahiaH",
-	"kHisy7tB4SEgewAM3PXdTPrTIqSyocPctU039Xl4VEMCHpHEo9U3NKvdqV6VpgXnwtJ6+4TiVYu7PbI0",
-	"cV3PWreZM0ep8zo3liNevGxp7dSv9402n/vdzF2qD/PwGhhZ/tgMpKQ60ZPNP9lNn+ymNtA/qmHR+ubR",
-	"e//rYDZFjdc6QlvBby5uwOZ7GmhuYWwR4sNbw03jtM+3hkuvkRxuPxztG/BkT5FUCHWfa2Jn9Xv3RSzl",
-	"q1uUPzjyaT94P8Is7T1bIm73DN5waLs9PTb2v73sp7UEcInc9f6A2ie44/s/bHP8oSz5QBA3ab3fnzHw",
-	"v0N59+5erdEoN3xEkPIhhC3zQL73XgWHWYtpjb/SFfonQSzSuQ6CQ0t1J7asLG6fsvQ4YauHRzCr4oLh",
-	"oYDz44vj1y8GJ68vj89/ODr18cXdXqvpHdSL2rthFNmq3x+w3ZoSBZ6uTnXsNfn1Q2Oi9tdvPinF/zyl",
-	"iNfsLdkZa5iMTu107B1LK8+bLLt/1V48A4uGnrJF061qNazz2bB2/ZDo2mNVa2tVzafo10ZPiK4RLP7g",
-	"yJelUt74dvY+lh3USG6Uxu2W9mxBt7odrawoNjNavArT3uFFtl78TPlYdAw9VLOrrLq2y6iO5xfnL7fD",
-	"Lgs9aenusv2Ks+pHZMIfiVZLOggvN3OhL1n+frMWgZUd9GjzmS0TnEIS+xvGMbVoz7kFTYOTJHfv7v4v",
-	"AAD//w==",
+	"c8LFjGwNA3i2Wi4wR58bg7LzXHAtRbaM7e79HW+74qxfgZYsUceZgtkEJDxKFLnQg5EoeE0OXwuiimRC",
+	"pCj0grTtV9L2Wmjim64UtWqMTYFoblmAOxWRJDXoQ0nGlAYO0hmxTKLNtDV8e3F8fvzq6OR08Or48vzk",
+	"+cXg6MWLc7OGBkSF1SRHZyefKdzlr4V+ifT+apyFUN3/3jjsifSCjcxkytmed3F0RueZoOmlEKdUjh8n",
+	"gFcinQ+0EIMMu6qhIRDzLdrCV0CoJrlQmjw9OHjylFzNNdQ5txuo+nNvxJj2Zn/73leycYGWTUkrEsEU",
+	"EUaVoC5n/zBQlTOrVC6FeEX53NGsHsVOSTUMsOsF1WK8WuNOGrtpf48o63jWGLj3ZcXASyFITvncm4Pq",
+	"Pt7VBt6IoiamS8smMqOKTJh+ZvartTuoIsmE8jGkhPKUcIEuHz7/pYDC+uoB3qIX3ind8FVoGzjsSNdb",
+	"Tgs9EZL9Ax4PCaYr4No0qq/QqRibtRkxqXQdEXbriLDYw73IUG+wKYSw9mhMKPc6HMMHW8PGkE5XJoKP",
+	"MpZoZ+4W/JobdPYebyLENQNFtobuSaWicZe85fSGsoxeZY8DnCLoZwFtUqqp8VFJQrlRDFfGG7KBH1Jt",
+	"IDURUmfzuo0bYM8FyBuWAKkPtHKVwlc3hTorJmPZqYrpVEgN6StIGb1E+h7F17LDQW56HOCU2/w5BESq",
+	"SDiA6bgO5wcVSwNiCfZNXN/3cLWVok3DumHudxdvXnfRKnaN0cSTkJpNQDP8SNOUmeY0O5NiClIzUNHh",
+	"iGYKWpyUmvK1ERYEuiA2N6VKzYREpAvWw0a0DiOasQT+133RTUQexZFvYpxuISUkmkyEVECuqNYg50Rp",
+	"OrVCOA2ILDsNDf22/nN6ewp8rCfR4d7BPoaV/OfdRmQmJCfseCVlQeyqbF0bd7e3d9/Ad2E46afIhwDL",
+	"/t6VLcTVz5BoQ2oZgXzYMtYMPbOYtAzhLV2ymZDXXf9tHLEUA6dTyXIq5+VQNyDZiJkZ4IPlK9aUXEeO",
+	"sX5lTjOj18jWbMI0EDWlCRAtWZ4b9/ctZ2Z7k9cvn8ckFbnBv0zMQHYSqiDdrs2jnfxyuTybF2Wkvjhx",
+	"dNsZi05DVFjanMtbzn4pgDDcZSNW2v1N83plBNp4eG94NvehxYX4Z0BRR12zaUdM7fp3pgJDE77dbUcY",
+	"8yef6nm4KG7ZFon/cQJ6ggYhs75jsLFtm9YJuNVfQvOVEBlQ/kiaK9FaRrSYcZBqwqae417Cjf01leIG",
+	"+EememFPYzDcS1w5n2o5lm7x52hUPnSjl1FTbezQayDUGKoGsh1fDI/8sroQTrD/OcwGdQzgMAv20AfD",
+	"dtBxE7rrY2xon4aQvjRRkBRSAtftGuyj43/FpPt0gJRCPkdzp5FENPRdZRCTnCYTxqFjZN08sTFOYmAU",
+	"p8mL3AyKpi2aPgMfBHX2bklLPcNgPymaw4CqgeNg0CrghnFhjfNme1KV2NsHg4KnkIF2lqkLcQ2CXRJG",
+	"yPzHKq5YBsGC0ZPA1olbHZ0Fqz6KF8L+ZQTbtfeBjxz0RKQD7DIzusc8bEQNllqfCw5x3SgvI8vvQvmr",
+	"870h4S8ZZGkZBH4ASrzhBgPQprShSOMvjUxvHkUdiiygg3ftvcjGETZywZNuuV9BKWqgy2PAnPTtXPpR",
+	"kGpogkTSKtE/Tqg2zTC4HxtzfegpGMZkaNhi/ub0dpDhTjOfnFM3QAKH9W0d0N/gqZtQi7qR4LDT8o0p",
+	"S0o1czPslOpJlyFdLgf03LoxHePWLNBRY1qDkpKLIV6uZuh9+GInF1s+VyO0Icy3QDODWQ+SKwOsotCJ",
+	"yMFamBPsxaa6FmTJu1eRuG4Kgv/yfYlS4rq+NcT1vbN1nbTN7jXMPtCMLtWoMP+ubz2vaxUfcXL+8jk5",
+	"eLK3h2N11BQSZKYLOu4d7JNkQiVNNEj1sczeVkdlCWffKngoIOEWV2zMO8WUcIBUfVRXsk7M12AEeJUd",
+	"HJOCeyVFCq5ZhmURPucjpsAhbVuaOuG/uqFzpEkGVGnyxVKR2bCJ88VGXFwf71i2O77cP/hzCcSpSIoc",
+	"06JtuqrFuqlF2mQYn08F2ChKTnUysRFyjKJg36a5ig5/2rwefLckjXpiLRRP5H1hpsZclyrYVcGmyra8",
+	"q3gV6qCHsa0hrp6P7yPjOKn7yAmMnLuyNyolnWP8rFIUZVURcnChcqjkaTiRpeytiNUuGLloY789P7Fl",
+	"epx6qLhmHM0ntxr1bbbmgt23e3ywEedSzt4p9LaddGFt3Q/Q494zctby4u4yFjOWv0SH0Zd/v9qdfM8v",
+	"9pLe9Pv9/G/6ly/kD7Mntz9+17s+3qV/PpUHxffzp+JyT2EvxnxXA4SVvd7e087ubmfvi8vd3cMnvcNe",
+	"7+/GOLYVV9Hh/l5ThoOhm1WMPCVMo2EW1OMMieCk4Fj65dNI9fV52BSaMh3MqcV05GHhDAGeKlLwzJgR",
+	"mM13tZZGhbA0KxNyIX1L+FTCc0o1dDTLoY26kpv31d611NuF0uf7icM1qE2+TQQ/wBw4clHmJBFFA9jN",
+	"VAc/C8YNUSFjel9WjFllLyyRq1q/79t5Hw7RyvslcaWmBv+AYNiKOOqqON2vaXqsI1S/YlBzVagtXM6m",
+	"WBrVAUkhmZ5fGEVTQcu36LYtqfBtKf+LiSchABkbKjC7PDVyHIIo1pda37CqMA2wqtqGdMr+AqjlhGv/",
+	"HDOTS2ijeQUxLHVDG0yxGXbUVM8IJUnGDK7ndE6UgUtgehKU8trsZ0WaH5ulbZStQ1hFkwJNruZkePbm",
+	"4pLs0EJPdjIxZnxnuHT4FaObRWR8JHyykCaIvkHRro2+55RxTRkHabC7kAYXJlpP1eHOzpjpSXFlNsVO",
+	"2SD4jylVgIoaWbeqczHjqhnpB8ywhCCmDs13jI/Ny3mMoWnGx31eBbAxEuOKyI0roWJbWOAaLW5yYiQt",
+	"m5MrmDCbjuvzhXxcjIm6FDJmvBXXDUbiwjMGeiKULVhT3T7v888/d1aD6n7+edtimXW0k/ap8mG5TEMz",
+	"ZJ8PRfBkS3v5vKFZsUIIt5FerDvFvTXs9vnxjXFI6sp7cV+RvFCa0EwJ25sZz26xPq/bAchjvXQrYz1x",
+	"RZ6BLlWW8vd5QJmbemy/HX5z7HnkOt4ZYqlB0NYWFuagKW7Fr/oINx3srm+LFWFINB37GNy3l69OyZSO",
+	"0b5kCuvLWOLqzPxSneKyff45eVWdM1AEoZNQTYYozGoHpbODPut859///JdfptrXCnTHCRm+0yWNYw2u",
+	"1nlK9cSnigTP5n1ehV2fOYECniIZCh16wstKDVsmYw+zSKAaMA9hp4OGPs7Hrvv+7S2+foB/1cwWHNMV",
+	"bmCfbw2X1QsMt60AUBcjb4bIbXF5yducaSTmzDjR1JUAYZappGV/70syDGO7Vsj6fBgU+gxjVxtka4ZY",
+	"WTLUJV+DYqlzIbAHRaYgyzR7n0+r5I0RUKoJ5XPBsZyCUHVN6JUodIA8egLGJ7MVhTPe51sushIT3MCx",
+	"RyLKq46pzxBbwrYJFgDjhAw9fe62BAc9E/L60G5/fPaZIidnN/tVX8LqnZOzm6dk5+k+xklRasB0JGQc",
+	"YJZZv1tm8TKojrw8f3txefxicHb+5q8nxxdD38ecjIScUWms/D5n3Jj5L+0TSM1/TmgdJxF6CaAo2SWL",
+	"Sa0Y1vSRZEUKaUyUCJdWW06HRbX25ERQxoLWuxZ9njGlw+wjqC6xdr+vXvOQTCZUTUDZQ1Yu4eHXpc99",
+	"CMwIy8KKeLoWZI1qIngCRuoDeTsku8Ptbp9jjiQBriDQjK9OLht6UEyBK1HIBLpCjndcI7Vj3q2c50rv",
+	"2VymdS2j3W6v20M7ZQqcTll0GD3p9rpPMMyjJ2hahQrEfJ4K1eIrPZ9Acu2ExTMsrDuZTQSZiCxVbhWH",
+	"WLxTLlKfb5WpTUl8hM5qFaWp1MrVrnt7jFwsaLI+D1RZTGpqbEE3GTU2kqAmoYVjRc04A90+xwp/W1vm",
+	"pQgX1h1TKGc4Bis8qCLtMiMCHfk60x6hGi1fiw0544UG/Le+Ky3K7PbcqZI+FxxqTUZCYq7Hk4PqCbGk",
+	"1s8zQvtcFUkCSo2KzIpnFeaxuwpr0JzYZxg3tMO7kwyqz8veXbcO9DORXBMDWWG6HtUCZqqt2BrPDAH8",
+	"JLUliYy7s1eg9Ncina8oEWspDdtQ/Hi9cq2w3Oqu7qQYV2bxGNher/ewyXzU4Mt6U/ZxppYKtVM8wEJw",
+	"/YIy2AvQnWVuw/I9uPWt1lPjTTZNxSUnYsvGX/3y5Afd+/c///WMnFE9+WrnGfGdPSMXNIcLpuGrU3rb",
+	"dnLvLo727TK1caFczp3gSJ9psvvk/iaLNezY7uD+dq11k6bx3pf3N16s9L6Lo4N15lc/zYWtnqxDalBV",
+	"Grje0eFP7+JIFbktTHKVx4b/dKyMR2+URvTONCn1hyj0CgXyAjLQzpoKzU0n98QaBQj13TaUEYWOGttz",
+	"vzmOE2rzOorG7lpMqIq3sdEanKuONf5mK1QPi+CC1Z3+n97dxc2XRPOtxlpbbi9bbO9JGerH0LLYp4AK",
+	"/UqKGVrL0yl6bLjIwflM2ji8idIwbwrAN6A9kP3/wuggTvPB8vxbSWerNN4nfS0ZjnZJtBUM/1gqg/7O",
+	"hr1ej8wmLCuLRBIM0aCrXss5NCTOVVo8VuAW6inWEwk3dtuhl4zd3APW7AY4KBXwrZybctxzx+OWcs/r",
+	"H3I1t2f8vKmuC1XGapg09iXwhIGK8SxOxzriEkaFopmK7YkbF+ealxvencNhGgNtLnQhCn0lbuPyJb9U",
+	"5vM3gsiCo/VOfjSjLzuvRxTo2I7RdgCwz9F7bD0E6EdmqpyxlaD93n6b6fsNaHfO8n4RwYOw04yyunBE",
+	"fyKXfzs7JqX3NjBu38BL5UALTTNr1RsH/WGHXR1xPjJ0JvFENhSKGGqISwcgqOzfv9MbR0pXSWAwVl6y",
+	"aKksOue06/dOq0BWkfQpJGzk9pvxMr+7ePP6GbmY0fEYJHl7YqNrqUjUztAFCm3SrqlSppCY1o/e4ovu",
+	"9V3LQpUJjnaMn0LidCGeep9RRa4Klmn0BFcyG4+E17myZWa1vQ7P59Qezm7lefgSgVua6GzuQ0atdK5i",
+	"9N+OXp0+jNGetnUZ3ahIeTMFfnR2Qp50e7VilN9iRcz0V64IBpyWqzOrxlzCujy4ZbAKaDLBECma04iz",
+	"ORvbzjEma1gK6TNy0HtC0JGfMXvNSGOdzoGmzKmO35XSM4TNN+7VhNNdui42Dr8iMoaRcuVO7ZAZhtgX",
+	"M0KsiottVRVq1lXGs6iqz6mLizmJQR2phdlS5IUP8GRiXMXcGK8Fo570fKGejSxNRCFbQlFd4hvs9vq8",
+	"MaSZSErnZCzM4EFIKiY0kcLo4yzD8dUhmVKlnUqtqFIueZDimz58FqPV4INLZiSrb12svM9HGJx2Byi3",
+	"FPC0ExK3jdFUGxGkU4J13qpNLV+wMX87/cOEpHxZ5lrhqN2HTWRzBRnrzaWayMIhLFVmlJyD/Slg8ysH",
+	"bMwuIMU0dJ1cursGa8304vvw0rO7nffBFVt3yx1+a5MfJQlM9WHj0O7QWtU5vS7Tafy6ujnOpmEXIdNm",
+	"WqwFznRMMnYNNuc97JIjPreqrEw8jzHk0OcqN6hTZmh9WvGq0Bov8aCamD6wThypent++swAj03mKJ8K",
+	"bIWWiZidWTLDg2CP1ZWrjnWZHfhlcETQVtxUp+8cTqy3P21l/UYu5nmFJ9gWCSZz1Dn1ldzAvT2O6S7t",
+	"5i9hslZueclOIviIGZ/GqDJc+y0jBtubulRnLdSqbn/6feCAMYHLhGXHJSzN9guQASsToncLt0H+1E5C",
+	"9cpOeO/iXXzv69UFgXfv4iXG1KsVELFQ8h+XacSyuA4TzCJLKzBRms4VpiJdsdUiwljYMJueJdAlF4yP",
+	"Mxzp0KISnhzwMBTc7UToSANmt5W1Y/CzTWIaZWcZ7Q9rtWDJcyutn+AEH5wtgL8rwvhY0CFBFZn+BBoO",
+	"NCy4V7lxLy5NyFi0JFwd0yoj4nE2hBNVVUtRB6aC8UaADI/dsb97jIatMkcRE4pOSZ+rhHIOcttDwwcZ",
+	"FH2+vkWBtP4QuDobRoCH3hXxW2EAsmBOmkRv6OK/RXXxyX5Y236oRyZ+z+aDvK5Dg6tRQjXuBaCLgUGs",
+	"syP2nJHV8hh5GAnZ5wH2aXfG2d/yWElRkF+yt3ATn3IyYtPnGK0zdJqXDZKMhMyr66cb4rbCSvgEEfbB",
+	"kVsUT8lHQoZP5kENEzxQl5tkpWHwnqV3O6H7YWOpD4IKdzf68o0flCcuuT8EjQQf4MT9rgUZlvd6DLt9",
+	"7lHBpQj5tYtYBG+1lft3yZG1+vvc2xX1SAeikMhSwBI/RQpeKMNkjN6eulJeqprFvwZ3tnzNcbysrNCa",
+	"PO7wQG1O2y6lKcjBQmWjjRDvHrjyQ2WLmfHaqRYUcrGtRSflA8OrG7zJ5gEA5OheK8zaUlZ0HBb8uql/",
+	"eDDz41QlfYqZ/lYlVP5uWeolxpkhC8gR4Ka7hqcdONXywOtRtnC0yUNgXBsQrwzFR3j3tLE2mkV2zG3x",
+	"x2b/fnp/b1Jh994YxGZuvHsXYsRap9q9PbpwoL3dcFj8BZTfNx78oerAjDS6nGqNwy1bJt60NXGUpnh4",
+	"ocrUxoQL3mlLUdjsLWlJ3va5y94eEc8OF2ckYwEuXtC0JsKU7m7PBW5zyukYcnv0zVVmLRw4sJvekPS0",
+	"V1oiKzPB7iRNmoYmh5B4dMm7QeFBF3vICdwV1Uz6ExGksqHD3LVNN/V5eBxBAh4DxOPDNzSr3RtelV8F",
+	"Z5/SevuE4nWCuz2yNHFdz1q3mTNHqfM6N5YjXrxQaO3Ur/eNNp/73cx9oQ/z8BoYWf5kDaSkOrWSzT/Z",
+	"TZ/spjbQP6ph0frm0Xv/G2M2RY1XF0JbUWsubsDmexpobmFsEeLDm7FN47TPt4ZLr0ocbj8c7RvwZE9K",
+	"VAh1n2tiZ/V790XWqTEtf1Tj037wfoRZ2nu2RNzuGbzh0HZDeGzsf3uhTWsJ4BK56/0BtU9wj/V/2Ob4",
+	"Q1nygSBu0nq/P2Pgf83y7t29WqNRbviIIOVDCFvmgXzvvQoOsxbTGn/rK/RPglikcx0Eh5bqTmxZWdw+",
+	"ZelxwlYPj2BWxQXDX0Y6P744fv1icPL68vj8h6NTH1/c7bWa3kG9qL3/RJGt+hn57daUKPB0dapjr8mv",
+	"HxoTtb/w8kkp/ucpRbxKbsnOWMNkdGqnY+8RWnneZNkdo/ZyFVg09JQtmm5Vq2Gdz4a164dE1x6rWlur",
+	"aj5FvzZ6CnKNYPEHR74slfLGt7N3juygRnKjNG5wtGcLutUNYGVFsZnR4nWP9p4qsvXiZ8rHomPooZpd",
+	"ZdXVVEZ1PL84f7kddlnoSUt3l+3XeFU/lBL+1LRa0kF4gZcLfcnyV6C1CKzsoEebz2yZ4BSS2N+ijalF",
+	"e84taBqcJLl7d/d/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
