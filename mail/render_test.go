@@ -43,6 +43,10 @@ func TestGolden(t *testing.T) {
 		{KindEmailAdded, EmailAdded(42, "alice@example.com", "alice@work.example")},
 		{KindEmailRemoved, EmailRemoved(42, "alice@example.com", "alice@work.example")},
 		{KindPrimaryChanged, PrimaryChanged(42, "alice@example.com", "alice@new.example")},
+		{KindPasswordReset, PasswordReset(42, "alice@example.com", 4822352720646439091)},
+		{KindPasswordChanged, PasswordChanged(42, "alice@example.com", "")},
+		{KindPasswordChanged + "_by_reset", PasswordChanged(42, "alice@example.com", "alice@work.example")},
+		{KindAccountDeleted, AccountDeleted("alice@example.com")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
