@@ -42,6 +42,7 @@ const (
 	ErrorCodeMethodNotAllowed        ErrorCode = "method_not_allowed"
 	ErrorCodeNotAuthenticated        ErrorCode = "not_authenticated"
 	ErrorCodeNotFound                ErrorCode = "not_found"
+	ErrorCodePasswordTooWeak         ErrorCode = "password_too_weak"
 	ErrorCodePrimaryEmailUndeletable ErrorCode = "primary_email_undeletable"
 	ErrorCodeRateLimited             ErrorCode = "rate_limited"
 	ErrorCodeSessionInvalid          ErrorCode = "session_invalid"
@@ -86,6 +87,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeNotFound:
 		return true
+	case ErrorCodePasswordTooWeak:
+		return true
 	case ErrorCodePrimaryEmailUndeletable:
 		return true
 	case ErrorCodeRateLimited:
@@ -118,6 +121,16 @@ func (e HealthStatus) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// AccountDeletion The password that confirms a deletion.
+//
+// Example: {"password":"correct horse battery staple"}
+type AccountDeletion struct {
+	// Password The user's current password.
+	//
+	// Example: correct horse battery staple
+	Password string `json:"password"`
 }
 
 // Credentials An address of the user and the user's password.
@@ -213,6 +226,16 @@ type NewEmail struct {
 	Email string `json:"email"`
 }
 
+// NewPassword A new password.
+//
+// Example: {"password":"purple monkey dishwasher lamp"}
+type NewPassword struct {
+	// Password It must follow the password policy.
+	//
+	// Example: purple monkey dishwasher lamp
+	Password string `json:"password"`
+}
+
 // NewUser What sign-up needs.
 //
 // Example: {"email":"alice@example.com","password":"correct horse battery staple"}
@@ -222,10 +245,59 @@ type NewUser struct {
 	// Example: alice@example.com
 	Email string `json:"email"`
 
-	// Password At least 8 characters.
+	// Password 8 to 1024 characters, not a common password, not the address or its local part (`password_too_weak`).
 	//
 	// Example: correct horse battery staple
 	Password string `json:"password"`
+}
+
+// PasswordChange The current password and the new one.
+//
+// Example: {"new_password":"purple monkey dishwasher lamp","password":"correct horse battery staple"}
+type PasswordChange struct {
+	// NewPassword The new password; it must follow the password policy.
+	//
+	// Example: purple monkey dishwasher lamp
+	NewPassword string `json:"new_password"`
+
+	// Password The user's current password.
+	//
+	// Example: correct horse battery staple
+	Password string `json:"password"`
+}
+
+// PasswordResetForm The reset page's form, the new password twice.
+//
+// Example: {"password":"purple monkey dishwasher lamp","password2":"purple monkey dishwasher lamp"}
+type PasswordResetForm struct {
+	// Password Example: purple monkey dishwasher lamp
+	Password string `json:"password"`
+
+	// Password2 Example: purple monkey dishwasher lamp
+	Password2 string `json:"password2"`
+}
+
+// PasswordResetLink What a valid reset link is for.
+//
+// Example: {"email":"alice@example.com","expires_at":"2026-11-28T10:30:00Z"}
+type PasswordResetLink struct {
+	// Email The address the link was mailed to.
+	//
+	// Example: alice@example.com
+	Email string `json:"email"`
+
+	// ExpiresAt When the link stops working.
+	//
+	// Example: 2026-11-28T10:30:00Z
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PasswordResetStart The address to mail a reset link to.
+//
+// Example: {"email":"alice@example.com"}
+type PasswordResetStart struct {
+	// Email Example: alice@example.com
+	Email string `json:"email"`
 }
 
 // Problem An RFC 9457 problem document.
@@ -290,6 +362,9 @@ type User struct {
 // EmailID Example: 7
 type EmailID = int64
 
+// ResetToken Example: v1.0.eyJwIjoicmVzZXQifQ.c2lnbmF0dXJl
+type ResetToken = string
+
 // SignedEmail Example: v1.0.eyJwIjoidmVyaWZ5In0.c2lnbmF0dXJl
 type SignedEmail = string
 
@@ -352,14 +427,29 @@ type UnsupportedMediaType = Problem
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = Credentials
 
+// RequestPasswordResetJSONRequestBody defines body for RequestPasswordReset for application/json ContentType.
+type RequestPasswordResetJSONRequestBody = PasswordResetStart
+
+// ConfirmPasswordResetJSONRequestBody defines body for ConfirmPasswordReset for application/json ContentType.
+type ConfirmPasswordResetJSONRequestBody = NewPassword
+
+// ConfirmPasswordResetFormdataRequestBody defines body for ConfirmPasswordReset for application/x-www-form-urlencoded ContentType.
+type ConfirmPasswordResetFormdataRequestBody = PasswordResetForm
+
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = NewUser
+
+// DeleteAccountJSONRequestBody defines body for DeleteAccount for application/json ContentType.
+type DeleteAccountJSONRequestBody = AccountDeletion
 
 // RequestEmailChangeJSONRequestBody defines body for RequestEmailChange for application/json ContentType.
 type RequestEmailChangeJSONRequestBody = EmailChange
 
 // AddEmailJSONRequestBody defines body for AddEmail for application/json ContentType.
 type AddEmailJSONRequestBody = NewEmail
+
+// ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
+type ChangePasswordJSONRequestBody = PasswordChange
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -476,6 +566,99 @@ type ClientInterface interface {
 	// Corresponds with POST /auth/logout/ (the `Logout` operationId).
 	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RequestPasswordResetWithBody Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestPasswordReset Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ShowPasswordReset Open a password reset link
+	//
+	// Never uses the link. With `Accept: application/json` it checks the
+	// link and answers the address it was mailed to and when it expires;
+	// any other request (a browser, a mail scanner) gets a page with a
+	// form for the new password that POSTs to this URL.
+	//
+	// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+	ShowPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordResetWithBody Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordReset Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordResetWithFormdataBody Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithFormdataBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetSession The current session
 	//
 	// Lets a browser app read its CSRF token and the session's expiry.
@@ -587,6 +770,38 @@ type ClientInterface interface {
 	// Corresponds with POST /users/email-verify/{signed_email}/{user_id_key} (the `ConfirmEmailVerification` operationId).
 	ConfirmEmailVerification(ctx context.Context, signedEmail SignedEmail, userIdKey UserIDKey, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteAccountWithBody Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccountWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAccount Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccount(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RequestEmailChangeWithBody Request a change of the primary address
 	//
 	// Checks the user's current password and mails a link to `new_email`.
@@ -681,12 +896,55 @@ type ClientInterface interface {
 	// Corresponds with POST /users/{id}/emails/{email_id}/send-verification/ (the `SendVerification` operationId).
 	SendVerification(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ChangePasswordWithBody Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePasswordWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChangePassword Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePassword(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetPrimaryEmail The primary address
 	//
 	// The user's primary address, the one security notices go to.
 	//
 	// Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 	GetPrimaryEmail(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EndSessions Sign out everywhere
+	//
+	// Ends every session of the user, this one included, and expires its cookies.
+	//
+	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+	EndSessions(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // LoginWithBody Log in
@@ -750,6 +1008,159 @@ func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditor
 // Corresponds with POST /auth/logout/ (the `Logout` operationId).
 func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLogoutRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordResetWithBody Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordReset Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ShowPasswordReset Open a password reset link
+//
+// Never uses the link. With `Accept: application/json` it checks the
+// link and answers the address it was mailed to and when it expires;
+// any other request (a browser, a mail scanner) gets a page with a
+// form for the new password that POSTs to this URL.
+//
+// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+func (c *Client) ShowPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewShowPasswordResetRequest(c.Server, userIdKey, token)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordResetWithBody Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordResetWithBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequestWithBody(c.Server, userIdKey, token, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordReset Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequest(c.Server, userIdKey, token, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordResetWithFormdataBody Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordResetWithFormdataBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequestWithFormdataBody(c.Server, userIdKey, token, body)
 	if err != nil {
 		return nil, err
 	}
@@ -991,6 +1402,58 @@ func (c *Client) ConfirmEmailVerification(ctx context.Context, signedEmail Signe
 	return c.Client.Do(req)
 }
 
+// DeleteAccountWithBody Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *Client) DeleteAccountWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAccountRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAccount Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *Client) DeleteAccount(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAccountRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RequestEmailChangeWithBody Request a change of the primary address
 //
 // Checks the user's current password and mails a link to `new_email`.
@@ -1165,6 +1628,62 @@ func (c *Client) SendVerification(ctx context.Context, id UserID, emailId EmailI
 	return c.Client.Do(req)
 }
 
+// ChangePasswordWithBody Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *Client) ChangePasswordWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChangePassword Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *Client) ChangePassword(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetPrimaryEmail The primary address
 //
 // The user's primary address, the one security notices go to.
@@ -1172,6 +1691,23 @@ func (c *Client) SendVerification(ctx context.Context, id UserID, emailId EmailI
 // Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 func (c *Client) GetPrimaryEmail(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetPrimaryEmailRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EndSessions Sign out everywhere
+//
+// Ends every session of the user, this one included, and expires its cookies.
+//
+// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+func (c *Client) EndSessions(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEndSessionsRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1245,6 +1781,152 @@ func NewLogoutRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewRequestPasswordResetRequest calls the generic RequestPasswordReset builder with application/json body
+func NewRequestPasswordResetRequest(server string, body RequestPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRequestPasswordResetRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRequestPasswordResetRequestWithBody constructs an http.Request for the RequestPasswordReset method, with any body, and a specified content type
+func NewRequestPasswordResetRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/auth/password-reset/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewShowPasswordResetRequest constructs an http.Request for the ShowPasswordReset method
+func NewShowPasswordResetRequest(server string, userIdKey UserIDKey, token ResetToken) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id_key", userIdKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/auth/password-reset/%s/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewConfirmPasswordResetRequest calls the generic ConfirmPasswordReset builder with application/json body
+func NewConfirmPasswordResetRequest(server string, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmPasswordResetRequestWithBody(server, userIdKey, token, "application/json", bodyReader)
+}
+
+// NewConfirmPasswordResetRequestWithFormdataBody calls the generic ConfirmPasswordReset builder with application/x-www-form-urlencoded body
+func NewConfirmPasswordResetRequestWithFormdataBody(server string, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewConfirmPasswordResetRequestWithBody(server, userIdKey, token, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewConfirmPasswordResetRequestWithBody constructs an http.Request for the ConfirmPasswordReset method, with any body, and a specified content type
+func NewConfirmPasswordResetRequestWithBody(server string, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id_key", userIdKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/auth/password-reset/%s/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -1615,6 +2297,53 @@ func NewConfirmEmailVerificationRequest(server string, signedEmail SignedEmail, 
 	return req, nil
 }
 
+// NewDeleteAccountRequest calls the generic DeleteAccount builder with application/json body
+func NewDeleteAccountRequest(server string, id UserID, body DeleteAccountJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeleteAccountRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewDeleteAccountRequestWithBody constructs an http.Request for the DeleteAccount method, with any body, and a specified content type
+func NewDeleteAccountRequestWithBody(server string, id UserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRequestEmailChangeRequest calls the generic RequestEmailChange builder with application/json body
 func NewRequestEmailChangeRequest(server string, id UserID, body RequestEmailChangeJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -1866,6 +2595,53 @@ func NewSendVerificationRequest(server string, id UserID, emailId EmailID) (*htt
 	return req, nil
 }
 
+// NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
+func NewChangePasswordRequest(server string, id UserID, body ChangePasswordJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewChangePasswordRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewChangePasswordRequestWithBody constructs an http.Request for the ChangePassword method, with any body, and a specified content type
+func NewChangePasswordRequestWithBody(server string, id UserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/%s/password/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetPrimaryEmailRequest constructs an http.Request for the GetPrimaryEmail method
 func NewGetPrimaryEmailRequest(server string, id UserID) (*http.Request, error) {
 	var err error
@@ -1893,6 +2669,40 @@ func NewGetPrimaryEmailRequest(server string, id UserID) (*http.Request, error) 
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEndSessionsRequest constructs an http.Request for the EndSessions method
+func NewEndSessionsRequest(server string, id UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/%s/sessions/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -1986,6 +2796,101 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /auth/logout/ (the `Logout` operationId).
 	LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// RequestPasswordResetWithBodyWithResponse Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// RequestPasswordResetWithResponse Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// ShowPasswordResetWithResponse Open a password reset link
+	//
+	// Never uses the link. With `Accept: application/json` it checks the
+	// link and answers the address it was mailed to and when it expires;
+	// any other request (a browser, a mail scanner) gets a page with a
+	// form for the new password that POSTs to this URL.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+	ShowPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*ShowPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithBodyWithResponse Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithResponse Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithFormdataBodyWithResponse Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithFormdataBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
 
 	// GetSessionWithResponse The current session
 	//
@@ -2118,6 +3023,38 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /users/email-verify/{signed_email}/{user_id_key} (the `ConfirmEmailVerification` operationId).
 	ConfirmEmailVerificationWithResponse(ctx context.Context, signedEmail SignedEmail, userIdKey UserIDKey, reqEditors ...RequestEditorFn) (*ConfirmEmailVerificationResponse, error)
 
+	// DeleteAccountWithBodyWithResponse Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccountWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error)
+
+	// DeleteAccountWithResponse Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccountWithResponse(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error)
+
 	// RequestEmailChangeWithBodyWithResponse Request a change of the primary address
 	//
 	// Checks the user's current password and mails a link to `new_email`.
@@ -2220,6 +3157,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /users/{id}/emails/{email_id}/send-verification/ (the `SendVerification` operationId).
 	SendVerificationWithResponse(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*SendVerificationResponse, error)
 
+	// ChangePasswordWithBodyWithResponse Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePasswordWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+
+	// ChangePasswordWithResponse Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePasswordWithResponse(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+
 	// GetPrimaryEmailWithResponse The primary address
 	//
 	// The user's primary address, the one security notices go to.
@@ -2228,6 +3201,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 	GetPrimaryEmailWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*GetPrimaryEmailResponse, error)
+
+	// EndSessionsWithResponse Sign out everywhere
+	//
+	// Ends every session of the user, this one included, and expires its cookies.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+	EndSessionsWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*EndSessionsResponse, error)
 }
 
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
@@ -2383,6 +3365,255 @@ func (r LogoutResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r LogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RequestPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for RequestPasswordReset
+type RequestPasswordResetResponse429Headers struct {
+	RetryAfter *int
+}
+
+type RequestPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RequestPasswordResetResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RequestPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RequestPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RequestPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RequestPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ShowPasswordResetResponse200Headers the declared response headers of an HTTP 200 response for ShowPasswordReset
+type ShowPasswordResetResponse200Headers struct {
+	CacheControl *string
+}
+
+// ShowPasswordResetResponse400Headers the declared response headers of an HTTP 400 response for ShowPasswordReset
+type ShowPasswordResetResponse400Headers struct {
+	CacheControl *string
+}
+
+type ShowPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PasswordResetLink
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *LinkError
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ShowPasswordResetResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ShowPasswordResetResponse400Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ShowPasswordResetResponse) GetJSON200() *PasswordResetLink {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ShowPasswordResetResponse) GetApplicationproblemJSON400() *LinkError {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ShowPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ShowPasswordResetResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ShowPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ShowPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ShowPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ShowPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConfirmPasswordResetResponse200Headers the declared response headers of an HTTP 200 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse200Headers struct {
+	CacheControl *string
+}
+
+// ConfirmPasswordResetResponse204Headers the declared response headers of an HTTP 204 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse204Headers struct {
+	CacheControl *string
+}
+
+// ConfirmPasswordResetResponse400Headers the declared response headers of an HTTP 400 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse400Headers struct {
+	CacheControl *string
+}
+
+type ConfirmPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *LinkError
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ConfirmPasswordResetResponse200Headers
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *ConfirmPasswordResetResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ConfirmPasswordResetResponse400Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON400() *LinkError {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmPasswordResetResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3057,6 +4288,110 @@ func (r ConfirmEmailVerificationResponse) ContentType() string {
 	return ""
 }
 
+// DeleteAccountResponse204Headers the declared response headers of an HTTP 204 response for DeleteAccount
+type DeleteAccountResponse204Headers struct {
+	SetCookie *string
+}
+
+// DeleteAccountResponse429Headers the declared response headers of an HTTP 429 response for DeleteAccount
+type DeleteAccountResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeleteAccountResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteAccountResponse204Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAccountResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAccountResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAccountResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAccountResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAccountResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RequestEmailChangeResponse429Headers the declared response headers of an HTTP 429 response for RequestEmailChange
 type RequestEmailChangeResponse429Headers struct {
 	RetryAfter *int
@@ -3597,6 +4932,103 @@ func (r SendVerificationResponse) ContentType() string {
 	return ""
 }
 
+// ChangePasswordResponse429Headers the declared response headers of an HTTP 429 response for ChangePassword
+type ChangePasswordResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ChangePasswordResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ChangePasswordResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ChangePasswordResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ChangePasswordResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ChangePasswordResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ChangePasswordResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetPrimaryEmailResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3673,6 +5105,75 @@ func (r GetPrimaryEmailResponse) ContentType() string {
 	return ""
 }
 
+// EndSessionsResponse204Headers the declared response headers of an HTTP 204 response for EndSessions
+type EndSessionsResponse204Headers struct {
+	SetCookie *string
+}
+
+type EndSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *EndSessionsResponse204Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r EndSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EndSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EndSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EndSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LoginWithBodyWithResponse Log in
 //
 // Checks the password of the user who holds `email` as an address
@@ -3732,6 +5233,137 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseLogoutResponse(rsp)
+}
+
+// RequestPasswordResetWithBodyWithResponse Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordResetWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// RequestPasswordResetWithResponse Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordReset(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// ShowPasswordResetWithResponse Open a password reset link
+//
+// Never uses the link. With `Accept: application/json` it checks the
+// link and answers the address it was mailed to and when it expires;
+// any other request (a browser, a mail scanner) gets a page with a
+// form for the new password that POSTs to this URL.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+func (c *ClientWithResponses) ShowPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*ShowPasswordResetResponse, error) {
+	rsp, err := c.ShowPasswordReset(ctx, userIdKey, token, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseShowPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithBodyWithResponse Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordResetWithBody(ctx, userIdKey, token, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithResponse Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordReset(ctx, userIdKey, token, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithFormdataBodyWithResponse Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithFormdataBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordResetWithFormdataBody(ctx, userIdKey, token, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
 }
 
 // GetSessionWithResponse The current session
@@ -3937,6 +5569,50 @@ func (c *ClientWithResponses) ConfirmEmailVerificationWithResponse(ctx context.C
 	return ParseConfirmEmailVerificationResponse(rsp)
 }
 
+// DeleteAccountWithBodyWithResponse Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *ClientWithResponses) DeleteAccountWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error) {
+	rsp, err := c.DeleteAccountWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAccountResponse(rsp)
+}
+
+// DeleteAccountWithResponse Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *ClientWithResponses) DeleteAccountWithResponse(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error) {
+	rsp, err := c.DeleteAccount(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAccountResponse(rsp)
+}
+
 // RequestEmailChangeWithBodyWithResponse Request a change of the primary address
 //
 // Checks the user's current password and mails a link to `new_email`.
@@ -4087,6 +5763,54 @@ func (c *ClientWithResponses) SendVerificationWithResponse(ctx context.Context, 
 	return ParseSendVerificationResponse(rsp)
 }
 
+// ChangePasswordWithBodyWithResponse Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePasswordWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangePasswordResponse(rsp)
+}
+
+// ChangePasswordWithResponse Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePassword(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangePasswordResponse(rsp)
+}
+
 // GetPrimaryEmailWithResponse The primary address
 //
 // The user's primary address, the one security notices go to.
@@ -4100,6 +5824,21 @@ func (c *ClientWithResponses) GetPrimaryEmailWithResponse(ctx context.Context, i
 		return nil, err
 	}
 	return ParseGetPrimaryEmailResponse(rsp)
+}
+
+// EndSessionsWithResponse Sign out everywhere
+//
+// Ends every session of the user, this one included, and expires its cookies.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+func (c *ClientWithResponses) EndSessionsWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*EndSessionsResponse, error) {
+	rsp, err := c.EndSessions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEndSessionsResponse(rsp)
 }
 
 // ParseLoginResponse parses an HTTP response from a LoginWithResponse call
@@ -4238,6 +5977,252 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseRequestPasswordResetResponse parses an HTTP response from a RequestPasswordResetWithResponse call
+func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RequestPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RequestPasswordResetResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseShowPasswordResetResponse parses an HTTP response from a ShowPasswordResetWithResponse call
+func ParseShowPasswordResetResponse(rsp *http.Response) (*ShowPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ShowPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PasswordResetLink
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest LinkError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+	// Content-type (text/html) unsupported
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ShowPasswordResetResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ShowPasswordResetResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmPasswordResetResponse parses an HTTP response from a ConfirmPasswordResetWithResponse call
+func ParseConfirmPasswordResetResponse(rsp *http.Response) (*ConfirmPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest LinkError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ConfirmPasswordResetResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 204:
+		var headers ConfirmPasswordResetResponse204Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers ConfirmPasswordResetResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
 	}
 
 	return response, nil
@@ -4812,6 +6797,107 @@ func ParseConfirmEmailVerificationResponse(rsp *http.Response) (*ConfirmEmailVer
 	return response, nil
 }
 
+// ParseDeleteAccountResponse parses an HTTP response from a DeleteAccountWithResponse call
+func ParseDeleteAccountResponse(rsp *http.Response) (*DeleteAccountResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAccountResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteAccountResponse204Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteAccountResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseRequestEmailChangeResponse parses an HTTP response from a RequestEmailChangeWithResponse call
 func ParseRequestEmailChangeResponse(rsp *http.Response) (*RequestEmailChangeResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5295,6 +7381,97 @@ func ParseSendVerificationResponse(rsp *http.Response) (*SendVerificationRespons
 	return response, nil
 }
 
+// ParseChangePasswordResponse parses an HTTP response from a ChangePasswordWithResponse call
+func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ChangePasswordResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ChangePasswordResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetPrimaryEmailResponse parses an HTTP response from a GetPrimaryEmailWithResponse call
 func ParseGetPrimaryEmailResponse(rsp *http.Response) (*GetPrimaryEmailResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5356,6 +7533,69 @@ func ParseGetPrimaryEmailResponse(rsp *http.Response) (*GetPrimaryEmailResponse,
 	return response, nil
 }
 
+// ParseEndSessionsResponse parses an HTTP response from a EndSessionsWithResponse call
+func ParseEndSessionsResponse(rsp *http.Response) (*EndSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EndSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers EndSessionsResponse204Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers204 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// Login Log in
@@ -5364,6 +7604,15 @@ type ServerInterface interface {
 	// Logout Log out
 	// (POST /auth/logout/)
 	Logout(ctx echo.Context) error
+	// RequestPasswordReset Ask for a password reset link
+	// (POST /auth/password-reset/)
+	RequestPasswordReset(ctx echo.Context) error
+	// ShowPasswordReset Open a password reset link
+	// (GET /auth/password-reset/{user_id_key}/{token}/)
+	ShowPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error
+	// ConfirmPasswordReset Set a new password through a reset link
+	// (POST /auth/password-reset/{user_id_key}/{token}/)
+	ConfirmPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error
 	// GetSession The current session
 	// (GET /auth/session/)
 	GetSession(ctx echo.Context) error
@@ -5397,6 +7646,9 @@ type ServerInterface interface {
 	// ConfirmEmailVerification Verify an address
 	// (POST /users/email-verify/{signed_email}/{user_id_key})
 	ConfirmEmailVerification(ctx echo.Context, signedEmail SignedEmail, userIdKey UserIDKey) error
+	// DeleteAccount Delete the account
+	// (DELETE /users/{id}/)
+	DeleteAccount(ctx echo.Context, id UserID) error
 	// RequestEmailChange Request a change of the primary address
 	// (POST /users/{id}/email-change/)
 	RequestEmailChange(ctx echo.Context, id UserID) error
@@ -5415,9 +7667,15 @@ type ServerInterface interface {
 	// SendVerification Send a new verification mail
 	// (POST /users/{id}/emails/{email_id}/send-verification/)
 	SendVerification(ctx echo.Context, id UserID, emailId EmailID) error
+	// ChangePassword Change the password
+	// (POST /users/{id}/password/)
+	ChangePassword(ctx echo.Context, id UserID) error
 	// GetPrimaryEmail The primary address
 	// (GET /users/{id}/primary-email/)
 	GetPrimaryEmail(ctx echo.Context, id UserID) error
+	// EndSessions Sign out everywhere
+	// (DELETE /users/{id}/sessions/)
+	EndSessions(ctx echo.Context, id UserID) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -5440,6 +7698,63 @@ func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Logout(ctx)
+	return err
+}
+
+// RequestPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) RequestPasswordReset(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RequestPasswordReset(ctx)
+	return err
+}
+
+// ShowPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) ShowPasswordReset(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "user_id_key" -------------
+	var userIdKey UserIDKey
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id_key", ctx.Param("user_id_key"), &userIdKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id_key: %s", err))
+	}
+
+	// ------------- Path parameter "token" -------------
+	var token ResetToken
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", ctx.Param("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ShowPasswordReset(ctx, userIdKey, token)
+	return err
+}
+
+// ConfirmPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) ConfirmPasswordReset(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "user_id_key" -------------
+	var userIdKey UserIDKey
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id_key", ctx.Param("user_id_key"), &userIdKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id_key: %s", err))
+	}
+
+	// ------------- Path parameter "token" -------------
+	var token ResetToken
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", ctx.Param("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConfirmPasswordReset(ctx, userIdKey, token)
 	return err
 }
 
@@ -5602,6 +7917,22 @@ func (w *ServerInterfaceWrapper) ConfirmEmailVerification(ctx echo.Context) erro
 	return err
 }
 
+// DeleteAccount converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAccount(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAccount(ctx, id)
+	return err
+}
+
 // RequestEmailChange converts echo context to params.
 func (w *ServerInterfaceWrapper) RequestEmailChange(ctx echo.Context) error {
 	var err error
@@ -5722,6 +8053,22 @@ func (w *ServerInterfaceWrapper) SendVerification(ctx echo.Context) error {
 	return err
 }
 
+// ChangePassword converts echo context to params.
+func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChangePassword(ctx, id)
+	return err
+}
+
 // GetPrimaryEmail converts echo context to params.
 func (w *ServerInterfaceWrapper) GetPrimaryEmail(ctx echo.Context) error {
 	var err error
@@ -5735,6 +8082,22 @@ func (w *ServerInterfaceWrapper) GetPrimaryEmail(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetPrimaryEmail(ctx, id)
+	return err
+}
+
+// EndSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) EndSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EndSessions(ctx, id)
 	return err
 }
 
@@ -5796,6 +8159,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/users/:id/emails/:email_id/send-verification/", wrapper.SendVerification, options.OperationMiddlewares["SendVerification"]...)
 	router.GET(options.BaseURL+"/users/:id/primary-email/", wrapper.GetPrimaryEmail, options.OperationMiddlewares["GetPrimaryEmail"]...)
 	router.POST(options.BaseURL+"/users/:id/email-change/", wrapper.RequestEmailChange, options.OperationMiddlewares["RequestEmailChange"]...)
+	router.POST(options.BaseURL+"/users/:id/password/", wrapper.ChangePassword, options.OperationMiddlewares["ChangePassword"]...)
+	router.DELETE(options.BaseURL+"/users/:id/sessions/", wrapper.EndSessions, options.OperationMiddlewares["EndSessions"]...)
+	router.DELETE(options.BaseURL+"/users/:id/", wrapper.DeleteAccount, options.OperationMiddlewares["DeleteAccount"]...)
+	router.POST(options.BaseURL+"/auth/password-reset/", wrapper.RequestPasswordReset, options.OperationMiddlewares["RequestPasswordReset"]...)
+	router.GET(options.BaseURL+"/auth/password-reset/:user_id_key/:token/", wrapper.ShowPasswordReset, options.OperationMiddlewares["ShowPasswordReset"]...)
+	router.POST(options.BaseURL+"/auth/password-reset/:user_id_key/:token/", wrapper.ConfirmPasswordReset, options.OperationMiddlewares["ConfirmPasswordReset"]...)
 	router.GET(options.BaseURL+"/users/email-verify/:signed_email/:user_id_key", wrapper.ShowEmailVerification, options.OperationMiddlewares["ShowEmailVerification"]...)
 	router.POST(options.BaseURL+"/users/email-verify/:signed_email/:user_id_key", wrapper.ConfirmEmailVerification, options.OperationMiddlewares["ConfirmEmailVerification"]...)
 	router.GET(options.BaseURL+"/users/email-set-primary/:signed_email/:user_id_key/", wrapper.ShowPrimaryEmailChange, options.OperationMiddlewares["ShowPrimaryEmailChange"]...)
@@ -6047,6 +8416,407 @@ type Logout503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordResetRequestObject struct {
+	Body *RequestPasswordResetJSONRequestBody
+}
+
+type RequestPasswordResetResponseObject interface {
+	VisitRequestPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type RequestPasswordReset202Response struct {
+}
+
+func (response RequestPasswordReset202Response) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type RequestPasswordReset400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset400ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset413ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset415ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset429ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset500ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset503ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordResetRequestObject struct {
+	UserIdKey UserIDKey  `json:"user_id_key"`
+	Token     ResetToken `json:"token"`
+}
+
+type ShowPasswordResetResponseObject interface {
+	VisitShowPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type ShowPasswordReset200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ShowPasswordReset200JSONResponse struct {
+	Body    PasswordResetLink
+	Headers ShowPasswordReset200ResponseHeaders
+}
+
+func (response ShowPasswordReset200JSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordReset200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       ShowPasswordReset200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ShowPasswordReset200TexthtmlResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ShowPasswordReset400ApplicationProblemPlusJSONResponse struct {
+	LinkErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ShowPasswordReset400ApplicationProblemPlusJSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordReset400TexthtmlResponse struct{ LinkErrorTexthtmlResponse }
+
+func (response ShowPasswordReset400TexthtmlResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ShowPasswordReset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ShowPasswordReset500ApplicationProblemPlusJSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ShowPasswordReset503ApplicationProblemPlusJSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordResetRequestObject struct {
+	UserIdKey    UserIDKey  `json:"user_id_key"`
+	Token        ResetToken `json:"token"`
+	JSONBody     *ConfirmPasswordResetJSONRequestBody
+	FormdataBody *ConfirmPasswordResetFormdataRequestBody
+}
+
+type ConfirmPasswordResetResponseObject interface {
+	VisitConfirmPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type ConfirmPasswordReset200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ConfirmPasswordReset200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       ConfirmPasswordReset200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ConfirmPasswordReset200TexthtmlResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConfirmPasswordReset204ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ConfirmPasswordReset204Response struct {
+	Headers ConfirmPasswordReset204ResponseHeaders
+}
+
+func (response ConfirmPasswordReset204Response) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type ConfirmPasswordReset400ApplicationProblemPlusJSONResponse struct {
+	LinkErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset400ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset400TexthtmlResponse struct{ LinkErrorTexthtmlResponse }
+
+func (response ConfirmPasswordReset400TexthtmlResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConfirmPasswordReset413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset413ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset415ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset500ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset503ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -6898,6 +9668,162 @@ func (response ConfirmEmailVerification503ApplicationProblemPlusJSONResponse) Vi
 	return err
 }
 
+type DeleteAccountRequestObject struct {
+	Id   UserID `json:"id"`
+	Body *DeleteAccountJSONRequestBody
+}
+
+type DeleteAccountResponseObject interface {
+	VisitDeleteAccountResponse(w http.ResponseWriter) error
+}
+
+type DeleteAccount204ResponseHeaders struct {
+	SetCookie *string
+}
+
+type DeleteAccount204Response struct {
+	Headers DeleteAccount204ResponseHeaders
+}
+
+func (response DeleteAccount204Response) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAccount400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount400ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount401ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount403ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount413ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount415ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount429ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount500ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount503ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RequestEmailChangeRequestObject struct {
 	Id   UserID `json:"id"`
 	Body *RequestEmailChangeJSONRequestBody
@@ -7685,6 +10611,154 @@ func (response SendVerification503ApplicationProblemPlusJSONResponse) VisitSendV
 	return err
 }
 
+type ChangePasswordRequestObject struct {
+	Id   UserID `json:"id"`
+	Body *ChangePasswordJSONRequestBody
+}
+
+type ChangePasswordResponseObject interface {
+	VisitChangePasswordResponse(w http.ResponseWriter) error
+}
+
+type ChangePassword204Response struct {
+}
+
+func (response ChangePassword204Response) VisitChangePasswordResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type ChangePassword400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword400ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword403ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword413ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword415ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword429ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword500ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword503ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetPrimaryEmailRequestObject struct {
 	Id UserID `json:"id"`
 }
@@ -7787,6 +10861,94 @@ func (response GetPrimaryEmail503ApplicationProblemPlusJSONResponse) VisitGetPri
 	return err
 }
 
+type EndSessionsRequestObject struct {
+	Id UserID `json:"id"`
+}
+
+type EndSessionsResponseObject interface {
+	VisitEndSessionsResponse(w http.ResponseWriter) error
+}
+
+type EndSessions204ResponseHeaders struct {
+	SetCookie *string
+}
+
+type EndSessions204Response struct {
+	Headers EndSessions204ResponseHeaders
+}
+
+func (response EndSessions204Response) VisitEndSessionsResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type EndSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions401ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions403ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions500ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions503ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// Login Log in
@@ -7795,6 +10957,15 @@ type StrictServerInterface interface {
 	// Logout Log out
 	// (POST /auth/logout/)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
+	// RequestPasswordReset Ask for a password reset link
+	// (POST /auth/password-reset/)
+	RequestPasswordReset(ctx context.Context, request RequestPasswordResetRequestObject) (RequestPasswordResetResponseObject, error)
+	// ShowPasswordReset Open a password reset link
+	// (GET /auth/password-reset/{user_id_key}/{token}/)
+	ShowPasswordReset(ctx context.Context, request ShowPasswordResetRequestObject) (ShowPasswordResetResponseObject, error)
+	// ConfirmPasswordReset Set a new password through a reset link
+	// (POST /auth/password-reset/{user_id_key}/{token}/)
+	ConfirmPasswordReset(ctx context.Context, request ConfirmPasswordResetRequestObject) (ConfirmPasswordResetResponseObject, error)
 	// GetSession The current session
 	// (GET /auth/session/)
 	GetSession(ctx context.Context, request GetSessionRequestObject) (GetSessionResponseObject, error)
@@ -7828,6 +10999,9 @@ type StrictServerInterface interface {
 	// ConfirmEmailVerification Verify an address
 	// (POST /users/email-verify/{signed_email}/{user_id_key})
 	ConfirmEmailVerification(ctx context.Context, request ConfirmEmailVerificationRequestObject) (ConfirmEmailVerificationResponseObject, error)
+	// DeleteAccount Delete the account
+	// (DELETE /users/{id}/)
+	DeleteAccount(ctx context.Context, request DeleteAccountRequestObject) (DeleteAccountResponseObject, error)
 	// RequestEmailChange Request a change of the primary address
 	// (POST /users/{id}/email-change/)
 	RequestEmailChange(ctx context.Context, request RequestEmailChangeRequestObject) (RequestEmailChangeResponseObject, error)
@@ -7846,9 +11020,15 @@ type StrictServerInterface interface {
 	// SendVerification Send a new verification mail
 	// (POST /users/{id}/emails/{email_id}/send-verification/)
 	SendVerification(ctx context.Context, request SendVerificationRequestObject) (SendVerificationResponseObject, error)
+	// ChangePassword Change the password
+	// (POST /users/{id}/password/)
+	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
 	// GetPrimaryEmail The primary address
 	// (GET /users/{id}/primary-email/)
 	GetPrimaryEmail(ctx context.Context, request GetPrimaryEmailRequestObject) (GetPrimaryEmailResponseObject, error)
+	// EndSessions Sign out everywhere
+	// (DELETE /users/{id}/sessions/)
+	EndSessions(ctx context.Context, request EndSessionsRequestObject) (EndSessionsResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -7926,6 +11106,140 @@ func (sh *strictHandler) Logout(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(LogoutResponseObject); ok {
 		return validResponse.VisitLogoutResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RequestPasswordReset operation middleware
+func (sh *strictHandler) RequestPasswordReset(ctx echo.Context) error {
+	var request RequestPasswordResetRequestObject
+
+	var body RequestPasswordResetJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RequestPasswordReset(ctx.Request().Context(), request.(RequestPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RequestPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RequestPasswordResetResponseObject); ok {
+		return validResponse.VisitRequestPasswordResetResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ShowPasswordReset operation middleware
+func (sh *strictHandler) ShowPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error {
+	var request ShowPasswordResetRequestObject
+
+	request.UserIdKey = userIdKey
+	request.Token = token
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ShowPasswordReset(ctx.Request().Context(), request.(ShowPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ShowPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ShowPasswordResetResponseObject); ok {
+		return validResponse.VisitShowPasswordResetResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ConfirmPasswordReset operation middleware
+func (sh *strictHandler) ConfirmPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error {
+	var request ConfirmPasswordResetRequestObject
+
+	request.UserIdKey = userIdKey
+	request.Token = token
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body ConfirmPasswordResetJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body ConfirmPasswordResetFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
+			return err
+		}
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ConfirmPasswordReset(ctx.Request().Context(), request.(ConfirmPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConfirmPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ConfirmPasswordResetResponseObject); ok {
+		return validResponse.VisitConfirmPasswordResetResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -8220,6 +11534,54 @@ func (sh *strictHandler) ConfirmEmailVerification(ctx echo.Context, signedEmail 
 	return nil
 }
 
+// DeleteAccount operation middleware
+func (sh *strictHandler) DeleteAccount(ctx echo.Context, id UserID) error {
+	var request DeleteAccountRequestObject
+
+	request.Id = id
+
+	var body DeleteAccountJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAccount(ctx.Request().Context(), request.(DeleteAccountRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAccount")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAccountResponseObject); ok {
+		return validResponse.VisitDeleteAccountResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // RequestEmailChange operation middleware
 func (sh *strictHandler) RequestEmailChange(ctx echo.Context, id UserID) error {
 	var request RequestEmailChangeRequestObject
@@ -8419,6 +11781,54 @@ func (sh *strictHandler) SendVerification(ctx echo.Context, id UserID, emailId E
 	return nil
 }
 
+// ChangePassword operation middleware
+func (sh *strictHandler) ChangePassword(ctx echo.Context, id UserID) error {
+	var request ChangePasswordRequestObject
+
+	request.Id = id
+
+	var body ChangePasswordJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ChangePassword(ctx.Request().Context(), request.(ChangePasswordRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ChangePassword")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ChangePasswordResponseObject); ok {
+		return validResponse.VisitChangePasswordResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetPrimaryEmail operation middleware
 func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 	var request GetPrimaryEmailRequestObject
@@ -8444,122 +11854,173 @@ func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 	return nil
 }
 
+// EndSessions operation middleware
+func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
+	var request EndSessionsRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EndSessions(ctx.Request().Context(), request.(EndSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EndSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EndSessionsResponseObject); ok {
+		return validResponse.VisitEndSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3vcts2tn8VXO6dqd1LybJjZ1tnOnPdxGnddRLXdtrdrTISTB5JqElABUDL2oxn9mn2wfZJ7uAAIEGR",
-	"kuVYTdu9+WSLIoCDg4Pf+QvofZSIfCo4cK2iw/fRBGgKEv99LS60kGD+TUElkk01Ezw6jI64moFURE+o",
-	"JgmVck4o0eIaOKESCIcbkCShyQTSbhRHKplATk03cEvzaQbRYcRFR2HncaTnU/NEacn4OLq7i6Nz0HJ+",
-	"NNIgm2NfQCJ4qogWZEaZJlcwEhKIlnPGx4SOKeNLxtzfi6OccZYXeXS4W47LuIYxyOjOjDylkuagHQOO",
-	"c8qykxdNIi4nQFhKxIgIDuaPngApFMjPFKFpKkEpUIYMZt6eUj2J4ojT3IwHptMBS6M4kvBLwSSk0aGW",
-	"BbQS/ec4GgmZU20pfbof3TOJOLpgYw4p0t5OucIX3IKNpMiRfPM+pCRj/HoJ5bbdACewHvXRzW6314X5",
-	"d7OTnwVL8x/m9Me/H5zwXjfZy/hV/rKX/vW7rFUG3iqQy1jvOM3SLjkiCpRigpOczong2ZzQRBPBCdOK",
-	"iBnHl5dMaN1FMJLz0FWw9P8F5iunkELCcpoZYWKcFHxK0xRS8vb8tKPoCMgVVfB0n2yxlOzvEabI8PWL",
-	"k+H2kvmYTgcsHVzDfM31ef3ipIX7d6axmgquAPfB1zQ9h18KUNp8SgTXwPFfOp1mLKFmXjtTKa4yyP/n",
-	"Z2UmGQxiWqSV5Gt6DTyKoxQ0Smh0OWHlrjFTpJkEms6RIQpwM2uqCxUd7vd6caSZRtJRwMN2vmM3m0Ly",
-	"Q8MQHPXQUXcY0nAX8uS/JYyiw+hPOxUc7thv1c6ZbWw501xLaXlDriTQa0UokUUGz8jQTHtIFJ0rMpuw",
-	"ZNI1I74U8oqlKfBHsTJRcjQY4Y4NWXkBPMXN7DbFZ4o8vzh/6bY64/jdXzvm2SU+smhf5/GTisfYOJlA",
-	"ck3KwVayN6RrU+xFIiyhZplzppSBeiHJTAo+JlvDYNThdmy+qfPA0GmacqHJ8D1L74ZkazjyC2G2010c",
-	"nXANktPsWEohH7U4zPVUWxmRg54YumfAtaNccCIKSRRLa2J+EIq5J4sokEatApJ3zzKUFGxiDY4MMMHt",
-	"FBINKcpBIeEZsthOT6HWz8R4DGnstL8CrpGtp4xfP56lRisN4HaKeLaIHeZLBAAhiMiMUlDXZCQkoYTD",
-	"zKjopSBiqCNVvyuZWqPhAxgbRxpu9c5E51kdhPtFr/ck+a9UJGZ8Yl7AR2C/QFrtg5Bc++VO8O2///mv",
-	"muXTAuvN3eWZl9PMqDhIcfvQfAoSUjJjekK2hjh1xm9oxnCHOU77bxxFw23T1sN3oaB8wfwf7MxF0CZX",
-	"c8LFjGwNA3i2Wi4wR58bg7LzXHAtRbaM7e79HW+74qxfC/1SFDx9lAhyoQcj7CWQv9eCqCKZEAiVUV3a",
-	"9itpey008V2sFLVqrE1sYE+kZzvaq0w5y+gujs7oPBM0vRTilMoxPIpNVyKdD7QQgwy7qu1VIOZbtNSu",
-	"gFBNcqE0eXpw8OQpuZprqHNuN1BE517FmvZG+nzvK9m4QMumFBISwRQRBuhQ07B/mI2UMwt5l0K8onzu",
-	"aFaPYqekGgbY9QLwGZ/LODtGq+/vEWXdohoD976sGHgpBMkpn3tjRd3Hu9rAG1EjxHRp2URmVJEJ08+M",
-	"SrZakSqSTCgfQ0ooTwkX6JDg818KKKwnGaAB+oid0klchQWBO4l0veW00BMh2T/g8ZBgugKuTaP6Cp2K",
-	"sVmbEZNK1xFht44Iiz3ciwz1BptCCGstxYRyr2HQud0aNoZ0SJ4IPspYop0xVvBrbvwt748lQlwzUGRr",
-	"6J5UCgR3yVtObyjL6FX2OMApgn4W0CalmhoPiiSUG9vvytjqNixBqg2kJkLqbF63wALsuQB5wxIg9YFW",
-	"rlL46qZQZ8VkLDtVMZ0KqSF9BSmjl0jfo/hadjjITY8DnHKbt4GASBUJBzAd1+H8oGJpQCzBvonr+x6u",
-	"tlK0aVg3zP3u4s3rLtpsrjEaIBJSswlohh9pmjLTnGZnUkxBama85RHNFLSY0DXla/1/BLogcjSlSs2E",
-	"RKQL1sPGWw4jmrEE/td90U1EHsWRb2JcQiElJJpMhFRArqjWIOdEaTq1QjgNiCw7Dc3Qtv5zensKfKwn",
-	"0eHewT4GPfzn3UbcICQn7HglZUFkpWxdG3e3t3ffwHdhsOOnyAeoyv7elS3E1c+QaENqGR972DLWDD2z",
-	"mLQMMC1dspmQ113/bRyxFMN6U8lyKuflUDcg2YiZGeCD5SvWlFxHTky4YWVm9BrZmk2YBqKmNAGiJctz",
-	"45y95cxsb/L65fOYpCI3+JeJGchOQhWk27V5tJNfLpdn86KM1Bcnjm47Y9FpiApLm3N5y9kvBRCGu2zE",
-	"QPrd0jCvV8ZHjf/xhmdzH/haiM4FFHXUNZt2xNSuf2cq0HH27W47wpg/+VTPw0Vxy7ZI/I8T0BM0CJn1",
-	"bIKNbdu0TsCt/hKar4TIgPJH0lyJ1jKixYyDVBM29Rz3Em7sr6kUN8A/MtULexpDtV7iyvlUy7F0iz9H",
-	"o/KhG72M6Wljh14DocZQNZDt+GJ45JfVBRiC/c9hNqhjAIdZsIc+GLaDjpvQXR9jQ/s0hPSlYeykkBK4",
-	"btdgHx3/KybdpwOkFPI5mjuNFJeh7yqDmOQ0mTAOHSPr5omNwBEDozhNXuRmUDRt0fQZ+BCds3dLWurx",
-	"b/tJ0RwGVA0cB4NWATeMC2ucN9uTqsTePhgUPIUMtLNMXQBmEOySMH7jP1ZRrzJEE4yeBLZO3OroLFj1",
-	"UbwQlC7jq669D3zkoCciHWCXmdE95mEjarDU+lxwiOtGeRn3fBfKX53vDQl/ySBLyxDlA1DiDTcYgDal",
-	"DZQZf2lkevMo6lBkAR28a+9FNo6wkQuedMv9CkpRA10eA+akb+fSj4JAeBMkklaJ/nFCtWmGoefYmOtD",
-	"T8EwJkPDFvM3p7eDDHea+eScugESOKxv64D+Bk/dhFrUjQSHnZZvTFlSqpmbYadUT7oM6XIZiufWjekY",
-	"t2aBjhrTGpSUXAzxcjVD78MXO7nY8rkaoQ1hvgWaGcx6kFwZYBWFTkQO1sKcYC82EbMgS969isR1UxD8",
-	"l+9LlBLX9a0hru+dreukbXavYfaBZnSpRoX5d33reV2r+IiT85fPycGTvT0cq6OmkCAzXdBx72CfJBMq",
-	"aaJBqo9l9rY6Kks4+1bBQwEJt7hiY94ppoQDpOqjupJ1Yr4GI8Cr7OCYFNwrKVJwzTJM2vuMhJgCh7Rt",
-	"aeqE/+qGzpEmGVClyRdLRWbDJs4XG3Fxfbxj2e74cv/gzyUQpyIpckzatemqFuumFmmTYXw+FWCjKDnV",
-	"ycRGyDGKgn2b5io6/GnzevDdkiTfibVQPJH3hZkac12qYFcFmyrb8q7iVaiDHsa2hrh6Pr6PjOOk7iMn",
-	"MHLuyt6olHSO8bNKUZQ1L8jBhbqWkqfhRJaytyJWu2Dkoo399vzEFpFx6qHimnE0n9xq1LfZmgt23+7x",
-	"wUacSzl7p9DbdtKFtXU/QI97z8hZy4u7y1jMWJwRHUZf/v1qd/I9v9hLetPv9/O/6V++kD/Mntz++F3v",
-	"+niX/vlUHhTfz5+Kyz2FvRjzXQ0QVvZ6e087u7udvS8ud3cPn/QOe72/G+PY1gNFh/t7TRkOhm7W2PGU",
-	"MI2GWVAtMiSCk4JjYZJPI9XX52FTaMp0MKcW05GHZR0EeKpIwTNjRmCu2VUCGhXC0qxMyIX0LeFTCc8p",
-	"1dDRLIc26kpu3lcZ1lINFkqf7ycO16A2+TYR/ABz4MhFmZNEFA1gN1Md/CwYN0SFjOl9WTFmlb2wRK5q",
-	"/b5v5304RCvvl8SVmhr8A4JhK+Koq+J0v6bpsY5Q/YpBzVWhtnA5m2JpVAckhWR6fmEUTQUt36LbtqT+",
-	"tKU4LSaehABkbKjA7PLUyHEIolj9aH3Dqv4xwKpqG9Ip+wuglhOu/XPMTC6hjeYVxLDUDW0wxWbYUVM9",
-	"I5QkGTO4ntM5UQYugelJUGhqs58VaX5slrZRtg5hFU0KNLmak+HZm4tLskMLPdnJxJjxneHS4VeMbhaR",
-	"8ZHwyUKaIPoGJaU2+p5TxjVlHKTB7kIaXJhoPVWHOztjpifFldkUO2WD4D+mVAEqamTdqs7FjKtmpB8w",
-	"wxKCmDo03zE+Ni/nMYamGR/3eRXAxkiMK3E2roSKbWGBa7S4yYmRtGxOrmDCbDquzxfycTEm6lLImPFW",
-	"XDcYiQsr4PVEKFtOpbp93ueff+6sBtX9/PO2xTLraCftU+XDcpmGZsg+H4rgyZb28nlDs2KFEG4jvVgV",
-	"iXtr2O3z4xvjkNSV9+K+InmhNKGZErY3M57dYn1etwOQx3rpVsZq14o8A12qLDTv84AyN/XYfjv85tjz",
-	"yHW8M8RSg6CtLXvLQVPcil/1EW462F3fltLBkGg69jG4by9fnZIpHaN9yRTWUbIEbD2lX6pTXLbPPyev",
-	"qip4RRA6CdVkiMKsdlA6O+izznf+/c9/+WWqfa1Ad5yQ4Ttd0ii6d5W4U6onPlUkeDbv8yrs+swJFPAU",
-	"yVDo0BNeVmrYMhl71EIC1YB5CDsdNPRxPnbd929v8fUD/KtmthyWrnAD+3xruKxeYLhtBYC6GHkzRG5L",
-	"n0ve5kwjMWfGiaauBAizTCUt+3tfkmEY27VC1ufDoNBnGLvaIFszxMqSoS75GhRLnQuBPSgyBVmm2ft8",
-	"WiVvjIBSTSifC47lFISqa0KvRKED5NETMD4ZemRixvt8y0VWYoIbOPZIRHnVMfUZYkvYNsHyVJyQoafP",
-	"3ZbgoGdCXh/a7Y/PPlPk5Oxmv+pLWL1zcnbzlOw83cc4KUoNmI6EjAPMMut3yyxeDt9eHJ8fvzo6OR1c",
-	"nr+9uDx+MTg7f/PXk+OLoe9jTkZCzqg0Vn6fM27M/Jf2CaTmPye0jpMIvQRQlOySxaRWqmn6SLIihTQm",
-	"SoRLqy2nw5JPW9cflLGg9a5Fn2dM6TD7CKpLrN3vq9c8JJMJVRNQ9giQS3j4delzHwIzwrKwIp6uBVmj",
-	"mgiegJH6QN4Oye5wu9vnmCNJgCsINOOrk8uGHhRT4EoUMoGukOMd10jtmHcr57nSezaXaV3LaLfb6/bQ",
-	"TpkCp1MWHUZPur3uEwzz6AmaVqECMZ+nQrX4Ss8nkFw7YfEMC+tOZhNBJiJLlVvFIRbvlIvU51tlalMS",
-	"H6GzWkVpKrVyldXeHiMXC5qszwNVFpOaGlvQTUaNjSSoSWjhWFEzzkC3z7H+3NaWeSnChXVF9OUMx2CF",
-	"B1WkXWZEoCNfZ9ojVKPla7EhZ7zQgP/Wd6VFmd2eO/PQ54JDrclISMz1eHJQPSGW1Pp5RmifqyJJQKlR",
-	"kVnxrMI8dldhDZoT+wzjhnZ4V2ev+rzs3XXrQD8TyTUxkBWm61EtYKbaiq3xzBDAT1Jbksi4OxkESn8t",
-	"0vmKErGW0rANxY/XK9cKy63u6k6KcWUWDynt9XoPm8xHDb6sN2UfZ2qpUDvF4xUE1y8og70A3VnmNizf",
-	"g1vfaj013mTTVFxyXrNs/NUvT37QvX//81/PyBnVk692nhHf2TNyQXO4YBq+OqW3befK7uJo3y5TGxfK",
-	"5dwJDpyZJrtP7m+yWMOO7Q7ub9daN2ka7315f+PFSu+7ODpYZ371s0bY6sk6pAZVpYHrHR3+9C6OVJHb",
-	"wiRXeWz4T8fKePRGaUTvTJNSf4hCr1AgLyAD7ayp0Nx0ck+sUYBQ321DGVHoqLE995vjOKE2r6No7K7F",
-	"hKp4Gxutwbnq0N1vtkL1sAguWN3p/+ndXdx8STTfaqy15fayxfaelKF+DC2LfQqo0K+kmKG1PJ2ix4aL",
-	"HJwepI2jhSgN86YAfAPaA9n/L4wO4jQfLM+/lXS2SuN90teS4WiXRFvB8I+lMuhvFNjr9chswrKySCTB",
-	"EA266rWcQ0PiXKXFYwVuoZ5iPZFwY7cdesnYzT1gzW6Ag1IB38q5Kce9HLRkiVrKPa9/yNWcSGEsVGeq",
-	"60KVsRomjX0JPGGgYjyL07GOuIRRoWimYnvixsW55uWGd+dwmMZAmwtdiEJfidu4fMkvlfn8jSCy4Gi9",
-	"kx/N6IFH+ur48vzk+cXg6MWLc4yAxXYMO0M8SIqrnRLB+xy9R+MVAi+LgRlWq/qRmSpnbCVov7ffZvp+",
-	"A/qV4+K9IoLHNKcZZXXhiP5ELv92dkxK721g3L6Bl8qBFppm1qo3DvrDjmI64nxk6EzieWEoFDHUEJcO",
-	"QFDZ//WOMSIrf2/HFy+XyQeGklpkg2wtE7jt2IZzLJOPzk4+U92VuzNYh7wUn6X71DnuXc/91s1aZRmm",
-	"kLCRWznjgX938eb1M3Ixo+MxSPL2xEYeU5GonaELotqEZlPdTiExrR8Nf4uhh7sWIS6TP+36bwqJsxPw",
-	"vPqMKnJVsEyjl7yS2XiYu86VLTOr7XV4Pqf2WHUrz8OXCNzSRGdzH05rpXMVo/929Or0YYz2tK3L6Ea1",
-	"zpsp8KOzE/Kk26sV6vwWK2Kmv3JFMBi3XNVbFe+S+eWhNoPjQJMJho/R1UAdlLOx7Rzj1YalkD4jB70n",
-	"BIMcM2YvCGms0znQlDm1+rsyCAxh8417fOF0l66LzVGsiBpiFkG5E01khumHxWwZq2KGW1X1ng0j4Dld",
-	"1efUxQydxKD9oIXZUuSFD35lYlzFIxmvBeqe9HwRo426TUQhW8J0XeIb7Pb6vDGkmUhK52QszOBBuC4m",
-	"NJHC2CpZhuOrQzKlSjtzo6JKucRKim/60GKMFpUPvJmRrC3i8gh9PsLAvTtcuqWAp52QuG2MNNtoKZ0S",
-	"rIFXbSbLBRvzt9M/TLjOl6yuFarbfdhENlesst5cqoksHFBTZbbNBR8+BbN+5WCW2QWkmIZupSsFqMFa",
-	"M/X6Pryu7G7nfXA51t3yYIj1V46SBKb6sHGgeWg9jpxel6lGfl3d+WZT1IuQabNQ1jthOiYZuwZbDzDs",
-	"kiM+t6qsTMqPMRzT5yo3qFNmr33K9arQGu1XqonpA2vokaq356fPDPDYRJfyadJWaJmI2ZklMzwk91hd",
-	"uerIm9mBXwbHJ201UnUy0eHEevvTnjrYyJU6r/B03yLBZI46p76SG7hxxzHdpST99UnWyi2vx0kEHzHj",
-	"7xlVhmu/ZcRge1PX4ayFWtW9Tb8PHDAmcJnM7bhkrtl+ATJg1Ub0buEex5/aSahe2QlvTLyL7329utrv",
-	"7l28xJh6tQIiFo5DxGWKtSw8xOS7yNIKTJSmc4VpWleItogwFjbMpmcJdMkF4+MMRzq0qISnKjwMBbcy",
-	"ETrSgJl/Ze0Y/GwTvEbZWUb7g2wtWPLcSusnOMEHZwvg7wpUPhZ0SFBFpj+BhgMNC+5V3YAXlyZkLFoS",
-	"rsZrlRHxOBvCiaqqpe8DU8F4I0CGx+5I5D1Gw1aZv4kJRaekz1VCOQe57aHhgwyKPl/fokBafwhcnQ0j",
-	"wEPv0fitMABZMCdNojd0Zd+iuvhkP6xtP9QjE79n80Fe16HB1W+hGvcC0MXAINYgEnsGy2p5jDyMhOzz",
-	"APu0O//t72espCjIvdn7s4lPxxmx6XOM1hk6zcsGSUZC5tXF0Q1xW2ElfIII++DILYqn5CMhwyfzoIYJ",
-	"HqjLTbLSMHjP0rud0P2wsdQHQYW71Xz5xg9KN5fcrYJGgg9w4n7XggzLO0+G3T73qODSp/zaRSyCt9qO",
-	"QnTJkbX6+9zbFfVIB6KQyFLA8kdFCl4ow2SM3p66MmeqmoXRBne2fD12vKzk0po87mBFbU7bLt0ryMFC",
-	"1aeNEO8euNJMZQu98UquFhRysa1FJ+UDw6sbvOXnAQDk6F4rzNpScnUcFkO7qX94MPPjVGx9ipn+VuVl",
-	"/t5d6iXGmSELyBHgpruiqB041fLA61G2cOzLQ2BcGxCvU8VHeGu0sTaaBYjMbfHHZv9+en9vUmH33hjE",
-	"Zm4DfBdixFon/r09unDYv91wWPztkt83HvyhauSMNLqcao3DLVsm3rQ1cZSmeLCjytTGhAveaUtR2Owt",
-	"aUne9rnL3h4Rzw4XZyRjAS5e0LQmwpTubs8FbnPK6RhyeyzQVa0tHMawm96Q9LRXWiIrM8HulFGahiaH",
-	"kHisy7tB4SEgewAM3PXdTPrTIqSyocPctU039Xl4VEMCHpHEo9U3NKvdqV6VpgXnwtJ6+4TiVYu7PbI0",
-	"cV3PWreZM0ep8zo3liNevGxp7dSv9402n/vdzF2qD/PwGhhZ/tgMpKQ60ZPNP9lNn+ymNtA/qmHR+ubR",
-	"e//rYDZFjdc6QlvBby5uwOZ7GmhuYWwR4sNbw03jtM+3hkuvkRxuPxztG/BkT5FUCHWfa2Jn9Xv3RSzl",
-	"q1uUPzjyaT94P8Is7T1bIm73DN5waLs9PTb2v73sp7UEcInc9f6A2ie44/s/bHP8oSz5QBA3ab3fnzHw",
-	"v0N59+5erdEoN3xEkPIhhC3zQL73XgWHWYtpjb/SFfonQSzSuQ6CQ0t1J7asLG6fsvQ4YauHRzCr4oLh",
-	"oYDz44vj1y8GJ68vj89/ODr18cXdXqvpHdSL2rthFNmq3x+w3ZoSBZ6uTnXsNfn1Q2Oi9tdvPinF/zyl",
-	"iNfsLdkZa5iMTu107B1LK8+bLLt/1V48A4uGnrJF061qNazz2bB2/ZDo2mNVa2tVzafo10ZPiK4RLP7g",
-	"yJelUt74dvY+lh3USG6Uxu2W9mxBt7odrawoNjNavArT3uFFtl78TPlYdAw9VLOrrLq2y6iO5xfnL7fD",
-	"Lgs9aenusv2Ks+pHZMIfiVZLOggvN3OhL1n+frMWgZUd9GjzmS0TnEIS+xvGMbVoz7kFTYOTJHfv7v4v",
-	"AAD//w==",
+	"7H3pcuM2uuir4PLcqti5lCxvPYldqbqebvfEOW63Y7uTmYm6JJiEJMQkwACgZaXLVfM082DzJKfwASDB",
+	"RYtt9ZIc/2q3JIIfPnz7hg9BxNOMM8KUDA4+BBOCYyLgzzN+qbgg+s+YyEjQTFHOgoPgiMkpERKpCVYo",
+	"wkLMEEaK3xCGsCCIkVsiUISjCYm7QRjIaEJSrJchdzjNEhIcBIx3JCweBmqW6U+kEpSNg/v7MLggSsyO",
+	"RoqI5rsvScRZLJHiaIqpQtdkxAVBSswoGyM8xpTNeefeThiklNE0T4OD7eK9lCkyJiK412/OsMApURYB",
+	"xymmycmrJhBXE4JojPgIcUb0P2pCUC6J+EoiHMeCSEmkBoPqX2dYTYIwYDjV7yN60QGNgzAQ5LecChIH",
+	"B0rkpBXov4TBiIsUKwPpi71gySY09iRRV/o02gGXdMxIbM+LjxBGGZZyykWMhH4UJZTdzAEeHloN8uB2",
+	"u9vrktkP05NfOY3Sn37/599/pKMfu9FOwq7T17347z8krcd/CQAC8lfYwUjwFPCvf0/iRdCb5wZwAo/Z",
+	"RJz+NMM//3P/hPWW7+KdJGIe7VhSoXEXHSFJpKScoRTPEGfJDOFIIc4QVRLxKYMfz9nQqlSkSf+hZGTg",
+	"/28yW7iFmEQ0xYnmBspQzjIcxyRG7y5OOxKPCLrGkrzYQxs0Rns7iEo0PHt1Mtycsx+96IDGgxsyW/F8",
+	"zl6dtGD/Xj8sM84kAUb+K44vyG85kUr/L+JMEQZ/4ixLaIT1vrYywa8Tkv6/XyVnlZfoJ+KSdRU2PBAT",
+	"BRQaXE1owfZ6izgRBMczQIgkII0UVrkMDvZ6vTBQVAHoQOD+c25hu5tcsAONEHjrgYXuwIfh3sfJ/xVk",
+	"FBwE/7VVyvMt863cOjcPG8w0z1IY3KBrQfCNRBiJPCGHaKi3PUQSzySaTmg06eo3vubimsaxkS6PRmUk",
+	"xWgwAo71UXlJWAzMbJniK4leXl68tqxOGXz3947+DCQcMuqqiuPdEsfwcDQh0Q0qXrYQvT5c60IvAGEA",
+	"1cecUim1ruICTQVnY7Qx9N463Az1N1UcaDj1o4wrNPxA4/sh2hiO3EFodroPgxOmiGA4ORaCiycdDrUr",
+	"VU6Gp0RNNNxTwpSFnDPEc4EkjStkvu+TuQMLSSK0XUAAvCXHUECwjjM40oKJ3GUkUiQGOsgFOQQUm+1J",
+	"MFsSPh6TOLTmiyRMAVpPKbt5Okq1VhqQuwzkWV126C9BAHCOeKKVgrxBIy4QRoxMtY0xV4ho6FC57kKk",
+	"VmB4BGLDQJE7tTVRaVIVwv2819uN/k/MI/1+pH8AHxHzBcBqPvDBNV9ued/+51//rphuLWK9yV0OeSlO",
+	"tIojMbAPTjMiSIymVE3QxhC2TtktTihwmMW0+8ZCNNzUzzrxnUtS/ED/7XFmXWij6xlifIo2hp54Hm4e",
+	"alFamFRfSTjNwtjS+v6aAChTgm/QxtB9NVCcD/RnBiDN9SlW0cRIBUAP2hjCZoD+BsBTRqt69vtLbYF3",
+	"XnKmBE/mHbP9/ZYz9gHLZ1y95jmLn0TyjKvBCFbx6P2MI5lHE0R85Vel7r2Sus+4Qm6JhaRdvmsdAsMB",
+	"6Y4ZDHwqrSV2HwbneJZwHF9xforFmDwJTdc8nsGBJ7BURTYQpL91lIIVSrlU6MX+/u4LdD1TpIq5bU/x",
+	"XTiVrp/XJOZWX4jGGizrUoAABJWIa8EKNEx/14ybUiNirzh/g9nMwiyfhE6BFRnA0jVBq51U7R1qK2Jv",
+	"B0njR1YQuPNticArzlGK2cwZR3IZ7iovXovaQnpJgyY0xRJNqDrUwsBoYSxRNMFsTGKEWYwYBwcIPv8t",
+	"J7lxvT1pAE51p/CqF8kCz/8GuN4xnKsJF/R38nSRoJciTOmHqid0ysf6bEZUSFWVCNtViVBfYalkqD6w",
+	"LglhrLMQYeY0GkQDNoaNV1rNEXE2SmikrPGXsxum/Tvn/0Wc31Ai0cbQflIqLOCSdwzfYprg6+RpAif3",
+	"1qlJmxgrrD02FGGmtc619g1MHAeVDCQnXKhkVrX4PNlzScQtjQiqvmjhKfk/XZfUWbAZg06ZZxkXisRv",
+	"SEzxFcD3JLwWCw5SveIAttzm3YBAxBL5L9ALV8X5folSD1gEayO79hKstkK0brGukfvD5duzLtiI9mG9",
+	"9lEU8ZypVyQh5rEPAY5jqv/GybngGRGKag99hBNJ2l5RGEsm1MjZiIpUe6ixXVNjzDsK93vtYXIhSKTQ",
+	"hAtJ0DVWiogZkgpnhsYy7/3+gwuCHVEuhHZ+3I8rL1/8Qi/+UrwqDFJ8d0rYWE2Cg+3ezh7EZIoP2oJK",
+	"ZUjkl3Kd98Uv+fWvJFJ6dy8FibX8wYl8INqPWNXuMbsHHeNFOVtR8MFESIKDACc0Iv/fftGNeBqEjz8b",
+	"4iKBJa7b1veQubO/DJdh5cQ/3yG6WOTCwyxCoQ87xoqNbSK9LpY498imXNx03bdhQGMIQWeCpljMilfd",
+	"EkFHVO8APph/Yk1WsuCEiGlUJtqkQBvTCVUEyQxHBClB01T74e8Y1ZIVnb1+GaKYp1r1JHxKRCfCksSb",
+	"Ve5rBb84LofmOo1UDycM7jpj3mmQCm0RC+8Y/S0niAKXjSgRjlsans3CWL52Nd+yZOZinLVArAdRR97Q",
+	"rMMzc/6djEOMxD131+Ha8kwzNfMPxR5bHfifJ0RNwBanxon1GNs807oBe/pzYL7mPCGYPRHmkrTmAc2n",
+	"jAg5oZnDuKNwbfpmgt8S9omhrvE0ROUdxRX7KY9jLou/BHv+oYxehG+VdgFuCMLaR9Ai2+JF48gdq40l",
+	"efzPyHRQlQGMTD0eerTY9hZuiu7qO9bEp39AJV4iaZkOEIKLl2BpNtKxGr7rhIQoxdGEMtLRtK4/McFW",
+	"pMUobJPlqX5pPXIEyRj4sIClmuow/5M4JQMsBxaD3lMeNhTnA+03m5VkSfbmg0HOwHSzToGNtQ08LvFD",
+	"de6/ZYCziMZ5b488Wyds9TFrDlUQ1vIPRSjdPu9iTilREx4PYMlE6x79YSNgM9fwr8UiGuE9eNb3kYqw",
+	"93ufJqtn0aD615QkcRGhfoDkeMu0XAAT38RJtfs60qs5yWolS01iuEiLI+MwgIdsLKtb8DCREmtx5uTC",
+	"DPXNXvqBlwdpCo6olcp/1h4AlSbzEGrvaeggGIZoqNGi/03x3SAB7tP/sz72AAAcVlndg7+BU7uhFhUk",
+	"iJWnBm9UGlDKnevXZlhNuhTgsgmql8ar7GgvswZHBWkNSAos+jJ0MUKXyRyzudDguXxDm9T5nuBEy7EH",
+	"O248VxFPibE6J7CKycPVaMl5uwG/aRKC+/JDIbn4TZU1+M3S3dpF2nZ3RqaPNK0L1cr1n6tb1KtaykcM",
+	"Xbx+ifZ3d3bgXR2ZkQiQaWPAO/t7KJpggSNFhPxUpnCr8zIHs+eeMn6QOeMnSea791kusoSglLMbMkMx",
+	"lZMpltrqSXCaPcS/P1EozaVCI64lvGFuF3XIeEKjWRW7i1/8cBPhmyf5+Wdk+k6Sh0p+kKWSjlknzxAj",
+	"JJaf1I+vAvNXoiXFIickRDlzFgLKmaIJFMe4zB/PCCNxGw9UAf/oVuY3Wh7oA/ZYM4TwGEYRT1POCtIy",
+	"H/veCxdmUzzCCcqwUO0JwY9qrn6zlnCF4/xHuTNaedRN9CL45GXDax7MypLhiQ7NYhfDF12HiH5xkiX8",
+	"Q8c5w+oJLCI9qIF8zUX6COozGfsMj8lXEundhAXtleHoKY3IY5VTeQo7T1NkayaducSy8/FfNv/MSyCW",
+	"HvgpZTeP0YQYgVvo1WpotTLi4gFa0biocgAb3+ntvOhsb3d2vrna7h3s9g56vX8Gj4iSAuEBPFMsXYGr",
+	"4o9QdaupNn8TLb4PK+GRimcSaRuTsnEVntbNeyDFWJGOoikJVtU2HlhLaeBSYaEewfWeRW8CuD411FC+",
+	"iBIem734tPa5y+zNczy+3dv/S+HjxjzKUyiHawsDtASTKjll4VeixJzI1nomWFs/LoODX9YfYng/p3zu",
+	"hDnON9XBSxKqjb3OjV0sSquWobz7Elc+fTwMbU0utnj8EFBFUrkMHC9+dF+shoXAM8gUlz54UU0OGKxV",
+	"jBc49TcyF70lsMqm3ete4LuLE5P0Zdg5BzeUQWTKnkZV6qx4YMtEjkurw16K3dtYSRsnXZrQ4hOsXBuc",
+	"rHOXFKOBabc4CL795/X25Ed2uRP1sh/30n+o374RP013737+oXdzvI3/cir28x9nL/jVjlykirZLaWwr",
+	"7YODvZ0mDXuvbrbfsFgbtliioVeHPUScoZxByb8rmKqez8O28DjN5CppCIslylmi5TlUcdomIe1f0Tgp",
+	"Ss/maa3th2ktD5vLei5a+ix86nPrhP4ZLNV/jwgAHNmkvinQqJGe3urgV06ZBspHTO/bEjGLbKE5dFVZ",
+	"90M77v1XtOJ+ThqvqRYfkXtcYJAtSot+zGDDKkT1EXPIizKb/nE2yVKrDhLlgqrZpVY0pWj5HiLiczq7",
+	"Wto+QuRA8ISMycxoLo81HftCFPqKTNi97CzyZFXJhjij/01Ay3H7/EuowZsDG05LEUNj+2otU0wtKWiq",
+	"Q4RRlFAt11M8Q1KLS0LVxGvhMnV+JWju3TRug2wVwEqYtMV6PUPD87eXV2gL52qylfAxZVvDua9f8HZ9",
+	"iJSNuCuLwxFIX69ZyxQ7pJgyhSkjQsvuXGi5MFEqkwdbW2OqJvm1Zoqt4gHvLyplTmTQqC8rF+dTJpuF",
+	"FQQKWnwhJg/0d5SN9Y/TECoBKBv3WVkvAEku2zyo7XoZmhJa+1CdyZGmtGSGrsmEmgBUn9XKn0IITcUk",
+	"obdEuGUg8ek3x6oJl8Zvkt0+67Ovv7ZWg+x+/XXbYelzNJt2RaHD4piG+pV9NuTeJxvK0ectTvIFRLgJ",
+	"8EK/EfDWsNtnx7dEzGrKu85XJpCFE8nNavp9hsX6rGoHAI7VXFaGPrISPC26ZNHC2WceZHbrofl2+Ldj",
+	"hyO78NYQimq9Z01DSUoUBlb8rg/ipgPL9U2TChkihccuvfn91ZtTCPRIUwkjbeEqdCq5ozqFY/v6a/Sm",
+	"7C+VCEQnwgoNgZjlFlBnB6LUs63//Ovfw7DPqt9JojqWwuAH5ijMnhw9dcDphK+7qGx17bNKA1yG1cSV",
+	"7UDHaJkBP7TERlgMIEoI7yPG+8wdJVSLmxZtQbAiEFE1e3WeNOzX0EUl7LVhcwahcY4t+5BNNMESfYMU",
+	"77NG+NsWiOKUszF69StmY/6VRDu9sNfr1aPiEoCjss9cdLzaVN0Mkh8iqHWZUknQXq/XZy0x89AQ5dD4",
+	"RUNNHI5Vwau0mwcXyNv53t0dgLMP/8qpacHDCxzkPtsYzqsZHm4aKLAt1mjWaph2y4LqUqoAmHOsOc+2",
+	"AUDCoIBlb+dbNPSLDAz79dnQK/YfhrY/wPQN0KJtoIv+SiSNiYsy6ReijIii3rPPsrKKSLMuVgizGWdQ",
+	"Uo2wvEH4mufKk8lqQrS3CifOp6zPSooB0RY6GY1ZuTB2pYqOmqAlDjak4ekzKywYUVMubg6MYITPvpLo",
+	"5Px2r1zLEsjJ+e0LtPViD5LzwDJEL8RF6ElzfX531GiS4bvL44vjN0cnp4Ori3eXV8evBucXb/9+cnw5",
+	"dGvM0IiLKRba/+kzyrQD9Np8QmL9l2VZi0lQSogAKZkjC1GlPUyvESV5TOIQSe4frTKY9tvMTC+xV8oO",
+	"fo1muITKSiKJyC4yHpHrYCnYd4LlhEgzN8FW3rhz6TOXDtTEUjsRB1eN1rBCnEVEU71Hbwdoe7jZ7TMo",
+	"1okIk8SzGd6cXDUsBJ4RJnkuItLlYrxlH5Jb+rdlWKG0CExRnXG6g+1ur9sDCy4jDGc0OAh2u73uLgSO",
+	"1QSMTl+1QgidyxYv8uWERDeymqXxC6CnE44mPImlPcUhFPAXh9RnG0WNnUAuW2n0rVRYKGm7OZ2lii5r",
+	"Or7PPCUfooqCr2ltreBHgsiJb/sZUtNuUrfPoOfV9Jc4KoKDtY27xQ7HxBAPGA/mmEECHblesx7CCnwC",
+	"IxtSynJF4M8qVxops92zfdZ9xhmpPDLiAgqMHDiguEGWVNY5RLjPZB5FRMpRnhjyLANghqugD8WSfQIJ",
+	"KPN629sr+6xY3S5rNV7CoxukRVYl88pcyaQhW+2zggA/iU1bEnUjL4hUf+XxbEGbSEt7yJpy6au1bPh1",
+	"//dV9007efXBCDu93sM280nDUqtt2UXgWrpUTqGlG8H5ea1wl0R15jlU83lw43ulMu1nN43oOUNuioe/",
+	"+233J9X7z7/+fYjOsZp8t3WI3GKH6BKn5JIq8t0pvmubZXEfBnvmmNqwUBznljfkQj+yvbv8kXofKzy3",
+	"v/y51t4p/fDOt8sfrnd73ofB/ir7q843gKd2VwHV6yzzghLBwS/vw0DmqamQt92HGv94LIODXwKtNIL3",
+	"+pFCf/BcLVAg0OZkrSnf1rZ0j4xRAKK+2yZleK6CBnvuNd9jiVr/HEhjeyUklA2c8NAKmCsHfXy2E6oG",
+	"jODAquGQX97fh80f8eavGmdtsD3vsGv+2PxDd6Owdno7xr5n3KRstLozGnlKkqRjRxN4xrRtZhDG17F2",
+	"tTEwqAoR1rZUqZpBhxkfHk3xrIuOvPxkn9EiOwz+4NRFxP2pNPXiKs9M6TPPGLdrKG7tUPMNlLMk9JZI",
+	"31a+OL48vhpcXZ0O+2xjG014LtD1DMVkhPNEbVZMCb0/AzOYlp5vAX/XVj17NTg5uzq++OkI1t61ZoT0",
+	"lj8sUg2IMu3JQGLCmKr6PMD0ItqPsc7PZmjsB30QUGEFVoJBglF5JnbTRQ7m7V6fFS/RUG7vF4DUnCN3",
+	"nmCmUIXIHZXKILTPdnvwc8BP03aCWSRMu3NtBogVlJUs98exR1ZvDG1m3FcyNnZaGCiKSKZIrE1a08Cu",
+	"EaNNNDqaR8LBs0r8FCqxnELTMiBudeH5wZvqdb/1AUymexCpY9IiUc/AUM8lKatfuuhnCOAYWjlotE0P",
+	"Nb9Fhf+mfWJ2Yx1ZN6nQIyRVraaBH4LEBK4FZX3YZ9pzNn1ULia6gdG14FMJ3oYhVqkdciI2tR8lAVFj",
+	"YuM8faZlPiCwWT6mBev528sracQslejdxWkb819O+LTJ+U+x4J9cxPQIEQGFWWsZIPRywrkk1pV2+Fzj",
+	"JCEv1ljYbjO08cPl27Ny/A8c7Mb3V29ON9c1cWclcVaOovoyBMTbjLCl0gHi5cH72nDNX9phKH+yVc4f",
+	"1Cbekh97My+1qdduq0HApYgPD6HtOJosq9E9aI0pl2HnzdDUGxhjzxn+XuQo7LMUi5uqEGov7CsMMmOH",
+	"wRwXqUVJCYEN3g61mUEjYuRHMz+NzrwIPyxRxJ0cqZt3GLCNoOO5kgozCNCas9TmqZe3MCD7eyskrDcn",
+	"y9iuUyxiCZEoZyHvaWA1J4U2FgXS0m4AeMqubBlRf90mE1+aMRBrM4ge0lWymvDz2180A/kA3HWm0yn4",
+	"A51cJIRFPK7VQ3y8UuJHiG4oon5UJOnJst7B4RIWaxLzgsg8MQXeRoiHhZL2ir7XJtlbffhia5rJjHb5",
+	"fJrks9jFX4D6uiSqZkggNRE8H08q1b8tuqwwdV0ueq41e2rsQms3assVct4QDPImm+LG2FNjeTQDRX8j",
+	"ygU8/3fFcr1Kl0fHvT5XFKs1arUsStVSI9rudJn22t/n0mCpgXtoOqFJ0cEcQZELFDtUqjYbFGfbgJ9K",
+	"cLVm39VIwr67bUBeQm+XBHXpLWFESg9vxd4cH6dECRrJudhzTjm6niHBc0VcSk/lsqh2oVrHKsIiSmQI",
+	"c/s6JmEvyCiXOJGh8RdtpdCsYHg7s48qKFWy9R08V9f8Lix+5I5K//9vHImcQZbPesVl3OzN8dXFycvL",
+	"wdGrVxdQQ2Q6l+wOYcgtnHaMOOszcEITKhVhxfQaCuNV3JupLHZsKGivt9dmkP2NqDcWi6tZBVmCaZU4",
+	"gv9CV/84P0ZFlncwUSobOKocKK5wYqN3AkB4gNa3wLnymXMBs4xJLpGGBtmCShAqex9v5Cmg8ksbdXo1",
+	"jz6g5KSFNtDGPILbND2t3CD56PzkK9ldyJ3eOaQF+czlU5vg7zrstzJrWaeZkaiM6mIJfschupzi8ZgI",
+	"9O7E1G7FPJJbQ1uGZkrCm+o2I5F++snir16icN9CxEX5bLv+y0hk7QSYpa2dx+ucJiaSvRDZMGi6ipXC",
+	"7lyK8xk2Vnwrzv0fIXKHI5XMXNlNK5yLEP2PozenD0O0g21VRDf6nd5mhB2dn6Ddbq/S6vQ5TkRvf+GJ",
+	"QNHOfFVvVLxN/hQDMLUcJziaQJlZ6fSndGwWh9i6RimJD9F+b7cMbrSe0wXBMbVq9YsyCDRgs7W7Cf52",
+	"556LKfRcUF3kAjFFMZFs1hvTsrZoo5x4sOnFgvoMN/NVSHHNUuiVK5JJ+LisW6KskoXb7bnBD3JRSqqa",
+	"AmumyBBGMZ6hMdcv98p6QoQjwbWtkiTwfnmgvStlzY0SKmljUzH80uU5TammK9DRbzK2iK03hJg6ZPlg",
+	"EO2GJCzu+MBtQkWaqarCGYKhTbI1rk7H7F32hynrcWM+VgrEbD9sI+tr91ltL+VGahMVZRGwjJ8zfJ8m",
+	"AkLHDOWZ71baZoqKWGvWr3/wr1K6r6X45mqnZVk88DhSfOOl/rx8DGT26iLTT/JRFaKE3hDTUTHsoqNG",
+	"Cs+k6fpMplrqFPX/rjT7OlcK7Ne29NyhyTJiNjZidkLZeG7KzoDpT3Vcb96uOj9Rc+C33rxP089VjtK0",
+	"cmI1/jQjsdaSrXsD4yjrAKMZ6JzqSa4huGuRbkuX3dUutdydnSFtVFkZA35O5BVF3x1b9L2mPJ5/m9sK",
+	"mTwv7Tc3kfdmgYioVTmFRUqtTI3BfLokLoWJVHgmoZzbtvLVJYzN7puUWxddUjZO4E0HlXqDRZkwm/OC",
+	"qi4IOmtlZxDtpiwuSHU9ixNICNWE//ryQiuJjkbi6H+30DDCvewvcOTSni5p6ZJbZEQ8zYawpFpNuXum",
+	"gvZGCBoe23mdS4yGZt1Pn9ULfx5lUPTZ6hYFwPqT5+qsWQI8dPD755IBgIIZagK9puxwXV082w+rFwJV",
+	"wgRfsvlQr8bx6k4KAuhCYBB6Fe14MKPlIfIw4qLPPNmn7HBid3dcSUVe7s1cToxcOk6TTZ9BtE7DqX+s",
+	"JYmpGnSX2jbIbYGV8CwizAdH9lCK6vZPIxmezYOKTHCCumCShYbBBxqbwAFMhycL2zO9Ej47faHouzHB",
+	"Va17beNtqfvLBnjKIGKpBGYSR3r9A6jHKNuYsSBoJIhpWrStGVj1GWfa/D9REuVMmvEK7vbQCLOIJIm9",
+	"jQ0zNLShlIGBr6jY67MxJ9KVvfEkrnvCh5XBD3ptO/7eeC44j6nqMyW0pXpDSCbtTabmQiQ7uUFVbpmG",
+	"AHC99bPwV+pT/IdhMWZ63zY99Jnf9QC3yLTIIdMBZW99WlNF3nrip/WbqFaKo+61ditAA6o903W0FdZ6",
+	"CcPitJc2FZbNhG/wXedoTL7rfYK+wk/Tb/Ycyf1czXGGiY15VHByS3j4cfXcwf37mtD3Y04mgfa4ZcPl",
+	"ff1zxhsDC7qslp33iYbFzSzDbp85U9DWzLAbG6b2ftVehn1kQj1FF1ktvA2mJ0+0xIZ++ZzlUp81SOxT",
+	"OwMDy+bUDG1sbjhZHM7rxzd+rp1HVNnTpq3x4Wi/phfqfW5mCsg8kW/ZoB6ZeqTcX+NdRA+wOi3cj9UJ",
+	"x/6kDLv1x2ewnsXrn1u8uouZsaMY63vWJIcnc+1FSg1r2Xw+P9t2lNSmpZVNG/4L4b7d0HSgXs+QdjGb",
+	"3enUsvhTSz5++bA0k7y9NPC8njsL3/syYqVBuS4IUZuR2+4tVgdXEflly4M/VGG0psaynb3EcAvLhOu2",
+	"Jo5iGFLmXUgSIsZZpy0v7dq3mhU7fWZLdo6QQ4fr5/Kdw7o14dfxbPdsti7FDI9JaqbpeZ3q3qQe16kV",
+	"oxf1fvY55T9F679vcmhf2LQEQ+zLnxBlpoMRe787FW6UECoDJ37BkjEi+8yf4yMITBaEiaS3OKlcul/W",
+	"I/tzCqrPRxguhNzuobnVStVSpTZz5ii2oca1FQbVr39aud7HBcTWX/CznhtfHxbWa8jIYzfNk8SoHPeU",
+	"zJ7tpme7qU3oH1Vk0erm0QfTTbAsvHhBUn5LTJK/Ic2NGKuLeP9aef1w3Gcbw7mXXQ43Hy7t5wTYSgm1",
+	"zDUxu/rSfRED+eInzrh67ZoenvmhONolLBG2ewZvGWm74z3U9r+Zkd9a9z2H7np/QO3j3fjyJ2OOP5Ql",
+	"7xHiOq335WliIIy50ciK1mjUmD8hSPkQwOZ5ID86r4KRaYtpbTJW/oWJZSyyHMTVUtJvm+Cdxe3qVJyc",
+	"MPm0EZmWccGNBSO7Not5oG2mt9ckYEaqS7RRHS672VoHQ1i8OL/dMmDqp8ZGwS97Vop/QqUIt9PM4YwV",
+	"TEYXXv7IaQiXf6jlsWHm/9C/4nDo5uWnuVR9Nn9GDdpYfvVon1XvHtXs6Cl/P5LSHLN+0GflnPXWa0nR",
+	"cTkEx5TPVUfhGD6HjbqkNZUaiMOWsTMWHZWxM7LPpOKZu3MObXh1tpuHCKP5M3I8K7vRQVDJjbdkhlbM",
+	"kfdZbTKgjblIJ5D9aElrDQ98c17ee/ikJMrHuQ71YeNjnphWqU9/eQ4MPAcG2mS+IbOKVFzWz2SEvZED",
+	"HXMPzcKO8nm3Upv7N0jdq5emLbLVh/Ir+T/qKL/VUilP9aNa6+afUx1rnQGzQmZwXbUYFhq5MFR2vHja",
+	"XaHYUXm9xcpjsI9Z7K5GWinAdVwBg7D4z1CT9TzQ+8F2Px0zmBkMZDmdEEGao5IezySwB3HrnjPXl2yB",
+	"sW/f0Rg16W69yapWjCkO9YsI7aV19n6UQl1pLNSnVxq+QBvmEqWOhhorep14xaIshqlim/6SevfN5a7a",
+	"b1QzaVXvcStj2hfw71KzKUNBKpN1/QsT7Yqm+LdlgxmJQmSGWZmSLDMUxnvUG7tw//7+fwIAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
