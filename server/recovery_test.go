@@ -5,6 +5,7 @@ package server_test
 
 import (
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -257,7 +258,7 @@ func TestPasswordResetRequestRevealsNothing(t *testing.T) {
 		// A sign-up's verification mail does not hold back a reset mail.
 		e.signUp("carol@example.com")
 		e.requestReset("carol@example.com")
-		if got := summary(e.deliver()); len(got) != 2 || got[1] != mail.KindPasswordReset+"→carol@example.com" {
+		if got := summary(e.deliver()); !slices.Contains(got, mail.KindPasswordReset+"→carol@example.com") || len(got) != 2 {
 			t.Errorf("mails after a sign-up and a reset request: %v; want the verification and the reset", got)
 		}
 		e.clock.Advance(3*time.Minute + time.Second)
