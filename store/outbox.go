@@ -93,28 +93,43 @@ func (q *Queries) EnqueueMessage(ctx context.Context, m NewMessage, now time.Tim
 	return ids[0], nil
 }
 
-// EnqueueMessageIf is EnqueueMessage when send is true; when it is false
-// the same statement runs and inserts nothing, and the id is 0. It is for
-// a path that must not show by its work whether it queued mail (the
-// password-reset request for an address nobody holds).
+// EnqueueMessageIf is EnqueueMessage when send is true. When it is false
+// it does the same work and keeps none of it: the row is inserted under a
+// savepoint that is then rolled back, and the id is 0. It is for a path
+// that must not show by its time whether it queued mail (a password-reset
+// request for an address nobody holds), as a dummy password hash is for a
+// login. Call it inside a transaction.
 func (q *Queries) EnqueueMessageIf(ctx context.Context, m NewMessage, send bool, now time.Time) (int64, error) {
+	if q.tx == nil {
+		return 0, fmt.Errorf("store: EnqueueMessageIf outside a transaction")
+	}
+	u := q.unprepared()
+	if _, err := u.exec(ctx, `SAVEPOINT enqueue_if`); err != nil {
+		return 0, err
+	}
 	const query = `INSERT INTO outbox (kind, recipient, user_id, payload, status, next_attempt_at, created_at)
-		SELECT ?, ?, ?, ?, 'queued', ?, ? WHERE ? RETURNING id`
+		VALUES (?, ?, ?, ?, 'queued', ?, ?) RETURNING id`
 	var userID any // NULL for none
 	if m.UserID != 0 {
 		userID = m.UserID
 	}
-	ids := make([]int64, 0, 1)
-	if err := q.selectAll(ctx, &ids, query, m.Kind, m.Recipient, userID, m.Payload, utc(now), utc(now), send); err != nil {
+	var id int64
+	if err := q.get(ctx, &id, query, m.Kind, m.Recipient, userID, m.Payload, utc(now), utc(now)); err != nil {
 		return 0, err
 	}
-	if len(ids) == 0 {
+	// One round trip either way.
+	end := `RELEASE SAVEPOINT enqueue_if`
+	if !send {
+		end = `ROLLBACK TO SAVEPOINT enqueue_if; RELEASE SAVEPOINT enqueue_if`
+	}
+	if _, err := u.exec(ctx, end); err != nil {
+		return 0, err
+	}
+	if !send {
 		return 0, nil
 	}
-	if q.tx != nil {
-		q.queued = true
-	}
-	return ids[0], nil
+	q.queued = true
+	return id, nil
 }
 
 // EnqueueMessages queues mails, due at once, with one statement, and returns
