@@ -46,6 +46,7 @@ type env struct {
 	clock     *servertest.Clock
 	signer    *signer.Signer
 	srv       *httptest.Server
+	server    *server.Server
 	validator *servertest.Validator
 	anon      *gen.ClientWithResponses
 
@@ -140,7 +141,7 @@ func newEnv(t *testing.T, db *store.DB, opts ...option) *env {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	e := &env{
-		t: t, db: db, cfg: cfg, clock: clock, signer: sign, srv: ts,
+		t: t, db: db, cfg: cfg, clock: clock, signer: sign, srv: ts, server: srv,
 		validator: &servertest.Validator{T: t, Base: commonHeaders{t: t, base: http.DefaultTransport}},
 		outbox:    &captureSender{},
 	}
@@ -317,9 +318,15 @@ func (e *env) signUp(email string) gen.User {
 // of the user's client (from, to act from a client network).
 func (e *env) login(email string, editors ...gen.RequestEditorFn) *user {
 	e.t.Helper()
+	return e.loginAs(email, goodPasswd, editors...)
+}
+
+// loginAs is login with the password pw.
+func (e *env) loginAs(email, pw string, editors ...gen.RequestEditorFn) *user {
+	e.t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := e.client(jar, editors...)
-	res, err := c.LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: email, Password: goodPasswd})
+	res, err := c.LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: email, Password: pw})
 	if err != nil || res.JSON200 == nil {
 		e.t.Fatalf("login %s: %v %d %s", email, err, res.StatusCode(), res.Body)
 	}

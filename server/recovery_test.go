@@ -4,6 +4,7 @@ package server_test
 // generated client on every store.
 
 import (
+	"errors"
 	"net/url"
 	"slices"
 	"strconv"
@@ -617,3 +618,38 @@ func TestDeleteAccount(t *testing.T) {
 
 // userKey is u's user_id_key.
 func (u *user) userKey() string { return signer.EncodeUserID(u.id) }
+
+// TestServerFunctions: the work of deletion, sign-out-everywhere and a
+// reset mail, as the admin API calls it, without a session.
+func TestServerFunctions(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		alice := e.newUser("alice@example.com")
+		e.deliver()
+		if err := db.WithTx(ctx, func(q *store.Queries) error { return e.server.QueuePasswordReset(ctx, q, alice.id) }); err != nil {
+			t.Fatal(err)
+		}
+		l := e.newestLink(mail.KindPasswordReset, "alice@example.com")
+		if r, _ := e.anon.ConfirmPasswordResetWithResponse(ctx, l.userKey, l.token, gen.NewPassword{Password: newPasswd}); r.StatusCode() != 204 {
+			t.Fatalf("the queued reset link: %d %s", r.StatusCode(), r.Body)
+		}
+		e.deliver()
+		alice = e.loginAs("alice@example.com", newPasswd)
+		if err := db.WithTx(ctx, func(q *store.Queries) error { return e.server.EndUserSessions(ctx, q, alice.id) }); err != nil {
+			t.Fatal(err)
+		}
+		if alice.alive(t) {
+			t.Error("a session outlived EndUserSessions")
+		}
+		if err := db.WithTx(ctx, func(q *store.Queries) error { return e.server.DeleteUser(ctx, q, alice.id) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := summary(e.deliver()); len(got) != 1 || got[0] != mail.KindAccountDeleted+"→alice@example.com" {
+			t.Errorf("mails after DeleteUser: %v", got)
+		}
+		err := db.WithTx(ctx, func(q *store.Queries) error { return e.server.DeleteUser(ctx, q, alice.id) })
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("DeleteUser of no user: %v; want ErrNotFound", err)
+		}
+	})
+}

@@ -67,6 +67,23 @@ func (s *Server) RequestPasswordReset(ctx context.Context, req gen.RequestPasswo
 	return gen.RequestPasswordReset202Response{}, nil
 }
 
+// QueuePasswordReset queues a reset link to user userID's primary address
+// in the transaction of q, for callers other than the request endpoint
+// (the admin API's invitation): no limits apply, and no session is needed.
+// It fails with store.ErrNotFound for no such user.
+func (s *Server) QueuePasswordReset(ctx context.Context, q *store.Queries, userID int64) error {
+	user, err := q.LockUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	primary, err := q.PrimaryEmail(ctx, userID)
+	if err != nil {
+		return err
+	}
+	_, err = q.EnqueueMessage(ctx, mail.PasswordReset(userID, primary.Email, signer.PasswordState(user.PasswordHash)), s.now())
+	return err
+}
+
 // resetLink is a reset link whose token checked out against the user as
 // it is now: its password state and the address it was mailed to.
 type resetLink struct {
