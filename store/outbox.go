@@ -392,14 +392,14 @@ func (q *Queries) RetryMessage(ctx context.Context, id int64, now time.Time) err
 	return rowsOrNotFound(n, err)
 }
 
-// CancelUserMessages cancels every message of a user that is not out yet
-// (queued, or sending: a dispatcher's later report of a send matches no
-// row) and returns how many it cancelled. Call it in the transaction that
+// CancelUserMessages cancels every queued message of a user and returns
+// how many it cancelled. One a dispatcher is sending may be out already:
+// it stays, and ends as sent or failed. Call it in the transaction that
 // deletes the user, before the deletion, which leaves the rows without a
 // user.
 func (q *Queries) CancelUserMessages(ctx context.Context, userID int64) (int64, error) {
 	const query = `UPDATE outbox SET status = 'cancelled', last_error = 'the user was deleted'
-		WHERE user_id = ? AND status IN ('queued', 'sending')`
+		WHERE user_id = ? AND status = 'queued'`
 	return q.exec(ctx, query, userID)
 }
 
