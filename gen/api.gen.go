@@ -3545,6 +3545,11 @@ type ConfirmPasswordResetResponse400Headers struct {
 	CacheControl *string
 }
 
+// ConfirmPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ConfirmPasswordResetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3554,6 +3559,8 @@ type ConfirmPasswordResetResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3564,6 +3571,8 @@ type ConfirmPasswordResetResponse struct {
 	Headers204 *ConfirmPasswordResetResponse204Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *ConfirmPasswordResetResponse400Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ConfirmPasswordResetResponse429Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3579,6 +3588,11 @@ func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON413() *PayloadToo
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -6173,6 +6187,13 @@ func ParseConfirmPasswordResetResponse(rsp *http.Response) (*ConfirmPasswordRese
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6223,6 +6244,16 @@ func ParseConfirmPasswordResetResponse(rsp *http.Response) (*ConfirmPasswordRese
 			headers.CacheControl = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 429:
+		var headers ConfirmPasswordResetResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8792,6 +8823,25 @@ func (response ConfirmPasswordReset415ApplicationProblemPlusJSONResponse) VisitC
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset429ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11884,143 +11934,143 @@ func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pcuM2uuir4PLcqti5lCxvPYldqbqebvfEOW63Y7uTmYm6JJiEJMQkwACgZaXLVfM082DzJKfwASDB",
-	"RYtt9ZIc/2q3JIIfPnz7hg9BxNOMM8KUDA4+BBOCYyLgzzN+qbgg+s+YyEjQTFHOgoPgiMkpERKpCVYo",
-	"wkLMEEaK3xCGsCCIkVsiUISjCYm7QRjIaEJSrJchdzjNEhIcBIx3JCweBmqW6U+kEpSNg/v7MLggSsyO",
-	"RoqI5rsvScRZLJHiaIqpQtdkxAVBSswoGyM8xpTNeefeThiklNE0T4OD7eK9lCkyJiK412/OsMApURYB",
-	"xymmycmrJhBXE4JojPgIcUb0P2pCUC6J+EoiHMeCSEmkBoPqX2dYTYIwYDjV7yN60QGNgzAQ5LecChIH",
-	"B0rkpBXov4TBiIsUKwPpi71gySY09iRRV/o02gGXdMxIbM+LjxBGGZZyykWMhH4UJZTdzAEeHloN8uB2",
-	"u9vrktkP05NfOY3Sn37/599/pKMfu9FOwq7T17347z8krcd/CQAC8lfYwUjwFPCvf0/iRdCb5wZwAo/Z",
-	"RJz+NMM//3P/hPWW7+KdJGIe7VhSoXEXHSFJpKScoRTPEGfJDOFIIc4QVRLxKYMfz9nQqlSkSf+hZGTg",
-	"/28yW7iFmEQ0xYnmBspQzjIcxyRG7y5OOxKPCLrGkrzYQxs0Rns7iEo0PHt1Mtycsx+96IDGgxsyW/F8",
-	"zl6dtGD/Xj8sM84kAUb+K44vyG85kUr/L+JMEQZ/4ixLaIT1vrYywa8Tkv6/XyVnlZfoJ+KSdRU2PBAT",
-	"BRQaXE1owfZ6izgRBMczQIgkII0UVrkMDvZ6vTBQVAHoQOD+c25hu5tcsAONEHjrgYXuwIfh3sfJ/xVk",
-	"FBwE/7VVyvMt863cOjcPG8w0z1IY3KBrQfCNRBiJPCGHaKi3PUQSzySaTmg06eo3vubimsaxkS6PRmUk",
-	"xWgwAo71UXlJWAzMbJniK4leXl68tqxOGXz3947+DCQcMuqqiuPdEsfwcDQh0Q0qXrYQvT5c60IvAGEA",
-	"1cecUim1ruICTQVnY7Qx9N463Az1N1UcaDj1o4wrNPxA4/sh2hiO3EFodroPgxOmiGA4ORaCiycdDrUr",
-	"VU6Gp0RNNNxTwpSFnDPEc4EkjStkvu+TuQMLSSK0XUAAvCXHUECwjjM40oKJ3GUkUiQGOsgFOQQUm+1J",
-	"MFsSPh6TOLTmiyRMAVpPKbt5Okq1VhqQuwzkWV126C9BAHCOeKKVgrxBIy4QRoxMtY0xV4ho6FC57kKk",
-	"VmB4BGLDQJE7tTVRaVIVwv2819uN/k/MI/1+pH8AHxHzBcBqPvDBNV9ued/+51//rphuLWK9yV0OeSlO",
-	"tIojMbAPTjMiSIymVE3QxhC2TtktTihwmMW0+8ZCNNzUzzrxnUtS/ED/7XFmXWij6xlifIo2hp54Hm4e",
-	"alFamFRfSTjNwtjS+v6aAChTgm/QxtB9NVCcD/RnBiDN9SlW0cRIBUAP2hjCZoD+BsBTRqt69vtLbYF3",
-	"XnKmBE/mHbP9/ZYz9gHLZ1y95jmLn0TyjKvBCFbx6P2MI5lHE0R85Vel7r2Sus+4Qm6JhaRdvmsdAsMB",
-	"6Y4ZDHwqrSV2HwbneJZwHF9xforFmDwJTdc8nsGBJ7BURTYQpL91lIIVSrlU6MX+/u4LdD1TpIq5bU/x",
-	"XTiVrp/XJOZWX4jGGizrUoAABJWIa8EKNEx/14ybUiNirzh/g9nMwiyfhE6BFRnA0jVBq51U7R1qK2Jv",
-	"B0njR1YQuPNticArzlGK2cwZR3IZ7iovXovaQnpJgyY0xRJNqDrUwsBoYSxRNMFsTGKEWYwYBwcIPv8t",
-	"J7lxvT1pAE51p/CqF8kCz/8GuN4xnKsJF/R38nSRoJciTOmHqid0ysf6bEZUSFWVCNtViVBfYalkqD6w",
-	"LglhrLMQYeY0GkQDNoaNV1rNEXE2SmikrPGXsxum/Tvn/0Wc31Ai0cbQflIqLOCSdwzfYprg6+RpAif3",
-	"1qlJmxgrrD02FGGmtc619g1MHAeVDCQnXKhkVrX4PNlzScQtjQiqvmjhKfk/XZfUWbAZg06ZZxkXisRv",
-	"SEzxFcD3JLwWCw5SveIAttzm3YBAxBL5L9ALV8X5folSD1gEayO79hKstkK0brGukfvD5duzLtiI9mG9",
-	"9lEU8ZypVyQh5rEPAY5jqv/GybngGRGKag99hBNJ2l5RGEsm1MjZiIpUe6ixXVNjzDsK93vtYXIhSKTQ",
-	"hAtJ0DVWiogZkgpnhsYy7/3+gwuCHVEuhHZ+3I8rL1/8Qi/+UrwqDFJ8d0rYWE2Cg+3ezh7EZIoP2oJK",
-	"ZUjkl3Kd98Uv+fWvJFJ6dy8FibX8wYl8INqPWNXuMbsHHeNFOVtR8MFESIKDACc0Iv/fftGNeBqEjz8b",
-	"4iKBJa7b1veQubO/DJdh5cQ/3yG6WOTCwyxCoQ87xoqNbSK9LpY498imXNx03bdhQGMIQWeCpljMilfd",
-	"EkFHVO8APph/Yk1WsuCEiGlUJtqkQBvTCVUEyQxHBClB01T74e8Y1ZIVnb1+GaKYp1r1JHxKRCfCksSb",
-	"Ve5rBb84LofmOo1UDycM7jpj3mmQCm0RC+8Y/S0niAKXjSgRjlsans3CWL52Nd+yZOZinLVArAdRR97Q",
-	"rMMzc/6djEOMxD131+Ha8kwzNfMPxR5bHfifJ0RNwBanxon1GNs807oBe/pzYL7mPCGYPRHmkrTmAc2n",
-	"jAg5oZnDuKNwbfpmgt8S9omhrvE0ROUdxRX7KY9jLou/BHv+oYxehG+VdgFuCMLaR9Ai2+JF48gdq40l",
-	"efzPyHRQlQGMTD0eerTY9hZuiu7qO9bEp39AJV4iaZkOEIKLl2BpNtKxGr7rhIQoxdGEMtLRtK4/McFW",
-	"pMUobJPlqX5pPXIEyRj4sIClmuow/5M4JQMsBxaD3lMeNhTnA+03m5VkSfbmg0HOwHSzToGNtQ08LvFD",
-	"de6/ZYCziMZ5b488Wyds9TFrDlUQ1vIPRSjdPu9iTilREx4PYMlE6x79YSNgM9fwr8UiGuE9eNb3kYqw",
-	"93ufJqtn0aD615QkcRGhfoDkeMu0XAAT38RJtfs60qs5yWolS01iuEiLI+MwgIdsLKtb8DCREmtx5uTC",
-	"DPXNXvqBlwdpCo6olcp/1h4AlSbzEGrvaeggGIZoqNGi/03x3SAB7tP/sz72AAAcVlndg7+BU7uhFhUk",
-	"iJWnBm9UGlDKnevXZlhNuhTgsgmql8ar7GgvswZHBWkNSAos+jJ0MUKXyRyzudDguXxDm9T5nuBEy7EH",
-	"O248VxFPibE6J7CKycPVaMl5uwG/aRKC+/JDIbn4TZU1+M3S3dpF2nZ3RqaPNK0L1cr1n6tb1KtaykcM",
-	"Xbx+ifZ3d3bgXR2ZkQiQaWPAO/t7KJpggSNFhPxUpnCr8zIHs+eeMn6QOeMnSea791kusoSglLMbMkMx",
-	"lZMpltrqSXCaPcS/P1EozaVCI64lvGFuF3XIeEKjWRW7i1/8cBPhmyf5+Wdk+k6Sh0p+kKWSjlknzxAj",
-	"JJaf1I+vAvNXoiXFIickRDlzFgLKmaIJFMe4zB/PCCNxGw9UAf/oVuY3Wh7oA/ZYM4TwGEYRT1POCtIy",
-	"H/veCxdmUzzCCcqwUO0JwY9qrn6zlnCF4/xHuTNaedRN9CL45GXDax7MypLhiQ7NYhfDF12HiH5xkiX8",
-	"Q8c5w+oJLCI9qIF8zUX6COozGfsMj8lXEundhAXtleHoKY3IY5VTeQo7T1NkayaducSy8/FfNv/MSyCW",
-	"HvgpZTeP0YQYgVvo1WpotTLi4gFa0biocgAb3+ntvOhsb3d2vrna7h3s9g56vX8Gj4iSAuEBPFMsXYGr",
-	"4o9QdaupNn8TLb4PK+GRimcSaRuTsnEVntbNeyDFWJGOoikJVtU2HlhLaeBSYaEewfWeRW8CuD411FC+",
-	"iBIem734tPa5y+zNczy+3dv/S+HjxjzKUyiHawsDtASTKjll4VeixJzI1nomWFs/LoODX9YfYng/p3zu",
-	"hDnON9XBSxKqjb3OjV0sSquWobz7Elc+fTwMbU0utnj8EFBFUrkMHC9+dF+shoXAM8gUlz54UU0OGKxV",
-	"jBc49TcyF70lsMqm3ete4LuLE5P0Zdg5BzeUQWTKnkZV6qx4YMtEjkurw16K3dtYSRsnXZrQ4hOsXBuc",
-	"rHOXFKOBabc4CL795/X25Ed2uRP1sh/30n+o374RP013737+oXdzvI3/cir28x9nL/jVjlykirZLaWwr",
-	"7YODvZ0mDXuvbrbfsFgbtliioVeHPUScoZxByb8rmKqez8O28DjN5CppCIslylmi5TlUcdomIe1f0Tgp",
-	"Ss/maa3th2ktD5vLei5a+ix86nPrhP4ZLNV/jwgAHNmkvinQqJGe3urgV06ZBspHTO/bEjGLbKE5dFVZ",
-	"90M77v1XtOJ+ThqvqRYfkXtcYJAtSot+zGDDKkT1EXPIizKb/nE2yVKrDhLlgqrZpVY0pWj5HiLiczq7",
-	"Wto+QuRA8ISMycxoLo81HftCFPqKTNi97CzyZFXJhjij/01Ay3H7/EuowZsDG05LEUNj+2otU0wtKWiq",
-	"Q4RRlFAt11M8Q1KLS0LVxGvhMnV+JWju3TRug2wVwEqYtMV6PUPD87eXV2gL52qylfAxZVvDua9f8HZ9",
-	"iJSNuCuLwxFIX69ZyxQ7pJgyhSkjQsvuXGi5MFEqkwdbW2OqJvm1Zoqt4gHvLyplTmTQqC8rF+dTJpuF",
-	"FQQKWnwhJg/0d5SN9Y/TECoBKBv3WVkvAEku2zyo7XoZmhJa+1CdyZGmtGSGrsmEmgBUn9XKn0IITcUk",
-	"obdEuGUg8ek3x6oJl8Zvkt0+67Ovv7ZWg+x+/XXbYelzNJt2RaHD4piG+pV9NuTeJxvK0ectTvIFRLgJ",
-	"8EK/EfDWsNtnx7dEzGrKu85XJpCFE8nNavp9hsX6rGoHAI7VXFaGPrISPC26ZNHC2WceZHbrofl2+Ldj",
-	"hyO78NYQimq9Z01DSUoUBlb8rg/ipgPL9U2TChkihccuvfn91ZtTCPRIUwkjbeEqdCq5ozqFY/v6a/Sm",
-	"7C+VCEQnwgoNgZjlFlBnB6LUs63//Ovfw7DPqt9JojqWwuAH5ijMnhw9dcDphK+7qGx17bNKA1yG1cSV",
-	"7UDHaJkBP7TERlgMIEoI7yPG+8wdJVSLmxZtQbAiEFE1e3WeNOzX0EUl7LVhcwahcY4t+5BNNMESfYMU",
-	"77NG+NsWiOKUszF69StmY/6VRDu9sNfr1aPiEoCjss9cdLzaVN0Mkh8iqHWZUknQXq/XZy0x89AQ5dD4",
-	"RUNNHI5Vwau0mwcXyNv53t0dgLMP/8qpacHDCxzkPtsYzqsZHm4aKLAt1mjWaph2y4LqUqoAmHOsOc+2",
-	"AUDCoIBlb+dbNPSLDAz79dnQK/YfhrY/wPQN0KJtoIv+SiSNiYsy6ReijIii3rPPsrKKSLMuVgizGWdQ",
-	"Uo2wvEH4mufKk8lqQrS3CifOp6zPSooB0RY6GY1ZuTB2pYqOmqAlDjak4ekzKywYUVMubg6MYITPvpLo",
-	"5Px2r1zLEsjJ+e0LtPViD5LzwDJEL8RF6ElzfX531GiS4bvL44vjN0cnp4Ori3eXV8evBucXb/9+cnw5",
-	"dGvM0IiLKRba/+kzyrQD9Np8QmL9l2VZi0lQSogAKZkjC1GlPUyvESV5TOIQSe4frTKY9tvMTC+xV8oO",
-	"fo1muITKSiKJyC4yHpHrYCnYd4LlhEgzN8FW3rhz6TOXDtTEUjsRB1eN1rBCnEVEU71Hbwdoe7jZ7TMo",
-	"1okIk8SzGd6cXDUsBJ4RJnkuItLlYrxlH5Jb+rdlWKG0CExRnXG6g+1ur9sDCy4jDGc0OAh2u73uLgSO",
-	"1QSMTl+1QgidyxYv8uWERDeymqXxC6CnE44mPImlPcUhFPAXh9RnG0WNnUAuW2n0rVRYKGm7OZ2lii5r",
-	"Or7PPCUfooqCr2ltreBHgsiJb/sZUtNuUrfPoOfV9Jc4KoKDtY27xQ7HxBAPGA/mmEECHblesx7CCnwC",
-	"IxtSynJF4M8qVxops92zfdZ9xhmpPDLiAgqMHDiguEGWVNY5RLjPZB5FRMpRnhjyLANghqugD8WSfQIJ",
-	"KPN629sr+6xY3S5rNV7CoxukRVYl88pcyaQhW+2zggA/iU1bEnUjL4hUf+XxbEGbSEt7yJpy6au1bPh1",
-	"//dV9007efXBCDu93sM280nDUqtt2UXgWrpUTqGlG8H5ea1wl0R15jlU83lw43ulMu1nN43oOUNuioe/",
-	"+233J9X7z7/+fYjOsZp8t3WI3GKH6BKn5JIq8t0pvmubZXEfBnvmmNqwUBznljfkQj+yvbv8kXofKzy3",
-	"v/y51t4p/fDOt8sfrnd73ofB/ir7q843gKd2VwHV6yzzghLBwS/vw0DmqamQt92HGv94LIODXwKtNIL3",
-	"+pFCf/BcLVAg0OZkrSnf1rZ0j4xRAKK+2yZleK6CBnvuNd9jiVr/HEhjeyUklA2c8NAKmCsHfXy2E6oG",
-	"jODAquGQX97fh80f8eavGmdtsD3vsGv+2PxDd6Owdno7xr5n3KRstLozGnlKkqRjRxN4xrRtZhDG17F2",
-	"tTEwqAoR1rZUqZpBhxkfHk3xrIuOvPxkn9EiOwz+4NRFxP2pNPXiKs9M6TPPGLdrKG7tUPMNlLMk9JZI",
-	"31a+OL48vhpcXZ0O+2xjG014LtD1DMVkhPNEbVZMCb0/AzOYlp5vAX/XVj17NTg5uzq++OkI1t61ZoT0",
-	"lj8sUg2IMu3JQGLCmKr6PMD0ItqPsc7PZmjsB30QUGEFVoJBglF5JnbTRQ7m7V6fFS/RUG7vF4DUnCN3",
-	"nmCmUIXIHZXKILTPdnvwc8BP03aCWSRMu3NtBogVlJUs98exR1ZvDG1m3FcyNnZaGCiKSKZIrE1a08Cu",
-	"EaNNNDqaR8LBs0r8FCqxnELTMiBudeH5wZvqdb/1AUymexCpY9IiUc/AUM8lKatfuuhnCOAYWjlotE0P",
-	"Nb9Fhf+mfWJ2Yx1ZN6nQIyRVraaBH4LEBK4FZX3YZ9pzNn1ULia6gdG14FMJ3oYhVqkdciI2tR8lAVFj",
-	"YuM8faZlPiCwWT6mBev528sracQslejdxWkb819O+LTJ+U+x4J9cxPQIEQGFWWsZIPRywrkk1pV2+Fzj",
-	"JCEv1ljYbjO08cPl27Ny/A8c7Mb3V29ON9c1cWclcVaOovoyBMTbjLCl0gHi5cH72nDNX9phKH+yVc4f",
-	"1Cbekh97My+1qdduq0HApYgPD6HtOJosq9E9aI0pl2HnzdDUGxhjzxn+XuQo7LMUi5uqEGov7CsMMmOH",
-	"wRwXqUVJCYEN3g61mUEjYuRHMz+NzrwIPyxRxJ0cqZt3GLCNoOO5kgozCNCas9TmqZe3MCD7eyskrDcn",
-	"y9iuUyxiCZEoZyHvaWA1J4U2FgXS0m4AeMqubBlRf90mE1+aMRBrM4ge0lWymvDz2180A/kA3HWm0yn4",
-	"A51cJIRFPK7VQ3y8UuJHiG4oon5UJOnJst7B4RIWaxLzgsg8MQXeRoiHhZL2ir7XJtlbffhia5rJjHb5",
-	"fJrks9jFX4D6uiSqZkggNRE8H08q1b8tuqwwdV0ueq41e2rsQms3assVct4QDPImm+LG2FNjeTQDRX8j",
-	"ygU8/3fFcr1Kl0fHvT5XFKs1arUsStVSI9rudJn22t/n0mCpgXtoOqFJ0cEcQZELFDtUqjYbFGfbgJ9K",
-	"cLVm39VIwr67bUBeQm+XBHXpLWFESg9vxd4cH6dECRrJudhzTjm6niHBc0VcSk/lsqh2oVrHKsIiSmQI",
-	"c/s6JmEvyCiXOJGh8RdtpdCsYHg7s48qKFWy9R08V9f8Lix+5I5K//9vHImcQZbPesVl3OzN8dXFycvL",
-	"wdGrVxdQQ2Q6l+wOYcgtnHaMOOszcEITKhVhxfQaCuNV3JupLHZsKGivt9dmkP2NqDcWi6tZBVmCaZU4",
-	"gv9CV/84P0ZFlncwUSobOKocKK5wYqN3AkB4gNa3wLnymXMBs4xJLpGGBtmCShAqex9v5Cmg8ksbdXo1",
-	"jz6g5KSFNtDGPILbND2t3CD56PzkK9ldyJ3eOaQF+czlU5vg7zrstzJrWaeZkaiM6mIJfschupzi8ZgI",
-	"9O7E1G7FPJJbQ1uGZkrCm+o2I5F++snir16icN9CxEX5bLv+y0hk7QSYpa2dx+ucJiaSvRDZMGi6ipXC",
-	"7lyK8xk2Vnwrzv0fIXKHI5XMXNlNK5yLEP2PozenD0O0g21VRDf6nd5mhB2dn6Ddbq/S6vQ5TkRvf+GJ",
-	"QNHOfFVvVLxN/hQDMLUcJziaQJlZ6fSndGwWh9i6RimJD9F+b7cMbrSe0wXBMbVq9YsyCDRgs7W7Cf52",
-	"556LKfRcUF3kAjFFMZFs1hvTsrZoo5x4sOnFgvoMN/NVSHHNUuiVK5JJ+LisW6KskoXb7bnBD3JRSqqa",
-	"AmumyBBGMZ6hMdcv98p6QoQjwbWtkiTwfnmgvStlzY0SKmljUzH80uU5TammK9DRbzK2iK03hJg6ZPlg",
-	"EO2GJCzu+MBtQkWaqarCGYKhTbI1rk7H7F32hynrcWM+VgrEbD9sI+tr91ltL+VGahMVZRGwjJ8zfJ8m",
-	"AkLHDOWZ71baZoqKWGvWr3/wr1K6r6X45mqnZVk88DhSfOOl/rx8DGT26iLTT/JRFaKE3hDTUTHsoqNG",
-	"Cs+k6fpMplrqFPX/rjT7OlcK7Ne29NyhyTJiNjZidkLZeG7KzoDpT3Vcb96uOj9Rc+C33rxP089VjtK0",
-	"cmI1/jQjsdaSrXsD4yjrAKMZ6JzqSa4huGuRbkuX3dUutdydnSFtVFkZA35O5BVF3x1b9L2mPJ5/m9sK",
-	"mTwv7Tc3kfdmgYioVTmFRUqtTI3BfLokLoWJVHgmoZzbtvLVJYzN7puUWxddUjZO4E0HlXqDRZkwm/OC",
-	"qi4IOmtlZxDtpiwuSHU9ixNICNWE//ryQiuJjkbi6H+30DDCvewvcOTSni5p6ZJbZEQ8zYawpFpNuXum",
-	"gvZGCBoe23mdS4yGZt1Pn9ULfx5lUPTZ6hYFwPqT5+qsWQI8dPD755IBgIIZagK9puxwXV082w+rFwJV",
-	"wgRfsvlQr8bx6k4KAuhCYBB6Fe14MKPlIfIw4qLPPNmn7HBid3dcSUVe7s1cToxcOk6TTZ9BtE7DqX+s",
-	"JYmpGnSX2jbIbYGV8CwizAdH9lCK6vZPIxmezYOKTHCCumCShYbBBxqbwAFMhycL2zO9Ej47faHouzHB",
-	"Va17beNtqfvLBnjKIGKpBGYSR3r9A6jHKNuYsSBoJIhpWrStGVj1GWfa/D9REuVMmvEK7vbQCLOIJIm9",
-	"jQ0zNLShlIGBr6jY67MxJ9KVvfEkrnvCh5XBD3ptO/7eeC44j6nqMyW0pXpDSCbtTabmQiQ7uUFVbpmG",
-	"AHC99bPwV+pT/IdhMWZ63zY99Jnf9QC3yLTIIdMBZW99WlNF3nrip/WbqFaKo+61ditAA6o903W0FdZ6",
-	"CcPitJc2FZbNhG/wXedoTL7rfYK+wk/Tb/Ycyf1czXGGiY15VHByS3j4cfXcwf37mtD3Y04mgfa4ZcPl",
-	"ff1zxhsDC7qslp33iYbFzSzDbp85U9DWzLAbG6b2ftVehn1kQj1FF1ktvA2mJ0+0xIZ++ZzlUp81SOxT",
-	"OwMDy+bUDG1sbjhZHM7rxzd+rp1HVNnTpq3x4Wi/phfqfW5mCsg8kW/ZoB6ZeqTcX+NdRA+wOi3cj9UJ",
-	"x/6kDLv1x2ewnsXrn1u8uouZsaMY63vWJIcnc+1FSg1r2Xw+P9t2lNSmpZVNG/4L4b7d0HSgXs+QdjGb",
-	"3enUsvhTSz5++bA0k7y9NPC8njsL3/syYqVBuS4IUZuR2+4tVgdXEflly4M/VGG0psaynb3EcAvLhOu2",
-	"Jo5iGFLmXUgSIsZZpy0v7dq3mhU7fWZLdo6QQ4fr5/Kdw7o14dfxbPdsti7FDI9JaqbpeZ3q3qQe16kV",
-	"oxf1fvY55T9F679vcmhf2LQEQ+zLnxBlpoMRe787FW6UECoDJ37BkjEi+8yf4yMITBaEiaS3OKlcul/W",
-	"I/tzCqrPRxguhNzuobnVStVSpTZz5ii2oca1FQbVr39aud7HBcTWX/CznhtfHxbWa8jIYzfNk8SoHPeU",
-	"zJ7tpme7qU3oH1Vk0erm0QfTTbAsvHhBUn5LTJK/Ic2NGKuLeP9aef1w3Gcbw7mXXQ43Hy7t5wTYSgm1",
-	"zDUxu/rSfRED+eInzrh67ZoenvmhONolLBG2ewZvGWm74z3U9r+Zkd9a9z2H7np/QO3j3fjyJ2OOP5Ql",
-	"7xHiOq335WliIIy50ciK1mjUmD8hSPkQwOZ5ID86r4KRaYtpbTJW/oWJZSyyHMTVUtJvm+Cdxe3qVJyc",
-	"MPm0EZmWccGNBSO7Not5oG2mt9ckYEaqS7RRHS672VoHQ1i8OL/dMmDqp8ZGwS97Vop/QqUIt9PM4YwV",
-	"TEYXXv7IaQiXf6jlsWHm/9C/4nDo5uWnuVR9Nn9GDdpYfvVon1XvHtXs6Cl/P5LSHLN+0GflnPXWa0nR",
-	"cTkEx5TPVUfhGD6HjbqkNZUaiMOWsTMWHZWxM7LPpOKZu3MObXh1tpuHCKP5M3I8K7vRQVDJjbdkhlbM",
-	"kfdZbTKgjblIJ5D9aElrDQ98c17ee/ikJMrHuQ71YeNjnphWqU9/eQ4MPAcG2mS+IbOKVFzWz2SEvZED",
-	"HXMPzcKO8nm3Upv7N0jdq5emLbLVh/Ir+T/qKL/VUilP9aNa6+afUx1rnQGzQmZwXbUYFhq5MFR2vHja",
-	"XaHYUXm9xcpjsI9Z7K5GWinAdVwBg7D4z1CT9TzQ+8F2Px0zmBkMZDmdEEGao5IezySwB3HrnjPXl2yB",
-	"sW/f0Rg16W69yapWjCkO9YsI7aV19n6UQl1pLNSnVxq+QBvmEqWOhhorep14xaIshqlim/6SevfN5a7a",
-	"b1QzaVXvcStj2hfw71KzKUNBKpN1/QsT7Yqm+LdlgxmJQmSGWZmSLDMUxnvUG7tw//7+fwIAAP//",
+	"7H3rUiO31uir6PR3qgI5bWNusxOoVB0ywyTkYxgCTJKdeMoW3bKt0C11JDXGmaJqP81+sP0kX2lJ6lZf",
+	"fAE8k8vHr2FsS1paWmtp3fUhiHiacUaYksHBh2BCcEwE/HnGLxUXRP8ZExkJminKWXAQHDE5JUIiNcEK",
+	"RViIGcJI8RvCEBYEMXJLBIpwNCFxNwgDGU1IivU05A6nWUKCg4DxjoTJw0DNMv2JVIKycXB/HwYXRInZ",
+	"0UgR0Vz7kkScxRIpjqaYKnRNRlwQpMSMsjHCY0zZnDX3dsIgpYymeRocbBfrUqbImIjgXq+cYYFToiwC",
+	"jlNMk5NXTSCuJgTRGPER4ozof9SEoFwS8ZlEOI4FkZJIDQbVv86wmgRhwHCq1yN60gGNgzAQ5LecChIH",
+	"B0rkpBXof4TBiIsUKwPpi71gySY09iRRV/o02gGXdMxIbM+LjxBGGZZyykWMhB6KEspu5gAPg1aDPLjd",
+	"7va6ZPbd9ORXTqP0h99//ul7Ovq+G+0k7Dp93Yt/+i5pPf5LABCQv8IORoKngH/9exIvgt6MG8AJPGYT",
+	"cfrDDP/48/4J6y3fxTtJxDzasaRC4y46QpJISTlDKZ4hzpIZwpFCnCGqJOJTBj+es6FVqUiT/kPJyMD/",
+	"32S2cAsxiWiKE80NlKGcZTiOSYzeXZx2JB4RdI0lebGHNmiM9nYQlWh49upkuDlnP3rSAY0HN2S24vmc",
+	"vTppwf69HiwzziQBRv4axxfkt5xIpf8XcaYIgz9xliU0wnpfW5ng1wlJ/9+vkrPKInpEXLKuwoYHYqKA",
+	"QoOrCS3YXm8RJ4LgeAYIkQSkkcIql8HBXq8XBooqAB0I3B/nJra7yQU70AiBVQ8sdAc+DPc+Tv6vIKPg",
+	"IPivrVKeb5lv5da5GWww0zxLYXCDrgXBNxJhJPKEHKKh3vYQSTyTaDqh0aSrV3zNxTWNYyNdHo3KSIrR",
+	"YAQc66PykrAYmNkyxWcSvby8eG1ZnTL47qeO/gwkHDLXVRXHuyWOYXA0IdENKhZbiF4frnWhF4AwgOpj",
+	"TqmU+q7iAk0FZ2O0MfRWHW6G+psqDjSceijjCg0/0Ph+iDaGI3cQmp3uw+CEKSIYTo6F4OJJh0PtTJWT",
+	"4SlREw33lDBlIecM8VwgSeMKme/7ZO7AQpIIrRcQAG/JMRQQrOMMjrRgIncZiRSJgQ5yQQ4BxWZ7EtSW",
+	"hI/HJA6t+iIJU4DWU8puno5SfSsNyF0G8qwuO/SXIAA4RzzRl4K8QSMuEEaMTLWOMVeIaOhQOe9CpFZg",
+	"eARiw0CRO7U1UWlSFcL9vNfbjf5PzCO9PtI/gI+I+QJgNR/44Jovt7xv//Ovf1dUtxax3uQuh7wUJ/qK",
+	"IzGwD04zIkiMplRN0MYQtk7ZLU4ocJjFtPvGQjTc1GOd+M4lKX6g//Y4sy600fUMMT5FG0NPPA83D7Uo",
+	"LVSqzyScZqFs6fv+mgAoU4Jv0MbQfTVQnA/0ZwYgzfUpVtHESAVAD9oYwmaA/gbAU+ZW9fT3l1oD77zk",
+	"TAmezDtm+/stp+wDls+4es1zFj+J5BlXgxHM4tH7GUcyjyaI+Jdflbr3Suo+4wq5KRaSdrnWOgSGA9Id",
+	"Myj4VFpN7D4MzvEs4Ti+4vwUizF5EpqueTyDA09gqopsIEh/6ygFK5RyqdCL/f3dF+h6pkgVc9vexXfh",
+	"rnQ9XpOYm30hGmuwrOsCBCCoRFwLVqBh+rtm3JQaEXvF+RvMZhZm+SR0CqzIAKauCVptpGrrUGsReztI",
+	"GjuygsCdL0sEXnGOUsxmTjmSy3BXWXgt1xbSUxo0oSmWaELVoRYG5hbGEkUTzMYkRpjFiHEwgODz33KS",
+	"G9PbkwZgVHcKq3qRLPDsb4DrHcO5mnBBfydPFwl6KsKUHlQ9oVM+1mczokKqqkTYrkqE+gxLJUN1wLok",
+	"hNHOQoSZu9HAG7AxbCxpb46Is1FCI2WVv5zdMG3fOfsv4vyGEok2hvaT8sICLnnH8C2mCb5OniZwcm+e",
+	"mrSJscLaYkMRZvrWuda2gfHjoJKB5IQLlcyqGp8ney6JuKURQdWFFp6S/9N1SZ0FmzHolHmWcaFI/IbE",
+	"FF8BfE/CazHhINUzDmDLbdYNCEQskb+AnrgqzvdLlHrAIpgb2bmXYLUVonWLdY3c7y7fnnVBR7SD9dxH",
+	"UcRzpl6RhJhhHwIcx1T/jZNzwTMiFNUW+ggnkrQtUShLxtXI2YiKVFuosZ1TY8w7Cvd7bWFyIUik0IQL",
+	"SdA1VoqIGZIKZ4bGMm99f+ACZ0eUC6GNH/fjyuKLF/T8L8VSYZDiu1PCxmoSHGz3dvbAJ1N80OZUKl0i",
+	"v5TzvC9+ya9/JZHSu3spSKzlD07kA9F+xKp6j9k93DGel7MVBR+MhyQ4CHBCI/L/7RfdiKdB+PizIc4T",
+	"WOK6bX4PmTv7y3AZVk78jztE54tceJiFK/Rhx1jRsY2n1/kS5x7ZlIubrvs2DGgMLuhM0BSLWbHULRF0",
+	"RPUO4IP5J9ZkJQtOiJhGZaJVCrQxnVBFkMxwRJASNE21Hf6OUS1Z0dnrlyGKeaqvnoRPiehEWJJ4s8p9",
+	"reAXx+XQXKeR6uGEwV1nzDsNUqEtYuEdo7/lBFHgshElwnFLw7JZ6MvXpuZblsycj7PmiPUg6sgbmnV4",
+	"Zs6/k3Hwkbhxdx2uNc80UzP/UOyx1YH/cULUBHRxaoxYj7HNmNYN2NOfA/M15wnB7Ikwl6Q1D2g+ZUTI",
+	"Cc0cxh2Fa9U3E/yWsE8MdY2nwSvvKK7YT3kcc1n8JejzD2X0wn2rtAlwQxDWNoIW2RYvGkfuWK0vyeN/",
+	"RqaDqgxgZOrx0KPFtjdxU3RX11gTn/4FL/ESScvuACG4eAmaZiMcq+G7TkiIUhxNKCMdTev6E+NsRVqM",
+	"wjZZnupF654jCMbAhwUs1VCH+Z/EKRlgObAY9EZ52FCcD7TdbGaSJdmbDwY5A9XNGgXW1zbwuMR31bn/",
+	"lg7OwhvnrR55uk7YamPWDKogrMUfCle6He98TilREx4PYMpE3z36w4bDZq7iX/NFNNx7MNa3kQq393uf",
+	"Jqtn0aD615QkceGhfoDkeMu0XAAV3/hJtfk60rM5yWolS01iOE+LI+MwgEHWl9UteJhIibU4c3Jhhvpm",
+	"L/3Ai4M0BUfUSuU/aguAShN5CLX1NHQQDEM01GjR/6b4bpAA9+n/WRt7AAAOq6zuwd/Aqd1QyxUkiJWn",
+	"Bm9UGlDKnetlM6wmXQpw2QDVS2NVdrSVWYOjgrQGJAUWfRm6GKHLZI7ZXGjwXK7QJnW+JTjRcuzBhhvP",
+	"VcRTYrTOCcxi4nA1WnLWbsBvmoTgvvxQSC5+U2UNfrN0t3aStt2dkekjVeviauX6z9U16lU15SOGLl6/",
+	"RPu7OzuwVkdmJAJkWh/wzv4eiiZY4EgRIT+VKtxqvMzB7Ll3GT9InfGDJPPN+ywXWUJQytkNmaGYyskU",
+	"S631JDjNHmLfnyiU5lKhEdcS3jC38zpkPKHRrIrdxQs/XEX44kl2/hmZvpPkoZIfZKmkY9bJM8QIieUn",
+	"teOrwHxNtKRYZISEKGdOQ0A5UzSB5BgX+eMZYSRu44Eq4B9dy/xCywN9wB5rhuAewyjiacpZQVrmY996",
+	"4cJsikc4QRkWqj0g+FHV1S/W4q5wnP8oc0ZfHnUVvXA+edHwmgWzsmR4okGz2MTwRdchon86yRL+pf2c",
+	"YfUEFpEe5EC+5iJ9BPWZiH2Gx+QzifRuwoL2Snf0lEbksZdTeQo7T7vI1kw6c4ll5+MvNv/MSyCWHvgp",
+	"ZTePuQkxArPQy9XQ18qIiwfcisZElQPY+E5v50Vne7uz88XVdu9gt3fQ6/0cPMJLCoQH8EyxdAmuij/i",
+	"qlvtavM30WL7sBIeqXgmkdYxKRtX4WndvAdSjBXpKJqSYNXbxgNrKQ1cKizUI7je0+iNA9enhhrKF1HC",
+	"Y6MXn1Y/d5G9eYbHl3v7/yhs3JhHeQrpcG1ugBZnUiWmLPxMlJgT2ZrPBHPr4TI4+GX9Lob3c9LnTpjj",
+	"fJMdvCSg2tjrXN/ForBq6cq7L3Hl08fD0NbkYovHDwFVJJXLwPH8R/fFbFgIPINIcWmDF9nkgMFaxniB",
+	"U38jc9FbAqts2L1uBb67ODFBX4adcXBDGXim7GlUpc6KB7ZM5LiwOuyl2L31lbRx0qVxLT5By7XOyTp3",
+	"STEamHKLg+DLn6+3J9+zy52ol32/l/5T/faF+GG6e/fjd72b4238j1Oxn38/e8GvduSiq2i7lMY20z44",
+	"2Ntp0rC3dLP8hsVascUSDb087CHiDOUMUv5dwlT1fB62hcfdTC6ThrBYopwlWp5DFqctEtL2FY2TIvVs",
+	"3q21/bBby8PmspqLljoLn/rcPKF/Bkvvv0c4AI5sUN8kaNRIT2918CunTAPlI6b3ZYmYRbrQHLqqzPuh",
+	"Hff+Eq24nxPGa16Lj4g9LlDIFoVFP6azYRWi+ogx5EWRTf84m2Sprw4S5YKq2aW+aErR8i14xOdUdrWU",
+	"fYTIgeAJGROZ0Vweazr2hSjUFRm3e1lZ5Mmqkg1xRv+bwC3H7fiXkIM3BzacliKGxnZpLVNMLincVIcI",
+	"oyihWq6neIakFpeEqolXwmXy/ErQ3No0boNsFcBKmLTGej1Dw/O3l1doC+dqspXwMWVbw7nLL1hdHyJl",
+	"I+7S4nAE0tcr1jLJDimmTGHKiNCyOxdaLkyUyuTB1taYqkl+rZliqxjg/UWlzIkMGvll5eR8ymQzsYJA",
+	"QosvxOSB/o6ysf5xGkImAGXjPivzBSDIZYsHtV4vQ5NCawfVmRxpSktm6JpMqHFA9Vkt/SkE11RMEnpL",
+	"hJsGAp9+cayacGnsJtntsz77/HOrNcju55+3HZY+R7NplxQ6LI5pqJfssyH3PtlQjj5vcZIvIMJNgBfq",
+	"jYC3ht0+O74lYla7vOt8ZRxZOJHczKbXMyzWZ1U9AHCs5rIy1JGV4GnRJYsSzj7zILNbD823w2+OHY7s",
+	"xFtDSKr1xpqCkpQoDKz4VR/ETQem65siFTJECo9dePPbqzen4OiRJhNG2sRVqFRyR3UKx/b55+hNWV8q",
+	"EYhOhBUaAjHLLaDODnipZ1v/+de/h2GfVb+TRHUshcEPzFGYPTl66oDRCV93UVnq2meVArgMq4lL24GK",
+	"0TICfmiJjbAYQJTg3keM95k7SsgWNyXagmBFwKNq9uosadivoYuK22vDxgxCYxxb9iGbaIIl+gIp3mcN",
+	"97dNEMUpZ2P06lfMxvwziXZ6Ya/Xq3vFJQBHZZ8573i1qLrpJD9EkOsypZKgvV6vz1p85qEhyqGxi4aa",
+	"OByrglVpNw8mkLfzvbs7AGcf/pVTU4KHFxjIfbYxnJczPNw0UGCbrNHM1TDllgXVpVQBMOdYc54tA4CA",
+	"QQHL3s6XaOgnGRj267Ohl+w/DG19gKkboEXZQBd9TSSNifMy6QVRRkSR79lnWZlFpFkXK4TZjDNIqUZY",
+	"3iB8zXPlyWQ1IdpahRPnU9ZnJcWAaAudjMasnBi7VEVHTVASBxvS8PSZFRaMqCkXNwdGMMJnn0l0cn67",
+	"V85lCeTk/PYF2nqxB8F5YBmiJ+Ii9KS5Pr87am6S4bvL44vjN0cnp4Ori3eXV8evBucXb386Ob4cujlm",
+	"aMTFFAtt//QZZdoAem0+IbH+y7KsxSRcSogAKZkjC1GlPEzPESV5TOIQSe4frTKY9svMTC2xl8oOdo1m",
+	"uITKSiCJyC4yFpGrYCnYd4LlhEjTN8Fm3rhz6TMXDtTEUjsRB1eN1rBCnEVEU71Hbwdoe7jZ7TNI1okI",
+	"k8TTGd6cXDU0BJ4RJnkuItLlYrxlB8kt/dvSrVBqBCapzhjdwXa31+2BBpcRhjMaHAS73V53FxzHagJK",
+	"p3+1ggudyxYr8uWERDeyGqXxE6CnE44mPImlPcUhJPAXh9RnG0WOnUAuWmnuW6mwUNJWczpNFV3W7vg+",
+	"8y75EFUu+NqtrS/4kSBy4ut+htS0mdTtM6h5NfUljorgYG3hbrHDMTHEA8qDOWaQQEeu1qyHsAKbwMiG",
+	"lLJcEfizypVGymz3bJ11n3FGKkNGXECCkQMHLm6QJZV5DhHuM5lHEZFylCeGPEsHmOEqqEOxZJ9AAMos",
+	"b2t7ZZ8Vs9tp7Y2X8OgGaZFVibwylzJpyFbbrCDAT2JTlkRdywsi1dc8ni0oE2kpD1lTLH21kg0/7/++",
+	"ar5pI6/eGGGn13vYZj6pW2q1LTsPXEuVyimUdCM4P68U7pKozjyDaj4PbnyrVKbt7KYSPafJTTH4q992",
+	"f1C9//zr34foHKvJV1uHyE12iC5xSi6pIl+d4ru2Xhb3YbBnjqkNC8VxbnlNLvSQ7d3lQ+p1rDBuf/m4",
+	"1topPXjny+WD69We92Gwv8r+qv0NYNTuKqB6lWWeUyI4+OV9GMg8NRnytvpQ4x+PZXDwS6AvjeC9HlLc",
+	"HzxXCy4QKHOy2pSva1u6R0YpAFHfbZMyPFdBgz33mutYotY/B9LYXgkJZQEnDFoBc2Wjjz/shKoOIziw",
+	"qjvkl/f3YfNHvPmrxlkbbM877Jo9Nv/QXSusnd6O0e8ZNyEbfd2ZG3lKkqRjWxN4yrQtZhDG1rF6tVEw",
+	"qAoR1rpUeTXDHWZseDTFsy468uKTfUaL6DDYg1PnEfe70tSTqzw1pc88ZdzOobjVQ803kM6S0FsifV35",
+	"4vjy+GpwdXU67LONbTThuUDXMxSTEc4TtVlRJfT+DMygWnq2Bfxdm/Xs1eDk7Or44ocjmHvXqhHSm/6w",
+	"CDUgyrQlA4EJo6rq8wDVi2g7xho/m6HRH/RBQIYVaAkGCebKM76bLnIwb/f6rFhEQ7m9XwBSM47ceYKa",
+	"QhUid1Qqg9A+2+3BzwE/Td0JepEwbc61KSBWUFai3B9HH1m9MLQZcV9J2dhpYaAoIpkisVZpTQG7RoxW",
+	"0ehoHgkHz1fip7gSyy40LQ3iVheeH7yuXvdbH0BlugeROiYtEvUMFPVckjL7pYt+BAeOoZWDRtn0UPNb",
+	"VNhv2iZmN9aQdZ0KPUJS1Wwa+CFITOBauKwP+0xbzqaOyvlENzC6FnwqwdowxCq1QU7EprajJCBqTKyf",
+	"p8+0zAcENtPHtGA9f3t5JY2YpRK9uzhtY/7LCZ82Of8pGvyTk5geISIgMWstDYReTjiXxJrSDp9r7CTk",
+	"+RoL3W2GNr67fHtWtv+Bg9349urN6ea6Ou6sJM7KVlR/DgHxNiNsqXQAf3nwvtZc85d2GMqfbJX9B7WK",
+	"t+THXs9Lreq162rgcCn8w0MoO44my3J0D1p9yqXbeTM0+QZG2XOKv+c5CvssxeKmKoTaE/sKhczoYdDH",
+	"RWpRUkJgnbdDrWbQiBj50YxPozPPww9TFH4nR+pmDQO2EXQ8V1JhBg5ac5ZaPfXiFgZkf2+FhPX6ZBnd",
+	"dYpFLMET5TTkPQ2s5qTQ+qJAWtoNAE/ZmS0j6q/bZOJL0wZibQrRQ6pKVhN+fvmLZiAfgLvOdDoFe6CT",
+	"i4SwiMe1fIiPl0r8CNENSdSP8iQ9WdY7OFzAYk1iXhCZJybB2wjxsLikvaTvtUn2Vhu+2JpmMnO7/HE3",
+	"ybNe/LBr75KomgKC1ETwfDypZA233IGFiuxi2HO14FOjT1p9U2u8ECsHJ5LXERU32qUajaXpYPqGKOco",
+	"/d/lA/YyZB7tL/ujvF+t3q5l3q2W3NJ2Y82U5f4+lwbLm7uHphOaFJXPESTHQJJEJduzQXG2fPipBFcr",
+	"El6NJOzabY31Enq7xBlMbwkjUnp4K/bm+DglStBIzsWeE1roeoYEzxVxoUCVyyJLhuq7WREWUSJD6PfX",
+	"MYF+QUa5xIkMjZ1pM4xmBcPbXn9UQYqTzQvhubrmd2HxI3dU+v/fcCRyBtFBa02X/rY3x1cXJy8vB0ev",
+	"Xl1A7pGpeLI7hOa4cNox4qzPwHhNqFSEFV1vKLRlcStTWezYUNBeb69NkfuGqDcWi6tpE1mCaZU4gv9C",
+	"V/88P0ZFdHgwUSobOKocKK5wYr1+AkB4gLZggXNpN+cCeiCTXCINDbKJmCBU9j5eq1RA5Z+tRerVPPqA",
+	"VJUW2kAb8whu09TCcoPko/OTz2R3IXd655AW5DOXT21iQNdhv5VZy/zOjESlNxhLsFcO0eUUj8dEoHcn",
+	"Jucr5pHcGtr0NZNK3rxuMxLp0U8Wf/XUhvsWIi7Sbtvvv4xEVk+AHtza6LzOaWI84AuRDQ2qq1gp9NWl",
+	"OJ9ho/234tz/ESJ3OFLJzKXrtMK5CNH/PHpz+jBEO9hWRXSjTuptRtjR+Qna7fYqJVJ/xIno7S88EUj2",
+	"mX/VmyveBo2KxplajhMcTSA9rXQWpHRsJgefvEYpiQ/Rfm+3dIq0ntMFwTG11+qfSiHQgM3Wbib42517",
+	"LiZBdEFWknPgFElIspmnTMucpI2yU8Km50PqM9yMcyHFNUuhVy65JuHjMt+Jskr0brfnGkbIRaGsauis",
+	"GVpDGMV4hsZcL+6lA4UIR4JrXSVJYH15oK0rZdWNEippfVox/NLFR02Kp0vs0SsZXcTmKYIvHqKD0MB2",
+	"QxIWd3zgNiGTzWRj4QxBsyfZ6o+nY/Yu+8ukA7n2ICs5cLYftpH1lQmttpdyI7VOjLJwdMbPkcFP4wGh",
+	"Y4byzDcrbRFGRaw1894/+E8w3ddCg3Nvp2XRP7A4UnzjhQy9OA5EBOsi0w8OUhWihN4QU4kx7KKjRujP",
+	"hPf6TKZa6hR1Ay6l+zpXCvTXtrDeoYlOYjY2YnZC2XhuqM+A6XeDXG+8r9p3UXPgl16fUFMHVrbgtHJi",
+	"Nf40rbTWEuV7A20s6wCjGdw51ZNcg1PYIt2mPLsnYWoxP9t72lxlpe/4OQBYJIt3bLL4muJ//itwK0QA",
+	"vXDh3ADgmwUiopYdFRahuDKkBn3tkrgUJlLhmYQ0cFsCWJcwNivAhOq66JKycQIrHVTyFBZF0GysDLLB",
+	"wOmsLzuDaNedcUGI7FmcQCCpJvzXF09aSXQ0Ak7/u4WGEe5lXYIjl/ZwSUt13SIl4mk6hCXVaqjeUxW0",
+	"NULQ8Nj2+VyiNDTzhfqsnjD0KIWiz1bXKADWHzxTZ80S4KEN4/8oGQAomKEm0GuKKtevi2f9YfUEooqb",
+	"4M+sPtSzeLx8lYIAuuAYhBpH21bM3PLgeRhx0Wee7FO2qbF7c66kIi/2Zh41Ri4cp8mmz8Bbp+HUP9aS",
+	"xGQbusdwG+S2QEt4FhHmgyN7KEVW/KeRDM/qQUUmOEFdMMlCxeADjY3jALrKk4VlnV7qn+3aUNTrGOeq",
+	"vnttwW5595eF85SBx1IJzCSO9PwHkI9Rlj9jQdBIEFPsaEs6sOozzrT6f6Ikypk0bRncq6MRZhFJEvuK",
+	"G2ZoaF0pAwNfkenXZ2NOpEuX40lct4QPKw0j9Ny2bb6xXHAeU9VnSmhN9YaQTNoXUM1DSrbjg6q8Tg0O",
+	"4HrJaGGv1Lv/D8OiPfW+LZboM79aAl6faZFDpnLKvha1pky+9fhP6y9YreRH3WutcoDCVXum6yhHrNUg",
+	"hsVpLy1GLIsQ3+C7ztGYfNX7BPWIn6ZO7dmT+0cV1RkmNupRwckt7uHH5YEH9+9rQt/3OZkA2uOmDZf3",
+	"A5jTFhlY0EW1bJ9QNCxedBl2+8ypgjZnht1YN7X3q/b07SPj6imqz2rubVA9eaIlNtTZ5yyX+qxBYp/a",
+	"3hlYNrttaGVzw8nicF4dv7FzbR+jyp42bY4PR/u1e6FeH2e6h8wT+ZYN6p6pR8r9Nb5h9ACt08L92Dvh",
+	"2O+wYbf++AjWs3j9e4tX96AzdhRjbc+a5PBkrn2AqaEtm8/nR9uOklqXtbLYw18Q3ukNTeXq9QxpE7NZ",
+	"1U4tiz815eOXD0sjydtLHc/reevwvS8jVmqw65wQtd667dZiteEVkX9uefCXSozW1FiWwZcYbmGZcN3a",
+	"xFEMzc28h0xCxDjrtMWlXdlXM2Onz2zKzhFy6HB1YL5xWNcm/Dye7Z6N1qWY4TFJTRc+r8Ld6/DjKrxi",
+	"9KJeBz8n/adoGeCrHNoWNqXE4PvyO0uZrmLEvgtPhWtBhErHiZ+wZJTIPvP7/wgCHQmhk+ktTiqP9Zf5",
+	"yH5/g+r4CMNDkts9NDdbqZqq1KbOHMXW1bi2xKD6s1Er5/s4h9j6E37W81Lsw9x6DRl57LqAkhiVbaKS",
+	"2bPe9Kw3tQn9o4osWl09+mCqCZa5Fy9Iym+JCfI3pLkRY3UR7z9HrwfHfbYxnPtI5nDz4dJ+joOtlFDL",
+	"TBOzqz+7LWIgXzzijKvXrujhmR+Ko13CEmG7ZfCWkba34UOt/5ve+q1533PorvcXvH28l2L+Zszxl9Lk",
+	"PUJcp/a+PEwMhDHXG1m5NRo55k9wUj4EsHkWyPfOqmBk2qJam4iV/9Bi6YssG3i1pPTb4nmncbs8FScn",
+	"TDxtRKalX3BjQauvzaKPaJvq7RUJmFbsEm1Um9JutubBEBYvjm+3NKb6obFRsMueL8W/4aUIr9rM4YwV",
+	"VEbnXv7IYQgXf6jFseGtgKH/NOLQ9dlPc6n6bH5vG7Sx/MnSPqu+WarZ0bv8fU9Ksz37QZ+V/dlbnzNF",
+	"x2XzHJM+V22hY/gcNuqC1lRqIA5b2tVYdFTa1cg+k4pn7q06tOHl2W4eIozm99bxtOxGBUElNt4SGVox",
+	"Rt5ntY6C1ucinUD2vSWtOTzwzXn5XuKTgigf5xnVh7WdeWJYpd415tkx8OwYaJP5hswqUnFZPZMR9kYO",
+	"dMz7NQsryue9Zm3e7SB1q16asshWG8rP5P+oLQBXC6U81Y5qzZt/DnWstQfMCpHBdeViWGjkQlfZ8eIu",
+	"ecXFjspnMVZun33MYvek0koOruMKGITFf4ecrOdG4A/W++mYQa9hIMvphAjSbJX0eCaBPYhbN848e7IF",
+	"yr5do9Gi0r2Wk1W1GJMc6icR2sfu7LsqxXWlsVDvemn4Am2Yx5c6Gmqs6HXiJYuyGLqKbfpT6t03p7tq",
+	"f4nNhFW94VbGtE/gv8FmQ4aCVDry+g8t2hlN8m/LBjMShcg0szIpWaYpjDfUa7tw//7+fwIAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -99,7 +99,7 @@ func (q *Queries) ConsumeChangeSeq(ctx context.Context, userID, seq int64) error
 }
 
 // DeleteUser removes a user with its addresses and sessions, so that its
-// addresses are free at once, and cancels its unsent mail (CancelUserMessages):
+// addresses are free at once, and cancels its queued mail (CancelUserMessages):
 // its outbox rows stay, without a user, as do its audit events. Call it in
 // a transaction, after LockUser; it fails with ErrNotFound for no such user.
 func (q *Queries) DeleteUser(ctx context.Context, id int64) error {
