@@ -23,8 +23,8 @@ import (
 // RequestPasswordReset mails a reset link to the address when it is a
 // user's primary or verified one. Every well-formed address gets the same
 // 202 after the same work: the limits, one lookup, one transaction with
-// the reset mail's interval, an audit row and one outbox statement, which
-// inserts the mail only for a user's address within its interval.
+// the reset mail's interval, an audit row and the mail's insert, which is
+// kept only for a user's address within its interval (EnqueueMessageIf).
 func (s *Server) RequestPasswordReset(ctx context.Context, req gen.RequestPasswordResetRequestObject) (gen.RequestPasswordResetResponseObject, error) {
 	if err := s.limiter.Take(ctx, s.cfg.DB.Queries, s.rules.ResetNetwork, factsFrom(ctx).network()); err != nil {
 		return nil, err
@@ -133,7 +133,7 @@ func (s *Server) ShowPasswordReset(ctx context.Context, req gen.ShowPasswordRese
 			Headers: headers,
 		}, nil
 	case err != nil:
-		a, err := s.linkErrorPage(ctx, err)
+		a, err := s.linkErrorPageHint(ctx, err, resetHint)
 		if err != nil {
 			return nil, err
 		}
@@ -142,6 +142,9 @@ func (s *Server) ShowPasswordReset(ctx context.Context, req gen.ShowPasswordRese
 	b := s.renderPage(ctx, resetForm(rl.email.Email, ""))
 	return showResetResponse{gen.ShowPasswordReset200TexthtmlResponse{Body: b.r, ContentLength: b.n, Headers: headers}, b.extras}, nil
 }
+
+// resetHint tells a person with a bad reset link where to get another.
+const resetHint = "A reset link works once, for a limited time, and only until the password changes: ask for a new one where you sign in."
 
 // resetForm is the page of a reset link: a form for the new password,
 // twice, with the last try's error if any.
@@ -194,7 +197,7 @@ func (s *Server) ConfirmPasswordReset(ctx context.Context, req gen.ConfirmPasswo
 		b := s.renderPage(ctx, resetForm(addr, ae.detail))
 		return confirmResetResponse{gen.ConfirmPasswordReset400TexthtmlResponse{LinkErrorTexthtmlResponse: b.linkError()}, b.extras}, nil
 	}
-	a, err := s.linkErrorPage(ctx, err)
+	a, err := s.linkErrorPageHint(ctx, err, resetHint)
 	if err != nil {
 		return nil, err
 	}
