@@ -161,9 +161,6 @@ type Server struct {
 	pages           *pages
 	verifyLinks     linkKind
 	primaryLinks    linkKind
-	// dummyResetState stands in for a user's password state on the path
-	// of an address nobody holds, so both paths do the same work.
-	dummyResetState int64
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
