@@ -653,3 +653,58 @@ func TestServerFunctions(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoveryBadInput: the error codes of the new endpoints that the
+// flows above do not meet, each leaving everything as it was.
+func TestRecoveryBadInput(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		alice := e.verifiedUser("alice@example.com")
+		l := e.resetLink("alice@example.com")
+		id := strconv.FormatInt(alice.id, 10)
+		huge := []byte(`{"email":"` + strings.Repeat("a", 70<<10) + `"}`)
+		cases := []struct {
+			name         string
+			method, path string
+			body         []byte
+			header       []string
+			status       int
+			code         gen.ErrorCode
+		}{
+			{"reset request without an address", "POST", "/auth/password-reset/", []byte(`{}`), []string{"Content-Type", "application/json"}, 400, gen.ErrorCodeValidationError},
+			{"reset request with an unknown field", "POST", "/auth/password-reset/", []byte(`{"email":"alice@example.com","user_id":1}`), []string{"Content-Type", "application/json"}, 400, gen.ErrorCodeValidationError},
+			{"reset request as text", "POST", "/auth/password-reset/", []byte(`alice@example.com`), []string{"Content-Type", "text/plain"}, 415, gen.ErrorCodeUnsupportedMediaType},
+			{"reset request too large", "POST", "/auth/password-reset/", huge, []string{"Content-Type", "application/json"}, 413, gen.ErrorCodeBodyTooLarge},
+			{"reset link, 7 characters", "POST", linkPath(l), []byte(`{"password":"x7!kq2z"}`), []string{"Content-Type", "application/json"}, 400, gen.ErrorCodeValidationError},
+			{"reset link, 1025 characters", "POST", linkPath(l), mustJSON(gen.NewPassword{Password: strings.Repeat("é", 1025)}), []string{"Content-Type", "application/json"}, 400, gen.ErrorCodeValidationError},
+			{"reset link, no body", "POST", linkPath(l), nil, nil, 400, gen.ErrorCodeValidationError},
+			{"reset link, text", "POST", linkPath(l), []byte(`purple monkey dishwasher lamp`), []string{"Content-Type", "text/plain"}, 415, gen.ErrorCodeUnsupportedMediaType},
+			{"change as text", "POST", "/users/" + id + "/password/", []byte(`x`), alice.authHeaders("Content-Type", "text/plain"), 415, gen.ErrorCodeUnsupportedMediaType},
+			{"change without the current password", "POST", "/users/" + id + "/password/", []byte(`{"new_password":"purple monkey dishwasher lamp"}`), alice.authHeaders("Content-Type", "application/json"), 400, gen.ErrorCodeValidationError},
+			{"sign out everywhere without a session", "DELETE", "/users/" + id + "/sessions/", nil, nil, 401, gen.ErrorCodeNotAuthenticated},
+			{"deletion without a session", "DELETE", "/users/" + id + "/", []byte(`{"password":"x"}`), []string{"Content-Type", "application/json"}, 401, gen.ErrorCodeNotAuthenticated},
+			{"deletion without the password", "DELETE", "/users/" + id + "/", []byte(`{}`), alice.authHeaders("Content-Type", "application/json"), 400, gen.ErrorCodeValidationError},
+			{"deletion of user 0", "DELETE", "/users/0/", []byte(`{"password":"x"}`), alice.authHeaders("Content-Type", "application/json"), 400, gen.ErrorCodeValidationError},
+		}
+		for _, tc := range cases {
+			before := e.state(alice.id)
+			wantProblem(t, tc.name, e.do(tc.method, tc.path, tc.body, tc.header...), tc.status, tc.code)
+			e.unchanged(t, tc.name, alice.id, before)
+		}
+
+		// A deletion's wrong passwords count with those of a change.
+		for i := range 5 {
+			r, _ := alice.DeleteAccountWithResponse(ctx, alice.id, gen.AccountDeletion{Password: "wrong horse " + strconv.Itoa(i)})
+			wantProblem(t, "wrong password "+strconv.Itoa(i+1), r, 400, gen.ErrorCodeInvalidPassword)
+		}
+		before := e.state(alice.id)
+		r, _ := alice.DeleteAccountWithResponse(ctx, alice.id, gen.AccountDeletion{Password: goodPasswd})
+		wantProblem(t, "deletion after 5 wrong passwords", r, 429, gen.ErrorCodeRateLimited)
+		c, _ := alice.ChangePasswordWithResponse(ctx, alice.id, gen.PasswordChange{Password: goodPasswd, NewPassword: newPasswd})
+		wantProblem(t, "a change after 5 wrong passwords", c, 429, gen.ErrorCodeRateLimited)
+		e.unchanged(t, "refused after 5 wrong passwords", alice.id, before)
+		if len(e.deliver()) != 0 {
+			t.Error("refused requests queued mail")
+		}
+	})
+}
