@@ -708,3 +708,56 @@ func TestRecoveryBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestPasswordResetConcurrent: of two outstanding links, each posted
+// twice at once, exactly one request sets a password; the others answer
+// link_used, and one notice goes out.
+func TestPasswordResetConcurrent(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		e.verifiedUser("alice@example.com")
+		first := e.resetLink("alice@example.com")
+		e.clock.Advance(3*time.Minute + time.Second)
+		second := e.resetLink("alice@example.com")
+		e.deliver()
+		type result struct {
+			status int
+			code   gen.ErrorCode
+			pw     string
+		}
+		results := make(chan result, 4)
+		start := make(chan struct{})
+		for i, l := range []mailedLink{first, second, first, second} {
+			pw := "concurrent password " + strconv.Itoa(i)
+			go func() {
+				<-start
+				r, err := e.anon.ConfirmPasswordResetWithResponse(ctx, l.userKey, l.token, gen.NewPassword{Password: pw})
+				if err != nil {
+					results <- result{status: -1}
+					return
+				}
+				results <- result{status: r.StatusCode(), code: problemCode(r.ApplicationproblemJSON400), pw: pw}
+			}()
+		}
+		close(start)
+		var won []string
+		for range 4 {
+			r := <-results
+			switch {
+			case r.status == 204:
+				won = append(won, r.pw)
+			case r.status != 400 || r.code != gen.ErrorCodeLinkUsed:
+				t.Errorf("a concurrent reset answered %d %s; want 204 once, link_used otherwise", r.status, r.code)
+			}
+		}
+		if len(won) != 1 {
+			t.Fatalf("%d resets succeeded; want 1", len(won))
+		}
+		if got := e.loginWith("alice@example.com", won[0]); got != 200 {
+			t.Errorf("login with the winning password: %d", got)
+		}
+		if got := mailsOf(e.deliver(), mail.KindPasswordChanged, "alice@example.com"); len(got) != 1 {
+			t.Errorf("%d password_changed notices; want 1", len(got))
+		}
+	})
+}
