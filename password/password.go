@@ -12,7 +12,7 @@ package password
 import (
 	"context"
 	"crypto/rand"
-		"errors"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
