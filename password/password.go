@@ -4,6 +4,8 @@
 // like a real one, equal verification times across kinds of stored hashes
 // (timing.go), a bound on how many hashes, and so how much hashing
 // memory, are in use at once, and one on how many callers wait for them.
+// It also verifies the hashes Django writes (django.go), so that imported
+// users log in with their old passwords and are rehashed to argon2id.
 //
 // This package must not import anything else of the project; it depends
 // only on the standard library and golang.org/x/{crypto,sync,text}.
@@ -172,10 +174,11 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	return encode(h.params, salt, key), nil
 }
 
-// Verify reports whether password matches encoded, in constant time. It
-// uses the parameters stored in encoded; needsRehash is true when they
-// differ from h's (callers should act on it only when ok, by storing a new
-// Hash). A malformed or out-of-bounds encoded hash is an error wrapping
+// Verify reports whether password matches encoded, in constant time:
+// this package's argon2id or one of Django's hashes (django.go). It uses
+// the parameters stored in encoded; needsRehash is true when they differ
+// from h's or the scheme is not argon2id (callers should act on it only
+// when ok, by storing a new Hash). A malformed or out-of-bounds encoded hash is an error wrapping
 // ErrMalformedHash. Verify waits for the hashing slots encoded needs, and
 // returns ctx.Err() if ctx ends first, or ErrBusy at once if the queue is
 // full. While stored hashes with different
