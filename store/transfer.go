@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// ExportedUser is a user as export reads it: the account and its addresses,
+// the primary first.
+type ExportedUser struct {
+	ID           int64     `db:"id"`
+	DateJoined   time.Time `db:"date_joined"`
+	PasswordHash string    `db:"password_hash"`
+	Language     string    `db:"language"`
+	Emails       []ExportedEmail
+}
+
+// ExportedEmail is one address of an ExportedUser.
+type ExportedEmail struct {
+	UserID   int64  `db:"user_id"`
+	Email    string `db:"email"`
+	Verified bool   `db:"verified"`
+	Primary  bool   `db:"is_primary"`
+}
+
+// Snapshot runs fn on Queries that read one consistent state of the
+// database while others go on writing: a read-only REPEATABLE READ
+// transaction on PostgreSQL, a deferred read transaction on SQLite (WAL
+// lets the writer go on). fn must not write.
+func (db *DB) Snapshot(ctx context.Context, fn func(q *Queries) error) error {
+	if db.dialect == Postgres {
+		tx, err := db.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+		if err != nil {
+			return db.translate(err)
+		}
+		defer tx.Rollback()
+		return fn(&Queries{ext: tx, dialect: db.dialect, writes: db.writes})
+	}
+	// The DSN makes every BeginTx immediate, which would hold the write
+	// lock for the whole read: begin by hand on one connection instead.
+	conn, err := db.db.Connx(ctx)
+	if err != nil {
+		return db.translate(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN DEFERRED`); err != nil {
+		return db.translate(err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+	return fn(&Queries{ext: connExt{conn}, dialect: db.dialect, writes: db.writes})
+}
+
+// connExt makes a *sqlx.Conn of SQLite an sqlx.ExtContext.
+type connExt struct{ *sqlx.Conn }
+
+func (connExt) DriverName() string { return string(SQLite) }
+
+func (connExt) BindNamed(query string, arg any) (string, []any, error) {
+	return sqlx.BindNamed(sqlx.QUESTION, query, arg)
+}
+
+// ExportPage returns up to limit users with ids above after, in id order,
+// with their addresses: two statements, whatever the page size.
+func (q *Queries) ExportPage(ctx context.Context, after int64, limit int) ([]ExportedUser, error) {
+	const qUsers = `SELECT id, date_joined, password_hash, language FROM users WHERE id > ? ORDER BY id LIMIT ?`
+	const qEmails = `SELECT user_id, email, verified, is_primary FROM emails
+		WHERE user_id >= ? AND user_id <= ? ORDER BY user_id, is_primary DESC, id`
+	users := []ExportedUser{}
+	if err := q.selectAll(ctx, &users, qUsers, after, limit); err != nil || len(users) == 0 {
+		return users, err
+	}
+	emails := []ExportedEmail{}
+	if err := q.selectAll(ctx, &emails, qEmails, users[0].ID, users[len(users)-1].ID); err != nil {
+		return nil, err
+	}
+	i := 0
+	for _, e := range emails {
+		for i < len(users) && users[i].ID < e.UserID {
+			i++
+		}
+		if i < len(users) && users[i].ID == e.UserID {
+			users[i].Emails = append(users[i].Emails, e)
+		}
+	}
+	return users, nil
+}
+
+// CountUsers returns how many users there are.
+func (q *Queries) CountUsers(ctx context.Context) (int64, error) {
+	var n int64
+	return n, q.get(ctx, &n, `SELECT count(*) FROM users`)
+}
+
+// ImportedUser is a user to insert with its own id, as import brings it.
+type ImportedUser struct {
+	ID           int64
+	DateJoined   time.Time
+	PasswordHash string
+	Language     string
+	Emails       []ImportedEmail
+}
+
+// ImportedEmail is one address of an ImportedUser, normalized.
+type ImportedEmail struct {
+	Email, Key        string
+	Verified, Primary bool
+}
+
+// Parameters per row of the multi-row INSERTs of InsertImported, and rows
+// per statement: well under SQLite's 32766 and PostgreSQL's 65535
+// parameters a statement.
+const (
+	importUserCols  = 4
+	importEmailCols = 7
+	importMaxRows   = 1000
+)
+
+// InsertImported inserts users with their ids and their addresses in
+// multi-row INSERTs. The database's constraints refuse a taken id
+// (ErrEmailTaken too: it is a unique violation) and an address verified or
+// primary for two users (ErrEmailTaken). The addresses are verified as of
+// now.
+func (q *Queries) InsertImported(ctx context.Context, users []ImportedUser, now time.Time) error {
+	q = q.unprepared() // built per batch size, run a few times: not worth keeping
+	now = utc(now)
+	userInsert := `INSERT INTO users (id, date_joined, password_hash, language) VALUES `
+	if q.dialect == Postgres {
+		// id is GENERATED ALWAYS: an explicit one needs saying so.
+		userInsert = `INSERT INTO users (id, date_joined, password_hash, language) OVERRIDING SYSTEM VALUE VALUES `
+	}
+	for start := 0; start < len(users); start += importMaxRows {
+		chunk := users[start:min(start+importMaxRows, len(users))]
+		args := make([]any, 0, len(chunk)*importUserCols)
+		for _, u := range chunk {
+			args = append(args, u.ID, utc(u.DateJoined), u.PasswordHash, u.Language)
+		}
+		if _, err := q.exec(ctx, userInsert+rowsOf(len(chunk), importUserCols), args...); err != nil {
+			return err
+		}
+	}
+	const emailInsert = `INSERT INTO emails (user_id, email, email_key, verified, is_primary, created_at, verified_at) VALUES `
+	args := make([]any, 0, importMaxRows*importEmailCols)
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		_, err := q.exec(ctx, emailInsert+rowsOf(len(args)/importEmailCols, importEmailCols), args...)
+		args = args[:0]
+		return err
+	}
+	for _, u := range users {
+		for _, e := range u.Emails {
+			var verifiedAt *time.Time
+			if e.Verified {
+				verifiedAt = &now
+			}
+			args = append(args, u.ID, e.Email, e.Key, e.Verified, e.Primary, now, verifiedAt)
+			if len(args) == cap(args) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}
+
+// rowsOf is "(?, ?), (?, ?)" for n rows of cols parameters.
+func rowsOf(n, cols int) string {
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	var b strings.Builder
+	b.Grow(n * (len(row) + 2))
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+// UserExists reports whether a user has id.
+func (q *Queries) UserExists(ctx context.Context, id int64) (bool, error) {
+	var n int64
+	err := q.get(ctx, &n, `SELECT count(*) FROM users WHERE id = ?`, id)
+	return n > 0, err
+}
+
+// ClaimedBy returns the user who holds the address with comparison key key
+// verified or primary; ErrNotFound when nobody does.
+func (q *Queries) ClaimedBy(ctx context.Context, key string) (int64, error) {
+	var id int64
+	return id, q.get(ctx, &id, `SELECT user_id FROM emails WHERE email_key = ? AND (verified OR is_primary)`, key)
+}
+
+// Savepoint runs fn inside a savepoint of q's transaction and rolls back to
+// it when fn fails, so that the transaction goes on after a refused
+// statement (PostgreSQL aborts a transaction at its first error otherwise).
+func (q *Queries) Savepoint(ctx context.Context, fn func() error) error {
+	if _, err := q.ext.ExecContext(ctx, `SAVEPOINT import_batch`); err != nil {
+		return q.translate(err)
+	}
+	if err := fn(); err != nil {
+		if _, rerr := q.ext.ExecContext(ctx, `ROLLBACK TO SAVEPOINT import_batch`); rerr != nil {
+			return q.translate(rerr)
+		}
+		return err
+	}
+	_, err := q.ext.ExecContext(ctx, `RELEASE SAVEPOINT import_batch`)
+	return q.translate(err)
+}
+
+// MoveUserIDsPast moves the sequence that numbers new users past the
+// largest id in the table, so that the next sign-up gets a fresh id after
+// users were inserted with their own. On SQLite, AUTOINCREMENT does this
+// by itself (sqlite_sequence keeps the largest id ever inserted).
+func (q *Queries) MoveUserIDsPast(ctx context.Context) error {
+	if q.dialect != Postgres {
+		return nil
+	}
+	// Never backwards: ids of deleted users stay used.
+	const query = `SELECT setval(pg_get_serial_sequence('users', 'id'), GREATEST(max(id),
+		coalesce(pg_sequence_last_value(pg_get_serial_sequence('users', 'id')::regclass), 0)))
+		FROM users HAVING max(id) IS NOT NULL`
+	rows, err := q.ext.QueryContext(ctx, query)
+	if err != nil {
+		return q.translate(err)
+	}
+	return q.translate(rows.Close())
+}
