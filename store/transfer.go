@@ -190,13 +190,6 @@ func (q *Queries) UserExists(ctx context.Context, id int64) (bool, error) {
 	return n > 0, err
 }
 
-// ClaimedBy returns the user who holds the address with comparison key key
-// verified or primary; ErrNotFound when nobody does.
-func (q *Queries) ClaimedBy(ctx context.Context, key string) (int64, error) {
-	var id int64
-	return id, q.get(ctx, &id, `SELECT user_id FROM emails WHERE email_key = ? AND (verified OR is_primary)`, key)
-}
-
 // Savepoint runs fn inside a savepoint of q's transaction and rolls back to
 // it when fn fails, so that the transaction goes on after a refused
 // statement (PostgreSQL aborts a transaction at its first error otherwise).

@@ -79,7 +79,7 @@ func (a *api) login(email, pw string) (int64, string) {
 		return res.JSON200.UserId, ""
 	}
 	if res.ApplicationproblemJSON400 != nil {
-		return 0, res.ApplicationproblemJSON400.Code
+		return 0, string(res.ApplicationproblemJSON400.Code)
 	}
 	a.t.Fatalf("login %s: %d %s", email, res.StatusCode(), res.Body)
 	return 0, ""
