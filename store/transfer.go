@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // ExportedUser is a user as export reads it: the account and its addresses,
@@ -127,11 +129,10 @@ const (
 func (q *Queries) InsertImported(ctx context.Context, users []ImportedUser, now time.Time) error {
 	q = q.unprepared() // built per batch size, run a few times: not worth keeping
 	now = utc(now)
-	userInsert := `INSERT INTO users (id, date_joined, password_hash, language) VALUES `
 	if q.dialect == Postgres {
-		// id is GENERATED ALWAYS: an explicit one needs saying so.
-		userInsert = `INSERT INTO users (id, date_joined, password_hash, language) OVERRIDING SYSTEM VALUE VALUES `
+		return q.insertImportedArrays(ctx, users, now)
 	}
+	const userInsert = `INSERT INTO users (id, date_joined, password_hash, language) VALUES `
 	for start := 0; start < len(users); start += importMaxRows {
 		chunk := users[start:min(start+importMaxRows, len(users))]
 		args := make([]any, 0, len(chunk)*importUserCols)
@@ -167,6 +168,39 @@ func (q *Queries) InsertImported(ctx context.Context, users []ImportedUser, now 
 		}
 	}
 	return flush()
+}
+
+// insertImportedArrays is InsertImported on PostgreSQL: each table's rows
+// go as one array per column, unnested by the server, so that a batch is
+// two statements of a few parameters whatever its size.
+func (q *Queries) insertImportedArrays(ctx context.Context, users []ImportedUser, now time.Time) error {
+	var (
+		ids, joined, hashes, langs []string
+		owners, emails, keys       []string
+		verified, primary          []bool
+	)
+	for _, u := range users {
+		id := strconv.FormatInt(u.ID, 10)
+		ids = append(ids, id)
+		joined = append(joined, utc(u.DateJoined).Format(time.RFC3339Nano))
+		hashes = append(hashes, u.PasswordHash)
+		langs = append(langs, u.Language)
+		for _, e := range u.Emails {
+			owners, emails, keys = append(owners, id), append(emails, e.Email), append(keys, e.Key)
+			verified, primary = append(verified, e.Verified), append(primary, e.Primary)
+		}
+	}
+	// id is GENERATED ALWAYS: an explicit one needs OVERRIDING SYSTEM VALUE.
+	const qUsers = `INSERT INTO users (id, date_joined, password_hash, language) OVERRIDING SYSTEM VALUE
+		SELECT * FROM unnest(?::bigint[], ?::timestamptz[], ?::text[], ?::text[])`
+	if _, err := q.exec(ctx, qUsers, pq.Array(ids), pq.Array(joined), pq.Array(hashes), pq.Array(langs)); err != nil {
+		return err
+	}
+	const qEmails = `INSERT INTO emails (user_id, email, email_key, verified, is_primary, created_at, verified_at)
+		SELECT u, e, k, v, p, ?, CASE WHEN v THEN ?::timestamptz END
+		FROM unnest(?::bigint[], ?::text[], ?::text[], ?::boolean[], ?::boolean[]) AS a (u, e, k, v, p)`
+	_, err := q.exec(ctx, qEmails, now, now, pq.Array(owners), pq.Array(emails), pq.Array(keys), pq.Array(verified), pq.Array(primary))
+	return err
 }
 
 // rowsOf is "(?, ?), (?, ?)" for n rows of cols parameters.

@@ -84,6 +84,10 @@ func invalid(record, format string, args ...any) error {
 	return &RecordError{Code: "import_invalid", Record: record, Reason: fmt.Sprintf(format, args...)}
 }
 
+// readFunc reads users from r, hands each to add with the name of its
+// record, and counts what it skips in sum.
+type readFunc func(ctx context.Context, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary) error
+
 // errDryRun rolls back a dry run's transaction.
 var errDryRun = errors.New("transfer: dry run")
 
@@ -98,7 +102,7 @@ func Import(ctx context.Context, db *store.DB, r io.Reader, opts Options) (Summa
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	var read func(context.Context, io.Reader, func(store.ImportedUser, string) error, *Summary) error
+	var read readFunc
 	switch opts.Format {
 	case "", FormatUseremail:
 		read = readUseremail
@@ -116,11 +120,7 @@ func Import(ctx context.Context, db *store.DB, r io.Reader, opts Options) (Summa
 			return errors.New("the database aborted the transaction; nothing was imported, run the import again")
 		}
 		sum = Summary{Hashes: map[string]int64{}, DryRun: opts.DryRun}
-		w := &batchWriter{q: q, now: opts.Now(), sum: &sum, progress: p, ctx: ctx}
-		if err := read(ctx, r, w.add, &sum); err != nil {
-			return err
-		}
-		if err := w.flush(ctx); err != nil {
+		if err := pipeline(ctx, r, read, &sum, &batchWriter{q: q, now: opts.Now(), progress: p}); err != nil {
 			return err
 		}
 		if opts.DryRun {
@@ -142,40 +142,81 @@ func Import(ctx context.Context, db *store.DB, r io.Reader, opts Options) (Summa
 	return sum, nil
 }
 
-// batchWriter collects users and inserts them a batch at a time.
+// batch is users read, with the names of their records for errors.
+type batch struct {
+	users []store.ImportedUser
+	names []string
+}
+
+// pipeline runs read in a goroutine of its own, which hands batches of
+// importBatch users to w in this one: decoding and normalizing the next
+// batch overlaps with the database's work on this one, and at most a few
+// batches are held at once. A refused batch stops the reading.
+func pipeline(ctx context.Context, r io.Reader, read readFunc, sum *Summary, w *batchWriter) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan batch, 2)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		var b batch
+		send := func() error {
+			select {
+			case batches <- b:
+				b = batch{}
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := read(ctx, r, func(u store.ImportedUser, record string) error {
+			b.users, b.names = append(b.users, u), append(b.names, record)
+			if len(b.users) < importBatch {
+				return nil
+			}
+			return send()
+		}, sum)
+		if err == nil && len(b.users) > 0 {
+			err = send()
+		}
+		readErr <- err
+	}()
+	var writeErr error
+	for b := range batches {
+		if writeErr == nil {
+			if writeErr = w.flush(ctx, b); writeErr != nil {
+				cancel() // the reader stops at its next batch
+			}
+		}
+	}
+	if err := <-readErr; writeErr == nil {
+		writeErr = err
+	}
+	if writeErr == nil {
+		sum.Users, sum.Addresses = w.users, w.addresses
+	}
+	return writeErr
+}
+
+// batchWriter inserts batches of users.
 type batchWriter struct {
-	q        *store.Queries
-	now      time.Time
-	sum      *Summary
-	progress *progress
-	batch    []store.ImportedUser
-	names    []string
-	ctx      context.Context
+	q                *store.Queries
+	now              time.Time
+	progress         *progress
+	users, addresses int64
 }
 
-func (w *batchWriter) add(u store.ImportedUser, record string) error {
-	w.batch = append(w.batch, u)
-	w.names = append(w.names, record)
-	if len(w.batch) >= importBatch {
-		return w.flush(w.ctx)
-	}
-	return nil
-}
-
-// flush inserts the batch. When the database refuses it, it inserts the
-// batch's users one by one to name the first one refused.
-func (w *batchWriter) flush(ctx context.Context) error {
-	if len(w.batch) == 0 {
-		return nil
-	}
-	err := w.q.Savepoint(ctx, func() error { return w.q.InsertImported(ctx, w.batch, w.now) })
+// flush inserts b. When the database refuses it, it inserts b's users one
+// by one to name the first one refused.
+func (w *batchWriter) flush(ctx context.Context, b batch) error {
+	err := w.q.Savepoint(ctx, func() error { return w.q.InsertImported(ctx, b.users, w.now) })
 	if errors.Is(err, store.ErrEmailTaken) {
 		err = nil
-		for i := range w.batch {
-			one := w.batch[i : i+1]
+		for i := range b.users {
+			one := b.users[i : i+1]
 			if err := w.q.Savepoint(ctx, func() error { return w.q.InsertImported(ctx, one, w.now) }); err != nil {
 				if errors.Is(err, store.ErrEmailTaken) {
-					return w.conflict(ctx, one[0], w.names[i], err)
+					return w.conflict(ctx, one[0], b.names[i], err)
 				}
 				return err
 			}
@@ -184,12 +225,11 @@ func (w *batchWriter) flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, u := range w.batch {
-		w.sum.Users++
-		w.sum.Addresses += int64(len(u.Emails))
+	for _, u := range b.users {
+		w.users++
+		w.addresses += int64(len(u.Emails))
 	}
-	w.batch, w.names = w.batch[:0], w.names[:0]
-	w.progress.at(w.sum.Users)
+	w.progress.at(w.users)
 	return nil
 }
 
