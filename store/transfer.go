@@ -259,3 +259,109 @@ func (q *Queries) MoveUserIDsPast(ctx context.Context) error {
 	}
 	return q.translate(rows.Close())
 }
+
+// StagedUser is a user of a Django dump, held in the import's staging
+// table until the dump's addresses have been read too.
+type StagedUser struct {
+	ID           int64     `db:"id"`
+	Seq          int64     `db:"seq"` // the record's position in the dump
+	Record       string    `db:"record"`
+	DateJoined   time.Time `db:"date_joined"`
+	PasswordHash string    `db:"password_hash"`
+	Scheme       string    `db:"scheme"`
+	Email        string    `db:"email"`
+	Inactive     bool      `db:"inactive"`
+}
+
+// StagedAddress is an address record of a Django dump, staged.
+type StagedAddress struct {
+	UserID   int64  `db:"user_id"`
+	Seq      int64  `db:"seq"`
+	Record   string `db:"record"`
+	Email    string `db:"email"`
+	Verified bool   `db:"verified"`
+	Primary  bool   `db:"is_primary"`
+}
+
+// CreateStaging creates the staging tables of a Django import: temporary,
+// in q's transaction, so that a rollback takes them away; DropStaging
+// drops them before the commit.
+func (q *Queries) CreateStaging(ctx context.Context) error {
+	ts := "TIMESTAMP"
+	if q.dialect == Postgres {
+		ts = "TIMESTAMPTZ"
+	}
+	for _, stmt := range []string{
+		`CREATE TEMP TABLE import_users (id BIGINT NOT NULL, seq BIGINT NOT NULL, record TEXT NOT NULL,
+			date_joined ` + ts + ` NOT NULL, password_hash TEXT NOT NULL, scheme TEXT NOT NULL, email TEXT NOT NULL, inactive BOOLEAN NOT NULL)`,
+		`CREATE INDEX import_users_id ON import_users (id, seq)`,
+		`CREATE TEMP TABLE import_addresses (user_id BIGINT NOT NULL, seq BIGINT NOT NULL, record TEXT NOT NULL,
+			email TEXT NOT NULL, verified BOOLEAN NOT NULL, is_primary BOOLEAN NOT NULL)`,
+		`CREATE INDEX import_addresses_user ON import_addresses (user_id, seq)`,
+	} {
+		if _, err := q.ext.ExecContext(ctx, stmt); err != nil {
+			return q.translate(err)
+		}
+	}
+	return nil
+}
+
+// DropStaging drops the staging tables.
+func (q *Queries) DropStaging(ctx context.Context) error {
+	_, err := q.ext.ExecContext(ctx, `DROP TABLE import_users`)
+	if err == nil {
+		_, err = q.ext.ExecContext(ctx, `DROP TABLE import_addresses`)
+	}
+	return q.translate(err)
+}
+
+// StageUsers inserts users into the staging table.
+func (q *Queries) StageUsers(ctx context.Context, users []StagedUser) error {
+	q = q.unprepared()
+	const cols = 8
+	args := make([]any, 0, len(users)*cols)
+	for _, u := range users {
+		args = append(args, u.ID, u.Seq, u.Record, utc(u.DateJoined), u.PasswordHash, u.Scheme, u.Email, u.Inactive)
+	}
+	_, err := q.exec(ctx, `INSERT INTO import_users (id, seq, record, date_joined, password_hash, scheme, email, inactive) VALUES `+rowsOf(len(users), cols), args...)
+	return err
+}
+
+// StageAddresses inserts addresses into the staging table.
+func (q *Queries) StageAddresses(ctx context.Context, addrs []StagedAddress) error {
+	q = q.unprepared()
+	const cols = 6
+	args := make([]any, 0, len(addrs)*cols)
+	for _, a := range addrs {
+		args = append(args, a.UserID, a.Seq, a.Record, a.Email, a.Verified, a.Primary)
+	}
+	_, err := q.exec(ctx, `INSERT INTO import_addresses (user_id, seq, record, email, verified, is_primary) VALUES `+rowsOf(len(addrs), cols), args...)
+	return err
+}
+
+// StagedUsers returns up to limit staged users after (id, seq), in that
+// order.
+func (q *Queries) StagedUsers(ctx context.Context, afterID, afterSeq int64, limit int) ([]StagedUser, error) {
+	const query = `SELECT id, seq, record, date_joined, password_hash, scheme, email, inactive FROM import_users
+		WHERE id > ? OR (id = ? AND seq > ?) ORDER BY id, seq LIMIT ?`
+	users := []StagedUser{}
+	return users, q.unprepared().selectAll(ctx, &users, query, afterID, afterID, afterSeq, limit)
+}
+
+// StagedAddresses returns the staged addresses of the users with ids from
+// from to to, by user and then in dump order.
+func (q *Queries) StagedAddresses(ctx context.Context, from, to int64) ([]StagedAddress, error) {
+	const query = `SELECT user_id, seq, record, email, verified, is_primary FROM import_addresses
+		WHERE user_id >= ? AND user_id <= ? ORDER BY user_id, seq`
+	addrs := []StagedAddress{}
+	return addrs, q.unprepared().selectAll(ctx, &addrs, query, from, to)
+}
+
+// OrphanAddress returns the first staged address whose user is not
+// staged; ErrNotFound when there is none.
+func (q *Queries) OrphanAddress(ctx context.Context) (StagedAddress, error) {
+	const query = `SELECT user_id, seq, record, email, verified, is_primary FROM import_addresses a
+		WHERE NOT EXISTS (SELECT 1 FROM import_users u WHERE u.id = a.user_id) ORDER BY seq LIMIT 1`
+	var a StagedAddress
+	return a, q.unprepared().get(ctx, &a, query)
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/useremail/useremail/store"
 	"github.com/useremail/useremail/store/storetest"
@@ -190,6 +191,79 @@ func TestDjangoWithoutAllauth(t *testing.T) {
 		l := a.emails("alice@example.com", "alice's pbkdf2 password")
 		if len(l) != 1 || !l[0].Primary || l[0].Verified {
 			t.Errorf("alice's addresses = %+v, want one, primary and unverified", l)
+		}
+	})
+}
+
+// djangoDump writes a dump of the given records (model, pk, fields).
+func djangoDump(records ...map[string]any) string {
+	b, _ := json.Marshal(records)
+	return string(b)
+}
+
+func djUser(pk int, email string, active bool) map[string]any {
+	return map[string]any{"model": "auth.user", "pk": pk, "fields": map[string]any{
+		"password": "!unusable", "email": email, "is_active": active, "date_joined": "2020-01-02T03:04:05.123Z", "username": email}}
+}
+
+func djAddress(pk, user int, email string, verified, primary bool) map[string]any {
+	return map[string]any{"model": "account.emailaddress", "pk": pk, "fields": map[string]any{
+		"user": user, "email": email, "verified": verified, "primary": primary}}
+}
+
+// TestDjangoDumpShapes: addresses may come before their users, other
+// models are counted and ignored, an address of an inactive user is
+// skipped with it, and one of a user not in the file is refused.
+func TestDjangoDumpShapes(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		dump := djangoDump(
+			djAddress(1, 2, "two@example.com", true, true),
+			map[string]any{"model": "sites.site", "pk": 1, "fields": map[string]any{"domain": "example.com"}},
+			djUser(1, "one@example.com", true),
+			djUser(2, "Two@Example.com", true),
+			djUser(3, "three@example.com", false),
+			djAddress(2, 3, "three@example.com", true, true),
+			djAddress(3, 1, "one@work.example", false, false),
+		)
+		sum, err := transfer.Import(ctx, db, strings.NewReader(dump), transfer.Options{Format: transfer.FormatDjango})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Users != 2 || sum.Addresses != 3 || sum.Inactive != 1 || sum.Ignored != 1 || sum.Hashes["none"] != 2 {
+			t.Errorf("summary %+v", sum)
+		}
+		emails, err := db.EmailsByUser(ctx, 2)
+		if err != nil || len(emails) != 1 || !emails[0].Verified || !emails[0].Primary || emails[0].Email != "two@example.com" {
+			t.Errorf("user 2's addresses = %+v, %v; want two@example.com, verified and primary", emails, err)
+		}
+		joined, err := db.UserByID(ctx, 1)
+		if err != nil || !joined.DateJoined.Equal(time.Date(2020, 1, 2, 3, 4, 5, 123e6, time.UTC)) || joined.PasswordHash != "" {
+			t.Errorf("user 1 = %+v, %v", joined, err)
+		}
+
+		for _, tc := range []struct{ name, dump, want string }{
+			{"address of a user not in the file", djangoDump(djUser(10, "ten@example.com", true), djAddress(1, 11, "x@example.com", true, true)),
+				"import: import_invalid: record 2 (account.emailaddress pk 1): its user 11 is not in the file"},
+			{"user twice", djangoDump(djUser(10, "ten@example.com", true), djUser(10, "other@example.com", true)),
+				"import: import_conflict: record 2 (auth.user pk 10): user id 10 is taken"},
+			{"user already in the database", djangoDump(djUser(1, "ten@example.com", true)),
+				"import: import_conflict: record 1 (auth.user pk 1): user id 1 is taken"},
+			{"bad address", djangoDump(djUser(10, "not an address", true)), "import: import_invalid: record 1 (auth.user pk 10): address"},
+			{"bad date", djangoDump(map[string]any{"model": "auth.user", "pk": 10, "fields": map[string]any{"password": "", "email": "a@example.com", "date_joined": "yesterday"}}),
+				"import: import_invalid: record 1 (auth.user pk 10): date_joined"},
+			{"md5 hash", djangoDump(map[string]any{"model": "auth.user", "pk": 10, "fields": map[string]any{"password": "md5$salt$0123", "email": "a@example.com", "date_joined": "2020-01-02T03:04:05"}}),
+				`import: import_invalid: record 1 (auth.user pk 10): password hash of scheme "md5"`},
+			{"not an array", `{"model": "auth.user"}`, "import: a Django dump: want [, found {"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := transfer.Import(ctx, db, strings.NewReader(tc.dump), transfer.Options{Format: transfer.FormatDjango})
+				if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+					t.Fatalf("import = %v, want %q…", err, tc.want)
+				}
+				if n := userCount(t, db); n != 2 {
+					t.Errorf("%d users after a refused import, want 2", n)
+				}
+			})
 		}
 	})
 }

@@ -7,15 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/useremail/useremail/store"
 )
 
-// readUseremail decodes an export a user at a time and hands each to add.
-func readUseremail(ctx context.Context, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary) error {
+// readUseremail decodes an export a user at a time and hands each to add;
+// it does not use the database.
+func readUseremail(ctx context.Context, _ *store.Queries, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary) error {
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := expectDelim(dec, '{', "the document"); err != nil {
@@ -129,34 +129,93 @@ type djangoAddressFields struct {
 	Primary  bool   `json:"primary"`
 }
 
-// djangoUser is what the join keeps of a user until the dump ends.
-type djangoUser struct {
-	record     string
-	dateJoined time.Time
-	hash       string
-	scheme     string
-	email      string
-	addrs      []djangoAddress
+// stageBatch is how many records readDjango stages per statement.
+const stageBatch = 500
+
+// readDjango reads a dumpdata array in two passes over the database: it
+// stages every user and address record in temporary tables of q's
+// transaction as it decodes them (the dump lists users and addresses
+// apart, in any order), then reads the users back in id order, a page at
+// a time with their addresses, and hands them to add. Memory holds a batch,
+// never the dump.
+func readDjango(ctx context.Context, q *store.Queries, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary) error {
+	if err := q.CreateStaging(ctx); err != nil {
+		return err
+	}
+	if err := stageDjango(ctx, q, r, sum); err != nil {
+		return err
+	}
+	if orphan, err := q.OrphanAddress(ctx); err == nil {
+		return invalid(orphan.Record, "its user %d is not in the file", orphan.UserID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	var afterID, afterSeq int64
+	for {
+		page, err := q.StagedUsers(ctx, afterID, afterSeq, importBatch)
+		if err != nil || len(page) == 0 {
+			if err == nil {
+				err = q.DropStaging(ctx)
+			}
+			return err
+		}
+		addrs, err := q.StagedAddresses(ctx, page[0].ID, page[len(page)-1].ID)
+		if err != nil {
+			return err
+		}
+		for _, u := range page {
+			var own []store.StagedAddress
+			for len(addrs) > 0 && addrs[0].UserID < u.ID {
+				addrs = addrs[1:]
+			}
+			for i := 0; i < len(addrs) && addrs[i].UserID == u.ID; i++ {
+				own = append(own, addrs[i])
+			}
+			if u.Inactive {
+				continue
+			}
+			emails, err := djangoAddresses(u, own)
+			if err != nil {
+				return err
+			}
+			if len(emails) == 0 {
+				sum.NoAddress++
+				continue
+			}
+			sum.Hashes[u.Scheme]++
+			if err := add(store.ImportedUser{ID: u.ID, DateJoined: u.DateJoined, PasswordHash: u.PasswordHash,
+				Language: store.DefaultLanguage, Emails: emails}, u.Record); err != nil {
+				return err
+			}
+		}
+		afterID, afterSeq = page[len(page)-1].ID, page[len(page)-1].Seq
+	}
 }
 
-type djangoAddress struct {
-	record            string
-	email             string
-	verified, primary bool
-}
-
-// readDjango decodes a dumpdata array a record at a time, joins users with
-// their allauth addresses and hands the users to add in id order.
-func readDjango(ctx context.Context, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary) error {
+// stageDjango decodes the dump a record at a time into the staging tables.
+func stageDjango(ctx context.Context, q *store.Queries, r io.Reader, sum *Summary) error {
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
 	dec.UseNumber()
 	if err := expectDelim(dec, '[', "a Django dump"); err != nil {
 		return err
 	}
-	users := map[int64]*djangoUser{}
-	inactive := map[int64]bool{}
-	var orphans []djangoAddress // addresses of users not (yet) seen
-	var orphanUsers []int64
+	var users []store.StagedUser
+	var addrs []store.StagedAddress
+	flush := func(min int) error {
+		if len(users) >= min && len(users) > 0 {
+			if err := q.StageUsers(ctx, users); err != nil {
+				return err
+			}
+			users = users[:0]
+		}
+		if len(addrs) >= min && len(addrs) > 0 {
+			if err := q.StageAddresses(ctx, addrs); err != nil {
+				return err
+			}
+			addrs = addrs[:0]
+		}
+		return nil
+	}
 	for i := 1; dec.More(); i++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -177,38 +236,31 @@ func readDjango(ctx context.Context, r io.Reader, add func(store.ImportedUser, s
 			if err := json.Unmarshal(rec.Fields, &f); err != nil {
 				return invalid(record, "%v", err)
 			}
-			if users[pk] != nil || inactive[pk] {
-				return &RecordError{Code: "import_conflict", Record: record, Reason: fmt.Sprintf("user id %d appears twice in the file", pk)}
-			}
-			if f.IsActive != nil && !*f.IsActive {
-				inactive[pk] = true
+			u := store.StagedUser{ID: pk, Seq: int64(i), Record: record, Inactive: f.IsActive != nil && !*f.IsActive}
+			if u.Inactive {
 				sum.Inactive++
-				continue
+			} else {
+				if u.DateJoined, err = parseDjangoTime(f.DateJoined); err != nil {
+					return invalid(record, "date_joined %q: %v", f.DateJoined, err)
+				}
+				if u.PasswordHash, u.Scheme, err = checkHash(record, f.Password); err != nil {
+					return err
+				}
+				u.Email = strings.TrimSpace(f.Email)
 			}
-			joined, err := parseDjangoTime(f.DateJoined)
-			if err != nil {
-				return invalid(record, "date_joined %q: %v", f.DateJoined, err)
-			}
-			hash, scheme, err := checkHash(record, f.Password)
-			if err != nil {
-				return err
-			}
-			users[pk] = &djangoUser{record: record, dateJoined: joined, hash: hash, scheme: scheme, email: strings.TrimSpace(f.Email)}
+			users = append(users, u)
 		case "account.emailaddress":
 			var f djangoAddressFields
 			if err := json.Unmarshal(rec.Fields, &f); err != nil {
 				return invalid(record, "%v", err)
 			}
-			a := djangoAddress{record: record, email: f.Email, verified: f.Verified, primary: f.Primary}
-			if u := users[f.User]; u != nil {
-				u.addrs = append(u.addrs, a)
-			} else if !inactive[f.User] {
-				// The dump may list addresses before users.
-				orphans = append(orphans, a)
-				orphanUsers = append(orphanUsers, f.User)
-			}
+			addrs = append(addrs, store.StagedAddress{UserID: f.User, Seq: int64(i), Record: record,
+				Email: f.Email, Verified: f.Verified, Primary: f.Primary})
 		default:
 			sum.Ignored++
+		}
+		if err := flush(stageBatch); err != nil {
+			return err
 		}
 	}
 	if err := expectDelim(dec, ']', "a Django dump"); err != nil {
@@ -217,63 +269,31 @@ func readDjango(ctx context.Context, r io.Reader, add func(store.ImportedUser, s
 	if err := expectEnd(dec, 0); err != nil {
 		return err
 	}
-	for i, a := range orphans {
-		u := users[orphanUsers[i]]
-		switch {
-		case u != nil:
-			u.addrs = append(u.addrs, a)
-		case !inactive[orphanUsers[i]]:
-			return invalid(a.record, "its user %d is not in the file", orphanUsers[i])
-		}
-	}
-	ids := make([]int64, 0, len(users))
-	for id := range users {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
-		u := users[id]
-		delete(users, id)
-		emails, err := u.addresses()
-		if err != nil {
-			return err
-		}
-		if len(emails) == 0 {
-			sum.NoAddress++
-			continue
-		}
-		sum.Hashes[u.scheme]++
-		if err := add(store.ImportedUser{ID: id, DateJoined: u.dateJoined, PasswordHash: u.hash,
-			Language: store.DefaultLanguage, Emails: emails}, u.record); err != nil {
-			return err
-		}
-	}
-	return nil
+	return flush(0)
 }
 
-// addresses resolves a Django user's addresses the way django-allauth
+// djangoAddresses resolves a Django user's addresses the way django-allauth
 // reads them: its EmailAddress rows, the one marked primary first; without
 // one, User.email is the primary (and is kept as an unverified address when
 // no row has it); a user without rows has User.email as the primary,
 // unverified.
-func (u *djangoUser) addresses() ([]store.ImportedEmail, error) {
+func djangoAddresses(u store.StagedUser, addrs []store.StagedAddress) ([]store.ImportedEmail, error) {
 	var set addressSet
-	sort.SliceStable(u.addrs, func(i, j int) bool { return u.addrs[i].primary && !u.addrs[j].primary })
-	for _, a := range u.addrs {
-		if a.primary {
-			if err := set.add(a.email, a.verified, true); err != nil {
-				return nil, invalid(a.record, "%v", err)
+	for _, a := range addrs {
+		if a.Primary {
+			if err := set.add(a.Email, a.Verified, true); err != nil {
+				return nil, invalid(a.Record, "%v", err)
 			}
 		}
 	}
-	if u.email != "" {
-		if err := set.add(u.email, false, true); err != nil {
-			return nil, invalid(u.record, "%v", err)
+	if u.Email != "" {
+		if err := set.add(u.Email, false, true); err != nil {
+			return nil, invalid(u.Record, "%v", err)
 		}
 	}
-	for _, a := range u.addrs {
-		if err := set.add(a.email, a.verified, false); err != nil {
-			return nil, invalid(a.record, "%v", err)
+	for _, a := range addrs {
+		if err := set.add(a.Email, a.Verified, false); err != nil {
+			return nil, invalid(a.Record, "%v", err)
 		}
 	}
 	if len(set.list) > 0 && set.primary() < 0 {
@@ -306,7 +326,7 @@ func expectDelim(dec *json.Decoder, want json.Delim, what string) error {
 		return syntaxError(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("import: %s: want %q, found %v", what, want, tok)
+		return fmt.Errorf("import: %s: want %v, found %v", what, want, tok)
 	}
 	return nil
 }

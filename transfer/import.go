@@ -85,8 +85,10 @@ func invalid(record, format string, args ...any) error {
 }
 
 // readFunc reads users from r, hands each to add with the name of its
-// record, and counts what it skips in sum.
-type readFunc func(ctx context.Context, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary) error
+// record, and counts what it skips
+// in sum. A reader that uses q runs alone: PostgreSQL's connection carries
+// one statement at a time.
+type readFunc func(ctx context.Context, q *store.Queries, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary) error
 
 // errDryRun rolls back a dry run's transaction.
 var errDryRun = errors.New("transfer: dry run")
@@ -103,9 +105,10 @@ func Import(ctx context.Context, db *store.DB, r io.Reader, opts Options) (Summa
 		opts.Now = time.Now
 	}
 	var read readFunc
+	concurrent := false
 	switch opts.Format {
 	case "", FormatUseremail:
-		read = readUseremail
+		read, concurrent = readUseremail, true
 	case FormatDjango:
 		read = readDjango
 	default:
@@ -120,7 +123,8 @@ func Import(ctx context.Context, db *store.DB, r io.Reader, opts Options) (Summa
 			return errors.New("the database aborted the transaction; nothing was imported, run the import again")
 		}
 		sum = Summary{Hashes: map[string]int64{}, DryRun: opts.DryRun}
-		if err := pipeline(ctx, r, read, &sum, &batchWriter{q: q, now: opts.Now(), progress: p}); err != nil {
+		w := &batchWriter{q: q, now: opts.Now(), progress: p}
+		if err := pipeline(ctx, q, r, read, concurrent, &sum, w); err != nil {
 			return err
 		}
 		if opts.DryRun {
@@ -148,11 +152,29 @@ type batch struct {
 	names []string
 }
 
-// pipeline runs read in a goroutine of its own, which hands batches of
-// importBatch users to w in this one: decoding and normalizing the next
-// batch overlaps with the database's work on this one, and at most a few
-// batches are held at once. A refused batch stops the reading.
-func pipeline(ctx context.Context, r io.Reader, read readFunc, sum *Summary, w *batchWriter) error {
+// pipeline has read hand batches of importBatch users to w. When
+// concurrent, read runs in a goroutine of its own: decoding and
+// normalizing the next batch overlaps with the database's work on this
+// one, and at most a few batches are held at once; a refused batch stops
+// the reading.
+func pipeline(ctx context.Context, q *store.Queries, r io.Reader, read readFunc, concurrent bool, sum *Summary, w *batchWriter) error {
+	if !concurrent {
+		var b batch
+		err := read(ctx, q, r, func(u store.ImportedUser, record string) error {
+			b.users, b.names = append(b.users, u), append(b.names, record)
+			if len(b.users) < importBatch {
+				return nil
+			}
+			err := w.flush(ctx, b)
+			b = batch{}
+			return err
+		}, sum)
+		if err == nil && len(b.users) > 0 {
+			err = w.flush(ctx, b)
+		}
+		sum.Users, sum.Addresses = w.users, w.addresses
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan batch, 2)
@@ -169,7 +191,7 @@ func pipeline(ctx context.Context, r io.Reader, read readFunc, sum *Summary, w *
 				return ctx.Err()
 			}
 		}
-		err := read(ctx, r, func(u store.ImportedUser, record string) error {
+		err := read(ctx, nil, r, func(u store.ImportedUser, record string) error {
 			b.users, b.names = append(b.users, u), append(b.names, record)
 			if len(b.users) < importBatch {
 				return nil
