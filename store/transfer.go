@@ -339,13 +339,23 @@ func (q *Queries) StageAddresses(ctx context.Context, addrs []StagedAddress) err
 	return err
 }
 
+// AnalyzeStaging gathers the staging tables' statistics, for the plans of
+// the reads that follow (autovacuum never sees temporary tables).
+func (q *Queries) AnalyzeStaging(ctx context.Context) error {
+	_, err := q.ext.ExecContext(ctx, `ANALYZE import_users`)
+	if err == nil {
+		_, err = q.ext.ExecContext(ctx, `ANALYZE import_addresses`)
+	}
+	return q.translate(err)
+}
+
 // StagedUsers returns up to limit staged users after (id, seq), in that
 // order.
 func (q *Queries) StagedUsers(ctx context.Context, afterID, afterSeq int64, limit int) ([]StagedUser, error) {
 	const query = `SELECT id, seq, record, date_joined, password_hash, scheme, email, inactive FROM import_users
-		WHERE id > ? OR (id = ? AND seq > ?) ORDER BY id, seq LIMIT ?`
+		WHERE (id, seq) > (?, ?) ORDER BY id, seq LIMIT ?`
 	users := []StagedUser{}
-	return users, q.unprepared().selectAll(ctx, &users, query, afterID, afterID, afterSeq, limit)
+	return users, q.unprepared().selectAll(ctx, &users, query, afterID, afterSeq, limit)
 }
 
 // StagedAddresses returns the staged addresses of the users with ids from

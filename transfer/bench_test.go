@@ -152,3 +152,68 @@ func BenchmarkExport(b *testing.B) {
 		}
 	}
 }
+
+// syntheticDjangoDump writes a dumpdata array of n users, then their
+// allauth addresses (a verified primary and an unverified one each).
+func syntheticDjangoDump(b *testing.B, n int) string {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), fmt.Sprintf("django-%d.json", n))
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	w.WriteString("[\n")
+	const hash = "pbkdf2_sha256$260000$4XtITgpOF6k1WHNHqQh4CB$udG1SsHMIaotxU9sHd+t7XXTRSIY+LM2iBJkvKuJhrA="
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(w, `{"model":"auth.user","pk":%d,"fields":{"password":%q,"last_login":null,"is_superuser":false,"username":"user%d","first_name":"","last_name":"","email":"user%d@example.com","is_staff":false,"is_active":true,"date_joined":"2024-05-06T07:08:09.123Z","groups":[],"user_permissions":[]}},`+"\n", i, hash, i, i)
+	}
+	for i := 1; i <= n; i++ {
+		sep := ","
+		if i == n {
+			sep = ""
+		}
+		fmt.Fprintf(w, `{"model":"account.emailaddress","pk":%d,"fields":{"user":%d,"email":"user%d@example.com","verified":true,"primary":true}},`+"\n", 2*i-1, i, i)
+		fmt.Fprintf(w, `{"model":"account.emailaddress","pk":%d,"fields":{"user":%d,"email":"user%d@work.example","verified":false,"primary":false}}%s`+"\n", 2*i, i, i, sep)
+	}
+	w.WriteString("]\n")
+	if err := w.Flush(); err != nil || f.Close() != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkImportDjango imports a Django dump of each size.
+func BenchmarkImportDjango(b *testing.B) {
+	for _, n := range benchSizes() {
+		path := syntheticDjangoDump(b, n)
+		for _, d := range storetest.Dialects() {
+			b.Run(fmt.Sprintf("%s/users=%d", d, n), func(b *testing.B) {
+				var elapsed time.Duration
+				var peak float64
+				for range b.N {
+					b.StopTimer()
+					db := storetest.Open(b, d)
+					f, err := os.Open(path)
+					if err != nil {
+						b.Fatal(err)
+					}
+					stop := peakHeap()
+					b.StartTimer()
+					start := time.Now()
+					sum, err := transfer.Import(ctx, db, f, transfer.Options{Format: transfer.FormatDjango})
+					elapsed += time.Since(start)
+					b.StopTimer()
+					peak = max(peak, stop())
+					f.Close()
+					if err != nil || sum.Users != int64(n) || sum.Addresses != int64(2*n) {
+						b.Fatalf("import = %+v, %v", sum, err)
+					}
+					db.Close()
+				}
+				b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "users/s")
+				b.ReportMetric(peak, "peak-heap-MiB")
+			})
+		}
+	}
+}

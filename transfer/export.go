@@ -7,8 +7,8 @@
 // Both stream: Export reads the store in keyset pages and encodes a user at
 // a time; Import decodes one record at a time (json.Decoder) and writes
 // batches in multi-row INSERTs, so that memory does not grow with the
-// number of users (a Django dump's users are joined with their addresses
-// in memory, a small record per user, as the dump lists them apart).
+// number of users. A Django dump lists users and addresses apart: they are
+// staged in temporary tables of the import's transaction and joined there.
 //
 // It is called by cmd and imports store, password and address; it knows
 // nothing of HTTP or the generated API types.

@@ -145,6 +145,9 @@ func readDjango(ctx context.Context, q *store.Queries, r io.Reader, add func(sto
 	if err := stageDjango(ctx, q, r, sum); err != nil {
 		return err
 	}
+	if err := q.AnalyzeStaging(ctx); err != nil {
+		return err
+	}
 	if orphan, err := q.OrphanAddress(ctx); err == nil {
 		return invalid(orphan.Record, "its user %d is not in the file", orphan.UserID)
 	} else if !errors.Is(err, store.ErrNotFound) {
