@@ -33,7 +33,8 @@ const (
 // Cost limits on Django hashes. Why: a stored hash's parameters decide how
 // much CPU and memory a login spends, so a crafted or corrupted row must not
 // turn one login into minutes of work. Each limit is a few times the work of
-// the current Django default, about a second of one core here at most.
+// the current Django default: one to two seconds of a core at most
+// (BenchmarkDjangoAtLimits).
 const (
 	// MaxPBKDF2Iterations is 2.5 times Django 6.0's 1,200,000.
 	MaxPBKDF2Iterations = 3_000_000
@@ -43,9 +44,9 @@ const (
 	// N=2^14 and r=8, uses 16 MiB) and MaxScryptWork its 128·N·r·p.
 	MaxScryptMemory = 256 << 20
 	MaxScryptWork   = 256 << 20
-	// maxArgon2Work bounds argon2's memory × passes, in KiB: 10 times
+	// maxArgon2Work bounds argon2's memory × passes, in KiB: 5 times
 	// Django's default of 100 MiB × 2 passes (see Params.Validate).
-	maxArgon2Work = 2 << 20
+	maxArgon2Work = 1 << 20
 )
 
 // Identify reports the scheme of a stored hash (one of the Scheme

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // vector is one Django hash: what Django's make_password wrote for
@@ -122,7 +124,7 @@ func TestDjangoRefused(t *testing.T) {
 		{"scrypt r zero", "scrypt$16384$salt$0$1$" + scryptKey},
 		{"scrypt missing field", "scrypt$16384$salt$8$" + scryptKey},
 		{"argon2 memory over 1 GiB", "argon2$argon2id$v=19$m=1048577,t=1,p=8$MDEyMzQ1Njc4OWFiY2RlZg$pO/CTi5Ouq58UD3UHbfsng"},
-		{"argon2 work over the limit", "argon2$argon2id$v=19$m=1048576,t=3,p=8$MDEyMzQ1Njc4OWFiY2RlZg$pO/CTi5Ouq58UD3UHbfsng"},
+		{"argon2 work over the limit", "argon2$argon2id$v=19$m=524288,t=3,p=8$MDEyMzQ1Njc4OWFiY2RlZg$pO/CTi5Ouq58UD3UHbfsng"},
 		{"argon2 variety d", "argon2$argon2d$v=19$m=102400,t=2,p=8$MDEyMzQ1Njc4OWFiY2RlZg$pO/CTi5Ouq58UD3UHbfsng"},
 		{"argon2 version 1.0", "argon2$argon2i$m=512,t=2,p=2$MDEyMzQ1Njc4OWFiY2RlZg$pO/CTi5Ouq58UD3UHbfsng"},
 	}
@@ -146,7 +148,7 @@ func TestDjangoLimitsAccepted(t *testing.T) {
 		"pbkdf2_sha256$3000000$salt$udG1SsHMIaotxU9sHd+t7XXTRSIY+LM2iBJkvKuJhrA=",
 		"bcrypt$$2b$14$Y0MLNBl9TX.wBTq3aOE/qu0OAJ4hRjQ/HG3Shha6R4jj.4Pv7Qdra",
 		"scrypt$262144$salt$8$1$" + strings.Repeat("A", 86) + "==",
-		"argon2$argon2id$v=19$m=1048576,t=2,p=8$MDEyMzQ1Njc4OWFiY2RlZg$pO/CTi5Ouq58UD3UHbfsng",
+		"argon2$argon2id$v=19$m=524288,t=2,p=8$MDEyMzQ1Njc4OWFiY2RlZg$pO/CTi5Ouq58UD3UHbfsng",
 	} {
 		if _, err := Identify(enc); err != nil {
 			t.Errorf("Identify(%q) = %v, want nil", enc, err)
@@ -176,5 +178,32 @@ func TestDjangoRehash(t *testing.T) {
 	}
 	if ok, rehash, err := h.Verify(ctx, pw, fresh); err != nil || !ok || rehash {
 		t.Fatalf("Verify(rehash) = %v, %v, %v; want true, false, nil", ok, rehash, err)
+	}
+}
+
+// BenchmarkDjangoAtLimits verifies a hash of each scheme at its cost
+// limit: the most one login can cost.
+func BenchmarkDjangoAtLimits(b *testing.B) {
+	bc, err := bcrypt.GenerateFromPassword([]byte("pw"), MaxBcryptCost)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := strings.Repeat("A", 86) + "=="
+	for _, tc := range []struct{ name, encoded string }{
+		{"pbkdf2_sha256 3M", "pbkdf2_sha256$3000000$salt$udG1SsHMIaotxU9sHd+t7XXTRSIY+LM2iBJkvKuJhrA="},
+		{"pbkdf2_sha1 3M", "pbkdf2_sha1$3000000$salt$j2l+3IQw/Z8IgenAKUMlxdujbbo="},
+		{"bcrypt 14", "bcrypt$" + string(bc)},
+		{"scrypt 256MiB", "scrypt$262144$salt$8$1$" + key},
+		{"argon2 256MiB×4", "argon2$argon2id$v=19$m=262144,t=4,p=8$MDEyMzQ1Njc4OWFiY2RlZg$pO/CTi5Ouq58UD3UHbfsng"},
+		{"django defaults pbkdf2_sha256 260k", "pbkdf2_sha256$260000$salt$udG1SsHMIaotxU9sHd+t7XXTRSIY+LM2iBJkvKuJhrA="},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := NewHasher(cheap, 1)
+			for range b.N {
+				if _, _, err := h.Verify(context.Background(), "pw", tc.encoded); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

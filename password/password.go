@@ -67,7 +67,7 @@ const collectMinMemory = 4 << 10
 
 // Validate reports why p is unusable, or nil: memory above 1 GiB or under
 // 8 KiB per lane, iterations outside 1..100, memory × iterations above
-// 2 GiB, no lanes, or a salt or key length outside 8..1024 bytes.
+// 1 GiB, no lanes, or a salt or key length outside 8..1024 bytes.
 func (p Params) Validate() error {
 	switch {
 	case p.Parallelism == 0:
