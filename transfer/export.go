@@ -146,6 +146,6 @@ func (p *progress) at(n int64) {
 
 func (p *progress) done(line string) {
 	if p.w != nil {
-		fmt.Fprintf(p.w, "%s in %s\n", line, time.Since(p.start).Round(time.Millisecond))
+		fmt.Fprintf(p.w, "%s in %.2fs\n", line, time.Since(p.start).Seconds())
 	}
 }

@@ -62,4 +62,21 @@ func TestExportImportCommands(t *testing.T) {
 	if n, err := db.CountUsers(t.Context()); err != nil || n != 2 {
 		t.Fatalf("%d users after the imports, %v; want 2", n, err)
 	}
+
+	// A Django dump (made by Django: see package transfer's tests) goes into
+	// a fresh store.
+	django := serveEnv(databaseURL(t, target), nil)
+	if r := runBinary(t, dir, django, "", "migrate"); r.code != 0 {
+		t.Fatalf("migrate: %v", r)
+	}
+	dump, err := filepath.Abs("../../transfer/testdata/django/dump.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = runBinary(t, dir, django, "", "import", "--format", "django", dump)
+	const summary = "import: imported 8 users with 11 addresses; skipped 1 inactive, 1 without an address; " +
+		"passwords: argon2 1, bcrypt 1, bcrypt_sha256 1, none 1, pbkdf2_sha1 1, pbkdf2_sha256 2, scrypt 1\n"
+	if r.code != 0 || r.stdout != summary {
+		t.Fatalf("import --format django: want %q; %v", summary, r)
+	}
 }
