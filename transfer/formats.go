@@ -92,6 +92,9 @@ func fromUser(record string, u User) (store.ImportedUser, string, error) {
 	}
 	var set addressSet
 	primaries := 0
+	if len(u.Emails) > maxAddresses {
+		return store.ImportedUser{}, "", invalid(record, "has %d addresses, more than %d", len(u.Emails), maxAddresses)
+	}
 	for _, e := range u.Emails {
 		if e.Primary {
 			primaries++
@@ -281,6 +284,9 @@ func stageDjango(ctx context.Context, q *store.Queries, r io.Reader, sum *Summar
 // no row has it); a user without rows has User.email as the primary,
 // unverified.
 func djangoAddresses(u store.StagedUser, addrs []store.StagedAddress) ([]store.ImportedEmail, error) {
+	if len(addrs) > maxAddresses {
+		return nil, invalid(u.Record, "has %d addresses, more than %d", len(addrs), maxAddresses)
+	}
 	var set addressSet
 	for _, a := range addrs {
 		if a.Primary {

@@ -282,6 +282,11 @@ func (w *batchWriter) conflict(ctx context.Context, u store.ImportedUser, record
 	return &RecordError{Code: "import_conflict", Record: record, Reason: cause.Error()}
 }
 
+// maxAddresses bounds one user's addresses in a file, which bounds the
+// memory one record can take. (USEREMAIL_MAX_EMAILS, for the API, is
+// lower; an import keeps what the file has.)
+const maxAddresses = 1000
+
 // addressSet builds a user's addresses: normalized, one per comparison
 // key (the flags of duplicates joined), one primary.
 type addressSet struct {
@@ -293,6 +298,9 @@ func (s *addressSet) add(raw string, verified, primary bool) error {
 	a, err := address.Normalize(raw)
 	if err != nil {
 		return fmt.Errorf("address %q: %w", raw, err)
+	}
+	if len(s.list) >= maxAddresses {
+		return fmt.Errorf("more than %d addresses", maxAddresses)
 	}
 	hasPrimary := s.primary() >= 0
 	for i := range s.list {
