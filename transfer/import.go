@@ -123,6 +123,9 @@ func Import(ctx context.Context, db *store.DB, r io.Reader, opts Options) (Summa
 			return errors.New("the database aborted the transaction; nothing was imported, run the import again")
 		}
 		sum = Summary{Hashes: map[string]int64{}, DryRun: opts.DryRun}
+		if err := q.PrepareBulkInsert(ctx); err != nil {
+			return err
+		}
 		w := &batchWriter{q: q, now: opts.Now(), progress: p}
 		if err := pipeline(ctx, q, r, read, concurrent, &sum, w); err != nil {
 			return err
