@@ -42,6 +42,7 @@ const (
 	ErrorCodeMethodNotAllowed        ErrorCode = "method_not_allowed"
 	ErrorCodeNotAuthenticated        ErrorCode = "not_authenticated"
 	ErrorCodeNotFound                ErrorCode = "not_found"
+	ErrorCodePasswordTooWeak         ErrorCode = "password_too_weak"
 	ErrorCodePrimaryEmailUndeletable ErrorCode = "primary_email_undeletable"
 	ErrorCodeRateLimited             ErrorCode = "rate_limited"
 	ErrorCodeSessionInvalid          ErrorCode = "session_invalid"
@@ -86,6 +87,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeNotFound:
 		return true
+	case ErrorCodePasswordTooWeak:
+		return true
 	case ErrorCodePrimaryEmailUndeletable:
 		return true
 	case ErrorCodeRateLimited:
@@ -118,6 +121,16 @@ func (e HealthStatus) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// AccountDeletion The password that confirms a deletion.
+//
+// Example: {"password":"correct horse battery staple"}
+type AccountDeletion struct {
+	// Password The user's current password.
+	//
+	// Example: correct horse battery staple
+	Password string `json:"password"`
 }
 
 // Credentials An address of the user and the user's password.
@@ -213,6 +226,16 @@ type NewEmail struct {
 	Email string `json:"email"`
 }
 
+// NewPassword A new password.
+//
+// Example: {"password":"purple monkey dishwasher lamp"}
+type NewPassword struct {
+	// Password It must follow the password policy.
+	//
+	// Example: purple monkey dishwasher lamp
+	Password string `json:"password"`
+}
+
 // NewUser What sign-up needs.
 //
 // Example: {"email":"alice@example.com","password":"correct horse battery staple"}
@@ -222,10 +245,59 @@ type NewUser struct {
 	// Example: alice@example.com
 	Email string `json:"email"`
 
-	// Password At least 8 characters.
+	// Password 8 to 1024 characters, not a common password, not the address or its local part (`password_too_weak`).
 	//
 	// Example: correct horse battery staple
 	Password string `json:"password"`
+}
+
+// PasswordChange The current password and the new one.
+//
+// Example: {"new_password":"purple monkey dishwasher lamp","password":"correct horse battery staple"}
+type PasswordChange struct {
+	// NewPassword The new password; it must follow the password policy.
+	//
+	// Example: purple monkey dishwasher lamp
+	NewPassword string `json:"new_password"`
+
+	// Password The user's current password.
+	//
+	// Example: correct horse battery staple
+	Password string `json:"password"`
+}
+
+// PasswordResetForm The reset page's form, the new password twice.
+//
+// Example: {"password":"purple monkey dishwasher lamp","password2":"purple monkey dishwasher lamp"}
+type PasswordResetForm struct {
+	// Password Example: purple monkey dishwasher lamp
+	Password string `json:"password"`
+
+	// Password2 Example: purple monkey dishwasher lamp
+	Password2 string `json:"password2"`
+}
+
+// PasswordResetLink What a valid reset link is for.
+//
+// Example: {"email":"alice@example.com","expires_at":"2026-11-28T10:30:00Z"}
+type PasswordResetLink struct {
+	// Email The address the link was mailed to.
+	//
+	// Example: alice@example.com
+	Email string `json:"email"`
+
+	// ExpiresAt When the link stops working.
+	//
+	// Example: 2026-11-28T10:30:00Z
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PasswordResetStart The address to mail a reset link to.
+//
+// Example: {"email":"alice@example.com"}
+type PasswordResetStart struct {
+	// Email Example: alice@example.com
+	Email string `json:"email"`
 }
 
 // Problem An RFC 9457 problem document.
@@ -290,6 +362,9 @@ type User struct {
 // EmailID Example: 7
 type EmailID = int64
 
+// ResetToken Example: v1.0.eyJwIjoicmVzZXQifQ.c2lnbmF0dXJl
+type ResetToken = string
+
 // SignedEmail Example: v1.0.eyJwIjoidmVyaWZ5In0.c2lnbmF0dXJl
 type SignedEmail = string
 
@@ -318,6 +393,11 @@ type InternalError = Problem
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type LinkError = Problem
+
+// MetricsElsewhere An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type MetricsElsewhere = Problem
 
 // NotFound An RFC 9457 problem document.
 //
@@ -352,14 +432,29 @@ type UnsupportedMediaType = Problem
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = Credentials
 
+// RequestPasswordResetJSONRequestBody defines body for RequestPasswordReset for application/json ContentType.
+type RequestPasswordResetJSONRequestBody = PasswordResetStart
+
+// ConfirmPasswordResetJSONRequestBody defines body for ConfirmPasswordReset for application/json ContentType.
+type ConfirmPasswordResetJSONRequestBody = NewPassword
+
+// ConfirmPasswordResetFormdataRequestBody defines body for ConfirmPasswordReset for application/x-www-form-urlencoded ContentType.
+type ConfirmPasswordResetFormdataRequestBody = PasswordResetForm
+
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = NewUser
+
+// DeleteAccountJSONRequestBody defines body for DeleteAccount for application/json ContentType.
+type DeleteAccountJSONRequestBody = AccountDeletion
 
 // RequestEmailChangeJSONRequestBody defines body for RequestEmailChange for application/json ContentType.
 type RequestEmailChangeJSONRequestBody = EmailChange
 
 // AddEmailJSONRequestBody defines body for AddEmail for application/json ContentType.
 type AddEmailJSONRequestBody = NewEmail
+
+// ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
+type ChangePasswordJSONRequestBody = PasswordChange
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -475,6 +570,99 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /auth/logout/ (the `Logout` operationId).
 	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestPasswordResetWithBody Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestPasswordReset Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ShowPasswordReset Open a password reset link
+	//
+	// Never uses the link. With `Accept: application/json` it checks the
+	// link and answers the address it was mailed to and when it expires;
+	// any other request (a browser, a mail scanner) gets a page with a
+	// form for the new password that POSTs to this URL.
+	//
+	// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+	ShowPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordResetWithBody Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordReset Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordResetWithFormdataBody Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithFormdataBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetSession The current session
 	//
@@ -595,6 +783,38 @@ type ClientInterface interface {
 	// Corresponds with POST /users/email-verify/{signed_email}/{user_id_key} (the `ConfirmEmailVerification` operationId).
 	ConfirmEmailVerification(ctx context.Context, signedEmail SignedEmail, userIdKey UserIDKey, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteAccountWithBody Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccountWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAccount Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccount(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RequestEmailChangeWithBody Request a change of the primary address
 	//
 	// Checks the user's current password and mails a link to `new_email`.
@@ -689,12 +909,55 @@ type ClientInterface interface {
 	// Corresponds with POST /users/{id}/emails/{email_id}/send-verification/ (the `SendVerification` operationId).
 	SendVerification(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ChangePasswordWithBody Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePasswordWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChangePassword Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePassword(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetPrimaryEmail The primary address
 	//
 	// The user's primary address, the one security notices go to.
 	//
 	// Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 	GetPrimaryEmail(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EndSessions Sign out everywhere
+	//
+	// Ends every session of the user, this one included, and expires its cookies.
+	//
+	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+	EndSessions(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // LoginWithBody Log in
@@ -758,6 +1021,159 @@ func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditor
 // Corresponds with POST /auth/logout/ (the `Logout` operationId).
 func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLogoutRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordResetWithBody Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordReset Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ShowPasswordReset Open a password reset link
+//
+// Never uses the link. With `Accept: application/json` it checks the
+// link and answers the address it was mailed to and when it expires;
+// any other request (a browser, a mail scanner) gets a page with a
+// form for the new password that POSTs to this URL.
+//
+// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+func (c *Client) ShowPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewShowPasswordResetRequest(c.Server, userIdKey, token)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordResetWithBody Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordResetWithBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequestWithBody(c.Server, userIdKey, token, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordReset Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequest(c.Server, userIdKey, token, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordResetWithFormdataBody Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordResetWithFormdataBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequestWithFormdataBody(c.Server, userIdKey, token, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1007,6 +1423,58 @@ func (c *Client) ConfirmEmailVerification(ctx context.Context, signedEmail Signe
 	return c.Client.Do(req)
 }
 
+// DeleteAccountWithBody Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *Client) DeleteAccountWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAccountRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAccount Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *Client) DeleteAccount(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAccountRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RequestEmailChangeWithBody Request a change of the primary address
 //
 // Checks the user's current password and mails a link to `new_email`.
@@ -1181,6 +1649,62 @@ func (c *Client) SendVerification(ctx context.Context, id UserID, emailId EmailI
 	return c.Client.Do(req)
 }
 
+// ChangePasswordWithBody Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *Client) ChangePasswordWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChangePassword Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *Client) ChangePassword(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetPrimaryEmail The primary address
 //
 // The user's primary address, the one security notices go to.
@@ -1188,6 +1712,23 @@ func (c *Client) SendVerification(ctx context.Context, id UserID, emailId EmailI
 // Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 func (c *Client) GetPrimaryEmail(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetPrimaryEmailRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EndSessions Sign out everywhere
+//
+// Ends every session of the user, this one included, and expires its cookies.
+//
+// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+func (c *Client) EndSessions(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEndSessionsRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1261,6 +1802,152 @@ func NewLogoutRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewRequestPasswordResetRequest calls the generic RequestPasswordReset builder with application/json body
+func NewRequestPasswordResetRequest(server string, body RequestPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRequestPasswordResetRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRequestPasswordResetRequestWithBody constructs an http.Request for the RequestPasswordReset method, with any body, and a specified content type
+func NewRequestPasswordResetRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/auth/password-reset/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewShowPasswordResetRequest constructs an http.Request for the ShowPasswordReset method
+func NewShowPasswordResetRequest(server string, userIdKey UserIDKey, token ResetToken) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id_key", userIdKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/auth/password-reset/%s/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewConfirmPasswordResetRequest calls the generic ConfirmPasswordReset builder with application/json body
+func NewConfirmPasswordResetRequest(server string, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmPasswordResetRequestWithBody(server, userIdKey, token, "application/json", bodyReader)
+}
+
+// NewConfirmPasswordResetRequestWithFormdataBody calls the generic ConfirmPasswordReset builder with application/x-www-form-urlencoded body
+func NewConfirmPasswordResetRequestWithFormdataBody(server string, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewConfirmPasswordResetRequestWithBody(server, userIdKey, token, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewConfirmPasswordResetRequestWithBody constructs an http.Request for the ConfirmPasswordReset method, with any body, and a specified content type
+func NewConfirmPasswordResetRequestWithBody(server string, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id_key", userIdKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/auth/password-reset/%s/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -1631,6 +2318,53 @@ func NewConfirmEmailVerificationRequest(server string, signedEmail SignedEmail, 
 	return req, nil
 }
 
+// NewDeleteAccountRequest calls the generic DeleteAccount builder with application/json body
+func NewDeleteAccountRequest(server string, id UserID, body DeleteAccountJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeleteAccountRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewDeleteAccountRequestWithBody constructs an http.Request for the DeleteAccount method, with any body, and a specified content type
+func NewDeleteAccountRequestWithBody(server string, id UserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRequestEmailChangeRequest calls the generic RequestEmailChange builder with application/json body
 func NewRequestEmailChangeRequest(server string, id UserID, body RequestEmailChangeJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -1882,6 +2616,53 @@ func NewSendVerificationRequest(server string, id UserID, emailId EmailID) (*htt
 	return req, nil
 }
 
+// NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
+func NewChangePasswordRequest(server string, id UserID, body ChangePasswordJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewChangePasswordRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewChangePasswordRequestWithBody constructs an http.Request for the ChangePassword method, with any body, and a specified content type
+func NewChangePasswordRequestWithBody(server string, id UserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/%s/password/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetPrimaryEmailRequest constructs an http.Request for the GetPrimaryEmail method
 func NewGetPrimaryEmailRequest(server string, id UserID) (*http.Request, error) {
 	var err error
@@ -1909,6 +2690,40 @@ func NewGetPrimaryEmailRequest(server string, id UserID) (*http.Request, error) 
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEndSessionsRequest constructs an http.Request for the EndSessions method
+func NewEndSessionsRequest(server string, id UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/%s/sessions/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -2002,6 +2817,101 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /auth/logout/ (the `Logout` operationId).
 	LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// RequestPasswordResetWithBodyWithResponse Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// RequestPasswordResetWithResponse Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// ShowPasswordResetWithResponse Open a password reset link
+	//
+	// Never uses the link. With `Accept: application/json` it checks the
+	// link and answers the address it was mailed to and when it expires;
+	// any other request (a browser, a mail scanner) gets a page with a
+	// form for the new password that POSTs to this URL.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+	ShowPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*ShowPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithBodyWithResponse Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithResponse Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithFormdataBodyWithResponse Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithFormdataBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
 
 	// GetSessionWithResponse The current session
 	//
@@ -2142,6 +3052,38 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /users/email-verify/{signed_email}/{user_id_key} (the `ConfirmEmailVerification` operationId).
 	ConfirmEmailVerificationWithResponse(ctx context.Context, signedEmail SignedEmail, userIdKey UserIDKey, reqEditors ...RequestEditorFn) (*ConfirmEmailVerificationResponse, error)
 
+	// DeleteAccountWithBodyWithResponse Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccountWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error)
+
+	// DeleteAccountWithResponse Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccountWithResponse(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error)
+
 	// RequestEmailChangeWithBodyWithResponse Request a change of the primary address
 	//
 	// Checks the user's current password and mails a link to `new_email`.
@@ -2244,6 +3186,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /users/{id}/emails/{email_id}/send-verification/ (the `SendVerification` operationId).
 	SendVerificationWithResponse(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*SendVerificationResponse, error)
 
+	// ChangePasswordWithBodyWithResponse Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePasswordWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+
+	// ChangePasswordWithResponse Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePasswordWithResponse(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+
 	// GetPrimaryEmailWithResponse The primary address
 	//
 	// The user's primary address, the one security notices go to.
@@ -2252,6 +3230,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 	GetPrimaryEmailWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*GetPrimaryEmailResponse, error)
+
+	// EndSessionsWithResponse Sign out everywhere
+	//
+	// Ends every session of the user, this one included, and expires its cookies.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+	EndSessionsWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*EndSessionsResponse, error)
 }
 
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
@@ -2413,6 +3400,269 @@ func (r LogoutResponse) ContentType() string {
 	return ""
 }
 
+// RequestPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for RequestPasswordReset
+type RequestPasswordResetResponse429Headers struct {
+	RetryAfter *int
+}
+
+type RequestPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RequestPasswordResetResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RequestPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RequestPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RequestPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RequestPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ShowPasswordResetResponse200Headers the declared response headers of an HTTP 200 response for ShowPasswordReset
+type ShowPasswordResetResponse200Headers struct {
+	CacheControl *string
+}
+
+// ShowPasswordResetResponse400Headers the declared response headers of an HTTP 400 response for ShowPasswordReset
+type ShowPasswordResetResponse400Headers struct {
+	CacheControl *string
+}
+
+type ShowPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PasswordResetLink
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *LinkError
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ShowPasswordResetResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ShowPasswordResetResponse400Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ShowPasswordResetResponse) GetJSON200() *PasswordResetLink {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ShowPasswordResetResponse) GetApplicationproblemJSON400() *LinkError {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ShowPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ShowPasswordResetResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ShowPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ShowPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ShowPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ShowPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConfirmPasswordResetResponse200Headers the declared response headers of an HTTP 200 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse200Headers struct {
+	CacheControl *string
+}
+
+// ConfirmPasswordResetResponse204Headers the declared response headers of an HTTP 204 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse204Headers struct {
+	CacheControl *string
+}
+
+// ConfirmPasswordResetResponse400Headers the declared response headers of an HTTP 400 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse400Headers struct {
+	CacheControl *string
+}
+
+// ConfirmPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ConfirmPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *LinkError
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ConfirmPasswordResetResponse200Headers
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *ConfirmPasswordResetResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ConfirmPasswordResetResponse400Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ConfirmPasswordResetResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON400() *LinkError {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetSessionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2520,11 +3770,11 @@ type GetMetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationproblemJSON404 *Problem
+	ApplicationproblemJSON404 *MetricsElsewhere
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r GetMetricsResponse) GetApplicationproblemJSON404() *Problem {
+func (r GetMetricsResponse) GetApplicationproblemJSON404() *MetricsElsewhere {
 	return r.ApplicationproblemJSON404
 }
 
@@ -3081,6 +4331,110 @@ func (r ConfirmEmailVerificationResponse) ContentType() string {
 	return ""
 }
 
+// DeleteAccountResponse204Headers the declared response headers of an HTTP 204 response for DeleteAccount
+type DeleteAccountResponse204Headers struct {
+	SetCookie *string
+}
+
+// DeleteAccountResponse429Headers the declared response headers of an HTTP 429 response for DeleteAccount
+type DeleteAccountResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeleteAccountResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteAccountResponse204Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAccountResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAccountResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAccountResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAccountResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAccountResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RequestEmailChangeResponse429Headers the declared response headers of an HTTP 429 response for RequestEmailChange
 type RequestEmailChangeResponse429Headers struct {
 	RetryAfter *int
@@ -3621,6 +4975,103 @@ func (r SendVerificationResponse) ContentType() string {
 	return ""
 }
 
+// ChangePasswordResponse429Headers the declared response headers of an HTTP 429 response for ChangePassword
+type ChangePasswordResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ChangePasswordResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ChangePasswordResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ChangePasswordResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ChangePasswordResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ChangePasswordResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ChangePasswordResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetPrimaryEmailResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3697,6 +5148,82 @@ func (r GetPrimaryEmailResponse) ContentType() string {
 	return ""
 }
 
+// EndSessionsResponse204Headers the declared response headers of an HTTP 204 response for EndSessions
+type EndSessionsResponse204Headers struct {
+	SetCookie *string
+}
+
+type EndSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *EndSessionsResponse204Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r EndSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EndSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EndSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EndSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LoginWithBodyWithResponse Log in
 //
 // Checks the password of the user who holds `email` as an address
@@ -3756,6 +5283,137 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseLogoutResponse(rsp)
+}
+
+// RequestPasswordResetWithBodyWithResponse Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordResetWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// RequestPasswordResetWithResponse Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordReset(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// ShowPasswordResetWithResponse Open a password reset link
+//
+// Never uses the link. With `Accept: application/json` it checks the
+// link and answers the address it was mailed to and when it expires;
+// any other request (a browser, a mail scanner) gets a page with a
+// form for the new password that POSTs to this URL.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+func (c *ClientWithResponses) ShowPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*ShowPasswordResetResponse, error) {
+	rsp, err := c.ShowPasswordReset(ctx, userIdKey, token, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseShowPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithBodyWithResponse Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordResetWithBody(ctx, userIdKey, token, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithResponse Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordReset(ctx, userIdKey, token, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithFormdataBodyWithResponse Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithFormdataBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordResetWithFormdataBody(ctx, userIdKey, token, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
 }
 
 // GetSessionWithResponse The current session
@@ -3969,6 +5627,50 @@ func (c *ClientWithResponses) ConfirmEmailVerificationWithResponse(ctx context.C
 	return ParseConfirmEmailVerificationResponse(rsp)
 }
 
+// DeleteAccountWithBodyWithResponse Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *ClientWithResponses) DeleteAccountWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error) {
+	rsp, err := c.DeleteAccountWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAccountResponse(rsp)
+}
+
+// DeleteAccountWithResponse Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *ClientWithResponses) DeleteAccountWithResponse(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error) {
+	rsp, err := c.DeleteAccount(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAccountResponse(rsp)
+}
+
 // RequestEmailChangeWithBodyWithResponse Request a change of the primary address
 //
 // Checks the user's current password and mails a link to `new_email`.
@@ -4119,6 +5821,54 @@ func (c *ClientWithResponses) SendVerificationWithResponse(ctx context.Context, 
 	return ParseSendVerificationResponse(rsp)
 }
 
+// ChangePasswordWithBodyWithResponse Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePasswordWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangePasswordResponse(rsp)
+}
+
+// ChangePasswordWithResponse Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePassword(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangePasswordResponse(rsp)
+}
+
 // GetPrimaryEmailWithResponse The primary address
 //
 // The user's primary address, the one security notices go to.
@@ -4132,6 +5882,21 @@ func (c *ClientWithResponses) GetPrimaryEmailWithResponse(ctx context.Context, i
 		return nil, err
 	}
 	return ParseGetPrimaryEmailResponse(rsp)
+}
+
+// EndSessionsWithResponse Sign out everywhere
+//
+// Ends every session of the user, this one included, and expires its cookies.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+func (c *ClientWithResponses) EndSessionsWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*EndSessionsResponse, error) {
+	rsp, err := c.EndSessions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEndSessionsResponse(rsp)
 }
 
 // ParseLoginResponse parses an HTTP response from a LoginWithResponse call
@@ -4275,6 +6040,269 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 	return response, nil
 }
 
+// ParseRequestPasswordResetResponse parses an HTTP response from a RequestPasswordResetWithResponse call
+func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RequestPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RequestPasswordResetResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseShowPasswordResetResponse parses an HTTP response from a ShowPasswordResetWithResponse call
+func ParseShowPasswordResetResponse(rsp *http.Response) (*ShowPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ShowPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PasswordResetLink
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest LinkError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+	// Content-type (text/html) unsupported
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ShowPasswordResetResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ShowPasswordResetResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmPasswordResetResponse parses an HTTP response from a ConfirmPasswordResetWithResponse call
+func ParseConfirmPasswordResetResponse(rsp *http.Response) (*ConfirmPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest LinkError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ConfirmPasswordResetResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 204:
+		var headers ConfirmPasswordResetResponse204Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers ConfirmPasswordResetResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 429:
+		var headers ConfirmPasswordResetResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetSessionResponse parses an HTTP response from a GetSessionWithResponse call
 func ParseGetSessionResponse(rsp *http.Response) (*GetSessionResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -4363,7 +6391,7 @@ func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest Problem
+		var dest MetricsElsewhere
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4839,6 +6867,107 @@ func ParseConfirmEmailVerificationResponse(rsp *http.Response) (*ConfirmEmailVer
 			headers.CacheControl = &value
 		}
 		response.Headers400 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAccountResponse parses an HTTP response from a DeleteAccountWithResponse call
+func ParseDeleteAccountResponse(rsp *http.Response) (*DeleteAccountResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAccountResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteAccountResponse204Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteAccountResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -5327,6 +7456,97 @@ func ParseSendVerificationResponse(rsp *http.Response) (*SendVerificationRespons
 	return response, nil
 }
 
+// ParseChangePasswordResponse parses an HTTP response from a ChangePasswordWithResponse call
+func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ChangePasswordResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ChangePasswordResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetPrimaryEmailResponse parses an HTTP response from a GetPrimaryEmailWithResponse call
 func ParseGetPrimaryEmailResponse(rsp *http.Response) (*GetPrimaryEmailResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5388,6 +7608,76 @@ func ParseGetPrimaryEmailResponse(rsp *http.Response) (*GetPrimaryEmailResponse,
 	return response, nil
 }
 
+// ParseEndSessionsResponse parses an HTTP response from a EndSessionsWithResponse call
+func ParseEndSessionsResponse(rsp *http.Response) (*EndSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EndSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers EndSessionsResponse204Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers204 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// Login Log in
@@ -5396,6 +7686,15 @@ type ServerInterface interface {
 	// Logout Log out
 	// (POST /auth/logout/)
 	Logout(ctx echo.Context) error
+	// RequestPasswordReset Ask for a password reset link
+	// (POST /auth/password-reset/)
+	RequestPasswordReset(ctx echo.Context) error
+	// ShowPasswordReset Open a password reset link
+	// (GET /auth/password-reset/{user_id_key}/{token}/)
+	ShowPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error
+	// ConfirmPasswordReset Set a new password through a reset link
+	// (POST /auth/password-reset/{user_id_key}/{token}/)
+	ConfirmPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error
 	// GetSession The current session
 	// (GET /auth/session/)
 	GetSession(ctx echo.Context) error
@@ -5429,6 +7728,9 @@ type ServerInterface interface {
 	// ConfirmEmailVerification Verify an address
 	// (POST /users/email-verify/{signed_email}/{user_id_key})
 	ConfirmEmailVerification(ctx echo.Context, signedEmail SignedEmail, userIdKey UserIDKey) error
+	// DeleteAccount Delete the account
+	// (DELETE /users/{id}/)
+	DeleteAccount(ctx echo.Context, id UserID) error
 	// RequestEmailChange Request a change of the primary address
 	// (POST /users/{id}/email-change/)
 	RequestEmailChange(ctx echo.Context, id UserID) error
@@ -5447,9 +7749,15 @@ type ServerInterface interface {
 	// SendVerification Send a new verification mail
 	// (POST /users/{id}/emails/{email_id}/send-verification/)
 	SendVerification(ctx echo.Context, id UserID, emailId EmailID) error
+	// ChangePassword Change the password
+	// (POST /users/{id}/password/)
+	ChangePassword(ctx echo.Context, id UserID) error
 	// GetPrimaryEmail The primary address
 	// (GET /users/{id}/primary-email/)
 	GetPrimaryEmail(ctx echo.Context, id UserID) error
+	// EndSessions Sign out everywhere
+	// (DELETE /users/{id}/sessions/)
+	EndSessions(ctx echo.Context, id UserID) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -5472,6 +7780,63 @@ func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Logout(ctx)
+	return err
+}
+
+// RequestPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) RequestPasswordReset(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RequestPasswordReset(ctx)
+	return err
+}
+
+// ShowPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) ShowPasswordReset(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "user_id_key" -------------
+	var userIdKey UserIDKey
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id_key", ctx.Param("user_id_key"), &userIdKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id_key: %s", err))
+	}
+
+	// ------------- Path parameter "token" -------------
+	var token ResetToken
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", ctx.Param("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ShowPasswordReset(ctx, userIdKey, token)
+	return err
+}
+
+// ConfirmPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) ConfirmPasswordReset(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "user_id_key" -------------
+	var userIdKey UserIDKey
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id_key", ctx.Param("user_id_key"), &userIdKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id_key: %s", err))
+	}
+
+	// ------------- Path parameter "token" -------------
+	var token ResetToken
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", ctx.Param("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConfirmPasswordReset(ctx, userIdKey, token)
 	return err
 }
 
@@ -5634,6 +7999,22 @@ func (w *ServerInterfaceWrapper) ConfirmEmailVerification(ctx echo.Context) erro
 	return err
 }
 
+// DeleteAccount converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAccount(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAccount(ctx, id)
+	return err
+}
+
 // RequestEmailChange converts echo context to params.
 func (w *ServerInterfaceWrapper) RequestEmailChange(ctx echo.Context) error {
 	var err error
@@ -5754,6 +8135,22 @@ func (w *ServerInterfaceWrapper) SendVerification(ctx echo.Context) error {
 	return err
 }
 
+// ChangePassword converts echo context to params.
+func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChangePassword(ctx, id)
+	return err
+}
+
 // GetPrimaryEmail converts echo context to params.
 func (w *ServerInterfaceWrapper) GetPrimaryEmail(ctx echo.Context) error {
 	var err error
@@ -5767,6 +8164,22 @@ func (w *ServerInterfaceWrapper) GetPrimaryEmail(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetPrimaryEmail(ctx, id)
+	return err
+}
+
+// EndSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) EndSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EndSessions(ctx, id)
 	return err
 }
 
@@ -5828,6 +8241,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/users/:id/emails/:email_id/send-verification/", wrapper.SendVerification, options.OperationMiddlewares["SendVerification"]...)
 	router.GET(options.BaseURL+"/users/:id/primary-email/", wrapper.GetPrimaryEmail, options.OperationMiddlewares["GetPrimaryEmail"]...)
 	router.POST(options.BaseURL+"/users/:id/email-change/", wrapper.RequestEmailChange, options.OperationMiddlewares["RequestEmailChange"]...)
+	router.POST(options.BaseURL+"/users/:id/password/", wrapper.ChangePassword, options.OperationMiddlewares["ChangePassword"]...)
+	router.DELETE(options.BaseURL+"/users/:id/sessions/", wrapper.EndSessions, options.OperationMiddlewares["EndSessions"]...)
+	router.DELETE(options.BaseURL+"/users/:id/", wrapper.DeleteAccount, options.OperationMiddlewares["DeleteAccount"]...)
+	router.POST(options.BaseURL+"/auth/password-reset/", wrapper.RequestPasswordReset, options.OperationMiddlewares["RequestPasswordReset"]...)
+	router.GET(options.BaseURL+"/auth/password-reset/:user_id_key/:token/", wrapper.ShowPasswordReset, options.OperationMiddlewares["ShowPasswordReset"]...)
+	router.POST(options.BaseURL+"/auth/password-reset/:user_id_key/:token/", wrapper.ConfirmPasswordReset, options.OperationMiddlewares["ConfirmPasswordReset"]...)
 	router.GET(options.BaseURL+"/users/email-verify/:signed_email/:user_id_key", wrapper.ShowEmailVerification, options.OperationMiddlewares["ShowEmailVerification"]...)
 	router.POST(options.BaseURL+"/users/email-verify/:signed_email/:user_id_key", wrapper.ConfirmEmailVerification, options.OperationMiddlewares["ConfirmEmailVerification"]...)
 	router.GET(options.BaseURL+"/users/email-set-primary/:signed_email/:user_id_key/", wrapper.ShowPrimaryEmailChange, options.OperationMiddlewares["ShowPrimaryEmailChange"]...)
@@ -5860,6 +8279,8 @@ type LinkErrorTexthtmlResponse struct {
 	Headers       LinkErrorResponseHeaders
 	ContentLength int64
 }
+
+type MetricsElsewhereApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
@@ -6090,6 +8511,426 @@ func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	return err
 }
 
+type RequestPasswordResetRequestObject struct {
+	Body *RequestPasswordResetJSONRequestBody
+}
+
+type RequestPasswordResetResponseObject interface {
+	VisitRequestPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type RequestPasswordReset202Response struct {
+}
+
+func (response RequestPasswordReset202Response) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type RequestPasswordReset400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset400ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset413ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset415ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset429ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset500ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset503ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordResetRequestObject struct {
+	UserIdKey UserIDKey  `json:"user_id_key"`
+	Token     ResetToken `json:"token"`
+}
+
+type ShowPasswordResetResponseObject interface {
+	VisitShowPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type ShowPasswordReset200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ShowPasswordReset200JSONResponse struct {
+	Body    PasswordResetLink
+	Headers ShowPasswordReset200ResponseHeaders
+}
+
+func (response ShowPasswordReset200JSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordReset200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       ShowPasswordReset200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ShowPasswordReset200TexthtmlResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ShowPasswordReset400ApplicationProblemPlusJSONResponse struct {
+	LinkErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ShowPasswordReset400ApplicationProblemPlusJSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordReset400TexthtmlResponse struct{ LinkErrorTexthtmlResponse }
+
+func (response ShowPasswordReset400TexthtmlResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ShowPasswordReset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ShowPasswordReset500ApplicationProblemPlusJSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ShowPasswordReset503ApplicationProblemPlusJSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordResetRequestObject struct {
+	UserIdKey    UserIDKey  `json:"user_id_key"`
+	Token        ResetToken `json:"token"`
+	JSONBody     *ConfirmPasswordResetJSONRequestBody
+	FormdataBody *ConfirmPasswordResetFormdataRequestBody
+}
+
+type ConfirmPasswordResetResponseObject interface {
+	VisitConfirmPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type ConfirmPasswordReset200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ConfirmPasswordReset200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       ConfirmPasswordReset200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ConfirmPasswordReset200TexthtmlResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConfirmPasswordReset204ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ConfirmPasswordReset204Response struct {
+	Headers ConfirmPasswordReset204ResponseHeaders
+}
+
+func (response ConfirmPasswordReset204Response) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type ConfirmPasswordReset400ApplicationProblemPlusJSONResponse struct {
+	LinkErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset400ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset400TexthtmlResponse struct{ LinkErrorTexthtmlResponse }
+
+func (response ConfirmPasswordReset400TexthtmlResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConfirmPasswordReset413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset413ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset415ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset429ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset500ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset503ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSessionRequestObject struct {
 }
 
@@ -6198,7 +9039,9 @@ func (response GetMetrics200TextResponse) VisitGetMetricsResponse(w http.Respons
 	return err
 }
 
-type GetMetrics404ApplicationProblemPlusJSONResponse Problem
+type GetMetrics404ApplicationProblemPlusJSONResponse struct {
+	MetricsElsewhereApplicationProblemPlusJSONResponse
+}
 
 func (response GetMetrics404ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
 
@@ -6919,6 +9762,162 @@ type ConfirmEmailVerification503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response ConfirmEmailVerification503ApplicationProblemPlusJSONResponse) VisitConfirmEmailVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccountRequestObject struct {
+	Id   UserID `json:"id"`
+	Body *DeleteAccountJSONRequestBody
+}
+
+type DeleteAccountResponseObject interface {
+	VisitDeleteAccountResponse(w http.ResponseWriter) error
+}
+
+type DeleteAccount204ResponseHeaders struct {
+	SetCookie *string
+}
+
+type DeleteAccount204Response struct {
+	Headers DeleteAccount204ResponseHeaders
+}
+
+func (response DeleteAccount204Response) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAccount400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount400ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount401ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount403ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount413ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount415ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount429ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount500ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount503ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -7717,6 +10716,154 @@ func (response SendVerification503ApplicationProblemPlusJSONResponse) VisitSendV
 	return err
 }
 
+type ChangePasswordRequestObject struct {
+	Id   UserID `json:"id"`
+	Body *ChangePasswordJSONRequestBody
+}
+
+type ChangePasswordResponseObject interface {
+	VisitChangePasswordResponse(w http.ResponseWriter) error
+}
+
+type ChangePassword204Response struct {
+}
+
+func (response ChangePassword204Response) VisitChangePasswordResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type ChangePassword400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword400ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword403ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword413ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword415ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword429ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword500ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword503ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetPrimaryEmailRequestObject struct {
 	Id UserID `json:"id"`
 }
@@ -7819,6 +10966,110 @@ func (response GetPrimaryEmail503ApplicationProblemPlusJSONResponse) VisitGetPri
 	return err
 }
 
+type EndSessionsRequestObject struct {
+	Id UserID `json:"id"`
+}
+
+type EndSessionsResponseObject interface {
+	VisitEndSessionsResponse(w http.ResponseWriter) error
+}
+
+type EndSessions204ResponseHeaders struct {
+	SetCookie *string
+}
+
+type EndSessions204Response struct {
+	Headers EndSessions204ResponseHeaders
+}
+
+func (response EndSessions204Response) VisitEndSessionsResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type EndSessions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions400ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions401ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions403ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions500ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions503ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// Login Log in
@@ -7827,6 +11078,15 @@ type StrictServerInterface interface {
 	// Logout Log out
 	// (POST /auth/logout/)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
+	// RequestPasswordReset Ask for a password reset link
+	// (POST /auth/password-reset/)
+	RequestPasswordReset(ctx context.Context, request RequestPasswordResetRequestObject) (RequestPasswordResetResponseObject, error)
+	// ShowPasswordReset Open a password reset link
+	// (GET /auth/password-reset/{user_id_key}/{token}/)
+	ShowPasswordReset(ctx context.Context, request ShowPasswordResetRequestObject) (ShowPasswordResetResponseObject, error)
+	// ConfirmPasswordReset Set a new password through a reset link
+	// (POST /auth/password-reset/{user_id_key}/{token}/)
+	ConfirmPasswordReset(ctx context.Context, request ConfirmPasswordResetRequestObject) (ConfirmPasswordResetResponseObject, error)
 	// GetSession The current session
 	// (GET /auth/session/)
 	GetSession(ctx context.Context, request GetSessionRequestObject) (GetSessionResponseObject, error)
@@ -7860,6 +11120,9 @@ type StrictServerInterface interface {
 	// ConfirmEmailVerification Verify an address
 	// (POST /users/email-verify/{signed_email}/{user_id_key})
 	ConfirmEmailVerification(ctx context.Context, request ConfirmEmailVerificationRequestObject) (ConfirmEmailVerificationResponseObject, error)
+	// DeleteAccount Delete the account
+	// (DELETE /users/{id}/)
+	DeleteAccount(ctx context.Context, request DeleteAccountRequestObject) (DeleteAccountResponseObject, error)
 	// RequestEmailChange Request a change of the primary address
 	// (POST /users/{id}/email-change/)
 	RequestEmailChange(ctx context.Context, request RequestEmailChangeRequestObject) (RequestEmailChangeResponseObject, error)
@@ -7878,9 +11141,15 @@ type StrictServerInterface interface {
 	// SendVerification Send a new verification mail
 	// (POST /users/{id}/emails/{email_id}/send-verification/)
 	SendVerification(ctx context.Context, request SendVerificationRequestObject) (SendVerificationResponseObject, error)
+	// ChangePassword Change the password
+	// (POST /users/{id}/password/)
+	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
 	// GetPrimaryEmail The primary address
 	// (GET /users/{id}/primary-email/)
 	GetPrimaryEmail(ctx context.Context, request GetPrimaryEmailRequestObject) (GetPrimaryEmailResponseObject, error)
+	// EndSessions Sign out everywhere
+	// (DELETE /users/{id}/sessions/)
+	EndSessions(ctx context.Context, request EndSessionsRequestObject) (EndSessionsResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -7958,6 +11227,140 @@ func (sh *strictHandler) Logout(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(LogoutResponseObject); ok {
 		return validResponse.VisitLogoutResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RequestPasswordReset operation middleware
+func (sh *strictHandler) RequestPasswordReset(ctx echo.Context) error {
+	var request RequestPasswordResetRequestObject
+
+	var body RequestPasswordResetJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RequestPasswordReset(ctx.Request().Context(), request.(RequestPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RequestPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RequestPasswordResetResponseObject); ok {
+		return validResponse.VisitRequestPasswordResetResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ShowPasswordReset operation middleware
+func (sh *strictHandler) ShowPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error {
+	var request ShowPasswordResetRequestObject
+
+	request.UserIdKey = userIdKey
+	request.Token = token
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ShowPasswordReset(ctx.Request().Context(), request.(ShowPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ShowPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ShowPasswordResetResponseObject); ok {
+		return validResponse.VisitShowPasswordResetResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ConfirmPasswordReset operation middleware
+func (sh *strictHandler) ConfirmPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error {
+	var request ConfirmPasswordResetRequestObject
+
+	request.UserIdKey = userIdKey
+	request.Token = token
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body ConfirmPasswordResetJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body ConfirmPasswordResetFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
+			return err
+		}
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ConfirmPasswordReset(ctx.Request().Context(), request.(ConfirmPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConfirmPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ConfirmPasswordResetResponseObject); ok {
+		return validResponse.VisitConfirmPasswordResetResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -8252,6 +11655,54 @@ func (sh *strictHandler) ConfirmEmailVerification(ctx echo.Context, signedEmail 
 	return nil
 }
 
+// DeleteAccount operation middleware
+func (sh *strictHandler) DeleteAccount(ctx echo.Context, id UserID) error {
+	var request DeleteAccountRequestObject
+
+	request.Id = id
+
+	var body DeleteAccountJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAccount(ctx.Request().Context(), request.(DeleteAccountRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAccount")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAccountResponseObject); ok {
+		return validResponse.VisitDeleteAccountResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // RequestEmailChange operation middleware
 func (sh *strictHandler) RequestEmailChange(ctx echo.Context, id UserID) error {
 	var request RequestEmailChangeRequestObject
@@ -8451,6 +11902,54 @@ func (sh *strictHandler) SendVerification(ctx echo.Context, id UserID, emailId E
 	return nil
 }
 
+// ChangePassword operation middleware
+func (sh *strictHandler) ChangePassword(ctx echo.Context, id UserID) error {
+	var request ChangePasswordRequestObject
+
+	request.Id = id
+
+	var body ChangePasswordJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ChangePassword(ctx.Request().Context(), request.(ChangePasswordRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ChangePassword")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ChangePasswordResponseObject); ok {
+		return validResponse.VisitChangePasswordResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetPrimaryEmail operation middleware
 func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 	var request GetPrimaryEmailRequestObject
@@ -8476,123 +11975,175 @@ func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 	return nil
 }
 
+// EndSessions operation middleware
+func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
+	var request EndSessionsRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EndSessions(ctx.Request().Context(), request.(EndSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EndSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EndSessionsResponseObject); ok {
+		return validResponse.VisitEndSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3vcts2tn8VXO6dqd1LybJjZ1tnOnPdxGnddRLXdtrdrTISTB5JqEmABUDL2oxn9mn2wfZJ7uAAIEGR",
-	"ku3YTdu9+WSLIoCDg4Pf+QvofZSIvBAcuFbR/vtoBjQFif++FmdaSDD/pqASyQrNBI/2owOu5iAV0TOq",
-	"SUKlXBBKtLgETqgEwuEKJEloMoO0H8WRSmaQU9MNXNO8yCDaj7joKew8jvSiME+UloxPo5ubODoFLRcH",
-	"Ew2yPfYZJIKnimhB5pRpcgETIYFouWB8SuiUMr5izN2dOMoZZ3mZR/vb1biMa5iCjG7MyAWVNAftGHCY",
-	"U5YdvWgTcT4DwlIiJkRwMH/0DEipQH6mCE1TCUqBMmQw83ZB9SyKI05zMx6YTkcsjeJIwi8lk5BG+1qW",
-	"0En0n+NoImROtaX06W50yyTi6IxNOaRIezflCl9wCzaRIkfyzfuQkozxyxWU23YjnMDdqI+utvuDPiy+",
-	"mx/9LFia/7CgP/5974gP+slOxi/yl4P0r99lnTLwVoFcxXrHaZb2yQFRoBQTnOR0QQTPFoQmmghOmFZE",
-	"zDm+vGJCd10EIzn3XQVL/19gsXYKKSQsp5kRJsZJyQuappCSt6fHPUUnQC6ogqe7ZIOlZHeHMEXGr18c",
-	"jTdXzMd0OmLp6BIWd1yf1y+OOrh/YxqrQnAFuA++pukp/FKC0uZTIrgGjv/SoshYQs28tgopLjLI/+dn",
-	"ZSYZDGJapLXka3oJPIqjFDRKaHQ+Y9WuMVOkmQSaLpAhCnAza6pLFe3vDgZxpJlG0lHAw3a+YzebUvJ9",
-	"wxAcdd9Rtx/ScBPy5L8lTKL96E9bNRxu2W/V1oltbDnTXktpeUMuJNBLRSiRZQbPyNhMe0wUXSgyn7Fk",
-	"1jcjvhTygqUp8AexMlFyMprgjg1ZeQY8xc3sNsVnijw/O33ptjrj+N1fe+bZOT6yaN/k8ZOax9g4mUFy",
-	"SarB1rI3pOux2ItEWELNMudMKQP1QpK5FHxKNsbBqOPN2HzT5IGh0zTlQpPxe5bejMnGeOIXwmynmzg6",
-	"4hokp9mhlEI+aHGY66mxMiIHPTN0z4FrR7ngRJSSKJY2xHwvFHNPFlEgjVoFJO+WZagoeIw1ODDABNcF",
-	"JBpSlINSwjNksZ2eQq2fiekU0thpfwVcI1uPGb98OEuNVhrBdYF4towd5ksEACGIyIxSUJdkIiShhMPc",
-	"qOiVIGKoI3W/a5naoOEDGBtHGq711kznWROEh+Vg8CT5r1QkZnxiXsBHYL9AWu2DkFz75Vbw7b//+a+G",
-	"5dMB6+3d5ZmX08yoOEhx+9C8AAkpmTM9IxtjnDrjVzRjuMMcp/03jqLxpmnr4btUUL1g/g925jJok4sF",
-	"4WJONsYBPFstF5ijz41B2XsuuJYiW8V29/6Wt11x1q+FfilKnj5IBLnQown2Esjfa0FUmcwIhMqoKW27",
-	"tbS9Fpr4LtaKWj3WY2xgT6RnO9qrTDnL6CaOTugiEzQ9F+KYyik8iE0XIl2MtBCjDLtq7FUg5lu01C6A",
-	"UE1yoTR5urf35Cm5WGhocm47UESnXsWa9kb6fO9r2bhEy2MpJCSCKSIM0KGmYf8wGylnFvLOhXhF+cLR",
-	"rB7ETkk1jLDrJeAzPpdxdoxW390hyrpFDQbufFkz8FwIklO+8MaKuo13jYEfRY0Q06VlE5lTRWZMPzMq",
-	"2WpFqkgyo3wKKaE8JVygQ4LPfymhtJ5kgAboI/YqJ3EdFgTuJNL1ltNSz4Rk/4CHQ4LpCrg2jZordCym",
-	"Zm0mTCrdRITtJiIs93ArMjQbPBZCWGspJpR7DYPO7ca4NaRD8kTwScYS7Yyxkl9y4295fywR4pKBIhtj",
-	"96RWILhL3nJ6RVlGL7KHAU4Z9LOENinV1HhQJKHc2H4Xxla3YQlSbyA1E1Jni6YFFmDPGcgrlgBpDrR2",
-	"lcJXHwt11kzGslOVRSGkhvQVpIyeI30P4mvV4Sg3PY5wyl3eBgIiVSQcwHTchPO9mqUBsQT7Jq7vW7ja",
-	"SdFjw7ph7ndnb1730WZzjdEAkZCaTUAz/EjTlJnmNDuRogCpmfGWJzRT0GFCN5Sv9f8R6ILIUUGVmguJ",
-	"SBesh4237Ec0Ywn8r/uin4g8iiPfxLiEQkpINJkJqYBcUK1BLojStLBCWAREVp2GZmhX/zm9PgY+1bNo",
-	"f2dvF4Me/vN2K24QkhN2vJayILJStW6Muz3YuW3gmzDY8VPkA1RVf++qFuLiZ0i0IbWKj91vGRuGnllM",
-	"WgWYVi7ZXMjLvv82jliKYb1CspzKRTXUFUg2YWYG+GD1irUl15ETE25YmRm9RjbmM6aBqIImQLRkeW6c",
-	"s7ecme1NXr98HpNU5Ab/MjEH2UuognSzMY9u8qvl8mxelpHm4sTRdW8qei1RYWl7Lm85+6UEwnCXTRhI",
-	"v1ta5vXa+KjxP97wbOEDX0vRuYCinrpkRU8Udv17hUDH2be77glj/uSFXoSL4pZtmfgfZ6BnaBAy69kE",
-	"G9u26ZyAW/0VNF8IkQHlD6S5Fq1VRIs5B6lmrPAc9xJu7K9CiivgH5nqpT2NoVovcdV86uVYucWfo1F5",
-	"341exfS0sUMvgVBjqBrIdnwxPPLL6gIMwf7nMB81MYDDPNhDHwzbQcdt6G6O8Uj7NIT0lWHspJQSuO7W",
-	"YB8d/2sm3aYDpBTyOZo7rRSXoe8ig5jkNJkxDj0j6+aJjcARA6M4TV7mZlA0bdH0GfkQnbN3K1qa8W/7",
-	"SdEcRlSNHAeDVgE3jAtrnDfbk6rF3j4YlTyFDLSzTF0AZhTskjB+4z/WUa8qRBOMngS2Ttzp6CxZ9VG8",
-	"FJSu4quuvQ985KBnIh1hl5nRPeZhK2qw0vpccoibRnkV93wXyl+T7y0Jf8kgS6sQ5T1Q4g03GIA2pQ2U",
-	"GX9pYnrzKOpQZAkdvGvvRTaOsJELnvSr/QpKUQNdHgMWZGjnMoyCQHgbJJJOif5xRrVphqHn2JjrY0/B",
-	"OCZjwxbzN6fXowx3mvnknLoREjhubuuA/hZP3YQ61I0Eh52Wb0xZUuqZm2ELqmd9hnS5DMVz68b0jFuz",
-	"REeDaS1KKi6GeLmeobfhi51cbPlcj9CFMN8CzQxm3UuuDLCKUiciB2thzrAXm4hZkiXvXkXisi0I/sv3",
-	"FUqJy+bWEJe3ztZ10jW71zD/QDO6UqPC/Ht36/muVvEBJ6cvn5O9Jzs7OFZPFZAgM13QcWdvlyQzKmmi",
-	"QaqPZfZ2OiorOPtWwX0BCbe4YlPeKwvCAVL1UV3JJjFfgxHgdXZwTErulRQpuWYZJu19RkIUwCHtWpom",
-	"4b+6oXOgSQZUafLFSpF5ZBPni0dxcX28Y9Xu+HJ3788VEKciKXNM2nXpqg7rphFpk2F8PhVgoyg51cnM",
-	"RsgxioJ9m+Yq2v/p8fXguxVJviNroXgibwsztea6UsGuCzbVtuVNzatQB92PbS1x9Xx8HxnHSd1GTmDk",
-	"3FS9USnpAuNntaKoal6Qg0t1LRVPw4msZG9NrHbByGUb++3pkS0i49RDxSXjaD651Whuszsu2G27xwcb",
-	"cS7V7J1C79pJZ9bW/QA97j0jZy0v7y5jMWNxRrQfffn3i+3Z9/xsJxkU3+/mf9O/fCF/mD+5/vG7weXh",
-	"Nv3zsdwrv188Fec7Cnsx5rsaIazsDHae9ra3eztfnG9v7z8Z7A8GfzfGsa0HivZ3d9oyHAzdrrHjKWEa",
-	"DbOgWmRMBCclx8Ikn0Zqrs/9ptCW6WBOHaYjD8s6CPBUkZJnxozAXLOrBDQqhKVZlZAL6VvBpwqeU6qh",
-	"p1kOXdRV3LytMqyjGiyUPt9PHK5BY/JdIvgB5sCBizIniShbwG6mOvpZMG6IChkz+LJmzDp7YYVcNfp9",
-	"3837cIhO3q+IK7U1+AcEw9bEUdfF6X5N0+MuQvUrBjXXhdrC5WyLpVEdkJSS6cWZUTQ1tHyLbtuK+tOO",
-	"4rSYeBICkLGhArPLUyPHIYhi9aP1Dev6xwCr6m1IC/YXQC0nXPvnmJlcQRvNa4hhqRvaYIrNsKOmekYo",
-	"STJmcD2nC6IMXALTs6DQ1GY/a9L82CztouwuhNU0KdDkYkHGJ2/OzskWLfVsKxNTxrfGK4dfM7pZRMYn",
-	"wicLaYLoG5SU2uh7ThnXlHGQBrtLaXBhpnWh9re2pkzPyguzKbaqBsF/TKkSVNTKutWdizlX7Ug/YIYl",
-	"BDG1b75jfGpezmMMTTM+HfI6gI2RGFfibFwJFdvCAtdoeZMTI2nZglzAjNl03JAv5eNiTNSlkDHjrbhu",
-	"MBIXVsDrmVC2nEr1h3zIP//cWQ2q//nnXYtl1tFO2qfKx9Uyjc2QQz4WwZMN7eXzimblGiHcRHqxKhL3",
-	"1rg/5IdXxiFpKu/lfUXyUmlCMyVsb2Y8u8WGvGkHII/1yq2M1a41eQa6VFVoPuQBZW7qsf12/M2h55Hr",
-	"eGuMpQZBW1v2loOmuBW/GiLc9LC7oS2lgzHRdOpjcN+evzomBZ2ifckU1lGyBGw9pV+qY1y2zz8nr+oq",
-	"eEUQOgnVZIzCrLZQOnvosy62/v3Pf/llanytQPeckOE7fdIquneVuAXVM58qEjxbDHkddn3mBAp4imQo",
-	"dOgJryo1bJmMPWohgWrAPISdDhr6OB+77rvX1/j6Hv5Vc1sOS9e4gUO+MV5VLzDetAJAXYy8HSK3pc8V",
-	"b3OmkZgT40RTVwKEWaaKlt2dL8k4jO1aIRvycVDoM45dbZCtGWJVyVCffA2Kpc6FwB4UKUBWafYhL+rk",
-	"jRFQqgnlC8GxnIJQdUnohSh1gDx6BsYnQ49MzPmQb7jISkxwA8ceiSivO6Y+Q2wJ2yRYnooTMvQMudsS",
-	"HPRcyMt9u/3x2WeKHJ1c7dZ9Cat3jk6unpKtp7sYJ0WpAdORkHGAWWb9rpnFy/Hbs8PTw1cHR8ej89O3",
-	"Z+eHL0Ynp2/+enR4NvZ9LMhEyDmVxsofcsaNmf/SPoHU/OeE1nESoZcAipJdspg0SjVNH0lWppDGRIlw",
-	"abXldFjyaev6gzIWtN61GPKMKR1mH0H1ibX7ffWah2Qyo2oGyh4BcgkPvy5D7kNgRliWVsTTtSRrVBPB",
-	"EzBSH8jbPtkeb/aHHHMkCXAFgWZ8dXTe0oOiAK5EKRPoCzndco3Ulnm3dp5rvWdzmda1jLb7g/4A7ZQC",
-	"OC1YtB896Q/6TzDMo2doWoUKxHwuhOrwlZ7PILl0wuIZFtadzGeCzESWKreKYyzeqRZpyDeq1KYkPkJn",
-	"tYrSVGrlKqu9PUbOljTZkAeqLCYNNbakm4wam0hQs9DCsaJmnIH+kGP9ua0t81KEC+uK6KsZTsEKD6pI",
-	"u8yIQAe+znRAqEbL12JDznipAf9t7kqLMtsDd+ZhyAWHRpOJkJjr8eSgekIsafTzjNAhV2WSgFKTMrPi",
-	"WYd57K7CGjQn9hnGDe3wrs5eDXnVu+vWgX4mkktiICtM16NawEy1FVvjmSGAH6W2JJFxdzIIlP5apIs1",
-	"JWIdpWGPFD++W7lWWG5103RSjCuzfEhpZzC432Q+avDlblP2caaOCrVjPF5BcP2CMtgz0L1VbsPqPbjx",
-	"rdaF8SbbpuKK85pV469+efKDHvz7n/96Rk6onn219Yz4zp6RM5rDGdPw1TG97jpXdhNHu3aZurhQLedW",
-	"cODMNNl+cnuT5Rp2bLd3e7vOuknTeOfL2xsvV3rfxNHeXebXPGuErZ7chdSgqjRwvaP9n97FkSpzW5jk",
-	"Ko8N/+lUGY/eKI3onWlS6Q9R6jUK5AVkoJ01FZqbTu6JNQoQ6vtdKCNKHbW25257HCfU5nUUje07MaEu",
-	"3sZGd+BcfejuN1uhZlgEF6zp9P/07iZuvyTab7XW2nJ71WJ7T8pQP4WOxT4GVOgXUszRWi4K9NhwkYPT",
-	"g7R1tBClYdEWgG9AeyD7/4XRQZzmg+X5t5LOTmm8Tfo6MhzdkmgrGP6xUgb9jQI7gwGZz1hWFYkkGKJB",
-	"V72Rc2hJnKu0eKjALdVT3E0k3Nhdh14ydnULWLMr4KBUwLdqbspxLwctWaJWcs/rH3KxIFIYC9WZ6rpU",
-	"VayGSWNfAk8YqBjP4vSsIy5hUiqaqdieuHFxrkW14d05HKYx0OZCF6LUF+I6rl7yS2U+fyOILDla7+RH",
-	"M3rgkb46PD89en42Onjx4hQjYLEdw84QD5LiaqdE8CFH79F4hcCrYmCG1ap+ZKaqGVsJ2h3sdpm+34B+",
-	"5bh4q4jgMc0io6wpHNGfyPnfTg5J5b2NjNs38lI50kLTzFr1xkG/31FMR5yPDJ1IPC8MpSKGGuLSAQgq",
-	"u7/eMUZk5e/t+OL5KvnAUFKHbJCNVQK3GdtwjmXywcnRZ6q/dncG65BX4rNynzrHve+537lZ6yxDAQmb",
-	"uJUzHvh3Z29ePyNnczqdgiRvj2zkMRWJ2hq7IKpNaLbVbQGJaf1g+FsOPdx0CHGV/OnWfwUkzk7A8+pz",
-	"qshFyTKNXvJaZuNh7iZXNsysNu/C8wW1x6o7eR6+ROCaJjpb+HBaJ53rGP23g1fH92O0p+2ujG5V67wp",
-	"gB+cHJEn/UGjUOe3WBEz/bUrgsG41areqniXzK8OtRkcB5rMMHyMrgbqoJxNbecYrzYshfQZ2Rs8IRjk",
-	"mDN7QUhrnU6Bpsyp1d+VQWAIWzy6xxdOd+W62BzFmqghZhGUO9FE5ph+WM6WsTpmuFFX79kwAp7TVUNO",
-	"XczQSQzaD1qYLUVe+OBXJqZ1PJJxDNQFBwry6loJpxAzyqclnUJYVv2ZIuODJIFC947d1+Mhp+pSYYQO",
-	"g340F3xKDvk0Y2oWk29A5pTH5KUEnsyQ6rOCcqZmZGMMfByTcQrjeMjHE2k+gBo/862t1DJfrMTrq5/y",
-	"zUag8cnAF2HaqOFMlLIjzNgnvsH2YMhbLDMLkdIFmQrDvCDcGBOaSGFsrSxDfql9UlClnblUc1W5xFCK",
-	"b/rQaIwWoQ8cmpGsLeXyIEM+wcSDOxy7oYCnvZC4TYyU22gvLQjW8Ksuk+uMTfnb4g8TbvQlt3cKNW7f",
-	"byKPV2xzt7nUE1k6YKeqbKELnnwKxv3KwTizC0hZhG6xK2VowHI7dfw+vG7tZut9cLnXzepgjvW3LCru",
-	"tw5kj63HlNPLKlXKL+s762yKfRnybRbNeldMxyRjl2DrGcZ9csAXVhVXRQVTDCcNucoN6lTZd58yvii1",
-	"RvubamL6wDMASNXb0+NnBnhsok75NG8ntMzE/MSSGR7ye6iuX3dkz+zAL4Pjn7aaqj5Z6XDibvvTnpp4",
-	"lCuBXuHpxGWCyQJ1TnMlH+HGIMd0l1L11z9ZK7263icRfMKMv2pUGa79hhGDzce6zudOqFXfO/X7wAFj",
-	"wlfJ6J5LRpvtFyADVp1E75buofypm4T6la3wxseb+NbX66sJb97FK4zBV2sgYuk4R1yliKvCSSweEFla",
-	"g4nSdKEwzewK6ZYRxsKG2fQsgT45Y3ya4Uj7FpXwVIiHoeBWKUInGrByQVk7Bj/bBLVRdpbR/iBeB5Y8",
-	"t9L6CU7wwckS+LsCm48FHRJUmelPoOFAw4J7XffgxaUNGcuWhKtRW2dEPMyGcKKqGuUHgalgvBEg40N3",
-	"pPMWo2Gjyj/FhKJTMuQqoZyD3PTQ8EEGxZDf3aJAWn8IXJ1HRoD73gPyW2EAsmBB2kQ/0pWDy+rik/1w",
-	"Z/uhGVn5PZsP8rIJDa7+DNW4F4A+BjaxhpLYM2RWy2PkYSLkkAfYp935dX+/ZC1FQe7Q3v9NfDrRiM2Q",
-	"Y9zG0GleNkgyETKvL75uidsaK+ETRNgHB25RPCUfCRk+mQcNTPBAXW2StYbBe5bebIXuh40F3wsq3K3s",
-	"qzd+UHq64m4YNBJ8gBP3uxZkXN3ZMu4PuUcFl/7lly5iEbzVdZSjTw6s1T/k3q5oRjoQhUSWApZvKlLy",
-	"UhkmY/T22JVpU9Uu7Da4s+HryeNVJaPW5HEHQxpz2nTpakH2lqpWbYR4e8+VlipbqI5XinWgkIttLTsp",
-	"HxhefcRbiu4BQI7uO4VZO0rGDsNibjf1Dw9mfpyKs08x09+qPM7fG0y9xDgzZAk5Atx0Vyx1A6daHXg9",
-	"yJaOrXkIjBsD4nWw+AhvvTbWRruAkrkt/tDs5U/vb00qbN8ag3ic2wzfhRhxpxsLvD26dFlBt+Gw/Nsr",
-	"v288+EPV+BlpdDnhBoc7tkz82NbEQZriwZQ60xwTLnivK0Vhs8+kI/k85C77fEA8O1yckUwFuHhB25oI",
-	"U7rbAxe4zSmnU8jtsUZXdbd0mMRuekPS00FliazNBLtTUmkamhxC4rE07waFh5jsATZw148z6U+7kNqG",
-	"DnPvNt005OFREwl4xBOPhl/RrHEnfF1aF5xrS5vtE4pXRW4PyMrEdTNr3WXOHKTO63y0HPHyZVF3Tv16",
-	"3+jxc7+Pcxfs/Ty8FkZWP5YDKalPJGWLT3bTJ7upC/QPGlh0d/Povf91M5uixmspoatgORdXYPM9LTS3",
-	"MLYM8eGt56ZxOuQb45XXYI4374/2LXiyp2BqhLrNNbGz+r37Ipby9S2qH0z5tB+8H2GW9pYtEXd7Bm84",
-	"dN3+Hhv7315W1FnCuELuBn9A7RPcUf4ftjn+UJZ8IIiPab3fnjHwv6N58+5WrdEqN3xAkPI+hK3yQL73",
-	"XgWHeYdpjb8yFvonQSzSuQ6CQ0d1J7asLW6fsvQ4YaufJzCv44LhoYbTw7PD1y9GR6/PD09/ODj28cXt",
-	"QafpHdSL2rttFNlo3n+w2ZkSBZ6uT3XstPn1Q2ui9td7PinF/zyliNcErtgZdzAZndrp2Tui1p6XWXV/",
-	"rL04B5YNPWWLpjvValjn88ja9UOiaw9VrZ1VNZ+iX496wvUOweIPjnxZKuWVb2fvk9lCjeRGad3Oac8W",
-	"9Ovb3aqKYjOj5as87R1kZOPFz5RPRc/QQzW7yOprx4zqeH52+nIz7LLUs47uzruvaKt/BCf8kWu1ooPw",
-	"cjYX+pLV709rEVjZQY82n9kxwQKS2N+QjqlFe04vaBqchLl5d/N/AQAA//8=",
+	"7H3rchs30uir4Mx3qiLlDClKlryJVKk6WltOlE++RJKT3Q1dHGgGJBHNABMAI4pxqWqfZh9sn+QrNIAZ",
+	"zIUXSbST7KdflkkCaDS6G33HxyDmWc4ZYUoGhx+DKcEJEfDnG36huCD6z4TIWNBcUc6Cw+CYyRkREqkp",
+	"VijGQswRRopfE4awIIiRGyJQjOMpSfpBGMh4SjKspyG3OMtTEhwGjPckTB4Gap7rT6QSlE2Cu7swOCdK",
+	"zI/Hioj22hck5iyRSHE0w1ShKzLmgiAl5pRNEJ5gyhasub8XBhllNCuy4HC3XJcyRSZEBHd65RwLnBFl",
+	"EXCSYZqevmwDcTkliCaIjxFnRP+jpgQVkogvJMJJIoiURGowqP51jtU0CAOGM70e0ZOOaBKEgSC/FlSQ",
+	"JDhUoiCdQP8lDMZcZFgZSJ/vBys2obEnibrUp9ENuKQTRhJ7XnyMMMqxlDMuEiT0UJRSdr0AeBi0HuTB",
+	"zW5/0Cfz72env3AaZz/+9o+//UDHP/TjvZRdZa8Gyd++TzuP/wIABOSvsYOx4BngX/+eJMugN+NGcAIP",
+	"2USS/TjHP/3j4JQNVu/ivSRiEe1YUqFJHx0jSaSknKEMzxFn6RzhWCHOEFUS8RmDHy/Y0LpUpEn/vmRk",
+	"4P9vMl+6hYTENMOp5gbKUMFynCQkQe/Pz3oSjwm6wpI830dbNEH7e4hKFL15eRptL9iPnnREk9E1ma95",
+	"Pm9ennZg/04PljlnkgAj/xUn5+TXgkil/xdzpgiDP3GepzTGel87ueBXKcn+3y+Ss9oiekRSsa7ChgcS",
+	"ooBCg8spLdlebxGnguBkDgiRBKSRwqqQweH+YBAGiioAHQjcH+cmtrspBDvUCIFVDy10hz4Mdz5O/q8g",
+	"4+Aw+K+dSp7vmG/lzjsz2GCmfZbC4AZdCYKvJcJIFCk5QpHedoQknks0m9J42tcrvuLiiiaJkS4PRmUs",
+	"xXg0Bo71UXlBWALMbJniC4leXJy/sqxOGXz3t57+DCQcMtdVHcfPKhzD4HhK4mtULrYUvT5cm0IvAGEA",
+	"1cecUSn1XcUFmgnOJmgr8laNtkP9TR0HGk49lHGFoo80uYvQVjR2B6HZ6S4MTpkiguH0RAguHnU41M5U",
+	"OxmeETXVcM8IUxZyzhAvBJI0qZH5gU/mDiwkidB6AQHwVhxDCcEmzuBYCyZym5NYkQTooBDkCFBstidB",
+	"bUn5ZEKS0KovkjAFaD2j7PrxKNW30ojc5iDPmrJDfwkCgHPEU30pyGs05gJhxMhM6xgLhYiGDlXzLkVq",
+	"DYYHIDYMFLlVO1OVpXUhPCwGg2fx/0l4rNdH+gfwETFfAKzmAx9c8+WO9+2///mvmurWIdbb3OWQl+FU",
+	"X3EkAfbBWU4ESdCMqinaimDrlN3glAKHWUy7byxE0bYe68R3IUn5A/23x5lNoY2u5ojxGdqKPPEcbR9p",
+	"UVqqVF9IOM1S2dL3/RUBUGYEX6OtyH01UpyP9GcGIM31GVbx1EgFQA/aimAzQH8j4Clzq3r6+wutgfde",
+	"cKYETxcds/39jlP2AcuviRI0liepJLMpEeRRpM+4Go15wWp0/4YjWcRTJHihGtS9X1H3G66QG7qUtKs1",
+	"NiW0M4MCkAwguRIt7TBKqVSEEWG1fipAR9uK3l+cnJ+8Pj49G70+uTw/fXExOn758lzTjD4+bm6u43en",
+	"X0iQKm+4egXwfjLMEl+9+KNh2AHpGAmQSaXVde/C4B2epxwnl5yfYTF5HAFe8WQOLJXCVDXpS5D+1vEi",
+	"VijjUqHnBwfPnqOruSJ1zO16qsW5U5r0eM3EbvalaGzAsilqBSCoRFxfXSAl6G9aNGbUXGKXnL/GbG5h",
+	"lo9Cp8CKjGDqxlUm5sb+1nra/h6SxlKvIXDv6wqBl5yjDLO5Uz/lKtzVFt6IYoD0lAZNaIYlmlJ1pPnV",
+	"6DlYoniK2YQkCLMEMQ4mJnz+a0EK49zw5C24LXql32KZtPU8HADXe4YLNeWC/kYeLxL0VIQpPah+Qmd8",
+	"os9mTIVUdYmwW5cIzRlWSob6gE1JCKP/hggzpzOAv2Urai1p7+aYs3FKY2XV64JdMy2dnYUdc35NiURb",
+	"kf2kUgmAS94zfINpiq/SxwmcwpunIW0SrLC2iVGMmb4YrrT1ZTxlqGIgOeVCpfO6Tu3JngsibmhMUH2h",
+	"pafk/3RTUmfJZgw6ZZHnXCiSvCYJxZcA36PwWk44yvSMI9hyl/0IAhFL5C+gJ66L84MKpR6wCOZGdu4V",
+	"WO2EaNNiXSP3+4u3b/qghdvBeu7jOOYFUy9JSsywjwFOEqr/xuk7wXMiFCUyOBzjVJKuJUp11DhzORtT",
+	"kUmEUWLn1BjzjsL9XtvwXAgSKzTlQhJ0hZUiYo6kwrmhsdxb3x+4xJ0UF0Jo89L9uLb48gU9D1e5VBhk",
+	"+PaMsImaBoe7g7198HqVH3S57Sqn08/VPB/KX/KrX0is9O5eCJJo+YNTeU+0H7O63mN2D3eM50fuRMFH",
+	"44MKDgOc0pj8f/tFP+ZZED78bIjztVa47prfQ+bewSpchrUT//0O0Xl7lx5m6Wy+3zHWdGzjS3fe2oVH",
+	"NuPiuu++DQOagJM/FzTDYl4udUMEHVO9A/hg8Ym1WcmCow0PkeFUqxRoazaliiCZ45ggJWiWkSRE7xnV",
+	"khW9efUiRAnP9NWT8hkRvRhLkmzXua8T/PK4HJqbNFI/nDC47U14r0UqtEMsvGf014IgClw2pqXJ1bZs",
+	"lkZLtDH/lqVz50VuuLo9iHrymuY9npvz7+UcvFBu3G2Pa80zy9XcPxR7bE3gf5oSNQVdnBo3gcfYZkzn",
+	"BuzpL4D5ivOUYPZImCvSWgQ0nzEi5JTmDuOOwrXqmwt+Q9hnhrrB0xD3cBRX7qc6joUs/gL0+fsyeukg",
+	"V9oEuCYIaxtBi2yLF40jd6zWW+fxPyOzUV0GMDLzeOjBYtubuC2662tsiE//hJd4haRVd4AQXLwATbMV",
+	"8NbwXaUkRBmOp5SRnqZ1/YlxZyMtRmGbrMj0ok3fHIS74MMSlnowyfxP4oyMsBxZDHqjPGwozkfabjYz",
+	"yYrszQejgoHqZo0C680ceVziO0PdfysXcunv9FaPPV0n7LQxGwZVEDYiPGWwwo53PqeMqClPRjBlqu8e",
+	"/WHLYbNQ8W/4IloOVBjr20hlYOGDT5P1s2hR/StK0qSMAdxDcrxlWi6Aim880dp8HevZnGS1kqUhMZyn",
+	"xZFxGMAg68vqlzxMpMRanDm5MEdDs5dh4EWa2oIj7qTyn7QFQKWJ7YTaeoocBFGIIo0W/W+Gb0cpcJ/+",
+	"n7WxRwBgVGd1D/4WTu2GOq4gQaw8NXij0oBS7Vwvm2M17VOAy4YAXxirsqetzAYcNaS1ICmx6MvQ5Qhd",
+	"JXPM5kKD52qFLqnzHcGplmP3Ntx4oWKeEaN1TmEWE+ls0JKzdgN+3SYE9+XHUnLx6zpr8OuVu7WTdO3u",
+	"DZk9ULUur1au/1xfo15XUz5m6PzVC3TwbG8P1urJnMSATOsD3jvYR/EUCxwrIuTnUoU7jZcFmH3nXcb3",
+	"Umf8MNRi8z4vRJ4SlHF2TeYooXI6w1JrPSnO8vvY96cKZYVUaMy1hDfM7bwOOU9pPK9jd/nC91cRvnqU",
+	"nf+GzN5Lcl/JD7JU0gnrFTlihCTys9rxdWD+SrSkWGaEhKhgTkNABVM0hfQjF1vlOWEk6eKBOuCfXMv8",
+	"SssDfcAea5oIG0YxzzLOStIyH/vWCxdmUzzGKcqxUN0h10+qrn61EXeF4/wHmTP68miq6KXzycs3aFgw",
+	"a0uGRxo0y00MX3QdIfqHkyzhn9rPGdZPYBnpQZbpKy6yB1CfyYnI8YR8IZHeTVjSXuWOntGYPPRyqk5h",
+	"73EX2YZJZyGx7H36xRafeQXEygM/o+z6ITchRmAWetkw+loZc3GPW9GYqHIEG98b7D3v7e729r663B0c",
+	"PhscDgb/CB7gJQXCA3hmWLoUYsUfcNWtd7X5m+iwfVgFj1Q8l0jrmJRN6vB0bt4DKcGK9BTNSLDubeOB",
+	"tZIGLhQW6gFc72n0xoHrU0MD5cso4aHRi8+rn7vI3iLD4+v9g7+UNm7C4yKDhMMuN0CHM6kWUxZ+JkrC",
+	"iezMGIO59XAZHP68eRfDhwUJiqfMcb7Jv14RUG3tdaHvYllYtXLl3VW48unjfmhrc7HF48eAKpLJVeB4",
+	"/qO7cjYsBJ5DpLiywct8fcBgIye/xKm/kYXorYBVNuzetALfn5+aoC/Dzji4pgw8U/Y06lJnzQNbJXJc",
+	"WB32Uu7e+kq6OOnCuBYfoeVa52STu6QYj0xBy2Hw9T+udqc/sIu9eJD/sJ/9Xf36lfhx9uz2p+8H1ye7",
+	"+C9n4qD4Yf6cX+7JZVfRbiWNbS1DcLi/16Zhb+l2gRNLtGKLJYq8TPcIcYYKBkUVLmGqfj7328LDbiaX",
+	"SUNYIlHBUi3PIU/WlmFp+4omaZl6tujW2r3freVhc1VVS0cli099bp7QP4OV998DHADHNqhvEjQapKe3",
+	"OvqFU6aB8hEz+LpCzDJdaAFd1eb92I17f4lO3C8I47WvxQfEHpcoZMvCop/S2bAOUX3CGPKyyKZ/nG2y",
+	"1FcHiQtB1fxCXzSVaPkOPOILauc6CmtC5EDwhIyJzGguTzQd+0IUKreM272q3fJkVcWGOKf/TeCW43b8",
+	"C8jBWwAbzioRQxO7tJYpJpcUbqojhFGcUi3XMzxHUotLQtXUK5IzeX4VaG5tmnRBtg5gFUxaY72ao+jd",
+	"24tLtIMLNd1J+YSynWjh8ktW14dI2Zi7tDgcg/T1yuFMskOGKVOYMiK07C6ElgtTpXJ5uLMzoWpaXGmm",
+	"2CkHeH9RKQsig1Z+WTU5nzHZTqwgkNDiCzF5qL+jbKJ/nIWQCUDZZMiqfAEIctnyTK3Xy9Ck0NpBTSZH",
+	"mtLSOboiU2ocUEPWSH8KwTWVkJTeEOGmgcCnX36splwau0n2h2zIvvzSag2y/+WXXYelz9Fs2iWFRuUx",
+	"RXrJIYu498mWcvR5g9NiCRFuA7xQ0QW8FfWH7OSGiHnj8m7ylXFk4VRyM5tez7DYkNX1AMCxWsjKUKlX",
+	"gadFlyyLZIfMg8xuPTTfRt+eOBzZiXciSKr1xpqSnYwoDKz4zRDETQ+mG5oyIBIhhScuvPnd5eszcPRI",
+	"kwkjbeIqVFS4ozqDY/vyS/S6quCVCEQnwgpFQMxyB6izB17q+c6///mvKByy+neSqJ6lMPiBOQqzJ0dP",
+	"PTA64es+qoqJh6xWYphjNXVpO1CTW0XAjyyxEZYAiBLc+4jxIXNHCdnipgheEKwIeFTNXp0lDfs1dFFz",
+	"e23ZmEFojGPLPmQbTbFEXyHFh6zl/rYJojjjbIJe/oLZhH8h0d4gHAwGTa+4BOCoHDLnHa+Xrbed5EcI",
+	"cl1mVBK0PxgMWYfPPDREGRm7KNLE4VgVrEq7eTCBvJ3v394COAfwr5yZIke8xEAesq1oUc5wtG2gwDZZ",
+	"o52rYQpaS6rLqAJg3mHNebYMAAIGJSz7e1+jyE8yMOw3ZJGX7B+Ftj7A1A3Qsmygj/5KJE2I8zLpBVFO",
+	"RJnvOWR5lUWkWRcrhNmcM0ipRlheI3zFC+XJZDUl2lo1VUUzNmQVxYBoC52MxqyaGLtURUdNUHQIG9Lw",
+	"DJkVFoyoGRfXh0YwwmdfSHT67ma/mssSyOm7m+do5/k+BOeBZYieiIvQk+b6/G6puUm8CqnL8/cXlycv",
+	"R+/O3/7t9OQicnPM0ZiLGRba/hkyyrQB9Mp8QhL9l2VZi0m4lBABUjJHFqJaAZ6eI06LhCQhktw/WmUw",
+	"7RfymWptL5Ud7BrNcCmVtUASkX1kLCJXwVKy7xTLKZGmM4XNvHHnMmQuHKiJpXEiDq4GrWGFOIuJpnqP",
+	"3g7RbrTdHzJI1okJk8TTGV6fXrY0BJ4TJnkhYtLnYrJjB8kd/dvKrVBpBCapzhjdwW5/0B+ABpcThnMa",
+	"HAbP+oP+M3Acqykonf7VCi50LjusyBdTEl/LepTGT4CeTTma8jSR9hQjSOAvD2nItsocO4FctNLct1Jh",
+	"oaStl3WaKrpo3PFD5l3yIapd8I1bW1/wY0Hk1Nf9DKlpM6k/ZFBVbOpLHBXBwdrS6HKHE2KIB5QHc8wg",
+	"gY5drdkAYQU2gZENGWWFIvBnnSuNlNkd2Er2IeOM1IaMuYAEIwcOXNwgS2rzHCE8ZLKIYyLluEgNeVYO",
+	"MMNVUIdiyT6FAJRZ3lZPyyErZ7fT2hsv5fE10iKrFnllLmXSkK22WUGAnyamLIm6piJEqr/yZL6kTKSj",
+	"PGRDsfT1Sjb8vP+7uvmmjbxm64m9weB+m/msbqn1tuw8cB1VKmdQNI/g/LxSuAuieosMqsU8uPWdUrm2",
+	"s9tK9II2QuXgb3599qMa/Puf/zpC77CafrNzhNxkR+gCZ+SCKvLNGb7t6hZyFwb75pi6sFAe547XRkQP",
+	"2X22ekizjhXGHawe11k7pQfvfb16cLPa8y4MDtbZX72DBIx6tg6oXmWZ55QIDn/+EAayyEyGvK0+1PjH",
+	"Exkc/hzoSyP4oIeU9wcv1JILBMqcrDbl69qW7pFRCkDU97ukDC9U0GLP/fY6lqj1z4E0dtdCQlXACYPW",
+	"wFzVSuV3O6G6wwgOrO4O+fnDXdj+EW//qnXWBtuLDrthjy0+dNdsbG+wZ/R7xk3IRl935kaekTTt2eYP",
+	"njJtixmEsXWsXm0UDKpChLUuVV3NcIcZGx7N8LyPjr345JDRMjoM9uDMecT9vj/N5CpPTRkyTxm3cyhu",
+	"9VDzDaSzpPSGSF9XPj+5OLkcXV6eRUO2tYumvBDoao4SMsZFqrZrqoTen4EZVEvPtoC/G7O+eTk6fXN5",
+	"cv7jMcz9zKoR0pv+qAw1IMq0JQOBCaOq6vMA1YtoO8YaP9uh0R/0QUCGFWgJBgnmyjO+mz5yMO8Ohqxc",
+	"REO5e1AC0jCO3HmCmkIVIrdUKoPQIXs2gJ8Dftq6E3R7Ydqc61JArKCsRbk/jT6yfmFoO+K+lrKx18FA",
+	"cUxyRRKt0poCdo0YraLR8SISDp6uxM9xJVZ9fjpa8K0vPD96fdPudj6CynQHInVCOiTqG1DUC0mq7Jc+",
+	"+gkcOIZWDltl05Hmt7i037RNzK6tIet6QXqEpOrZNPBDkJjAtXBZHw2ZtpxNHZXziW5hdCX4TIK1YYhV",
+	"aoOciG1tR0lA1IRYP8+QaZkPCGynj2nB+u7txaU0YpZK9P78rIv5L6Z81ub8x2jwj05ieoCIgMSsjbRo",
+	"ejHlXBJrSjt8brBXk+drLHW3Odr6/uLtm6rBEhzs1neXr8+2N9XTaC1xVjX7+mMIiLc5YSulA/jLgw+N",
+	"9qU/d8NQ/WSn6vCoVbwVP/a6impVr1tXA4dL6R+OoOw4nq7K0T3s9ClXbuft0OQbGGXPKf6e5ygcsgyL",
+	"67oQ6k7sKxUyo4dBHxepRUkFgXXeRlrNoDEx8qMdn0ZvPA8/TFH6nRypmzUM2EbQ8UJJhRk4aM1ZavXU",
+	"i1sYkP29lRLW60RmdNcZFokET5TTkPc1sJqTQuuLAmlpNwA8ZWe2jKi/7pKJL0wbiI0pRPepKllP+Pnl",
+	"L5qBfABue7PZDOyBXiFSwmKeNPIhPl0q8QNENyRRP8iT9GhZ7+BwAYsNiXlBZJGaBG8jxMPykvaSvjcm",
+	"2Ttt+HJrmsnM7fL73SRPevH9rr0LohoKCFJTwYvJtJY13HEHliqyi2Ev1ILPjD5p9U2t8UKsHJxIXs9Z",
+	"3GpIazSWtoPpW6Kco/R/lw/Yy5B5sL/s9/J+dXq7Vnm3OnJLu401U5b720IarG7uAZpNaVpWPseQHANJ",
+	"ErVszxbF2fLhxxJco0h4PZKwa3c11kvpzQpnML0hjEjp4a3cm+Nj24JzIfac0EJXc9NH1IUCVSHLLBmq",
+	"72ZFWEyJDKHfX88E+gUZFxKnMjR2ps0wmpcMb3v9UQUpTjYvhBfqit+G5Y/cUen/f8uRKBhEB601vaAn",
+	"KILEDrWoyeiQgfHa2WjUrUxluWNDQfuD/S5F7luibC/XYD1tIk8xrRNH8F/o8u/vTlAZHR5NlcpHjipH",
+	"iiucWq+fABDuoS1Y4FzazTsBXaZJIZGGBtlETBAq+6s5vdW2dhkFemtlJYoW0qINfvcd73QSZJXDmJO4",
+	"8nhiCTr5EbqY4cmECPT+1OQ1JTyWO5FN0TLp0u0rJSexHv1oFm+G7+86DqpMLe2W8TmJ7V0Inby1YXVV",
+	"0NR4eZciG9pc17FS6mQrcT7HRsPtxLn/I0RucazSuUtJ6YRzGaL/fvz67H6IdrCti+hWLZC28I/fnaJn",
+	"/UGtDOj3OBG9/aUnAgkti68zc43ZwEjZHFLLKoLjKaRgVQZxRidmcvA7a5SS5AgdDJ5Vhn/nOZ0TnFB7",
+	"dfyhLj0N2HzjqrC/3YXnYpIgl2TeOCdFmWgj27m4tMq72aq6AWx7fpIhw+1YDlJcsxR66RJIUj6pcnoo",
+	"gwiVV/qclQ33rdBPMZsU4KeoirK+kM4X3TuzX0dDhuU1mI4mcmTyHU/YJKVyGqJvicgwC9ErQVg8Bagv",
+	"csyonKKtiLAoRFFCIGd0LPR/iIyO3OjSOW1KoVj1qk9Wj7A9G7imDnJZuKke3mqHvxBGCZ6jCdfI81J2",
+	"QoRjwbU+kaaAL3moLSBlVYIKq9L6nRL4pYthmjRMl3yjVzL6gs0lBH85RPCgyeyWJCzp+cBtQ7aZyZjC",
+	"OYKGTLLTZ04n7H3+p0nZcS081nKy7N5vI5sr5VlvL9VGGt0SZemMTJ6id5/HS0EnDBW5b/rZQomaWG7n",
+	"pn/0H6K6a4TvFt6uqyJ0YBVk+NoL63mxFojaNUW+H8CjKkQpvSamWiLqo+NWeM6E4IZMZlrqlLn9Lu36",
+	"qlAKHjroCr0dmQgiZhNzTUwpmywMxxkw/Y6Nm43J1Xsjag782uvlaWq1qjaZVk6sx5+m3dVGInGvodVk",
+	"E2A0hzunfpIbcNxapNu0ZPcwTiMuZ/tDm6us8u8+BenKhO6eTejeUIzOfwtvjSidF9JbGKR7vURENDKY",
+	"wjJcVoW9oPdcmlTCRCo8l5Cqbcv0mhLGRu5NOK2PLiibpLDSYS2XYFmUy8azIGMLHMP6sjOIdh0Ul4Sx",
+	"nsQJBHsawn9zMZ+1REcrKPS/W2gY4V7VDjhy6Q5pdFTALVMiHqdDWFKth9M9VUFbIwRFJ7YX5wqloZ3T",
+	"M2TNpJ4HKRRDtr5GAbD+6Jk6G5YA923q/nvJAEDBHLWB3lDkt3ldPOkP6yf51NwEf2T1oZlp4+WUlATQ",
+	"B8cm1CHa1l/mlgfPw5iLIfNkn7KNh93LexUVefEx87QzciEzTTZDBn4bDaf+sZYkJiPQPQncIrclWsKT",
+	"iDAfHNtDKTPXP49keFIPajLBCeqSSZYqBh9pYhwH0PmdLC299NLzbGeFsqbGOIf13WuLaqu7vypupww8",
+	"lkpgJnGs5z+EnImqRBkLgsaCmIJEW3aB1ZBxptX/UyVRwaRpneBcwTFmMUlT+9IaZiiyrpSRga/Mxhuy",
+	"CSfSpbTxNGlawke1pg56btva3lguuEioGjIltKZ6TUgu7Tuw5rEj25VB1d7oBgdws6yztFeaHfqjsGwh",
+	"fWALGobMr2iAF2I65JCpbrIvOm0o224z/tPmK1Nr+VH3OysRoLjUnukmSgYbdYJhedorCwarQsHX+LZ3",
+	"PCHfDD5DzeDnqSV78uT+XoVvhomNelRycod7+GG52sHdh4bQ931OJgD4sGnD1TX7C1oXAwu6qJbt5Ymi",
+	"8tWVqD9kThW0eS3s2rqpvV91p1gfG1dPWSHWcG+D6slTLbGhFr5ghdRnDRL7zPa3wLLdEUMrm1tOFoeL",
+	"au2NnWt7DdX2tG3zcDg6aNwLzRo20+Fjkci3bND0TD1Q7m/wnaF7aJ0W7ofeCSd+Fwy79YdHsJ7E63+2",
+	"eHWPLmNHMdb2bEgOT+baR5Ja2rL5fHG07ThtdEKrCjL8BeEt3dBUl17NkTYx25Xn1LL4Y1NWfv64MpK8",
+	"u9LxvJn3CD/4MmKtJrjOCdHof9ttLdabUhH5x5YHf6rkZU2NVal6heEOlgk3rU0cJ9CAzHtsJESMs15X",
+	"XNqVZrUzjobMphwdI4cOV6vlG4dNbcLP49kd2GhdhhmekMx0yvOq0L0uPK4KK0HPm7XqC9J/yrJ+X+XQ",
+	"trAp9wXfl9/9yXT+IvbtdipcmyBUOU78hCujRA6Z36NHEOgaCN1Gb3Bae1C/yhn2exDUx8cYHnvcHaCF",
+	"2Ur1VKUudeY4sa7GjSUGNZ92WjvfxznENp/ws5nXXO/n1mvJyBPXqZMkqGrllM6f9KYnvalL6B/XZNH6",
+	"6tFHk/G/yr14TjJ+Q0yQvyXNjRhrinj/yXg9OBmyrWjhQ5bR9v2l/QIHWyWhVpkmZld/dFtkncKIN1y9",
+	"ggc3n/jB2RH6aFewRNhtGbxlpOv99lDr/6b/fWfe+gK6G/wJbx/vNZf/MOb4U2nyHiFuUntfHSYGwljo",
+	"jazdGq0c80c4Ke8D2CIL5AdnVTAy61CtTcTKfwyx8kVWTbY6UvptgbvTuF2eipMTJp42JrPKL7i1pB3X",
+	"dtnrs0v19ooETLt0ibbqjWO3O/NgCEuWx7c7mkf92Noo2GVPl+J/4KUIL88s4Iw1VEbnXv7EYQgXf2jE",
+	"saGff+Q/Xxi5XvhZIdWQLe4/g7ZWPys6ZPV3RasKoZYnpd1C/XDIqh7qnU+OopOqwY1Jn6u3uTF8Dht1",
+	"QWsqNRBHHS1lLDpqLWXkkEnFc/eeHNry8my3jxBGi/vfeFp2q4KgFhvviAytGSMfskbXP+tzkU4g+96S",
+	"zhwe+OZd9abho4Ion+ap0/u1hnlkWKXZ2eXJMfDkGOiS+YbMalJxVT2TEfZGDvTMGzNLK+IXvTht3tYg",
+	"TatemrLIThvKz+T/pG361gulPNaO6sybfwp1bLRPyxqRwU3lYlho5FJX2cnyTnblxY6qpyvWbnF9whL3",
+	"7NFaDq6TGhiEJU85WU/9vdczFeiEQQthoGTTbKXVAenhfAV7EDdunHnNZAfsA7tGq/OkewQnrys+Jp/U",
+	"zzu0b9jZ51LKG05jodnM0rAS2jJvKvU01FjRq9TLL2UJNAvb9qfUu29Pd9n9wJqJxHrDrVjqnsB/Ws1G",
+	"GQWpNdr130+0M5p84Y4N5iQOkelRZbK4TB8cb6jXaeLuw93/BAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

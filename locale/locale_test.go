@@ -23,7 +23,7 @@ func TestComplete(t *testing.T) {
 		l := c.Localizer(lang)
 		for _, id := range c.IDs() {
 			if got := l.N(id, 2, "Email", "a@example.com", "Brand", "B", "Product", "P", "Account", "a•••e@example.com",
-				"Recipient", "r@example.com", "Expiry", "3", "Language", "L"); got == "" || strings.Contains(got, "<no value>") {
+				"Recipient", "r@example.com", "Expiry", "3", "Language", "L", "Via", "v@example.com"); got == "" || strings.Contains(got, "<no value>") {
 				t.Errorf("%s %s says %q", lang, id, got)
 			}
 		}

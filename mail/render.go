@@ -104,18 +104,25 @@ type templateData struct {
 	Product   string // the product name, "useremail" unless configured
 	Recipient string // the address the mail goes to
 	Email     string // the address the mail is about
-	Link      string // the signed link (verify and change_email only)
+	Link      string // the signed link (verify, change_email and password_reset only)
 	Expiry    string // the link's lifetime in words, as "3 days"
 	Subject   string // the rendered subject, for the HTML title
 	Lang      string // the mail's language, a BCP 47 tag
 	Button    string // the words of the "button" template's link
-	L         *locale.Localizer
+	// ResetURL is where a person asks for a password reset link, for the
+	// notices' "if this was not you".
+	ResetURL string
+	Reset    bool   // password_changed: by a reset link, not a change
+	Via      string // password_changed: the address the reset link went to
+	L        *locale.Localizer
 }
 
 // T says message id in the mail's language, its fields filled from the
-// data above ({{.Product}}, {{.Email}}, {{.Recipient}}, {{.Expiry}}).
+// data above ({{.Product}}, {{.Email}}, {{.Recipient}}, {{.Expiry}},
+// {{.Link}}, {{.ResetURL}}, {{.Via}}).
 func (d templateData) T(id string) string {
-	return d.L.T(id, "Product", d.Product, "Email", d.Email, "Recipient", d.Recipient, "Expiry", d.Expiry, "Link", d.Link)
+	return d.L.T(id, "Product", d.Product, "Email", d.Email, "Recipient", d.Recipient, "Expiry", d.Expiry, "Link", d.Link,
+		"ResetURL", d.ResetURL, "Via", d.Via)
 }
 
 // With returns d with Button set to message id, for the "button" template.
@@ -159,6 +166,8 @@ type composer struct {
 	product    string
 	verifyTTL  time.Duration
 	changeTTL  time.Duration
+	resetTTL   time.Duration
+	resetURL   string
 	catalog    *locale.Catalog
 	templates  map[string]kindTemplates
 }
@@ -207,6 +216,8 @@ func newComposer(cfg Config) (*composer, error) {
 		product:    product,
 		verifyTTL:  orDefault(cfg.VerifyTTL, 72*time.Hour),
 		changeTTL:  orDefault(cfg.ChangeTTL, 24*time.Hour),
+		resetTTL:   orDefault(cfg.ResetTTL, time.Hour),
+		resetURL:   cmp.Or(cfg.ResetRequestURL, strings.TrimSuffix(cfg.PublicURL, "/")+DefaultResetRequestPath),
 		catalog:    catalog,
 		templates:  tpls,
 	}
@@ -221,11 +232,14 @@ func newComposer(cfg Config) (*composer, error) {
 // file and line.
 func (c *composer) check() error {
 	samples := map[string]store.NewMessage{
-		KindVerify:         Verify(1, "alice@example.com", 1),
-		KindChangeEmail:    ChangeEmail(1, "alice@example.com", 1),
-		KindEmailAdded:     EmailAdded(1, "alice@example.com", "alice@work.example"),
-		KindEmailRemoved:   EmailRemoved(1, "alice@example.com", "alice@work.example"),
-		KindPrimaryChanged: PrimaryChanged(1, "alice@example.com", "alice@new.example"),
+		KindVerify:          Verify(1, "alice@example.com", 1),
+		KindChangeEmail:     ChangeEmail(1, "alice@example.com", 1),
+		KindEmailAdded:      EmailAdded(1, "alice@example.com", "alice@work.example"),
+		KindEmailRemoved:    EmailRemoved(1, "alice@example.com", "alice@work.example"),
+		KindPrimaryChanged:  PrimaryChanged(1, "alice@example.com", "alice@new.example"),
+		KindPasswordReset:   PasswordReset(1, "alice@example.com", 1),
+		KindPasswordChanged: PasswordChanged(1, "alice@example.com", "alice@work.example"),
+		KindAccountDeleted:  AccountDeleted("alice@example.com", "en"),
 	}
 	for _, k := range Kinds {
 		nm, ok := samples[k]
@@ -256,7 +270,8 @@ func (c *composer) compose(m store.Message, userLang string, now time.Time) (Mes
 		return Message{}, fmt.Errorf("%w: unknown kind %q", errUnrenderable, m.Kind)
 	}
 	l := c.catalog.Localizer(cmp.Or(p.Lang, userLang, locale.Fallback))
-	data := templateData{Product: c.product, Recipient: m.Recipient, Email: p.Email, Lang: l.Lang(), L: l}
+	data := templateData{Product: c.product, Recipient: m.Recipient, Email: p.Email, Lang: l.Lang(), L: l,
+		ResetURL: c.resetURL, Reset: p.Via != "", Via: p.Via}
 	switch m.Kind {
 	case KindVerify:
 		if p.EmailID <= 0 {
@@ -278,6 +293,17 @@ func (c *composer) compose(m store.Message, userLang string, now time.Time) (Mes
 		}
 		data.Link = c.publicURL + "/users/email-set-primary/" + token + "/" + signer.EncodeUserID(m.UserID) + "/"
 		data.Expiry = durationWords(l, c.changeTTL)
+	case KindPasswordReset:
+		if p.State == 0 {
+			return Message{}, fmt.Errorf("%w: password_reset payload has no state", errUnrenderable)
+		}
+		token, err := c.signer.Sign(signer.Claims{Purpose: signer.PurposePasswordReset, UserID: m.UserID, Email: p.Email, State: p.State})
+		if err != nil {
+			return Message{}, fmt.Errorf("%w: %v", errUnrenderable, err)
+		}
+		// Django's order: reset/<uidb64>/<token>/.
+		data.Link = c.publicURL + "/auth/password-reset/" + signer.EncodeUserID(m.UserID) + "/" + token + "/"
+		data.Expiry = durationWords(l, c.resetTTL)
 	}
 
 	var subject, text, html strings.Builder
@@ -308,6 +334,11 @@ func (c *composer) compose(m store.Message, userLang string, now time.Time) (Mes
 	}
 	return msg, nil
 }
+
+// DefaultResetRequestPath is where, under the public URL, the notices send
+// a person to ask for a password reset (Config.ResetRequestURL): the
+// account pages' request form.
+const DefaultResetRequestPath = "/account/password-reset/"
 
 // messageID returns the Message-ID of outbox row id: the same for every
 // attempt at the row, and not guessable from the id alone.

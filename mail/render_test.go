@@ -35,26 +35,42 @@ func goldenComposer(t testing.TB) *composer {
 	return c
 }
 
-// goldenMails are one mail of every kind, for the golden files.
-func goldenMails() []store.NewMessage {
-	return []store.NewMessage{
-		Verify(42, "alice@example.com", 7),
-		ChangeEmail(42, "alice@new.example", 3),
-		EmailAdded(42, "alice@example.com", "alice@work.example"),
-		EmailRemoved(42, "alice@example.com", "alice@work.example"),
-		PrimaryChanged(42, "alice@example.com", "alice@new.example"),
+// goldenMail is a mail for the golden files, name.txt and name.html.
+type goldenMail struct {
+	name string
+	msg  store.NewMessage
+}
+
+// goldenMails are one mail of every kind (two of password_changed: by a
+// change and by a reset), for the golden files.
+func goldenMails() []goldenMail {
+	return []goldenMail{
+		{KindVerify, Verify(42, "alice@example.com", 7)},
+		{KindChangeEmail, ChangeEmail(42, "alice@new.example", 3)},
+		{KindEmailAdded, EmailAdded(42, "alice@example.com", "alice@work.example")},
+		{KindEmailRemoved, EmailRemoved(42, "alice@example.com", "alice@work.example")},
+		{KindPrimaryChanged, PrimaryChanged(42, "alice@example.com", "alice@new.example")},
+		{KindPasswordReset, PasswordReset(42, "alice@example.com", 4822352720646439091)},
+		{KindPasswordChanged, PasswordChanged(42, "alice@example.com", "")},
+		{KindPasswordChanged + "_by_reset", PasswordChanged(42, "alice@example.com", "alice@work.example")},
+		{KindAccountDeleted, AccountDeleted("alice@example.com", "")},
 	}
 }
 
 // TestGolden renders every kind in every language: testdata/golden/<lang>/.
 func TestGolden(t *testing.T) {
 	c := goldenComposer(t)
-	if len(goldenMails()) != len(Kinds) {
-		t.Fatalf("%d golden mails for %d kinds", len(goldenMails()), len(Kinds))
+	kinds := map[string]bool{}
+	for _, g := range goldenMails() {
+		kinds[g.msg.Kind] = true
+	}
+	if len(kinds) != len(Kinds) {
+		t.Fatalf("golden mails of %d kinds for %d kinds", len(kinds), len(Kinds))
 	}
 	for _, lang := range locale.Languages {
-		for _, msg := range goldenMails() {
-			t.Run(lang+"/"+msg.Kind, func(t *testing.T) {
+		for _, g := range goldenMails() {
+			msg := g.msg
+			t.Run(lang+"/"+g.name, func(t *testing.T) {
 				row := store.Message{ID: 1001, Kind: msg.Kind, Recipient: msg.Recipient, UserID: msg.UserID,
 					Payload: msg.Payload, CreatedAt: t0}
 				m, err := c.compose(row, lang, t0)
@@ -69,8 +85,8 @@ func TestGolden(t *testing.T) {
 				}
 				text := "From: " + m.From + "\nTo: " + m.To + "\nSubject: " + m.Subject +
 					"\nContent-Language: " + m.Language + "\nMessage-ID: " + m.MessageID + "\n\n" + m.Text
-				checkGolden(t, lang+"/"+msg.Kind+".txt", text)
-				checkGolden(t, lang+"/"+msg.Kind+".html", m.HTML)
+				checkGolden(t, lang+"/"+g.name+".txt", text)
+				checkGolden(t, lang+"/"+g.name+".html", m.HTML)
 				if !strings.Contains(m.HTML, `<html lang="`+lang+`">`) {
 					t.Errorf("the HTML part does not say lang=%q", lang)
 				}
@@ -132,7 +148,8 @@ func TestMissingTranslation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, msg := range goldenMails() {
+	for _, g := range goldenMails() {
+		msg := g.msg
 		m, err := c.compose(store.Message{ID: 1, Kind: msg.Kind, Recipient: msg.Recipient, UserID: 42, Payload: msg.Payload, CreatedAt: t0}, "de", t0)
 		if err != nil {
 			t.Fatalf("%s: %v", msg.Kind, err)
@@ -140,7 +157,8 @@ func TestMissingTranslation(t *testing.T) {
 		if !strings.Contains(m.Text, "Hallo,") {
 			t.Errorf("%s is not in German any more:\n%s", msg.Kind, m.Text)
 		}
-		uses := msg.Kind == KindEmailAdded || msg.Kind == KindEmailRemoved || msg.Kind == KindPrimaryChanged
+		uses := msg.Kind == KindEmailAdded || msg.Kind == KindEmailRemoved || msg.Kind == KindPrimaryChanged ||
+			msg.Kind == KindPasswordChanged || msg.Kind == KindAccountDeleted
 		if has := strings.Contains(m.Text, "If this was you, there is nothing to do."); has != uses {
 			t.Errorf("%s: English fallback present = %v, want %v:\n%s", msg.Kind, has, uses, m.Text)
 		}
@@ -175,6 +193,9 @@ func TestComposeContent(t *testing.T) {
 	c := goldenComposer(t)
 	verifyLink := regexp.MustCompile(`^https://accounts\.example\.com/users/email-verify/v1\.[A-Za-z0-9_.-]+/NDI$`)
 	changeLink := regexp.MustCompile(`^https://accounts\.example\.com/users/email-set-primary/v1\.[A-Za-z0-9_.-]+/NDI/$`)
+	resetLink := regexp.MustCompile(`^https://accounts\.example\.com/auth/password-reset/NDI/v1\.[A-Za-z0-9_.-]+/$`)
+	// The one address a notice may name: where to ask for a reset.
+	resetRequest := "https://accounts.example.com" + DefaultResetRequestPath
 	tests := []struct {
 		msg     store.NewMessage
 		link    *regexp.Regexp
@@ -186,6 +207,9 @@ func TestComposeContent(t *testing.T) {
 		{EmailAdded(42, "alice@example.com", "a&b@work.example"), nil, "", "a&b@work.example"},
 		{EmailRemoved(42, "alice@example.com", "old@example.com"), nil, "", "old@example.com"},
 		{PrimaryChanged(42, "alice@example.com", "alice@new.example"), nil, "", "alice@new.example"},
+		{PasswordReset(42, "alice@example.com", 9), resetLink, "This link expires in 1 hour", "alice@example.com"},
+		{PasswordChanged(42, "alice@example.com", "a&b@work.example"), nil, "", "a&b@work.example"},
+		{AccountDeleted("a&b@example.com", ""), nil, "", "a&b@example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.msg.Kind, func(t *testing.T) {
@@ -208,8 +232,13 @@ func TestComposeContent(t *testing.T) {
 				t.Fatalf("HTML lacks the escaped address %q:\n%s", tt.mention, m.HTML)
 			}
 			if tt.link == nil {
-				if len(m.Links) != 0 || strings.Contains(m.Text, "http") || strings.Contains(m.HTML, "href") {
+				text := strings.ReplaceAll(m.Text, resetRequest, "")
+				html := strings.ReplaceAll(m.HTML, `href="`+resetRequest+`"`, "")
+				if len(m.Links) != 0 || strings.Contains(text, "http") || strings.Contains(html, "href") {
 					t.Fatalf("a notice has a link: %v", m.Links)
+				}
+				if tt.msg.Kind != KindAccountDeleted && !strings.Contains(m.Text, resetRequest) {
+					t.Fatalf("a notice does not point to the reset request:\n%s", m.Text)
 				}
 				return
 			}

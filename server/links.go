@@ -133,13 +133,19 @@ func (s *Server) pageBody(ctx context.Context, name string, data any) pageBody {
 // expected failures (400), or the error itself (rendered as a problem) for
 // anything else, such as an unreachable database.
 func (s *Server) linkErrorPage(ctx context.Context, err error) (linkAnswer, error) {
+	return s.linkErrorPageHint(ctx, err, "page.link.hint_new")
+}
+
+// linkErrorPageHint is linkErrorPage with hintID, the message id of where
+// to get a new link, under the link errors.
+func (s *Server) linkErrorPageHint(ctx context.Context, err error, hintID string) (linkAnswer, error) {
 	var ae *apiError
 	if !errors.As(err, &ae) || ae.status != http.StatusBadRequest {
 		return linkAnswer{}, err
 	}
 	lz := s.catalog.Localizer(s.catalog.Match(factsFrom(ctx).acceptLanguage))
 	var heading, message string
-	hint := lz.T("page.link.hint_new")
+	hint := lz.T(hintID)
 	switch ae.code {
 	case gen.ErrorCodeLinkExpired:
 		heading, message = lz.T("page.link.expired_heading"), lz.T("page.link.expired_message")

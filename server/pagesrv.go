@@ -345,7 +345,7 @@ func fieldOf(p *gen.Problem) string {
 	switch p.Code {
 	case gen.ErrorCodeInvalidEmail, gen.ErrorCodeEmailTaken, gen.ErrorCodeEmailSameAsCurrent, gen.ErrorCodeTooManyEmails:
 		return "email"
-	case gen.ErrorCodeInvalidPassword, errCodePasswordTooWeak:
+	case gen.ErrorCodeInvalidPassword, gen.ErrorCodePasswordTooWeak:
 		return "password"
 	case gen.ErrorCodeValidationError:
 		if p.Errors != nil {
@@ -367,10 +367,6 @@ func redirect(c echo.Context, target string) error {
 	c.Response().Header().Set("Cache-Control", pageCacheControl)
 	return c.Redirect(http.StatusSeeOther, target)
 }
-
-// errCodePasswordTooWeak is the password policy's code (the recovery
-// work's), named here so that its answers find their field.
-const errCodePasswordTooWeak gen.ErrorCode = "password_too_weak"
 
 // unexpected turns an API answer that no form field explains into the
 // error page's apiError.
