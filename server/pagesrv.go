@@ -18,6 +18,7 @@ import (
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/locale"
 	"github.com/useremail/useremail/pages"
+	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/session"
 )
 
@@ -327,16 +328,39 @@ func (s *Server) say(l *locale.Localizer, a *apiAnswer) string {
 		return l.N("error.rate_limited", int(a.asError().retryAfter/time.Second))
 	case gen.ErrorCodeTooManyEmails:
 		return l.N("error.too_many_emails", s.cfg.MaxEmails)
-	case gen.ErrorCodeValidationError:
+	case gen.ErrorCodeValidationError, gen.ErrorCodePasswordTooWeak:
 		if p.Errors != nil {
 			for _, fe := range *p.Errors {
 				if strings.Contains(fe.Field, "password") {
-					return l.T("error.password_length")
+					return sayWeakness(l, fe.Code)
 				}
 			}
 		}
 	}
 	return l.T("error." + string(p.Code))
+}
+
+// sayWeakness says why a password was refused, from the code of its field
+// error: the policy's rule (password.Weakness) or a length bound.
+func sayWeakness(l *locale.Localizer, code string) string {
+	switch password.Weakness(code) {
+	case password.Common:
+		return l.T("error.password_common")
+	case password.LikeAddress:
+		return l.T("error.password_like_address")
+	case password.TooShort, password.TooLong:
+		return l.T("error.password_length")
+	}
+	switch code {
+	case "mismatch":
+		return l.T("error.password_mismatch")
+	case "required":
+		return l.T("error.required")
+	}
+	if strings.HasPrefix(code, "min") || strings.HasPrefix(code, "max") {
+		return l.T("error.password_length")
+	}
+	return l.T("error.password_too_weak")
 }
 
 // fieldOf names the form field an API problem is about, "" for the form

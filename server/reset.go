@@ -159,14 +159,17 @@ func (s *Server) resetPage(ctx context.Context, addr string, refused *apiError, 
 		Autocomplete: "new-password", Required: true}
 	data.Confirm = pages.Field{ID: "password2", Name: "password2", Type: "password", Label: lz.T("page.field.confirm_password"),
 		Autocomplete: "new-password", Required: true}
-	switch {
-	case refused == nil:
-	case refused == errPasswordsDiffer:
-		data.Confirm.Error = lz.T("error.password_mismatch")
-	case refused.code == gen.ErrorCodePasswordTooWeak:
-		data.Password.Error = lz.T("error.password_too_weak")
-	default:
-		data.Password.Error = lz.T("error.password_length")
+	if refused != nil {
+		for _, fe := range refused.fields {
+			if fe.Field == "body.password2" {
+				data.Confirm.Error = sayWeakness(lz, fe.Code)
+			} else {
+				data.Password.Error = sayWeakness(lz, fe.Code)
+			}
+		}
+		if len(refused.fields) == 0 {
+			data.Password.Error = lz.T("error.password_length")
+		}
 	}
 	focusFirst(&data.Password, &data.Confirm)
 	return s.pageBody(ctx, "reset", data)
