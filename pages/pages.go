@@ -30,7 +30,7 @@ var files embed.FS
 // Names are the pages. Each is templates/<name>.html, which defines
 // "content" for the shared layout.html (which defines "layout"); field.html
 // defines "field", a labelled input with its error.
-var Names = []string{"link", "error", "login", "signup", "account", "mailbox", "reset"}
+var Names = []string{"link", "error", "login", "signup", "account", "mailbox", "reset", "forgot"}
 
 // shared are the templates every page is parsed with.
 var shared = []string{"layout", "field"}
@@ -214,6 +214,13 @@ type Account struct {
 	Emails    []Email
 	Add       Field
 	Languages []Language
+	// Password, NewPassword and Confirm are the change-password form's
+	// fields; DeletePassword is the delete-account form's.
+	Password, NewPassword, Confirm Field
+	DeletePassword                 Field
+	// Open names the section whose form has an error: "password" or
+	// "delete".
+	Open string
 }
 
 // Email is one address on the account page.
@@ -240,6 +247,15 @@ type Reset struct {
 	FormError         string
 	Password, Confirm Field
 	Done              bool
+}
+
+// Forgot is the signed-out form that asks for a password reset link: the
+// address, with a double-submit token as the sign-in page's.
+type Forgot struct {
+	Common
+	FormToken string
+	FormError string
+	Email     Field
 }
 
 // Mailbox is the dev mailbox.
@@ -296,7 +312,11 @@ func Sample(name string, l *locale.Localizer) any {
 				{ID: 1, Address: "alice@example.com", Verified: true, Primary: true},
 				{ID: 2, Address: "alice@work.example", Error: "e", Password: field("password-2", "password")},
 			},
-			Languages: []Language{{Tag: "en", Name: "English", Selected: true}, {Tag: "de", Name: "Deutsch"}}}
+			Languages: []Language{{Tag: "en", Name: "English", Selected: true}, {Tag: "de", Name: "Deutsch"}},
+			Password: field("current-password", "password"), NewPassword: field("new-password", "password"),
+			Confirm: field("new-password2", "password"), DeletePassword: field("delete-password", "password"), Open: "password"}
+	case "forgot":
+		return Forgot{Common: c, FormToken: "t", FormError: "e", Email: field("email", "email")}
 	case "reset":
 		return Reset{Common: c, Address: "alice@example.com", FormError: "e",
 			Password: field("password", "password"), Confirm: field("password2", "password")}

@@ -16,8 +16,9 @@ import (
 	"github.com/useremail/useremail/store"
 )
 
-// The account pages under /account/: sign in, sign up, and the signed-in
-// page of a person's addresses and language. They work without
+// The account pages under /account/: sign in, sign up, the request for a
+// password reset link, and the signed-in page of a person's addresses,
+// language, password, sessions and account. They work without
 // JavaScript: each form posts, and its answer is a 303 to a page that
 // shows a one-time message (POST-redirect-GET), or the form again with its
 // errors next to their fields.
@@ -38,6 +39,11 @@ func (s *Server) registerAccount(e *echo.Echo) {
 	e.POST("/account/emails/:id/remove/", s.form(s.removeSubmit))
 	e.POST("/account/emails/:id/primary/", s.form(s.makePrimarySubmit))
 	e.POST("/account/language/", s.form(s.languageSubmit))
+	e.POST("/account/password/", s.form(s.changePasswordSubmit))
+	e.POST("/account/sessions/end/", s.form(s.endSessionsSubmit))
+	e.POST("/account/delete/", s.form(s.deleteAccountSubmit))
+	e.GET("/account/password-reset/", s.forgotPage)
+	e.POST("/account/password-reset/", s.form(s.forgotSubmit))
 	e.Any("/account/*", func(echo.Context) error { return errRouteNotFound })
 	s.registerMailbox(e)
 }
@@ -282,6 +288,10 @@ type accountErrors struct {
 	password      string
 	addValue      string
 	passwordEmail int64
+	// The change-password form's fields, and the delete-account form's
+	// password.
+	current, newPassword, confirm, deletePassword string
+	open                                          string // the section to open: "delete"
 }
 
 func (s *Server) accountPage(c echo.Context) error {
@@ -324,6 +334,16 @@ func (s *Server) renderAccount(c echo.Context, status int, errs accountErrors) e
 	for i := range data.Emails {
 		fields = append(fields, &data.Emails[i].Password)
 	}
+	data.Password = pages.Field{ID: "current-password", Name: "password", Type: "password", Label: l.T("page.field.current_password"),
+		Autocomplete: "current-password", Required: true, Error: errs.current}
+	data.NewPassword = pages.Field{ID: "new-password", Name: "new_password", Type: "password", Label: l.T("page.field.new_password"),
+		Autocomplete: "new-password", Required: true, Error: errs.newPassword}
+	data.Confirm = pages.Field{ID: "new-password2", Name: "new_password2", Type: "password", Label: l.T("page.field.confirm_password"),
+		Autocomplete: "new-password", Required: true, Error: errs.confirm}
+	data.DeletePassword = pages.Field{ID: "delete-password", Name: "password", Type: "password", Label: l.T("page.field.current_password"),
+		Autocomplete: "current-password", Required: true, Error: errs.deletePassword}
+	data.Open = errs.open
+	fields = append(fields, &data.Password, &data.NewPassword, &data.Confirm, &data.DeletePassword)
 	focusFirst(fields...)
 	for _, lang := range locale.Languages {
 		data.Languages = append(data.Languages, pages.Language{Tag: lang, Name: locale.Name(lang), Selected: lang == v.lang})
@@ -541,4 +561,149 @@ func (s *Server) logoutSubmit(c echo.Context) error {
 	a.passCookies(c)
 	s.setFlash(c, flash{ID: "page.flash.signed_out"})
 	return redirect(c, "/account/login/")
+}
+
+// changePasswordSubmit changes the password through the API: the current
+// one, the new one twice. The API ends every other session and keeps
+// this one.
+func (s *Server) changePasswordSubmit(c echo.Context) error {
+	f, ok, err := s.beginForm(c)
+	if !ok {
+		return err
+	}
+	l := s.localizer(c.Request())
+	current, pw, pw2 := c.FormValue("password"), c.FormValue("new_password"), c.FormValue("new_password2")
+	var errs accountErrors
+	if current == "" {
+		errs.current = l.T("error.required")
+	}
+	if pw == "" {
+		errs.newPassword = l.T("error.required")
+	}
+	if pw != pw2 {
+		errs.confirm = l.T("error.password_mismatch")
+	}
+	if errs.current != "" || errs.newPassword != "" || errs.confirm != "" {
+		return s.renderAccount(c, http.StatusBadRequest, errs)
+	}
+	a, err := s.callAPI(c, http.MethodPost, fmt.Sprintf("/users/%d/password/", f.sess.UserId),
+		gen.ChangePasswordJSONRequestBody{Password: current, NewPassword: pw}, f.csrf, nil)
+	if err != nil {
+		return err
+	}
+	if a.problem != nil {
+		return s.formProblem(c, a, func(msg string, e *accountErrors) {
+			switch {
+			case a.problem.Code == gen.ErrorCodeInvalidPassword:
+				e.current = msg
+			case a.problem.Errors != nil && len(*a.problem.Errors) > 0 && (*a.problem.Errors)[0].Field == "body.password":
+				e.current = msg
+			case fieldOf(a.problem) == "password":
+				e.newPassword = msg
+			default:
+				e.form = msg
+			}
+		})
+	}
+	a.passCookies(c)
+	s.setFlash(c, flash{ID: "page.flash.password_changed"})
+	return redirect(c, "/account/")
+}
+
+// endSessionsSubmit signs the user out everywhere through the API, this
+// session included, and expires its cookies.
+func (s *Server) endSessionsSubmit(c echo.Context) error {
+	f, ok, err := s.beginForm(c)
+	if !ok {
+		return err
+	}
+	a, err := s.callAPI(c, http.MethodDelete, fmt.Sprintf("/users/%d/sessions/", f.sess.UserId), nil, f.csrf, nil)
+	if err != nil {
+		return err
+	}
+	if a.problem != nil {
+		return s.formProblem(c, a, func(msg string, e *accountErrors) { e.form = msg })
+	}
+	a.passCookies(c)
+	s.setFlash(c, flash{ID: "page.flash.signed_out_everywhere"})
+	return redirect(c, "/account/login/")
+}
+
+// deleteAccountSubmit deletes the account through the API, which asks for
+// the password, and expires the cookies.
+func (s *Server) deleteAccountSubmit(c echo.Context) error {
+	f, ok, err := s.beginForm(c)
+	if !ok {
+		return err
+	}
+	l := s.localizer(c.Request())
+	pw := c.FormValue("password")
+	if pw == "" {
+		return s.renderAccount(c, http.StatusBadRequest, accountErrors{deletePassword: l.T("error.required"), open: "delete"})
+	}
+	a, err := s.callAPI(c, http.MethodDelete, fmt.Sprintf("/users/%d/", f.sess.UserId),
+		gen.DeleteAccountJSONRequestBody{Password: pw}, f.csrf, nil)
+	if err != nil {
+		return err
+	}
+	if a.problem != nil {
+		return s.formProblem(c, a, func(msg string, e *accountErrors) {
+			e.open = "delete"
+			if fieldOf(a.problem) == "password" {
+				e.deletePassword = msg
+			} else {
+				e.form = msg
+			}
+		})
+	}
+	a.passCookies(c)
+	s.setFlash(c, flash{ID: "page.flash.deleted"})
+	return redirect(c, "/account/login/")
+}
+
+// forgotPage is the signed-out form that asks for a password reset link.
+func (s *Server) forgotPage(c echo.Context) error {
+	return s.renderForgot(c, http.StatusOK, "", "", "")
+}
+
+// renderForgot answers the reset request form with what was typed and its
+// errors (for the form, for the address).
+func (s *Server) renderForgot(c echo.Context, status int, email, formError, emailError string) error {
+	l := s.localizer(c.Request())
+	data := pages.Forgot{Common: s.common(l, l.T("page.forgot.title")), FormToken: s.formToken(c), FormError: formError}
+	data.Flash = s.takeFlash(c, l)
+	data.Email = pages.Field{ID: "email", Name: "email", Type: "email", Label: l.T("page.field.email"), Value: email,
+		Autocomplete: "email", Required: true, Error: emailError, Focus: true}
+	return s.writePage(c, status, "forgot", data)
+}
+
+// forgotSubmit asks the API for a reset link. Its answer is the same for
+// every well-formed address, and so is this page's.
+func (s *Server) forgotSubmit(c echo.Context) error {
+	l := s.localizer(c.Request())
+	email := c.FormValue("email")
+	if err := s.checkFormToken(c); err != nil {
+		return s.renderForgot(c, http.StatusForbidden, email, l.T("error.csrf_failed"), "")
+	}
+	if email == "" {
+		return s.renderForgot(c, http.StatusBadRequest, email, "", l.T("error.required"))
+	}
+	a, err := s.callAPI(c, http.MethodPost, "/auth/password-reset/", gen.RequestPasswordResetJSONRequestBody{Email: email}, "", nil)
+	if err != nil {
+		return err
+	}
+	if p := a.problem; p != nil {
+		switch {
+		case p.Status >= 500:
+			return unexpected(a)
+		case p.Code == gen.ErrorCodeRateLimited:
+			c.Response().Header().Set("Retry-After", a.header.Get("Retry-After"))
+			return s.renderForgot(c, p.Status, email, s.say(l, a), "")
+		case fieldOf(p) == "email":
+			return s.renderForgot(c, p.Status, email, "", s.say(l, a))
+		}
+		return s.renderForgot(c, p.Status, email, s.say(l, a), "")
+	}
+	s.setFlash(c, flash{ID: "page.flash.reset_sent", Email: email})
+	return redirect(c, "/account/password-reset/")
 }
