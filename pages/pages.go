@@ -313,7 +313,7 @@ func Sample(name string, l *locale.Localizer) any {
 				{ID: 2, Address: "alice@work.example", Error: "e", Password: field("password-2", "password")},
 			},
 			Languages: []Language{{Tag: "en", Name: "English", Selected: true}, {Tag: "de", Name: "Deutsch"}},
-			Password: field("current-password", "password"), NewPassword: field("new-password", "password"),
+			Password:  field("current-password", "password"), NewPassword: field("new-password", "password"),
 			Confirm: field("new-password2", "password"), DeletePassword: field("delete-password", "password"), Open: "password"}
 	case "forgot":
 		return Forgot{Common: c, FormToken: "t", FormError: "e", Email: field("email", "email")}
