@@ -166,7 +166,9 @@ func (b *pageBrowser) clickMailedLink(t *testing.T, link string) {
 
 // TestAccountBrowserJourney: sign up, add an address, verify it through
 // the mailed link from the dev mailbox, make it primary through its link,
-// sign out and sign in with it, JavaScript on.
+// sign out and sign in with it; change the password, sign out, sign in
+// again; sign out everywhere, reset the password through the mailed link,
+// sign in, delete the account; JavaScript on.
 func TestAccountBrowserJourney(t *testing.T) {
 	requireBrowser(t)
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
@@ -221,6 +223,45 @@ func TestAccountBrowserJourney(t *testing.T) {
 		b.fill(t, "#password", goodPasswd)
 		b.submit(t, `form button[type="submit"]`)
 		b.wantAt(t, "/account/", ".meta", "Signed in as "+second)
+
+		b.fill(t, "#current-password", goodPasswd)
+		b.fill(t, "#new-password", newPasswd)
+		b.fill(t, "#new-password2", newPasswd)
+		b.submit(t, `form[action="/account/password/"] button`)
+		b.wantAt(t, "/account/", ".flash", "Your password is changed.")
+		b.submit(t, `header form button`)
+		b.wantAt(t, "/account/login/", ".flash", "You are signed out.")
+		b.fill(t, "#email", second)
+		b.fill(t, "#password", newPasswd)
+		b.submit(t, `form button[type="submit"]`)
+		b.wantAt(t, "/account/", ".meta", "Signed in as "+second)
+
+		b.submit(t, `form[action="/account/sessions/end/"] button`)
+		b.wantAt(t, "/account/login/", ".flash", "You are signed out everywhere.")
+		b.follow(t, `a[href="/account/password-reset/"]`)
+		b.fill(t, "#email", second)
+		b.submit(t, `main form button`)
+		b.wantAt(t, "/account/password-reset/", ".flash", "If "+second+" belongs to an account")
+		const third = "seven silent swans gliding"
+		b.clickMailedLink(t, e.mailboxLink(t, mail.KindPasswordReset, second))
+		b.wantAt(t, b.location(t), "h1", "Choose a new password")
+		b.fill(t, "#password", third)
+		b.fill(t, "#password2", third)
+		b.submit(t, `main form button`)
+		b.wantAt(t, b.location(t), "h1", "Password changed")
+		b.follow(t, `main .actions a[href="/account/login/"]`)
+		b.fill(t, "#email", second)
+		b.fill(t, "#password", third)
+		b.submit(t, `form button[type="submit"]`)
+		b.wantAt(t, "/account/", ".meta", "Signed in as "+second)
+
+		b.do(t, "open delete", chromedp.Click(chromedp.CSS(`details:has(form[action="/account/delete/"]) summary`)))
+		b.fill(t, "#delete-password", third)
+		b.submit(t, `form[action="/account/delete/"] button`)
+		b.wantAt(t, "/account/login/", ".flash", "Your account is deleted.")
+		if n := e.count(`SELECT COUNT(*) FROM users`); n != 0 {
+			t.Fatalf("%d users after the deletion", n)
+		}
 		b.checkClean(t, b.base)
 	})
 }
@@ -270,6 +311,10 @@ func TestPagesLook(t *testing.T) {
 		e.requestChange(u, "look@new.example")
 		verifyLink := e.mailboxLink(t, mail.KindVerify, "look.pending@example.org")
 		changeLink := e.mailboxLink(t, mail.KindChangeEmail, "look@new.example")
+		// Another user's reset link: using it leaves look's session be.
+		e.verifiedUser("look.reset@example.com")
+		e.requestReset("look.reset@example.com")
+		resetLink := strings.TrimPrefix(e.mailboxLink(t, mail.KindPasswordReset, "look.reset@example.com"), publicURL)
 		b := newPageBrowser(t, e, true)
 		dir := screenshotDir(t)
 		var workID int64
@@ -310,9 +355,38 @@ func TestPagesLook(t *testing.T) {
 				b.fill(t, fmt.Sprintf("#password-%d", workID), "wrong password")
 				b.submit(t, form+" button")
 			}},
+			{"account-password-error", func() {
+				b.open(t, "/account/")
+				b.fill(t, "#current-password", goodPasswd)
+				b.fill(t, "#new-password", newPasswd)
+				b.fill(t, "#new-password2", newPasswd+"!")
+				b.submit(t, `form[action="/account/password/"] button`)
+			}},
+			{"account-delete-error", func() {
+				b.do(t, "open delete", chromedp.Click(chromedp.CSS(`details:has(form[action="/account/delete/"]) summary`)))
+				b.fill(t, "#delete-password", "wrong password")
+				b.submit(t, `form[action="/account/delete/"] button`)
+			}},
 			{"primary-link", func() { b.open(t, strings.TrimPrefix(changeLink, publicURL)) }},
 			{"primary-done", func() { b.submit(t, "main form button") }},
 			{"mailbox", func() { b.open(t, "/dev/mailbox/") }},
+			{"forgot", func() { b.open(t, "/account/password-reset/") }},
+			{"forgot-sent", func() {
+				b.fill(t, "#email", "look.reset@example.com")
+				b.submit(t, `main form button`)
+			}},
+			{"reset-link", func() { b.open(t, resetLink) }},
+			{"reset-error", func() {
+				b.fill(t, "#password", "password1")
+				b.fill(t, "#password2", "password1")
+				b.submit(t, `main form button`)
+			}},
+			{"reset-done", func() {
+				b.fill(t, "#password", newPasswd)
+				b.fill(t, "#password2", newPasswd)
+				b.submit(t, `main form button`)
+			}},
+			{"reset-used", func() { b.open(t, resetLink) }},
 		}
 		for _, step := range steps {
 			step.show()
@@ -341,6 +415,7 @@ func TestPagesLook(t *testing.T) {
 			}
 			for _, pg := range []struct{ name, path string }{
 				{"account", "/account/"}, {"mailbox", "/dev/mailbox/"}, {"link-error", strings.TrimPrefix(verifyLink, publicURL) + "x"},
+				{"forgot", "/account/password-reset/"}, {"reset-used", resetLink},
 			} {
 				path := pg.path
 				b.open(t, path)
@@ -432,8 +507,7 @@ func (b *pageBrowser) checkAxe(t *testing.T, axe, name string) {
 }
 
 // TestTemplatesAxe renders every page template with its sample data in
-// every language, the reset page among them (which no route serves yet),
-// and checks each in light and dark with axe-core.
+// every language, and checks each in light and dark with axe-core.
 func TestTemplatesAxe(t *testing.T) {
 	requireBrowser(t)
 	axe := axeSource(t)
