@@ -29,6 +29,7 @@ const (
 	ErrorCodeAlreadyVerified         ErrorCode = "already_verified"
 	ErrorCodeBodyTooLarge            ErrorCode = "body_too_large"
 	ErrorCodeCsrfFailed              ErrorCode = "csrf_failed"
+	ErrorCodeEmailNotVerified        ErrorCode = "email_not_verified"
 	ErrorCodeEmailSameAsCurrent      ErrorCode = "email_same_as_current"
 	ErrorCodeEmailTaken              ErrorCode = "email_taken"
 	ErrorCodeForbidden               ErrorCode = "forbidden"
@@ -42,9 +43,11 @@ const (
 	ErrorCodeMethodNotAllowed        ErrorCode = "method_not_allowed"
 	ErrorCodeNotAuthenticated        ErrorCode = "not_authenticated"
 	ErrorCodeNotFound                ErrorCode = "not_found"
+	ErrorCodeNotImplemented          ErrorCode = "not_implemented"
 	ErrorCodePrimaryEmailUndeletable ErrorCode = "primary_email_undeletable"
 	ErrorCodeRateLimited             ErrorCode = "rate_limited"
 	ErrorCodeSessionInvalid          ErrorCode = "session_invalid"
+	ErrorCodeTokenInvalid            ErrorCode = "token_invalid"
 	ErrorCodeTooManyEmails           ErrorCode = "too_many_emails"
 	ErrorCodeUnavailable             ErrorCode = "unavailable"
 	ErrorCodeUnsupportedMediaType    ErrorCode = "unsupported_media_type"
@@ -59,6 +62,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeBodyTooLarge:
 		return true
 	case ErrorCodeCsrfFailed:
+		return true
+	case ErrorCodeEmailNotVerified:
 		return true
 	case ErrorCodeEmailSameAsCurrent:
 		return true
@@ -86,11 +91,15 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeNotFound:
 		return true
+	case ErrorCodeNotImplemented:
+		return true
 	case ErrorCodePrimaryEmailUndeletable:
 		return true
 	case ErrorCodeRateLimited:
 		return true
 	case ErrorCodeSessionInvalid:
+		return true
+	case ErrorCodeTokenInvalid:
 		return true
 	case ErrorCodeTooManyEmails:
 		return true
@@ -118,6 +127,151 @@ func (e HealthStatus) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// Defines values for OutboxStatus.
+const (
+	Cancelled OutboxStatus = "cancelled"
+	Failed    OutboxStatus = "failed"
+	Queued    OutboxStatus = "queued"
+	Sending   OutboxStatus = "sending"
+	Sent      OutboxStatus = "sent"
+)
+
+// Valid indicates whether the value is a known member of the OutboxStatus enum.
+func (e OutboxStatus) Valid() bool {
+	switch e {
+	case Cancelled:
+		return true
+	case Failed:
+		return true
+	case Queued:
+		return true
+	case Sending:
+		return true
+	case Sent:
+		return true
+	default:
+		return false
+	}
+}
+
+// AdminNewEmail An address for the admin API to add.
+//
+// Example: {"email":"alice@work.example","verified":true}
+type AdminNewEmail struct {
+	// Email Example: alice@work.example
+	Email string `json:"email"`
+
+	// Verified Mark the address verified instead of mailing a verification link.
+	//
+	// Example: true
+	Verified *bool `json:"verified,omitempty"`
+}
+
+// AdminNewUser A user for the admin API to create.
+//
+// Example: {"email":"bob@example.com","verified":true}
+type AdminNewUser struct {
+	// Email Becomes the user's primary address.
+	//
+	// Example: bob@example.com
+	Email string `json:"email"`
+
+	// Password Without one, the user can log in only after a password reset.
+	//
+	// Example: correct horse battery staple
+	Password *string `json:"password,omitempty"`
+
+	// SendPasswordReset Queue a password-reset mail to the address, as an invitation.
+	//
+	// Example: false
+	SendPasswordReset *bool `json:"send_password_reset,omitempty"`
+
+	// Verified Mark the address verified instead of mailing a verification link.
+	//
+	// Example: true
+	Verified *bool `json:"verified,omitempty"`
+}
+
+// AdminUser A user account with all its addresses, as the admin API shows it.
+//
+// Example: {"date_joined":"2026-11-28T09:30:00Z","email":"alice@example.com","emails":[{"email":"alice@example.com","id":1,"primary":true,"verified":true}],"id":42}
+type AdminUser struct {
+	// DateJoined Example: 2026-11-28T09:30:00Z
+	DateJoined time.Time `json:"date_joined"`
+
+	// Email The primary address.
+	//
+	// Example: alice@example.com
+	Email string `json:"email"`
+
+	// Emails Every address of the user, the primary first, then by age.
+	Emails []Email `json:"emails"`
+
+	// Id Example: 42
+	Id int64 `json:"id"`
+}
+
+// AdminUserPage A page of users.
+//
+// Example: {"items":[],"next_after":null}
+type AdminUserPage struct {
+	Items []AdminUser `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 42
+	NextAfter *int64 `json:"next_after"`
+}
+
+// AuditEntry One security event.
+//
+// Example: {"action":"email_added","actor":"admin:support","created_at":"2026-11-28T09:30:00Z","email":"alice@work.example","id":3,"ip":"192.0.2.10","user_agent":"curl/8.5.0","user_id":42}
+type AuditEntry struct {
+	// Action What happened, as `signup`, `login`, `login_failed`, `email_added`, `primary_changed`, `sessions_ended`.
+	//
+	// Example: email_added
+	Action string `json:"action"`
+
+	// Actor Who did it, `user`, `link`, `admin:<token name>` or `cli`; empty for events recorded before actors were.
+	//
+	// Example: admin:support
+	Actor string `json:"actor"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Email The address the event concerns, if any.
+	//
+	// Example: alice@work.example
+	Email string `json:"email"`
+
+	// Id Example: 3
+	Id int64 `json:"id"`
+
+	// Ip Example: 192.0.2.10
+	Ip string `json:"ip"`
+
+	// UserAgent Example: curl/8.5.0
+	UserAgent string `json:"user_agent"`
+
+	// UserId Null for an event of no account (a failed login for an unknown address).
+	//
+	// Example: 42
+	UserId *int64 `json:"user_id"`
+}
+
+// AuditPage A page of the audit trail.
+//
+// Example: {"items":[],"next_after":null}
+type AuditPage struct {
+	Items []AuditEntry `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 3
+	NextAfter *int64 `json:"next_after"`
 }
 
 // Credentials An address of the user and the user's password.
@@ -228,6 +382,60 @@ type NewUser struct {
 	Password string `json:"password"`
 }
 
+// OutboxMessage One mail of the outbox; never its link or body.
+//
+// Example: {"attempts":8,"created_at":"2026-11-28T09:30:00Z","id":12,"kind":"verify","last_error":"550 5.1.1 mailbox unavailable","next_attempt_at":null,"recipient":"alice@example.com","sent_at":null,"status":"failed","user_id":42}
+type OutboxMessage struct {
+	// Attempts Example: 8
+	Attempts int `json:"attempts"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Example: 12
+	Id int64 `json:"id"`
+
+	// Kind Example: verify
+	Kind string `json:"kind"`
+
+	// LastError Why the last attempt failed; empty after a success.
+	//
+	// Example: 550 5.1.1 mailbox unavailable
+	LastError string `json:"last_error"`
+
+	// NextAttemptAt When a queued mail is tried next (or a sending one's claim ends); null otherwise.
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+
+	// Recipient Example: alice@example.com
+	Recipient string     `json:"recipient"`
+	SentAt    *time.Time `json:"sent_at"`
+
+	// Status A mail's state.
+	//
+	// Example: failed
+	Status OutboxStatus `json:"status"`
+
+	// UserId Example: 42
+	UserId int64 `json:"user_id"`
+}
+
+// OutboxPage A page of mail.
+//
+// Example: {"items":[],"next_after":null}
+type OutboxPage struct {
+	Items []OutboxMessage `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 12
+	NextAfter *int64 `json:"next_after"`
+}
+
+// OutboxStatus A mail's state.
+//
+// Example: failed
+type OutboxStatus string
+
 // Problem An RFC 9457 problem document.
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
@@ -287,8 +495,17 @@ type User struct {
 	Id int64 `json:"id"`
 }
 
+// AdminUserID Example: 42
+type AdminUserID = int64
+
+// After Example: 42
+type After = int64
+
 // EmailID Example: 7
 type EmailID = int64
+
+// Limit Example: 50
+type Limit = int
 
 // SignedEmail Example: v1.0.eyJwIjoidmVyaWZ5In0.c2lnbmF0dXJl
 type SignedEmail = string
@@ -298,6 +515,21 @@ type UserID = int64
 
 // UserIDKey Example: NDI
 type UserIDKey = string
+
+// AdminForbidden An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminForbidden = Problem
+
+// AdminNotFound An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminNotFound = Problem
+
+// AdminUnauthorized An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminUnauthorized = Problem
 
 // BadRequest An RFC 9457 problem document.
 //
@@ -324,6 +556,11 @@ type LinkError = Problem
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type NotFound = Problem
 
+// NotImplemented An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type NotImplemented = Problem
+
 // PayloadTooLarge An RFC 9457 problem document.
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
@@ -348,6 +585,54 @@ type Unavailable = Problem
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type UnsupportedMediaType = Problem
+
+// AdminListAuditParams defines parameters for AdminListAudit.
+type AdminListAuditParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// UserId Only this user's events.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+}
+
+// AdminListOutboxParams defines parameters for AdminListOutbox.
+type AdminListOutboxParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Recipient Only the mail to this address (in its normalized form).
+	Recipient *string `form:"recipient,omitempty" json:"recipient,omitempty"`
+
+	// Status Only the mail in this state.
+	Status *OutboxStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Kind Only the mail of this kind, as `verify`, `change_email`, `email_added`.
+	Kind *string `form:"kind,omitempty" json:"kind,omitempty"`
+}
+
+// AdminListUsersParams defines parameters for AdminListUsers.
+type AdminListUsersParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Email Only the users who hold this address.
+	Email *string `form:"email,omitempty" json:"email,omitempty"`
+}
+
+// AdminCreateUserJSONRequestBody defines body for AdminCreateUser for application/json ContentType.
+type AdminCreateUserJSONRequestBody = AdminNewUser
+
+// AdminAddEmailJSONRequestBody defines body for AdminAddEmail for application/json ContentType.
+type AdminAddEmailJSONRequestBody = AdminNewEmail
 
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = Credentials
@@ -434,6 +719,127 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// AdminListAudit The audit trail
+	//
+	// A page of the security events in id order: sign-ups, logins and
+	// failed ones, address changes, and every admin write (actor
+	// `admin:<token name>`). With `user_id`, only that user's.
+	//
+	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+	AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListOutbox List mail
+	//
+	// A page of the mail outbox in id order: what went, or is to go, to
+	// whom, and why a mail failed. Never a link or a body. Sent and
+	// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+	//
+	// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+	AdminListOutbox(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRetryOutbox Send a failed mail again
+	//
+	// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+	//
+	// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+	AdminRetryOutbox(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListUsers List users
+	//
+	// A page of users in id order, each with its addresses. With `email`,
+	// only the users who hold that address in any state (primary,
+	// verified or not), compared in its normalized form.
+	//
+	// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+	AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateUserWithBody Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateUser Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUser(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteUser Delete a user
+	//
+	// Deletes the user as self-deletion does, without the password: every
+	// address and session at once, its unsent mail cancelled, an
+	// `account_deleted` notice to the old primary.
+	//
+	// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+	AdminDeleteUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminGetUser One user
+	//
+	// The user with all its addresses, the primary first.
+	//
+	// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+	AdminGetUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminAddEmailWithBody Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithBody(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminAddEmail Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmail(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteEmail Remove an address of a user
+	//
+	// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+	//
+	// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+	AdminDeleteEmail(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminMakePrimary Make an address primary
+	//
+	// Makes a verified address the user's primary one (an unverified one
+	// answers `email_not_verified`); the old primary stays as a secondary
+	// address and gets a notice. The primary already: 200, nothing changes.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+	AdminMakePrimary(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteSessions End a user's sessions
+	//
+	// Ends every session of the user; its browsers and clients must log in again.
+	//
+	// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+	AdminDeleteSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LoginWithBody Log in
 	//
@@ -687,6 +1093,257 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 	GetPrimaryEmail(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// AdminListAudit The audit trail
+//
+// A page of the security events in id order: sign-ups, logins and
+// failed ones, address changes, and every admin write (actor
+// `admin:<token name>`). With `user_id`, only that user's.
+//
+// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+func (c *Client) AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListOutbox List mail
+//
+// A page of the mail outbox in id order: what went, or is to go, to
+// whom, and why a mail failed. Never a link or a body. Sent and
+// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+//
+// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+func (c *Client) AdminListOutbox(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListOutboxRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRetryOutbox Send a failed mail again
+//
+// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+//
+// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+func (c *Client) AdminRetryOutbox(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRetryOutboxRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListUsers List users
+//
+// A page of users in id order, each with its addresses. With `email`,
+// only the users who hold that address in any state (primary,
+// verified or not), compared in its normalized form.
+//
+// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+func (c *Client) AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListUsersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateUserWithBody Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *Client) AdminCreateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateUserRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateUser Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *Client) AdminCreateUser(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateUserRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteUser Delete a user
+//
+// Deletes the user as self-deletion does, without the password: every
+// address and session at once, its unsent mail cancelled, an
+// `account_deleted` notice to the old primary.
+//
+// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+func (c *Client) AdminDeleteUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminGetUser One user
+//
+// The user with all its addresses, the primary first.
+//
+// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+func (c *Client) AdminGetUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminGetUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminAddEmailWithBody Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *Client) AdminAddEmailWithBody(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminAddEmailRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminAddEmail Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *Client) AdminAddEmail(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminAddEmailRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteEmail Remove an address of a user
+//
+// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+//
+// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+func (c *Client) AdminDeleteEmail(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteEmailRequest(c.Server, id, emailId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminMakePrimary Make an address primary
+//
+// Makes a verified address the user's primary one (an unverified one
+// answers `email_not_verified`); the old primary stays as a secondary
+// address and gets a notice. The primary already: 200, nothing changes.
+//
+// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+func (c *Client) AdminMakePrimary(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminMakePrimaryRequest(c.Server, id, emailId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteSessions End a user's sessions
+//
+// Ends every session of the user; its browsers and clients must log in again.
+//
+// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+func (c *Client) AdminDeleteSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteSessionsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // LoginWithBody Log in
@@ -1180,6 +1837,569 @@ func (c *Client) GetPrimaryEmail(ctx context.Context, id UserID, reqEditors ...R
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewAdminListAuditRequest constructs an http.Request for the AdminListAudit method
+func NewAdminListAuditRequest(server string, params *AdminListAuditParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/audit/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListOutboxRequest constructs an http.Request for the AdminListOutbox method
+func NewAdminListOutboxRequest(server string, params *AdminListOutboxParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/outbox/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Recipient != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "recipient", *params.Recipient, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Kind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminRetryOutboxRequest constructs an http.Request for the AdminRetryOutbox method
+func NewAdminRetryOutboxRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/outbox/%s/retry/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListUsersRequest constructs an http.Request for the AdminListUsers method
+func NewAdminListUsersRequest(server string, params *AdminListUsersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Email != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "email", *params.Email, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminCreateUserRequest calls the generic AdminCreateUser builder with application/json body
+func NewAdminCreateUserRequest(server string, body AdminCreateUserJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminCreateUserRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAdminCreateUserRequestWithBody constructs an http.Request for the AdminCreateUser method, with any body, and a specified content type
+func NewAdminCreateUserRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminDeleteUserRequest constructs an http.Request for the AdminDeleteUser method
+func NewAdminDeleteUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminGetUserRequest constructs an http.Request for the AdminGetUser method
+func NewAdminGetUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminAddEmailRequest calls the generic AdminAddEmail builder with application/json body
+func NewAdminAddEmailRequest(server string, id AdminUserID, body AdminAddEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminAddEmailRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAdminAddEmailRequestWithBody constructs an http.Request for the AdminAddEmail method, with any body, and a specified content type
+func NewAdminAddEmailRequestWithBody(server string, id AdminUserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminDeleteEmailRequest constructs an http.Request for the AdminDeleteEmail method
+func NewAdminDeleteEmailRequest(server string, id AdminUserID, emailId EmailID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "email_id", emailId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminMakePrimaryRequest constructs an http.Request for the AdminMakePrimary method
+func NewAdminMakePrimaryRequest(server string, id AdminUserID, emailId EmailID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "email_id", emailId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/%s/make-primary/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminDeleteSessionsRequest constructs an http.Request for the AdminDeleteSessions method
+func NewAdminDeleteSessionsRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/sessions/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewLoginRequest calls the generic Login builder with application/json body
@@ -1944,6 +3164,145 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// AdminListAuditWithResponse The audit trail
+	//
+	// A page of the security events in id order: sign-ups, logins and
+	// failed ones, address changes, and every admin write (actor
+	// `admin:<token name>`). With `user_id`, only that user's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+	AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error)
+
+	// AdminListOutboxWithResponse List mail
+	//
+	// A page of the mail outbox in id order: what went, or is to go, to
+	// whom, and why a mail failed. Never a link or a body. Sent and
+	// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+	AdminListOutboxWithResponse(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*AdminListOutboxResponse, error)
+
+	// AdminRetryOutboxWithResponse Send a failed mail again
+	//
+	// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+	AdminRetryOutboxWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRetryOutboxResponse, error)
+
+	// AdminListUsersWithResponse List users
+	//
+	// A page of users in id order, each with its addresses. With `email`,
+	// only the users who hold that address in any state (primary,
+	// verified or not), compared in its normalized form.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+	AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error)
+
+	// AdminCreateUserWithBodyWithResponse Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error)
+
+	// AdminCreateUserWithResponse Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithResponse(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error)
+
+	// AdminDeleteUserWithResponse Delete a user
+	//
+	// Deletes the user as self-deletion does, without the password: every
+	// address and session at once, its unsent mail cancelled, an
+	// `account_deleted` notice to the old primary.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+	AdminDeleteUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error)
+
+	// AdminGetUserWithResponse One user
+	//
+	// The user with all its addresses, the primary first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+	AdminGetUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error)
+
+	// AdminAddEmailWithBodyWithResponse Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithBodyWithResponse(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error)
+
+	// AdminAddEmailWithResponse Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithResponse(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error)
+
+	// AdminDeleteEmailWithResponse Remove an address of a user
+	//
+	// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+	AdminDeleteEmailWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminDeleteEmailResponse, error)
+
+	// AdminMakePrimaryWithResponse Make an address primary
+	//
+	// Makes a verified address the user's primary one (an unverified one
+	// answers `email_not_verified`); the old primary stays as a secondary
+	// address and gets a notice. The primary already: 200, nothing changes.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+	AdminMakePrimaryWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminMakePrimaryResponse, error)
+
+	// AdminDeleteSessionsWithResponse End a user's sessions
+	//
+	// Ends every session of the user; its browsers and clients must log in again.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+	AdminDeleteSessionsWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteSessionsResponse, error)
+
 	// LoginWithBodyWithResponse Log in
 	//
 	// Checks the password of the user who holds `email` as an address
@@ -2228,6 +3587,877 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 	GetPrimaryEmailWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*GetPrimaryEmailResponse, error)
+}
+
+type AdminListAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListAuditResponse) GetJSON200() *AuditPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListOutboxResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OutboxPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListOutboxResponse) GetJSON200() *OutboxPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListOutboxResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListOutboxResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListOutboxResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListOutboxResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRetryOutboxResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRetryOutboxResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRetryOutboxResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRetryOutboxResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRetryOutboxResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListUsersResponse) GetJSON200() *AdminUserPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminCreateUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AdminUser
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
+	ApplicationproblemJSON501 *NotImplemented
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminCreateUserResponse) GetJSON201() *AdminUser {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON501() *NotImplemented {
+	return r.ApplicationproblemJSON501
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminCreateUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminCreateUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminCreateUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminCreateUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
+	ApplicationproblemJSON501 *NotImplemented
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON501() *NotImplemented {
+	return r.ApplicationproblemJSON501
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminGetUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUser
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminGetUserResponse) GetJSON200() *AdminUser {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminGetUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminGetUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminGetUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminGetUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminAddEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Email
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminAddEmailResponse) GetJSON201() *Email {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminAddEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminAddEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminAddEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminAddEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminMakePrimaryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Email
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminMakePrimaryResponse) GetJSON200() *Email {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminMakePrimaryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminMakePrimaryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminMakePrimaryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminMakePrimaryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
@@ -3673,6 +5903,223 @@ func (r GetPrimaryEmailResponse) ContentType() string {
 	return ""
 }
 
+// AdminListAuditWithResponse The audit trail
+//
+// A page of the security events in id order: sign-ups, logins and
+// failed ones, address changes, and every admin write (actor
+// `admin:<token name>`). With `user_id`, only that user's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+func (c *ClientWithResponses) AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error) {
+	rsp, err := c.AdminListAudit(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListAuditResponse(rsp)
+}
+
+// AdminListOutboxWithResponse List mail
+//
+// A page of the mail outbox in id order: what went, or is to go, to
+// whom, and why a mail failed. Never a link or a body. Sent and
+// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+func (c *ClientWithResponses) AdminListOutboxWithResponse(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*AdminListOutboxResponse, error) {
+	rsp, err := c.AdminListOutbox(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListOutboxResponse(rsp)
+}
+
+// AdminRetryOutboxWithResponse Send a failed mail again
+//
+// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+func (c *ClientWithResponses) AdminRetryOutboxWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRetryOutboxResponse, error) {
+	rsp, err := c.AdminRetryOutbox(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRetryOutboxResponse(rsp)
+}
+
+// AdminListUsersWithResponse List users
+//
+// A page of users in id order, each with its addresses. With `email`,
+// only the users who hold that address in any state (primary,
+// verified or not), compared in its normalized form.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+func (c *ClientWithResponses) AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error) {
+	rsp, err := c.AdminListUsers(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListUsersResponse(rsp)
+}
+
+// AdminCreateUserWithBodyWithResponse Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *ClientWithResponses) AdminCreateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error) {
+	rsp, err := c.AdminCreateUserWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateUserResponse(rsp)
+}
+
+// AdminCreateUserWithResponse Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *ClientWithResponses) AdminCreateUserWithResponse(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error) {
+	rsp, err := c.AdminCreateUser(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateUserResponse(rsp)
+}
+
+// AdminDeleteUserWithResponse Delete a user
+//
+// Deletes the user as self-deletion does, without the password: every
+// address and session at once, its unsent mail cancelled, an
+// `account_deleted` notice to the old primary.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+func (c *ClientWithResponses) AdminDeleteUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error) {
+	rsp, err := c.AdminDeleteUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteUserResponse(rsp)
+}
+
+// AdminGetUserWithResponse One user
+//
+// The user with all its addresses, the primary first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+func (c *ClientWithResponses) AdminGetUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error) {
+	rsp, err := c.AdminGetUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminGetUserResponse(rsp)
+}
+
+// AdminAddEmailWithBodyWithResponse Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *ClientWithResponses) AdminAddEmailWithBodyWithResponse(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error) {
+	rsp, err := c.AdminAddEmailWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminAddEmailResponse(rsp)
+}
+
+// AdminAddEmailWithResponse Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *ClientWithResponses) AdminAddEmailWithResponse(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error) {
+	rsp, err := c.AdminAddEmail(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminAddEmailResponse(rsp)
+}
+
+// AdminDeleteEmailWithResponse Remove an address of a user
+//
+// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+func (c *ClientWithResponses) AdminDeleteEmailWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminDeleteEmailResponse, error) {
+	rsp, err := c.AdminDeleteEmail(ctx, id, emailId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteEmailResponse(rsp)
+}
+
+// AdminMakePrimaryWithResponse Make an address primary
+//
+// Makes a verified address the user's primary one (an unverified one
+// answers `email_not_verified`); the old primary stays as a secondary
+// address and gets a notice. The primary already: 200, nothing changes.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+func (c *ClientWithResponses) AdminMakePrimaryWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminMakePrimaryResponse, error) {
+	rsp, err := c.AdminMakePrimary(ctx, id, emailId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminMakePrimaryResponse(rsp)
+}
+
+// AdminDeleteSessionsWithResponse End a user's sessions
+//
+// Ends every session of the user; its browsers and clients must log in again.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+func (c *ClientWithResponses) AdminDeleteSessionsWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteSessionsResponse, error) {
+	rsp, err := c.AdminDeleteSessions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteSessionsResponse(rsp)
+}
+
 // LoginWithBodyWithResponse Log in
 //
 // Checks the password of the user who holds `email` as an address
@@ -4100,6 +6547,724 @@ func (c *ClientWithResponses) GetPrimaryEmailWithResponse(ctx context.Context, i
 		return nil, err
 	}
 	return ParseGetPrimaryEmailResponse(rsp)
+}
+
+// ParseAdminListAuditResponse parses an HTTP response from a AdminListAuditWithResponse call
+func ParseAdminListAuditResponse(rsp *http.Response) (*AdminListAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListOutboxResponse parses an HTTP response from a AdminListOutboxWithResponse call
+func ParseAdminListOutboxResponse(rsp *http.Response) (*AdminListOutboxResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListOutboxResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OutboxPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRetryOutboxResponse parses an HTTP response from a AdminRetryOutboxWithResponse call
+func ParseAdminRetryOutboxResponse(rsp *http.Response) (*AdminRetryOutboxResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRetryOutboxResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListUsersResponse parses an HTTP response from a AdminListUsersWithResponse call
+func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminCreateUserResponse parses an HTTP response from a AdminCreateUserWithResponse call
+func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminCreateUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AdminUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest NotImplemented
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON501 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteUserResponse parses an HTTP response from a AdminDeleteUserWithResponse call
+func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest NotImplemented
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON501 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminGetUserResponse parses an HTTP response from a AdminGetUserWithResponse call
+func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminGetUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminAddEmailResponse parses an HTTP response from a AdminAddEmailWithResponse call
+func ParseAdminAddEmailResponse(rsp *http.Response) (*AdminAddEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminAddEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Email
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteEmailResponse parses an HTTP response from a AdminDeleteEmailWithResponse call
+func ParseAdminDeleteEmailResponse(rsp *http.Response) (*AdminDeleteEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminMakePrimaryResponse parses an HTTP response from a AdminMakePrimaryWithResponse call
+func ParseAdminMakePrimaryResponse(rsp *http.Response) (*AdminMakePrimaryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminMakePrimaryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Email
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteSessionsResponse parses an HTTP response from a AdminDeleteSessionsWithResponse call
+func ParseAdminDeleteSessionsResponse(rsp *http.Response) (*AdminDeleteSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseLoginResponse parses an HTTP response from a LoginWithResponse call
@@ -5358,6 +8523,39 @@ func ParseGetPrimaryEmailResponse(rsp *http.Response) (*GetPrimaryEmailResponse,
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// AdminListAudit The audit trail
+	// (GET /admin/audit/)
+	AdminListAudit(ctx echo.Context, params AdminListAuditParams) error
+	// AdminListOutbox List mail
+	// (GET /admin/outbox/)
+	AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error
+	// AdminRetryOutbox Send a failed mail again
+	// (POST /admin/outbox/{id}/retry/)
+	AdminRetryOutbox(ctx echo.Context, id int64) error
+	// AdminListUsers List users
+	// (GET /admin/users/)
+	AdminListUsers(ctx echo.Context, params AdminListUsersParams) error
+	// AdminCreateUser Create a user
+	// (POST /admin/users/)
+	AdminCreateUser(ctx echo.Context) error
+	// AdminDeleteUser Delete a user
+	// (DELETE /admin/users/{id}/)
+	AdminDeleteUser(ctx echo.Context, id AdminUserID) error
+	// AdminGetUser One user
+	// (GET /admin/users/{id}/)
+	AdminGetUser(ctx echo.Context, id AdminUserID) error
+	// AdminAddEmail Add an address to a user
+	// (POST /admin/users/{id}/emails/)
+	AdminAddEmail(ctx echo.Context, id AdminUserID) error
+	// AdminDeleteEmail Remove an address of a user
+	// (DELETE /admin/users/{id}/emails/{email_id}/)
+	AdminDeleteEmail(ctx echo.Context, id AdminUserID, emailId EmailID) error
+	// AdminMakePrimary Make an address primary
+	// (POST /admin/users/{id}/emails/{email_id}/make-primary/)
+	AdminMakePrimary(ctx echo.Context, id AdminUserID, emailId EmailID) error
+	// AdminDeleteSessions End a user's sessions
+	// (DELETE /admin/users/{id}/sessions/)
+	AdminDeleteSessions(ctx echo.Context, id AdminUserID) error
 	// Login Log in
 	// (POST /auth/login/)
 	Login(ctx echo.Context) error
@@ -5423,6 +8621,253 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// AdminListAudit converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListAudit(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListAuditParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListAudit(ctx, params)
+	return err
+}
+
+// AdminListOutbox converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListOutbox(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListOutboxParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "recipient" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "recipient", ctx.QueryParams(), &params.Recipient, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter recipient: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "kind", ctx.QueryParams(), &params.Kind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListOutbox(ctx, params)
+	return err
+}
+
+// AdminRetryOutbox converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRetryOutbox(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRetryOutbox(ctx, id)
+	return err
+}
+
+// AdminListUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListUsers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListUsersParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", ctx.QueryParams(), &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListUsers(ctx, params)
+	return err
+}
+
+// AdminCreateUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminCreateUser(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminCreateUser(ctx)
+	return err
+}
+
+// AdminDeleteUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteUser(ctx, id)
+	return err
+}
+
+// AdminGetUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminGetUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminGetUser(ctx, id)
+	return err
+}
+
+// AdminAddEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminAddEmail(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminAddEmail(ctx, id)
+	return err
+}
+
+// AdminDeleteEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteEmail(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "email_id" -------------
+	var emailId EmailID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "email_id", ctx.Param("email_id"), &emailId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteEmail(ctx, id, emailId)
+	return err
+}
+
+// AdminMakePrimary converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminMakePrimary(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "email_id" -------------
+	var emailId EmailID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "email_id", ctx.Param("email_id"), &emailId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminMakePrimary(ctx, id, emailId)
+	return err
+}
+
+// AdminDeleteSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteSessions(ctx, id)
+	return err
 }
 
 // Login converts echo context to params.
@@ -5805,8 +9250,25 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["GetHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness, options.OperationMiddlewares["GetReadiness"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics, options.OperationMiddlewares["GetMetrics"]...)
+	router.GET(options.BaseURL+"/admin/users/", wrapper.AdminListUsers, options.OperationMiddlewares["AdminListUsers"]...)
+	router.POST(options.BaseURL+"/admin/users/", wrapper.AdminCreateUser, options.OperationMiddlewares["AdminCreateUser"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/", wrapper.AdminDeleteUser, options.OperationMiddlewares["AdminDeleteUser"]...)
+	router.GET(options.BaseURL+"/admin/users/:id/", wrapper.AdminGetUser, options.OperationMiddlewares["AdminGetUser"]...)
+	router.POST(options.BaseURL+"/admin/users/:id/emails/", wrapper.AdminAddEmail, options.OperationMiddlewares["AdminAddEmail"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/emails/:email_id/", wrapper.AdminDeleteEmail, options.OperationMiddlewares["AdminDeleteEmail"]...)
+	router.POST(options.BaseURL+"/admin/users/:id/emails/:email_id/make-primary/", wrapper.AdminMakePrimary, options.OperationMiddlewares["AdminMakePrimary"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/sessions/", wrapper.AdminDeleteSessions, options.OperationMiddlewares["AdminDeleteSessions"]...)
+	router.GET(options.BaseURL+"/admin/outbox/", wrapper.AdminListOutbox, options.OperationMiddlewares["AdminListOutbox"]...)
+	router.POST(options.BaseURL+"/admin/outbox/:id/retry/", wrapper.AdminRetryOutbox, options.OperationMiddlewares["AdminRetryOutbox"]...)
+	router.GET(options.BaseURL+"/admin/audit/", wrapper.AdminListAudit, options.OperationMiddlewares["AdminListAudit"]...)
 
 }
+
+type AdminForbiddenApplicationProblemPlusJSONResponse Problem
+
+type AdminNotFoundApplicationProblemPlusJSONResponse Problem
+
+type AdminUnauthorizedApplicationProblemPlusJSONResponse Problem
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
 
@@ -5831,6 +9293,8 @@ type LinkErrorTexthtmlResponse struct {
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
+type NotImplementedApplicationProblemPlusJSONResponse Problem
+
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type TooManyRequestsResponseHeaders struct {
@@ -5847,6 +9311,1251 @@ type UnauthorizedApplicationProblemPlusJSONResponse Problem
 type UnavailableApplicationProblemPlusJSONResponse Problem
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type AdminListAuditRequestObject struct {
+	Params AdminListAuditParams
+}
+
+type AdminListAuditResponseObject interface {
+	VisitAdminListAuditResponse(w http.ResponseWriter) error
+}
+
+type AdminListAudit200JSONResponse AuditPage
+
+func (response AdminListAudit200JSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit400ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit401ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit500ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit503ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutboxRequestObject struct {
+	Params AdminListOutboxParams
+}
+
+type AdminListOutboxResponseObject interface {
+	VisitAdminListOutboxResponse(w http.ResponseWriter) error
+}
+
+type AdminListOutbox200JSONResponse OutboxPage
+
+func (response AdminListOutbox200JSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox400ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox401ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox500ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox503ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutboxRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type AdminRetryOutboxResponseObject interface {
+	VisitAdminRetryOutboxResponse(w http.ResponseWriter) error
+}
+
+type AdminRetryOutbox202Response struct {
+}
+
+func (response AdminRetryOutbox202Response) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type AdminRetryOutbox400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox400ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox401ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox403ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox404ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox500ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox503ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsersRequestObject struct {
+	Params AdminListUsersParams
+}
+
+type AdminListUsersResponseObject interface {
+	VisitAdminListUsersResponse(w http.ResponseWriter) error
+}
+
+type AdminListUsers200JSONResponse AdminUserPage
+
+func (response AdminListUsers200JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers400ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers401ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers500ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers503ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUserRequestObject struct {
+	Body *AdminCreateUserJSONRequestBody
+}
+
+type AdminCreateUserResponseObject interface {
+	VisitAdminCreateUserResponse(w http.ResponseWriter) error
+}
+
+type AdminCreateUser201JSONResponse AdminUser
+
+func (response AdminCreateUser201JSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser400ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser401ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser403ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser413ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser415ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser500ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser501ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser503ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminDeleteUserResponseObject interface {
+	VisitAdminDeleteUserResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteUser204Response struct {
+}
+
+func (response AdminDeleteUser204Response) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser400ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser401ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser403ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser404ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser500ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser501ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser503ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminGetUserResponseObject interface {
+	VisitAdminGetUserResponse(w http.ResponseWriter) error
+}
+
+type AdminGetUser200JSONResponse AdminUser
+
+func (response AdminGetUser200JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser400ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser401ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser404ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser500ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser503ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmailRequestObject struct {
+	Id   AdminUserID `json:"id"`
+	Body *AdminAddEmailJSONRequestBody
+}
+
+type AdminAddEmailResponseObject interface {
+	VisitAdminAddEmailResponse(w http.ResponseWriter) error
+}
+
+type AdminAddEmail201JSONResponse Email
+
+func (response AdminAddEmail201JSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail400ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail401ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail403ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail404ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail413ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail415ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail500ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail503ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmailRequestObject struct {
+	Id      AdminUserID `json:"id"`
+	EmailId EmailID     `json:"email_id"`
+}
+
+type AdminDeleteEmailResponseObject interface {
+	VisitAdminDeleteEmailResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteEmail204Response struct {
+}
+
+func (response AdminDeleteEmail204Response) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail400ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail401ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail403ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail404ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail500ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail503ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimaryRequestObject struct {
+	Id      AdminUserID `json:"id"`
+	EmailId EmailID     `json:"email_id"`
+}
+
+type AdminMakePrimaryResponseObject interface {
+	VisitAdminMakePrimaryResponse(w http.ResponseWriter) error
+}
+
+type AdminMakePrimary200JSONResponse Email
+
+func (response AdminMakePrimary200JSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary400ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary401ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary403ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary404ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary500ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary503ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessionsRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminDeleteSessionsResponseObject interface {
+	VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteSessions204Response struct {
+}
+
+func (response AdminDeleteSessions204Response) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteSessions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions400ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions401ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions403ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions404ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions500ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions503ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type LoginRequestObject struct {
 	Body *LoginJSONRequestBody
@@ -7789,6 +12498,39 @@ func (response GetPrimaryEmail503ApplicationProblemPlusJSONResponse) VisitGetPri
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// AdminListAudit The audit trail
+	// (GET /admin/audit/)
+	AdminListAudit(ctx context.Context, request AdminListAuditRequestObject) (AdminListAuditResponseObject, error)
+	// AdminListOutbox List mail
+	// (GET /admin/outbox/)
+	AdminListOutbox(ctx context.Context, request AdminListOutboxRequestObject) (AdminListOutboxResponseObject, error)
+	// AdminRetryOutbox Send a failed mail again
+	// (POST /admin/outbox/{id}/retry/)
+	AdminRetryOutbox(ctx context.Context, request AdminRetryOutboxRequestObject) (AdminRetryOutboxResponseObject, error)
+	// AdminListUsers List users
+	// (GET /admin/users/)
+	AdminListUsers(ctx context.Context, request AdminListUsersRequestObject) (AdminListUsersResponseObject, error)
+	// AdminCreateUser Create a user
+	// (POST /admin/users/)
+	AdminCreateUser(ctx context.Context, request AdminCreateUserRequestObject) (AdminCreateUserResponseObject, error)
+	// AdminDeleteUser Delete a user
+	// (DELETE /admin/users/{id}/)
+	AdminDeleteUser(ctx context.Context, request AdminDeleteUserRequestObject) (AdminDeleteUserResponseObject, error)
+	// AdminGetUser One user
+	// (GET /admin/users/{id}/)
+	AdminGetUser(ctx context.Context, request AdminGetUserRequestObject) (AdminGetUserResponseObject, error)
+	// AdminAddEmail Add an address to a user
+	// (POST /admin/users/{id}/emails/)
+	AdminAddEmail(ctx context.Context, request AdminAddEmailRequestObject) (AdminAddEmailResponseObject, error)
+	// AdminDeleteEmail Remove an address of a user
+	// (DELETE /admin/users/{id}/emails/{email_id}/)
+	AdminDeleteEmail(ctx context.Context, request AdminDeleteEmailRequestObject) (AdminDeleteEmailResponseObject, error)
+	// AdminMakePrimary Make an address primary
+	// (POST /admin/users/{id}/emails/{email_id}/make-primary/)
+	AdminMakePrimary(ctx context.Context, request AdminMakePrimaryRequestObject) (AdminMakePrimaryResponseObject, error)
+	// AdminDeleteSessions End a user's sessions
+	// (DELETE /admin/users/{id}/sessions/)
+	AdminDeleteSessions(ctx context.Context, request AdminDeleteSessionsRequestObject) (AdminDeleteSessionsResponseObject, error)
 	// Login Log in
 	// (POST /auth/login/)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
@@ -7861,6 +12603,327 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// AdminListAudit operation middleware
+func (sh *strictHandler) AdminListAudit(ctx echo.Context, params AdminListAuditParams) error {
+	var request AdminListAuditRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListAudit(ctx.Request().Context(), request.(AdminListAuditRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListAudit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListAuditResponseObject); ok {
+		return validResponse.VisitAdminListAuditResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListOutbox operation middleware
+func (sh *strictHandler) AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error {
+	var request AdminListOutboxRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListOutbox(ctx.Request().Context(), request.(AdminListOutboxRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListOutbox")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListOutboxResponseObject); ok {
+		return validResponse.VisitAdminListOutboxResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRetryOutbox operation middleware
+func (sh *strictHandler) AdminRetryOutbox(ctx echo.Context, id int64) error {
+	var request AdminRetryOutboxRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRetryOutbox(ctx.Request().Context(), request.(AdminRetryOutboxRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRetryOutbox")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRetryOutboxResponseObject); ok {
+		return validResponse.VisitAdminRetryOutboxResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListUsers operation middleware
+func (sh *strictHandler) AdminListUsers(ctx echo.Context, params AdminListUsersParams) error {
+	var request AdminListUsersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListUsers(ctx.Request().Context(), request.(AdminListUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListUsers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListUsersResponseObject); ok {
+		return validResponse.VisitAdminListUsersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminCreateUser operation middleware
+func (sh *strictHandler) AdminCreateUser(ctx echo.Context) error {
+	var request AdminCreateUserRequestObject
+
+	var body AdminCreateUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminCreateUser(ctx.Request().Context(), request.(AdminCreateUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminCreateUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminCreateUserResponseObject); ok {
+		return validResponse.VisitAdminCreateUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteUser operation middleware
+func (sh *strictHandler) AdminDeleteUser(ctx echo.Context, id AdminUserID) error {
+	var request AdminDeleteUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteUser(ctx.Request().Context(), request.(AdminDeleteUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteUserResponseObject); ok {
+		return validResponse.VisitAdminDeleteUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminGetUser operation middleware
+func (sh *strictHandler) AdminGetUser(ctx echo.Context, id AdminUserID) error {
+	var request AdminGetUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminGetUser(ctx.Request().Context(), request.(AdminGetUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminGetUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminGetUserResponseObject); ok {
+		return validResponse.VisitAdminGetUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminAddEmail operation middleware
+func (sh *strictHandler) AdminAddEmail(ctx echo.Context, id AdminUserID) error {
+	var request AdminAddEmailRequestObject
+
+	request.Id = id
+
+	var body AdminAddEmailJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminAddEmail(ctx.Request().Context(), request.(AdminAddEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminAddEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminAddEmailResponseObject); ok {
+		return validResponse.VisitAdminAddEmailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteEmail operation middleware
+func (sh *strictHandler) AdminDeleteEmail(ctx echo.Context, id AdminUserID, emailId EmailID) error {
+	var request AdminDeleteEmailRequestObject
+
+	request.Id = id
+	request.EmailId = emailId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteEmail(ctx.Request().Context(), request.(AdminDeleteEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteEmailResponseObject); ok {
+		return validResponse.VisitAdminDeleteEmailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminMakePrimary operation middleware
+func (sh *strictHandler) AdminMakePrimary(ctx echo.Context, id AdminUserID, emailId EmailID) error {
+	var request AdminMakePrimaryRequestObject
+
+	request.Id = id
+	request.EmailId = emailId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminMakePrimary(ctx.Request().Context(), request.(AdminMakePrimaryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminMakePrimary")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminMakePrimaryResponseObject); ok {
+		return validResponse.VisitAdminMakePrimaryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteSessions operation middleware
+func (sh *strictHandler) AdminDeleteSessions(ctx echo.Context, id AdminUserID) error {
+	var request AdminDeleteSessionsRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteSessions(ctx.Request().Context(), request.(AdminDeleteSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteSessionsResponseObject); ok {
+		return validResponse.VisitAdminDeleteSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // Login operation middleware
@@ -8449,117 +13512,166 @@ func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3vcts2tn8VXO6dqd1LybJjZ1tnOnPdxGnddRLXdtrdrTISTB5JqElABUDL2oxn9mn2wfZJ7uAAIEGR",
-	"kuVYTdu9+WSLIoCDg4Pf+QvofZSIfCo4cK2iw/fRBGgKEv99LS60kGD+TUElkk01Ezw6jI64moFURE+o",
-	"JgmVck4o0eIaOKESCIcbkCShyQTSbhRHKplATk03cEvzaQbRYcRFR2HncaTnU/NEacn4OLq7i6Nz0HJ+",
-	"NNIgm2NfQCJ4qogWZEaZJlcwEhKIlnPGx4SOKeNLxtzfi6OccZYXeXS4W47LuIYxyOjOjDylkuagHQOO",
-	"c8qykxdNIi4nQFhKxIgIDuaPngApFMjPFKFpKkEpUIYMZt6eUj2J4ojT3IwHptMBS6M4kvBLwSSk0aGW",
-	"BbQS/ec4GgmZU20pfbof3TOJOLpgYw4p0t5OucIX3IKNpMiRfPM+pCRj/HoJ5bbdACewHvXRzW6314X5",
-	"d7OTnwVL8x/m9Me/H5zwXjfZy/hV/rKX/vW7rFUG3iqQy1jvOM3SLjkiCpRigpOczong2ZzQRBPBCdOK",
-	"iBnHl5dMaN1FMJLz0FWw9P8F5iunkELCcpoZYWKcFHxK0xRS8vb8tKPoCMgVVfB0n2yxlOzvEabI8PWL",
-	"k+H2kvmYTgcsHVzDfM31ef3ipIX7d6axmgquAPfB1zQ9h18KUNp8SgTXwPFfOp1mLKFmXjtTKa4yyP/n",
-	"Z2UmGQxiWqSV5Gt6DTyKoxQ0Smh0OWHlrjFTpJkEms6RIQpwM2uqCxUd7vd6caSZRtJRwMN2vmM3m0Ly",
-	"Q8MQHPXQUXcY0nAX8uS/JYyiw+hPOxUc7thv1c6ZbWw501xLaXlDriTQa0UokUUGz8jQTHtIFJ0rMpuw",
-	"ZNI1I74U8oqlKfBHsTJRcjQY4Y4NWXkBPMXN7DbFZ4o8vzh/6bY64/jdXzvm2SU+smhf5/GTisfYOJlA",
-	"ck3KwVayN6RrU+xFIiyhZplzppSBeiHJTAo+JlvDYNThdmy+qfPA0GmacqHJ8D1L74ZkazjyC2G2010c",
-	"nXANktPsWEohH7U4zPVUWxmRg54YumfAtaNccCIKSRRLa2J+EIq5J4sokEatApJ3zzKUFGxiDY4MMMHt",
-	"FBINKcpBIeEZsthOT6HWz8R4DGnstL8CrpGtp4xfP56lRisN4HaKeLaIHeZLBAAhiMiMUlDXZCQkoYTD",
-	"zKjopSBiqCNVvyuZWqPhAxgbRxpu9c5E51kdhPtFr/ck+a9UJGZ8Yl7AR2C/QFrtg5Bc++VO8O2///mv",
-	"muXTAuvN3eWZl9PMqDhIcfvQfAoSUjJjekK2hjh1xm9oxnCHOU77bxxFw23T1sN3oaB8wfwf7MxF0CZX",
-	"c8LFjGwNA3i2Wi4wR58bg7LzXHAtRbaM7e79HW+74qxfC/1SFDx9lAhyoQcj7CWQv9eCqCKZEAiVUV3a",
-	"9itpey008V2sFLVqrE1sYE+kZzvaq0w5y+gujs7oPBM0vRTilMoxPIpNVyKdD7QQgwy7qu1VIOZbtNSu",
-	"gFBNcqE0eXpw8OQpuZprqHNuN1BE517FmvZG+nzvK9m4QMumFBISwRQRBuhQ07B/mI2UMwt5l0K8onzu",
-	"aFaPYqekGgbY9QLwGZ/LODtGq+/vEWXdohoD976sGHgpBMkpn3tjRd3Hu9rAG1EjxHRp2URmVJEJ08+M",
-	"SrZakSqSTCgfQ0ooTwkX6JDg818KKKwnGaAB+oid0klchQWBO4l0veW00BMh2T/g8ZBgugKuTaP6Cp2K",
-	"sVmbEZNK1xFht44Iiz3ciwz1BptCCGstxYRyr2HQud0aNoZ0SJ4IPspYop0xVvBrbvwt748lQlwzUGRr",
-	"6J5UCgR3yVtObyjL6FX2OMApgn4W0CalmhoPiiSUG9vvytjqNixBqg2kJkLqbF63wALsuQB5wxIg9YFW",
-	"rlL46qZQZ8VkLDtVMZ0KqSF9BSmjl0jfo/hadjjITY8DnHKbt4GASBUJBzAd1+H8oGJpQCzBvonr+x6u",
-	"tlK0aVg3zP3u4s3rLtpsrjEaIBJSswlohh9pmjLTnGZnUkxBama85RHNFLSY0DXla/1/BLogcjSlSs2E",
-	"RKQL1sPGWw4jmrEE/td90U1EHsWRb2JcQiElJJpMhFRArqjWIOdEaTq1QjgNiCw7Dc3Qtv5zensKfKwn",
-	"0eHewT4GPfzn3UbcICQn7HglZUFkpWxdG3e3t3ffwHdhsOOnyAeoyv7elS3E1c+QaENqGR972DLWDD2z",
-	"mLQMMC1dspmQ113/bRyxFMN6U8lyKuflUDcg2YiZGeCD5SvWlFxHTky4YWVm9BrZmk2YBqKmNAGiJctz",
-	"45y95cxsb/L65fOYpCI3+JeJGchOQhWk27V5tJNfLpdn86KM1Bcnjm47Y9FpiApLm3N5y9kvBRCGu2zE",
-	"QPrd0jCvV8ZHjf/xhmdzH/haiM4FFHXUNZt2xNSuf2cq0HH27W47wpg/+VTPw0Vxy7ZI/I8T0BM0CJn1",
-	"bIKNbdu0TsCt/hKar4TIgPJH0lyJ1jKixYyDVBM29Rz3Em7sr6kUN8A/MtULexpDtV7iyvlUy7F0iz9H",
-	"o/KhG72M6Wljh14DocZQNZDt+GJ45JfVBRiC/c9hNqhjAIdZsIc+GLaDjpvQXR9jQ/s0hPSlYeykkBK4",
-	"btdgHx3/KybdpwOkFPI5mjuNFJeh7yqDmOQ0mTAOHSPr5omNwBEDozhNXuRmUDRt0fQZ+BCds3dLWurx",
-	"b/tJ0RwGVA0cB4NWATeMC2ucN9uTqsTePhgUPIUMtLNMXQBmEOySMH7jP1ZRrzJEE4yeBLZO3OroLFj1",
-	"UbwQlC7jq669D3zkoCciHWCXmdE95mEjarDU+lxwiOtGeRn3fBfKX53vDQl/ySBLyxDlA1DiDTcYgDal",
-	"DZQZf2lkevMo6lBkAR28a+9FNo6wkQuedMv9CkpRA10eA+akb+fSj4JAeBMkklaJ/nFCtWmGoefYmOtD",
-	"T8EwJkPDFvM3p7eDDHea+eScugESOKxv64D+Bk/dhFrUjQSHnZZvTFlSqpmbYadUT7oM6XIZiufWjekY",
-	"t2aBjhrTGpSUXAzxcjVD78MXO7nY8rkaoQ1hvgWaGcx6kFwZYBWFTkQO1sKcYC82EbMgS969isR1UxD8",
-	"l+9LlBLX9a0hru+dreukbXavYfaBZnSpRoX5d33reV2r+IiT85fPycGTvT0cq6OmkCAzXdBx72CfJBMq",
-	"aaJBqo9l9rY6Kks4+1bBQwEJt7hiY94ppoQDpOqjupJ1Yr4GI8Cr7OCYFNwrKVJwzTJM2vuMhJgCh7Rt",
-	"aeqE/+qGzpEmGVClyRdLRWbDJs4XG3Fxfbxj2e74cv/gzyUQpyIpckzatemqFuumFmmTYXw+FWCjKDnV",
-	"ycRGyDGKgn2b5io6/GnzevDdkiTfibVQPJH3hZkac12qYFcFmyrb8q7iVaiDHsa2hrh6Pr6PjOOk7iMn",
-	"MHLuyt6olHSO8bNKUZQ1L8jBhbqWkqfhRJaytyJWu2Dkoo399vzEFpFx6qHimnE0n9xq1LfZmgt23+7x",
-	"wUacSzl7p9DbdtKFtXU/QI97z8hZy4u7y1jMWJwRHUZf/v1qd/I9v9hLetPv9/O/6V++kD/Mntz++F3v",
-	"+niX/vlUHhTfz5+Kyz2FvRjzXQ0QVvZ6e087u7udvS8ud3cPn/QOe72/G+PY1gNFh/t7TRkOhm7W2PGU",
-	"MI2GWVAtMiSCk4JjYZJPI9XX52FTaMp0MKcW05GHZR0EeKpIwTNjRmCu2VUCGhXC0qxMyIX0LeFTCc8p",
-	"1dDRLIc26kpu3lcZ1lINFkqf7ycO16A2+TYR/ABz4MhFmZNEFA1gN1Md/CwYN0SFjOl9WTFmlb2wRK5q",
-	"/b5v5304RCvvl8SVmhr8A4JhK+Koq+J0v6bpsY5Q/YpBzVWhtnA5m2JpVAckhWR6fmEUTQUt36LbtqT+",
-	"tKU4LSaehABkbKjA7PLUyHEIolj9aH3Dqv4xwKpqG9Ip+wuglhOu/XPMTC6hjeYVxLDUDW0wxWbYUVM9",
-	"I5QkGTO4ntM5UQYugelJUGhqs58VaX5slrZRtg5hFU0KNLmak+HZm4tLskMLPdnJxJjxneHS4VeMbhaR",
-	"8ZHwyUKaIPoGJaU2+p5TxjVlHKTB7kIaXJhoPVWHOztjpifFldkUO2WD4D+mVAEqamTdqs7FjKtmpB8w",
-	"wxKCmDo03zE+Ni/nMYamGR/3eRXAxkiMK3E2roSKbWGBa7S4yYmRtGxOrmDCbDquzxfycTEm6lLImPFW",
-	"XDcYiQsr4PVEKFtOpbp93ueff+6sBtX9/PO2xTLraCftU+XDcpmGZsg+H4rgyZb28nlDs2KFEG4jvVgV",
-	"iXtr2O3z4xvjkNSV9+K+InmhNKGZErY3M57dYn1etwOQx3rpVsZq14o8A12qLDTv84AyN/XYfjv85tjz",
-	"yHW8M8RSg6CtLXvLQVPcil/1EW462F3fltLBkGg69jG4by9fnZIpHaN9yRTWUbIEbD2lX6pTXLbPPyev",
-	"qip4RRA6CdVkiMKsdlA6O+izznf+/c9/+WWqfa1Ad5yQ4Ttd0ii6d5W4U6onPlUkeDbv8yrs+swJFPAU",
-	"yVDo0BNeVmrYMhl71EIC1YB5CDsdNPRxPnbd929v8fUD/KtmthyWrnAD+3xruKxeYLhtBYC6GHkzRG5L",
-	"n0ve5kwjMWfGiaauBAizTCUt+3tfkmEY27VC1ufDoNBnGLvaIFszxMqSoS75GhRLnQuBPSgyBVmm2ft8",
-	"WiVvjIBSTSifC47lFISqa0KvRKED5NETMD4ZemRixvt8y0VWYoIbOPZIRHnVMfUZYkvYNsHyVJyQoafP",
-	"3ZbgoGdCXh/a7Y/PPlPk5Oxmv+pLWL1zcnbzlOw83cc4KUoNmI6EjAPMMut3yyxeDt9eHJ8fvzo6OR1c",
-	"nr+9uDx+MTg7f/PXk+OLoe9jTkZCzqg0Vn6fM27M/Jf2CaTmPye0jpMIvQRQlOySxaRWqmn6SLIihTQm",
-	"SoRLqy2nw5JPW9cflLGg9a5Fn2dM6TD7CKpLrN3vq9c8JJMJVRNQ9giQS3j4delzHwIzwrKwIp6uBVmj",
-	"mgiegJH6QN4Oye5wu9vnmCNJgCsINOOrk8uGHhRT4EoUMoGukOMd10jtmHcr57nSezaXaV3LaLfb6/bQ",
-	"TpkCp1MWHUZPur3uEwzz6AmaVqECMZ+nQrX4Ss8nkFw7YfEMC+tOZhNBJiJLlVvFIRbvlIvU51tlalMS",
-	"H6GzWkVpKrVyldXeHiMXC5qszwNVFpOaGlvQTUaNjSSoSWjhWFEzzkC3z7H+3NaWeSnChXVF9OUMx2CF",
-	"B1WkXWZEoCNfZ9ojVKPla7EhZ7zQgP/Wd6VFmd2eO/PQ54JDrclISMz1eHJQPSGW1Pp5RmifqyJJQKlR",
-	"kVnxrMI8dldhDZoT+wzjhnZ4V2ev+rzs3XXrQD8TyTUxkBWm61EtYKbaiq3xzBDAT1Jbksi4OxkESn8t",
-	"0vmKErGW0rANxY/XK9cKy63u6k6KcWUWDynt9XoPm8xHDb6sN2UfZ2qpUDvF4xUE1y8og70A3VnmNizf",
-	"g1vfaj013mTTVFxyXrNs/NUvT37QvX//81/PyBnVk692nhHf2TNyQXO4YBq+OqW3befK7uJo3y5TGxfK",
-	"5dwJDpyZJrtP7m+yWMOO7Q7ub9daN2ka7315f+PFSu+7ODpYZ371s0bY6sk6pAZVpYHrHR3+9C6OVJHb",
-	"wiRXeWz4T8fKePRGaUTvTJNSf4hCr1AgLyAD7ayp0Nx0ck+sUYBQ321DGVHoqLE995vjOKE2r6No7K7F",
-	"hKp4Gxutwbnq0N1vtkL1sAguWN3p/+ndXdx8STTfaqy15fayxfaelKF+DC2LfQqo0K+kmKG1PJ2ix4aL",
-	"HJwepI2jhSgN86YAfAPaA9n/L4wO4jQfLM+/lXS2SuN90teS4WiXRFvB8I+lMuhvFNjr9chswrKySCTB",
-	"EA266rWcQ0PiXKXFYwVuoZ5iPZFwY7cdesnYzT1gzW6Ag1IB38q5Kce9HLRkiVrKPa9/yNWcSGEsVGeq",
-	"60KVsRomjX0JPGGgYjyL07GOuIRRoWimYnvixsW55uWGd+dwmMZAmwtdiEJfidu4fMkvlfn8jSCy4Gi9",
-	"kx/N6IFH+ur48vzk+cXg6MWLc4yAxXYMO0M8SIqrnRLB+xy9R+MVAi+LgRlWq/qRmSpnbCVov7ffZvp+",
-	"A/qV4+K9IoLHNKcZZXXhiP5ELv92dkxK721g3L6Bl8qBFppm1qo3DvrDjmI64nxk6EzieWEoFDHUEJcO",
-	"QFDZ//WOMSIrf2/HFy+XyQeGklpkg2wtE7jt2IZzLJOPzk4+U92VuzNYh7wUn6X71DnuXc/91s1aZRmm",
-	"kLCRWznjgX938eb1M3Ixo+MxSPL2xEYeU5GonaELotqEZlPdTiExrR8Nf4uhh7sWIS6TP+36bwqJsxPw",
-	"vPqMKnJVsEyjl7yS2XiYu86VLTOr7XV4Pqf2WHUrz8OXCNzSRGdzH05rpXMVo/929Or0YYz2tK3L6Ea1",
-	"zpsp8KOzE/Kk26sV6vwWK2Kmv3JFMBi3XNVbFe+S+eWhNoPjQJMJho/R1UAdlLOx7Rzj1YalkD4jB70n",
-	"BIMcM2YvCGms0znQlDm1+rsyCAxh8417fOF0l66LzVGsiBpiFkG5E01khumHxWwZq2KGW1X1ng0j4Dld",
-	"1efUxQydxKD9oIXZUuSFD35lYlzFIxmvBeqe9HwRo426TUQhW8J0XeIb7Pb6vDGkmUhK52QszOBBuC4m",
-	"NJHC2CpZhuOrQzKlSjtzo6JKucRKim/60GKMFpUPvJmRrC3i8gh9PsLAvTtcuqWAp52QuG2MNNtoKZ0S",
-	"rIFXbSbLBRvzt9M/TLjOl6yuFarbfdhENlesst5cqoksHFBTZbbNBR8+BbN+5WCW2QWkmIZupSsFqMFa",
-	"M/X6Pryu7G7nfXA51t3yYIj1V46SBKb6sHGgeWg9jpxel6lGfl3d+WZT1IuQabNQ1jthOiYZuwZbDzDs",
-	"kiM+t6qsTMqPMRzT5yo3qFNmr33K9arQGu1XqonpA2vokaq356fPDPDYRJfyadJWaJmI2ZklMzwk91hd",
-	"uerIm9mBXwbHJ201UnUy0eHEevvTnjrYyJU6r/B03yLBZI46p76SG7hxxzHdpST99UnWyi2vx0kEHzHj",
-	"7xlVhmu/ZcRge1PX4ayFWtW9Tb8PHDAmcJnM7bhkrtl+ATJg1Ub0buEex5/aSahe2QlvTLyL7329utrv",
-	"7l28xJh6tQIiFo5DxGWKtSw8xOS7yNIKTJSmc4VpWleItogwFjbMpmcJdMkF4+MMRzq0qISnKjwMBbcy",
-	"ETrSgJl/Ze0Y/GwTvEbZWUb7g2wtWPLcSusnOMEHZwvg7wpUPhZ0SFBFpj+BhgMNC+5V3YAXlyZkLFoS",
-	"rsZrlRHxOBvCiaqqpe8DU8F4I0CGx+5I5D1Gw1aZv4kJRaekz1VCOQe57aHhgwyKPl/fokBafwhcnQ0j",
-	"wEPv0fitMABZMCdNojd0Zd+iuvhkP6xtP9QjE79n80Fe16HB1W+hGvcC0MXAINYgEnsGy2p5jDyMhOzz",
-	"APu0O//t72espCjIvdn7s4lPxxmx6XOM1hk6zcsGSUZC5tXF0Q1xW2ElfIII++DILYqn5CMhwyfzoIYJ",
-	"HqjLTbLSMHjP0rud0P2wsdQHQYW71Xz5xg9KN5fcrYJGgg9w4n7XggzLO0+G3T73qODSp/zaRSyCt9qO",
-	"QnTJkbX6+9zbFfVIB6KQyFLA8kdFCl4ow2SM3p66MmeqmoXRBne2fD12vKzk0po87mBFbU7bLt0ryMFC",
-	"1aeNEO8euNJMZQu98UquFhRysa1FJ+UDw6sbvOXnAQDk6F4rzNpScnUcFkO7qX94MPPjVGx9ipn+VuVl",
-	"/t5d6iXGmSELyBHgpruiqB041fLA61G2cOzLQ2BcGxCvU8VHeGu0sTaaBYjMbfHHZv9+en9vUmH33hjE",
-	"Zm4DfBdixFon/r09unDYv91wWPztkt83HvyhauSMNLqcao3DLVsm3rQ1cZSmeLCjytTGhAveaUtR2Owt",
-	"aUne9rnL3h4Rzw4XZyRjAS5e0LQmwpTubs8FbnPK6RhyeyzQVa0tHMawm96Q9LRXWiIrM8HulFGahiaH",
-	"kHisy7tB4SEgewAM3PXdTPrTIqSyocPctU039Xl4VEMCHpHEo9U3NKvdqV6VpgXnwtJ6+4TiVYu7PbI0",
-	"cV3PWreZM0ep8zo3liNevGxp7dSv9402n/vdzF2qD/PwGhhZ/tgMpKQ60ZPNP9lNn+ymNtA/qmHR+ubR",
-	"e//rYDZFjdc6QlvBby5uwOZ7GmhuYWwR4sNbw03jtM+3hkuvkRxuPxztG/BkT5FUCHWfa2Jn9Xv3RSzl",
-	"q1uUPzjyaT94P8Is7T1bIm73DN5waLs9PTb2v73sp7UEcInc9f6A2ie44/s/bHP8oSz5QBA3ab3fnzHw",
-	"v0N59+5erdEoN3xEkPIhhC3zQL73XgWHWYtpjb/SFfonQSzSuQ6CQ0t1J7asLG6fsvQ4YauHRzCr4oLh",
-	"oYDz44vj1y8GJ68vj89/ODr18cXdXqvpHdSL2rthFNmq3x+w3ZoSBZ6uTnXsNfn1Q2Oi9tdvPinF/zyl",
-	"iNfsLdkZa5iMTu107B1LK8+bLLt/1V48A4uGnrJF061qNazz2bB2/ZDo2mNVa2tVzafo10ZPiK4RLP7g",
-	"yJelUt74dvY+lh3USG6Uxu2W9mxBt7odrawoNjNavArT3uFFtl78TPlYdAw9VLOrrLq2y6iO5xfnL7fD",
-	"Lgs9aenusv2Ks+pHZMIfiVZLOggvN3OhL1n+frMWgZUd9GjzmS0TnEIS+xvGMbVoz7kFTYOTJHfv7v4v",
-	"AAD//w==",
+	"7H3tchu5seir4PDcKkt7hxQlS84uVal7tLa8UY5sK5K8ycnSRYIzIInlDMAFMKIYl6ryNHmwPMktNIAZ",
+	"zBdFSpQ/9viX5eEA02g0+rsbH1shT+acEaZkq/exNSU4IgL+fMuvFBdE/xkRGQo6V5SzVq91wuSCCInU",
+	"FCsUYiGWCCPFZ4QhLAhi5IYIFOJwSqJOK2jJcEoSrKchtziZx6TVazHeljB50FLLuX4ilaBs0rq7C1qX",
+	"RInlyVgRUf32FQk5iyRSHC0wVWhExlwQpMSSsgnCE0xZwzcPD4JWQhlN0qTV28++S5kiEyJad/rLcyxw",
+	"QpRFwEmUUPZeEnH2qgrI9ZSgVBLxTCIKy6T66RyraStoMZzA3FEraAnyW0oFiVo9JVLSCNqYiwQrA9CL",
+	"w9Y9sAatJvwoLBTC+kekplQDh3bUlKC5IDeUpxLN8YQ8k2jIyK0awIvD3WPEOCNozPUggsZUSAUvZgv7",
+	"LSVima8MxrUesJhu7WJOE0zjJizTCPEx0vDxMYBn0Y6jSBApiWzAPtGTDtbdgz9svgXnNKGq5ngolHCp",
+	"DPoTzJaIKpLIJlTGMIsPU0TGOI1Vq3fUDXIA9X8SfGsAOup27wXvik4YiQC19YiV8II9uWPBE8Cufp9E",
+	"KKZs1oBYM24A+F0Pua2b/U63Q5Z/Xpz9ymmU/LzEf/370RnrdsKDmI2S193ob3+Oa5nBeucPnSBJpKSc",
+	"oQQvEWfxEuFQIc4QVRLxBYOXP8M5NfD/N1muXEJEQprgWNM6ZShlcxxFJELvL8/bEo8JGmFJXhyiHRqh",
+	"wwNEJRq+fXU23G1Yj550QKPBjCzX3J+3r85qsH+nB8s5Z5LkDPE1FyMaRYTpJyFnijA4BHg+j2mI9dr2",
+	"5oKPYpL8318lZ4UP6RGR/sY4myVoRUQBjbau9YnB+iOWKKlEguCorfcT2LrCKpWt3mH3edBSVAHsr72p",
+	"7ApSwXoaCUCiPQtNL//mnY+F/yPIuNVr/edeLgn3zK9y78IMNbgoHfMcNCf85IxEwEQxCqeYTQjaGWYf",
+	"1bul+bZe3luuXvOURY9CIeNqMIZZPBS+5Uim4TSj9hxjhznG3nKF3MiVGMs/sQ2M+bAFjn37TD1AXCCe",
+	"qhG/RQmREgSQw9l7hlM15YL+gzwOb7BZA8pucEyj+8gvZTOmuQcXSJAbPrMqTYbV/RyrZ2ZGM/Y+zBaB",
+	"2BJ2hycWQ4CKITLKHNoZ6n3U2CNMaTyRaLgLuMasZoF28TvDAoyWfH/E0SX5LSVSPWoPjGxWeFbLAAxh",
+	"6D9jfcaWwBMlKWK+m2MeZJw/zk28cgt8GLaxAZqdC4MbNBIEzyTCSKQxOUZDvewhkngp0WJKwyngcjuc",
+	"NJRiPBiD0PZReUVYBAfLysVnEr28unztKJvBb39r62fX8MgQSyOXhcHhlIQzlH1sJXp9uLaFXgDCUrVW",
+	"rqiUWu3nAi0EZxO0M/S+amm8iAMNpx7KuELDjzS6G9bw6DOmiGA4PhWCi0dtDrUzFXaGJ0RNNdwLwpSF",
+	"nDPEU4EkjQpkfuSTuQMLSSK0iUUAvHu2IYNgKzJP8wtyOyeh0pIO0zgV5BhQbJYnwQKM+WRCosBagpIw",
+	"BWg9p2z2eJRqxXRAbueg0pR5h/4RGADniMdaL5QzK5EZWWgjopGJaOhQPu9KpBZgeABig5Yit2pvqpK4",
+	"qIf10273efgfEQ/195F+AR4R8wPAah744Jof97xf//3PfxVMihrNrnq6HPISHGstl0RwfHAyJ4JEaEHV",
+	"FO0MYemZTAgcpt0vFqLhLogXy75TSbIX9N/eySwzbTRaIsYXaGfosWej6HquiZc4nJL2S86U4HET2u37",
+	"e86PAat+es2L+MLoS1XBCsoXlVZdNPg506tNCFPk8Vii3lwerl6RmCjNAfV3pePH3stGQFGJRimNoyJH",
+	"3C9isfiJe3Hpv74dseSgRBEnZiERN8AvibLKl/dVK2Mu8DLmOLrm/ByLCXkUpkc8Wg4U54MYpiowRYL0",
+	"r2AVjwjC1jfx4ujo+Qs0WipSJNF9T+JfOl1Gj9fH3M2+EsclWLYl+QEIKhG/IVak039ojpVQI1uuOX+D",
+	"2dLCLB+FToEVGcDUJQkjlsbDqKnz8ABJ44ssIPDghxyB15wb/49wUN2Du8KHt2SjYmXRhBZYoilVx5pE",
+	"jfqBpbVTI4RZhBgH5w88/y0lqbF1PLYLjtl25nlcxXQ9Hy7AtTXrrWLK+Dt0zid6b8B/2WinaaZRnuFe",
+	"tlEcsC1WbNTSQNthVnCCn7PZYAs5G8c0VFbrdcab832FnM8okWhnaJ+UrLf3DN9gGuNR/DiGk3rzlLhN",
+	"hBUeYUlQiJnmhSNtFJlYAMoPkJxyoYo+nSPf2rgi4oaGBBU/tHKX/Fe3xXVWLMagU6bzOReKRG9IRPE1",
+	"wPcovGYTDhI94wCWXGfWAUPEEvkf0BMX2flRjlIPWARzIzv3PVithWjbbF0j989X7952QDm2gzOX41uy",
+	"yNzYOIqongDHF4LPiVCUyFZvjGNJaqwVp+eMM3UzoQydXJwhxfWPGlveNhiXdq+FYxqS/1pwMeu4X4PW",
+	"DRF0TJ0f9S5ozT0AsrG+Nl87TeZAdv7zBN+eEzZR01bv4Oiw7IUNWrftCW+XFHgfGi9gUIuGN1jMCrq2",
+	"G4ook4pgCK9oWCCCZn81FJVFAbI1GReyhWbEeUwwaxlHsfMy/2JX9iF7j49+JaHKvZ9k8V4aEbLJbhrb",
+	"vXYnQ0GwIg2bOeKj/7KPOyFPNtjJIgA/kpAnRPohqLmgCdZMLdf2892vfndLWz/HUi64iKog/pWqKU+V",
+	"FiJBBqdmXtok15LRBEYgOoiRmwcJIokqAh9yIUio0JQLSdAIK0XEEkmFS0ScwVJYzH734BAiI+7B95Xg",
+	"QtCShEUDN34AMNxPzH/ReokHexvGGb1FcZ/MA+COWle7oQqoubBCO3uZkr/qg/XwU4XDkKdMGSMfxzFE",
+	"zbIAK6CyeOjklC8koqp05iKtwf7KKdPwtg66By/a+/vtg++vuz/0nnd73e7f9fsFLls8IvCbbPV++bjy",
+	"NRpBvM2eP4e90rn+YN47PKic8AKYPsdugDgjdz2wrWhSk7gQNPGNa4i+r2AUdQusn1xWZz+9Ifm8xWCK",
+	"8j4MKjE8AheLC+0rksj7RLgRvXcZTFgIvNT/p9H90dGaiKhP0BCAcdzQ35VswSuJ/QIby3kjgp/jCaQS",
+	"gO+hRL8WIb98CFp5fkSrx9I4rhBRhry1sJgf0BpM+t8qb/AFlvqg6SM4NOkamQzUw2A5x0hDiLjx6sfY",
+	"y95YvT16mLEGCvyncbtgpQV4a/cnjag6ZUosN9ycd4xoqzoVVC0RuQHHcWF/cGjfNN5BiJK3Av2YC41Q",
+	"jeSe1VhbQcvoBdEA1rwWNyopa5rEnwctOm/1Wvs/HHS6nYPOfrcVmBA7noCW3wpTEe993znqZL808B0H",
+	"fkVuT7FCUzyfE0Yi4LZDSScsnQ8DNIz5hLLsDxfcCNDQw4H+rz3qA2vS60fWCpQDwvRLRbZTRGGF4Vic",
+	"VkHlKKIRoipAQ71WgIyymf7X4N/6qiGqxHBiXdJDbbAOw5gOjxFJ5moJZAybLJEgIRcRiVw+F3xcogUR",
+	"pMQrSztcAdvf8k/B2R3n1QcPFqNt9JAIJgNExwizZR2zL5FZ5YMl1vp8Dc5qqNRfcoFgK5/wKdgfVSDm",
+	"+lG0RvV8qxnQ2MSUDR74GDGeaRY72MYNEZCxe9V5MCwad7fPsqIiH8iXELjj6GgdMFhATLBK49JM7lEC",
+	"CDQqPQtSAtP404minD1/Jln0/JOJopeCRIQpio3u9DDvgadVgaPUtwCtHbLSkVBU7XLzbbWVtb6HoTh/",
+	"2aj0zLD9mhPtW5NPZv/t16X2VS0bD5q6zXygE6gQkdObibP0qHV9P5rj/cGzN+yncoMDHqzrSbj2rVSm",
+	"URnTf5AI7SymVBEk5zgkSAmaJFobeM9oyCOC3r5+GaCIJ5hqc35BRDvEkkS7a8iXLTke6vj+e0Z/Swmi",
+	"cMrGlAh3Wipx0JWptoLg6B2Llw2n34OoLWd03uZzs//tOYcMBzfuts0TzRrmaulvit22qjJD1DTLlF7b",
+	"tWN3vwFmZ7w/DuaiG6IOaL5gRMgpnWeyxFL4Amvw+Q1hnxjqVcZdtp58OxqP+EvQYDeWqy75SnGU4BlB",
+	"mHFAlK+iuW21mSDe+WdkMSjyAEYW3hl6MNv2Jq6y7uI3ntxB6KUch6kQWk2rlWCfnP/nSLpPBgjBxUsI",
+	"l1QS7zV8o5gEKMHhlDLS1rSun5hUKaTZKCyTpYn+KITGwB83cLlUNl6WwVJMVDT/kzghAywHFoPeKA8b",
+	"ivNBgtlyYP0YGdmbB4OURSQmyka2bKbMwDslfqKN+2+enpTl0nhfDz1dJ6gNlJaiglozLmQP+lnZfpJL",
+	"QtSURwOYMtayRz+sZB00Rq9KAfViUM9LkTOY0V/x8FBO1y0ncXyo2rSl9M/8YLymJI6yFLQNHRM2JGZ8",
+	"pFAuo2dzzNcynxJTcRkFjtKDFgyyORud7JibZGd9ngwkS9Q3a+m3vETHKm8Jaw8CuBOoNKmFxp3gINBW",
+	"ukaL/jfBt4MYDqj+n7XEBgBgyVXgwV/BqV1QjZQSxLJcgzdq/MjDfOXgtcBq2qEAl81AfWmip+1rDWY5",
+	"pOIhrQJJhkWfza5G6H1sySwuMHjOv1DHmP5EcKxZ3UZ0pfkxT1XIE2IU0ynMYhJtS7TkorotPqsSgvvx",
+	"Y8bc+Kx4NPjs3tXaSepW9/gQ7KYB13WV6ROGLl+/REfPDw7gW205JyEg0+Y6HRwdonCKBQ5V2eH7hNry",
+	"2pGbh0VD4YhLOmHtdI4YIZH8pBboppHRAKUsi46lTFETYXIZpxwcn/dHRZ5cPzpRKCZYKvR9I8k8eWT0",
+	"IZbxOyiaeZMzwA1lG9hqVpKZApxjm72dbRMXkK1RdsgrMAEkLGQddztE7g6C1owyTX9AFEut0GCprBbW",
+	"ax0dddFRZ7+zD4CN+G0pEcg4fcyn4WssjWONtpDOqfHJ15GPJMx/PWOomf6z0nefrdQTL9/X+WGfxAVd",
+	"8gjvH6zlEjZYLlRiOoRXvuDvQFWaL3N3nsWE9ec6b77LKpBpGFZCnPdtaAWYyg7X6BcMYZunaOhXG/BC",
+	"MxjwRe5A1r8kLIJkOUa0zRNjmiDCIrnr3JTaQlxQU1xUuxMNfskcVI/qPm4a1c0o8uMDP57L/VUeX8Me",
+	"rsy7RS/+48O3QGM+GnwXu4UvyI9PgdBKrvnyrucIamZ6j3LBJ5/S715k0p/J9b7/6cLABaqrsdY18p9J",
+	"LTpVwSw3Z9psfmTkuDR0lTHqELOQxHHZ/CtXpuXnxOUhNqmPPxwe/SGzVCIepkk1+GyNuRqvQSEDVvh5",
+	"81lNQIJVODWZ60AOMLcebpJdtm0ofmiocnJFqhbI+9I/K2tttEBXZpBkPpu7HFc+r9wMbdXwrMXjmufQ",
+	"8wLUHELPkspYY7dbJ1wtTv2FNKI3B1bZJOHyaXh/eWY6qjDsdGnNWTWXsrtRFKlrbth96qVLAoa1ePwa",
+	"9rXuVF8ZH9IDDF3ncbReqPLpkmI8MLXTvdYPfx/tT//Crg7C7vwvh8n/qN++Fz8vnt/+9c/d2ek+/sO5",
+	"OEr/snzBrw8kzDKngsiK3rm/n2tZq1Q7/9PVhjMscnzXK5cdai6bMmjO4Mo7ivuz2RKqNO2tqVb38epa",
+	"QaNBKYu1nQ3FdjaNQivvNIqzQpmgXhv18bSeNrotBSJXFLw9KCy+jgQfnee47azFp0wzbIjXVE3cBwSZ",
+	"tpmxuNUY42qiesJg4br5iVWyBG3epK5daUFjrcYooezasZYRwYKI1249KcEDU6lb4zXL09tnhKEERwSN",
+	"liblyoVWE8ra5mejRaN2WwsP9PbkzWmf/dJuZx1KPgwDqMMGNlboEtFDPwJQyMvasglbHfTaaJh9pqka",
+	"Ky6emV46IxzOCMsqvLUiOhJ8IYmQvawICWsGNGFcgMsnIqLPhnsA9N7Q1ZtBQT+UsBDZQdWWKlkzH/1D",
+	"p89cUTM4gwHunMdMlZqD+S3F+E/gSm5oe1TTECFAbtc9vm6iHtIAD7ZkJreg6Y7xV+dtdzzxkEOF5/S/",
+	"CSgW3I5/CfhpgE1vn+Pq1OIN2LgpNgTl4BhhFMba1AL8aC0ZEaoN2Qw0swc5aO7bNKqDbB3AcpgkUUCJ",
+	"F++urtEeTtV0D1K69oaNn1/xdX1uKBtzVzeFQxB4XicjQ+0JpkxhyojQ4jIVsd1x2dvbm1A1TUeaD+1l",
+	"A7y/qJQpka1KAVI+OV8wWU1aINKlCTu5IXv6N8om+uUkgCg7ZZM+y2PxEB2ynbViymYyMDWWdlCZryJN",
+	"afESjciUmsyiPiulFgVwWCIS0xsi3DQQVPQ78Kkpl6aEX3b6rM+++84qarLz3Xd1m6X30SzaHdhhtk1w",
+	"PvtsyL0n0EUO6PMGx+kKItwFeKETB5ytYafPTJZ6UV8qnyuUpFIhHEtuZtPfM0esz4qqF+BYNR5l6LCS",
+	"g6dZh8z6m/WZB5ldemB+Hf506nBkJ94bQtWlN9ZwyYQoDEfxj31gN4YL91su01XhifOm/un6zTlY4dJk",
+	"mUhb2Qg9PNxWncO2ffcdepM3X5MIpBXCCg2BmOUeUGfbePD2/v3Pf7ltKvwsiWpbIoN3OqjS6812f5lj",
+	"NXVZL5rJ9lkeQT62BEVYBGBICDJolu12Czi4afVohA9nxC4HbCtYj9n3w9tbeP0I/pUL04IFr7C8+2xn",
+	"2FQ6Ody1ZSo23F+N9pt2OxluE6oAmAtwXtpqaEiYyWA5PPgBDf0wtSGyPht6Nc/DwIotUz5Ns+rpDvqR",
+	"SBpZqw1mkGhORJYx2GfzPA9FEyhWCLMlZ1BZirCcITziqfI4j5oSbQaDEcwXrM92bLQnMAm0geNEmHkV",
+	"Ty7ZzQC2i6AlCixIw9Nn9kgwohZczHrm+MOzZxKdXdwc5nNxI3fOLm5eoL0Xh1kN0JzoibgIPJ6l9++W",
+	"Gn45fH91enn65uTsfHB9+f7q+vTV4OLy3d/OTq+Gbg5I/V5goQ2rPqNMW1avzRMS6b8s0VpMmgRiYgpd",
+	"YMuy5HfTHkTPEcZpRKIASe5vrTKY9tuMmF5SXkUvGEyK91lMpfITqbRKYkwtV8ifVcxNsZwSaVqQ2twN",
+	"ty995sJymlhKO+LgKtEaVoizkGiq9+ith/aHu0bp0fo2k8STjG/OritykM8JkzwVIelwMdmzg+Sefjf3",
+	"V+Ryz6RlGWu+td/pdrqgp8wJw3Pa6rWed7qd5xB6UlPQZq36BknLe/rBhNQ1wCxkOBfrOQD/NEJcRHqB",
+	"FlXSIk+aw2ITxTmD0jO7dQaB0pxBSwygJC8EVQTtQA53n62uQdjtoL9q3jG0hqfm76Btajoxctcg3Ci8",
+	"lLMzbRJC8c45lQpSp1vFRrG/1Hub8lf2bB+E4N4XTUdR/WI5RAcw2kYtz6TFZVNLUc/9vo0mlh9KbSAP",
+	"ut0VVe411e3Opf7V1e/UxwDWq3zP6wNqG3M0FAHoA3ho8Fs3ebYPe14jPhiyf/+QahvFu6B1tM7Hig3R",
+	"YNTz+0f53SZ889hQgmcY//IB/NVpYrJ0TX60h5OgpfBEE5AZ1fqgZ7O8yESr12VGRts3HSYLjAhE8oIw",
+	"ZQQfpKtMeAByYTHliWE7i+kSYTOJ4VEd9BZUIJzFyLGJkqMrsLY1N8tiFVmUEjL/SGRDpp7AfPf++sd3",
+	"fxtcnl6fvr0+e/d2uJIZmfjKZ+NGxKu69to27lDTc9fLa9fsZreJWflxw7rWtOuUOFRc3KtBds2lsshT",
+	"HVyZJ3y9414Msd4Hgeu7NaPM1vsZrX4YoKERdIMsQ84v82sC1sZga1svu4C/h7QXNTjbJpf/3SaFlATC",
+	"/sHdZvRxvzxIvgkBIwQ0h0PJmuz/I43u9oRWnUESlBhibc6l12R4Gz389x+iVs25rBFZ0ONCoqxg0vik",
+	"oG+SNXzHgsiptYsg09Gct2MnnKg2z5cmucVwOWt4aEZTihACT6mRMGCIZCKmxBoOGqCODJyfnIAP1yHF",
+	"UvtyGHa45rCsb+QXelogTFlDMSsPj3EbraE62TaNucIUIILDqSHHQqsQZ19Z6dVn3Mk9M8diytGUx5G1",
+	"zJ1ZbujVUOqO9V4F/TxllAvEuNoNkMYaFqZBZI2WsVJfei+N8/hzqUsVDORaU5Ncd2b6thSjLQr5L7TV",
+	"y6NMtkJfkZViGvbym5x2cjq1R6vMa5pE3EtQCqWtxNVnQlZDI1Q6PmK4Ck+V1ZMpiYZ9Vuof7GWYY8jZ",
+	"kMWWS876sq0t+8zN6XXC2rBn1nGfDWvaWA3NN6Tpw1VpQ9XEowxSILnBqBxEqh95tNzshG7Q9myDU+Gq",
+	"FO6KEXI7UYmn7G8G8UacpLqsGj5SfUlzh4N1ucjzzTlGHbd4L7PgSPTVaET7awwr9y6GcUfr8JiafpmP",
+	"YGtr4KbUz/rJuaE5w5avraF8geFi+GNMVE3wHVple7U1mp1IEo/bMEDztYgTGYAqppmZCewZbtQzfvI+",
+	"c1xS88UsfmdiDgEwypRJE8mlMcr8VQHCrM+GNvY9sF6rodbEaEhcuz2tythj1cjZzCIyzlZgFodNa46+",
+	"WRFfCdGb/Wom+qDevnDF6I1dBysN7BpM1Z+Iqqet7hMKoqdWaYPttCTxmyBuQaa5PfsMZ/P3Yqq/Y6T5",
+	"oGxom3o3VN59qJUthiTrvGIbzd2kyJ9EkdbiGWftcsYoep8r5DvmihjoproLIscZ9/XKOdznZ+PGVtxM",
+	"OJFO5thPZYLNpAvMiWgbEWnFncn0sOmFxzZ7QbQTylLXFV/2md/d6eTizCZdNMqyk8jeqbgFHX29PtOb",
+	"qem2XecT6OmPY0cbLcZbRKndqUvQI5GrNByncbz8fesKX5VW/pS88ySK/HQexTfUtC03/Ojuhl2te1+S",
+	"hN+QBv7mrtW1D517vbHLy3DXZY/pAyHrkkE7q7TnnOncpz4bsL+pz5+cOg3ifQLNms1tW9jf7452dyqv",
+	"1gu8k5DgGckyRx+pL2wCXpNq8QbP4OzlXj2vj1epzQTcmgLtRPOQASN9lh3Lamuh4e5x2X5FUuGlBIed",
+	"zbfHZet5QpThB1onsWqHO8QmD7CHDrrdIMsStWlrjeqEXuWFFZqPtV82EtD1Rsdj5bNdik16tJcCfuNE",
+	"n5oTvTH977IjM88obC0x6fpGr5SOpyySNhHT+ZQ8VfoYjHlXFQRnxyQaS5Pnb53r2Y39jXLPlTGsJfpO",
+	"C+BA1+tvxPepie8UQtGWQ8t8+57A2s3rWUBg1ceapiScyYJjtNDR1wVks2iTjdjYs9NnO5mUEZkwMsqc",
+	"VFgYeUAWWXkYuioV1kCQyNXRBKhQVVMqlTnOkju8gitzxhRNSKfPTio9s02eub1HNlvhhBhfMFTsGDEI",
+	"BREn7gbAbpY2AqUK1ijWfxaLBEzm437X5hb0GWekMGTMBcjf7K4lwRN4UJznGOE+y0022wY8K/Q3ySzA",
+	"DmwWfgytlczn7VWzss+y2e20tgYl5uEMOf93pn0x1wO0TvyeawC2Z8U/uMXWehLXb2S9lnG/oe7wScvv",
+	"11uy6zRQo2acww3DCPbPu6Dwiqh2UxVj8xnc+ZNS83csXlYr1xpSL7LBf/zt+c+q++9//usYXWA1/ePe",
+	"MXKTHaMrnJArqsgfz/FtTR+GuwcKps/hCzg8+OH+weU7OD+beCrmJ4Ci4YufVE2d4mPlB0/VCgHih+D8",
+	"6jdL98jUKAGr79RxGZ6qtZQXS9T69XUVkAfpHgW143MpEH6VNmxYsQb5lw/ahiy/xKtvVfbaYLtps11h",
+	"Z2PS27kx8KziivB8DgWksMneBfq4crs+UMOySgA/EeUY2f8uHu2VjT+Ynj8XddZS433UV9Pjpp4STZPX",
+	"fzQnXlqvxUG3ixZTGmd9dEOoGIfK4ULXmQrF2Wa0jyW4UsvZ9UjCfrsufS6mN/cwa3pDGJG+tZCtTVrs",
+	"JUQJGspG7Dn5g0ZLJHgKuc+gqqtUZqXjVGj9krCQEhnALcltEy0SZJxKHMsAWQ8GlN0vswNvb0imCur+",
+	"bSW1SScPspfcVun//8SRSBlo7zY3Nq/3eXN6fXn28mpw8urVJRTkm5i3XSF00IDdjhBnfQYpszGVirDs",
+	"mgUK9wC4L1OZrdhQ0GH3sE71/YmoNxaL95KIIrdqbx5jWiSO1n+i6/+5OEVZMelgqtR84KhyoLjCsdHq",
+	"icgbdwD1VDShys2KFgEWvReCJ0RNSSqRhgbZPPvcaH6am/wBlV/aDf7XTfQBNWg1tIF2mghuNzDV5QbJ",
+	"Jxdnz2Rn5en09iHJyKfxnNo64o7DfmMOiGl6MidhHg7GEq4DPkZXCzyZEIHen5lGCBEP5d7Q9nSgql7c",
+	"zkmoRz+a/ZUroe9qiDhr/1Mv/+YktHqC0GbqAks0SmmswEpeiexrqFArYGVHr2p3HZwvcRI34tx/CZFb",
+	"HKp46ar7a+Fchej/OXlzvhmiHWzrIrrSG+ndnLCTizP0vNMttGr8HDuil79yRyAm0CzqjYi37dyy68Y1",
+	"Hyc4nEI3i7zePaETMzm0z4C0hugYHXWfF9vYVvbpkuCIWrH6RSkEGrDl1i0+f7mN+5LXvmwlQx3t5KEn",
+	"40YwKeB9hmuy0BXXRwq9cs6vmE9yfyRlBUfd827WJQG8blOeiho3XQe5AfvdmtwavZAIL9GE64977roA",
+	"4VBwravEsUnj76E5lsqqGzlU0qUyw5vOtVhMPNVfMrqIbWvSZ2PoI2LL13YkYVHbB24XklCNtxTPEdwu",
+	"Uhssu6IT9n7+1bjrvph8+ZXtCtdby1Pmt39zZm3E2vQpQOncNyttZ7ICW6t2gvpoGkCZtJS7vY/W1h/M",
+	"yPKu2Rli7JWTMCRz1UNlshwaiyOBOL3pfMRmz6Qfp++zMss0TXGMdUJVgGI6I6Y92bCDTrKiVdcjzMTb",
+	"+0wmmutkzbRcIewoVQr0V6yQnkNm7QjeX54fa8Zj4+8uHl/LWqZ8YePW/vVj243GFy/60ifwh20H4wNj",
+	"q01VSb8ybcnC/4h4qFUkpF8w/XBslxxt0ZgHJm5cBhgtQeYUd9KM3fMGm1aWG5h5tckCVsuFPhwmiMbG",
+	"VNt7WpTB3u9oMtgtev5f4nBK2i85U4LHTQiz7++95VeKC1vhtxbXOqds5p3oz84HtAqc9ZZq295S+vh5",
+	"nAGayD0gzHoFnMLd+n7v6yYgC70c70nlqWcRpVSeoJLvY7JseBzlzKQuTwetSNO5omwSw5d6hitBt5Ys",
+	"OSi7TG1o6vwWWES20ZSr+2NkoYWdQbS766uGl7w01PqNncCDixLzt/3yPhXrEESmsfrGNNZOCnIso6xJ",
+	"2JaTq5SIx+kQllRlIXzvqQqm2Hd4anvi3KM07GTxm8B2xOgzGWLGiNh1rOFBCkWfra9RAKw/e6bOp03v",
+	"207+/RZ4AKBgiapAb4ELaMFQSQ/9pj+sqz8UPRNfsvogZkXWYPO3QIw7AuiAYxBaoiJzC4eR8uB5GHPR",
+	"Z37lgL0i0ybtelTkxd5MciJy4ThNNn0G3joNp34ZuvRwkWQtgqvktkJL+MYizIMTuykOkk/EGb6pBwWe",
+	"4Bh1dkhWKgZ5EYE1Px5QMnBvdaGXutlwazUoCc7BCeddcTTMbpMedvrMcQUbPmUz67Hw3qotxkEnRuvv",
+	"M6dXFD0dwIV4HBFIf5QoZanUSAbv7bntuoxltU+z5js7rj100JRyaVQe2+e9sKZdG+7l6KiU9Wk8xPtH",
+	"NjVTmr7T+jN1XMj6tspGygPdq1u8P30DBmThXsvNWpcv7vdmtkt/2pTxx2dsffOZfq70MrswhB3FWDWk",
+	"xDk8vmkbAtQzzlWt1+LSLRSOBdY0RYBHDI2WyN71V0pApPaIPzb692U1Nch5xFp3vjl9tHTdW3ODg2de",
+	"J4ovmx98VTly0C0MVzFcc2SCbWsTpleBXyQY1Bb25tFbVBO87TMbvV2rRUGmTfgh3f2uddwmmOEJtGnJ",
+	"0vnKxRjm0GuQXnQzTWRlJDhrrVgoRBVwy4Qzg/w7Ccx9FFBFYZKGbLUIynVoP3Ztwk195pdqCAI3tsDl",
+	"Wjc4b2/s7r8o9Dq02o0/PsRzPWa/ixoD18WodX055ZM2Ztgk9Pul9mBw9759hU0YvulNX6/eVOzasL56",
+	"tI02DaUabReIyG5/EaZZQp/trGrdsDm3r7CnL7CLwxbO1DpFq4VOJt/OQ02fiHr1p9YyeMcqXlCjIoyW",
+	"9rrX2hTABrrrfoXS5zr3A//ODsdXpcl7hLhN7X3TxiYrpUYl3fARTspttDTJOvszsqhRrcdaSy80Mcl9",
+	"kdZ0gK4m9SNzjbt8JYvJHh6TRe4X9IsCLk+vTt++Gpy9vT69/Pnk3PkX97u1qreXL2quqpRop3id2W5t",
+	"SJSwaHWoo+ZOgZ8rCzX94b4Jxd+fULQ3GNSejDVURit22ubK15X1JqXeQZlZau7BJGVFT5qk6Vqx6uf5",
+	"bFm6PsS79tV17/lf5v26Xs9Z/GDPl4FS3Lhx5nrIPZBI9ivlA3Flags6+Z0TWUZx9SoL14sH7bz6FbMJ",
+	"b8N1HIqO4vwWYS06Xl5dvt71p0zVtGa66/obl417sFO6BUM2TODftWxdX8LEzeBaT0/L9mY08cyaBc5J",
+	"GCBTn2tCi6bOzRvqVZLUA5Rd3R5YsUxQ/fXpaKd6ffpur8/WvqDdJS2ZknRzh3FWf9hn1Qvihx10TqUy",
+	"lYMzspTEhL9lDw3/H6Q6/tF8hUZ5qP7gBQh2+8t+p3PU7VoAXIM1NPzYN374fquHfvn3P//1IUB97yIO",
+	"/djNDJe5pLFNBrgb+vfKGM3BUQ30Cbr7cPf/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

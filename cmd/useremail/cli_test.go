@@ -62,6 +62,7 @@ func (r ran) String() string {
 var commands = [][]string{
 	{}, {"serve"}, {"migrate"}, {"user"}, {"user", "create"}, {"outbox"}, {"outbox", "list"},
 	{"outbox", "retry"}, {"outbox", "purge"}, {"audit"}, {"healthcheck"}, {"version"},
+	{"admin-token"}, {"admin-token", "create"}, {"admin-token", "list"}, {"admin-token", "revoke"},
 }
 
 // filesIn lists the files of dir.
@@ -145,6 +146,13 @@ func TestWrongCommandLine(t *testing.T) {
 		{[]string{"outbox", "purge", "--failed", "--older-than=-1h"}, `useremail outbox purge: --older-than must not be negative; run useremail outbox purge --help`},
 		{[]string{"audit"}, `useremail audit: --user ID is required; run useremail audit --help`},
 		{[]string{"audit", "--user", "1", "--frob"}, `useremail audit: unknown flag --frob; run useremail audit --help`},
+		{[]string{"admin-token"}, `useremail admin-token: missing subcommand; run useremail admin-token --help`},
+		{[]string{"admin-token", "rotate"}, `useremail admin-token: unknown subcommand "rotate"; run useremail admin-token --help`},
+		{[]string{"admin-token", "create"}, `useremail admin-token create: --name is required; run useremail admin-token create --help`},
+		{[]string{"admin-token", "create", "--name", "a b"}, `useremail admin-token create: --name "a b": use letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit; run useremail admin-token create --help`},
+		{[]string{"admin-token", "create", "--name", "ops", "extra"}, `useremail admin-token create: unexpected argument "extra"; run useremail admin-token create --help`},
+		{[]string{"admin-token", "list", "--frob"}, `useremail admin-token list: unknown flag --frob; run useremail admin-token list --help`},
+		{[]string{"admin-token", "revoke"}, `useremail admin-token revoke: want one token name; run useremail admin-token revoke --help`},
 		{[]string{"healthcheck", "extra"}, `useremail healthcheck: unexpected argument "extra"; run useremail healthcheck --help`},
 		{[]string{"version", "--frob"}, `useremail version: unknown flag --frob; run useremail version --help`},
 	}
