@@ -606,7 +606,7 @@ type AdminListOutboxParams struct {
 	// Limit At most this many items.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Recipient Only the mail to this address (in its normalized form).
+	// Recipient Only the mail to this address (letter case ignored).
 	Recipient *string `form:"recipient,omitempty" json:"recipient,omitempty"`
 
 	// Status Only the mail in this state.
@@ -759,7 +759,9 @@ type ClientInterface interface {
 	// Creates a user whose primary address is `email`. Without `verified`
 	// the address is unverified and its verification mail is queued.
 	// Without a password the user can log in only after a password reset;
-	// `send_password_reset` queues one, as an invitation.
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -771,7 +773,9 @@ type ClientInterface interface {
 	// Creates a user whose primary address is `email`. Without `verified`
 	// the address is unverified and its verification mail is queued.
 	// Without a password the user can log in only after a password reset;
-	// `send_password_reset` queues one, as an invitation.
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1174,7 +1178,9 @@ func (c *Client) AdminListUsers(ctx context.Context, params *AdminListUsersParam
 // Creates a user whose primary address is `email`. Without `verified`
 // the address is unverified and its verification mail is queued.
 // Without a password the user can log in only after a password reset;
-// `send_password_reset` queues one, as an invitation.
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1196,7 +1202,9 @@ func (c *Client) AdminCreateUserWithBody(ctx context.Context, contentType string
 // Creates a user whose primary address is `email`. Without `verified`
 // the address is unverified and its verification mail is queued.
 // Without a password the user can log in only after a password reset;
-// `send_password_reset` queues one, as an invitation.
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3211,7 +3219,9 @@ type ClientWithResponsesInterface interface {
 	// Creates a user whose primary address is `email`. Without `verified`
 	// the address is unverified and its verification mail is queued.
 	// Without a password the user can log in only after a password reset;
-	// `send_password_reset` queues one, as an invitation.
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3223,7 +3233,9 @@ type ClientWithResponsesInterface interface {
 	// Creates a user whose primary address is `email`. Without `verified`
 	// the address is unverified and its verification mail is queued.
 	// Without a password the user can log in only after a password reset;
-	// `send_password_reset` queues one, as an invitation.
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3872,6 +3884,11 @@ func (r AdminListUsersResponse) ContentType() string {
 	return ""
 }
 
+// AdminCreateUserResponse429Headers the declared response headers of an HTTP 429 response for AdminCreateUser
+type AdminCreateUserResponse429Headers struct {
+	RetryAfter *int
+}
+
 type AdminCreateUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3887,12 +3904,16 @@ type AdminCreateUserResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminCreateUserResponse429Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -3923,6 +3944,11 @@ func (r AdminCreateUserResponse) GetApplicationproblemJSON413() *PayloadTooLarge
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r AdminCreateUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -5974,7 +6000,9 @@ func (c *ClientWithResponses) AdminListUsersWithResponse(ctx context.Context, pa
 // Creates a user whose primary address is `email`. Without `verified`
 // the address is unverified and its verification mail is queued.
 // Without a password the user can log in only after a password reset;
-// `send_password_reset` queues one, as an invitation.
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5992,7 +6020,9 @@ func (c *ClientWithResponses) AdminCreateUserWithBodyWithResponse(ctx context.Co
 // Creates a user whose primary address is `email`. Without `verified`
 // the address is unverified and its verification mail is queued.
 // Without a password the user can log in only after a password reset;
-// `send_password_reset` queues one, as an invitation.
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6831,6 +6861,13 @@ func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse,
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6852,6 +6889,19 @@ func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse,
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers AdminCreateUserResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9780,6 +9830,25 @@ func (response AdminCreateUser415ApplicationProblemPlusJSONResponse) VisitAdminC
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser429ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13512,166 +13581,167 @@ func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3tchu5seir4PDcKkt7hxQlS84uVal7tLa8UY5sK5K8ycnSRYIzIInlDMAFMKIYl6ryNHmwPMktNIAZ",
-	"zBdFSpQ/9viX5eEA02g0+rsbH1shT+acEaZkq/exNSU4IgL+fMuvFBdE/xkRGQo6V5SzVq91wuSCCInU",
-	"FCsUYiGWCCPFZ4QhLAhi5IYIFOJwSqJOK2jJcEoSrKchtziZx6TVazHeljB50FLLuX4ilaBs0rq7C1qX",
-	"RInlyVgRUf32FQk5iyRSHC0wVWhExlwQpMSSsgnCE0xZwzcPD4JWQhlN0qTV28++S5kiEyJad/rLcyxw",
-	"QpRFwEmUUPZeEnH2qgrI9ZSgVBLxTCIKy6T66RyraStoMZzA3FEraAnyW0oFiVo9JVLSCNqYiwQrA9CL",
-	"w9Y9sAatJvwoLBTC+kekplQDh3bUlKC5IDeUpxLN8YQ8k2jIyK0awIvD3WPEOCNozPUggsZUSAUvZgv7",
-	"LSVima8MxrUesJhu7WJOE0zjJizTCPEx0vDxMYBn0Y6jSBApiWzAPtGTDtbdgz9svgXnNKGq5ngolHCp",
-	"DPoTzJaIKpLIJlTGMIsPU0TGOI1Vq3fUDXIA9X8SfGsAOup27wXvik4YiQC19YiV8II9uWPBE8Cufp9E",
-	"KKZs1oBYM24A+F0Pua2b/U63Q5Z/Xpz9ymmU/LzEf/370RnrdsKDmI2S193ob3+Oa5nBeucPnSBJpKSc",
-	"oQQvEWfxEuFQIc4QVRLxBYOXP8M5NfD/N1muXEJEQprgWNM6ZShlcxxFJELvL8/bEo8JGmFJXhyiHRqh",
-	"wwNEJRq+fXU23G1Yj550QKPBjCzX3J+3r85qsH+nB8s5Z5LkDPE1FyMaRYTpJyFnijA4BHg+j2mI9dr2",
-	"5oKPYpL8318lZ4UP6RGR/sY4myVoRUQBjbau9YnB+iOWKKlEguCorfcT2LrCKpWt3mH3edBSVAHsr72p",
-	"7ApSwXoaCUCiPQtNL//mnY+F/yPIuNVr/edeLgn3zK9y78IMNbgoHfMcNCf85IxEwEQxCqeYTQjaGWYf",
-	"1bul+bZe3luuXvOURY9CIeNqMIZZPBS+5Uim4TSj9hxjhznG3nKF3MiVGMs/sQ2M+bAFjn37TD1AXCCe",
-	"qhG/RQmREgSQw9l7hlM15YL+gzwOb7BZA8pucEyj+8gvZTOmuQcXSJAbPrMqTYbV/RyrZ2ZGM/Y+zBaB",
-	"2BJ2hycWQ4CKITLKHNoZ6n3U2CNMaTyRaLgLuMasZoF28TvDAoyWfH/E0SX5LSVSPWoPjGxWeFbLAAxh",
-	"6D9jfcaWwBMlKWK+m2MeZJw/zk28cgt8GLaxAZqdC4MbNBIEzyTCSKQxOUZDvewhkngp0WJKwyngcjuc",
-	"NJRiPBiD0PZReUVYBAfLysVnEr28unztKJvBb39r62fX8MgQSyOXhcHhlIQzlH1sJXp9uLaFXgDCUrVW",
-	"rqiUWu3nAi0EZxO0M/S+amm8iAMNpx7KuELDjzS6G9bw6DOmiGA4PhWCi0dtDrUzFXaGJ0RNNdwLwpSF",
-	"nDPEU4EkjQpkfuSTuQMLSSK0iUUAvHu2IYNgKzJP8wtyOyeh0pIO0zgV5BhQbJYnwQKM+WRCosBagpIw",
-	"BWg9p2z2eJRqxXRAbueg0pR5h/4RGADniMdaL5QzK5EZWWgjopGJaOhQPu9KpBZgeABig5Yit2pvqpK4",
-	"qIf10273efgfEQ/195F+AR4R8wPAah744Jof97xf//3PfxVMihrNrnq6HPISHGstl0RwfHAyJ4JEaEHV",
-	"FO0MYemZTAgcpt0vFqLhLogXy75TSbIX9N/eySwzbTRaIsYXaGfosWej6HquiZc4nJL2S86U4HET2u37",
-	"e86PAat+es2L+MLoS1XBCsoXlVZdNPg506tNCFPk8Vii3lwerl6RmCjNAfV3pePH3stGQFGJRimNoyJH",
-	"3C9isfiJe3Hpv74dseSgRBEnZiERN8AvibLKl/dVK2Mu8DLmOLrm/ByLCXkUpkc8Wg4U54MYpiowRYL0",
-	"r2AVjwjC1jfx4ujo+Qs0WipSJNF9T+JfOl1Gj9fH3M2+EsclWLYl+QEIKhG/IVak039ojpVQI1uuOX+D",
-	"2dLCLB+FToEVGcDUJQkjlsbDqKnz8ABJ44ssIPDghxyB15wb/49wUN2Du8KHt2SjYmXRhBZYoilVx5pE",
-	"jfqBpbVTI4RZhBgH5w88/y0lqbF1PLYLjtl25nlcxXQ9Hy7AtTXrrWLK+Dt0zid6b8B/2WinaaZRnuFe",
-	"tlEcsC1WbNTSQNthVnCCn7PZYAs5G8c0VFbrdcab832FnM8okWhnaJ+UrLf3DN9gGuNR/DiGk3rzlLhN",
-	"hBUeYUlQiJnmhSNtFJlYAMoPkJxyoYo+nSPf2rgi4oaGBBU/tHKX/Fe3xXVWLMagU6bzOReKRG9IRPE1",
-	"wPcovGYTDhI94wCWXGfWAUPEEvkf0BMX2flRjlIPWARzIzv3PVithWjbbF0j989X7952QDm2gzOX41uy",
-	"yNzYOIqongDHF4LPiVCUyFZvjGNJaqwVp+eMM3UzoQydXJwhxfWPGlveNhiXdq+FYxqS/1pwMeu4X4PW",
-	"DRF0TJ0f9S5ozT0AsrG+Nl87TeZAdv7zBN+eEzZR01bv4Oiw7IUNWrftCW+XFHgfGi9gUIuGN1jMCrq2",
-	"G4ook4pgCK9oWCCCZn81FJVFAbI1GReyhWbEeUwwaxlHsfMy/2JX9iF7j49+JaHKvZ9k8V4aEbLJbhrb",
-	"vXYnQ0GwIg2bOeKj/7KPOyFPNtjJIgA/kpAnRPohqLmgCdZMLdf2892vfndLWz/HUi64iKog/pWqKU+V",
-	"FiJBBqdmXtok15LRBEYgOoiRmwcJIokqAh9yIUio0JQLSdAIK0XEEkmFS0ScwVJYzH734BAiI+7B95Xg",
-	"QtCShEUDN34AMNxPzH/ReokHexvGGb1FcZ/MA+COWle7oQqoubBCO3uZkr/qg/XwU4XDkKdMGSMfxzFE",
-	"zbIAK6CyeOjklC8koqp05iKtwf7KKdPwtg66By/a+/vtg++vuz/0nnd73e7f9fsFLls8IvCbbPV++bjy",
-	"NRpBvM2eP4e90rn+YN47PKic8AKYPsdugDgjdz2wrWhSk7gQNPGNa4i+r2AUdQusn1xWZz+9Ifm8xWCK",
-	"8j4MKjE8AheLC+0rksj7RLgRvXcZTFgIvNT/p9H90dGaiKhP0BCAcdzQ35VswSuJ/QIby3kjgp/jCaQS",
-	"gO+hRL8WIb98CFp5fkSrx9I4rhBRhry1sJgf0BpM+t8qb/AFlvqg6SM4NOkamQzUw2A5x0hDiLjx6sfY",
-	"y95YvT16mLEGCvyncbtgpQV4a/cnjag6ZUosN9ycd4xoqzoVVC0RuQHHcWF/cGjfNN5BiJK3Av2YC41Q",
-	"jeSe1VhbQcvoBdEA1rwWNyopa5rEnwctOm/1Wvs/HHS6nYPOfrcVmBA7noCW3wpTEe993znqZL808B0H",
-	"fkVuT7FCUzyfE0Yi4LZDSScsnQ8DNIz5hLLsDxfcCNDQw4H+rz3qA2vS60fWCpQDwvRLRbZTRGGF4Vic",
-	"VkHlKKIRoipAQ71WgIyymf7X4N/6qiGqxHBiXdJDbbAOw5gOjxFJ5moJZAybLJEgIRcRiVw+F3xcogUR",
-	"pMQrSztcAdvf8k/B2R3n1QcPFqNt9JAIJgNExwizZR2zL5FZ5YMl1vp8Dc5qqNRfcoFgK5/wKdgfVSDm",
-	"+lG0RvV8qxnQ2MSUDR74GDGeaRY72MYNEZCxe9V5MCwad7fPsqIiH8iXELjj6GgdMFhATLBK49JM7lEC",
-	"CDQqPQtSAtP404minD1/Jln0/JOJopeCRIQpio3u9DDvgadVgaPUtwCtHbLSkVBU7XLzbbWVtb6HoTh/",
-	"2aj0zLD9mhPtW5NPZv/t16X2VS0bD5q6zXygE6gQkdObibP0qHV9P5rj/cGzN+yncoMDHqzrSbj2rVSm",
-	"URnTf5AI7SymVBEk5zgkSAmaJFobeM9oyCOC3r5+GaCIJ5hqc35BRDvEkkS7a8iXLTke6vj+e0Z/Swmi",
-	"cMrGlAh3Wipx0JWptoLg6B2Llw2n34OoLWd03uZzs//tOYcMBzfuts0TzRrmaulvit22qjJD1DTLlF7b",
-	"tWN3vwFmZ7w/DuaiG6IOaL5gRMgpnWeyxFL4Amvw+Q1hnxjqVcZdtp58OxqP+EvQYDeWqy75SnGU4BlB",
-	"mHFAlK+iuW21mSDe+WdkMSjyAEYW3hl6MNv2Jq6y7uI3ntxB6KUch6kQWk2rlWCfnP/nSLpPBgjBxUsI",
-	"l1QS7zV8o5gEKMHhlDLS1rSun5hUKaTZKCyTpYn+KITGwB83cLlUNl6WwVJMVDT/kzghAywHFoPeKA8b",
-	"ivNBgtlyYP0YGdmbB4OURSQmyka2bKbMwDslfqKN+2+enpTl0nhfDz1dJ6gNlJaiglozLmQP+lnZfpJL",
-	"QtSURwOYMtayRz+sZB00Rq9KAfViUM9LkTOY0V/x8FBO1y0ncXyo2rSl9M/8YLymJI6yFLQNHRM2JGZ8",
-	"pFAuo2dzzNcynxJTcRkFjtKDFgyyORud7JibZGd9ngwkS9Q3a+m3vETHKm8Jaw8CuBOoNKmFxp3gINBW",
-	"ukaL/jfBt4MYDqj+n7XEBgBgyVXgwV/BqV1QjZQSxLJcgzdq/MjDfOXgtcBq2qEAl81AfWmip+1rDWY5",
-	"pOIhrQJJhkWfza5G6H1sySwuMHjOv1DHmP5EcKxZ3UZ0pfkxT1XIE2IU0ynMYhJtS7TkorotPqsSgvvx",
-	"Y8bc+Kx4NPjs3tXaSepW9/gQ7KYB13WV6ROGLl+/REfPDw7gW205JyEg0+Y6HRwdonCKBQ5V2eH7hNry",
-	"2pGbh0VD4YhLOmHtdI4YIZH8pBboppHRAKUsi46lTFETYXIZpxwcn/dHRZ5cPzpRKCZYKvR9I8k8eWT0",
-	"IZbxOyiaeZMzwA1lG9hqVpKZApxjm72dbRMXkK1RdsgrMAEkLGQddztE7g6C1owyTX9AFEut0GCprBbW",
-	"ax0dddFRZ7+zD4CN+G0pEcg4fcyn4WssjWONtpDOqfHJ15GPJMx/PWOomf6z0nefrdQTL9/X+WGfxAVd",
-	"8gjvH6zlEjZYLlRiOoRXvuDvQFWaL3N3nsWE9ec6b77LKpBpGFZCnPdtaAWYyg7X6BcMYZunaOhXG/BC",
-	"MxjwRe5A1r8kLIJkOUa0zRNjmiDCIrnr3JTaQlxQU1xUuxMNfskcVI/qPm4a1c0o8uMDP57L/VUeX8Me",
-	"rsy7RS/+48O3QGM+GnwXu4UvyI9PgdBKrvnyrucIamZ6j3LBJ5/S715k0p/J9b7/6cLABaqrsdY18p9J",
-	"LTpVwSw3Z9psfmTkuDR0lTHqELOQxHHZ/CtXpuXnxOUhNqmPPxwe/SGzVCIepkk1+GyNuRqvQSEDVvh5",
-	"81lNQIJVODWZ60AOMLcebpJdtm0ofmiocnJFqhbI+9I/K2tttEBXZpBkPpu7HFc+r9wMbdXwrMXjmufQ",
-	"8wLUHELPkspYY7dbJ1wtTv2FNKI3B1bZJOHyaXh/eWY6qjDsdGnNWTWXsrtRFKlrbth96qVLAoa1ePwa",
-	"9rXuVF8ZH9IDDF3ncbReqPLpkmI8MLXTvdYPfx/tT//Crg7C7vwvh8n/qN++Fz8vnt/+9c/d2ek+/sO5",
-	"OEr/snzBrw8kzDKngsiK3rm/n2tZq1Q7/9PVhjMscnzXK5cdai6bMmjO4Mo7ivuz2RKqNO2tqVb38epa",
-	"QaNBKYu1nQ3FdjaNQivvNIqzQpmgXhv18bSeNrotBSJXFLw9KCy+jgQfnee47azFp0wzbIjXVE3cBwSZ",
-	"tpmxuNUY42qiesJg4br5iVWyBG3epK5daUFjrcYooezasZYRwYKI1249KcEDU6lb4zXL09tnhKEERwSN",
-	"liblyoVWE8ra5mejRaN2WwsP9PbkzWmf/dJuZx1KPgwDqMMGNlboEtFDPwJQyMvasglbHfTaaJh9pqka",
-	"Ky6emV46IxzOCMsqvLUiOhJ8IYmQvawICWsGNGFcgMsnIqLPhnsA9N7Q1ZtBQT+UsBDZQdWWKlkzH/1D",
-	"p89cUTM4gwHunMdMlZqD+S3F+E/gSm5oe1TTECFAbtc9vm6iHtIAD7ZkJreg6Y7xV+dtdzzxkEOF5/S/",
-	"CSgW3I5/CfhpgE1vn+Pq1OIN2LgpNgTl4BhhFMba1AL8aC0ZEaoN2Qw0swc5aO7bNKqDbB3AcpgkUUCJ",
-	"F++urtEeTtV0D1K69oaNn1/xdX1uKBtzVzeFQxB4XicjQ+0JpkxhyojQ4jIVsd1x2dvbm1A1TUeaD+1l",
-	"A7y/qJQpka1KAVI+OV8wWU1aINKlCTu5IXv6N8om+uUkgCg7ZZM+y2PxEB2ynbViymYyMDWWdlCZryJN",
-	"afESjciUmsyiPiulFgVwWCIS0xsi3DQQVPQ78Kkpl6aEX3b6rM+++84qarLz3Xd1m6X30SzaHdhhtk1w",
-	"PvtsyL0n0EUO6PMGx+kKItwFeKETB5ytYafPTJZ6UV8qnyuUpFIhHEtuZtPfM0esz4qqF+BYNR5l6LCS",
-	"g6dZh8z6m/WZB5ldemB+Hf506nBkJ94bQtWlN9ZwyYQoDEfxj31gN4YL91su01XhifOm/un6zTlY4dJk",
-	"mUhb2Qg9PNxWncO2ffcdepM3X5MIpBXCCg2BmOUeUGfbePD2/v3Pf7ltKvwsiWpbIoN3OqjS6812f5lj",
-	"NXVZL5rJ9lkeQT62BEVYBGBICDJolu12Czi4afVohA9nxC4HbCtYj9n3w9tbeP0I/pUL04IFr7C8+2xn",
-	"2FQ6Ody1ZSo23F+N9pt2OxluE6oAmAtwXtpqaEiYyWA5PPgBDf0wtSGyPht6Nc/DwIotUz5Ns+rpDvqR",
-	"SBpZqw1mkGhORJYx2GfzPA9FEyhWCLMlZ1BZirCcITziqfI4j5oSbQaDEcwXrM92bLQnMAm0geNEmHkV",
-	"Ty7ZzQC2i6AlCixIw9Nn9kgwohZczHrm+MOzZxKdXdwc5nNxI3fOLm5eoL0Xh1kN0JzoibgIPJ6l9++W",
-	"Gn45fH91enn65uTsfHB9+f7q+vTV4OLy3d/OTq+Gbg5I/V5goQ2rPqNMW1avzRMS6b8s0VpMmgRiYgpd",
-	"YMuy5HfTHkTPEcZpRKIASe5vrTKY9tuMmF5SXkUvGEyK91lMpfITqbRKYkwtV8ifVcxNsZwSaVqQ2twN",
-	"ty995sJymlhKO+LgKtEaVoizkGiq9+ith/aHu0bp0fo2k8STjG/OritykM8JkzwVIelwMdmzg+Sefjf3",
-	"V+Ryz6RlGWu+td/pdrqgp8wJw3Pa6rWed7qd5xB6UlPQZq36BknLe/rBhNQ1wCxkOBfrOQD/NEJcRHqB",
-	"FlXSIk+aw2ITxTmD0jO7dQaB0pxBSwygJC8EVQTtQA53n62uQdjtoL9q3jG0hqfm76Btajoxctcg3Ci8",
-	"lLMzbRJC8c45lQpSp1vFRrG/1Hub8lf2bB+E4N4XTUdR/WI5RAcw2kYtz6TFZVNLUc/9vo0mlh9KbSAP",
-	"ut0VVe411e3Opf7V1e/UxwDWq3zP6wNqG3M0FAHoA3ho8Fs3ebYPe14jPhiyf/+QahvFu6B1tM7Hig3R",
-	"YNTz+0f53SZ889hQgmcY//IB/NVpYrJ0TX60h5OgpfBEE5AZ1fqgZ7O8yESr12VGRts3HSYLjAhE8oIw",
-	"ZQQfpKtMeAByYTHliWE7i+kSYTOJ4VEd9BZUIJzFyLGJkqMrsLY1N8tiFVmUEjL/SGRDpp7AfPf++sd3",
-	"fxtcnl6fvr0+e/d2uJIZmfjKZ+NGxKu69to27lDTc9fLa9fsZreJWflxw7rWtOuUOFRc3KtBds2lsshT",
-	"HVyZJ3y9414Msd4Hgeu7NaPM1vsZrX4YoKERdIMsQ84v82sC1sZga1svu4C/h7QXNTjbJpf/3SaFlATC",
-	"/sHdZvRxvzxIvgkBIwQ0h0PJmuz/I43u9oRWnUESlBhibc6l12R4Gz389x+iVs25rBFZ0ONCoqxg0vik",
-	"oG+SNXzHgsiptYsg09Gct2MnnKg2z5cmucVwOWt4aEZTihACT6mRMGCIZCKmxBoOGqCODJyfnIAP1yHF",
-	"UvtyGHa45rCsb+QXelogTFlDMSsPj3EbraE62TaNucIUIILDqSHHQqsQZ19Z6dVn3Mk9M8diytGUx5G1",
-	"zJ1ZbujVUOqO9V4F/TxllAvEuNoNkMYaFqZBZI2WsVJfei+N8/hzqUsVDORaU5Ncd2b6thSjLQr5L7TV",
-	"y6NMtkJfkZViGvbym5x2cjq1R6vMa5pE3EtQCqWtxNVnQlZDI1Q6PmK4Ck+V1ZMpiYZ9Vuof7GWYY8jZ",
-	"kMWWS876sq0t+8zN6XXC2rBn1nGfDWvaWA3NN6Tpw1VpQ9XEowxSILnBqBxEqh95tNzshG7Q9myDU+Gq",
-	"FO6KEXI7UYmn7G8G8UacpLqsGj5SfUlzh4N1ucjzzTlGHbd4L7PgSPTVaET7awwr9y6GcUfr8JiafpmP",
-	"YGtr4KbUz/rJuaE5w5avraF8geFi+GNMVE3wHVple7U1mp1IEo/bMEDztYgTGYAqppmZCewZbtQzfvI+",
-	"c1xS88UsfmdiDgEwypRJE8mlMcr8VQHCrM+GNvY9sF6rodbEaEhcuz2tythj1cjZzCIyzlZgFodNa46+",
-	"WRFfCdGb/Wom+qDevnDF6I1dBysN7BpM1Z+Iqqet7hMKoqdWaYPttCTxmyBuQaa5PfsMZ/P3Yqq/Y6T5",
-	"oGxom3o3VN59qJUthiTrvGIbzd2kyJ9EkdbiGWftcsYoep8r5DvmihjoproLIscZ9/XKOdznZ+PGVtxM",
-	"OJFO5thPZYLNpAvMiWgbEWnFncn0sOmFxzZ7QbQTylLXFV/2md/d6eTizCZdNMqyk8jeqbgFHX29PtOb",
-	"qem2XecT6OmPY0cbLcZbRKndqUvQI5GrNByncbz8fesKX5VW/pS88ySK/HQexTfUtC03/Ojuhl2te1+S",
-	"hN+QBv7mrtW1D517vbHLy3DXZY/pAyHrkkE7q7TnnOncpz4bsL+pz5+cOg3ifQLNms1tW9jf7452dyqv",
-	"1gu8k5DgGckyRx+pL2wCXpNq8QbP4OzlXj2vj1epzQTcmgLtRPOQASN9lh3Lamuh4e5x2X5FUuGlBIed",
-	"zbfHZet5QpThB1onsWqHO8QmD7CHDrrdIMsStWlrjeqEXuWFFZqPtV82EtD1Rsdj5bNdik16tJcCfuNE",
-	"n5oTvTH977IjM88obC0x6fpGr5SOpyySNhHT+ZQ8VfoYjHlXFQRnxyQaS5Pnb53r2Y39jXLPlTGsJfpO",
-	"C+BA1+tvxPepie8UQtGWQ8t8+57A2s3rWUBg1ceapiScyYJjtNDR1wVks2iTjdjYs9NnO5mUEZkwMsqc",
-	"VFgYeUAWWXkYuioV1kCQyNXRBKhQVVMqlTnOkju8gitzxhRNSKfPTio9s02eub1HNlvhhBhfMFTsGDEI",
-	"BREn7gbAbpY2AqUK1ijWfxaLBEzm437X5hb0GWekMGTMBcjf7K4lwRN4UJznGOE+y0022wY8K/Q3ySzA",
-	"DmwWfgytlczn7VWzss+y2e20tgYl5uEMOf93pn0x1wO0TvyeawC2Z8U/uMXWehLXb2S9lnG/oe7wScvv",
-	"11uy6zRQo2acww3DCPbPu6Dwiqh2UxVj8xnc+ZNS83csXlYr1xpSL7LBf/zt+c+q++9//usYXWA1/ePe",
-	"MXKTHaMrnJArqsgfz/FtTR+GuwcKps/hCzg8+OH+weU7OD+beCrmJ4Ci4YufVE2d4mPlB0/VCgHih+D8",
-	"6jdL98jUKAGr79RxGZ6qtZQXS9T69XUVkAfpHgW143MpEH6VNmxYsQb5lw/ahiy/xKtvVfbaYLtps11h",
-	"Z2PS27kx8KziivB8DgWksMneBfq4crs+UMOySgA/EeUY2f8uHu2VjT+Ynj8XddZS433UV9Pjpp4STZPX",
-	"fzQnXlqvxUG3ixZTGmd9dEOoGIfK4ULXmQrF2Wa0jyW4UsvZ9UjCfrsufS6mN/cwa3pDGJG+tZCtTVrs",
-	"JUQJGspG7Dn5g0ZLJHgKuc+gqqtUZqXjVGj9krCQEhnALcltEy0SZJxKHMsAWQ8GlN0vswNvb0imCur+",
-	"bSW1SScPspfcVun//8SRSBlo7zY3Nq/3eXN6fXn28mpw8urVJRTkm5i3XSF00IDdjhBnfQYpszGVirDs",
-	"mgUK9wC4L1OZrdhQ0GH3sE71/YmoNxaL95KIIrdqbx5jWiSO1n+i6/+5OEVZMelgqtR84KhyoLjCsdHq",
-	"icgbdwD1VDShys2KFgEWvReCJ0RNSSqRhgbZPPvcaH6am/wBlV/aDf7XTfQBNWg1tIF2mghuNzDV5QbJ",
-	"Jxdnz2Rn5en09iHJyKfxnNo64o7DfmMOiGl6MidhHg7GEq4DPkZXCzyZEIHen5lGCBEP5d7Q9nSgql7c",
-	"zkmoRz+a/ZUroe9qiDhr/1Mv/+YktHqC0GbqAks0SmmswEpeiexrqFArYGVHr2p3HZwvcRI34tx/CZFb",
-	"HKp46ar7a+Fchej/OXlzvhmiHWzrIrrSG+ndnLCTizP0vNMttGr8HDuil79yRyAm0CzqjYi37dyy68Y1",
-	"Hyc4nEI3i7zePaETMzm0z4C0hugYHXWfF9vYVvbpkuCIWrH6RSkEGrDl1i0+f7mN+5LXvmwlQx3t5KEn",
-	"40YwKeB9hmuy0BXXRwq9cs6vmE9yfyRlBUfd827WJQG8blOeiho3XQe5AfvdmtwavZAIL9GE64977roA",
-	"4VBwravEsUnj76E5lsqqGzlU0qUyw5vOtVhMPNVfMrqIbWvSZ2PoI2LL13YkYVHbB24XklCNtxTPEdwu",
-	"Uhssu6IT9n7+1bjrvph8+ZXtCtdby1Pmt39zZm3E2vQpQOncNyttZ7ICW6t2gvpoGkCZtJS7vY/W1h/M",
-	"yPKu2Rli7JWTMCRz1UNlshwaiyOBOL3pfMRmz6Qfp++zMss0TXGMdUJVgGI6I6Y92bCDTrKiVdcjzMTb",
-	"+0wmmutkzbRcIewoVQr0V6yQnkNm7QjeX54fa8Zj4+8uHl/LWqZ8YePW/vVj243GFy/60ifwh20H4wNj",
-	"q01VSb8ybcnC/4h4qFUkpF8w/XBslxxt0ZgHJm5cBhgtQeYUd9KM3fMGm1aWG5h5tckCVsuFPhwmiMbG",
-	"VNt7WpTB3u9oMtgtev5f4nBK2i85U4LHTQiz7++95VeKC1vhtxbXOqds5p3oz84HtAqc9ZZq295S+vh5",
-	"nAGayD0gzHoFnMLd+n7v6yYgC70c70nlqWcRpVSeoJLvY7JseBzlzKQuTwetSNO5omwSw5d6hitBt5Ys",
-	"OSi7TG1o6vwWWES20ZSr+2NkoYWdQbS766uGl7w01PqNncCDixLzt/3yPhXrEESmsfrGNNZOCnIso6xJ",
-	"2JaTq5SIx+kQllRlIXzvqQqm2Hd4anvi3KM07GTxm8B2xOgzGWLGiNh1rOFBCkWfra9RAKw/e6bOp03v",
-	"207+/RZ4AKBgiapAb4ELaMFQSQ/9pj+sqz8UPRNfsvogZkXWYPO3QIw7AuiAYxBaoiJzC4eR8uB5GHPR",
-	"Z37lgL0i0ybtelTkxd5MciJy4ThNNn0G3joNp34ZuvRwkWQtgqvktkJL+MYizIMTuykOkk/EGb6pBwWe",
-	"4Bh1dkhWKgZ5EYE1Px5QMnBvdaGXutlwazUoCc7BCeddcTTMbpMedvrMcQUbPmUz67Hw3qotxkEnRuvv",
-	"M6dXFD0dwIV4HBFIf5QoZanUSAbv7bntuoxltU+z5js7rj100JRyaVQe2+e9sKZdG+7l6KiU9Wk8xPtH",
-	"NjVTmr7T+jN1XMj6tspGygPdq1u8P30DBmThXsvNWpcv7vdmtkt/2pTxx2dsffOZfq70MrswhB3FWDWk",
-	"xDk8vmkbAtQzzlWt1+LSLRSOBdY0RYBHDI2WyN71V0pApPaIPzb692U1Nch5xFp3vjl9tHTdW3ODg2de",
-	"J4ovmx98VTly0C0MVzFcc2SCbWsTpleBXyQY1Bb25tFbVBO87TMbvV2rRUGmTfgh3f2uddwmmOEJtGnJ",
-	"0vnKxRjm0GuQXnQzTWRlJDhrrVgoRBVwy4Qzg/w7Ccx9FFBFYZKGbLUIynVoP3Ztwk195pdqCAI3tsDl",
-	"Wjc4b2/s7r8o9Dq02o0/PsRzPWa/ixoD18WodX055ZM2Ztgk9Pul9mBw9759hU0YvulNX6/eVOzasL56",
-	"tI02DaUabReIyG5/EaZZQp/trGrdsDm3r7CnL7CLwxbO1DpFq4VOJt/OQ02fiHr1p9YyeMcqXlCjIoyW",
-	"9rrX2hTABrrrfoXS5zr3A//ODsdXpcl7hLhN7X3TxiYrpUYl3fARTspttDTJOvszsqhRrcdaSy80Mcl9",
-	"kdZ0gK4m9SNzjbt8JYvJHh6TRe4X9IsCLk+vTt++Gpy9vT69/Pnk3PkX97u1qreXL2quqpRop3id2W5t",
-	"SJSwaHWoo+ZOgZ8rCzX94b4Jxd+fULQ3GNSejDVURit22ubK15X1JqXeQZlZau7BJGVFT5qk6Vqx6uf5",
-	"bFm6PsS79tV17/lf5v26Xs9Z/GDPl4FS3Lhx5nrIPZBI9ivlA3Flags6+Z0TWUZx9SoL14sH7bz6FbMJ",
-	"b8N1HIqO4vwWYS06Xl5dvt71p0zVtGa66/obl417sFO6BUM2TODftWxdX8LEzeBaT0/L9mY08cyaBc5J",
-	"GCBTn2tCi6bOzRvqVZLUA5Rd3R5YsUxQ/fXpaKd6ffpur8/WvqDdJS2ZknRzh3FWf9hn1Qvihx10TqUy",
-	"lYMzspTEhL9lDw3/H6Q6/tF8hUZ5qP7gBQh2+8t+p3PU7VoAXIM1NPzYN374fquHfvn3P//1IUB97yIO",
-	"/djNDJe5pLFNBrgb+vfKGM3BUQ30Cbr7cPf/AwAA//8=",
+	"7H3rcts40uir4NN3qmLPoWTZsbMzck2dz5M4s97PSby2M3uJUhJEQhJGJKABQMvalKv2afbB9klOoQGQ",
+	"4E2WbOU2m19xKAJsNBp978aHVsiTOWeEKdnqfWhNCY6IgD9f8yvFBdF/RkSGgs4V5azVa50wuSBCIjXF",
+	"CoVYiCXCSPEZYQgLghi5IQKFOJySqNMKWjKckgTracgtTuYxafVajLclTB601HKun0glKJu07u6C1iVR",
+	"YnkyVkRUv31FQs4iiRRHC0wVGpExFwQpsaRsgvAEU9bwzcODoJVQRpM0afX2s+9SpsiEiNad/vIcC5wQ",
+	"ZRFwEiWUvZVEnL2oAnI9JSiVRDyRiMIyqX46x2raCloMJzB31ApagvyWUkGiVk+JlDSCNuYiwcoA9Oyw",
+	"dQ+sQasJPwoLhbD+Eakp1cChHTUlaC7IDeWpRHM8IU8kGjJyqwbw4nD3GDHOCBpzPYigMRVSwYvZwn5L",
+	"iVjmK4NxrQcsplu7mNME07gJyzRCfIw0fHwM4Fm04ygSREoiG7BP9KSDdffgD5tvwTlNqKo5HgolXCqD",
+	"/gSzJaKKJLIJlTHM4sMUkTFOY9XqHXWDHED9nwTfGoCOut17wbuiE0YiQG09YiW8YE/uWPAEsKvfJxGK",
+	"KZs1INaMGwB+10Nu62a/0+2Q5Z8WZ79yGiW/LPFf/n50xrqd8CBmo+RlN/rrn+JaZrDe+UMnSBIpKWco",
+	"wUvEWbxEOFSIM0SVRHzB4OXPcE4N/P9LliuXEJGQJjjWtE4ZStkcRxGJ0NvL87bEY4JGWJJnh2iHRujw",
+	"AFGJhq9fnA13G9ajJx3QaDAjyzX35/WLsxrs3+nBcs6ZJDlDfMnFiEYRYfpJyJkiDA4Bns9jGmK9tr25",
+	"4KOYJP/3V8lZ4UN6RKS/Mc5mCVoRUUCjrWt9YrD+iCVKKpEgOGrr/QS2rrBKZat32H0atBRVAPtLbyq7",
+	"glSwnkYCkGjPQtPLv3nnY+H/CDJu9Vr/vZdLwj3zq9y7MEMNLkrHPAfNCT85IxEwUYzCKWYTgnaG2Uf1",
+	"bmm+rZf3mquXPGXRo1DIuBqMYRYPha85kmk4zag9x9hhjrHXXCE3ciXG8k9sA2M+bIFj3z5TDxAXiKdq",
+	"xG9RQqQEAeRw9pbhVE25oP8gj8MbbNaAshsc0+g+8kvZjGnuwQUS5IbPrEqTYXU/x+qZmdGMvQ+zRSC2",
+	"hN3hicUQoGKIjDKHdoZ6HzX2CFMaTyQa7gKuMatZoF38zrAAoyXfn3B0SX5LiVSP2gMjmxWe1TIAQxj6",
+	"z1ifsSXwREmKmO/mmAcZ549zE6/cAh+GbWyAZufC4AaNBMEziTASaUyO0VAve4gkXkq0mNJwCrjcDicN",
+	"pRgPxiC0fVReERbBwbJy8YlEz68uXzrKZvDbX9v62TU8MsTSyGVhcDgl4QxlH1uJXh+ubaEXgLBUrZUr",
+	"KqVW+7lAC8HZBO0Mva9aGi/iQMOphzKu0PADje6GNTz6jCkiGI5PheDiUZtD7UyFneEJUVMN94IwZSHn",
+	"DPFUIEmjApkf+WTuwEKSCG1iEQDvnm3IINiKzNP8gtzOSai0pMM0TgU5BhSb5UmwAGM+mZAosJagJEwB",
+	"Ws8pmz0epVoxHZDbOag0Zd6hfwQGwDnisdYL5cxKZEYW2ohoZCIaOpTPuxKpBRgegNigpcit2puqJC7q",
+	"Yf20230a/lfEQ/19pF+AR8T8ALCaBz645sc979d///NfBZOiRrOrni6HvATHWsslERwfnMyJIBFaUDVF",
+	"O0NYeiYTAodp94uFaLgL4sWy71SS7AX9t3cyy0wbjZaI8QXaGXrs2Si6nmviOQ6npP2cMyV43IR2+/6e",
+	"82PAqj++5kV8YfSlqmAF5YtKqy4a/Jzp1SaEKfJ4LFFvLg9XL0hMlOaA+rvS8WPvZSOgqESjlMZRkSPu",
+	"F7FY/MS9uPRf345YclCiiBOzkIgb4JdEWeXL+6qVMRd4GXMcXXN+jsWEPArTIx4tB4rzQQxTFZgiQfpX",
+	"sIpHBGHrm3h2dPT0GRotFSmS6L4n8S+dLqPH62PuZl+J4xIs25L8AASViN8QK9LpPzTHSqiRLdecv8Js",
+	"aWGWj0KnwIoMYOqShBFL42HU1Hl4gKTxRRYQePBDjsBrzo3/Rzio7sFd4cNbslGxsmhCCyzRlKpjTaJG",
+	"/cDS2qkRwixCjIPzB57/lpLU2Doe2wXHbDvzPK5iup4PF+DamvVWMWX8HTrnE7034L9stNM00yjPcC/b",
+	"KA7YFis2ammg7TArOMHP2WywhZyNYxoqq/U64835vkLOZ5RItDO0T0rW21uGbzCN8Sh+HMNJvXlK3CbC",
+	"Co+wJCjETPPCkTaKTCwA5QdITrlQRZ/OkW9tXBFxQ0OCih9auUv+q9viOisWY9Ap0/mcC0WiVySi+Brg",
+	"exReswkHiZ5xAEuuM+uAIWKJ/A/oiYvs/ChHqQcsgrmRnfserNZCtG22rpH7p6s3rzugHNvBmcvxNVlk",
+	"bmwcRVRPgOMLwedEKEpkqzfGsSQ11orTc8aZuplQhk4uzpDi+keNLW8bjEu718IxDcn/LLiYddyvQeuG",
+	"CDqmzo96F7TmHgDZWF+br50mcyA7/3mCb88Jm6hpq3dwdFj2wgat2/aEt0sKvA+NFzCoRcMrLGYFXdsN",
+	"RZRJRTCEVzQsEEGzvxqKyqIA2ZqMC9lCM+I8Jpi1jKPYeZnf2ZW9z97jo19JqHLvJ1m8lUaEbLKbxnav",
+	"3clQEKxIw2aO+Oh/7ONOyJMNdrIIwE8k5AmRfghqLmiCNVPLtf1896vf3dLWz7GUCy6iKoh/oWrKU6WF",
+	"SJDBqZmXNsm1ZDSBEYgOYuTmQYJIoorAh1wIEio05UISNMJKEbFEUuESEWewFBaz3z04hMiIe/B9JbgQ",
+	"tCRh0cCNHwAM9xPzn7Ve4sHehnFGb1HcJ/MAuKPW1W6oAmourNDOXqbkr/pgPfxU4TDkKVPGyMdxDFGz",
+	"LMAKqCweOjnlC4moKp25SGuwv3LKNLytg+7Bs/b+fvvg++vuD72n3V63+3f9foHLFo8I/CZbvXcfVr5G",
+	"I4i32fPnsFc61+/Ne4cHlRNeANPn2A0QZ+SuB7YVTWoSF4ImvnEN0fcVjKJugfWTy+rspzckn7cYTFHe",
+	"h0ElhkfgYnGhfUUSeZ8IN6L3LoMJC4GX+v80uj86WhMR9QkaAjCOG/q7ki14JbFfYGM5b0TwczyBVALw",
+	"PZTo1yLk3fugledHtHosjeMKEWXIWwuL+QGtwaT/rfIGX2CpD5o+gkOTrpHJQD0MlnOMNISIG69+jL3s",
+	"jdXbo4cZa6DAfxq3C1ZagLd2f9KIqlOmxHLDzXnDiLaqU0HVEpEbcBwX9geH9k3jHYQoeSvQj7nQCNVI",
+	"7lmNtRW0jF4QDWDNa3GjkrKmSfxp0KLzVq+1/8NBp9s56Ox3W4EJseMJaPmtMBXx3vedo072SwPfceBX",
+	"5PYUKzTF8zlhJAJuO5R0wtL5MEDDmE8oy/5wwY0ADT0c6P/aoz6wJr1+ZK1AOSBMv1RkO0UUVhiOxWkV",
+	"VI4iGiGqAjTUawXIKJvpfw3+ra8aokoMJ9YlPdQG6zCM6fAYkWSulkDGsMkSCRJyEZHI5XPBxyVaEEFK",
+	"vLK0wxWw/S3/FJzdcV598GAx2kYPiWAyQHSMMFvWMfsSmVU+WGKtT9fgrIZK/SUXCLbyCZ+C/VEFYq4f",
+	"RWtUz9eaAY1NTNnggY8R45lmsYNt3BABGbtXnQfDonF3+ywrKvKBfAmBO46O1gGDBcQEqzQuzeQeJYBA",
+	"o9KzICUwjT+dKMrZ82eSRU8/mSh6LkhEmKLY6E4P8x54WhU4Sn0L0NohKx0JRdUuN99WW1nrexiK85eN",
+	"Ss8M26850b41+dHsv/261L6qZeNBU7eZD3QCFSJyejNxlh61ru9Hc7w/ePaG/VRucMCDdT0J176VyjQq",
+	"Y/oPEqGdxZQqguQchwQpQZNEawNvGQ15RNDrl88DFPEEU23OL4hoh1iSaHcN+bIlx0Md33/L6G8pQRRO",
+	"2ZgS4U5LJQ66MtVWEBy9YfGy4fR7ELXljM7bfG72vz3nkOHgxt22eaJZw1wt/U2x21ZVZoiaZpnSa7t2",
+	"7O43wOyM98fBXHRD1AHNF4wIOaXzTJZYCl9gDT6/IewTQ73KuMvWk29H4xF/DhrsxnLVJV8pjhI8Iwgz",
+	"DojyVTS3rTYTxDv/jCwGRR7AyMI7Qw9m297EVdZd/MZHdxB6KcdhKoRW02ol2Cfn/zmS7pMBQnDxHMIl",
+	"lcR7Dd8oJgFKcDiljLQ1resnJlUKaTYKy2Rpoj8KoTHwxw1cLpWNl2WwFBMVzf8kTsgAy4HFoDfKw4bi",
+	"fJBgthxYP0ZG9ubBIGURiYmykS2bKTPwTomfaOP+m6cnZbk03tdDT9cJagOlpaig1owL2YN+Vraf5JIQ",
+	"NeXRAKaMtezRDytZB43Rq1JAvRjU81LkDGb0Vzw8lNN1y0kc76s2bSn9Mz8YLymJoywFbUPHhA2JGR8p",
+	"lMvo2RzztcynxFRcRoGj9KAFg2zORic75ibZWZ8nA8kS9c1a+i0v0bHKW8LagwDuBCpNaqFxJzgItJWu",
+	"0aL/TfDtIIYDqv9nLbEBAFhyFXjwV3BqF1QjpQSxLNfgjRo/8jBfOXgtsJp2KMBlM1Cfm+hp+1qDWQ6p",
+	"eEirQJJh0WezqxF6H1syiwsMnvMv1DGmPxIca1a3EV1pfsxTFfKEGMV0CrOYRNsSLbmobovPqoTgfvyQ",
+	"MTc+Kx4NPrt3tXaSutU9PgS7acB1XWX6hKHLl8/R0dODA/hWW85JCMi0uU4HR4conGKBQ1V2+H5EbXnt",
+	"yM3DoqFwxCWdsHY6R4yQSH5SC3TTyGiAUpZFx1KmqIkwuYxTDo7P+6MiH10/OlEoJlgq9H0jyXz0yOhD",
+	"LOM3UDTzKmeAG8o2sNWsJDMFOMc2ezvbJi4gW6PskFdgAkhYyDrudojcHQStGWWa/oAollqhwVJZLazX",
+	"OjrqoqPOfmcfABvx21IikHH6mE/D11gaxxptIZ1T45OvIx9JmP96xlAz/Wel7z5bqSdevq/zw34UF3TJ",
+	"I7x/sJZL2GC5UInpEF75gr8DVWm+zN15FhPWn+u8+S6rQKZhWAlx3rehFWAqO1yjXzCEbZ6ioV9twAvN",
+	"YMAXuQNZ/5KwCJLlGNE2T4xpggiL5K5zU2oLcUFNcVHtTjT4JXNQPar7sGlUN6PIDw/8eC73V3l8DXu4",
+	"Mu8WvfiPD98Cjflo8F3sFr4gPz4FQiu55su7niOomek9ygWffEq/e5FJfybX+/6nCwMXqK7GWtfIfyK1",
+	"6FQFs9ycabP5kZHj0tBVxqhDzEISx2Xzr1yZlp8Tl4fYpD7+cHj0h8xSiXiYJtXgszXmarwGhQxY4efN",
+	"ZzUBCVbh1GSuAznA3Hq4SXbZtqH4vqHKyRWpWiDvS/+srLXRAl2ZQZL5bO5yXPm8cjO0VcOzFo9rnkPP",
+	"C1BzCD1LKmON3W6dcLU49RfSiN4cWGWThMun4e3lmemowrDTpTVn1VzK7kZRpK65Yfeply4JGNbi8WvY",
+	"17pTfWV8SA8wdJ3H0XqhyqdLivHA1E73Wj/8fbQ//TO7Ogi78z8fJn9Tv30vflk8vf3Ln7qz0338h3Nx",
+	"lP55+YxfH0iYZU4FkRW9c38/17JWqXb+p6sNZ1jk+K5XLjvUXDZl0JzBlXcU92ezJVRp2ltTre7j1bWC",
+	"RoNSFms7G4rtbBqFVt5pFGeFMkG9NurjaT1tdFsKRK4oeHtQWHwdCT46z3HbWYsfM82wIV5TNXEfEGTa",
+	"ZsbiVmOMq4nqIwYL181PrJIlaPMmde1KCxprNUYJZdeOtYwIFkS8dOtJCR6YSt0ar1me3j4jDCU4Imi0",
+	"NClXLrSaUNY2PxstGrXbWnig1yevTvvsXbuddSh5PwygDhvYWKFLRA/9BEAhL2vLJmx10EujYfaZpmqs",
+	"uHhieumMcDgjLKvw1oroSPCFJEL2siIkrBnQhHEBLp+IiD4b7gHQe0NXbwYF/VDCQmQHVVuqZM189A+d",
+	"PnNFzeAMBrhzHjNVag7mtxTjP4IruaHtUU1DhAC5Xff4uol6SAM82JKZ3IKmO8Zfnbfd8cRDDhWe0/8l",
+	"oFhwO/454KcBNr19jqtTizdg46bYEJSDY4RRGGtTC/CjtWREqDZkM9DMHuSguW/TqA6ydQDLYZJEASVe",
+	"vLm6Rns4VdM9SOnaGzZ+fsXX9bmhbMxd3RQOQeB5nYwMtSeYMoUpI0KLy1TEdsdlb29vQtU0HWk+tJcN",
+	"8P6iUqZEtioFSPnkfMFkNWmBSJcm7OSG7OnfKJvol5MAouyUTfosj8VDdMh21oopm8nA1FjaQWW+ijSl",
+	"xUs0IlNqMov6rJRaFMBhiUhMb4hw00BQ0e/Ap6ZcmhJ+2emzPvvuO6uoyc5339Vtlt5Hs2h3YIfZNsH5",
+	"7LMh955AFzmgzxscpyuIcBfghU4ccLaGnT4zWepFfal8rlCSSoVwLLmZTX/PHLE+K6pegGPVeJShw0oO",
+	"nmYdMutv1mceZHbpgfl1+POpw5GdeG8IVZfeWMMlE6IwHMUf+8BuDBfut1ymq8IT50394/Wrc7DCpcky",
+	"kbayEXp4uK06h2377jv0Km++JhFIK4QVGgIxyz2gzrbx4O39+5//cttU+FkS1bZEBu90UKXXm+3+Msdq",
+	"6rJeNJPtszyCfGwJirAIwJAQZNAs2+0WcHDT6tEIH86IXQ7YVrAes++Ht7fw+hH8KxemBQteYXn32c6w",
+	"qXRyuGvLVGy4vxrtN+12MtwmVAEwF+C8tNXQkDCTwXJ48AMa+mFqQ2R9NvRqnoeBFVumfJpm1dMd9BOR",
+	"NLJWG8wg0ZyILGOwz+Z5HoomUKwQZkvOoLIUYTlDeMRT5XEeNSXaDAYjmC9Yn+3YaE9gEmgDx4kw8yqe",
+	"XLKbAWwXQUsUWJCGp8/skWBELbiY9czxh2dPJDq7uDnM5+JG7pxd3DxDe88OsxqgOdETcRF4PEvv3y01",
+	"/HL49ur08vTVydn54Pry7dX16YvBxeWbv56dXg3dHJD6vcBCG1Z9Rpm2rF6aJyTSf1mitZg0CcTEFLrA",
+	"lmXJ76Y9iJ4jjNOIRAGS3N9aZTDttxkxvaS8il4wmBTvs5hK5SdSaZXEmFqukD+rmJtiOSXStCC1uRtu",
+	"X/rMheU0sZR2xMFVojWsEGch0VTv0VsP7Q93jdKj9W0miScZX51dV+QgnxMmeSpC0uFismcHyT39bu6v",
+	"yOWeScsy1nxrv9PtdEFPmROG57TVaz3tdDtPIfSkpqDNWvUNkpb39IMJqWuAWchwLtZzAP5phLiI9AIt",
+	"qqRFnjSHxSaKcwalZ3brDAKlOYOWGEBJXgiqCNqBHO4+W12DsNtBf9G8Y2gNT83fQdvUdGLkrkG4UXgp",
+	"Z2faJITinXMqFaROt4qNYt/Ve5vyV/ZsH4Tg3hdNR1H9YjlEBzDaRi1PpMVlU0tRz/2+jSaW70ttIA+6",
+	"3RVV7jXV7c6l/tXV79THANarfM/rA2obczQUAegDeGjwWzd5tg97XiM+GLJ//5BqG8W7oHW0zseKDdFg",
+	"1NP7R/ndJnzz2FCCZxi/ew/+6jQxWbomP9rDSdBSeKIJyIxqvdezWV5kotXrMiOj7ZsOkwVGBCJ5QZgy",
+	"gg/SVSY8ALmwmPLEsJ3FdImwmcTwqA56DSoQzmLk2ETJ0RVY25qbZbGKLEoJmX8ksiFTT2C+eXv905u/",
+	"Di5Pr09fX5+9eT1cyYxMfOWzcSPiVV17bRt3YqIUVJ3LzP7fbeJUftCwri/tOvUNFf/2anhdZ6ks7FQH",
+	"V+YGX++sF+Or90Hgmm7NKLPFfkalHwZoaKTcIEuP82v8moC1Adjavssu2u8h7VkNzrbJ4n+3GSElabB/",
+	"cLcZfdwvDJJvEsBIAM3eULIm7/9Ao7s9ofVmEAMlblibcOl1GN5GA//9h+hUcy5r5BU0uJAoq5Y0Dilo",
+	"mmSt3rEgcmqNIkhzNOft2Ekmqm3zpclsMVzOWh2a0ZTCg8BTasQLWCGZfCmxhoMGqCMD5ycn4MN1SLHU",
+	"uxyGHa45LGsa+YWeFohR1lDMysNjfEZr6E22R2OuLQWI4HBqyLHQJ8QZV1Z69Rl3cs/MsZhyNOVxZM1y",
+	"Z5MbejWUumNdV0E/zxflAjGudgOksYaF6Q6pP+yVzunTt1JZeiuN5/hz6UoVDOQqU5Ncdzb6thSjLQr5",
+	"L7TPy6PstUJTkZViGvbym5x2cjq1R6vMa5pE3HNQCqUtw9VnQlbjIlQ6PmK4Ck+V1ZMpiYZ9Vmoe7KWX",
+	"Y0jYkMV+S870sn0t+8zN6bXB2rBh1nGfDWt6WA3NN6RpwlXpQVX0KPbZapdi0Utd9Bo2ewtrWKDBOSRO",
+	"GI2GSPUTj5abMYANWqptcOhcBcRdMfpuJyqxrP3NIN6IUVWXVcOmqi9p5nOwLpN6ujlDqmNGb2UWeIm+",
+	"GoVrf41h5b7IMO5oHRZW04tTDz744f7B5e7Bj+C2a+C01GP7ozNpc/Ytu11DJwR7yrDtmKiahABo3+3V",
+	"+2guJ0k8bsMAzW4jTmQAGqLmsSbYaPhcz/ju+8wxb82us5iiiYMEwL9TJk10mcYo86EFCLM+G9p4/MB6",
+	"0oZaQaQhcS0AtYZlj2MjRzSLyDhigckcNq05+mbcfCVEb/armeiDerPHFcg3dkKsNNVrsKB/Jqqetrof",
+	"UYB9bE072E6bFL8x4xZkoduzz3A2fy8ehDeMNB+UDU1m79bMu/e1ssWQZJ2zbqO5m+yLkyjSxgXjrF3O",
+	"YkVvczthx1xbAx1ed0HkOJ9Dvc0AdwzaWLYVNxNOpJM59lOZYDMpDHMi2kZEWnFnsk9syuOxzagQ7YSy",
+	"1HXql33md5w6uTiziSCNsuwksvc8bkG3X6/39WbqvW0h+hH0+8exo40W4y2i1ILVJQ2SyFU/jtM4Xv6+",
+	"dYXPos1/ibzzJIr8FCPFN9S0LTf84O6rXa17X5KE35AG/uau+rUPnde/sfPMcNdltOkDIesSVDurtOec",
+	"6dynPhuwv6nPn5w6DeJ9As0a4G1b2N/vJXf3PK/WC7yTkOAZybJZH6kvbAJek2rxCs/g7OXORq+3WKn1",
+	"BdzkAi1O80gGI32WHctqu6Ph7nHZfkVS4aUEP6KtAcBl63lClOEHWiexaoc7xMaR2EMH3W6QZa7aVLpG",
+	"dUKv8sIKzcfaLxsJ6Hqj47Hy2S7FJmLaiwq/caJPzYlemZ582ZGZZxS2lph0vaxXSsdTFkmbHOp8Sp4q",
+	"fQzGvKtUgrNjkp+lqT2wPn+Ina6Ue660Yi3Rd1oABzpxfyO+T018pxAhtxxa5tv3EazdvMYGBFZ9CGxK",
+	"wpksOEYLXYZdnDgLgtlAkj07fbaTSRmRCSOjzEmFhZEHZJGVrKGrUrEPxK5cbU+ACpU+pfKd4yznxCsC",
+	"M2dM0YR0+uyk0sfb5L7bu22zFU6I8QVDFZERg1CkceJuJexm2SxQPmGNYv1nsXDBZGPud23KQ59xRgpD",
+	"xlyA/M3ufxI8gQfFeY4R7rPcZLOtybPmAybHBtiBrQyIod2T+by9/lb2WTa7ndbWxcQ8nCHn/860L+b6",
+	"ktaJ33MNwPas+Ae3/VpP4vrNtdcy7jfUHT5pS4D1luy6H9SoGedw6zGC/fMuTbwiqt1UWdl8Bnf+qNT8",
+	"DYuX1Wq6hoyQbPCPvz39RXX//c9/HaMLrKY/7h0jN9kxusIJuaKK/HiOb2t6Q9w9UDD9J0T2HieeimkT",
+	"oGj44idVU6f4WPnBU7VCgPghOL8iz9I9MnVTwOo7dVyGp2ot5cUStX59XQXkQbpHQe34XAqEXzkOG1as",
+	"i373XtuQ5Zd49a3KXhtsN222KzZtzMU7NwaeVVwRns+hqBU22bvUH1du/AdqWFYJ4GeiHCP7z+LRXin7",
+	"g+n5c1FnLTXeR301fXfqKdE0nv1Hcz6o9VocdLtoMaVx1ts3hCp2qGYudMKpUJxtkPtYgiu1wV2PJOy3",
+	"67L6YnpzD7OmN4QR6VsL2dqkxV5ClKChbMSekz9otESCp5CSDaq6SmVWzk6F1i8JCymRAdzc3DbRIkHG",
+	"qcSxDJD1YEArgGV24O2tzVRBLwJb3W2y3IPsJbdV+v8/cyRSBtq7TdnNa5BenV5fnj2/Gpy8eHEJTQJM",
+	"zNuuELp6wG5HiLM+g0zemEpFWHb1A4W7CdyXqcxWbCjosHtYp/r+TNQri8V7SUSRW7U3jzEtEkfrv9H1",
+	"3y5OUVbgOpgqNR84qhwornBstHoi8mYiQD0VTahy26NFgEXvheAJUVOSSqShQTb9PzeaH3XDtWu8njWW",
+	"cxf3AyqLV1sfFq+2dkPvvdJ67Oz1rdzkW0sfUBdXQxtop4ngdgNT8W6QfHJx9kR2Vp5Obx+SjHwaz6mt",
+	"be447DfmgJhGLHMS5uFgLOGK4mN0tcCTCRHo7ZlpzhDxUO4NbZ8JqurF7ZyEevSj2V+5OvuuhoizlkT1",
+	"8m9OQqsnCG2mLrBEo5TGCqzklci+hsK5AlZ29Kp218H5EidxI879lxC5xaGKl67jQC2cqxD9t5NX55sh",
+	"2sG2LqIr/ZrezAk7uThDTzvdQvvIz7EjevkrdwRiAs2i3oh422IuuwJd83GCwyl02Mhr8BM6MZNDSw9I",
+	"a4iO0VH3abG1bmWfLgmOqBWrX5RCoAFbbt3i85fbuC95Sc5WEufRTh56Mm4Ek5neZ7gmOV5xfaTQC+f8",
+	"ivkk90dSVnDUPe1mnRvA6zblqahx03WQG7Dfrcmt0QuJ8BJNuP64564LEA4F17pKHJvqgh6aY6msupFD",
+	"JV0KNLzpXIvFxFP9JaOL2FYrfTaG3ia2qm5HEha1feB2IQnVeEvxHMGNJ7XBsis6YW/nX4277ovJs1/Z",
+	"QnG9tXzMvPhvzqyNWJs+BSid+2al7ZZWYGvV7lQfTFMqk5Zyt/fB2vqDGVneNTtDjL1yEoZkrnqoTJZD",
+	"Y3EkEKc33ZjY7In04/R9VmaZplGPsU6oClBMZ8S0TBt20ElWS+v6lpl4e5/JRHOdrMGXq88dpUqB/ooV",
+	"0nPIrEXC28vzY814bPzdxeNrWcuUL2zc2r8SbbvR+OLlY/oE/rDtYHxgbLWpKulXplVa+F8RD7WKhPQL",
+	"pkeP7dyjLRrzwMSNywCjJcic4k6asXveYNNecwMzrzZZwGq50BvEBNHYmGp7T4sy2PsdTQa7Rc//cxxO",
+	"Sfs5Z0rwuAlh9v291/xKcWELD9fiWueUzbwT/dn5gFaBs35XbdvvSh8/jzNAY7sHhFmvgFO4m+jvfd0E",
+	"ZKG/5D2pPPUsopTKE1TyfUyWDY+jnJnU5emgFWk6V5RNYvhSz3Al6CCTJQdlF7wNTfnhAovINr9y5YiM",
+	"LLSwM4h294/V8JLnhlq/sRN4cFFi/raH36diHYLINFbfmMbaSUGOZZQ1CdsGc5US8TgdwpKqLITvPVXB",
+	"1CAPT22rnnuUhp0sfhPYRh19JkPMGBG7jjU8SKHos/U1CoD1F8/U+bTpfdvJv98CDwAULFEV6C1wAS0Y",
+	"Kumh3/SHdfWHomfiS1YfxKzIGmz+FohxRwAdcAxCm1ZkbgYxUh48D2Mu+syvHLDXdtqkXY+KvNibSU5E",
+	"LhynyabPwFun4dQvQ/MgLpKsbXGV3FZoCd9YhHlwYjfFQfKJOMM39aDAExyjzg7JSsUgLyKw5scDSgbu",
+	"rS70UjcbbtIGJcE5OOG8K46G2Q3Xw06fOa5gw6dsZj0W3lu1xTjoxGj9feb0iqKnA7gQjyMC6Y8SpSyV",
+	"GsngvT23naCxrPaO1nxnx7WsDppSLo3KY3vPF9a0a8O9HB2Vsj6Nh3j/yKZmStMLW3+mjgtZ31bZSHmg",
+	"e3WLd7pvwIAs3Gu5Wevyxf1+0XbpHzdl/PEZW998pp8rvcwuDGFHMVYNKXEOj2/ahgD1jHNVR7i4dDOG",
+	"Y4E1TRHgEUOjJbL3D5YSEKk94o+N/n1ZTQ1yHrHWPXROHy1dQdfc4OCJ14niy+YHX1WOHDQxw1UM1xyZ",
+	"YNvahOlV4BcJBrWFvXn0FtUEb/vMRm/XalGQaRN+SHe/ax23CWZ4Am1asnS+cjGGOfQapGfdTBNZGQnO",
+	"Oj4WClEF3HzhzCD/ngRzRwZUUZikIVstgnId2o9dm3BTn/mlGoLALTJw4dcNzrsuuzs5Ci0YrXbjjw/x",
+	"XI/Z76LGwHUxal1fTvlRGzNsEvr9UnswuLvovsImDN/0pq9Xbyp2bVhfPdpGm4ZSjbYLRGQ30gjTLKHP",
+	"dla1btic21fY0xfYxWELZ2qdotVCJ5Nv56GmT0S9+lNrGbxhFS+oURFGS3sFbW0KYAPddb9C6XOd+4F/",
+	"Z4fjq9LkPULcpva+aWOTlVKjkm74CCflNlqaZBcOMLKoUa3HWksvNDHJfZHWdICuJvUjc427fE2MyR4e",
+	"k0XuF/SLAi5Pr05fvxicvb4+vfzl5Nz5F/e7taq3ly9qrs+UaKfYLLm2M/IVYdHqUEfNVQe/VBZq+sN9",
+	"E4q/P6FoL1aoPRlrqIxW7LTNNbQr601KvYMys9TczUnKip40SdO1YtXP89mydH2Id+2r697zH+b9ul7P",
+	"Wfxgz5eBUty4cebKyj2QSPYr5QNxZWoLOvlVGFlGcfWGDdeLB+28+BWzCW/DLSGKjuL8ZmMtOp5fXb7c",
+	"9adM1bRmuuv6W6CNe7BTupxDNkzg3/9sXV/CxM3gqlFPy/ZmNPHMmgXOSRggU59rQoumzs0b6lWS1AOU",
+	"XScfWLFMUP2V7mineqX7bq/P1r403iUtmZJ0c69yVn/YZ9VL64cddE6lMpWDM7KUxIS/ZQ8N/x+kOv5o",
+	"vkKjPFR/8AwEu/1lv9M56nYtAK7BGhp+6Bs/fL/VQ+/+/c9/vQ9Q37sfRD92M8MdM2lskwHuhv51N0Zz",
+	"cFQDfYLu3t/9/wAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

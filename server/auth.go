@@ -43,8 +43,12 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	}
 	var ok, rehash bool
 	switch {
-	case err == nil:
+	case err == nil && user.PasswordHash != "":
 		ok, rehash, err = s.cfg.Hasher.Verify(ctx, req.Body.Password, user.PasswordHash)
+	case err == nil:
+		// No usable password (an admin-created user, before a reset): the
+		// same work as for an unknown address, and the same answer.
+		err = s.cfg.Hasher.VerifyDummy(ctx, req.Body.Password)
 	case addrErr != nil || errors.Is(err, store.ErrNotFound):
 		err = s.cfg.Hasher.VerifyDummy(ctx, req.Body.Password)
 	}
@@ -131,6 +135,7 @@ func (s *Server) sessionCookies(id, csrf string, expires time.Time) []*http.Cook
 			Name:     name,
 			Value:    value,
 			Path:     "/",
+			Domain:   s.cfg.CookieDomain,
 			MaxAge:   maxAge,
 			Secure:   s.cfg.CookieSecure,
 			HttpOnly: httpOnly,

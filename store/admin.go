@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -108,6 +109,8 @@ func (q *Queries) UsersByEmailKey(ctx context.Context, key string, p Page) ([]Us
 
 // OutboxFilter narrows ListOutbox; empty fields match all.
 type OutboxFilter struct {
+	// Recipient matches the recipient ignoring the case of its letters
+	// (ASCII letters on SQLite, whose lower() knows no others).
 	Recipient string
 	Status    string
 	Kind      string
@@ -117,8 +120,12 @@ type OutboxFilter struct {
 func (q *Queries) ListOutbox(ctx context.Context, f OutboxFilter, p Page) ([]Message, int64, error) {
 	query := `SELECT ` + messageColumns + ` FROM outbox WHERE id > ?`
 	args := []any{p.After}
+	recipient := strings.ToLower(f.Recipient)
+	if q.dialect == SQLite {
+		recipient = asciiLower(f.Recipient)
+	}
 	for _, c := range []struct{ column, value string }{
-		{"recipient", f.Recipient}, {"status", f.Status}, {"kind", f.Kind},
+		{"lower(recipient)", recipient}, {"status", f.Status}, {"kind", f.Kind},
 	} {
 		if c.value != "" {
 			query += ` AND ` + c.column + ` = ?`
@@ -132,6 +139,16 @@ func (q *Queries) ListOutbox(ctx context.Context, f OutboxFilter, p Page) ([]Mes
 	}
 	msgs, next := pageOf(msgs, p.Limit, func(m Message) int64 { return m.ID })
 	return msgs, next, nil
+}
+
+// asciiLower lower-cases the ASCII letters of s only, as SQLite's lower().
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
 }
 
 // RetryFailedMessage queues a failed message again, due at now, with a

@@ -24,7 +24,7 @@ ALTER TABLE audit_events ADD COLUMN actor TEXT NOT NULL DEFAULT '';
 -- The admin API's lists are keyset pages in id order; these let every
 -- filter read only its page.
 CREATE INDEX emails_key ON emails (email_key, user_id);
-CREATE INDEX outbox_recipient ON outbox (recipient, id);
+CREATE INDEX outbox_recipient ON outbox (lower(recipient), id);
 CREATE INDEX outbox_kind ON outbox (kind, id);
 CREATE INDEX outbox_user ON outbox (user_id, id);
 
