@@ -112,14 +112,19 @@ func runPage(t *testing.T, ctx context.Context, appURL, api, email string) map[s
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	page := appURL + "/?api=" + url.QueryEscape(api) + "&email=" + url.QueryEscape(email)
-	var raw string
-	err := chromedp.Run(ctx,
-		chromedp.Navigate(page),
-		chromedp.Poll(`window.result !== undefined`, nil, chromedp.WithPollingInterval(50*time.Millisecond)),
-		chromedp.Evaluate(`JSON.stringify(window.result)`, &raw),
-	)
-	if err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
 		t.Fatalf("%s: %v", page, err)
+	}
+	var raw string
+	for raw == "" {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.result === undefined ? "" : JSON.stringify(window.result)`))
+		if err != nil {
+			t.Fatalf("%s: waiting for the flow: %v", page, err)
+		}
+		raw = v
+		if raw == "" {
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	var result struct {
 		Steps map[string]any `json:"steps"`

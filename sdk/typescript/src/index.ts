@@ -160,6 +160,12 @@ export interface UseremailBrowserClient extends Client<paths, JSONMedia> {
   openLink(link: string): Promise<LinkResult>;
 }
 
+/**
+ * The unsafe operations that take no session (sign-up, login, the mailed
+ * links, password reset): they need no CSRF token, so none is looked up.
+ */
+const sessionless = /\/(users\/|auth\/login\/|users\/email-verify\/.*|users\/email-set-primary\/.*|auth\/password-reset\/.*)$/;
+
 /** The value of the `csrftoken` cookie, when the page can read it. */
 function csrfCookie(): string | undefined {
   const doc = (globalThis as { document?: { cookie?: string } }).document;
@@ -206,7 +212,8 @@ export function createBrowserClient(options: BrowserOptions): UseremailBrowserCl
   };
   const csrf: Middleware = {
     async onRequest({ request }) {
-      if (unsafeMethods.has(request.method.toUpperCase()) && !request.headers.has("X-CSRFToken")) {
+      if (unsafeMethods.has(request.method.toUpperCase()) && !request.headers.has("X-CSRFToken") &&
+        !sessionless.test(new URL(request.url).pathname)) {
         const token = await csrfToken();
         if (token) {
           request.headers.set("X-CSRFToken", token);
