@@ -1175,6 +1175,24 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The metrics are served on a listener of their own (`USEREMAIL_METRICS_ADDR`), not on the API's. */
+        MetricsElsewhere: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:useremail:problem:not_found",
+                 *       "title": "Not found",
+                 *       "status": 404,
+                 *       "detail": "No such route.",
+                 *       "code": "not_found"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description This build does not do this yet (`not_implemented`). */
         NotImplemented: {
             headers: {
@@ -2087,24 +2105,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The metrics are served on a listener of their own (`USEREMAIL_METRICS_ADDR`), not on the API's. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:useremail:problem:not_found",
-                     *       "title": "Not found",
-                     *       "status": 404,
-                     *       "detail": "No such route.",
-                     *       "code": "not_found"
-                     *     }
-                     */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
+            404: components["responses"]["MetricsElsewhere"];
         };
     };
     AdminListUsers: {
@@ -2177,7 +2178,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description User created */
+            /** @description The user, created */
             201: {
                 headers: {
                     [name: string]: unknown;
