@@ -322,7 +322,7 @@ func (s *Server) AdminMakePrimary(ctx context.Context, req gen.AdminMakePrimaryR
 // AdminDeleteSessions ends every session of a user.
 func (s *Server) AdminDeleteSessions(ctx context.Context, req gen.AdminDeleteSessionsRequestObject) (gen.AdminDeleteSessionsResponseObject, error) {
 	err := s.adminUserTx(ctx, req.Id, func(q *store.Queries) error {
-		if _, err := q.DeleteUserSessions(ctx, req.Id); err != nil {
+		if _, err := q.DeleteUserSessions(ctx, req.Id, nil); err != nil {
 			return err
 		}
 		return s.audit(ctx, q, req.Id, eventSessionsEnded, "")

@@ -43,12 +43,13 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	}
 	var ok, rehash bool
 	switch {
-	case err == nil && user.PasswordHash != "":
-		ok, rehash, err = s.cfg.Hasher.Verify(ctx, req.Body.Password, user.PasswordHash)
-	case err == nil:
-		// No usable password (an admin-created user, before a reset): the
-		// same work as for an unknown address, and the same answer.
+	case err == nil && user.PasswordHash == "":
+		// A user without a usable password (imported unusable, or made
+		// without one) logs in only after a reset; until then the answer
+		// and the work are an unknown address's.
 		err = s.cfg.Hasher.VerifyDummy(ctx, req.Body.Password)
+	case err == nil:
+		ok, rehash, err = s.cfg.Hasher.Verify(ctx, req.Body.Password, user.PasswordHash)
 	case addrErr != nil || errors.Is(err, store.ErrNotFound):
 		err = s.cfg.Hasher.VerifyDummy(ctx, req.Body.Password)
 	}

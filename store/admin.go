@@ -178,13 +178,6 @@ func (q *Queries) ListAudit(ctx context.Context, userID int64, p Page) ([]AuditE
 	return events, next, nil
 }
 
-// DeleteUserSessions ends every session of a user and returns how many
-// there were.
-func (q *Queries) DeleteUserSessions(ctx context.Context, userID int64) (int64, error) {
-	const query = `DELETE FROM sessions WHERE user_id = ?`
-	return q.exec(ctx, query, userID)
-}
-
 // EmailsOfUsers returns the addresses of the users ids, by user: for each,
 // the primary first, then in the order they were added.
 func (q *Queries) EmailsOfUsers(ctx context.Context, ids []int64) (map[int64][]Email, error) {
