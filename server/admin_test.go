@@ -3,6 +3,7 @@ package server_test
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -646,4 +647,50 @@ func increasing(ids []int64) bool {
 		}
 	}
 	return true
+}
+
+// TestAdminBadInput: what the admin API refuses before any change, with
+// its code, and nothing changed.
+func TestAdminBadInput(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		ops := e.newAdmin("ops", false)
+		alice := e.newUser("alice@example.com")
+		auth := []string{"Authorization", "Bearer " + ops.token}
+		json := append([]string{"Content-Type", "application/json"}, auth...)
+		users := "/admin/users/"
+		emails := "/admin/users/" + strconv.FormatInt(alice.id, 10) + "/emails/"
+		big := []byte(`{"email":"` + strings.Repeat("a", 70<<10) + `@example.com"}`)
+		for _, tt := range []struct {
+			name, method, path string
+			body               []byte
+			header             []string
+			status             int
+			code               gen.ErrorCode
+		}{
+			{"create as text", "POST", users, []byte(`email=a@example.com`), append([]string{"Content-Type", "text/plain"}, auth...), 415, gen.ErrorCodeUnsupportedMediaType},
+			{"create too large", "POST", users, big, json, 413, gen.ErrorCodeBodyTooLarge},
+			{"create malformed", "POST", users, []byte(`{"email":`), json, 400, gen.ErrorCodeValidationError},
+			{"create no email", "POST", users, []byte(`{"verified":true}`), json, 400, gen.ErrorCodeValidationError},
+			{"create verified as a string", "POST", users, []byte(`{"email":"b@example.com","verified":"yes"}`), json, 400, gen.ErrorCodeValidationError},
+			{"add as form", "POST", emails, []byte(`email=b@example.com`), append([]string{"Content-Type", "application/x-www-form-urlencoded"}, auth...), 415, gen.ErrorCodeUnsupportedMediaType},
+			{"add unknown field", "POST", emails, []byte(`{"email":"b@example.com","primary":true}`), json, 400, gen.ErrorCodeValidationError},
+			{"add too long", "POST", emails, []byte(`{"email":"` + strings.Repeat("a", 250) + `@example.com"}`), json, 400, gen.ErrorCodeInvalidEmail},
+			{"user id not a number", "GET", "/admin/users/x/", nil, auth, 400, gen.ErrorCodeValidationError},
+			{"outbox bad recipient", "GET", "/admin/outbox/?recipient=nobody", nil, auth, 400, gen.ErrorCodeInvalidEmail},
+			{"outbox after not a number", "GET", "/admin/outbox/?after=x", nil, auth, 400, gen.ErrorCodeValidationError},
+			{"audit user 0", "GET", "/admin/audit/?user_id=0", nil, auth, 400, gen.ErrorCodeValidationError},
+			{"audit limit 0", "GET", "/admin/audit/?limit=0", nil, auth, 400, gen.ErrorCodeValidationError},
+			{"retry id 0", "POST", "/admin/outbox/0/retry/", nil, auth, 400, gen.ErrorCodeValidationError},
+			{"no such admin route", "GET", "/admin/nothing/", nil, auth, 404, gen.ErrorCodeNotFound},
+			{"wrong method", "PUT", users, nil, auth, 405, gen.ErrorCodeMethodNotAllowed},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				before := e.state(alice.id)
+				res := e.do(tt.method, tt.path, tt.body, tt.header...)
+				wantProblem(t, tt.name, res, tt.status, tt.code)
+				e.unchanged(t, tt.name, alice.id, before)
+			})
+		}
+	})
 }
