@@ -18,9 +18,8 @@ import (
 
 // The audit events only the admin API records.
 const (
-	eventUserCreated   = "user_created"
-	eventSessionsEnded = "sessions_ended"
-	eventMailRetried   = "mail_retried"
+	eventUserCreated = "user_created"
+	eventMailRetried = "mail_retried"
 )
 
 var (

@@ -38,6 +38,7 @@ const (
 	eventChangeRequested = "email_change_requested"
 	eventPasswordFailed  = "password_failed"
 	eventPrimaryChanged  = "primary_changed"
+	eventSessionsEnded   = "sessions_ended"
 )
 
 // audit records a security event of userID inside the caller's transaction,
