@@ -83,24 +83,29 @@ func pageOf[T any](rows []T, limit int, id func(T) int64) ([]T, int64) {
 // ListUsers returns a page of users by id, and the id of the next page's
 // start (0: none).
 func (q *Queries) ListUsers(ctx context.Context, p Page) ([]User, int64, error) {
-	const query = `SELECT id, password_hash, change_seq, date_joined, language FROM users
-		WHERE id > ? ORDER BY id LIMIT ?`
 	users := []User{}
-	if err := q.unprepared().selectAll(ctx, &users, query, p.After, p.Limit+1); err != nil {
+	if err := q.unprepared().selectAll(ctx, &users, listUsersQuery, p.After, p.Limit+1); err != nil {
 		return nil, 0, err
 	}
 	users, next := pageOf(users, p.Limit, func(u User) int64 { return u.ID })
 	return users, next, nil
 }
 
+// The admin lists' statements, each reading one index from the page's
+// start (store's plan test checks that they do).
+const (
+	listUsersQuery = `SELECT id, password_hash, change_seq, date_joined, language FROM users
+		WHERE id > ? ORDER BY id LIMIT ?`
+	usersByEmailKeyQuery = `SELECT id, password_hash, change_seq, date_joined, language FROM users
+		WHERE id IN (SELECT user_id FROM emails WHERE email_key = ? AND user_id > ?)
+		ORDER BY id LIMIT ?`
+)
+
 // UsersByEmailKey returns a page of the users who hold the address of
 // comparison key key in any state.
 func (q *Queries) UsersByEmailKey(ctx context.Context, key string, p Page) ([]User, int64, error) {
-	const query = `SELECT id, password_hash, change_seq, date_joined, language FROM users
-		WHERE id IN (SELECT user_id FROM emails WHERE email_key = ? AND user_id > ?)
-		ORDER BY id LIMIT ?`
 	users := []User{}
-	if err := q.unprepared().selectAll(ctx, &users, query, key, p.After, p.Limit+1); err != nil {
+	if err := q.unprepared().selectAll(ctx, &users, usersByEmailKeyQuery, key, p.After, p.Limit+1); err != nil {
 		return nil, 0, err
 	}
 	users, next := pageOf(users, p.Limit, func(u User) int64 { return u.ID })
@@ -118,6 +123,17 @@ type OutboxFilter struct {
 
 // ListOutbox returns a page of outbox messages by id.
 func (q *Queries) ListOutbox(ctx context.Context, f OutboxFilter, p Page) ([]Message, int64, error) {
+	query, args := q.listOutboxQuery(f, p)
+	msgs := []Message{}
+	if err := q.unprepared().selectAll(ctx, &msgs, query, args...); err != nil {
+		return nil, 0, err
+	}
+	msgs, next := pageOf(msgs, p.Limit, func(m Message) int64 { return m.ID })
+	return msgs, next, nil
+}
+
+// listOutboxQuery is ListOutbox's statement and its arguments.
+func (q *Queries) listOutboxQuery(f OutboxFilter, p Page) (string, []any) {
 	query := `SELECT ` + messageColumns + ` FROM outbox WHERE id > ?`
 	args := []any{p.After}
 	recipient := strings.ToLower(f.Recipient)
@@ -132,13 +148,7 @@ func (q *Queries) ListOutbox(ctx context.Context, f OutboxFilter, p Page) ([]Mes
 			args = append(args, c.value)
 		}
 	}
-	query += ` ORDER BY id LIMIT ?`
-	msgs := []Message{}
-	if err := q.unprepared().selectAll(ctx, &msgs, query, append(args, p.Limit+1)...); err != nil {
-		return nil, 0, err
-	}
-	msgs, next := pageOf(msgs, p.Limit, func(m Message) int64 { return m.ID })
-	return msgs, next, nil
+	return query + ` ORDER BY id LIMIT ?`, append(args, p.Limit+1)
 }
 
 // asciiLower lower-cases the ASCII letters of s only, as SQLite's lower().
@@ -163,19 +173,24 @@ func (q *Queries) RetryFailedMessage(ctx context.Context, id int64, now time.Tim
 // ListAudit returns a page of the audit trail by id, of one user when
 // userID is not 0.
 func (q *Queries) ListAudit(ctx context.Context, userID int64, p Page) ([]AuditEvent, int64, error) {
+	query, args := listAuditQuery(userID, p)
+	events := []AuditEvent{}
+	if err := q.unprepared().selectAll(ctx, &events, query, args...); err != nil {
+		return nil, 0, err
+	}
+	events, next := pageOf(events, p.Limit, func(e AuditEvent) int64 { return e.ID })
+	return events, next, nil
+}
+
+// listAuditQuery is ListAudit's statement and its arguments.
+func listAuditQuery(userID int64, p Page) (string, []any) {
 	query := `SELECT ` + auditColumns + ` FROM audit_events WHERE id > ?`
 	args := []any{p.After}
 	if userID != 0 {
 		query += ` AND user_id = ?`
 		args = append(args, userID)
 	}
-	query += ` ORDER BY id LIMIT ?`
-	events := []AuditEvent{}
-	if err := q.unprepared().selectAll(ctx, &events, query, append(args, p.Limit+1)...); err != nil {
-		return nil, 0, err
-	}
-	events, next := pageOf(events, p.Limit, func(e AuditEvent) int64 { return e.ID })
-	return events, next, nil
+	return query + ` ORDER BY id LIMIT ?`, append(args, p.Limit+1)
 }
 
 // EmailsOfUsers returns the addresses of the users ids, by user: for each,
