@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/oapi-codegen/runtime"
 )
 
@@ -916,13 +914,6 @@ type ClientInterface interface {
 	// Corresponds with GET /openapi.json (the `GetSpecJSON` operationId).
 	GetSpecJSON(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetSpecYAML This specification (YAML)
-	//
-	// openapi.yaml exactly as the server was built from it.
-	//
-	// Corresponds with GET /openapi.yaml (the `GetSpecYAML` operationId).
-	GetSpecYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
-
 	// GetReadiness Readiness
 	//
 	// 200 when the database is reachable and every migration is applied; 503 otherwise.
@@ -1485,23 +1476,6 @@ func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) 
 // Corresponds with GET /openapi.json (the `GetSpecJSON` operationId).
 func (c *Client) GetSpecJSON(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetSpecJSONRequest(c.Server)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetSpecYAML This specification (YAML)
-//
-// openapi.yaml exactly as the server was built from it.
-//
-// Corresponds with GET /openapi.yaml (the `GetSpecYAML` operationId).
-func (c *Client) GetSpecYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetSpecYAMLRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -2585,33 +2559,6 @@ func NewGetSpecJSONRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
-// NewGetSpecYAMLRequest constructs an http.Request for the GetSpecYAML method
-func NewGetSpecYAMLRequest(server string) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/openapi.yaml")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
 // NewGetReadinessRequest constructs an http.Request for the GetReadiness method
 func NewGetReadinessRequest(server string) (*http.Request, error) {
 	var err error
@@ -3395,15 +3342,6 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /openapi.json (the `GetSpecJSON` operationId).
 	GetSpecJSONWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSpecJSONResponse, error)
-
-	// GetSpecYAMLWithResponse This specification (YAML)
-	//
-	// openapi.yaml exactly as the server was built from it.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /openapi.yaml (the `GetSpecYAML` operationId).
-	GetSpecYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSpecYAMLResponse, error)
 
 	// GetReadinessWithResponse Readiness
 	//
@@ -4830,47 +4768,6 @@ func (r GetSpecJSONResponse) ContentType() string {
 	return ""
 }
 
-type GetSpecYAMLResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// YAML200 the response for an HTTP 200 `application/yaml` response
-	YAML200 *map[string]interface{}
-}
-
-// GetYAML200 returns the response for an HTTP 200 `application/yaml` response
-func (r GetSpecYAMLResponse) GetYAML200() *map[string]interface{} {
-	return r.YAML200
-}
-
-// GetBody returns the raw response body bytes
-func (r GetSpecYAMLResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetSpecYAMLResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetSpecYAMLResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetSpecYAMLResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
 type GetReadinessResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6273,21 +6170,6 @@ func (c *ClientWithResponses) GetSpecJSONWithResponse(ctx context.Context, reqEd
 	return ParseGetSpecJSONResponse(rsp)
 }
 
-// GetSpecYAMLWithResponse This specification (YAML)
-//
-// openapi.yaml exactly as the server was built from it.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /openapi.yaml (the `GetSpecYAML` operationId).
-func (c *ClientWithResponses) GetSpecYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSpecYAMLResponse, error) {
-	rsp, err := c.GetSpecYAML(ctx, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetSpecYAMLResponse(rsp)
-}
-
 // GetReadinessWithResponse Readiness
 //
 // 200 when the database is reachable and every migration is applied; 503 otherwise.
@@ -7577,32 +7459,6 @@ func ParseGetSpecJSONResponse(rsp *http.Response) (*GetSpecJSONResponse, error) 
 			return nil, err
 		}
 		response.JSON200 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseGetSpecYAMLResponse parses an HTTP response from a GetSpecYAMLWithResponse call
-func ParseGetSpecYAMLResponse(rsp *http.Response) (*GetSpecYAMLResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetSpecYAMLResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "yaml") && rsp.StatusCode == 200:
-		var dest map[string]interface{}
-		if err := yaml.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.YAML200 = &dest
 
 	}
 

@@ -2,10 +2,7 @@ module github.com/useremail/useremail/client
 
 go 1.26.8
 
-require (
-	github.com/oapi-codegen/runtime v1.9.0
-	go.yaml.in/yaml/v3 v3.0.5
-)
+require github.com/oapi-codegen/runtime v1.9.0
 
 require (
 	github.com/apapsch/go-jsonmerge/v2 v2.0.0 // indirect
