@@ -43,7 +43,6 @@ const (
 	ErrorCodeMethodNotAllowed        ErrorCode = "method_not_allowed"
 	ErrorCodeNotAuthenticated        ErrorCode = "not_authenticated"
 	ErrorCodeNotFound                ErrorCode = "not_found"
-	ErrorCodeNotImplemented          ErrorCode = "not_implemented"
 	ErrorCodePasswordTooWeak         ErrorCode = "password_too_weak"
 	ErrorCodePrimaryEmailUndeletable ErrorCode = "primary_email_undeletable"
 	ErrorCodeRateLimited             ErrorCode = "rate_limited"
@@ -91,8 +90,6 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeNotAuthenticated:
 		return true
 	case ErrorCodeNotFound:
-		return true
-	case ErrorCodeNotImplemented:
 		return true
 	case ErrorCodePasswordTooWeak:
 		return true
@@ -635,11 +632,6 @@ type MetricsElsewhere = Problem
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type NotFound = Problem
-
-// NotImplemented An RFC 9457 problem document.
-//
-// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
-type NotImplemented = Problem
 
 // PayloadTooLarge An RFC 9457 problem document.
 //
@@ -4895,8 +4887,6 @@ type AdminCreateUserResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -4941,11 +4931,6 @@ func (r AdminCreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r AdminCreateUserResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r AdminCreateUserResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -4995,8 +4980,6 @@ type AdminDeleteUserResponse struct {
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 }
@@ -5024,11 +5007,6 @@ func (r AdminDeleteUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r AdminDeleteUserResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r AdminDeleteUserResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -8640,13 +8618,6 @@ func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse,
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8723,13 +8694,6 @@ func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
@@ -11764,8 +11728,6 @@ type MetricsElsewhereApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
-type NotImplementedApplicationProblemPlusJSONResponse Problem
-
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type TooManyRequestsResponseHeaders struct {
@@ -12290,22 +12252,6 @@ func (response AdminCreateUser500ApplicationProblemPlusJSONResponse) VisitAdminC
 	return err
 }
 
-type AdminCreateUser501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response AdminCreateUser501ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type AdminCreateUser503ApplicationProblemPlusJSONResponse struct {
 	UnavailableApplicationProblemPlusJSONResponse
 }
@@ -12414,22 +12360,6 @@ func (response AdminDeleteUser500ApplicationProblemPlusJSONResponse) VisitAdminD
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type AdminDeleteUser501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response AdminDeleteUser501ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17105,197 +17035,196 @@ func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37ciO30e+r4ON3qizljCRKK21sqVznk3e1jvLtzZLWcWJukdAMRMKaAWgAIy6ztVV5mjxYnuQUuoEZ",
-	"zI2kJO4t0V9eUzOYRgPoe//wvhfLbCoFE0b3Dt/3JowmTME/X8pzIxWz/0yYjhWfGi5F77B3LPSMKU3M",
-	"hBoSU6XmhBIjr5kgVDEi2A1TJKbxhCXbvain4wnLqB2GvaPZNGW9w56QWxoGj3pmPrW/aKO4GPc+fIh6",
-	"Z8yo+fGVYar57XMWS5FoYiSZUW7IJbuSihGj5lyMCR1TLjq+ub8X9TIueJZnvcPd4rtcGDZmqvfBfnlK",
-	"Fc2YcQw4TjIu3mimTp82CbmYMJJrpr7RhMM0uf11Ss2kF/UEzWDspBf1FPs954olvUOjctZJ2pVUGTVI",
-	"0OP93hJao14XfwxVhlD7R2Im3BJHNsyEkaliN1zmmkzpmH2jyUiwd2YID442j4iQgpEraV9i5IorbeDB",
-	"YmK/50zNy5nBe707TKbfOpmTjPK0i8s8IfKKWPrkFZDn2E6TRDGtme7gPrODDlddgz/efgme84ybluNh",
-	"SCa1QfZnVMwJNyzTXaxMYZSQpoRd0Tw1vcODflQSaP8no++QoIN+fyl5Z0wzc2GPZTtfNR8LlriDK68I",
-	"JVOq9UyqhCj7Kkm5uO7gLby0GmN7N7vb/W02//Ps9DfJ4+znv//tl5/41U/b8V4qLrNn/eSXP6etcuAc",
-	"CIS9scIMrpTMYHvY51myiHp8bwgb5C6TSLKf5/Qvfzs4Ff3ls1hNgJBjopnWXAqS0TmRIp0TGhsiBeFG",
-	"EzkT8PBnEDRI//+y+cIpJCzmGU3tYeWC5GJKk4Ql5M3Z8y1Nrxi5pJo93icbPCH7e4RrMnr59HS02TEf",
-	"O+iQJ8NrNl9xfV4+PW3h/gf7sp5KoVkp0Z9JdcmTBI9FLIVhAk4xnU5THlM7t52pkpcpy/7vb1qKyofs",
-	"G4n9xlUxStRLmIE92ruwR57aj7hNyTVRjCZbdj1BLxlqct073O8/inqGG6D9WTCUm0GuxKFlAmzRQ0fN",
-	"YfnNDyEX/o9iV73D3n/vlKp8B/+qd17jq8iLmpwqSfPaW1+zBLQAJfGEijEjG6Pio3a1rOKx03spzTOZ",
-	"i+ReLBTSDK9glICFLyXReTwpdnvJsf2SYy+lIf7NhRwrP7EOjoW0RV7/hFopIlIRmZtL+Y5kTGvQoJ5n",
-	"bwTNzUQq/nd2P77BYg25uKEpT5Ztv1xcCys9pCKK3chrZ5MVXN0tuXqKIxIv3BdytkrEmrg7OnYcAlaM",
-	"CFqjZGNk19Fyjwlj+cSS0SbwmoqWCbrJb4wqNLrt+wNNztjvOdPmXmuAxoWh160CADeG/Wdqz9gcZKJm",
-	"Vc73S86Djgvf8wMvXIKQhnUsgBXnCnlDLhWj15pQovKUHZGRnfaIaDrXZDbh8QR4uR5JGmt1NbwCpR2y",
-	"8pyJBA6W04vfaPLk/OyZ39kC/vbLlv0NjBy3WTqlLLwcT1h8TYqPLWRvSNe62AtEuF1trUOutfVbpCIz",
-	"JcWYbIyCr7o9XuWBpdO+KqQho/c8+TBqkdGnwjAlaHqilFT3WhzuRqqsjMyYmVi6Z0wYR7kUROaKaJ5U",
-	"tvlBuM09WUQzZX1EBuQtWYaCgrXoPCsv2Lspi43VdJSnuWJHwGKcngYXNpXjMUsi58pqJgyw9TkX1/dn",
-	"qTVMh+zdFEyauuywfwQBICWRqbUL9bXTyILNrBfUKUQsdaQcdyFTKzTcgbFRz7B3ZmdisrRqhw3yfv9R",
-	"/F+JjO33iX0AfmL4B6AVfwjJxT/uBH/91z/+WfGJWiy75unyzMtoaq1clsDxodmUKZaQGTcTsjGCqRc6",
-	"IfKc9n9xFI02Qb048Z1rVjxg/x2czLrQJpdzIuSMbIwC8Ww9bBp4Vd9oWM3C37Im/yUDUmaMXpONkf/T",
-	"0Eg5tL8hQfbUZ9TEE5QKwB6yMYLJwP4bwplCwzqI5Tyh8YRtPZHCKJl2LbN7fscHfoDLL5hRPNYnqWaz",
-	"CVPs41l8SuaGfWkmn91WGbIAJANIrsRKO0pSrg0TTDkLkCtw0zZGb85Pzk5eHJ8+H744uTg7fXI+PH76",
-	"9MzuGbt8EjXX8evTbzRIlY9vS7PQvPhSjeqKOc21cwCQP6d2thkTht2fSzwYK+DVU5YyY3Wa/a72GjZ4",
-	"GE0OrsllztOkquN2q1ysfmIpL8PH17NnPZUkkQwnkkgkfs6MM6eDrzqr4TWdp5ImF1I+p2p8v5N+KZM5",
-	"yK4UhqqoOUbsX73Qoy5c9vjg4NFjcjk3rLpFdwMb7sxbp/Z9Ky396At5XKNlXWIBiOCayBvmjDT+d6uD",
-	"Mo7WwoWUL6iYO5r1vdipqGFDGLpmM6g5Br3t7tzfIxrD4xUG7n1XMvBCSgxJKk/VEt5VPrymqAM1jk1k",
-	"RjWZcHNktygalFS7yENCqEiIkBDOg99/z1mO3mug2CBXsFUEwxeptSCtAHStzR9vOKfhCj2XY7s2EFLv",
-	"9Lyt0KiPsFRsVF9YlyhGRyOynrUzhSD03u2Cx1JcpTw2zo/x7riPZsZSXnOmycbI/VLzx98IekN5Si/T",
-	"+wmcPBinJm0Saugl1YzEVFhZeGndXExPkfIA6YlUphqlOwj9x3OmbnjMSPVDC1cpfHRdUmfBZJCdOp9O",
-	"pTIsecESTi+AvnvxtRhwmNkRhzDlNkcdBCLVJPyAHbgqzg9KlgbEEhibuLGXcLWVonWLdcvcP5+/erkN",
-	"7o57GYLIcSxzYdBgQLbRJOH23zR9reSUKcOZ7h1e0VSztk8Udj9mUKW44irThJLEjWk5FiyFf7532Iul",
-	"Uiw2ZCKVZuSSGsPUnGhDp7jHpsH3wxcXhO7jXCnrx/uHKx9f/MEgm1B8CrJUz5kYm0nvcLe/tw8ZhuKH",
-	"thRJGeD/tRznbfGkvPyNxaaMPbNZkRO6BeOPRWFiXhW+W8aFtcSJkfaPNbZjfuiwR1Mes/+ZSXW97f8a",
-	"9W6Y4lfcJyUanGeewpKTrcMU/PPJqIB5ewf7dW5FvXdbY7lVY2FITZA+bGXDC6quK46rf5VwoQ2jkGy1",
-	"tEA+3f0VD3ORUivmhPkYR82llCmjorGiOLNFy/lGo/a+zWpiIKx1JWPFKHqSLYt5KS//x/28HcvsFitZ",
-	"JeAHFsuM6TAhPVU8o1aflI5WufrN765p6bvP+F+4mcjcepwsKui0eoOkaJRglhFqBerJ348qBL5tCIGo",
-	"p5lIhkXUA2hYvpl/siZhQPsWhljAZDQy3OYRKCZrJt9wQxsy1o1e38lf9cG6+6miqOEwYkbTFFLQRbkF",
-	"sLJ66PREzjThpnbmEus8/Ca5sPT29vp7j7d2d7f2vr3of3f4qH/Y7//NPl+RstUjAn/TvcNf3y98jCeg",
-	"WNz589yrneu3+Nz+XuOEV8gMJXYHxcV2ty9uGZ61lDFFXXID9P8iQdE2wfbBdXP0kxtWjlvNTJrgw+CN",
-	"wE8Qr/SFPoZlepn1hKr3Q0ETVYrO7f/zZHmpQUt5QbihIZvppWG4KsWEF2721xSDFrfa8FM6hsIiCPvU",
-	"9q9jyK9vo15ZLdU7FHmaNjZRwbyVuFge0BZOht+qL/Brqu1Bs0dwhMVbhQ60r8F0joil0AcaUxrUci1e",
-	"HvsaOmIV+dO5XDDTCr2t65Mn3JwIo+a3XJxXghHN4lxxMyfsBrIwlfWhsXsSQ+1QctKL7M9SWYZaJh86",
-	"Z6EX9dAuSIYw55WkUc1Ys1v8UdTj095hb/e7ve3+9t72br8XYb0KHYOD1Ytzle58u32wXfylQ+548ht6",
-	"23oFEzqdMsESkLYjzccin44iMkrlmIviHz5TGJFRwAP7v+6oD100xf7kHHA9ZMI+VBU7VRY2BI7jaZNU",
-	"SRKeEG4iMrJzBcq4uLb/Rf67xA+kaAXNXH5nRKQiozjloyPCsqmZwzaGRdZEsViqhCW+uhM+rsmMKVaT",
-	"lbUVbpAdLvmnkOxe8tqDB5Ox3l3MlNAR4VeEinmbsK9ts8YHa6L10QqSFXdpOOXKhm18ItzB4VuVzdz+",
-	"Fm8xPV9aAXSFBRrIB3lFhCwsiw3qkvAEtrF/1AePHBs31y+ykqocKKcQ+ePo9zpwsMKYaJHFZYXcvRQQ",
-	"WFR2FGIU5emnU0WleP5MuujRJ1NFTxRLmDCcou10t+hBYFVBjDr0ANtCKItt1zvHdjojDNXx607lwlhM",
-	"1Zv8fEEgbwMuDAbdMQhUSYZi3bOvNVw19mMl3h8Df8N9qnQ44IdVIwkXoZcqLCtT/neWkI3ZhBtG9JTG",
-	"jBjFs8xaA28Ej2XCyMtnTyKSyIxy687PmNqKqWbJ5gr6ZU2Bhza5/0bw33NGOJyyK17kxpsp6IWF94rR",
-	"5JVI5x2nP6BoS1/z6Zac4vpvTSWUC/n33m3JzIqGqZmHi+KWrWnMMDMp+iZWDu241e+g2Tvv96O5GoZo",
-	"I1rOBFN6wqeFLnE7fEYt+fKGiU9M9SLnrphPuRydR/wJWLC31qu+ktFIktFrRqiQwKjQRPPL6sqqgvMv",
-	"2GxYlQGCzYIzdGexHQzcFN3Vb3z0AOEXmwQombRMBygl1RPIVDXacCx9lymLSEbjCRdsy+51+wvWHRIr",
-	"RmGaIs/sR+tFVNCaAD8WtFSrfvH/NM3YkOqh42DwVsANI+Uwo2I+dHGMYtvjD8NcQOrHJRVd2dkwOCVh",
-	"1Zr/37LWryhMC74eB7ZO1JqjriVkrWVcKcUNWxzC+qKMmYlMhjBkanWP/bFR8NGZOKzVMjQq3eDdMMca",
-	"1KAit+yXA97U6+HrNTVvm35urb66PCzPOEuTosbzlsEKl6HEuCk01NnRvEB2AqkmaHyBh9/9UQ9eciU0",
-	"28XRx24Ce8aQkjkZ4FwGvaCSuClv4tbDASEGrrF2F0MMngLruVu22P9m9N0whUNr/895Z0MgsBY+COhv",
-	"8NRNqEVzKebEMPKNY2x5VM4cIhnUTLY50OVKvJ9gMnvrwpJZT7METGtQUnAxFL2LGbpMVOHkIuRz+YU2",
-	"YfUnRlMr/m6dL5a5iWXG0FidwChYyV7bSz7J3pPXzY3g//i+EHjyuno05PXS2bpB2mZ3/7TsbZOwqxrY",
-	"x4KcPXtCDh7t7cG3tvSUxcBMV3q2d7BP4glVNDb1IPBHtKBXzua8ZLPXgQ6/lRUUlhl3VxVMczVNGcmk",
-	"uGZzknA9mVFtjaWUZtPblBWcGpLl2pAraRUDHm6fV5zKlMe1+NfiD68js3ib8oK7paJBlmo+Flv5lAjG",
-	"Ev1J3f/bpqUjkosiNZkLwzG952vnJUSdl6ekPrpx+q2VB3aBg6OJFdSUxDLLpCi2Fv4cOj1S4aRkTFMy",
-	"pcq0l9R/4iz3XaIcr6Cb8EWpuG5pk4Df7SwQ7Ew8cm0txapLBUVP9eSKAXdOw0RWSZ1AFnYv6l1zYbcz",
-	"7LG5NU6pNs6iPuwdHPTJwfbu9i4Qdinf1erpMICHn4aviTxNLdtiPuWYX2nbjZqJ8PFCERa27MI8TDHT",
-	"wCz4ti2m/lHSCbXo/u7eSuF95HKlRd0zvPGFcAWaVti8DM06TrjYvM/M+AoRncdxI129bEEbxDRWuMUu",
-	"FIS6cl/cv1wTo6y8grjyBrRDaSYSqDkVzPqvKeUZYSLRmz7kbL39Gceuy9aV6Igxl6QGu+79bTP0xY58",
-	"f8ePl/baoug9iodzfLaakbl/Kh72WMiGMF3i6IvK41PZaLU0S33VSwZ1C717pVOyT5lDqQrpz5RG2f10",
-	"Kf3KrmuJvFjmf6Ot6jSVEAueaVz8BM0CjfuqENQxFTFL07rbXm/ZLc+JN43vFCa03lU99FUkdYKGy1pk",
-	"cGXT+Z6BwsWhu9C2P7I76AszvaOvuv44qq5A2zHwWw+Qdp5Jld1h92HFogNlsrOJir1XlonPeMzu6r2V",
-	"q7B3P09vzVunc7PsffyPda95ScTSBX/OxfVdXEVKEGajbAe29s2VVLdwGzH0qxv2+G7fW593yD6ibrH0",
-	"zKj2MEpG3sEXXM33CyfRagQW9Ggjp5rMpLrmYlylp3Xyq5neHe5YQNbSPQBwa3c49UHICxOj4W6osXzR",
-	"TrhrVcCnDWD5jpuuyNx3+wd/LILAiYzzrFnr5+LkLUmaSq+XCjtEi+7Xess8jG1fx9ridcfg33YgNHiA",
-	"HUfkskanxlw7g/sLC3aLFNmHklfh/rgd25qn2PFxRVM5SLC02MlBkLrwXvr9Nv/X8TScSCd7S2KNa4er",
-	"G6xvzk6xGUtQHz2zzo91JNxqVKXOigu2TOT4djeYS+BSwbq2naRzTNndw8p1Sb/66dLqaoi4T4e97/52",
-	"uTv5SZzvxf3pT/vZX83v36qfZ4/e/eXP/euTXfrH5+og/2n+WF7s6UWqaLeUxouiL+Gnm2ifIvGuUQD1",
-	"M7KOUC4AWM43MlfX53ZTuJtm8h2uTCSa5CK18hyAQlzVKjea8CQtWsK7tNbubQNG6/LxS18+WIOl+u/e",
-	"bSXrbhL5mF0dHeUxTbV4h5qedTaIrLWka/Gm+oi1Wau2gzS3JQTcsFPg3CoaF9hNMi4KBNRLRhVTz/x8",
-	"ckaHiDLUkpAsuwmvmSAZTRi5nGOFu69ky7jYwj9joItsbVnlQV4evzgZiF+3tgp0xbejCDCkQIxVEO4O",
-	"yQ9AFAmK5F19/DZ5hkGggbC7mhppfWU5E+SSxtdMFOhUV1KRSyVnmil9WLTbUyuAxkIqSPIkTA3EaAeI",
-	"3hl5ZAUAI4Nmbaa3SRMOsgAitX/YHggPyAR5dqC7lDETY8B9tJLkT5Cl74BsbQFzi4hf9UCuY5GJRuIh",
-	"3FvoLQAMxVKAEjI0UA8lVXTK/5eBYSHd+0+APx202eXzUp07voEYR1gNMA6OCCVxyu1yWv5oq6EYN5MA",
-	"mxXXoCTNf5snbZStQlhJk3US7E58/er8guzQ3Ex2oIJ+Z9T5+QVft+eGiyvpEQJoDAovQGHF3Z5RLgzl",
-	"gimrLnOVuhXXhzs7Y24m+aWVQzvFC8G/uNY5071Gq305uJwJ3awRZdp3ZXm9oQ/t37gY24ezCIoauRgP",
-	"RFn6CIU3DhXYulI6QjQR91JdrhK709I5uWQTjjG/gahVckdwWBKW8hum/DBQwxXCn5uJ1Oiq6u2BGIg/",
-	"/MEZanr7D39oWyy7jjhpf2BHxTLB+RyIkQx+AQhv2J83NM0XbMJNoBdQBOFsjbYHApsCq/ZS/Vxh7JCm",
-	"WuJo9nt4xAaianoBj03nUQZ0yJI8Kzp0gc08EAFlbuoR/nX044nnkRt4ZwT4IsG7KCUzZigcxe8HIG5Q",
-	"Cg96vrHI0LFPeP7p4sVziK1pLOrVDsMDULz8Uj2HZfvDH8iLEjhaE9BWhBoygs2sd2B3bmGSbedf//jn",
-	"KLIiNfybZmbL7TB4AJcC51TtUIY/b5MSw3ogKrCWU2omvgIZJHBZzHfkNhsTCZCooeSACDkQfilBvCMI",
-	"P2omKZibqw9ewHxxX1QijRuujiHCeIQ7PmyTTKgm3xIjB6KRkndYGTSTYkye/kbFWH6jyV4/6vf79Uy9",
-	"BuK4Hgifsa+CuTcT90dlIo/s9/sD0ZLHj3BTjtAVHdnN4Y8qOPJu8sderdvJQ10VKFZ7TN1xKFXkht1F",
-	"2ME22gRterVYHR+urtpdX3VgXAzEMutidNSq2g3U0AX6fCAKhf6DMwoAmhNrxBUfc6ERuA4AzQKsuouz",
-	"N+cXJ0+Hr85Ofzx9eT4aiDEz5Mmrs3OkN6gntSMy2Dw4LlToIY/Bsw921/67d0DeAfxXzxC8lC6I+wzE",
-	"xqgLoma06XmHtb3N0l4Eqi1OdsYNEPMastsOdQoKRQpa9ve+I6OwJhXXZyBGAbbUKHJMRpgqXqBUbZMf",
-	"mOYJ88FT+0EyZapoDxqIaVl0bsUjNYSKuRSA4EOovib0UuYm0HtmwuYkkYgWOBMDUZ5KUB+R14NUBPAG",
-	"vrPFn1gAE4UJWXoGwglkwcxMqutDVD7w2zeanL6+2S/Hcofw9PXNY7LzeL9o+J8yO5BUUaAx7fq946it",
-	"W3bT67NXv5yenI/8GNDnOaPKuvUDYXfgL1vP8BeW2H85seg4id2CuNdwyYpOVwTWtGPEaZ6wJCJahktr",
-	"kNMhQCeiMAfISeCuW6FmT0RYQGTPDzr6HjCtEJETqidM4+0jrlDbr8tA+DIwu1lqK+Lpqu01aogUMbO7",
-	"Pthvh2R3tIkmt/X2hGaBXfbi9KJhhckpE1rmKmbbUo133Et6xz5bRstKqwt7MDCW1Nvd7m/3wUqeMkGn",
-	"vHfYe7Td334E+RAzAV/KSUboUNyxP4xZ290XlXbGavM28J8nRKrETtCxSjvmaTwsritUCsCZcEuHDNR4",
-	"Bt1mAFk+U9wwsgENmwOxuOF4c5v8BbSEC3tY6wJ8HbtPUAshwwutcJrYGdkxn3NtoE+yV70j5tf2WGf5",
-	"yI7Dm4uWPoiXidgH6zVcQKMDxPxGO1523SYS1Ges4/qHt7ULFPb6/QVoYi0oYr7m4qtr1m8vElkNYaxs",
-	"Bm4FQOzo+LUHcB/52zZ4sQ47AYQ9vLK7/JXmBQQfot7BKh+rQonDW4+WvxWi+oXBGdwJQVjm17eQLckz",
-	"bMnD5FjAk6hn6NhuIHyr99aO5mQRljOuKozQ18S7GSqCCFTyjAmDig+ScmMZgV6YTWSGYmc2mROKg6CM",
-	"2iYvwcamRRElxTJKcg6xHivNimKWoowN2nxY4mrqAoX56s3FD69+GZ6dXJy8vDh99XK0UBhhAc5nk0Ys",
-	"gFgKLjzYSJkxADGlCxN1s0tShVVlbTe6rNLM3MiuLKbXI/gWdUltdBVJmNXOerUAbxkFHtz4mguH7IEO",
-	"5SgiI9Ryw6LvJQT06CLWVei13ljky0EDpj1u4dk6Rfy/bclwTRvs7n243f5YrgyyBw2AGsCKN5KtKPvf",
-	"8+TDjrJ28w6WK1WkYWsnVXA3zzru7tu9i001lbpFXwGanSYFNAqGAgCc1nm9V4rpiXOKoH8Jz9uR10xc",
-	"WN/SeeUg5ZzXYQVN/Y6A7Xb1Al5IoV9qomGvg+oE6fzkG3h/la1Yu/ULXttf8bUCnP8LPS2QIW/ZMQsP",
-	"DwYtV7CbHBZ+aS1FhNF4gtuxAgronSunvQZCer2HY8wmkkxk6iBvC58c9yvu1A0XO40GZX8SXnmxGRHL",
-	"NaowaGU/HOBk2NO30Fh6ozFv8blspQYHSpOpS697H31dhtEalfwXCup4L3+tgiC4UE3DWj7oaa+nc3e0",
-	"6rKmS8U9AaNQO8wdeyZ0MyvHtZcjKFVkbpydzFkyGojatTtBOyMkF4yugqt618vdHzAQfkwaAnHfCh33",
-	"aCBGLYC1I/yGRsTdBuBsNaI4EItDitUodTVq2B0tbBGByHMo20GLhmnzg0zmtxMAt8BPvsWh8x23H6q1",
-	"H26gmsjavR3FtxJUzWm1iKnmQ1b47K0qpB7dXiB1gdQjpKtzsb4aq2t3hdfql9DAeweryLGWiw/sy3vf",
-	"LX+5flXLPUTuCjytXWj00SU1CgAnc1cwDMGpQtmdMtNSkwJXHwRN5lbUaZZebfn7C6CEGLOyVtCGvUiH",
-	"GMAfCC/BrcwuMteYDIlAiOdCY4EDT0kRSIsIFQMxciUhQxdOG1krkcfMg35bM8udyU6xiJMoxGJF0ux3",
-	"zTl58HC+kk2P69W96aN238cL107s8waMdocb/SMz7Xur/xG12Mc2t6P1ACOGUOxrVIif4Wz+u4QRXgnW",
-	"fVBu6Tf7pTp92vvwtlW34JZsi9jdauwuJ+M4SayHIaTYqhdSkzels7CBt77CnQ6boHJ84KHdcYAr+l1C",
-	"26mbsWTa6xz3qUKxYR3DlKktVJFO3WEJiivSOXJlFWor4yL316LpgQgxZo9fn7pqkE5ddpwkJy5icG8D",
-	"f7Xbbm5n47tLAz6CkX8/cXSryQSTqF264OtWWeIxMq7yNJ3/e9sKn8Wa/xJl53GShHVGRt7S0nbS8D3m",
-	"+5bZ3mcskzesQ76hTCt+9KH/TqzJ0aYva7MHQrfVSG8vsp5LobPMfEayH8znT747kfHhBi0gr9et7JeH",
-	"ymG/LLULgpOQ0WtW1FTf0164DXldpsULeg1nr4w4Bq3zNbw1uDYTLjUo0xmCDURxLJtgpqPNo7r/SrSh",
-	"cw3BRNeGQuve85gZlAfWJnFmhz/EGE08JHv9flSUr7p6uk5zws7ytVOa9/VfbqWg252O++pnNxVXjenu",
-	"+X+QRJ9aEr1AFO7iyEyLHbaSmvS31yzUjici0a5C1MeUAlP6CJx53ywHZwcroDW2v7jAPyRQF+o9392z",
-	"kuo7qZADd+88bL5PvflOIE3uJLQul+8jeLtlmxcorPY82ITF17oK0hT6fD5ZXGTCXDbJnZ2B2Ci0jCqU",
-	"ERpz2lCF+oDNiq5Jcl7rN4MElm8vi0il2azWQXZUFJ4EfYh4xgzP2PZAHDdu7sECeISXLmc4ZhgLhkY2",
-	"VIPQqXHsr4DvFyUt0EPhnGL7z2r3ApZk7vZd3cNASMEqr1xJBfq3uPFVyQx+qI5zROhAlC6bu4yowL/A",
-	"QhsQB649IAX8Kfy8/XauLCuL0d2wrvsqlfE18fHvwvoS/iaCNvX73BKwPi/+zlizq2nc8DqdlZz7W9oO",
-	"nxSVYrUpewCOFjPjuRyPoUClekP9OTNbXc293Wdw40/GTF+JdN5s6OwoCyle/v73Rz+b/r/+8c8j8pqa",
-	"yfc7R8QPdkTOacbOuWHfP6fvWuBJPtxRMf0nZPbup56qtRNgaITqJzcTb/g4/SFzs0CBhCm4sO/T7XuC",
-	"zVMg6rfbpIzMzUrGi9vU9vFVDZA72R4Vs+NzGRAheAEsWLU1/9e31oesPySbTzXWGrndtdi13uDuRT92",
-	"nuNefw/zU0IiYpO7O1HNyYyl6daVVFnpm0Zk5u8IUth36/oP0cDgJnJVLoVqBh2G/eRkRueIDeHhyQaC",
-	"F+BwUCIz84A4QU0ObTjDpZlSOK+oRh3gRKUwENAsU37DdNgicXZyfnIxvLh4PhqIjV0ykbkil/MihF8x",
-	"Jez8gsuggx5M+Hdt1JdPh6cvL07Ofj6GsR85M0IHwx8VSEOEC80TBrhEWJ9j1wPT2CIBDlsvG4oWcwHN",
-	"HoBADlZCI8Ggt4mnebc/EMVHLJW7BwUhtSZSv55gpnBD2DuuDTJ0IB714XHgT9N2OsJrf/f3vmszQJyg",
-	"rIDcfRx7ZGWV2wK4t5Kx0VKrfBzHbGpYUhRMz+BqytwQftW1hXsPKvFTqMRjfY23gNZK7UDmrC483zuj",
-	"bnjN5h923oPJ9KG71BlbuHLNSvBLX8mMe+WQ1Df4yJ63uPDfBgLav7DhF8VzZSOZKpim6yVjAk8tKOuj",
-	"gSir9j0+xwb1gYrIb1YdUyGY2vQBP6hJxTqFgbAyP8CNDtFjrWB9/er8QhcNW2/Onrcd/vOJnDVP/vqi",
-	"f3fAML2DiABcVrtBDHtndiYmq+EdYn/wfyUyttYvsQ9gi7BrHOYmdT3DTyZSauZcac9PfGoneAxRpEpK",
-	"G0Z1W8GC3TUB7kVhu83Jxp/PX73chGZEQLCwC7vxp4sXzzerjsUTGk/Y1hMpjJJpF4fc8zsv5bmRyhU3",
-	"ryTOLBuDo/7ZBcSrKVwLsFg6AHbLHcI4GMFBRKalD8MuwzhTd6YAAi4FVskIbvOMJ8sgug9b8U1KCJTN",
-	"COEGO0Oc0UBkVF1XhVA7rm9hkKEd5kqXaUiBvzy8Vl7XqKp4GaDNwBBF3Mlv9bB334GR5EYbinc44Fpa",
-	"8zTA0HF9tcHcyoxmceHdCG3XGVWJhkiUt5D3LbH2JEUuFgXS0k0AzpQb2R1EgNNvkYlPpLjiKlubQXSb",
-	"W5dWE37h9VD2AIUEvNuazWbgD2zlKmUilkkNDvHjIYnfQXQDhvqdIkn3lvWeDg/ssiYxr5jOU8R3RyEe",
-	"FUo6wHxfm2Rv9eGLqdlDhtrl82mSB7v4dmrvnJmaAULMRMl8PKmAhrfowMJE9nhqnVbwc7Qnnb1pLV7A",
-	"bYMgUontVtyLUQK/ocXSDDD9yIwPlP5nxYADtMY7x8s+V/SrNdq1LLrVAi3d7qzhtZV/7246LTR3n8wm",
-	"PC1uBo0BqBEA+ypgz40d567XvO+Gq12iudqWcN9uax1M+c2SYDC/YYLpMBtZAtM57mXMKB7rTu55oUUu",
-	"50TJ3DCfCjS5LhAbudXNhomYMx0RRQ3bwmpUxa5yTVMdEVchAWiX8+LAY6iEcgNwmw6jEFvpo+Ihv1T2",
-	"/3+UROUCsoPOmy7jbS9OLs5On5wPj58+PQMcTKypdzMEdDtY7YRIMRDgvAJenSguk+dw27n/MtfFjHEH",
-	"7ff32wy5H5l54bi4mjUxTSmvbo7ef5OLv74+IQWK1nBizHTod+XQSENTF/VTJV7uataCI85DQL5WMmNm",
-	"wnJNLDXEYQysmpR3o52kms0mTC3egcG3soJFnXvRgYRt+7PT2UeBeLpTFpcRT6rBJj8i5zM6HjNF3pwi",
-	"xmYiY70zcnCh3LSrlCmL7dv3PuJ1mLMPLQtVIEu3y/gpi50uVDcQJdfkMucpRnkXMvsCEGgqXClssqU8",
-	"n1O0cFt5Hj5E2Dsam3Tuofta6VzE6L8ev3h+O0Z72lZldAN223r4x69PyaPtfuUWkM+xInb6C1cE6uq6",
-	"1RmqMZcYSaihl4CJZFUYjScAVVk6xBkf4+AQd4bWgOSIHPQfVS8xbKzTGaMJd6rji1J6lrD52k3hcLqd",
-	"61JiW6ylA51slOWbm0GcZCBoS5e5kfZIkae+gCSV47Kmh4tKhupRv4BAXJSuqaaHmukjQklC52Qs7ceD",
-	"kpeI0FhJq4/TFNv0D60HYZxKLanSvo0YnvQ5wGrzpv0S6luHWQrxZsiAATzNhmYi2QqJ24RGTqw4olM7",
-	"tJy1Fpye87F4M/1qSl6+mIb1hTdhrDaXrn66N7oI5iUP2a9P4+XzsSD5NHSdHOh9Raw1ccbfI344tnZ8",
-	"qKW/OrXTsgwXWNUZ1LqbZq4Csl51kRkmwLiJSMqvGSLfj7bJcSO9hSmsgdCZlToFTrsHurrMjYHLTttS",
-	"V0eYgYMadl/T3pnOQjKhNtzdELrenJZgs1pB+3frLmhfQyYLa6/rBJM56JzqSq4h8NlacF/Pa8UYWEdV",
-	"VsZHH5JcBXD0lgOOXlOO6xwkhdtU0W1SYkvaYdpFRK0CKGr0zGBySKZJKUzael3IglaXcy7GKXzpsJKL",
-	"X5Qlcvkgh+sj2MwqO2S0E06L0kAP4gSSJTXhv76cyUqio5FU+c8WGssba8KUQMttJouMiPvZEG6rVtPR",
-	"gamAYF6jE4d5u8RoaNbEDES9KOZOBsVArG5RAK0/B67Op22RW08P+xpkALBgTppErylz2mixfLAfVi6S",
-	"qYQJvmTzoV6pEtRkFBtgGwKDcN+JuzkbtTxEHq6kGoiw+94ecK5942uwi4L8Ejb4EZ9ysttmICBaZ+m0",
-	"DwMKL1TUudunmtttgZXwICLwh2O3KEXl96eRDA/mQUUmeEFdHJKFhsFS8LegdTEob3O35FVh4UD3+vta",
-	"Ct1fXlQGIJuMGEWFxutBDqtwW3jxlmLY0OfaFqgZCCms+X9aRYnDx8s7F9wlPF1gcQMRwveELfdFF0J4",
-	"QZ8dGysKEvRc4JqKgYB7Ksg1Y1OceYGBh1eKBZ4Qx4vIjuttkYW/wvEC6wJVdBQR6oK/B64hYCDCjgA7",
-	"cJscwu6gY5z3mqrV1hM/dTQ9dUxaLY6631rJD82Zbk3X0XJX67OLitVe2nBXNtq9oO+2jsfs+/4n6Ln7",
-	"NL1YD5Hcz9U45hAMwTwqTnJLePhutc6uW72OvuJiTnfAWlkKyxYoDicQfeFQIAmTIqsFRp6RZCTYzF2K",
-	"sj0Q3hR0dSHi2oWpg6faS5SPMdRTdFjVwttgesrUSmzoJc9Fru1ag8R+7u7Ro7p58541Nje8LI66etXR",
-	"z3X3xlbmtOnqWCQ5qOmFeg8Y3iTYJfLdMahHpu4o9wv6OgJTa9cLId131Qkn4W17buofF2vjQbx+veLV",
-	"TYxQv2Oc71mTHIHMdUiqDWs5gLNsL21Ma7dalw0NDTTZCLszL+fEupjNzm3ujvh9Sz6+LDTYUka4eyZW",
-	"clHL68yVovNFyLDfBD7Fly0PvqriX7gCgjY53HJkonVbEwjyGqKrRa2IiGFrU7NiZyBcyc5K2K6FNRHW",
-	"8ez2XbYuo4KOAd+aVLq4AxQb38WUkMf1Xu+O8p+iLb6C4Kfg3mAf+wpvmcUbhqEdCytlHcwOKQMnYcES",
-	"GpEDEWLcKAY3wHO7yW5oeWedv9G4coGNs27C92M6te/s9klntVK1VKkdh+6jItrept7nSwWvRen5VaLX",
-	"PthNX6/dVIW7Xd08Wge+bQ3c0mefi/u8FaLMDsTGIszb20v7jgDbFwV/u4YztUpjQQUC+uE8tADstps/",
-	"rZ7BK9FIfaGJcDmHQDjeTtmo++7Yd/2vUPtclMm/f7PD8VVZ8sFGXKf1fltE6IVao1Fjfo8g5TqwoIvr",
-	"WgWbtZjWmLGq3E5XxCJLkKq2KyewQdxb3PVLtjGfdsVmZVxwYwGc1WaBldlmegdNAgOB91RuVK+aa71X",
-	"7pyJZHF+uwV86efGRPFijQel+O+nFN21tK0nYwWT0YeXP3IawucfanlsDdAtgs3CRGwJ3zIQ3fgtZONb",
-	"e8J2+3v71iFXNLZEAfI6oSSWWSZFefEj/m6PY6D8w0gKgSYbTVIZ05RMqTKHA1H0hJEWqJjNbRJgYLuL",
-	"oCswMXjOYaI+ac3hxsqjFkgWx44KJIseCG3kFFAC7ZMbQZ3t5hGhpBs/JrCyGx0Eldx4S2ZoxRz5QNRQ",
-	"81zMRXuBHEZLWmt44C8Foso9kyh3AFdZW07Fz+GeaZU6MspDYOAhMNAm83GbVaTisn4mFPYoB7bgYO4s",
-	"7CivgYoWMUgo4BGs7tVrbIts9aHCSv6PCnO3Wirlq7vj4j8s1XGxWmZwXbUYa7jsIioUO+EiTvPEA72t",
-	"BBF9IpJ7X3LxUJP1gI+9gqvAxwIgeGEnI1hJA0Ho7ucK5qBu/Hu5snJ6B/wD940GciN25Uel8ekKBKCe",
-	"NKw75BKuiRE0gyy013CWC3UwSDxKZOPpb1SM5Zalmhp+mQb1pSIBsK3NcEg7++ZwVhgxn7YpywowExu8",
-	"7sRS+wDY8+OKnzDLqFgFqDa8As6NiPXCLROcsjgiiPGEVVyIIxO8GiA1tBMEV7CQ49enJUQeviOtzpcz",
-	"QS5pfG0dyw28X8M+5S/z2TwciNGxO1cUS4l/YFQxRVxZuhUgWHQ+8k1BCGsGJf6jAtNnIICQLfwjtsGP",
-	"tslzrg0WAV+zuXWNpnTM9CEZ/T9oJfwev8KTshR+7zHEUNxfdre3D/p9R4C/BIyM3g+w5GHQOyS//usf",
-	"/3wbkUFPsHdmCMPan/3IAPedp67Y/sOIcLiJRarEV4T5XQN32Xx4++H/BwAA//8=",
+	"7H37chs3lverYLlfVaR8TYqSJU8iVepbxZYzmvUtkpzJTugioW6IRNQNMAAomuNy1TzNPNg8yVc4B+hG",
+	"30hKom+z+ssyyUYfHADnfn5434llNpWCCaM7h+87E0YTpuDPl/LcSMXsnwnTseJTw6XoHHaOhZ4zpYmZ",
+	"UENiqtSCUGLkNROEKkYEu2GKxDSesKTXiTo6nrCM2mHYO5pNU9Y57AjZ1TB41DGLqf1EG8XFuPPhQ9Q5",
+	"Y0Ytjq8MU/V3n7NYikQTI8mcckMu2ZVUjBi14GJM6Jhy0fLO/b2ok3HBs1nWOdzN38uFYWOmOh/sm6dU",
+	"0YwZx4DjJOPijWbq9GmdkIsJIzPN1DeacJgmt59OqZl0oo6gGYyddKKOYn/MuGJJ59CoGWsl7UqqjBok",
+	"6PF+ZwWtUaeNP4YqQ6j9kpgJt8SRLTNhZKrYDZczTaZ0zL7RZCTYOzOEH462j4iQgpEraR9i5IorbeCH",
+	"+cT+mDG1KGYGz3XuMJl+42ROMsrTNi7zhMgrYumTV0CeYztNEsW0ZrqF+8wOOlx3Df50+yV4zjNuGo6H",
+	"IZnUBtmfUbEg3LBMt7EyhVFCmhJ2RWep6Rwe9KOCQPufjL5Dgg76/ZXknTHNzIU9ls181XwsWOIOrrwi",
+	"lEyp1nOpEqLsoyTl4rqFt/DQeozt3Oz2+j22+Mv89HfJ4+yXv//t15/51c+9eC8Vl9mzfvLrX9JGOXAO",
+	"BMLeWGMGV0pmsD3s71myjHp8bggb5C6TSLJfFvSvfzs4Ff3Vs1hPgJBjopnWXAqS0QWRIl0QGhsiBeFG",
+	"EzkX8OPPIGiQ/v9mi6VTSFjMM5raw8oFmYkpTRKWkDdnz7uaXjFySTV7vE+2eEL29wjXZPTy6elou2U+",
+	"dtAhT4bXbLHm+rx8etrA/Q/2YT2VQrNCoj+T6pInCR6LWArDBJxiOp2mPKZ2bjtTJS9Tlv3f37UUpRfZ",
+	"JxL7jqt8lKiTMAN7tHNhjzy1L3GbkmuiGE26dj1BLxlqZrpzuN9/FHUMN0D7s2AoN4OZEoeWCbBFDx01",
+	"h8U7P4Rc+D+KXXUOO/+5U6jyHfxW77zGR5EXFTlVkOa1t75mCWgBSuIJFWNGtkb5S+1qWcVjp/dSmmdy",
+	"JpJ7sVBIM7yCUQIWvpREz+JJvtsLju0XHHspDfFPLuVY8YpNcCykLfL6J9RKEZGKyJm5lO9IxrQGDep5",
+	"9kbQmZlIxf/O7sc3WKwhFzc05cmq7TcT18JKD6mIYjfy2tlkOVd3C66e4ojEC/elnC0TsSHujo4dh4AV",
+	"I4LWKNka2XW03GPCWD6xZLQNvKaiYYJu8lujEo1u+/5IkzP2x4xpc681QOPC0OtGAYAbw/6Z2jO2AJmo",
+	"WZnz/YLzoOPC5/zAS5cgpGETC2DFuULekEvF6LUmlKhZyo7IyE57RDRdaDKf8HgCvNyMJI21uhpegdIO",
+	"WXnORAIHy+nFbzR5cn72zO9sAd/92rWfgZHjNkurlIWH4wmLr0n+sqXsDenaFHuBCLerrXXItbZ+i1Rk",
+	"rqQYk61R8Fa3x8s8sHTaR4U0ZPSeJx9GDTL6VBimBE1PlJLqXovD3UillZEZMxNL95wJ4yiXgsiZIpon",
+	"pW1+EG5zTxbRTFkfkQF5K5Yhp2AjOs/KC/ZuymJjNR3l6UyxI2AxTk+DC5vK8ZglkXNlNRMG2Pqci+v7",
+	"s9QapkP2bgomTVV22C9BAEhJZGrtQn3tNLJgc+sFtQoRSx0pxl3K1BINd2Bs1DHsndmZmCwt22GDWb//",
+	"KP6PRMb2/cT+AD5i+AXQih+E5OKXO8G3//rHP0s+UYNlVz9dnnkZTa2VyxI4PjSbMsUSMudmQrZGMPVc",
+	"J0Se0/4bR9FoG9SLE98zzfIf2L+Dk1kV2uRyQYSck61RIJ6th00Dr+obDauZ+1vW5L9kQMqc0WuyNfJf",
+	"DY2UQ/sZEmRPfUZNPEGpAOwhWyOYDOy/IZwpNKyDWM4TGk9Y94kURsm0bZnd73d84Ae4/IIZxWN9kmo2",
+	"nzDFPp7Fp+TMsC/N5LPbKkMWgGQAyZVYaUdJyrVhgilnAXIFbtrW6M35ydnJi+PT58MXJxdnp0/Oh8dP",
+	"n57ZPWOXT6LmOn59+o0GqfLxbWkWmhdfqlFdMqe5dg7Ah6jzmi5SSZMLKZ9TNb7fBryUyQKOVApDlaQv",
+	"I/Zbfxapi+I8Pjh49JhcLgwrc243MC3OvNFkn7eH2I++lI0VWja1W4EIrom8Yc524H+3ojHjqMQupHxB",
+	"xcLRrO/FTkUNG8LQFVWmFhiLtXba/h7RGLUtMXDv+4KBF1JipEx5qlbwrvTiDTnD1Dg2kTnVZMLNkT2v",
+	"aOdQ7RzihFCRECEhygSf/zFjM3SqAnkLIexuHqNdJm2DaDfQtTE3seYzhSv0XI7t2kCkt9UhtBKhOsJK",
+	"yVB+YFMSAu3fyDp8TkNDRLjdM4yluEp5bJx57b1EH2SLpbzmTJOtkfuk4ia+EfSG8pRepvcTOLNgnIq0",
+	"Saihl1QzElNhFcOl9b4wa0KKA6QnUply8OggdGvOmbrhMSPlFy1dpfCnm5I6SyaD7NSz6VQqw5IXLOH0",
+	"Aui7F1/zAYeZHXEIU27yH0EgUk3CF9iBy+L8oGBpQCyBsYkbewVXGynatFi3zP3L+auXPbDC3cMQ24xj",
+	"ORPmKUsZPva+Q5OE279p+lrJKVOGM905vKKpZk2vyM1RTOxJccVVpgkliRvTcixYCv9768NLpVhsyEQq",
+	"zcglNYapBdGGTnGPTYP3hw8uiSjHM6Wse+l/XHr58hcGQe78VZA8ec7E2Ew6h7v9vX0IfOcfNEXui7jz",
+	"b8U4b/NfysvfWWyKkCib56mKWzD+WOSWz1XuUmRcWAORGGm/rLAd0xaHHZrymP3XXKrrnv826twwxa+4",
+	"j5XXOM88hQUnG4fJ+edzJAHz9g72q9yKOu+6Y9mtsDCkJshqNbLhBVXXJX/KP0q40IZRyAFaWiDN677F",
+	"w5xnevI5YZrAUXMpZcqoqK0ozmzZcr7RqL1vs5oYn2lcyVgxig5Ow2Jeysv/ch/3YpndYiXLBPzIYpkx",
+	"HeZJp4pn1OqTwv4vVr/+3g0tffsZ/ys3EzmzjhCLcjqt3iApGiWY/IIUdjUn+VGFwHc1IRB1NBPJMHfG",
+	"gYbVm/lnaxIGtHfR8weT0chwm0egmKyZfMMNrclYN3p1J3/VB+vup4qihsNADk1TyIzmVQDAyvKh0xM5",
+	"14SbyplLrPPwu+TC0tvZ6+897u7udve+u+h/f/iof9jv/83+viRly0cEvtOdw9/eL/0ZT0CxuPPnuVc5",
+	"12/xd/t7tRNeIjOU2C0U59vdPtg1PGuorona5Abo/2WCommCzYPr+ugnN6wYt5wwM8GLwRuBjyCM5utP",
+	"DMv0KusJVe+HnCaqFF3Y//NkdQa8IesdbmhIsnlpGK5KPuGlm/01xaDFrTb8lI6h3sUySVf2r2PIb2+j",
+	"TlHE0zkUszStbaKceWtxsTigDZwM31Vd4NdU24Nmj+AIa4pyHWgfg+kcEUuhj3+lNCgxWr489jF0xEry",
+	"p3W5YKYlehvXZ5ZwcyKMWtxycV4JRjSLZ4qbBWE3kBworQ+N3S8xAgyVEJ3IfiyVZahl8qFzFjpRB+2C",
+	"ZAhzXksaVYw1u8UfRR0+7Rx2dr/f6/V7e73dfifCMgo6BgerE89UuvNd76CXf9Midzz5Nb1tvYIJnU6Z",
+	"YAlI25HmYzGbjiIySuWYi/wPn8CKyCjggf2vO+pDF02xHzkHXA+ZsD8qi50yC2sCx/G0TqokCU8INxEZ",
+	"2bkCZVxc23+R/y4fAZlDQTOXdhgRqcgoTvnoiLBsahawjWGRNVEsliphiS86hJdrMmeKVWRlZYVrZIdL",
+	"/ikku5e89uDBZKx3FzMldET4FaFi0STsK9us9sKKaH20hmTFXRpOubRha68Id3D4VGkzNz/FG0zPl1YA",
+	"XWHdAPJBXhEhc8tii7rcMIFt7H/qg0eOjdubF1lJWQ4UU4j8cfR7HThYYky0zOKyQu5eCggsKjsKMYry",
+	"9NOpokI8fyZd9OiTqaIniiVMGE7Rdrpb9CCwqiBGHXqATSGU5bbrnWM7rRGG8vhVp3JpLKbsTX6+IJC3",
+	"AZcGg+4YBCrl6LAc15fArRv7sRLvT4G/4V5VOBzwwbqRhIvQSxWWlSn/O0vI1nzCDSN6SmNGjOJZZq2B",
+	"N4LHMmHk5bMnEUlkRrl15+dMdWOqWbK9hn7ZUOChSe6/EfyPGSMcTtkVz1O29czo0npwxWjySqSLltMf",
+	"UNTV13zalVNc/+5UQhWLf+5dV2ZWNEzNIlwUt2x1Y4aZSV7Ov3Zox61+C83eeb8fzeUwRBPRci6Y0hM+",
+	"zXWJ2+FzasmXN0x8YqqXOXf5fIrlaD3iT8CCvbVe9QV2RpKMXjNChQRGhSaaX1ZX7ROcf8Hmw7IMEGwe",
+	"nKE7i+1g4LroLr/jowcIv9gkQMGkVTpAKameQKaq1h1i6btMWUQyGk+4YF271+0nWA5HrBiFaYpZZl9a",
+	"re2Binn4MKelXIyK/9M0Y0Oqh46DwVMBN4yUw4yKxdDFMfJtjx8MZwJSPy6p6KqhhsEpCYup/H+LErS8",
+	"Xip4exzYOlFjjrqSkLWWcalCNKy8D8teMmYmMhnCkKnVPfbDWsFHa+KwUstQK8CCZ8Mca1Aaidyybw54",
+	"U66Qflv3aitFvsXReMZZmuSFhrcMTbh8JEZJoavLjubFrxM/FbHiyzn8Xo868JArmOnlBx1L2u2JQkoW",
+	"ZIBzGXSCcta6dIkbjwIEFLjGAlIMKHgKrJ9u2WL/zei7YQpH1P7P+WJDILASLAjor/HUTahBTynmhC7y",
+	"jWMkeVTMHOIW1Ex6HOhydcZPMHXdvbBkVpMqAdNqlORcDAXtcoauEkw4uQj5XLyhSTT9mdHUCrtbZ4fl",
+	"zMQyY2iaTmAULKeu7CWfUu/I6/pG8F++z8WbvC4fDXm9crZukKbZ3T8Je9uU67rm9LEgZ8+ekINHe3vw",
+	"rq6eshiY6QrN9g72STyhisamGvL9iPby2rmbl2z+OtDYt7J5wlrX9hqC6UxNU0YyKa7ZgiRcT+ZUW9Mo",
+	"pdn0NkUEp4ZkM23IlbRqAA+3zyJOZcrjSrRr+Ys3kUe8TTHB3RLPIEs1H4vubEoEY4n+pM7+bZPQEZmJ",
+	"PBE5E4ZjMs8XcEuIMa9OQH10U/Q7Kw/sAgdHE8t4KYlllkmRby38OHRxpMJJyZimZEqVaa7r/sQ57bvE",
+	"NF5BS9uLQnHd0iYBL9tZINged+R6K/JVlwpKnKqpFAPOm4aJrJMogZzrXtS55sJuZ9hjC2uKUm2c/XzY",
+	"OTjok4Pebm8XCLuU7yrVcxiuw1fD28QsTS3bYj7lmE1p2o2aifDnuSLMLdelWZd8poFZ8F1TBP2jJA8q",
+	"sfzdvbWC+cjlUp+0Z3jtDeEK1K2wRRGIdZxwkXifh/H1IHoWx7Xk9KoFrRFTW+EGu1AQ6op7cf9yTYyy",
+	"8gqiyFvQk6OZSKDCVDDrraaUZ4SJRG/7ALP17eccW/8aV6IlolyQGuy697fNx+c78v0dX17Ya8ti9Sge",
+	"zvG35fzL/RPvsMdCNoTJEUdfVByf0karJFWqq14wqF3o3St5kn3KjElZSH+mpMnup0vgl3ZdQ5zFMv8b",
+	"bVWnKQVU8Ezj4idoFmjcV7mgjqmIWWr/Lvkm1b7R4px40/hOQUHrXVUDXXkKJ+j6q8QB1zad7xkWXB6o",
+	"C237I7uDvjDTO/qqq42j8go0HQO/9QDu5ZlU2R12H9YnOmQgO5so33tFUficx+yu3luxCnv38/Q2vHVa",
+	"N8vex39Z+5oXRKxc8OdcXN/FVaQEsR6KnlRr31xJdQu3EQO9umaP7/a99XmHXCPqFkvPnGqP5WPkHXzB",
+	"9Xy/cBKNRmBOjzZyqslcqmsuxmV6Gie/nund4o4FZK3cA4D5dYdTH4S8MA0a7oYKy5fthLvWAHzaAJbv",
+	"r2mLzH2/f/CnPAicyHiW1Sv7XJy8ISVT6uxSYT9oIplu7NuGse3jWEm86Rj82xaYAI/y4ohc1dZUm2tr",
+	"cH9peW6eEPtQ8CrcH7djW/0UOz6uaSoHCZYGOzkIUufeS7/f5P86noYTaWVvQaxxzW9Vg/XN2Sm2Xgnq",
+	"o2fW+bGOhFuNstRZc8FWiRzf3AZzCVwqWNemk3SOCbp7WLkuxVc9XVpdDRF86LDz/d8udyc/i/O9uD/9",
+	"eT/7H/PHd+qX+aN3f/1L//pkl/7puTqY/bx4LC/29DJVtFtI42XRl/DVdchJkXjXKMCbGVlHaCYA3cy3",
+	"LZfX53ZTuJtm8v2sTCSazERq5TmgVbgaVW404UmaN4C3aa3d2waMNuXjF758sAYr9d+9m0g23RLyMXs4",
+	"Woph6mrxDhU8m2wH2WgB1/JN9RErsdZt/qhvSwi4YV/AuVU0LrCbZFzkMJyXjCqmnvn5zBgdItRNQ0Ky",
+	"6B28ZoJkNGHkcoH17L5uLeOii19joIt0u1Z5kJfHL04G4rduN4f4ezuKAMgIxFgJZu2Q/AhEkaAk3lXD",
+	"98gzDAINhN3V1EjrK8u5IJc0vmYih0i6kopcKjnXTOnDvLmeWgE0FlJBkidhaiBGO0D0zsjjKAAiFrRm",
+	"M90jdUzCHA3TftEbCI8KBHl2oLuQMRNjwH20kuTPkKVvwQ1tQBSLiF/1QK5jSYlG4iHcm+stQK3EUoAC",
+	"tzJQDwVVdMr/m4FhId3zT4A/LbTZ5fNSnTu+gRhHEA0wDo4IJXHK7XJa/miroRg3kwAgFNegIM2/mydN",
+	"lK1DWEGTdRLsTnz96vyC7NCZmexAvfzOqPX1S95uzw0XV9LjAdAYFF4ABYq7PaNcGMoFU1ZdzlTqVlwf",
+	"7uyMuZnMLq0c2skfCP7iWs+Y7tQa64vB5VzoekUo074Hy+sNfWi/42Jsf5xFUMLIxXggikJHKLxx0LTW",
+	"ldIRYoe4h6pyldidli7IJZtwjPkNRKVuO4LDkrCU3zDlh4GKrRCD20ykRldV9wZiIL791hlquvftt02L",
+	"ZdcRJ+0P7ChfJjifAzGSwSeAIw3784amsyWbcBvoBSg7OFuj3kBgC2DZXqqeK4wd0lRLHM2+D4/YQJRN",
+	"L+CxaT3KAFFYkGdFh84BggcioMxNPcJvRz+deB65gXdGgCYSPItSMmOGwlH8YQDiBqXwoOPbiAwd+4Tn",
+	"ny9ePIfYmsYSXu0QOwBKyi/Vc1i2b78lLwr0Yk1AWxFqyAg2s96B3dnFJNvOv/7xz1FkRWr4nWam63YY",
+	"/ACXAudU7keGr3ukAFIeiBK24pSaia83BglclO4duc3GRAIkaig5IEIOhF9KEO+IBI+aSQrm5uqDFzBf",
+	"3BelSOOWq2OIMB7hjg/bJhOqyXfEyIGopeQdMgbNpBiTp79TMZbfaLLXj/r9fjVTr4E4rgfCZ+zLiOL1",
+	"xP1Rkcgj+/3+QDTk8SPclCN0RUd2c/ijCo68m/yxV+t28lBXBYrVHlN3HAoVuWV3EfarjbZBm14tV8eH",
+	"66t210UdGBcDscq6GB01qnYDNXSBPh+IXKH/6IwCwIfEinDFx1xoRE8DtOgAMO3i7M35xcnT4auz059O",
+	"X56PBmLMDHny6uwc6Q2qR+2IDDYPjgsVeshj8OyD3bX/7h2QdwD/6jkiaNIlcZ+B2Bq1AdKMtj3vsJK3",
+	"XsiLaKn5yc64AWJeQ3bbYUxBoUhOy/7e92QUVqDi+gzEKECSGkWOyQhKxXNMqh75kWmeMB88tS8kU6by",
+	"ZqCBmBYl5lY8UkOoWEgBeD2E6mtCL+XMBHrPTNiCJBIh6+ZiIIpTCeoj8nqQigDMwPex+BMLiJYwIUvP",
+	"QDiBLJiZS3V9iMoHPvtGk9PXN/vFWO4Qnr6+eUx2Hu/n7f1TZgeSKgo0pl2/dxy1dcNuen326tfTk/OR",
+	"HwO6OudUWbd+IOwO/LX7DD9hif3LiUXHSewNxL2GS5b3tSK6ox0jTmcJSyKiZbi0BjkdokQiFHCAkwTu",
+	"uhVq9kSEBUT2/KCj7+HRchE5oXrCNF6B4cqy/boMhC8Ds5ulsiKerspeo4ZIETO764P9dkh2R9tocltv",
+	"T2gW2GUvTi9qVpicMqHlTMWsJ9V4xz2kd+xvi2hZYXVhxwXGkjq7vX6vD1bylAk65Z3DzqNev/cI8iFm",
+	"Ar6Uk4zQj7hjPxizpgsYSs2L5VZt4D9PiFSJnaBjlXbM03hYXA+oFIAq4ZYOGajxDLrNALJ8rrhhZAva",
+	"MwdieXvxdo/8FbSEC3tY6wJ8HbtPUAshw3OtcJrYGdkxn3NtoCuyU76o5LfmWGfxkx2HLhet/CHeaGF/",
+	"WK3hAhodKuM32vGy7UqLoD5jE3cQvK2g+O/1+0uwwxoww3zNxVfXmt9cJLIenljR+tsId9jS32sP4D7y",
+	"t2nwfB12Ahx1eGR39SN1FPwPUedgnZeV8azhqUernwox/MLgDO6EICzz21vIlswybMDD5FjAk6hj6Nhu",
+	"IHyq89aO5mQRljOuK4zQ18QLAkqCCFTynAmDig+ScmMZgV6YT2SGYmc+WRCKg6CM6pGXYGPTvIiSYhkl",
+	"OYdYj5VmeTFLXsYGTT0scTV1gcJ89ebix1e/Ds9OLk5eXpy+ejlaKoywAOezSSMWACoFqPtbKTMGAKV0",
+	"bqJut0mqsKqs6VqRdVqXa9mV5fSCd8WDuqQmuvIkzHpnvVyAt4oCj7B7zYXD8UCHchSREWq5Yd73EsJ3",
+	"tBHrKvQar83x5aAB0x438GyTIv7ftmS4og129z7cbn+sVgbZgwZADWDFG8nWlP3vefJhR1m7eQfLlUrS",
+	"sLGTKrggZhMXyO3exaaaSt2grwC7TpMcCAVDAQBF67zeK8X0xDlF0L+E5+3IayYurG/pvHKQcs7rsIKm",
+	"ClTfa1Yv4IXk+qUiGvZaqE6Qzk++gffX2YqVq6fgsf01H8sR4r/Q0wIZ8oYds/TwYNByDbsJfhhaSxFh",
+	"NJ7gdixBAHrnymmvgZBe7+EY84kkE5k6gNvcJ8f9ijt1y8VOo0HRn4T3LmxHxHKNKgxa2RcHqBj29C01",
+	"lt5ozFt8LlupxoHCZGrT695H35RhtEEl/4VCON7LXyvhBS5V07CWD3ra6+mZO1pVWdOm4p6AUagdwo49",
+	"E7qelePayxGUKnJmnJ3MWTIaiMrdL0E7IyQXjC5DqXrXy90WMBB+TBrCbt8KC/doIEYN8LQjfIdGfN0a",
+	"vGw5ojgQy0OK5Sh1OWrYHi1sEIHIcyjbQYuGafOjTBa3EwC3QEu+xaHzHbcfyrUfbqCKyNq9HcW3ElT1",
+	"aTWIqfqPrPDZW1dIPbq9QGqDpEcAV+difTVW1+4aj1WvnIHnDtaRYw3XHNiH975f/XD1YpYvVOTiSXbC",
+	"cw0LD7wjFMIpMw3FJXBjQdAtbmWWZulV1187ALXAmF61EjNsKjrESPxAeFFshW+egsasRgTSeCY0Virw",
+	"lOQRsYhQMRAjV9sxdHGxkTX3eMw8Vre1l9zhapVvOIlcvpVExn7bnJMHV+VT715kfPvujZq9ES/uWrHH",
+	"azDWLY7tT8w0b5L+R9QrH9sAjjYDTBhCoW9QRX2GQ/bvclpeCdZ+UG7pyfqlOn3a+fC2UUnglmyKod1q",
+	"7Daz/zhJrM0vpOhWS5vJm8J838LLQOFOhW3QHT4U0GzKw83tLsXs9MZYMu2Vh3tVrqGwsmDKVBd1ndNb",
+	"WBTiymaOXKGD6mZczPy1ZHogQozX49enrj6jVSkdJ+72/A2Y3OvdNnM7q9uB9n8Es/t+4uhWkwkmUbn0",
+	"wFeSssSjVlzN0nTx7630P4t9/SXKzuMkCSt/jLylyeyk4XvMwK0yos9YJm9Yi3xDmZZ/6IPxrViPo21f",
+	"aGYPhG6qWu4tM4MLobPKDkayH+zgT747kfHhBs0hpzet7FcHr2G/rLQLgpOQ0WuWVznf0164DXltpsUL",
+	"eg1nr4gBBs3sFQQ0uLYSLhUoEgyCDUR+LOtgoqPto6ojSrShCw3hPdcYQqtu8JgZlAfWJnFmhz/EGN87",
+	"JHv9fpQXlLoKt1Zzws7ytVOa9/VfbqWgm52O++pnNxVXH+muf3+QRJ9aEr1AFOz8yEzzHbaWmvS3xyzV",
+	"jici0a5m0weHAlP6CJx5374GZwdrkjU2pLhQPKQ0l+o932+zluo7KZEDd988bL5PvflOIHHtJLQulu8j",
+	"eLtF4xUorObM1ITF17oMmxT6fD59m+emXH7HnZ2B2Mq1jMqVERpz2lCF+oDN8z5Gcl7pAIOUkm/4ikip",
+	"/avS03WUl4IEnYF4xgzPWG8gjms352BJOgI+FzMcMwzqQmsZqkHonTj2V7D38yIT6GpwTrH9s9xPgEWS",
+	"u31XiTAQUrDSI1dSgf7Nb1xVMoMPyuMcEToQhcvmLgPKESmw9AXEgSvYTwERCl9v3z1TlpX56G5Y1w+V",
+	"yvia+EB2bn0JfxNAk/p9bgnYnBd/Z/TX9TRueJ3NWs79LW2HT4oTsd6UPSRGg5nxXI7HUDJSviH+nJlu",
+	"W7tt+xnc+rMx01ciXdRbLFsKNfKHf/jj0S+m/69//POIvKZm8sPOEfGDHZFzmrFzbtgPz+m7BsCQD3dU",
+	"TA+5tlXqqVzNAIZGqH5mZuINH6c/5MwsUSBhLi3sxHT7nmA7E4j6XpOUkTOzlvHiNrX9+boGyJ1sj5LZ",
+	"8bkMiBBOABas3Cz/21vrQ1Z/JOu/qq01crttsSvduu2Lfuw8x73+HuanhEQMJXd3oVqQOUvT7pVUWeGb",
+	"RmTu7+hR2AnrOgLRwOAmcnUnuWoGHYYd3mROF4jW4AHDBoLncG1QtDL3EDVBlQytOcOFmZI7r6hGHQRE",
+	"qVQP8CVTfsN02LRwdnJ+cjG8uHg+GoitXTKRM0UuF3kIv2RK2PkFlzEHXZHwd2XUl0+Hpy8vTs5+OYax",
+	"HzkzQgfDH+XYP4QLzRMGSEFYMWPXA/PRIgEOWy8byghnAtovABMcrIRagkH3iKd5tz8Q+UsslbsHOSGV",
+	"tk6/nmCmcEPYO64NMnQgHvXh58Cfuu10hNfu7u9932SAOEFZgp37OPbI2iq3AQJvLWOjoXr4OI7Z1LAk",
+	"L2Gew9WQM0P4VdsW7jyoxE+hEo/1Nd7CWSl+A5mzvvB874y64TVbfNh5DybTh/biY2yqmmlWwFH62mLc",
+	"K4ekusFH9rzFuf82ENCQhS24KJ5LG8mU4S1ddxcTeGpBWR8NRFFH7xEztqgPVER+s+qYCsHUtg/4QZUo",
+	"1ikMhJX5AZJziOdqBevrV+cXOm+henP2vOnwn0/kvH7yNxf9uwOq6B1EBCCl2g1i2DuzMzFZBYEQO3b/",
+	"I5GxtX6J/QE27bpWXm5S18X7ZCKlZs6V9vzEX+0EP0Ncp4LSmlHdVLBgd02ARJHbbguy9ZfzVy+3oT0Q",
+	"MCXswm79+eLF8+2yY/GExhPWfSKFUTJt45D7/c5LeW6kcuXGa4kzy8bgqH92AfFqCkD9y6UDoKncIYyD",
+	"ERzESFr5Y9hlGGdqzxRAwCVHDxnBbZrxZBVo9mEj4kgBSrIdIQBga4gzGoiMquuyEGpG2s0NMrTDXDEx",
+	"DSnwl3dX6uRqVRUvA/wXGCKPO/mtHnbTO3iQmdGG4q0KuJbWPA1QbVynazC3IqOZXzg3Qtt1TlWiIRLl",
+	"LeR9S6w9SZGLRYG0dBOAM+VGdgcRAO4bZOITKa64yjZmEN3mHqT1hF94YZM9QCEB77rz+Rz8ge5MpUzE",
+	"MqkAFH48bO87iG5ANb9TJOnest7T4aFWNiTmFdOzFBHXUYhHuZIOUNg3Jtkbffh8avaQoXb5fJrkwS6+",
+	"ndo7Z6ZigBAzUXI2npRgvBt0YG4ie4SzViv4OdqTzt60Fi8gqUEQqUBby2+qKKDY0GKpB5h+YsYHSv93",
+	"xYAD/MQ7x8s+V/SrMdq1KrrVAPbc7KzhRZJ/b28DzTV3n8wnPM3v6owBOhEg9Erwy7Ud5y68vO+Gq1xr",
+	"ud6WcO9uauZL+c2KYDC/YYLpMBtZQMU57mXMKB7rVu55oUUuF0TJmWE+FWhmOsdQ5FY3GyZiznREFDWs",
+	"i9Woil3NNE11RFyFBOBPLvIDj6ESyg0AYDrUQGxuj/If+aWy//9JEjUTkB103nQRb3txcnF2+uR8ePz0",
+	"6RkgU2JNvZsh4M3BaidEioEA5xUQ5ER+mTuH28b9m7nOZ4w7aL+/32TI/cTMC8fF9ayJaUp5eXN0/pNc",
+	"/M/rE5LjWg0nxkyHflcOjTQ0dVE/VSDYrmctOOI8KONrJTNmJmymiaWGuK7/dZPybrSTVLP5hKnlOzB4",
+	"V5azqHUvOtiunj87rX0UiHA7ZXER8aQabPIjcj6n4zFT5M0pol4mMtY7IwfgyU2zSpmy2D597yNeBR77",
+	"0LBQOdZzs4yfstjpQnUDUXJNLmc8xSjvUmZfACZMiSu5TbaS5wuKFm4jz8MfEfaOxiZdeDC9RjqXMfp/",
+	"jl88vx2jPW3rMroGhG09/OPXp+RRr1+6l+NzrIid/tIVgbq6dnWGaswlRhJq6CWgFFkVRuMJgEcWDnHG",
+	"xzg4xJ2hNSA5Igf9R+VrBWvrdMZowp3q+KKUniVssXFTOJxu67oUaBMb6QknW0X55nYQJxkI2tD3baQ9",
+	"UuSpLyBJ5bio6eGilKF61M9BCZela8rpoXr6iFCS0AUZS/vyoOQlIjRW0urjNMXG+UPrQRinUguqtG/s",
+	"hV/6HGC5C9O+CfWtQxGFeDNkwAAwZkszkXRD4rahIxMrjuiUwD39jQWn53ws3ky/mpKXL6aFfOndFOvN",
+	"pa2f7o3Og3nJQ/br03j5fCzIbBq6Tg6GviTW6sjf7xHRG1s7PlTSX63aaVWGC6zqDGrdTT1XAVmvqsgM",
+	"E2DcRCTl1wyx6Ec9clxLb2EKayB0ZqVOjpzuoacuZ8bA9aNNqasjzMBBDbuvaW9NZyGZUBvu7uzcbE5L",
+	"sHmloP37TRe0byCThbXXVYLJAnROeSU3EPhsLLiv5rViDKyjKiviow9JrhzKueugnDeU4zoHSeE2VXSb",
+	"lNiKdphmEVGpAIpqPTOYHJJpUgiTpl4XsqTV5ZyLcQpvOizl4pdliVw+yCHtCDa3yg4Z7YTTsjTQgziB",
+	"ZElF+G8uZ7KW6KglVf53C43VjTVhSqDhfpFlRsT9bAi3Vcvp6MBUQHit0YlDoV1hNNRrYgaiWhRzJ4Ni",
+	"INa3KIDWXwJX59O2yG2mh30DMgBYsCB1ojeUOa21WD7YD2sXyZTCBF+y+VCtVAlqMvIN0IPAINxA4u6y",
+	"Ri0PkYcrqQYi7L63B5xr3/ga7KIgv4QNfsSnnOy2GQiI1lk67Y8BFxcq6tx9UPXttsRKeBAR+MGxW5S8",
+	"8vvTSIYH86AkE7ygzg/JUsNgJYpb0LoYlLe5e+vK+G6ge/0NKrnuL64OA9hLRoyiQuOFHYdluC28Cksx",
+	"bOhzbQvUDIQU1vw/LcO94c+LWxDctThtqG8DEcL3hC33eRdCeGWeHRsrChL0XODiiIGAmyPINWNTnHkO",
+	"ZoeXfAWeEMerwY6rbZG5v8LxSukc53MUEeqCvweuIWAgwo4AO3CTHMLuoGOc94aq1TYTP3U0PXVMWi+O",
+	"ut9YyQ/NmW5NN9FyV+mzi/LVXtlwVzTavaDvusdj9kP/E/TcfZperIdI7udqHHMIhmAe5Se5ITx8t1pn",
+	"161eRV9xMac7YK2shGULFIcTiL5wKJCESZ7VAiPPSDISbO6uKekNhDcFXV2IuHZh6uBXzSXKxxjqyTus",
+	"KuFtMD1laiU29JLPxEzbtQaJ/dzdbEd1/S48a2xueVkctfWqo5/rbnItzWnb1bFIclDRC9UeMLzbr03k",
+	"u2NQjUzdUe7n9LUEpjauF0K676oTTsL779zUPy7WxoN4/XrFq5sYoX7HON+zIjkCmeuQVGvWcgBn2Vza",
+	"mFbumS4aGmposhF2Z14uiHUx653b3B3x+5Z8fFlosIWMcDc/rOWiFheMK0UXy5Bhvwl8ii9bHnxVxb9w",
+	"KQOtc7jhyESbtiYQ5DVEV4saERHD1qZ6xc5AuJKdtbBdc2sirOPZ7btsXUYFHbMM7yEPurgDFBvfxZSQ",
+	"x9Ve75byn7wtvoTgp+AmXx/7Cu99xTt/oR0LK2UdzA4pAidhwRIakQMRYtwoBneyc7vJbmhxi5y/Y7h0",
+	"pYyzbsLnYzq1z+z2SWu1UrlUqRmH7qMi2t6m3udLBa9F6flVotc+2E1fr91Uhrtd3zzaBL5tBdzSZ5/z",
+	"G7YVoswOxNYyzNvbS/uWANsXBX+7gTO1TmNBCQL64Tw0AOw2mz+NnsErUUt9oYlwuYBAON4XWav7btl3",
+	"/a9Q+1wUyb9/s8PxVVnywUbcpPV+W0TopVqjVmN+jyDlJrCg8wtUBZs3mNaYsSrdF5fHIguQqqYrJ7BB",
+	"3Fvc1WuvMZ92xeZFXHBrCZzVdo6V2WR6B00CA4E3R26VL39rvOntnIlkeX67AXzpl9pE8WKNB6X476cU",
+	"3UWxjSdjDZPRh5c/chrC5x8qeWwN0C2CzcNEbAHfMhDt+C1k6zt7wnb7e/vWIVc0tkQB8jqhJJZZJkVx",
+	"FSN+bo9joPzDSAqBJhtNUhnTlEypMocDkfeEkQaomO0eCTCw3dXMJZgYPOcwUZ+05nCH5FEDJItjRwmS",
+	"RQ+ENnIKKIH2l1tBne32EaGkHT8msLJrHQSl3HhDZmjNHPlAVFDzXMxFe4EcRksaa3jgmxxR5Z5JlDuA",
+	"q2wsp+LncM+0ShUZ5SEw8BAYaJL5uM1KUnFVPxMKe5QDXTiYO0s7yiugonkMEgp4BKt69RrbIht9qLCS",
+	"/6PC3K2XSvnq7rj4X5bquFgvM7ipWowNXHYR5YqdcBGns8QDva0FEX0ikntfcvFQk/WAj72Gq8DHAiB4",
+	"YScjWEkNQeju5wrmoG78czNl5fQO+AfuHTXkRuzKjwrj0xUIQD1pWHfIJVwTI2gGWWiv4SwXqmCQeJTI",
+	"1tPfqRjLrqWaGn6ZBvWlIgGwre1wSDv7+nBWGDGftinKCjATGzzuxFLzANjz44qfMMuoWAmoNrwCzo2I",
+	"9cINE5yyOCKI8YRVXIgjEzwaIDU0EwRXsJDj16cFRB4+I63Ol3NBLml8bR3LLbxfw/7KX+azfTgQo2N3",
+	"riiWEv/IqGKKuLJ0K0Cw6Hzkm4IQ1gxK/Ec5ps9AACFd/BLb4Ec98pxrg0XA12xhXaMpHTN9SEb/D1oJ",
+	"f8C38KQohd97DDEU981ur3fQ7zsC/CVgZPR+gCUPg84h+e1f//jn24gMOoK9M0MY1n7sRwa471nqiu0/",
+	"jAiHm1ikSnxFmN81cJfNh7cf/n8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
