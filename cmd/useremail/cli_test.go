@@ -263,6 +263,8 @@ func TestUserCreate(t *testing.T) {
 				{"password as an argument", []string{"--email", "ann@example.com", testPassword}, testPassword, 2, "takes no arguments"},
 				{"no terminal to prompt on", []string{"--email", "ann@example.com"}, testPassword + "\n", 2, "standard input is not a terminal"},
 				{"short password", []string{"--email", "ann@example.com", "--password-stdin"}, "seven77\n", 1, "at least 8 characters"},
+				{"common password", []string{"--email", "ann@example.com", "--password-stdin"}, "password123\n", 1, "password_too_weak"},
+				{"the address as password", []string{"--email", "ann@example.com", "--password-stdin"}, "Ann@Example.com\n", 1, "password_too_weak"},
 				{"long password", []string{"--email", "ann@example.com", "--password-stdin"}, strings.Repeat("é", 1025), 1, "at most 1024 characters"},
 				{"no password", []string{"--email", "ann@example.com", "--password-stdin"}, "", 1, "no password given"},
 				{"bad address", []string{"--email", "ann@", "--password-stdin"}, testPassword, 1, "--email:"},
