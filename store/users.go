@@ -81,6 +81,15 @@ func (q *Queries) SetPasswordHash(ctx context.Context, userID int64, hash string
 	return rowsOrNotFound(n, err)
 }
 
+// ReplacePasswordHash sets a user's password hash to fresh if it is still
+// old: a rehash at login never overwrites a password changed meanwhile
+// (ErrNotFound then).
+func (q *Queries) ReplacePasswordHash(ctx context.Context, userID int64, old, fresh string) error {
+	const query = `UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?`
+	n, err := q.exec(ctx, query, fresh, userID, old)
+	return rowsOrNotFound(n, err)
+}
+
 // NextChangeSeq moves a user's change sequence on and returns the new value,
 // which the new set-primary link carries; older links stop working.
 func (q *Queries) NextChangeSeq(ctx context.Context, userID int64) (int64, error) {

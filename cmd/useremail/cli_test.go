@@ -61,7 +61,7 @@ func (r ran) String() string {
 // commands lists every command and subcommand.
 var commands = [][]string{
 	{}, {"serve"}, {"migrate"}, {"user"}, {"user", "create"}, {"outbox"}, {"outbox", "list"},
-	{"outbox", "retry"}, {"outbox", "purge"}, {"audit"}, {"healthcheck"}, {"version"},
+	{"outbox", "retry"}, {"outbox", "purge"}, {"audit"}, {"export"}, {"import"}, {"healthcheck"}, {"version"},
 }
 
 // filesIn lists the files of dir.
@@ -145,6 +145,10 @@ func TestWrongCommandLine(t *testing.T) {
 		{[]string{"outbox", "purge", "--failed", "--older-than=-1h"}, `useremail outbox purge: --older-than must not be negative; run useremail outbox purge --help`},
 		{[]string{"audit"}, `useremail audit: --user ID is required; run useremail audit --help`},
 		{[]string{"audit", "--user", "1", "--frob"}, `useremail audit: unknown flag --frob; run useremail audit --help`},
+		{[]string{"export", "extra"}, `useremail export: unexpected argument "extra"; run useremail export --help`},
+		{[]string{"import"}, `useremail import: want one FILE (or - for standard input); run useremail import --help`},
+		{[]string{"import", "--format", "csv", "f.json"}, `useremail import: --format "csv": want useremail or django; run useremail import --help`},
+		{[]string{"import", "--frob", "f.json"}, `useremail import: unknown flag --frob; run useremail import --help`},
 		{[]string{"healthcheck", "extra"}, `useremail healthcheck: unexpected argument "extra"; run useremail healthcheck --help`},
 		{[]string{"version", "--frob"}, `useremail version: unknown flag --frob; run useremail version --help`},
 	}
@@ -173,6 +177,8 @@ func TestNoSchema(t *testing.T) {
 		{"outbox", "purge", "--failed"},
 		{"audit", "--user", "1"},
 		{"user", "create", "--email", "ann@example.com", "--password-stdin"},
+		{"export"},
+		{"import", "-"},
 	}
 	const notMigrated = "is not migrated (its schema is missing or out of date); run useremail migrate"
 	cases := []struct {

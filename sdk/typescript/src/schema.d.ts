@@ -976,6 +976,24 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The metrics are served on a listener of their own (`USEREMAIL_METRICS_ADDR`), not on the API's. */
+        MetricsElsewhere: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:useremail:problem:not_found",
+                 *       "title": "Not found",
+                 *       "status": 404,
+                 *       "detail": "No such route.",
+                 *       "code": "not_found"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description No such address of this user. */
         NotFound: {
             headers: {
@@ -2025,24 +2043,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The metrics are served on a listener of their own (`USEREMAIL_METRICS_ADDR`), not on the API's. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:useremail:problem:not_found",
-                     *       "title": "Not found",
-                     *       "status": 404,
-                     *       "detail": "No such route.",
-                     *       "code": "not_found"
-                     *     }
-                     */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
+            404: components["responses"]["MetricsElsewhere"];
         };
     };
 }
