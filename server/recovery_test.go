@@ -762,7 +762,7 @@ func TestPasswordResetConcurrent(t *testing.T) {
 	})
 }
 
-// TestNoUsablePassword: a user whose password is unusable (”, as an
+// TestNoUsablePassword: a user whose password is unusable (an empty hash, as an
 // import or an admin leaves it) fails every current-password check, and
 // gets a usable one through a reset.
 func TestNoUsablePassword(t *testing.T) {
