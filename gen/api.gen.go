@@ -29,6 +29,7 @@ const (
 	ErrorCodeAlreadyVerified         ErrorCode = "already_verified"
 	ErrorCodeBodyTooLarge            ErrorCode = "body_too_large"
 	ErrorCodeCsrfFailed              ErrorCode = "csrf_failed"
+	ErrorCodeEmailNotVerified        ErrorCode = "email_not_verified"
 	ErrorCodeEmailSameAsCurrent      ErrorCode = "email_same_as_current"
 	ErrorCodeEmailTaken              ErrorCode = "email_taken"
 	ErrorCodeForbidden               ErrorCode = "forbidden"
@@ -46,6 +47,7 @@ const (
 	ErrorCodePrimaryEmailUndeletable ErrorCode = "primary_email_undeletable"
 	ErrorCodeRateLimited             ErrorCode = "rate_limited"
 	ErrorCodeSessionInvalid          ErrorCode = "session_invalid"
+	ErrorCodeTokenInvalid            ErrorCode = "token_invalid"
 	ErrorCodeTooManyEmails           ErrorCode = "too_many_emails"
 	ErrorCodeUnavailable             ErrorCode = "unavailable"
 	ErrorCodeUnsupportedMediaType    ErrorCode = "unsupported_media_type"
@@ -60,6 +62,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeBodyTooLarge:
 		return true
 	case ErrorCodeCsrfFailed:
+		return true
+	case ErrorCodeEmailNotVerified:
 		return true
 	case ErrorCodeEmailSameAsCurrent:
 		return true
@@ -95,6 +99,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeSessionInvalid:
 		return true
+	case ErrorCodeTokenInvalid:
+		return true
 	case ErrorCodeTooManyEmails:
 		return true
 	case ErrorCodeUnavailable:
@@ -123,6 +129,33 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for OutboxStatus.
+const (
+	Cancelled OutboxStatus = "cancelled"
+	Failed    OutboxStatus = "failed"
+	Queued    OutboxStatus = "queued"
+	Sending   OutboxStatus = "sending"
+	Sent      OutboxStatus = "sent"
+)
+
+// Valid indicates whether the value is a known member of the OutboxStatus enum.
+func (e OutboxStatus) Valid() bool {
+	switch e {
+	case Cancelled:
+		return true
+	case Failed:
+		return true
+	case Queued:
+		return true
+	case Sending:
+		return true
+	case Sent:
+		return true
+	default:
+		return false
+	}
+}
+
 // AccountDeletion The password that confirms a deletion.
 //
 // Example: {"password":"correct horse battery staple"}
@@ -131,6 +164,124 @@ type AccountDeletion struct {
 	//
 	// Example: correct horse battery staple
 	Password string `json:"password"`
+}
+
+// AdminNewEmail An address for the admin API to add.
+//
+// Example: {"email":"alice@work.example","verified":true}
+type AdminNewEmail struct {
+	// Email Example: alice@work.example
+	Email string `json:"email"`
+
+	// Verified Mark the address verified instead of mailing a verification link.
+	//
+	// Example: true
+	Verified *bool `json:"verified,omitempty"`
+}
+
+// AdminNewUser A user for the admin API to create.
+//
+// Example: {"email":"bob@example.com","verified":true}
+type AdminNewUser struct {
+	// Email Becomes the user's primary address.
+	//
+	// Example: bob@example.com
+	Email string `json:"email"`
+
+	// Password Without one, the user can log in only after a password reset.
+	//
+	// Example: correct horse battery staple
+	Password *string `json:"password,omitempty"`
+
+	// SendPasswordReset Queue a password-reset mail to the address, as an invitation.
+	//
+	// Example: false
+	SendPasswordReset *bool `json:"send_password_reset,omitempty"`
+
+	// Verified Mark the address verified instead of mailing a verification link.
+	//
+	// Example: true
+	Verified *bool `json:"verified,omitempty"`
+}
+
+// AdminUser A user account with all its addresses, as the admin API shows it.
+//
+// Example: {"date_joined":"2026-11-28T09:30:00Z","email":"alice@example.com","emails":[{"email":"alice@example.com","id":1,"primary":true,"verified":true}],"id":42}
+type AdminUser struct {
+	// DateJoined Example: 2026-11-28T09:30:00Z
+	DateJoined time.Time `json:"date_joined"`
+
+	// Email The primary address.
+	//
+	// Example: alice@example.com
+	Email string `json:"email"`
+
+	// Emails Every address of the user, the primary first, then by age.
+	Emails []Email `json:"emails"`
+
+	// Id Example: 42
+	Id int64 `json:"id"`
+}
+
+// AdminUserPage A page of users.
+//
+// Example: {"items":[],"next_after":null}
+type AdminUserPage struct {
+	Items []AdminUser `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 42
+	NextAfter *int64 `json:"next_after"`
+}
+
+// AuditEntry One security event.
+//
+// Example: {"action":"email_added","actor":"admin:support","created_at":"2026-11-28T09:30:00Z","email":"alice@work.example","id":3,"ip":"192.0.2.10","user_agent":"curl/8.5.0","user_id":42}
+type AuditEntry struct {
+	// Action What happened, as `signup`, `login`, `login_failed`, `email_added`, `primary_changed`, `sessions_ended`.
+	//
+	// Example: email_added
+	Action string `json:"action"`
+
+	// Actor Who did it, `user`, `link`, `admin:<token name>` or `cli`; empty for events recorded before actors were.
+	//
+	// Example: admin:support
+	Actor string `json:"actor"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Email The address the event concerns, if any.
+	//
+	// Example: alice@work.example
+	Email string `json:"email"`
+
+	// Id Example: 3
+	Id int64 `json:"id"`
+
+	// Ip Example: 192.0.2.10
+	Ip string `json:"ip"`
+
+	// UserAgent Example: curl/8.5.0
+	UserAgent string `json:"user_agent"`
+
+	// UserId Null for an event of no account (a failed login for an unknown address).
+	//
+	// Example: 42
+	UserId *int64 `json:"user_id"`
+}
+
+// AuditPage A page of the audit trail.
+//
+// Example: {"items":[],"next_after":null}
+type AuditPage struct {
+	Items []AuditEntry `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 3
+	NextAfter *int64 `json:"next_after"`
 }
 
 // Credentials An address of the user and the user's password.
@@ -251,6 +402,60 @@ type NewUser struct {
 	Password string `json:"password"`
 }
 
+// OutboxMessage One mail of the outbox; never its link or body.
+//
+// Example: {"attempts":8,"created_at":"2026-11-28T09:30:00Z","id":12,"kind":"verify","last_error":"550 5.1.1 mailbox unavailable","next_attempt_at":null,"recipient":"alice@example.com","sent_at":null,"status":"failed","user_id":42}
+type OutboxMessage struct {
+	// Attempts Example: 8
+	Attempts int `json:"attempts"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Example: 12
+	Id int64 `json:"id"`
+
+	// Kind Example: verify
+	Kind string `json:"kind"`
+
+	// LastError Why the last attempt failed; empty after a success.
+	//
+	// Example: 550 5.1.1 mailbox unavailable
+	LastError string `json:"last_error"`
+
+	// NextAttemptAt When a queued mail is tried next (or a sending one's claim ends); null otherwise.
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+
+	// Recipient Example: alice@example.com
+	Recipient string     `json:"recipient"`
+	SentAt    *time.Time `json:"sent_at"`
+
+	// Status A mail's state.
+	//
+	// Example: failed
+	Status OutboxStatus `json:"status"`
+
+	// UserId Example: 42
+	UserId int64 `json:"user_id"`
+}
+
+// OutboxPage A page of mail.
+//
+// Example: {"items":[],"next_after":null}
+type OutboxPage struct {
+	Items []OutboxMessage `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 12
+	NextAfter *int64 `json:"next_after"`
+}
+
+// OutboxStatus A mail's state.
+//
+// Example: failed
+type OutboxStatus string
+
 // PasswordChange The current password and the new one.
 //
 // Example: {"new_password":"purple monkey dishwasher lamp","password":"correct horse battery staple"}
@@ -359,8 +564,17 @@ type User struct {
 	Id int64 `json:"id"`
 }
 
+// AdminUserID Example: 42
+type AdminUserID = int64
+
+// After Example: 42
+type After = int64
+
 // EmailID Example: 7
 type EmailID = int64
+
+// Limit Example: 50
+type Limit = int
 
 // ResetToken Example: v1.0.eyJwIjoicmVzZXQifQ.c2lnbmF0dXJl
 type ResetToken = string
@@ -373,6 +587,21 @@ type UserID = int64
 
 // UserIDKey Example: NDI
 type UserIDKey = string
+
+// AdminForbidden An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminForbidden = Problem
+
+// AdminNotFound An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminNotFound = Problem
+
+// AdminUnauthorized An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminUnauthorized = Problem
 
 // BadRequest An RFC 9457 problem document.
 //
@@ -428,6 +657,54 @@ type Unavailable = Problem
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type UnsupportedMediaType = Problem
+
+// AdminListAuditParams defines parameters for AdminListAudit.
+type AdminListAuditParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// UserId Only this user's events.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+}
+
+// AdminListOutboxParams defines parameters for AdminListOutbox.
+type AdminListOutboxParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Recipient Only the mail to this address (letter case ignored).
+	Recipient *string `form:"recipient,omitempty" json:"recipient,omitempty"`
+
+	// Status Only the mail in this state.
+	Status *OutboxStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Kind Only the mail of this kind, as `verify`, `change_email`, `email_added`.
+	Kind *string `form:"kind,omitempty" json:"kind,omitempty"`
+}
+
+// AdminListUsersParams defines parameters for AdminListUsers.
+type AdminListUsersParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Email Only the users who hold this address.
+	Email *string `form:"email,omitempty" json:"email,omitempty"`
+}
+
+// AdminCreateUserJSONRequestBody defines body for AdminCreateUser for application/json ContentType.
+type AdminCreateUserJSONRequestBody = AdminNewUser
+
+// AdminAddEmailJSONRequestBody defines body for AdminAddEmail for application/json ContentType.
+type AdminAddEmailJSONRequestBody = AdminNewEmail
 
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = Credentials
@@ -529,6 +806,131 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// AdminListAudit The audit trail
+	//
+	// A page of the security events in id order: sign-ups, logins and
+	// failed ones, address changes, and every admin write (actor
+	// `admin:<token name>`). With `user_id`, only that user's.
+	//
+	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+	AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListOutbox List mail
+	//
+	// A page of the mail outbox in id order: what went, or is to go, to
+	// whom, and why a mail failed. Never a link or a body. Sent and
+	// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+	//
+	// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+	AdminListOutbox(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRetryOutbox Send a failed mail again
+	//
+	// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+	//
+	// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+	AdminRetryOutbox(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListUsers List users
+	//
+	// A page of users in id order, each with its addresses. With `email`,
+	// only the users who hold that address in any state (primary,
+	// verified or not), compared in its normalized form.
+	//
+	// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+	AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateUserWithBody Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateUser Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUser(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteUser Delete a user
+	//
+	// Deletes the user as self-deletion does, without the password: every
+	// address and session at once, its unsent mail cancelled, an
+	// `account_deleted` notice to the old primary.
+	//
+	// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+	AdminDeleteUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminGetUser One user
+	//
+	// The user with all its addresses, the primary first.
+	//
+	// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+	AdminGetUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminAddEmailWithBody Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithBody(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminAddEmail Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmail(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteEmail Remove an address of a user
+	//
+	// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+	//
+	// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+	AdminDeleteEmail(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminMakePrimary Make an address primary
+	//
+	// Makes a verified address the user's primary one (an unverified one
+	// answers `email_not_verified`); the old primary stays as a secondary
+	// address and gets a notice. The primary already: 200, nothing changes.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+	AdminMakePrimary(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteSessions End a user's sessions
+	//
+	// Ends every session of the user; its browsers and clients must log in again.
+	//
+	// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+	AdminDeleteSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LoginWithBody Log in
 	//
@@ -950,6 +1352,261 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
 	EndSessions(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// AdminListAudit The audit trail
+//
+// A page of the security events in id order: sign-ups, logins and
+// failed ones, address changes, and every admin write (actor
+// `admin:<token name>`). With `user_id`, only that user's.
+//
+// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+func (c *Client) AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListOutbox List mail
+//
+// A page of the mail outbox in id order: what went, or is to go, to
+// whom, and why a mail failed. Never a link or a body. Sent and
+// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+//
+// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+func (c *Client) AdminListOutbox(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListOutboxRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRetryOutbox Send a failed mail again
+//
+// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+//
+// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+func (c *Client) AdminRetryOutbox(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRetryOutboxRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListUsers List users
+//
+// A page of users in id order, each with its addresses. With `email`,
+// only the users who hold that address in any state (primary,
+// verified or not), compared in its normalized form.
+//
+// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+func (c *Client) AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListUsersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateUserWithBody Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *Client) AdminCreateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateUserRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateUser Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *Client) AdminCreateUser(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateUserRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteUser Delete a user
+//
+// Deletes the user as self-deletion does, without the password: every
+// address and session at once, its unsent mail cancelled, an
+// `account_deleted` notice to the old primary.
+//
+// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+func (c *Client) AdminDeleteUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminGetUser One user
+//
+// The user with all its addresses, the primary first.
+//
+// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+func (c *Client) AdminGetUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminGetUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminAddEmailWithBody Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *Client) AdminAddEmailWithBody(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminAddEmailRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminAddEmail Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *Client) AdminAddEmail(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminAddEmailRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteEmail Remove an address of a user
+//
+// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+//
+// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+func (c *Client) AdminDeleteEmail(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteEmailRequest(c.Server, id, emailId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminMakePrimary Make an address primary
+//
+// Makes a verified address the user's primary one (an unverified one
+// answers `email_not_verified`); the old primary stays as a secondary
+// address and gets a notice. The primary already: 200, nothing changes.
+//
+// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+func (c *Client) AdminMakePrimary(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminMakePrimaryRequest(c.Server, id, emailId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteSessions End a user's sessions
+//
+// Ends every session of the user; its browsers and clients must log in again.
+//
+// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+func (c *Client) AdminDeleteSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteSessionsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // LoginWithBody Log in
@@ -1721,6 +2378,569 @@ func (c *Client) EndSessions(ctx context.Context, id UserID, reqEditors ...Reque
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewAdminListAuditRequest constructs an http.Request for the AdminListAudit method
+func NewAdminListAuditRequest(server string, params *AdminListAuditParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/audit/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListOutboxRequest constructs an http.Request for the AdminListOutbox method
+func NewAdminListOutboxRequest(server string, params *AdminListOutboxParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/outbox/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Recipient != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "recipient", *params.Recipient, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Kind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminRetryOutboxRequest constructs an http.Request for the AdminRetryOutbox method
+func NewAdminRetryOutboxRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/outbox/%s/retry/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListUsersRequest constructs an http.Request for the AdminListUsers method
+func NewAdminListUsersRequest(server string, params *AdminListUsersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Email != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "email", *params.Email, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminCreateUserRequest calls the generic AdminCreateUser builder with application/json body
+func NewAdminCreateUserRequest(server string, body AdminCreateUserJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminCreateUserRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAdminCreateUserRequestWithBody constructs an http.Request for the AdminCreateUser method, with any body, and a specified content type
+func NewAdminCreateUserRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminDeleteUserRequest constructs an http.Request for the AdminDeleteUser method
+func NewAdminDeleteUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminGetUserRequest constructs an http.Request for the AdminGetUser method
+func NewAdminGetUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminAddEmailRequest calls the generic AdminAddEmail builder with application/json body
+func NewAdminAddEmailRequest(server string, id AdminUserID, body AdminAddEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminAddEmailRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAdminAddEmailRequestWithBody constructs an http.Request for the AdminAddEmail method, with any body, and a specified content type
+func NewAdminAddEmailRequestWithBody(server string, id AdminUserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminDeleteEmailRequest constructs an http.Request for the AdminDeleteEmail method
+func NewAdminDeleteEmailRequest(server string, id AdminUserID, emailId EmailID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "email_id", emailId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminMakePrimaryRequest constructs an http.Request for the AdminMakePrimary method
+func NewAdminMakePrimaryRequest(server string, id AdminUserID, emailId EmailID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "email_id", emailId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/%s/make-primary/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminDeleteSessionsRequest constructs an http.Request for the AdminDeleteSessions method
+func NewAdminDeleteSessionsRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/sessions/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewLoginRequest calls the generic Login builder with application/json body
@@ -2759,6 +3979,149 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// AdminListAuditWithResponse The audit trail
+	//
+	// A page of the security events in id order: sign-ups, logins and
+	// failed ones, address changes, and every admin write (actor
+	// `admin:<token name>`). With `user_id`, only that user's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+	AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error)
+
+	// AdminListOutboxWithResponse List mail
+	//
+	// A page of the mail outbox in id order: what went, or is to go, to
+	// whom, and why a mail failed. Never a link or a body. Sent and
+	// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+	AdminListOutboxWithResponse(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*AdminListOutboxResponse, error)
+
+	// AdminRetryOutboxWithResponse Send a failed mail again
+	//
+	// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+	AdminRetryOutboxWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRetryOutboxResponse, error)
+
+	// AdminListUsersWithResponse List users
+	//
+	// A page of users in id order, each with its addresses. With `email`,
+	// only the users who hold that address in any state (primary,
+	// verified or not), compared in its normalized form.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+	AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error)
+
+	// AdminCreateUserWithBodyWithResponse Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error)
+
+	// AdminCreateUserWithResponse Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithResponse(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error)
+
+	// AdminDeleteUserWithResponse Delete a user
+	//
+	// Deletes the user as self-deletion does, without the password: every
+	// address and session at once, its unsent mail cancelled, an
+	// `account_deleted` notice to the old primary.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+	AdminDeleteUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error)
+
+	// AdminGetUserWithResponse One user
+	//
+	// The user with all its addresses, the primary first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+	AdminGetUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error)
+
+	// AdminAddEmailWithBodyWithResponse Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithBodyWithResponse(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error)
+
+	// AdminAddEmailWithResponse Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithResponse(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error)
+
+	// AdminDeleteEmailWithResponse Remove an address of a user
+	//
+	// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+	AdminDeleteEmailWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminDeleteEmailResponse, error)
+
+	// AdminMakePrimaryWithResponse Make an address primary
+	//
+	// Makes a verified address the user's primary one (an unverified one
+	// answers `email_not_verified`); the old primary stays as a secondary
+	// address and gets a notice. The primary already: 200, nothing changes.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+	AdminMakePrimaryWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminMakePrimaryResponse, error)
+
+	// AdminDeleteSessionsWithResponse End a user's sessions
+	//
+	// Ends every session of the user; its browsers and clients must log in again.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+	AdminDeleteSessionsWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteSessionsResponse, error)
+
 	// LoginWithBodyWithResponse Log in
 	//
 	// Checks the password of the user who holds `email` as an address
@@ -3215,6 +4578,877 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
 	EndSessionsWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*EndSessionsResponse, error)
+}
+
+type AdminListAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListAuditResponse) GetJSON200() *AuditPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListOutboxResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OutboxPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListOutboxResponse) GetJSON200() *OutboxPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListOutboxResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListOutboxResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListOutboxResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListOutboxResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRetryOutboxResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRetryOutboxResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRetryOutboxResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRetryOutboxResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRetryOutboxResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListUsersResponse) GetJSON200() *AdminUserPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminCreateUserResponse429Headers the declared response headers of an HTTP 429 response for AdminCreateUser
+type AdminCreateUserResponse429Headers struct {
+	RetryAfter *int
+}
+
+type AdminCreateUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AdminUser
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminCreateUserResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminCreateUserResponse) GetJSON201() *AdminUser {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminCreateUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminCreateUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminCreateUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminCreateUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminGetUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUser
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminGetUserResponse) GetJSON200() *AdminUser {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminGetUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminGetUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminGetUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminGetUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminAddEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Email
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminAddEmailResponse) GetJSON201() *Email {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminAddEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminAddEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminAddEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminAddEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminMakePrimaryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Email
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminMakePrimaryResponse) GetJSON200() *Email {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminMakePrimaryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminMakePrimaryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminMakePrimaryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminMakePrimaryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
@@ -5200,6 +7434,227 @@ func (r EndSessionsResponse) ContentType() string {
 	return ""
 }
 
+// AdminListAuditWithResponse The audit trail
+//
+// A page of the security events in id order: sign-ups, logins and
+// failed ones, address changes, and every admin write (actor
+// `admin:<token name>`). With `user_id`, only that user's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+func (c *ClientWithResponses) AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error) {
+	rsp, err := c.AdminListAudit(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListAuditResponse(rsp)
+}
+
+// AdminListOutboxWithResponse List mail
+//
+// A page of the mail outbox in id order: what went, or is to go, to
+// whom, and why a mail failed. Never a link or a body. Sent and
+// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+func (c *ClientWithResponses) AdminListOutboxWithResponse(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*AdminListOutboxResponse, error) {
+	rsp, err := c.AdminListOutbox(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListOutboxResponse(rsp)
+}
+
+// AdminRetryOutboxWithResponse Send a failed mail again
+//
+// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+func (c *ClientWithResponses) AdminRetryOutboxWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRetryOutboxResponse, error) {
+	rsp, err := c.AdminRetryOutbox(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRetryOutboxResponse(rsp)
+}
+
+// AdminListUsersWithResponse List users
+//
+// A page of users in id order, each with its addresses. With `email`,
+// only the users who hold that address in any state (primary,
+// verified or not), compared in its normalized form.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+func (c *ClientWithResponses) AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error) {
+	rsp, err := c.AdminListUsers(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListUsersResponse(rsp)
+}
+
+// AdminCreateUserWithBodyWithResponse Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *ClientWithResponses) AdminCreateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error) {
+	rsp, err := c.AdminCreateUserWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateUserResponse(rsp)
+}
+
+// AdminCreateUserWithResponse Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *ClientWithResponses) AdminCreateUserWithResponse(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error) {
+	rsp, err := c.AdminCreateUser(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateUserResponse(rsp)
+}
+
+// AdminDeleteUserWithResponse Delete a user
+//
+// Deletes the user as self-deletion does, without the password: every
+// address and session at once, its unsent mail cancelled, an
+// `account_deleted` notice to the old primary.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+func (c *ClientWithResponses) AdminDeleteUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error) {
+	rsp, err := c.AdminDeleteUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteUserResponse(rsp)
+}
+
+// AdminGetUserWithResponse One user
+//
+// The user with all its addresses, the primary first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+func (c *ClientWithResponses) AdminGetUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error) {
+	rsp, err := c.AdminGetUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminGetUserResponse(rsp)
+}
+
+// AdminAddEmailWithBodyWithResponse Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *ClientWithResponses) AdminAddEmailWithBodyWithResponse(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error) {
+	rsp, err := c.AdminAddEmailWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminAddEmailResponse(rsp)
+}
+
+// AdminAddEmailWithResponse Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *ClientWithResponses) AdminAddEmailWithResponse(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error) {
+	rsp, err := c.AdminAddEmail(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminAddEmailResponse(rsp)
+}
+
+// AdminDeleteEmailWithResponse Remove an address of a user
+//
+// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+func (c *ClientWithResponses) AdminDeleteEmailWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminDeleteEmailResponse, error) {
+	rsp, err := c.AdminDeleteEmail(ctx, id, emailId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteEmailResponse(rsp)
+}
+
+// AdminMakePrimaryWithResponse Make an address primary
+//
+// Makes a verified address the user's primary one (an unverified one
+// answers `email_not_verified`); the old primary stays as a secondary
+// address and gets a notice. The primary already: 200, nothing changes.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+func (c *ClientWithResponses) AdminMakePrimaryWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminMakePrimaryResponse, error) {
+	rsp, err := c.AdminMakePrimary(ctx, id, emailId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminMakePrimaryResponse(rsp)
+}
+
+// AdminDeleteSessionsWithResponse End a user's sessions
+//
+// Ends every session of the user; its browsers and clients must log in again.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+func (c *ClientWithResponses) AdminDeleteSessionsWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteSessionsResponse, error) {
+	rsp, err := c.AdminDeleteSessions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteSessionsResponse(rsp)
+}
+
 // LoginWithBodyWithResponse Log in
 //
 // Checks the password of the user who holds `email` as an address
@@ -5865,6 +8320,730 @@ func (c *ClientWithResponses) EndSessionsWithResponse(ctx context.Context, id Us
 		return nil, err
 	}
 	return ParseEndSessionsResponse(rsp)
+}
+
+// ParseAdminListAuditResponse parses an HTTP response from a AdminListAuditWithResponse call
+func ParseAdminListAuditResponse(rsp *http.Response) (*AdminListAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListOutboxResponse parses an HTTP response from a AdminListOutboxWithResponse call
+func ParseAdminListOutboxResponse(rsp *http.Response) (*AdminListOutboxResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListOutboxResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OutboxPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRetryOutboxResponse parses an HTTP response from a AdminRetryOutboxWithResponse call
+func ParseAdminRetryOutboxResponse(rsp *http.Response) (*AdminRetryOutboxResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRetryOutboxResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListUsersResponse parses an HTTP response from a AdminListUsersWithResponse call
+func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminCreateUserResponse parses an HTTP response from a AdminCreateUserWithResponse call
+func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminCreateUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AdminUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers AdminCreateUserResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteUserResponse parses an HTTP response from a AdminDeleteUserWithResponse call
+func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminGetUserResponse parses an HTTP response from a AdminGetUserWithResponse call
+func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminGetUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminAddEmailResponse parses an HTTP response from a AdminAddEmailWithResponse call
+func ParseAdminAddEmailResponse(rsp *http.Response) (*AdminAddEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminAddEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Email
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteEmailResponse parses an HTTP response from a AdminDeleteEmailWithResponse call
+func ParseAdminDeleteEmailResponse(rsp *http.Response) (*AdminDeleteEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminMakePrimaryResponse parses an HTTP response from a AdminMakePrimaryWithResponse call
+func ParseAdminMakePrimaryResponse(rsp *http.Response) (*AdminMakePrimaryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminMakePrimaryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Email
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteSessionsResponse parses an HTTP response from a AdminDeleteSessionsWithResponse call
+func ParseAdminDeleteSessionsResponse(rsp *http.Response) (*AdminDeleteSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseLoginResponse parses an HTTP response from a LoginWithResponse call
@@ -7648,6 +10827,39 @@ func ParseEndSessionsResponse(rsp *http.Response) (*EndSessionsResponse, error) 
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// AdminListAudit The audit trail
+	// (GET /admin/audit/)
+	AdminListAudit(ctx echo.Context, params AdminListAuditParams) error
+	// AdminListOutbox List mail
+	// (GET /admin/outbox/)
+	AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error
+	// AdminRetryOutbox Send a failed mail again
+	// (POST /admin/outbox/{id}/retry/)
+	AdminRetryOutbox(ctx echo.Context, id int64) error
+	// AdminListUsers List users
+	// (GET /admin/users/)
+	AdminListUsers(ctx echo.Context, params AdminListUsersParams) error
+	// AdminCreateUser Create a user
+	// (POST /admin/users/)
+	AdminCreateUser(ctx echo.Context) error
+	// AdminDeleteUser Delete a user
+	// (DELETE /admin/users/{id}/)
+	AdminDeleteUser(ctx echo.Context, id AdminUserID) error
+	// AdminGetUser One user
+	// (GET /admin/users/{id}/)
+	AdminGetUser(ctx echo.Context, id AdminUserID) error
+	// AdminAddEmail Add an address to a user
+	// (POST /admin/users/{id}/emails/)
+	AdminAddEmail(ctx echo.Context, id AdminUserID) error
+	// AdminDeleteEmail Remove an address of a user
+	// (DELETE /admin/users/{id}/emails/{email_id}/)
+	AdminDeleteEmail(ctx echo.Context, id AdminUserID, emailId EmailID) error
+	// AdminMakePrimary Make an address primary
+	// (POST /admin/users/{id}/emails/{email_id}/make-primary/)
+	AdminMakePrimary(ctx echo.Context, id AdminUserID, emailId EmailID) error
+	// AdminDeleteSessions End a user's sessions
+	// (DELETE /admin/users/{id}/sessions/)
+	AdminDeleteSessions(ctx echo.Context, id AdminUserID) error
 	// Login Log in
 	// (POST /auth/login/)
 	Login(ctx echo.Context) error
@@ -7731,6 +10943,253 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// AdminListAudit converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListAudit(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListAuditParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListAudit(ctx, params)
+	return err
+}
+
+// AdminListOutbox converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListOutbox(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListOutboxParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "recipient" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "recipient", ctx.QueryParams(), &params.Recipient, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter recipient: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "kind", ctx.QueryParams(), &params.Kind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListOutbox(ctx, params)
+	return err
+}
+
+// AdminRetryOutbox converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRetryOutbox(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRetryOutbox(ctx, id)
+	return err
+}
+
+// AdminListUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListUsers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListUsersParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", ctx.QueryParams(), &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListUsers(ctx, params)
+	return err
+}
+
+// AdminCreateUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminCreateUser(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminCreateUser(ctx)
+	return err
+}
+
+// AdminDeleteUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteUser(ctx, id)
+	return err
+}
+
+// AdminGetUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminGetUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminGetUser(ctx, id)
+	return err
+}
+
+// AdminAddEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminAddEmail(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminAddEmail(ctx, id)
+	return err
+}
+
+// AdminDeleteEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteEmail(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "email_id" -------------
+	var emailId EmailID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "email_id", ctx.Param("email_id"), &emailId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteEmail(ctx, id, emailId)
+	return err
+}
+
+// AdminMakePrimary converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminMakePrimary(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "email_id" -------------
+	var emailId EmailID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "email_id", ctx.Param("email_id"), &emailId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminMakePrimary(ctx, id, emailId)
+	return err
+}
+
+// AdminDeleteSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteSessions(ctx, id)
+	return err
 }
 
 // Login converts echo context to params.
@@ -8224,8 +11683,25 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["GetHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness, options.OperationMiddlewares["GetReadiness"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics, options.OperationMiddlewares["GetMetrics"]...)
+	router.GET(options.BaseURL+"/admin/users/", wrapper.AdminListUsers, options.OperationMiddlewares["AdminListUsers"]...)
+	router.POST(options.BaseURL+"/admin/users/", wrapper.AdminCreateUser, options.OperationMiddlewares["AdminCreateUser"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/", wrapper.AdminDeleteUser, options.OperationMiddlewares["AdminDeleteUser"]...)
+	router.GET(options.BaseURL+"/admin/users/:id/", wrapper.AdminGetUser, options.OperationMiddlewares["AdminGetUser"]...)
+	router.POST(options.BaseURL+"/admin/users/:id/emails/", wrapper.AdminAddEmail, options.OperationMiddlewares["AdminAddEmail"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/emails/:email_id/", wrapper.AdminDeleteEmail, options.OperationMiddlewares["AdminDeleteEmail"]...)
+	router.POST(options.BaseURL+"/admin/users/:id/emails/:email_id/make-primary/", wrapper.AdminMakePrimary, options.OperationMiddlewares["AdminMakePrimary"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/sessions/", wrapper.AdminDeleteSessions, options.OperationMiddlewares["AdminDeleteSessions"]...)
+	router.GET(options.BaseURL+"/admin/outbox/", wrapper.AdminListOutbox, options.OperationMiddlewares["AdminListOutbox"]...)
+	router.POST(options.BaseURL+"/admin/outbox/:id/retry/", wrapper.AdminRetryOutbox, options.OperationMiddlewares["AdminRetryOutbox"]...)
+	router.GET(options.BaseURL+"/admin/audit/", wrapper.AdminListAudit, options.OperationMiddlewares["AdminListAudit"]...)
 
 }
+
+type AdminForbiddenApplicationProblemPlusJSONResponse Problem
+
+type AdminNotFoundApplicationProblemPlusJSONResponse Problem
+
+type AdminUnauthorizedApplicationProblemPlusJSONResponse Problem
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
 
@@ -8268,6 +11744,1238 @@ type UnauthorizedApplicationProblemPlusJSONResponse Problem
 type UnavailableApplicationProblemPlusJSONResponse Problem
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type AdminListAuditRequestObject struct {
+	Params AdminListAuditParams
+}
+
+type AdminListAuditResponseObject interface {
+	VisitAdminListAuditResponse(w http.ResponseWriter) error
+}
+
+type AdminListAudit200JSONResponse AuditPage
+
+func (response AdminListAudit200JSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit400ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit401ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit500ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit503ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutboxRequestObject struct {
+	Params AdminListOutboxParams
+}
+
+type AdminListOutboxResponseObject interface {
+	VisitAdminListOutboxResponse(w http.ResponseWriter) error
+}
+
+type AdminListOutbox200JSONResponse OutboxPage
+
+func (response AdminListOutbox200JSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox400ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox401ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox500ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox503ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutboxRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type AdminRetryOutboxResponseObject interface {
+	VisitAdminRetryOutboxResponse(w http.ResponseWriter) error
+}
+
+type AdminRetryOutbox202Response struct {
+}
+
+func (response AdminRetryOutbox202Response) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type AdminRetryOutbox400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox400ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox401ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox403ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox404ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox500ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox503ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsersRequestObject struct {
+	Params AdminListUsersParams
+}
+
+type AdminListUsersResponseObject interface {
+	VisitAdminListUsersResponse(w http.ResponseWriter) error
+}
+
+type AdminListUsers200JSONResponse AdminUserPage
+
+func (response AdminListUsers200JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers400ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers401ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers500ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers503ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUserRequestObject struct {
+	Body *AdminCreateUserJSONRequestBody
+}
+
+type AdminCreateUserResponseObject interface {
+	VisitAdminCreateUserResponse(w http.ResponseWriter) error
+}
+
+type AdminCreateUser201JSONResponse AdminUser
+
+func (response AdminCreateUser201JSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser400ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser401ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser403ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser413ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser415ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser429ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser500ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser503ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminDeleteUserResponseObject interface {
+	VisitAdminDeleteUserResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteUser204Response struct {
+}
+
+func (response AdminDeleteUser204Response) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser400ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser401ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser403ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser404ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser500ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser503ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminGetUserResponseObject interface {
+	VisitAdminGetUserResponse(w http.ResponseWriter) error
+}
+
+type AdminGetUser200JSONResponse AdminUser
+
+func (response AdminGetUser200JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser400ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser401ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser404ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser500ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser503ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmailRequestObject struct {
+	Id   AdminUserID `json:"id"`
+	Body *AdminAddEmailJSONRequestBody
+}
+
+type AdminAddEmailResponseObject interface {
+	VisitAdminAddEmailResponse(w http.ResponseWriter) error
+}
+
+type AdminAddEmail201JSONResponse Email
+
+func (response AdminAddEmail201JSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail400ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail401ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail403ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail404ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail413ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail415ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail500ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail503ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmailRequestObject struct {
+	Id      AdminUserID `json:"id"`
+	EmailId EmailID     `json:"email_id"`
+}
+
+type AdminDeleteEmailResponseObject interface {
+	VisitAdminDeleteEmailResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteEmail204Response struct {
+}
+
+func (response AdminDeleteEmail204Response) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail400ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail401ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail403ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail404ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail500ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail503ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimaryRequestObject struct {
+	Id      AdminUserID `json:"id"`
+	EmailId EmailID     `json:"email_id"`
+}
+
+type AdminMakePrimaryResponseObject interface {
+	VisitAdminMakePrimaryResponse(w http.ResponseWriter) error
+}
+
+type AdminMakePrimary200JSONResponse Email
+
+func (response AdminMakePrimary200JSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary400ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary401ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary403ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary404ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary500ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary503ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessionsRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminDeleteSessionsResponseObject interface {
+	VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteSessions204Response struct {
+}
+
+func (response AdminDeleteSessions204Response) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteSessions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions400ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions401ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions403ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions404ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions500ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions503ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type LoginRequestObject struct {
 	Body *LoginJSONRequestBody
@@ -11040,6 +15748,39 @@ func (response EndSessions503ApplicationProblemPlusJSONResponse) VisitEndSession
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// AdminListAudit The audit trail
+	// (GET /admin/audit/)
+	AdminListAudit(ctx context.Context, request AdminListAuditRequestObject) (AdminListAuditResponseObject, error)
+	// AdminListOutbox List mail
+	// (GET /admin/outbox/)
+	AdminListOutbox(ctx context.Context, request AdminListOutboxRequestObject) (AdminListOutboxResponseObject, error)
+	// AdminRetryOutbox Send a failed mail again
+	// (POST /admin/outbox/{id}/retry/)
+	AdminRetryOutbox(ctx context.Context, request AdminRetryOutboxRequestObject) (AdminRetryOutboxResponseObject, error)
+	// AdminListUsers List users
+	// (GET /admin/users/)
+	AdminListUsers(ctx context.Context, request AdminListUsersRequestObject) (AdminListUsersResponseObject, error)
+	// AdminCreateUser Create a user
+	// (POST /admin/users/)
+	AdminCreateUser(ctx context.Context, request AdminCreateUserRequestObject) (AdminCreateUserResponseObject, error)
+	// AdminDeleteUser Delete a user
+	// (DELETE /admin/users/{id}/)
+	AdminDeleteUser(ctx context.Context, request AdminDeleteUserRequestObject) (AdminDeleteUserResponseObject, error)
+	// AdminGetUser One user
+	// (GET /admin/users/{id}/)
+	AdminGetUser(ctx context.Context, request AdminGetUserRequestObject) (AdminGetUserResponseObject, error)
+	// AdminAddEmail Add an address to a user
+	// (POST /admin/users/{id}/emails/)
+	AdminAddEmail(ctx context.Context, request AdminAddEmailRequestObject) (AdminAddEmailResponseObject, error)
+	// AdminDeleteEmail Remove an address of a user
+	// (DELETE /admin/users/{id}/emails/{email_id}/)
+	AdminDeleteEmail(ctx context.Context, request AdminDeleteEmailRequestObject) (AdminDeleteEmailResponseObject, error)
+	// AdminMakePrimary Make an address primary
+	// (POST /admin/users/{id}/emails/{email_id}/make-primary/)
+	AdminMakePrimary(ctx context.Context, request AdminMakePrimaryRequestObject) (AdminMakePrimaryResponseObject, error)
+	// AdminDeleteSessions End a user's sessions
+	// (DELETE /admin/users/{id}/sessions/)
+	AdminDeleteSessions(ctx context.Context, request AdminDeleteSessionsRequestObject) (AdminDeleteSessionsResponseObject, error)
 	// Login Log in
 	// (POST /auth/login/)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
@@ -11130,6 +15871,327 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// AdminListAudit operation middleware
+func (sh *strictHandler) AdminListAudit(ctx echo.Context, params AdminListAuditParams) error {
+	var request AdminListAuditRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListAudit(ctx.Request().Context(), request.(AdminListAuditRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListAudit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListAuditResponseObject); ok {
+		return validResponse.VisitAdminListAuditResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListOutbox operation middleware
+func (sh *strictHandler) AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error {
+	var request AdminListOutboxRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListOutbox(ctx.Request().Context(), request.(AdminListOutboxRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListOutbox")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListOutboxResponseObject); ok {
+		return validResponse.VisitAdminListOutboxResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRetryOutbox operation middleware
+func (sh *strictHandler) AdminRetryOutbox(ctx echo.Context, id int64) error {
+	var request AdminRetryOutboxRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRetryOutbox(ctx.Request().Context(), request.(AdminRetryOutboxRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRetryOutbox")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRetryOutboxResponseObject); ok {
+		return validResponse.VisitAdminRetryOutboxResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListUsers operation middleware
+func (sh *strictHandler) AdminListUsers(ctx echo.Context, params AdminListUsersParams) error {
+	var request AdminListUsersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListUsers(ctx.Request().Context(), request.(AdminListUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListUsers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListUsersResponseObject); ok {
+		return validResponse.VisitAdminListUsersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminCreateUser operation middleware
+func (sh *strictHandler) AdminCreateUser(ctx echo.Context) error {
+	var request AdminCreateUserRequestObject
+
+	var body AdminCreateUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminCreateUser(ctx.Request().Context(), request.(AdminCreateUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminCreateUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminCreateUserResponseObject); ok {
+		return validResponse.VisitAdminCreateUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteUser operation middleware
+func (sh *strictHandler) AdminDeleteUser(ctx echo.Context, id AdminUserID) error {
+	var request AdminDeleteUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteUser(ctx.Request().Context(), request.(AdminDeleteUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteUserResponseObject); ok {
+		return validResponse.VisitAdminDeleteUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminGetUser operation middleware
+func (sh *strictHandler) AdminGetUser(ctx echo.Context, id AdminUserID) error {
+	var request AdminGetUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminGetUser(ctx.Request().Context(), request.(AdminGetUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminGetUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminGetUserResponseObject); ok {
+		return validResponse.VisitAdminGetUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminAddEmail operation middleware
+func (sh *strictHandler) AdminAddEmail(ctx echo.Context, id AdminUserID) error {
+	var request AdminAddEmailRequestObject
+
+	request.Id = id
+
+	var body AdminAddEmailJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminAddEmail(ctx.Request().Context(), request.(AdminAddEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminAddEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminAddEmailResponseObject); ok {
+		return validResponse.VisitAdminAddEmailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteEmail operation middleware
+func (sh *strictHandler) AdminDeleteEmail(ctx echo.Context, id AdminUserID, emailId EmailID) error {
+	var request AdminDeleteEmailRequestObject
+
+	request.Id = id
+	request.EmailId = emailId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteEmail(ctx.Request().Context(), request.(AdminDeleteEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteEmailResponseObject); ok {
+		return validResponse.VisitAdminDeleteEmailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminMakePrimary operation middleware
+func (sh *strictHandler) AdminMakePrimary(ctx echo.Context, id AdminUserID, emailId EmailID) error {
+	var request AdminMakePrimaryRequestObject
+
+	request.Id = id
+	request.EmailId = emailId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminMakePrimary(ctx.Request().Context(), request.(AdminMakePrimaryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminMakePrimary")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminMakePrimaryResponseObject); ok {
+		return validResponse.VisitAdminMakePrimaryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteSessions operation middleware
+func (sh *strictHandler) AdminDeleteSessions(ctx echo.Context, id AdminUserID) error {
+	var request AdminDeleteSessionsRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteSessions(ctx.Request().Context(), request.(AdminDeleteSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteSessionsResponseObject); ok {
+		return validResponse.VisitAdminDeleteSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // Login operation middleware
@@ -11973,145 +17035,197 @@ func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rcts22vCt4OP7zcTOR8nyKdva05nPmzhb93Uc13ba3VYZESYhCTUJqABoWc14Zq9mL2yv5B08AEjw",
-	"oINtJW339a84kgg+ePCcT/gUxDybcEaYksHBp2BMcEIE/HnGLxUXRP+ZEBkLOlGUs+AgOGJySoREaowV",
-	"irEQM4SR4jeEISwIYuSWCBTjeEySbhAGMh6TDOtlyB3OJikJDgLGOxIWDwM1m+hPpBKUjYL7+zC4IErM",
-	"joaKiOa7L0nMWSKR4miKqULXZMgFQUrMKBshPMKUzXnn3k4YZJTRLM+Cg+3ivZQpMiIiuNdvnmCBM6Is",
-	"Ao4zTNOTN00grsYE0QTxIeKM6H/UmKBcEvFCIpwkgkhJpAaD6l9PsBoHYcBwpt9H9KIDmgRhIMivORUk",
-	"CQ6UyEkr0H8JgyEXGVYG0ld7wZJNaOxJoq70abQDLumIkcSeFx8ijCZYyikXCRL6UZRSdjMHeHhoNciD",
-	"2+1ur0tm301PfuE0zn747ae/f0+H33fjnZRdZ297yd+/S1uP/xIABOSvsIOh4BngX/+eJIugN88N4AQe",
-	"s4kk+2GGf/xp/4T1lu/igyRiHu1YUqFJFx0hSaSknKEMzxBn6QzhWCHOEFUS8SmDH8/Z0KpUpEn/oWRk",
-	"4P9vMlu4hYTENMOp5gbKUM4mOElIgj5cnHYkHhJ0jSV5tYc2aIL2dhCVKDp7cxJtztmPXnRAk8ENma14",
-	"PmdvTlqwf68flhPOJAFG/itOLsivOZFK/y/mTBEGf+LJJKUx1vvamgh+nZLs//0iOau8RD+RlKyrsOGB",
-	"hCig0OBqTAu211vEqSA4mQFCJAFppLDKZXCw1+uFgaIKQAcC959zC9vd5IIdaITAWw8sdAc+DPc+Tv6v",
-	"IMPgIPivrVKeb5lv5da5edhgpnmWwuAGXQuCbyTCSOQpOUSR3naEJJ5JNB3TeNzVb3zLxTVNEiNdHo3K",
-	"WIrhYAgc66PykrAEmNkyxQuJXl9evLWsThl89/eO/gwkHDLqqorj3RLH8HA8JvENKl62EL0+XOtCLwBh",
-	"ANXHnFEpta7iAk0FZyO0EXlvjTZD/U0VBxpO/SjjCkWfaHIfoY1o6A5Cs9N9GJwwRQTD6bEQXDzpcKhd",
-	"qXIyPCNqrOGeEqYs5JwhngskaVIh832fzB1YSBKh7QIC4C05hgKCdZzBkRZM5G5CYkUSoINckENAsdme",
-	"BLMl5aMRSUJrvkjCFKD1lLKbp6NUa6UBuZuAPKvLDv0lCADOEU+1UpA3aMgFwoiRqbYx5goRDR0q112I",
-	"1AoMj0BsGChyp7bGKkurQrif93q78f9JeKzfj/QP4CNivgBYzQc+uObLLe/bf//zXxXTrUWsN7nLIS/D",
-	"qVZxJAH2wdmECJKgKVVjtBHB1im7xSkFDrOYdt9YiKJN/awT37kkxQ/03x5n1oU2up4hxqdoI/LEc7R5",
-	"qEVpYVK9kHCahbGl9f01AVCmBN+gjch9NVCcD/RnBiDN9RlW8dhIBUAP2ohgM0B/A+Apo1U9+/21tsA7",
-	"rzlTgqfzjtn+fssZ+4Dld0QJGsvjVJLpmAjyJNJnXA2GPGcVuj/jSObxGAmeqxp175XUfcYVco8uJO3y",
-	"HesS2plBAUgGkFyJlnYYpVQqwoiwVj8VYKNtRB8ujy+O3x2dnA7eHV9dnLy+HBy9eXOhaUYfHzea6+j8",
-	"5IUEqXLG1VuA97NhlvjmxR8Nww5Ix0iATCqtrXsfBud4lnKcXHF+isXoaQR4zZMZsFQKS1WkL0H6W8eL",
-	"WKGMS4Ve7e/vvkLXM0WqmNv2TIsLZzTp5zUTu9UXorEGy7qoFYCgEnGtukBK0N+0aMyoUWJXnL/DbGZh",
-	"lk9Cp8CKDGDpmioTM+N/azttbwdJ46lXELjzdYnAK85RhtnMmZ9yGe4qL16LYYD0kgZNaIolGlN1qPnV",
-	"2DlYoniM2YgkCLMEMQ4uJnz+a05yE9zw5C2ELTpF3GKRtPUiHADXB4ZzNeaC/kaeLhL0UoQp/VD1hE75",
-	"SJ/NkAqpqhJhuyoR6isslQzVB9YlIYz9GyLMnM0A8ZaNqPFKq5tjzoYpjZU1r3N2w7R0dh52zPkNJRJt",
-	"RPaT0iQALvnA8C2mKb5OnyZwcm+dmrRJsMLaJ0YxZloxXGvvy0TKUMlAcsyFSmdVm9qTPZdE3NKYoOqL",
-	"Fp6S/9N1SZ0FmzHolPlkwoUiyTuSUHwF8D0Jr8WCg0yvOIAtt/mPIBCxRP4L9MJVcb5fotQDFsHayK69",
-	"BKutEK1brGvkfnf5/qwLVrh9WK99FMc8Z+oNSYl57FOAk4Tqv3F6LviECEWJDA6GOJWk7RWFOWqCuZwN",
-	"qcgkwiixa2qMeUfhfq99eC4EiRUacyEJusZKETFDUuGJobGJ937/wQXhpDgXQruX7seVly9+oRfhKl4V",
-	"Bhm+OyVspMbBwXZvZw+iXsUHbWG7Muj0c7nOx+KX/PoXEiu9u9eCJFr+4FQ+EO1HrGr3mN2DjvHiyK0o",
-	"+GRiUMFBgFMak/9vv+jGPAvCx58NcbHWEtdt63vI3NlfhsuwcuK/3yG6aO/CwyyCzQ87xoqNbWLpLlo7",
-	"98imXNx03bdhQBMI8k8EzbCYFa+6JYIOqd4BfDD/xJqsZMHRjofIcKpNCrQxHVNFkJzgmCAlaJaRJEQf",
-	"GNWSFZ29fR2ihGda9aR8SkQnxpIkm1XuawW/OC6H5jqNVA8nDO46I95pkAptEQsfGP01J4gClw1p4XI1",
-	"PZuF2RLtzL9n6cxFkWuhbg+ijryhkw6fmPPvTDhEodxzdx2uLc9somb+odhjqwP/45ioMdji1IQJPMY2",
-	"z7RuwJ7+HJivOU8JZk+EuSSteUDzKSNCjunEYdxRuDZ9J4LfEvaFoa7xNOQ9HMUV+ymPYy6LvwZ7/qGM",
-	"XgTIlXYBbgjC2kfQItviRePIHauN1nn8z8h0UJUBjEw9Hnq02PYWboru6jvWxKd/QiVeImmZDhCCi9dg",
-	"aTYS3hq+65SEKMPxmDLS0bSuPzHhbKTFKGyT5Zl+aT02B+ku+LCApZpMMv+TOCMDLAcWg95THjYU5wPt",
-	"N5uVZEn25oNBzsB0s06BjWYOPC7xg6Huv2UIuYh3em+PPVsnbPUxaw5VENYyPEWywj7vYk4ZUWOeDGDJ",
-	"VOse/WEjYDPX8K/FIhoBVHjW95GKxMJHnyarZ9Gg+reUpEmRA3iA5HjPtFwAE99EorX7OtSrOclqJUtN",
-	"YrhIiyPjMICHbCyrW/AwkRJrcebkwgz1zV76gZdpagqOuJXKf9QeAJUmtxNq7ylyEEQhijRa9L8Zvhuk",
-	"wH36f9bHHgCA0SGkLVoC2aHZbZ4SIyyd12FTjhuR/iW4vfAqffacjfTfMc8yzvRfKb0hAytyo81DFGVU",
-	"Qlw8sskSE2vXEuSFRGrKi9dUlayP18ZZW0S3qEZhQbfnSaVBUXkiGsYJVuMuBXzZ1ORr4+12tPcbVeGo",
-	"HGYDkuJ0fdm++KCXyUKzudCcf/mGNmn4LcGplq8Pdih5rmKeEWMNj2EVk4Gt0bjzwgN+0yRQ9+WnQqLy",
-	"myrL8pulu7WLtO3ujEwfafIXKp/rP1e39Fe14I8Yunj7Gu3v7uzAuzpyQmJApo1N7+zvoXiMBY4VEfJL",
-	"meitTtUczJ57RsKDzCw/PTY/7DDJxSQlKOPshsxQQuV4iqW2xlKcTR4SdzhRKMulFhha81Tl0oSnNJ5V",
-	"sbv4xQ83Xb56UvzhjEw/SPJQjQQyXtIR6+QTxAipicbPHV+oAvNXoiXFIucoRDlzlgvKmaIplEW5nC+f",
-	"EEaSNh6oAv7Zrd+vtDzQB+yxpsn8YWQUWEFa5mPfq+LCbIrHOEUTLFR7KvizmtFfrSWM4jj/UW6WVh51",
-	"16EIinl1EDXPamXJ8ERHa7Hr44uuQ0T/cJIl/FPHX8PqCSwiPah+fctF9gjqM/bjBI/ICwlmZFjQXhkm",
-	"n9KYPFY5laew8zRFtmbSmUssO5//ZfPPvARi6YGfUnbzGE2IEbirXpWOVitDLh6gFY3rLAew8Z3ezqvO",
-	"9nZn56ur7d7Bbu+g1/speET0FggP4Jli6UqbFX+EqltNtfmbaPF9WAmPVHwikbYxKRtV4WndvAdSghXp",
-	"KJqRYFVt44G1lAYuFRbqEVzvWfQmsOxTQw3liyjhsVmVL2ufu4zjPMfj6739vxQ+bsLjPINCyLbwREuQ",
-	"q5LrFn6FTMKJbK1kg7X14zI4+Hn9oY+PcwonT5jjfFMXviTR29jr3JjKonRvGWK8L3Hl08fD0NbkYovH",
-	"TwFVJJPLwPHiWvfFalgIPIMMdumDF30EgMFar0CBU38jc9FbAqtsOUDdC/xwcWKS0Qw75+CGMoiY2dOo",
-	"Sp0VD2yZyHHpfthLsXsbK2njpEsT8nyClWuDpnXukmI4MI02B8HXP11vj79nlztxb/L9XvYP9etX4ofp",
-	"7t2P3/VujrfxX07Ffv797BW/2pGLVNF2KY1tj0VwsLfTpGHv1c3GK5ZowxZLFHkV+BHiDOUMmj1cIVf1",
-	"fB62hcdpJlfhQ1giUc5SLc+hfte2h2n/iiZpURI3T2ttP0xredhc1m3T0mHjU59bJ/TPYKn+e0QA4MgW",
-	"G5jCkRrp6a0OfuGUaaB8xPS+LhGzyBaaQ1eVdT+1495/RSvu56QXm2rxETnRBQbZonTt5ww2rEJUnzG3",
-	"vSjj6h9nkyy16iBxLqiaXWpFU4qWbyEiPqenr6XhJ0QOBE/ImIyR5vJE07EvRKGjzITdy54yT1aVbIgn",
-	"9L8JaDlun38NtYFzYMNZKWJoYl+tZYqpcQVNdYgwilOq5XqGZ0hqcUmoGnvNe6b+sATNvZsmbZCtAlgJ",
-	"k7ZYr2coOn9/eYW2cK7GWykfUbYVzX39grfrQ6RsyF25Ho5B+npteqYII8OUKUwZEVp250LLhbFSE3mw",
-	"tTWiapxfa6bYKh7w/qJS5kQGjbq3cnE+ZbJZ8EGg0MYXYvJAf0fZSP84C6FCgbJRn5V1DJB8s22j2q6X",
-	"oSnttQ/VmRxpSktn6JqMqQlA9VmtLCuE0FRCUnpLhFsGErJ+W7Qac2n8Jtntsz57+dJaDbL78mXbYelz",
-	"NJt2xapRcUyRfmWfRdz7ZEM5+rzFab6ACDcBXug0A96Kun12fEvErKa863xlAlk4ldyspt9nWKzPqnYA",
-	"4FjNZWXoICzB06JLFs27feZBZrcemm+jvx07HNmFtyIo9vWeNa1EGVEYWPGbPoibDizXN+1JJEIKj1za",
-	"9durd6cQ6JGmQkfaglro9HBHdQrH9vIleld2FksEohNhhSIgZrkF1NmBKPVs69///FcU9ln1O0lUx1IY",
-	"/MAchdmTo6cOOJ3wdReVTc59Vml9nGA1duVE0CtcZuYPLbERlgCIEsL7iPE+c0cJVeymOV8QrAhEVM1e",
-	"z4tM6cuXyNBFJey1YXMGoXGOLfuQTTTGEn2FFO+zRvjbFq7ijLMRevMLZiP+QqKdXtjr9epRcQnAUdln",
-	"LjpebadvBskPEdTgTKkkaK/X67PWrDMQZWT8okgTh2NV8Crt5sEF8na+d3cH4OzDv3Jqmi/xAge5zzai",
-	"ebXM0aaBAtsikmYNiWm0LaguowqAOcea82x7AiQMClj2dr5GkV/8YNivzyKvCSEKbd+C6WegRTtDF/2V",
-	"SJoQF2XSL0QTIoo61D6blNVNmnWxQpjNOINSb4TlDcLXPFeeTFZjor1V0+00ZX1WUgyIttDJaMzKhbEr",
-	"oXTUBM2QsCENT59ZYcGImnJxc2AEI3z2QqKT89u9ci1LICfnt6/Q1qs9SM4DyxC9EBehJ831+d1Ro0m8",
-	"zq2riw+XV8dvBucX7/9+cnwZuTVmaMjFFAvt//QZZdoBems+IYn+y7KsxSQoJUSAlMyRhajSGKjXiNM8",
-	"IUmIJPePVhlM+w2GpovcK7EHv0YzXEplJZFEZBcZj8h11hTsO8ZyTKSZmGErgty59JlLB2piqZ2Ig6tG",
-	"a1ghzmKiqd6jtwO0HW12+wyKiGLCJPFshncnVw0LgU8IkzwXMelyMdqyD8kt/dsyrFBaBKbYzzjdwXa3",
-	"1+2BBTchDE9ocBDsdnvdXQgcqzEYnb5qhRA6ly1e5OsxiW9kNUvjF2ZPxxyNeZpIe4oRNBYUh9RnG0Xt",
-	"n0AuW2n0rVRYKGn7eJ2lii5rOr7PPCUfooqCr2ltreCHgsixb/sZUtNuUrfPoNvZ9L04KoKDtS3bxQ5H",
-	"xBAPGA/mmEECHbkeuB7CCnwCIxsyynJF4M8qVxops92zHfZ9xhmpPDLkAgqfHDiguEGWVNY5RLjPZB7H",
-	"RMphnhryLANghqugP8aSfQoJKPN629Ut+6xY3S5rNV7K4xukRVYl88pcKachW+2zggA/SUy7FHXDTohU",
-	"f+XJbEH7Skvbyppy6au1kvj9CPdV9007efWRGDu93sM280XDUqtt2UXgWrpnTqGZH8H5eS16l0R15jlU",
-	"83lw41ulJtrPbhrRc8YbFQ9/8+vuD6r373/+6xCdYzX+ZusQucUO0SXOyCVV5JtTfNc2xeQ+DPbMMbVh",
-	"oTjOLW+8iX5ke3f5I/X+Wnhuf/lzrT1d+uGdr5c/XO9CvQ+D/VX2V51sAU/trgKq1/HmBSWCg58/hoHM",
-	"M1O5b7siNf7xSAYHPwdaaQQf9SOF/uC5WqBAoP3KWlO+rW3pHhmjAER9t03K8FwFDfbca77HErX+OZDG",
-	"9kpIKBtL4aEVMFeOePndTqgaMIIDq4ZDfv54HzZ/xJu/apy1wfa8w675Y/MP3Q1B2+ntGPuecZOy0erO",
-	"aOQpSdOOHUrhGdO2yUIYX8fa1cbAoCpEWNtSpWoGHWZ8eDTFsy468vKTfUaL7DD4g1MXEffnEdWLqzwz",
-	"pc88Y9yuobi1Q803UM6S0lsifVv54vjy+GpwdXUa9dnGNhrzXKDrGUrIEOep2qyYEnp/BmYwLT3fAv6u",
-	"rXr2ZnBydnV88cMRrL1rzQjpLX9YpBoQZdqTgcSEMVX1eYDpRbQfY52fzdDYD/ogoMIKrASDBKPyTOym",
-	"ixzM270+K16iodzeLwCpOUfuPMFMoQqROyqVQWif7fbg54Cfpu0EU2iYdufaDBArKCtZ7s9jj6zesNrM",
-	"uK9kbOy0MFAck4kiiTZpTWO9Row20ehwHgkHzyrxS6jEcv5Qy2jA1YXnJ2+e2/3WJzCZ7kGkjkiLRD0D",
-	"Qz2XpKx+6aIfIYBjaOWg0c4daX6LC/9N+8TsxjqybkalR0iqWk0DPwSJCVwLyvqwz7TnbPq7XEx0A6Nr",
-	"wacSvA1DrFI75ERsaj9KAqJGxMZ5+kzLfEBgs3xMC9bz95dX0ohZKtGHi9M25r8c82mT859iwT+5iOkR",
-	"IgIKs9YyOur1mHNJrCvt8LnGGVJerLGw3WZo47vL92fl4Cc42I1vr96dbq5r1tJK4qwcQvbHEBDvJ4Qt",
-	"lQ4QLw8+1saq/twOQ/mTrXLypDbxlvzYm3aqTb12Ww0CLkV8OIJ26Hi8rEb3oDWmXIadN0NTb2CMPWf4",
-	"e5GjsM8yLG6qQqi9sK8wyIwdBvNlpBYlJQQ2eBtpM4PGxMiPZn4anXkRfliiiDs5UjfvMGAbQcdzJRVm",
-	"EKA1Z6nNUy9vYUD291ZIWG9CmrFdp1gkEiJRzkLe08BqTgptLAqkpd0A8JRd2TKi/rpNJr424ynWZhA9",
-	"pKtkNeHnt79oBvIBuOtMp1PwBzq5SAmLeVKrh/h8pcSPEN1QRP2oSNKTZb2DwyUs1iTmBZF5agq8jRAP",
-	"CyXtFX2vTbK3+vDF1jSTGe3y+2mSZ7v4YWrvkqiaAYLUWPB8NK5UDbfowMJEdjnsuVbwqbEnrb2pLV7I",
-	"lUMQyZuFixuDco3F0gww/Y0oFyj93xUD9ipkHh0v+72iX63RrmXRrZba0nZnzbTl/jaXBkvN3UPTMU2L",
-	"zucYimOgSKJS7dmgONs+/FSCqzUJr0YS9t1tA/9SerskGExvCSNSengr9ub42I4GnYs9J7TQ9czMN3Wp",
-	"QJXLokqGat2sCIspkSHMIeyYRL8gw1ziVIbGz7QVRrOC4e0MQqqgxMnWhfBcXfO7sPiROyr9/79xJHIG",
-	"2UHrTc+ZVYqgsEPNG37aZ+C8tg5AdW+mstixoaC93l6bIfc3ouyM2WA1a2KSYloljuC/0NU/zo9RkR0e",
-	"jJWaDBxVDhRXOLVRPwEgPMBasMC5sptzAdOvSS6RhgbZQkwQKnvLOb0xTncRBXrvygoUzaVFm/zuOt5p",
-	"JciyhnFC4jLiiSXY5IfocopHIyLQhxNT15TwWG5FtkTLlEs3VcqExPrpJ7N4PX1/33JQRWlpu4yfkNjq",
-	"Qpgwrh2r65ymJsq7ENkwfruKlcImW4rzGTYWbivO/R8hcodjlc5cSUornIsQ/Y+jd6cPQ7SDbVVEN3qB",
-	"tId/dH6Cdru9ShvQ73EievsLTwQKWuarM6PGbGKkGFqpZRXB8RhKsEqHOKMjszjEnTVKSXKI9nu7pePf",
-	"ek4XBCfUqo4/lNLTgM3Wbgr72517LqYIckHljQtSFIU2slmLS8u6m41yGsCmFyfpM9zM5SDFNUuhN66A",
-	"JOWjsqaHskqGarfnhiLIRemaanqomT5CGCV4hkZcv9wreQkRjgXX+jhN4f3yQHsQyqrUEipp4zYJ/NLl",
-	"AE0Zoyte0W8y+tbW4kG8GTJgMDx2QxKWdHzgNqFay1Qc4QmCQUuyNeZMR+zD5E9T8uJGYKwUpNh+2EbW",
-	"1wqz2l7KjdSmIMoimJc8Z7++jJdPRwzlE991so0GFbHWrO3+5F8wdV9Lf83VTssyXGBVZ/jGS4t5uQrI",
-	"etVFpp8AoypEKb0hptsg6qKjRnrLpLD6TGZa6hS18a5s+TpXCi4waEtdHZoMHGYjI2bHlI3mprMMmP4k",
-	"xvXmtKozDzUHfu3N6DS9TuX4SysnVuNPMy5qLZmsdzBCsg4wmoHOqZ7kGgKfFum2rNddeFPLa9m5z0aV",
-	"lfHR5yRXURDdsQXRa8px+XfcrZDl8lJic5Nc7xaIiFoFUFikm8q0EcxuS5NSmEiFZxJKnW2bW13C2My3",
-	"SUd10SVloxTedFDJxS/KEtl8EFQ8QWBVKzuDaDcZcUEa6FmcQLKkJvzXlzNZSXQ0kir/u4WGEe5l7b0j",
-	"l/aUQEsH2SIj4mk2hCXVajraMxW0N0JQdGxnWS4xGpo1MX1WL4p5lEHRZ6tbFADrD56rs2YJ8NBh7b+X",
-	"DAAUzFAT6DVlTuvq4tl+WL1IphIm+CObD/VKFa8moyCALgQGoY/Pjs4yWh4iD0Mu+syTfcoOFHY36pVU",
-	"5OWXzJXNyKWcNNn0GUTrNJz6x1qSmIo6d9Vvg9wWWAnPIsJ8cGQPpaj8/jKS4dk8qMgEJ6gLJlloGHyi",
-	"iQkcwER3srB10Stvs5MJip4UE1zVutc2pZa6v2wOpwwilkpgJnGs1z+AmoOyxRcLgoaCmIY+27aAVZ9x",
-	"ps3/EyVRzqQZPeDuVI0xi0ma2hvUMEORDaUMDHxFNVufjTiRriSMp0ndEz6sDEXQa9uR9cZzwXlCVZ8p",
-	"oS3VG0Im0t7vai4xslMNVOXubQgA19siC3+lPnk/CosRzPu2IaDP/I4AuPmlRQ6Z7iB7U9OaqtXWEz+t",
-	"3x61Uhx1r7WSH5oz7Zmuo+Wu1mcXFqe9tOGubLR7h+86RyPyTe8L9Nx9mV6s50ju79U4ZpjYmEcFJ7eE",
-	"hx9X6xzcf6wJfT/mZBJoj1s2XN7zPmf0L7Cgy2rZWZgoKm5Tibp95kxBWxfCbmyY2vtVe4nykQn1FB1W",
-	"tfA2mJ481RIbeslzlkt91iCxT+18CCybEyW0sbnhZHE4r1fd+Ll2Vk9lT5u2joWj/ZpeqPeAmQkZ80S+",
-	"ZYN6ZOqRcn+N9wc9wOq0cD9WJxz7UyTs1h+fwXoWr//Z4tVdpowdxVjfsyY5PJlrLz9qWMvm8/nZtqO0",
-	"NkmsbGjwXwh35IamO/N6hrSL2ezcppbFn1ry8fOnpZnk7aWB5/XcM/jRlxErDZF1QYja/Nh2b7E61InI",
-	"P7Y8+FMV/2pqLFu9Swy3sEy4bmviKIEBXt5lHSFinHXa8tKutalZsdNntmTnCDl0uF4n3zmsWxN+Hc92",
-	"z2brMszwiGRm0pzXxe1NsXFdTAl6Ve/1nlP+U7TF+yaH9oVNuyzEvvzpSWZyFrF3slPhxuygMnDiFywZ",
-	"I7LP/Bk3gsDUPZjWeYvTykX5Zc2t38NffT7GcInjdg/NrVaqliq1mTNHiQ01rq0wqH410sr1Pi4gtv6C",
-	"n/Xc0vqwsF5DRh67SZckQeUopHT2bDc9201tQv+oIotWN48+mYr5ZeHFC5LxW2KS/A1pbsRYXcT7V8Hr",
-	"h5M+24jmXlAZbT5c2s8JsJUSaplrYnb1R/dFVmksOOPqLVyk+cwPzo/QR7uEJcJ2z+A9I233sofa/jfz",
-	"41vrvufQXe9PqH2821D+w5jjT2XJe4S4Tut9eZoYCGNuNLKiNRo15k8IUj4EsHkeyPfOq2Bk2mJam4yV",
-	"f5lgGYssh1S1lPTbBnFncbs6FScnTD5tSKZlXHBjwTirzWJWZpvp7TUJmHHjEm1UB69uttbBEJYszm+3",
-	"DF/6obFR8MueleJ/oFKEm1vmcMYKJqMLL3/mNITLP9Ty2DAPP/Kv/4vcLPksl6rP5s9vQRvLr+Xss+q9",
-	"nJodPeXvR1KaI8gP+qycQd56ZSc6LgfEmPK56pgYw+ewUZe0plIDcdgyksWiozKSRfaZVHzi7mNDG16d",
-	"7eYhwmj+/BjPym50EFRy4y2ZoRVz5H1Wm5pnYy7SCWQ/WtJawwPfnJd3Aj4pifJ5rgp92GiVJ6ZV6pNR",
-	"ngMDz4GBNplvyKwiFZf1Mxlhb+RAx9zRsrCjfN6NzeZuClL36qVpi2z1ofxK/s865m61VMpT/ajWuvnn",
-	"VMda55yskBlcVy2GhUYuDJUdL54EVyh2VF79sPKI6GOWuGuDVgpwHVfAICx5rsl6no+9mqtARwxG8AIl",
-	"m2EljQlCj+cr2IO4dc+Z20C2wD+w72hMbnSXyEyqho+pJ/XrDu0dcPa6kULDaSzUh0EaVkIb5k6ijoYa",
-	"K3qdevWlLIFhW5v+knr3zeWu2i8oM5lY73ErltoX8K8ms1lGQSqDav37B+2Kpl64ZYMTEofIzHgyVVxm",
-	"joz3qDep4f7j/f8EAAD//w==",
+	"7H37chs3lverYLlfVaR8LYmSJU8iVepbxZYzmvUtkpzJTugioW6IRNQNMABaNMflqnmaebB5kq9wDtCN",
+	"vpGURN9m9Zdlko0+OADO/fzwvhfLbCoFE0b3Dt/3JowmTMGfL+W5kYrZPxOmY8WnhkvRO+wdCz1jShMz",
+	"oYbEVKk5ocTIayYIVYwIdsMUiWk8Ycl2L+rpeMIyaodh72g2TVnvsCfklobBo56ZT+0n2iguxr0PH6Le",
+	"GTNqfnxlmGq++5zFUiSaGElmlBtyya6kYsSoORdjQseUi4537u9FvYwLnuVZ73C3eC8Xho2Z6n2wb55S",
+	"RTNmHAOOk4yLN5qp06dNQi4mjOSaqW804TBNbj+dUjPpRT1BMxg76UU9xf7IuWJJ79ConHWSdiVVRg0S",
+	"9Hi/t4TWqNfFH0OVIdR+ScyEW+LIhpkwMlXshstckykds280GQn2zgzhh6PNIyKkYORK2ocYueJKG/hh",
+	"MbE/cqbm5czgud4dJtNvncxJRnnaxWWeEHlFLH3yCshzbKdJopjWTHdwn9lBh6uuwZ9uvwTPecZNy/Ew",
+	"JJPaIPszKuaEG5bpLlamMEpIU8KuaJ6a3uFBPyoJtP/J6Dsk6KDfX0reGdPMXNhj2c5XzceCJe7gyitC",
+	"yZRqPZMqIco+SlIurjt4Cw+txtjeze52f5vN/zI7/V3yOPvl73/79Wd+9fN2vJeKy+xZP/n1L2mrHDgH",
+	"AmFvrDCDKyUz2B729yxZRD0+N4QNcpdJJNkvc/rXvx2civ7yWawmQMgx0UxrLgXJ6JxIkc4JjQ2RgnCj",
+	"iZwJ+PFnEDRI/3+z+cIpJCzmGU3tYeWC5GJKk4Ql5M3Z8y1Nrxi5pJo93icbPCH7e4RrMnr59HS02TEf",
+	"O+iQJ8NrNl9xfV4+PW3h/gf7sJ5KoVkp0Z9JdcmTBI9FLIVhAk4xnU5THlM7t52pkpcpy/7v71qKyovs",
+	"E4l9x1UxStRLmIE92ruwR57al7hNyTVRjCZbdj1BLxlqct073O8/inqGG6D9WTCUm0GuxKFlAmzRQ0fN",
+	"YfnODyEX/o9iV73D3n/ulKp8B7/VO6/xUeRFTU6VpHntra9ZAlqAknhCxZiRjVHxUrtaVvHY6b2U5pnM",
+	"RXIvFgpphlcwSsDCl5LoPJ4Uu73k2H7JsZfSEP/kQo6Vr1gHx0LaIq9/Qq0UEamIzM2lfEcypjVoUM+z",
+	"N4LmZiIV/zu7H99gsYZc3NCUJ8u2Xy6uhZUeUhHFbuS1s8kKru6WXD3FEYkX7gs5WyViTdwdHTsOAStG",
+	"BK1RsjGy62i5x4SxfGLJaBN4TUXLBN3kN0YVGt32/ZEmZ+yPnGlzrzVA48LQ61YBgBvD/pnaMzYHmahZ",
+	"lfP9kvOg48Ln/MALlyCkYR0LYMW5Qt6QS8XotSaUqDxlR2Rkpz0ims41mU14PAFerkeSxlpdDa9AaYes",
+	"PGcigYPl9OI3mjw5P3vmd7aA737dsp+BkeM2S6eUhYfjCYuvSfGyhewN6VoXe4EIt6utdci1tn6LVGSm",
+	"pBiTjVHwVrfHqzywdNpHhTRk9J4nH0YtMvpUGKYETU+Ukupei8PdSJWVkRkzE0v3jAnjKJeCyFwRzZPK",
+	"Nj8It7kni2imrI/IgLwly1BQsBadZ+UFezdlsbGajvI0V+wIWIzT0+DCpnI8ZknkXFnNhAG2Pufi+v4s",
+	"tYbpkL2bgklTlx32SxAAUhKZWrtQXzuNLNjMekGdQsRSR8pxFzK1QsMdGBv1DHtndiYmS6t22CDv9x/F",
+	"/5HI2L6f2B/ARwy/AFrxg5Bc/HIn+PZf//hnxSdqseyap8szL6OptXJZAseHZlOmWEJm3EzIxgimXuiE",
+	"yHPaf+MoGm2CenHiO9es+IH9OziZdaFNLudEyBnZGAXi2XrYNPCqvtGwmoW/ZU3+SwakzBi9Jhsj/9XQ",
+	"SDm0nyFB9tRn1MQTlArAHrIxgsnA/hvCmULDOojlPKHxhG09kcIomXYts/v9jg/8AJdfMKN4rE9SzWYT",
+	"ptjHs/iUzA370kw+u60yZAFIBpBciZV2lKRcGyaYchYgV+CmbYzenJ+cnbw4Pn0+fHFycXb65Hx4/PTp",
+	"md0zdvkkaq7j16ffaJAqH9+WZqF58aUa1RVzmmvnAHyIeq/pPJU0uZDyOVXj+23AS5nM4UilMFRF+jJi",
+	"v/VnkboozuODg0ePyeXcsCrndgPT4swbTfZ5e4j96AvZWKNlXbsViOCayBvmbAf+dysaM45K7ELKF1TM",
+	"Hc36XuxU1LAhDF1TZWqOsVhrp+3vEY1R2woD974vGXghJUbKlKdqCe8qL16TM0yNYxOZUU0m3BzZ84p2",
+	"DtXOIU4IFQkREqJM8PkfOcvRqQrkLYSwt4oY7SJpG0S7ga61uYkNnylcoedybNcGIr2dDqGVCPURlkqG",
+	"6gPrkhBo/0bW4XMaGiLC3Z5hLMVVymPjzGvvJfogWyzlNWeabIzcJzU38Y2gN5Sn9DK9n8DJg3Fq0iah",
+	"hl5SzUhMhVUMl9b7wqwJKQ+QnkhlqsGjg9CtOWfqhseMVF+0cJXCn65L6iyYDLJT59OpVIYlL1jC6QXQ",
+	"dy++FgMOMzviEKbc5j+CQKSahC+wA1fF+UHJ0oBYAmMTN/YSrrZStG6xbpn7l/NXL7fBCncPQ2wzjmUu",
+	"zFOWMnzsfY8mCbd/0/S1klOmDGe6d3hFU83aXlGYo5jYk+KKq0wTShI3puVYsBT+99aHl0qx2JCJVJqR",
+	"S2oMU3OiDZ3iHpsG7w8fXBBRjnOlrHvpf1x5+eIXBkHu4lWQPHnOxNhMeoe7/b19CHwXH7RF7su482/l",
+	"OG+LX8rL31lsypAomxWpilsw/lgUls9V4VJkXFgDkRhpv6yxHdMWhz2a8pj910yq623/bdS7YYpfcR8r",
+	"b3CeeQpLTrYOU/DP50gC5u0d7Ne5FfXebY3lVo2FITVBVquVDS+ouq74U/5RwoU2jEIO0NICaV73LR7m",
+	"ItNTzAnTBI6aSylTRkVjRXFmi5bzjUbtfZvVxPhM60rGilF0cFoW81Je/pf7eDuW2S1WskrAjyyWGdNh",
+	"nnSqeEatPint/3L1m+9d09J3n/G/cjORuXWEWFTQafUGSdEoweQXpLDrOcmPKgS+awiBqKeZSIaFMw40",
+	"LN/MP1uTMKB9Cz1/MBmNDLd5BIrJmsk33NCGjHWj13fyV32w7n6qKGo4DOTQNIXMaFEFAKysHjo9kTNN",
+	"uKmducQ6D79LLiy9vb3+3uOt3d2tve8u+t8fPuof9vt/s7+vSNnqEYHvdO/wt/cLf8YTUCzu/Hnu1c71",
+	"W/zd/l7jhFfIDCV2B8XFdrcPbhmetVTXRF1yA/T/IkHRNsH2wXVz9JMbVo5bTZiZ4MXgjcBHEEbz9SeG",
+	"ZXqZ9YSq90NBE1WKzu3/ebI8A96S9Q43NCTZvDQMV6WY8MLN/ppi0OJWG35Kx1DvYpmka/vXMeS3t1Gv",
+	"LOLpHYo8TRubqGDeSlwsD2gLJ8N31Rf4NdX2oNkjOMKaokIH2sdgOkfEUujjXykNSowWL499DB2xivzp",
+	"XC6YaYXe1vXJE25OhFHzWy7OK8GIZnGuuJkTdgPJgcr60Nj9EiPAUAnRi+zHUlmGWiYfOmehF/XQLkiG",
+	"MOeVpFHNWLNb/FHU49PeYW/3+73t/vbe9m6/F2EZBR2Dg9WLc5XufLd9sF180yF3PPkNvW29ggmdTplg",
+	"CUjbkeZjkU9HERmlcsxF8YdPYEVkFPDA/tcd9aGLptiPnAOuh0zYH1XFTpWFDYHjeNokVZKEJ4SbiIzs",
+	"XIEyLq7tv8h/l4+AzKGgmUs7jIhUZBSnfHREWDY1c9jGsMiaKBZLlbDEFx3CyzWZMcVqsrK2wg2ywyX/",
+	"FJLdS1578GAy1ruLmRI6IvyKUDFvE/a1bdZ4YU20PlpBsuIuDadc2bCNV4Q7OHyqspnbn+ItpudLK4Cu",
+	"sG4A+SCviJCFZbFBXW6YwDb2P/XBI8fGzfWLrKQqB8opRP44+r0OHKwwJlpkcVkhdy8FBBaVHYUYRXn6",
+	"6VRRKZ4/ky569MlU0RPFEiYMp2g73S16EFhVEKMOPcC2EMpi2/XOsZ3OCEN1/LpTuTAWU/UmP18QyNuA",
+	"C4NBdwwCVXJ0WI7rS+BWjf1YifenwN9wryodDvhg1UjCReilCsvKlP+dJWRjNuGGET2lMSNG8Syz1sAb",
+	"wWOZMPLy2ZOIJDKj3LrzM6a2YqpZsrmCfllT4KFN7r8R/I+cEQ6n7IoXKdtmZnRhPbhiNHkl0nnH6Q8o",
+	"2tLXfLolp7j+W1MJVSz+uXdbMrOiYWrm4aK4ZWsaM8xMinL+lUM7bvU7aPbO+/1oroYh2oiWM8GUnvBp",
+	"oUvcDp9RS768YeITU73IuSvmUy5H5xF/AhbsrfWqL7AzkmT0mhEqJDAqNNH8srpqn+D8CzYbVmWAYLPg",
+	"DN1ZbAcDN0V39R0fPUD4xSYBSiYt0wFKSfUEMlWN7hBL32XKIpLReMIF27J73X6C5XDEilGYpsgz+9J6",
+	"bQ9UzMOHBS3VYlT8n6YZG1I9dBwMngq4YaQcZlTMhy6OUWx7/GCYC0j9uKSiq4YaBqckLKby/y1L0Ip6",
+	"qeDtcWDrRK056lpC1lrGlQrRsPI+LHvJmJnIZAhDplb32A8bBR+dicNaLUOjAAueDXOsQWkkcsu+OeBN",
+	"tUL6bdOrrRX5lkfjGWdpUhQa3jI04fKRGCWFri47mhe/TvzUxIov5/B7PerBQ65gZrs46FjSbk8UUjIn",
+	"A5zLoBeUszalS9x6FCCgwDUWkGJAwVNg/XTLFvtvRt8NUzii9n/OFxsCgaMjMO1bquUwsKjylKFE9VkE",
+	"V9e8MbK/hNw6vMpuECnG9u9YZpnEUAa/ZkMnl0ebR2SUcQ3FdyNXkYlhfStmvtHEzGTxmlrsNOBrY60d",
+	"o1v0p3Kku/XkGOEelSsC8RRqJtsc+OXqn59gSn3rwrKvnuwJFrNBSbG6oQJYvNDLBCZOLsL1L9/QJjL/",
+	"zGhqhfCts9YyN7HMGJrMExgFy7xre9yn+nvyurlB/ZfvC7Err6tHVl4vna0bpG12908O3zYVvKqZfyzI",
+	"2bMn5ODR3h68a0tPWQzMdAVwewf7JJ5QRWNTD0V/RDt+5ZzSSzZ7HVgSt7LFwhrc7tqGaa6mKSOZFNds",
+	"ThKuJzOqrcmW0mx6m+KGU0OyXFuBYdVTVS5NZcrjWhRu8YvXkd+8TZHD3RLiIOM1H4utfEoEY4n+pEGI",
+	"2ybHI5KLIkGaC8MxyegLyyXEvpcnxj66ifydlQd2gYOjieXFlKACK7YWfhy6XlLhpGRMUzKlyrTXm3/i",
+	"XPtdYi2voNXuRam4bmkrgffvLCNs2ztyPR/FqksFpVf1FI8Bp1LDRFZJ4EAueC/qXXNhtzPssbk1kak2",
+	"zq4/7B0c9MnB9u72LhB2Kd/VqvowjIivhreJPE0t22I+5ZjladuNmonw54UiLCzqhdmgYqaBWfBdW2T/",
+	"oyQ1ajmG3b2VkgzI5Ur/tmd44w3hCjStsHkZIHaccBkCnx/ydSo6j+NG0nzZgjaIaaxwi10oCHVFx7h/",
+	"uSZGWXkF0e0NsEw1EwlUvgpmveiU8owwkehNH/g2E6ZmHFsSW1eiI9Jdkhrsuve3rRModuT7O768tNcW",
+	"5RBQPJzjb6t5ofsXBMAeC9kQJm0cfVF5fCobrZbsqa96yaBuoXevpE72KTM5VSH9mZI5u5+usKCy61ri",
+	"P5b532irOk0l0INnGhc/QbNA474qBHVMRcxS+3fFN6n3s5bnxJvGdwpWWu+qHoArUktBN2ItPrmy6XzP",
+	"cOXiAGJo2x/ZHfSFmd7RV10FHVVXoO0Y+K0HMDTPpMrusPswwOIQi+xsomLvlcXqMx6zu3pv5Srs3c/T",
+	"W/PW6dwsex//Zd1rXhKxdMGfc3F9F1eREsSgKHtlrX1zJdUt3EYMQOuGPb7b99bnHXKgqFssPTOqPcaQ",
+	"kXfwBVfz/cJJtBqBBT3ayKkmM6muuRhX6Wmd/Gqmd4c7FpC1dA8AFtkdTn0Q8sL0bLgbaixftBPuWpvw",
+	"aQNYvu+nKzL3/f7Bn4ogcCLjPGtWHLr4fUuqqNJxpsI+1UQy3dpPDmPbx7HCed25gbcd8AUefcYRuazd",
+	"qjHXzqTDwrLhIlH3oeRVuD9ux7bmKXZ8XNFUDhI/LXZyEKQuvJd+v83/dTwNJ9LJ3pJY45ry6gbrm7NT",
+	"bAkT1EfPrPNjHQm3GlWps+KCLRM5vukO5hK4VLCubSfpHBOH97ByXeqxfrq0uhoiKNJh7/u/Xe5Ofhbn",
+	"e3F/+vN+9j/mj+/UL7NH7/76l/71yS7903N1kP88fywv9vQiVbRbSuNF0Zfw1U0oTJF41yjAwRlZRygX",
+	"gLrm26mr63O7KdxNM/k+WyYSTXKRWnkOKBqudpYbTXiSFo3pXVpr97YBo3X5+KUvH6zBUv137+aWdbeq",
+	"fMzeko4inaZavENl0TrbVNZaWLZ4U33ECrFVm1Ka2xICbtivcG4VjQvsJhkXBTzoJaOKqWd+PjmjQ4Tg",
+	"aUlIlj2N10yQjCaMXM6xzt7X02VcbOHXGOgiW1tWeZCXxy9OBuK3ra0CevDtKAKAJRBjFfi3Q/IjEEWC",
+	"Un1Xpb9NnmEQaCDsrqZGWl9ZzgS5pPE1EwV005VU5FLJmWZKHxZN/9QKoLGQCpI8CVMDMdoBondGHt8B",
+	"kLqgZZzpbdLESixQOu0X2wPh0Yogzw50lzJmYgy4j1aS/Bmy9B14pi1IZxHxqx7IdSx10Ug8hHsLvQVo",
+	"mlgKUOJpBuqhpIpO+X8zMCyke/4J8KeDNrt8XqpzxzcQ4wjuAcbBEaEkTrldTssfbTUU42YSAJfiGpSk",
+	"+XfzpI2yVQgrabJOgt2Jr1+dX5AdmpvJDtTx74w6X7/g7fbccHElPU4BjUHhBRCluNszyoWhXDBl1WWu",
+	"Urfi+nBnZ8zNJL+0cmineCD4i2udM91rNPyXg8uZ0M1KVaZ9b5jXG/rQfsfF2P44i6C0kovxQJQFmFAQ",
+	"5CBzrSulI8Q0cQ/V5SqxOy2dk0s24RjzG4haPXkEhyVhKb9hyg8DlWQhNriZSI2uqt4eiIH49ltnqOnt",
+	"b79tWyy7jjhpf2BHxTLB+RyIkQw+AXxr2J83NM0XbMJNoBcg9uBsjbYHAlsTq/ZS/Vxh7JCmWuJo9n14",
+	"xAaianoBj03nUQboxJI8Kzp0AVw8EAFlbuoRfjv66cTzyA28MwKUk+BZlJIZMxSO4g8DEDcohQc9395k",
+	"6NgnPP988eI5xNY0lhZrhyQCEFd+qZ7Dsn37LXlRoiprAtqKUENGsJn1DuzOLUyy7fzrH/8cRVakht9p",
+	"ZrbcDoMf4FLgnKp90vD1NikBngeigvk4pWbi66BBApclhUduszGRAIkaSg6IkAPhlxLEOyLUo2aSgrm5",
+	"vi6qt779luC+qEQaN1wdQ4TxCHd82CaZUE2+I0YORCMl7xA7aCbFmDz9nYqx/EaTvX7U7/frmXoNxHE9",
+	"ED5jX0U6bybuj8pEHtnv9weitRIONuUIXdGR3Rz+qIIj7yZ/7NW6nTzUVYFitcfUHYdSRW7YXYR9dKNN",
+	"0KZXi9Xx4eqq3XV3B8bFQCyzLkZHrardQA1doM8HolDoPzqjAHArsVJd8TEXGlHdAMU6AHK7OHtzfnHy",
+	"dPjq7PSn05fno4EYM0OevDo7R3qDqlY7IoPNg+NChR7yGDz7YHftv3sH5B3Av3qGyJ50QdxnIDZGXUA5",
+	"o03PO6wwbhYYI4prcbIzboCY15DddthXUChS0LK/9z0ZhZWxuD4DMQoQrkaRYzKCZfECK2ub/Mg0T5gP",
+	"ntoXkilTRZPSQEzL0ncrHqkhVMylABwhQvU1oZcyN4HeMxM2J4lEKL2ZGIjyVIL6iLwepCIAWfD9Nf7E",
+	"AtImTMjSMxBOIAtmZlJdH6Lygc++0eT09c1+OZY7hKevbx6Tncf7BezAlNmBpIoCjWnX7x1Hbd2ym16f",
+	"vfr19OR85MeAbtMZVdatHwi7A3/deoafsMT+5cSi4yT2LOJewyUr+m0RddKOEad5wpKIaBkurUFOh+iV",
+	"CFEc4DeBu26Fmj0RYQGRPT/o6HvYtkJETqieMI1Xc7hycb8uA+HLwOxmqa2Ip6u216ghUsTM7vpgvx2S",
+	"3dEmmtzW2xOaBXbZi9OLhhUmp0xomauYbUs13nEP6R372zJaVlpd2AmCsaTe7nZ/uw9W8pQJOuW9w96j",
+	"7f72I8iHmAn4Uk4yQp/kjv1gzNouhqg0VVZbyIH/PCFSJXaCjlXaMU/jYXG9qVIA2oVbOmSgxjPoNgPI",
+	"8pnihpENaBsdiMVtz5vb5K+gJVzYw1oX4OvYfYJaCBleaIXTxM7IjvmcawPdmr3qBSq/tcc6y5/sONS7",
+	"aOkP8aYN+8N6DRfQ6NAiv9GOl11XbQT1Geu4G+Ft7XaBvX5/AaZZC5aZr7n46iAD2otEVsM5K1uSW2EY",
+	"O/qO7QHcR/62DV6sw06A7w6P7C5/pInO/yHqHazysirONjz1aPlTIbZgGJzBnRCEZX57C9mSPMPGQEyO",
+	"BTyJeoaO7QbCp3pv7WhOFmE546rCCH1NvLigIohAJc+YMKj4ICk3lhHohdlEZih2ZpM5oTgIyqht8hJs",
+	"bFoUUVIsoyTnEOux0qwoZinK2KDZiCWupi5QmK/eXPz46tfh2cnFycuL01cvRwuFERbgfDZpxAKgp+A2",
+	"gI2UGQNAV7owUTe7JFVYVdZ23ckqLdWN7MpiesG74kFdUhtdRRJmtbNeLcBbRoFH/r3mwuGLoEMJXTmg",
+	"5YZF30sIK9JFrKvQa73Ox5eDBkx73MKzdYr4f9uS4Zo22N37cLv9sVwZZA8aADWAFW8kW1H2v+fJhx1l",
+	"7eYdLFeqSMPWTqrg4pp1XGy3exebaip1i74CTD1NCoAWDAUARK7zeq8U0xPnFEH/Ep63I6+ZuLC+pfPK",
+	"Qco5r8MKmjqA/na7egEvpNAvNdGw10F1gnR+8g28v8pWrF2JBY/tr/hYgVz/hZ4WyJC37JiFhweDlivY",
+	"TfDD0FqKCKPxBLdjBZrQO1dOew2E9HoPx5hNJJnI1AHvFj457lfcqRsudhoNyv4kvA9iMyKWa1Rh0Mq+",
+	"OEDrsKdvobH0RmPe4nPZSg0OlCZTl173Pvq6DKM1KvkvFFryXv5aBcdwoZqGtXzQ015P5+5o1WVNl4p7",
+	"Akahdsg/9kzoZlaOay9HUKrI3Dg7mbNkNBC1O2mCdkZILhhdhXj1rpe7xWAg/Jg0hAO/FUbv0UCMWmBz",
+	"R/gOjbi/DdjbakRxIBaHFKtR6mrUsDta2CICkedQtoMWDdPmR5nMbycAboHifItD5ztuP1RrP9xANZG1",
+	"ezuKbyWomtNqEVPNH1nhs7eqkHp0e4HUBZWPwLLOxfpqrK7dFR6rX4UDzx2sIsdarl+wD+99v/zh+oUx",
+	"X6jIxZPshOcKFh54RyiEU2ZaikvgJoWgW9zKLM3Sqy1/HQLUAmN61UrMsKnoECPxA+FFsRW+RQoasxoR",
+	"SONcaKxU4CkpImIRoWIgRq62Y+jiYiNr7vGYeQxxay+5w9Up33AShXyriIz9rjknD67Kp969yPju3Ru1",
+	"eyNe3HViojfgtTsc25+Yad8k/Y+oVz62ARytBzAxhGhfo4r6DIfs3+W0vBKs+6Dc0pP1S3X6tPfhbauS",
+	"wC3ZFkO71dhdZv9xklibX0ixVS9tJm9K830DLymFux42QXf4UEC7KQ83yrsUs9MbY8m0Vx7uVYWGwsqC",
+	"KVNbqOuc3sKiEFc2c+QKHdRWxkXur0vTAxFizx6/PnX1GZ1K6Thxt/qvweRe7Rac21nd7jKBj2B2308c",
+	"3WoywSRqlzH4SlKWeNSKqzxN5//eSv+z2Ndfouw8TpKw8sfIW5rMThq+xwzcMiP6jGXyhnXIN5RpxYc+",
+	"GN+JQTna9IVm9kDotqrl7UVmcCl0ltnBSPaDHfzJdycyPtygBRT2upX98uA17JeldkFwEjJ6zYoq53va",
+	"C7chr8u0eEGv4eyVMcCgmb2GgAbXacJlB2WCQbCBKI5lE+R0tHlUd0SJNnSuIbznGkNo3Q0eM4PywNok",
+	"zuzwhxjje4dkr9+PioJSV+HWaU7YWb52SvO+/sutFHS703Ff/eym4uoj3bX0D5LoU0uiF4jOXRyZabHD",
+	"VlKT/labhdrxRCTa1Wz64FBgSh+BM+/b1+DsYE2yxoYUF4qHlOZCvef7bVZSfScVcuBOnofN96k33wkk",
+	"rp2E1uXyfQRvt2y8AoXVnpmasPhaV2GTQp/Pp2+L3JTL77izMxAbhZZRhTJCY04bqlAfsFnRx0jOax1g",
+	"kFLyDV8RqbR/1Xq6jopSkKAzEM+Y4RnbHojjxo0+WJKOQNTlDMcMg7rQWoZqEHonjv3V8P2iyAS6GpxT",
+	"bP+s9hNgkeRu31UiDIQUrPLIlVSgf4ubYJXM4IPqOEeEDkTpsrlLigpECix9AXHgCvZTQITC19t358qy",
+	"shjdDev6oVIZXxMfyC6sL+FvKGhTv88tAevz4u+M/rqaxg2v2VnJub+l7fBJcSJWm7KHxGgxM57L8RhK",
+	"Rqo3158zs9XVbtt9Bjf+bMz0lUjnzRbLjkKN4uEf/nj0i+n/6x//PCKvqZn8sHNE/GBH5Jxm7Jwb9sNz",
+	"+q4FMOTDHRXTQ65tmXqqVjOAoRGqn9xMvOHj9IfMzQIFEubSwk5Mt+8JtjOBqN9ukzIyNysZL25T25+v",
+	"aoDcyfaomB2fy4AI4QRgwarN8r+9tT5k/Uey+avGWiO3uxa71q3bvejHznPc6+9hfkpIxFBydyqqOZmx",
+	"NN26kiorfdOIzPzdQQo7YV1HIBoY3ESu7qRQzaDDsMObzOgc0Ro8YNhA8AKuDYpWZh6iJqiSoQ1nuDRT",
+	"CucV1aiDgKiU6gG+ZMpvmA6bFs5Ozk8uhhcXz0cDsbFLJjJX5HJehPArpoSdX3BJdNAVCX/XRn35dHj6",
+	"8uLk7JdjGPuRMyN0MPxRgf1DuNA8YYAUhBUzdj0wHy0S4LD1sqGMMBfQfgGY4GAlNBIMept4mnf7A1G8",
+	"xFK5e1AQUmvr9OsJZgo3hL3j2iBDB+JRH34O/GnaTkd4HfD+3vdtBogTlBXYuY9jj6ysclsg8FYyNlqq",
+	"h4/jmE0NS4oS5hlcWZkbwq+6tnDvQSV+CpV4rK/dJTDV4jeQOasLz/fOqBtes/mHnfdgMn3oLj7Gpqpc",
+	"sxKO0tcW4145JPUNPrLnLS78t4GAhixswUXxXNlIpgpv6bq7mMBTC8r6aCDKOnqPmLFBfaAi8ptVx1QI",
+	"pjZ9wA+qRLFOYSCszA+QnEM8VytYX786v9BFC9Wbs+dth/98ImfNk7++6N8dUEXvICIAKdVuEMPemZ2J",
+	"yWoIhNix+x+JjK31S+wPsGnXtfJyk7ou3icTKTVzrrTnJ/5qJ/gZ4jqVlDaM6raCBbtrAiSKwnabk42/",
+	"nL96uQntgYApYRd2488XL55vVh2LJzSesK0nUhgl0y4Oud/vvJTnRipXbrySOLNsDI76ZxcQr6YA1L9Y",
+	"OgCayh3COBjBQYykpT+GXYZxpu5MAQRcCvSQEdzyGU+WgWYftiKOlKAkmxECAHaGOKOByKi6rgqhdqTd",
+	"wiBDO8wVE9OQAn+peK1OrlFV8TLAf4EhiriT3+phN72DB8mNNhRvVcC1tOZpgGrjOl2DuZUZzeIivBHa",
+	"rjOqEg2RKG8h71ti7UmKXCwKpKWbAJwpN7I7iABw3yITn0hxxVW2NoPoNvcgrSb8wgub7AEKCXi3NZvN",
+	"wB/YylXKRCyTGkDhx8P2voPoBlTzO0WS7i3rPR0eamVNYl4xnaeIuI5CPCqUdIDCvjbJ3urDF1Ozhwy1",
+	"y+fTJA928e3U3jkzNQOEmImS+XhSgfFu0YGFiewRzjqt4OdoTzp701q8gKQGQaQSba24qaKEYkOLpRlg",
+	"+okZHyj93xUDDvAT7xwv+1zRr9Zo17LoVgvYc7uzhhdJ/r27DbTQ3H0ym/C0uKszBuhEgNCrwC83dpy7",
+	"8PK+G652reVqW8K9u62ZL+U3S4LB/IYJpsNsZAkV57iXMaN4rDu554UWuZwTJXPDfCrQ5LrAUORWNxsm",
+	"Ys50RBQ1bAurURW7yjVNdURchQTgT86LA4+hEsoNAGA61EBsbo+KH/mlsv//SRKVC8gOOm+6jLe9OLk4",
+	"O31yPjx++vQMkCmxpt7NEPDmYLUTIsVAgPMKCHKiuGSewy3o/s1cFzPGHbTf328z5H5i5oXj4mrWxDSl",
+	"vLo5ev9JLv7n9QkpcK2GE2OmQ78rh0YamrqonyoRbFezFhxxHpTxtZIZMxOWa2KpIa7rf9WkvBvtJNVs",
+	"NmFq8Q4M3pUVLOrciw62a9ufnc4+CkS4nbK4jHhSDTb5ETmf0fGYKfLmFFEvExnrnZED8OSmXaVMWWyf",
+	"vvcRrwOPfWhZqALruV3GT1nsdKG6gSi5Jpc5TzHKu5DZF4AJU+FKYZMt5fmcooXbyvPwR4S9o7FJ5x5M",
+	"r5XORYz+n+MXz2/HaE/bqoxuAGFbD//49Sl5tN2v3MvxOVbETn/hikBdXbc6QzXmEiMJNfQSUIqsCqPx",
+	"BMAjS4c442McHOLO0BqQHJGD/qPqtYKNdTpjNOFOdXxRSs8SNl+7KRxOt3NdSrSJtfSEk42yfHMziJMM",
+	"BG3p+zbSHiny1BeQpHJc1vRwUclQPeoXoISL0jXV9FAzfUQoSeicjKV9eVDyEhEaK2n1cZpi4/yh9SCM",
+	"U6klVdo39sIvfQ6w2oVp34T61qGIQrwZMmAAGLOhmUi2QuI2oSMTK47o1A4tZ60Fp+d8LN5Mv5qSly+m",
+	"hXzh3RSrzaWrn+6NLoJ5yUP269N4+XwsSD4NXScHQ18Ra03k7/eI6I2tHR9q6a9O7bQswwVWdQa17qaZ",
+	"q4CsV11khgkwbiKS8muGWPSjbXLcSG9hCmsgdGalToGc7qGnLnNj4PrRttTVEWbgoIbd17R3prOQTKgN",
+	"d3d2rjenJdisVtD+/boL2teQycLa6zrBZA46p7qSawh8thbc1/NaMQbWUZWV8dGHJFcB5bzloJzXlOM6",
+	"B0nhNlV0m5TYknaYdhFRqwCKGj0zmBySaVIKk7ZeF7Kg1eWci3EKbzqs5OIXZYlcPsgh7Qg2s8oOGe2E",
+	"06I00IM4gWRJTfivL2eykuhoJFX+dwuN5Y01YUqg5X6RRUbE/WwIt1Wr6ejAVEB4rdGJQ6FdYjQ0a2IG",
+	"ol4UcyeDYiBWtyiA1l8CV+fTtsitp4d9DTIAWDAnTaLXlDlttFg+2A8rF8lUwgRfsvlQr1QJajKKDbAN",
+	"gUG4gcTdZY1aHiIPV1INRNh9bw84177xNdhFQX4JG/yITznZbTMQEK2zdNofAy4uVNS5+6Ca222BlfAg",
+	"IvCDY7coReX3p5EMD+ZBRSZ4QV0ckoWGwVIUt6B1MShvc/fWVfHdQPf6G1QK3V9eHQawl4wYRYXGCzsO",
+	"q3BbeBWWYtjQ59oWqBkIKaz5f1qFe8Ofl7cguGtxulDfBiKE7wlb7osuhPDKPDs2VhQk6LnAxREDATdH",
+	"kGvGpjjzAswOL/kKPCGOV4Md19siC3+F45XSBc7nKCLUBX8PXEPAQIQdAXbgNjmE3UHHOO81VautJ37q",
+	"aHrqmLRaHHW/tZIfmjPdmq6j5a7WZxcVq7204a5stHtB320dj9kP/U/Qc/dperEeIrmfq3HMIRiCeVSc",
+	"5Jbw8N1qnV23eh19xcWc7oC1shSWLVAcTiD6wqFAEiZFVguMPCPJSLCZu6ZkeyC8KejqQsS1C1MHv2ov",
+	"UT7GUE/RYVULb4PpKVMrsaGXPBe5tmsNEvu5u9mO6uZdeNbY3PCyOOrqVUc/193kWpnTpqtjkeSgphfq",
+	"PWB4t1+XyHfHoB6ZuqPcL+jrCEytXS+EdN9VJ5yE99+5qX9crI0H8fr1ilc3MUL9jnG+Z01yBDLXIak2",
+	"rOUAzrK9tDGt3TNdNjQ00GQj7M68nBPrYjY7t7k74vct+fiy0GBLGeFufljJRS0vGFeKzhchw34T+BRf",
+	"tjz4qop/4VIG2uRwy5GJ1m1NIMhriK4WtSIihq1NzYqdgXAlOythuxbWRFjHs9t32bqMCjpmGd5DHnRx",
+	"Byg2vospIY/rvd4d5T9FW3wFwU/BTb4+9hXe+4p3/kI7FlbKOpgdUgZOwoIlNCIHIsS4UQzuZOd2k93Q",
+	"8hY5f8dw5UoZZ92Ez8d0ap/Z7ZPOaqVqqVI7Dt1HRbS9Tb3Plwpei9Lzq0SvfbCbvl67qQp3u7p5tA58",
+	"2xq4pc8+FzdsK0SZHYiNRZi3t5f2HQG2Lwr+dg1napXGggoE9MN5aAHYbTd/Wj2DV6KR+kIT4XIOgXC8",
+	"L7JR992x7/pfofa5KJN//2aH46uy5IONuE7r/baI0Au1RqPG/B5BynVgQRcXqAo2azGtMWNVuS+uiEWW",
+	"IFVtV05gg7i3uOvXXmM+7YrNyrjgxgI4q80CK7PN9A6aBAYCb47cqF7+1nrT2zkTyeL8dgv40i+NieLF",
+	"Gg9K8d9PKbqLYltPxgomow8vf+Q0hM8/1PLYGqBbBJuFidgSvmUguvFbyMZ39oTt9vf2rUOuaGyJAuR1",
+	"Qkkss0yK8ipG/Nwex0D5h5EUAk02mqQypimZUmUOB6LoCSMtUDGb2yTAwHZXM1dgYvCcw0R90prDHZJH",
+	"LZAsjh0VSBY9ENrIKaAE2l9uBHW2m0eEkm78mMDKbnQQVHLjLZmhFXPkA1FDzXMxF+0Fchgtaa3hgW8K",
+	"RJV7JlHuAK6ytpyKn8M90yp1ZJSHwMBDYKBN5uM2q0jFZf1MKOxRDmzBwdxZ2FFeAxUtYpBQwCNY3avX",
+	"2BbZ6kOFlfwfFeZutVTKV3fHxf+yVMfFapnBddVirOGyi6hQ7ISLOM0TD/S2EkT0iUjufcnFQ03WAz72",
+	"Cq4CHwuA4IWdjGAlDQShu58rmIO68c/lysrpHfAP3DsayI3YlR+VxqcrEIB60rDukEu4JkbQDLLQXsNZ",
+	"LtTBIPEokY2nv1MxlluWamr4ZRrUl4oEwLY2wyHt7JvDWWHEfNqmLCvATGzwuBNL7QNgz48rfsIso2IV",
+	"oNrwCjg3ItYLt0xwyuKIIMYTVnEhjkzwaIDU0E4QXMFCjl+flhB5+Iy0Ol/OBLmk8bV1LDfwfg37K3+Z",
+	"z+bhQIyO3bmiWEr8I6OKKeLK0q0AwaLzkW8KQlgzKPEfFZg+AwGEbOGX2AY/2ibPuTZYBHzN5tY1mtIx",
+	"04dk9P+glfAHfAtPylL4vccQQ3Hf7G5vH/T7jgB/CRgZvR9gycOgd0h++9c//vk2IoOeYO/MEIa1H/uR",
+	"Ae47T12x/YcR4XATi1SJrwjzuwbusvnw9sP/DwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
