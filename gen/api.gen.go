@@ -29,6 +29,7 @@ const (
 	ErrorCodeAlreadyVerified         ErrorCode = "already_verified"
 	ErrorCodeBodyTooLarge            ErrorCode = "body_too_large"
 	ErrorCodeCsrfFailed              ErrorCode = "csrf_failed"
+	ErrorCodeEmailNotVerified        ErrorCode = "email_not_verified"
 	ErrorCodeEmailSameAsCurrent      ErrorCode = "email_same_as_current"
 	ErrorCodeEmailTaken              ErrorCode = "email_taken"
 	ErrorCodeForbidden               ErrorCode = "forbidden"
@@ -46,6 +47,7 @@ const (
 	ErrorCodePrimaryEmailUndeletable ErrorCode = "primary_email_undeletable"
 	ErrorCodeRateLimited             ErrorCode = "rate_limited"
 	ErrorCodeSessionInvalid          ErrorCode = "session_invalid"
+	ErrorCodeTokenInvalid            ErrorCode = "token_invalid"
 	ErrorCodeTooManyEmails           ErrorCode = "too_many_emails"
 	ErrorCodeUnavailable             ErrorCode = "unavailable"
 	ErrorCodeUnsupportedMediaType    ErrorCode = "unsupported_media_type"
@@ -60,6 +62,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeBodyTooLarge:
 		return true
 	case ErrorCodeCsrfFailed:
+		return true
+	case ErrorCodeEmailNotVerified:
 		return true
 	case ErrorCodeEmailSameAsCurrent:
 		return true
@@ -95,6 +99,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeSessionInvalid:
 		return true
+	case ErrorCodeTokenInvalid:
+		return true
 	case ErrorCodeTooManyEmails:
 		return true
 	case ErrorCodeUnavailable:
@@ -123,6 +129,33 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for OutboxStatus.
+const (
+	Cancelled OutboxStatus = "cancelled"
+	Failed    OutboxStatus = "failed"
+	Queued    OutboxStatus = "queued"
+	Sending   OutboxStatus = "sending"
+	Sent      OutboxStatus = "sent"
+)
+
+// Valid indicates whether the value is a known member of the OutboxStatus enum.
+func (e OutboxStatus) Valid() bool {
+	switch e {
+	case Cancelled:
+		return true
+	case Failed:
+		return true
+	case Queued:
+		return true
+	case Sending:
+		return true
+	case Sent:
+		return true
+	default:
+		return false
+	}
+}
+
 // AccountDeletion The password that confirms a deletion.
 //
 // Example: {"password":"correct horse battery staple"}
@@ -131,6 +164,124 @@ type AccountDeletion struct {
 	//
 	// Example: correct horse battery staple
 	Password string `json:"password"`
+}
+
+// AdminNewEmail An address for the admin API to add.
+//
+// Example: {"email":"alice@work.example","verified":true}
+type AdminNewEmail struct {
+	// Email Example: alice@work.example
+	Email string `json:"email"`
+
+	// Verified Mark the address verified instead of mailing a verification link.
+	//
+	// Example: true
+	Verified *bool `json:"verified,omitempty"`
+}
+
+// AdminNewUser A user for the admin API to create.
+//
+// Example: {"email":"bob@example.com","verified":true}
+type AdminNewUser struct {
+	// Email Becomes the user's primary address.
+	//
+	// Example: bob@example.com
+	Email string `json:"email"`
+
+	// Password Without one, the user can log in only after a password reset.
+	//
+	// Example: correct horse battery staple
+	Password *string `json:"password,omitempty"`
+
+	// SendPasswordReset Queue a password-reset mail to the address, as an invitation.
+	//
+	// Example: false
+	SendPasswordReset *bool `json:"send_password_reset,omitempty"`
+
+	// Verified Mark the address verified instead of mailing a verification link.
+	//
+	// Example: true
+	Verified *bool `json:"verified,omitempty"`
+}
+
+// AdminUser A user account with all its addresses, as the admin API shows it.
+//
+// Example: {"date_joined":"2026-11-28T09:30:00Z","email":"alice@example.com","emails":[{"email":"alice@example.com","id":1,"primary":true,"verified":true}],"id":42}
+type AdminUser struct {
+	// DateJoined Example: 2026-11-28T09:30:00Z
+	DateJoined time.Time `json:"date_joined"`
+
+	// Email The primary address.
+	//
+	// Example: alice@example.com
+	Email string `json:"email"`
+
+	// Emails Every address of the user, the primary first, then by age.
+	Emails []Email `json:"emails"`
+
+	// Id Example: 42
+	Id int64 `json:"id"`
+}
+
+// AdminUserPage A page of users.
+//
+// Example: {"items":[],"next_after":null}
+type AdminUserPage struct {
+	Items []AdminUser `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 42
+	NextAfter *int64 `json:"next_after"`
+}
+
+// AuditEntry One security event.
+//
+// Example: {"action":"email_added","actor":"admin:support","created_at":"2026-11-28T09:30:00Z","email":"alice@work.example","id":3,"ip":"192.0.2.10","user_agent":"curl/8.5.0","user_id":42}
+type AuditEntry struct {
+	// Action What happened, as `signup`, `login`, `login_failed`, `email_added`, `primary_changed`, `sessions_ended`.
+	//
+	// Example: email_added
+	Action string `json:"action"`
+
+	// Actor Who did it, `user`, `link`, `admin:<token name>` or `cli`; empty for events recorded before actors were.
+	//
+	// Example: admin:support
+	Actor string `json:"actor"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Email The address the event concerns, if any.
+	//
+	// Example: alice@work.example
+	Email string `json:"email"`
+
+	// Id Example: 3
+	Id int64 `json:"id"`
+
+	// Ip Example: 192.0.2.10
+	Ip string `json:"ip"`
+
+	// UserAgent Example: curl/8.5.0
+	UserAgent string `json:"user_agent"`
+
+	// UserId Null for an event of no account (a failed login for an unknown address).
+	//
+	// Example: 42
+	UserId *int64 `json:"user_id"`
+}
+
+// AuditPage A page of the audit trail.
+//
+// Example: {"items":[],"next_after":null}
+type AuditPage struct {
+	Items []AuditEntry `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 3
+	NextAfter *int64 `json:"next_after"`
 }
 
 // Credentials An address of the user and the user's password.
@@ -191,7 +342,7 @@ type ErrorCode string
 //
 // Example: {"code":"required","field":"body.email","message":"property \"email\" is missing"}
 type FieldError struct {
-	// Code What is wrong, as `required`, `type`, `max_length`, `unknown_field`.
+	// Code What is wrong, as `required`, `type`, `max_length`, `unknown_field`; for `password_too_weak`, the rule the password breaks (`too_short`, `too_long`, `common`, `like_address`); `mismatch` for a reset form's two passwords.
 	//
 	// Example: required
 	Code string `json:"code"`
@@ -250,6 +401,60 @@ type NewUser struct {
 	// Example: correct horse battery staple
 	Password string `json:"password"`
 }
+
+// OutboxMessage One mail of the outbox; never its link or body.
+//
+// Example: {"attempts":8,"created_at":"2026-11-28T09:30:00Z","id":12,"kind":"verify","last_error":"550 5.1.1 mailbox unavailable","next_attempt_at":null,"recipient":"alice@example.com","sent_at":null,"status":"failed","user_id":42}
+type OutboxMessage struct {
+	// Attempts Example: 8
+	Attempts int `json:"attempts"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Example: 12
+	Id int64 `json:"id"`
+
+	// Kind Example: verify
+	Kind string `json:"kind"`
+
+	// LastError Why the last attempt failed; empty after a success.
+	//
+	// Example: 550 5.1.1 mailbox unavailable
+	LastError string `json:"last_error"`
+
+	// NextAttemptAt When a queued mail is tried next (or a sending one's claim ends); null otherwise.
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+
+	// Recipient Example: alice@example.com
+	Recipient string     `json:"recipient"`
+	SentAt    *time.Time `json:"sent_at"`
+
+	// Status A mail's state.
+	//
+	// Example: failed
+	Status OutboxStatus `json:"status"`
+
+	// UserId Example: 42
+	UserId int64 `json:"user_id"`
+}
+
+// OutboxPage A page of mail.
+//
+// Example: {"items":[],"next_after":null}
+type OutboxPage struct {
+	Items []OutboxMessage `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 12
+	NextAfter *int64 `json:"next_after"`
+}
+
+// OutboxStatus A mail's state.
+//
+// Example: failed
+type OutboxStatus string
 
 // PasswordChange The current password and the new one.
 //
@@ -359,8 +564,17 @@ type User struct {
 	Id int64 `json:"id"`
 }
 
+// AdminUserID Example: 42
+type AdminUserID = int64
+
+// After Example: 42
+type After = int64
+
 // EmailID Example: 7
 type EmailID = int64
+
+// Limit Example: 50
+type Limit = int
 
 // ResetToken Example: v1.0.eyJwIjoicmVzZXQifQ.c2lnbmF0dXJl
 type ResetToken = string
@@ -373,6 +587,21 @@ type UserID = int64
 
 // UserIDKey Example: NDI
 type UserIDKey = string
+
+// AdminForbidden An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminForbidden = Problem
+
+// AdminNotFound An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminNotFound = Problem
+
+// AdminUnauthorized An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminUnauthorized = Problem
 
 // BadRequest An RFC 9457 problem document.
 //
@@ -428,6 +657,54 @@ type Unavailable = Problem
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type UnsupportedMediaType = Problem
+
+// AdminListAuditParams defines parameters for AdminListAudit.
+type AdminListAuditParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// UserId Only this user's events.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+}
+
+// AdminListOutboxParams defines parameters for AdminListOutbox.
+type AdminListOutboxParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Recipient Only the mail to this address (letter case ignored).
+	Recipient *string `form:"recipient,omitempty" json:"recipient,omitempty"`
+
+	// Status Only the mail in this state.
+	Status *OutboxStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Kind Only the mail of this kind, as `verify`, `change_email`, `email_added`.
+	Kind *string `form:"kind,omitempty" json:"kind,omitempty"`
+}
+
+// AdminListUsersParams defines parameters for AdminListUsers.
+type AdminListUsersParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Email Only the users who hold this address.
+	Email *string `form:"email,omitempty" json:"email,omitempty"`
+}
+
+// AdminCreateUserJSONRequestBody defines body for AdminCreateUser for application/json ContentType.
+type AdminCreateUserJSONRequestBody = AdminNewUser
+
+// AdminAddEmailJSONRequestBody defines body for AdminAddEmail for application/json ContentType.
+type AdminAddEmailJSONRequestBody = AdminNewEmail
 
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = Credentials
@@ -529,6 +806,131 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// AdminListAudit The audit trail
+	//
+	// A page of the security events in id order: sign-ups, logins and
+	// failed ones, address changes, and every admin write (actor
+	// `admin:<token name>`). With `user_id`, only that user's.
+	//
+	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+	AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListOutbox List mail
+	//
+	// A page of the mail outbox in id order: what went, or is to go, to
+	// whom, and why a mail failed. Never a link or a body. Sent and
+	// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+	//
+	// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+	AdminListOutbox(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRetryOutbox Send a failed mail again
+	//
+	// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+	//
+	// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+	AdminRetryOutbox(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListUsers List users
+	//
+	// A page of users in id order, each with its addresses. With `email`,
+	// only the users who hold that address in any state (primary,
+	// verified or not), compared in its normalized form.
+	//
+	// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+	AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateUserWithBody Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateUser Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUser(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteUser Delete a user
+	//
+	// Deletes the user as self-deletion does, without the password: every
+	// address and session at once, its unsent mail cancelled, an
+	// `account_deleted` notice to the old primary.
+	//
+	// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+	AdminDeleteUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminGetUser One user
+	//
+	// The user with all its addresses, the primary first.
+	//
+	// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+	AdminGetUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminAddEmailWithBody Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithBody(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminAddEmail Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmail(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteEmail Remove an address of a user
+	//
+	// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+	//
+	// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+	AdminDeleteEmail(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminMakePrimary Make an address primary
+	//
+	// Makes a verified address the user's primary one (an unverified one
+	// answers `email_not_verified`); the old primary stays as a secondary
+	// address and gets a notice. The primary already: 200, nothing changes.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+	AdminMakePrimary(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteSessions End a user's sessions
+	//
+	// Ends every session of the user; its browsers and clients must log in again.
+	//
+	// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+	AdminDeleteSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LoginWithBody Log in
 	//
@@ -958,6 +1360,261 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
 	EndSessions(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// AdminListAudit The audit trail
+//
+// A page of the security events in id order: sign-ups, logins and
+// failed ones, address changes, and every admin write (actor
+// `admin:<token name>`). With `user_id`, only that user's.
+//
+// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+func (c *Client) AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListOutbox List mail
+//
+// A page of the mail outbox in id order: what went, or is to go, to
+// whom, and why a mail failed. Never a link or a body. Sent and
+// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+//
+// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+func (c *Client) AdminListOutbox(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListOutboxRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRetryOutbox Send a failed mail again
+//
+// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+//
+// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+func (c *Client) AdminRetryOutbox(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRetryOutboxRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListUsers List users
+//
+// A page of users in id order, each with its addresses. With `email`,
+// only the users who hold that address in any state (primary,
+// verified or not), compared in its normalized form.
+//
+// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+func (c *Client) AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListUsersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateUserWithBody Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *Client) AdminCreateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateUserRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateUser Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *Client) AdminCreateUser(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateUserRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteUser Delete a user
+//
+// Deletes the user as self-deletion does, without the password: every
+// address and session at once, its unsent mail cancelled, an
+// `account_deleted` notice to the old primary.
+//
+// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+func (c *Client) AdminDeleteUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminGetUser One user
+//
+// The user with all its addresses, the primary first.
+//
+// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+func (c *Client) AdminGetUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminGetUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminAddEmailWithBody Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *Client) AdminAddEmailWithBody(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminAddEmailRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminAddEmail Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *Client) AdminAddEmail(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminAddEmailRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteEmail Remove an address of a user
+//
+// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+//
+// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+func (c *Client) AdminDeleteEmail(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteEmailRequest(c.Server, id, emailId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminMakePrimary Make an address primary
+//
+// Makes a verified address the user's primary one (an unverified one
+// answers `email_not_verified`); the old primary stays as a secondary
+// address and gets a notice. The primary already: 200, nothing changes.
+//
+// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+func (c *Client) AdminMakePrimary(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminMakePrimaryRequest(c.Server, id, emailId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteSessions End a user's sessions
+//
+// Ends every session of the user; its browsers and clients must log in again.
+//
+// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+func (c *Client) AdminDeleteSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteSessionsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // LoginWithBody Log in
@@ -1737,6 +2394,569 @@ func (c *Client) EndSessions(ctx context.Context, id UserID, reqEditors ...Reque
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewAdminListAuditRequest constructs an http.Request for the AdminListAudit method
+func NewAdminListAuditRequest(server string, params *AdminListAuditParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/audit/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListOutboxRequest constructs an http.Request for the AdminListOutbox method
+func NewAdminListOutboxRequest(server string, params *AdminListOutboxParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/outbox/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Recipient != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "recipient", *params.Recipient, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Kind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminRetryOutboxRequest constructs an http.Request for the AdminRetryOutbox method
+func NewAdminRetryOutboxRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/outbox/%s/retry/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListUsersRequest constructs an http.Request for the AdminListUsers method
+func NewAdminListUsersRequest(server string, params *AdminListUsersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Email != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "email", *params.Email, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminCreateUserRequest calls the generic AdminCreateUser builder with application/json body
+func NewAdminCreateUserRequest(server string, body AdminCreateUserJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminCreateUserRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAdminCreateUserRequestWithBody constructs an http.Request for the AdminCreateUser method, with any body, and a specified content type
+func NewAdminCreateUserRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminDeleteUserRequest constructs an http.Request for the AdminDeleteUser method
+func NewAdminDeleteUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminGetUserRequest constructs an http.Request for the AdminGetUser method
+func NewAdminGetUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminAddEmailRequest calls the generic AdminAddEmail builder with application/json body
+func NewAdminAddEmailRequest(server string, id AdminUserID, body AdminAddEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminAddEmailRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAdminAddEmailRequestWithBody constructs an http.Request for the AdminAddEmail method, with any body, and a specified content type
+func NewAdminAddEmailRequestWithBody(server string, id AdminUserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminDeleteEmailRequest constructs an http.Request for the AdminDeleteEmail method
+func NewAdminDeleteEmailRequest(server string, id AdminUserID, emailId EmailID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "email_id", emailId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminMakePrimaryRequest constructs an http.Request for the AdminMakePrimary method
+func NewAdminMakePrimaryRequest(server string, id AdminUserID, emailId EmailID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "email_id", emailId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/%s/make-primary/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminDeleteSessionsRequest constructs an http.Request for the AdminDeleteSessions method
+func NewAdminDeleteSessionsRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/sessions/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewLoginRequest calls the generic Login builder with application/json body
@@ -2775,6 +3995,149 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// AdminListAuditWithResponse The audit trail
+	//
+	// A page of the security events in id order: sign-ups, logins and
+	// failed ones, address changes, and every admin write (actor
+	// `admin:<token name>`). With `user_id`, only that user's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+	AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error)
+
+	// AdminListOutboxWithResponse List mail
+	//
+	// A page of the mail outbox in id order: what went, or is to go, to
+	// whom, and why a mail failed. Never a link or a body. Sent and
+	// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+	AdminListOutboxWithResponse(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*AdminListOutboxResponse, error)
+
+	// AdminRetryOutboxWithResponse Send a failed mail again
+	//
+	// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+	AdminRetryOutboxWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRetryOutboxResponse, error)
+
+	// AdminListUsersWithResponse List users
+	//
+	// A page of users in id order, each with its addresses. With `email`,
+	// only the users who hold that address in any state (primary,
+	// verified or not), compared in its normalized form.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+	AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error)
+
+	// AdminCreateUserWithBodyWithResponse Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error)
+
+	// AdminCreateUserWithResponse Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithResponse(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error)
+
+	// AdminDeleteUserWithResponse Delete a user
+	//
+	// Deletes the user as self-deletion does, without the password: every
+	// address and session at once, its unsent mail cancelled, an
+	// `account_deleted` notice to the old primary.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+	AdminDeleteUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error)
+
+	// AdminGetUserWithResponse One user
+	//
+	// The user with all its addresses, the primary first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+	AdminGetUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error)
+
+	// AdminAddEmailWithBodyWithResponse Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithBodyWithResponse(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error)
+
+	// AdminAddEmailWithResponse Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithResponse(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error)
+
+	// AdminDeleteEmailWithResponse Remove an address of a user
+	//
+	// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+	AdminDeleteEmailWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminDeleteEmailResponse, error)
+
+	// AdminMakePrimaryWithResponse Make an address primary
+	//
+	// Makes a verified address the user's primary one (an unverified one
+	// answers `email_not_verified`); the old primary stays as a secondary
+	// address and gets a notice. The primary already: 200, nothing changes.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+	AdminMakePrimaryWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminMakePrimaryResponse, error)
+
+	// AdminDeleteSessionsWithResponse End a user's sessions
+	//
+	// Ends every session of the user; its browsers and clients must log in again.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+	AdminDeleteSessionsWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteSessionsResponse, error)
+
 	// LoginWithBodyWithResponse Log in
 	//
 	// Checks the password of the user who holds `email` as an address
@@ -3239,6 +4602,877 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
 	EndSessionsWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*EndSessionsResponse, error)
+}
+
+type AdminListAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListAuditResponse) GetJSON200() *AuditPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListOutboxResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OutboxPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListOutboxResponse) GetJSON200() *OutboxPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListOutboxResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListOutboxResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListOutboxResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListOutboxResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRetryOutboxResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRetryOutboxResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRetryOutboxResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRetryOutboxResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRetryOutboxResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListUsersResponse) GetJSON200() *AdminUserPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminCreateUserResponse429Headers the declared response headers of an HTTP 429 response for AdminCreateUser
+type AdminCreateUserResponse429Headers struct {
+	RetryAfter *int
+}
+
+type AdminCreateUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AdminUser
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminCreateUserResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminCreateUserResponse) GetJSON201() *AdminUser {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminCreateUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminCreateUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminCreateUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminCreateUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminGetUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUser
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminGetUserResponse) GetJSON200() *AdminUser {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminGetUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminGetUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminGetUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminGetUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminAddEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Email
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminAddEmailResponse) GetJSON201() *Email {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminAddEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminAddEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminAddEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminAddEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminMakePrimaryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Email
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminMakePrimaryResponse) GetJSON200() *Email {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminMakePrimaryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminMakePrimaryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminMakePrimaryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminMakePrimaryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
@@ -5224,6 +7458,227 @@ func (r EndSessionsResponse) ContentType() string {
 	return ""
 }
 
+// AdminListAuditWithResponse The audit trail
+//
+// A page of the security events in id order: sign-ups, logins and
+// failed ones, address changes, and every admin write (actor
+// `admin:<token name>`). With `user_id`, only that user's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+func (c *ClientWithResponses) AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error) {
+	rsp, err := c.AdminListAudit(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListAuditResponse(rsp)
+}
+
+// AdminListOutboxWithResponse List mail
+//
+// A page of the mail outbox in id order: what went, or is to go, to
+// whom, and why a mail failed. Never a link or a body. Sent and
+// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+func (c *ClientWithResponses) AdminListOutboxWithResponse(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*AdminListOutboxResponse, error) {
+	rsp, err := c.AdminListOutbox(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListOutboxResponse(rsp)
+}
+
+// AdminRetryOutboxWithResponse Send a failed mail again
+//
+// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+func (c *ClientWithResponses) AdminRetryOutboxWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRetryOutboxResponse, error) {
+	rsp, err := c.AdminRetryOutbox(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRetryOutboxResponse(rsp)
+}
+
+// AdminListUsersWithResponse List users
+//
+// A page of users in id order, each with its addresses. With `email`,
+// only the users who hold that address in any state (primary,
+// verified or not), compared in its normalized form.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+func (c *ClientWithResponses) AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error) {
+	rsp, err := c.AdminListUsers(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListUsersResponse(rsp)
+}
+
+// AdminCreateUserWithBodyWithResponse Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *ClientWithResponses) AdminCreateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error) {
+	rsp, err := c.AdminCreateUserWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateUserResponse(rsp)
+}
+
+// AdminCreateUserWithResponse Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *ClientWithResponses) AdminCreateUserWithResponse(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error) {
+	rsp, err := c.AdminCreateUser(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateUserResponse(rsp)
+}
+
+// AdminDeleteUserWithResponse Delete a user
+//
+// Deletes the user as self-deletion does, without the password: every
+// address and session at once, its unsent mail cancelled, an
+// `account_deleted` notice to the old primary.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+func (c *ClientWithResponses) AdminDeleteUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error) {
+	rsp, err := c.AdminDeleteUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteUserResponse(rsp)
+}
+
+// AdminGetUserWithResponse One user
+//
+// The user with all its addresses, the primary first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+func (c *ClientWithResponses) AdminGetUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error) {
+	rsp, err := c.AdminGetUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminGetUserResponse(rsp)
+}
+
+// AdminAddEmailWithBodyWithResponse Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *ClientWithResponses) AdminAddEmailWithBodyWithResponse(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error) {
+	rsp, err := c.AdminAddEmailWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminAddEmailResponse(rsp)
+}
+
+// AdminAddEmailWithResponse Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *ClientWithResponses) AdminAddEmailWithResponse(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error) {
+	rsp, err := c.AdminAddEmail(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminAddEmailResponse(rsp)
+}
+
+// AdminDeleteEmailWithResponse Remove an address of a user
+//
+// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+func (c *ClientWithResponses) AdminDeleteEmailWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminDeleteEmailResponse, error) {
+	rsp, err := c.AdminDeleteEmail(ctx, id, emailId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteEmailResponse(rsp)
+}
+
+// AdminMakePrimaryWithResponse Make an address primary
+//
+// Makes a verified address the user's primary one (an unverified one
+// answers `email_not_verified`); the old primary stays as a secondary
+// address and gets a notice. The primary already: 200, nothing changes.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+func (c *ClientWithResponses) AdminMakePrimaryWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminMakePrimaryResponse, error) {
+	rsp, err := c.AdminMakePrimary(ctx, id, emailId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminMakePrimaryResponse(rsp)
+}
+
+// AdminDeleteSessionsWithResponse End a user's sessions
+//
+// Ends every session of the user; its browsers and clients must log in again.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+func (c *ClientWithResponses) AdminDeleteSessionsWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteSessionsResponse, error) {
+	rsp, err := c.AdminDeleteSessions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteSessionsResponse(rsp)
+}
+
 // LoginWithBodyWithResponse Log in
 //
 // Checks the password of the user who holds `email` as an address
@@ -5897,6 +8352,730 @@ func (c *ClientWithResponses) EndSessionsWithResponse(ctx context.Context, id Us
 		return nil, err
 	}
 	return ParseEndSessionsResponse(rsp)
+}
+
+// ParseAdminListAuditResponse parses an HTTP response from a AdminListAuditWithResponse call
+func ParseAdminListAuditResponse(rsp *http.Response) (*AdminListAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListOutboxResponse parses an HTTP response from a AdminListOutboxWithResponse call
+func ParseAdminListOutboxResponse(rsp *http.Response) (*AdminListOutboxResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListOutboxResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OutboxPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRetryOutboxResponse parses an HTTP response from a AdminRetryOutboxWithResponse call
+func ParseAdminRetryOutboxResponse(rsp *http.Response) (*AdminRetryOutboxResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRetryOutboxResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListUsersResponse parses an HTTP response from a AdminListUsersWithResponse call
+func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminCreateUserResponse parses an HTTP response from a AdminCreateUserWithResponse call
+func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminCreateUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AdminUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers AdminCreateUserResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteUserResponse parses an HTTP response from a AdminDeleteUserWithResponse call
+func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminGetUserResponse parses an HTTP response from a AdminGetUserWithResponse call
+func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminGetUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminAddEmailResponse parses an HTTP response from a AdminAddEmailWithResponse call
+func ParseAdminAddEmailResponse(rsp *http.Response) (*AdminAddEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminAddEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Email
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteEmailResponse parses an HTTP response from a AdminDeleteEmailWithResponse call
+func ParseAdminDeleteEmailResponse(rsp *http.Response) (*AdminDeleteEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminMakePrimaryResponse parses an HTTP response from a AdminMakePrimaryWithResponse call
+func ParseAdminMakePrimaryResponse(rsp *http.Response) (*AdminMakePrimaryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminMakePrimaryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Email
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteSessionsResponse parses an HTTP response from a AdminDeleteSessionsWithResponse call
+func ParseAdminDeleteSessionsResponse(rsp *http.Response) (*AdminDeleteSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseLoginResponse parses an HTTP response from a LoginWithResponse call
@@ -7680,6 +10859,39 @@ func ParseEndSessionsResponse(rsp *http.Response) (*EndSessionsResponse, error) 
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// AdminListAudit The audit trail
+	// (GET /admin/audit/)
+	AdminListAudit(ctx echo.Context, params AdminListAuditParams) error
+	// AdminListOutbox List mail
+	// (GET /admin/outbox/)
+	AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error
+	// AdminRetryOutbox Send a failed mail again
+	// (POST /admin/outbox/{id}/retry/)
+	AdminRetryOutbox(ctx echo.Context, id int64) error
+	// AdminListUsers List users
+	// (GET /admin/users/)
+	AdminListUsers(ctx echo.Context, params AdminListUsersParams) error
+	// AdminCreateUser Create a user
+	// (POST /admin/users/)
+	AdminCreateUser(ctx echo.Context) error
+	// AdminDeleteUser Delete a user
+	// (DELETE /admin/users/{id}/)
+	AdminDeleteUser(ctx echo.Context, id AdminUserID) error
+	// AdminGetUser One user
+	// (GET /admin/users/{id}/)
+	AdminGetUser(ctx echo.Context, id AdminUserID) error
+	// AdminAddEmail Add an address to a user
+	// (POST /admin/users/{id}/emails/)
+	AdminAddEmail(ctx echo.Context, id AdminUserID) error
+	// AdminDeleteEmail Remove an address of a user
+	// (DELETE /admin/users/{id}/emails/{email_id}/)
+	AdminDeleteEmail(ctx echo.Context, id AdminUserID, emailId EmailID) error
+	// AdminMakePrimary Make an address primary
+	// (POST /admin/users/{id}/emails/{email_id}/make-primary/)
+	AdminMakePrimary(ctx echo.Context, id AdminUserID, emailId EmailID) error
+	// AdminDeleteSessions End a user's sessions
+	// (DELETE /admin/users/{id}/sessions/)
+	AdminDeleteSessions(ctx echo.Context, id AdminUserID) error
 	// Login Log in
 	// (POST /auth/login/)
 	Login(ctx echo.Context) error
@@ -7763,6 +10975,253 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// AdminListAudit converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListAudit(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListAuditParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListAudit(ctx, params)
+	return err
+}
+
+// AdminListOutbox converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListOutbox(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListOutboxParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "recipient" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "recipient", ctx.QueryParams(), &params.Recipient, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter recipient: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "kind", ctx.QueryParams(), &params.Kind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListOutbox(ctx, params)
+	return err
+}
+
+// AdminRetryOutbox converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRetryOutbox(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRetryOutbox(ctx, id)
+	return err
+}
+
+// AdminListUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListUsers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListUsersParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", ctx.QueryParams(), &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListUsers(ctx, params)
+	return err
+}
+
+// AdminCreateUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminCreateUser(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminCreateUser(ctx)
+	return err
+}
+
+// AdminDeleteUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteUser(ctx, id)
+	return err
+}
+
+// AdminGetUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminGetUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminGetUser(ctx, id)
+	return err
+}
+
+// AdminAddEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminAddEmail(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminAddEmail(ctx, id)
+	return err
+}
+
+// AdminDeleteEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteEmail(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "email_id" -------------
+	var emailId EmailID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "email_id", ctx.Param("email_id"), &emailId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteEmail(ctx, id, emailId)
+	return err
+}
+
+// AdminMakePrimary converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminMakePrimary(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "email_id" -------------
+	var emailId EmailID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "email_id", ctx.Param("email_id"), &emailId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminMakePrimary(ctx, id, emailId)
+	return err
+}
+
+// AdminDeleteSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteSessions(ctx, id)
+	return err
 }
 
 // Login converts echo context to params.
@@ -8256,8 +11715,25 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["GetHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness, options.OperationMiddlewares["GetReadiness"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics, options.OperationMiddlewares["GetMetrics"]...)
+	router.GET(options.BaseURL+"/admin/users/", wrapper.AdminListUsers, options.OperationMiddlewares["AdminListUsers"]...)
+	router.POST(options.BaseURL+"/admin/users/", wrapper.AdminCreateUser, options.OperationMiddlewares["AdminCreateUser"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/", wrapper.AdminDeleteUser, options.OperationMiddlewares["AdminDeleteUser"]...)
+	router.GET(options.BaseURL+"/admin/users/:id/", wrapper.AdminGetUser, options.OperationMiddlewares["AdminGetUser"]...)
+	router.POST(options.BaseURL+"/admin/users/:id/emails/", wrapper.AdminAddEmail, options.OperationMiddlewares["AdminAddEmail"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/emails/:email_id/", wrapper.AdminDeleteEmail, options.OperationMiddlewares["AdminDeleteEmail"]...)
+	router.POST(options.BaseURL+"/admin/users/:id/emails/:email_id/make-primary/", wrapper.AdminMakePrimary, options.OperationMiddlewares["AdminMakePrimary"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/sessions/", wrapper.AdminDeleteSessions, options.OperationMiddlewares["AdminDeleteSessions"]...)
+	router.GET(options.BaseURL+"/admin/outbox/", wrapper.AdminListOutbox, options.OperationMiddlewares["AdminListOutbox"]...)
+	router.POST(options.BaseURL+"/admin/outbox/:id/retry/", wrapper.AdminRetryOutbox, options.OperationMiddlewares["AdminRetryOutbox"]...)
+	router.GET(options.BaseURL+"/admin/audit/", wrapper.AdminListAudit, options.OperationMiddlewares["AdminListAudit"]...)
 
 }
+
+type AdminForbiddenApplicationProblemPlusJSONResponse Problem
+
+type AdminNotFoundApplicationProblemPlusJSONResponse Problem
+
+type AdminUnauthorizedApplicationProblemPlusJSONResponse Problem
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
 
@@ -8300,6 +11776,1238 @@ type UnauthorizedApplicationProblemPlusJSONResponse Problem
 type UnavailableApplicationProblemPlusJSONResponse Problem
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type AdminListAuditRequestObject struct {
+	Params AdminListAuditParams
+}
+
+type AdminListAuditResponseObject interface {
+	VisitAdminListAuditResponse(w http.ResponseWriter) error
+}
+
+type AdminListAudit200JSONResponse AuditPage
+
+func (response AdminListAudit200JSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit400ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit401ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit500ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit503ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutboxRequestObject struct {
+	Params AdminListOutboxParams
+}
+
+type AdminListOutboxResponseObject interface {
+	VisitAdminListOutboxResponse(w http.ResponseWriter) error
+}
+
+type AdminListOutbox200JSONResponse OutboxPage
+
+func (response AdminListOutbox200JSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox400ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox401ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox500ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox503ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutboxRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type AdminRetryOutboxResponseObject interface {
+	VisitAdminRetryOutboxResponse(w http.ResponseWriter) error
+}
+
+type AdminRetryOutbox202Response struct {
+}
+
+func (response AdminRetryOutbox202Response) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type AdminRetryOutbox400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox400ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox401ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox403ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox404ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox500ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox503ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsersRequestObject struct {
+	Params AdminListUsersParams
+}
+
+type AdminListUsersResponseObject interface {
+	VisitAdminListUsersResponse(w http.ResponseWriter) error
+}
+
+type AdminListUsers200JSONResponse AdminUserPage
+
+func (response AdminListUsers200JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers400ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers401ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers500ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers503ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUserRequestObject struct {
+	Body *AdminCreateUserJSONRequestBody
+}
+
+type AdminCreateUserResponseObject interface {
+	VisitAdminCreateUserResponse(w http.ResponseWriter) error
+}
+
+type AdminCreateUser201JSONResponse AdminUser
+
+func (response AdminCreateUser201JSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser400ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser401ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser403ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser413ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser415ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser429ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser500ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser503ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminDeleteUserResponseObject interface {
+	VisitAdminDeleteUserResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteUser204Response struct {
+}
+
+func (response AdminDeleteUser204Response) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser400ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser401ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser403ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser404ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser500ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser503ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminGetUserResponseObject interface {
+	VisitAdminGetUserResponse(w http.ResponseWriter) error
+}
+
+type AdminGetUser200JSONResponse AdminUser
+
+func (response AdminGetUser200JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser400ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser401ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser404ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser500ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser503ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmailRequestObject struct {
+	Id   AdminUserID `json:"id"`
+	Body *AdminAddEmailJSONRequestBody
+}
+
+type AdminAddEmailResponseObject interface {
+	VisitAdminAddEmailResponse(w http.ResponseWriter) error
+}
+
+type AdminAddEmail201JSONResponse Email
+
+func (response AdminAddEmail201JSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail400ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail401ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail403ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail404ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail413ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail415ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail500ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail503ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmailRequestObject struct {
+	Id      AdminUserID `json:"id"`
+	EmailId EmailID     `json:"email_id"`
+}
+
+type AdminDeleteEmailResponseObject interface {
+	VisitAdminDeleteEmailResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteEmail204Response struct {
+}
+
+func (response AdminDeleteEmail204Response) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail400ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail401ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail403ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail404ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail500ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail503ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimaryRequestObject struct {
+	Id      AdminUserID `json:"id"`
+	EmailId EmailID     `json:"email_id"`
+}
+
+type AdminMakePrimaryResponseObject interface {
+	VisitAdminMakePrimaryResponse(w http.ResponseWriter) error
+}
+
+type AdminMakePrimary200JSONResponse Email
+
+func (response AdminMakePrimary200JSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary400ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary401ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary403ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary404ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary500ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary503ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessionsRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminDeleteSessionsResponseObject interface {
+	VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteSessions204Response struct {
+}
+
+func (response AdminDeleteSessions204Response) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteSessions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions400ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions401ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions403ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions404ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions500ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions503ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type LoginRequestObject struct {
 	Body *LoginJSONRequestBody
@@ -11072,6 +15780,39 @@ func (response EndSessions503ApplicationProblemPlusJSONResponse) VisitEndSession
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// AdminListAudit The audit trail
+	// (GET /admin/audit/)
+	AdminListAudit(ctx context.Context, request AdminListAuditRequestObject) (AdminListAuditResponseObject, error)
+	// AdminListOutbox List mail
+	// (GET /admin/outbox/)
+	AdminListOutbox(ctx context.Context, request AdminListOutboxRequestObject) (AdminListOutboxResponseObject, error)
+	// AdminRetryOutbox Send a failed mail again
+	// (POST /admin/outbox/{id}/retry/)
+	AdminRetryOutbox(ctx context.Context, request AdminRetryOutboxRequestObject) (AdminRetryOutboxResponseObject, error)
+	// AdminListUsers List users
+	// (GET /admin/users/)
+	AdminListUsers(ctx context.Context, request AdminListUsersRequestObject) (AdminListUsersResponseObject, error)
+	// AdminCreateUser Create a user
+	// (POST /admin/users/)
+	AdminCreateUser(ctx context.Context, request AdminCreateUserRequestObject) (AdminCreateUserResponseObject, error)
+	// AdminDeleteUser Delete a user
+	// (DELETE /admin/users/{id}/)
+	AdminDeleteUser(ctx context.Context, request AdminDeleteUserRequestObject) (AdminDeleteUserResponseObject, error)
+	// AdminGetUser One user
+	// (GET /admin/users/{id}/)
+	AdminGetUser(ctx context.Context, request AdminGetUserRequestObject) (AdminGetUserResponseObject, error)
+	// AdminAddEmail Add an address to a user
+	// (POST /admin/users/{id}/emails/)
+	AdminAddEmail(ctx context.Context, request AdminAddEmailRequestObject) (AdminAddEmailResponseObject, error)
+	// AdminDeleteEmail Remove an address of a user
+	// (DELETE /admin/users/{id}/emails/{email_id}/)
+	AdminDeleteEmail(ctx context.Context, request AdminDeleteEmailRequestObject) (AdminDeleteEmailResponseObject, error)
+	// AdminMakePrimary Make an address primary
+	// (POST /admin/users/{id}/emails/{email_id}/make-primary/)
+	AdminMakePrimary(ctx context.Context, request AdminMakePrimaryRequestObject) (AdminMakePrimaryResponseObject, error)
+	// AdminDeleteSessions End a user's sessions
+	// (DELETE /admin/users/{id}/sessions/)
+	AdminDeleteSessions(ctx context.Context, request AdminDeleteSessionsRequestObject) (AdminDeleteSessionsResponseObject, error)
 	// Login Log in
 	// (POST /auth/login/)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
@@ -11162,6 +15903,327 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// AdminListAudit operation middleware
+func (sh *strictHandler) AdminListAudit(ctx echo.Context, params AdminListAuditParams) error {
+	var request AdminListAuditRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListAudit(ctx.Request().Context(), request.(AdminListAuditRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListAudit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListAuditResponseObject); ok {
+		return validResponse.VisitAdminListAuditResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListOutbox operation middleware
+func (sh *strictHandler) AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error {
+	var request AdminListOutboxRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListOutbox(ctx.Request().Context(), request.(AdminListOutboxRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListOutbox")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListOutboxResponseObject); ok {
+		return validResponse.VisitAdminListOutboxResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRetryOutbox operation middleware
+func (sh *strictHandler) AdminRetryOutbox(ctx echo.Context, id int64) error {
+	var request AdminRetryOutboxRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRetryOutbox(ctx.Request().Context(), request.(AdminRetryOutboxRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRetryOutbox")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRetryOutboxResponseObject); ok {
+		return validResponse.VisitAdminRetryOutboxResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListUsers operation middleware
+func (sh *strictHandler) AdminListUsers(ctx echo.Context, params AdminListUsersParams) error {
+	var request AdminListUsersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListUsers(ctx.Request().Context(), request.(AdminListUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListUsers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListUsersResponseObject); ok {
+		return validResponse.VisitAdminListUsersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminCreateUser operation middleware
+func (sh *strictHandler) AdminCreateUser(ctx echo.Context) error {
+	var request AdminCreateUserRequestObject
+
+	var body AdminCreateUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminCreateUser(ctx.Request().Context(), request.(AdminCreateUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminCreateUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminCreateUserResponseObject); ok {
+		return validResponse.VisitAdminCreateUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteUser operation middleware
+func (sh *strictHandler) AdminDeleteUser(ctx echo.Context, id AdminUserID) error {
+	var request AdminDeleteUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteUser(ctx.Request().Context(), request.(AdminDeleteUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteUserResponseObject); ok {
+		return validResponse.VisitAdminDeleteUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminGetUser operation middleware
+func (sh *strictHandler) AdminGetUser(ctx echo.Context, id AdminUserID) error {
+	var request AdminGetUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminGetUser(ctx.Request().Context(), request.(AdminGetUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminGetUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminGetUserResponseObject); ok {
+		return validResponse.VisitAdminGetUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminAddEmail operation middleware
+func (sh *strictHandler) AdminAddEmail(ctx echo.Context, id AdminUserID) error {
+	var request AdminAddEmailRequestObject
+
+	request.Id = id
+
+	var body AdminAddEmailJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminAddEmail(ctx.Request().Context(), request.(AdminAddEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminAddEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminAddEmailResponseObject); ok {
+		return validResponse.VisitAdminAddEmailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteEmail operation middleware
+func (sh *strictHandler) AdminDeleteEmail(ctx echo.Context, id AdminUserID, emailId EmailID) error {
+	var request AdminDeleteEmailRequestObject
+
+	request.Id = id
+	request.EmailId = emailId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteEmail(ctx.Request().Context(), request.(AdminDeleteEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteEmailResponseObject); ok {
+		return validResponse.VisitAdminDeleteEmailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminMakePrimary operation middleware
+func (sh *strictHandler) AdminMakePrimary(ctx echo.Context, id AdminUserID, emailId EmailID) error {
+	var request AdminMakePrimaryRequestObject
+
+	request.Id = id
+	request.EmailId = emailId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminMakePrimary(ctx.Request().Context(), request.(AdminMakePrimaryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminMakePrimary")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminMakePrimaryResponseObject); ok {
+		return validResponse.VisitAdminMakePrimaryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteSessions operation middleware
+func (sh *strictHandler) AdminDeleteSessions(ctx echo.Context, id AdminUserID) error {
+	var request AdminDeleteSessionsRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteSessions(ctx.Request().Context(), request.(AdminDeleteSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteSessionsResponseObject); ok {
+		return validResponse.VisitAdminDeleteSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // Login operation middleware
@@ -12005,145 +17067,199 @@ func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs30uir4Mx3qiLlDClKlryJVKk6WltOlE++RJKT3Q1dHGgGJBHNABMAI4pxqWqfZh9sn+QrNIAZ",
-	"zIUXSbST7KdflkkCaDS6G33HxyDmWc4ZYUoGhx+DKcEJEfDnG36huCD6z4TIWNBcUc6Cw+CYyRkREqkp",
-	"VijGQswRRopfE4awIIiRGyJQjOMpSfpBGMh4SjKspyG3OMtTEhwGjPckTB4Gap7rT6QSlE2Cu7swOCdK",
-	"zI/Hioj22hck5iyRSHE0w1ShKzLmgiAl5pRNEJ5gyhasub8XBhllNCuy4HC3XJcyRSZEBHd65RwLnBFl",
-	"EXCSYZqevmwDcTkliCaIjxFnRP+jpgQVkogvJMJJIoiURGowqP51jtU0CAOGM70e0ZOOaBKEgSC/FlSQ",
-	"JDhUoiCdQP8lDMZcZFgZSJ/vBys2obEnibrUp9ENuKQTRhJ7XnyMMMqxlDMuEiT0UJRSdr0AeBi0HuTB",
-	"zW5/0Cfz72env3AaZz/+9o+//UDHP/TjvZRdZa8Gyd++TzuP/wIABOSvsYOx4BngX/+eJMugN+NGcAIP",
-	"2USS/TjHP/3j4JQNVu/ivSRiEe1YUqFJHx0jSaSknKEMzxFn6RzhWCHOEFUS8RmDHy/Y0LpUpEn/vmRk",
-	"4P9vMl+6hYTENMOp5gbKUMFynCQkQe/Pz3oSjwm6wpI830dbNEH7e4hKFL15eRptL9iPnnREk9E1ma95",
-	"Pm9ennZg/04PljlnkgAj/xUn5+TXgkil/xdzpgiDP3GepzTGel87ueBXKcn+3y+Ss9oiekRSsa7ChgcS",
-	"ooBCg8spLdlebxGnguBkDgiRBKSRwqqQweH+YBAGiioAHQjcH+cmtrspBDvUCIFVDy10hz4Mdz5O/q8g",
-	"4+Aw+K+dSp7vmG/lzjsz2GCmfZbC4AZdCYKvJcJIFCk5QpHedoQknks0m9J42tcrvuLiiiaJkS4PRmUs",
-	"xXg0Bo71UXlBWALMbJniC4leXJy/sqxOGXz3t57+DCQcMtdVHcfPKhzD4HhK4mtULrYUvT5cm0IvAGEA",
-	"1cecUSn1XcUFmgnOJmgr8laNtkP9TR0HGk49lHGFoo80uYvQVjR2B6HZ6S4MTpkiguH0RAguHnU41M5U",
-	"OxmeETXVcM8IUxZyzhAvBJI0qZH5gU/mDiwkidB6AQHwVhxDCcEmzuBYCyZym5NYkQTooBDkCFBstidB",
-	"bUn5ZEKS0KovkjAFaD2j7PrxKNW30ojc5iDPmrJDfwkCgHPEU30pyGs05gJhxMhM6xgLhYiGDlXzLkVq",
-	"DYYHIDYMFLlVO1OVpXUhPCwGg2fx/0l4rNdH+gfwETFfAKzmAx9c8+WO9+2///mvmurWIdbb3OWQl+FU",
-	"X3EkAfbBWU4ESdCMqinaimDrlN3glAKHWUy7byxE0bYe68R3IUn5A/23x5lNoY2u5ojxGdqKPPEcbR9p",
-	"UVqqVF9IOM1S2dL3/RUBUGYEX6OtyH01UpyP9GcGIM31GVbx1EgFQA/aimAzQH8j4Clzq3r6+wutgfde",
-	"cKYETxcds/39jlP2AcuviRI0liepJLMpEeRRpM+4Go15wWp0/4YjWcRTJHihGtS9X1H3G66QG7qUtKs1",
-	"NiW0M4MCkAwguRIt7TBKqVSEEWG1fipAR9uK3l+cnJ+8Pj49G70+uTw/fXExOn758lzTjD4+bm6u43en",
-	"X0iQKm+4egXwfjLMEl+9+KNh2AHpGAmQSaXVde/C4B2epxwnl5yfYTF5HAFe8WQOLJXCVDXpS5D+1vEi",
-	"VijjUqHnBwfPnqOruSJ1zO16qsW5U5r0eM3EbvalaGzAsilqBSCoRFxfXSAl6G9aNGbUXGKXnL/GbG5h",
-	"lo9Cp8CKjGDqxlUm5sb+1nra/h6SxlKvIXDv6wqBl5yjDLO5Uz/lKtzVFt6IYoD0lAZNaIYlmlJ1pPnV",
-	"6DlYoniK2YQkCLMEMQ4mJnz+a0EK49zw5C24LXql32KZtPU8HADXe4YLNeWC/kYeLxL0VIQpPah+Qmd8",
-	"os9mTIVUdYmwW5cIzRlWSob6gE1JCKP/hggzpzOAv2Urai1p7+aYs3FKY2XV64JdMy2dnYUdc35NiURb",
-	"kf2kUgmAS94zfINpiq/SxwmcwpunIW0SrLC2iVGMmb4YrrT1ZTxlqGIgOeVCpfO6Tu3JngsibmhMUH2h",
-	"pafk/3RTUmfJZgw6ZZHnXCiSvCYJxZcA36PwWk44yvSMI9hyl/0IAhFL5C+gJ66L84MKpR6wCOZGdu4V",
-	"WO2EaNNiXSP3+4u3b/qghdvBeu7jOOYFUy9JSsywjwFOEqr/xuk7wXMiFCUyOBzjVJKuJUp11DhzORtT",
-	"kUmEUWLn1BjzjsL9XtvwXAgSKzTlQhJ0hZUiYo6kwrmhsdxb3x+4xJ0UF0Jo89L9uLb48gU9D1e5VBhk",
-	"+PaMsImaBoe7g7198HqVH3S57Sqn08/VPB/KX/KrX0is9O5eCJJo+YNTeU+0H7O63mN2D3eM50fuRMFH",
-	"44MKDgOc0pj8f/tFP+ZZED78bIjztVa47prfQ+bewSpchrUT//0O0Xl7lx5m6Wy+3zHWdGzjS3fe2oVH",
-	"NuPiuu++DQOagJM/FzTDYl4udUMEHVO9A/hg8Ym1WcmCow0PkeFUqxRoazaliiCZ45ggJWiWkSRE7xnV",
-	"khW9efUiRAnP9NWT8hkRvRhLkmzXua8T/PK4HJqbNFI/nDC47U14r0UqtEMsvGf014IgClw2pqXJ1bZs",
-	"lkZLtDH/lqVz50VuuLo9iHrymuY9npvz7+UcvFBu3G2Pa80zy9XcPxR7bE3gf5oSNQVdnBo3gcfYZkzn",
-	"BuzpL4D5ivOUYPZImCvSWgQ0nzEi5JTmDuOOwrXqmwt+Q9hnhrrB0xD3cBRX7qc6joUs/gL0+fsyeukg",
-	"V9oEuCYIaxtBi2yLF40jd6zWW+fxPyOzUV0GMDLzeOjBYtubuC2662tsiE//hJd4haRVd4AQXLwATbMV",
-	"8NbwXaUkRBmOp5SRnqZ1/YlxZyMtRmGbrMj0ok3fHIS74MMSlnowyfxP4oyMsBxZDHqjPGwozkfabjYz",
-	"yYrszQejgoHqZo0C680ceVziO0PdfysXcunv9FaPPV0n7LQxGwZVEDYiPGWwwo53PqeMqClPRjBlqu8e",
-	"/WHLYbNQ8W/4IloOVBjr20hlYOGDT5P1s2hR/StK0qSMAdxDcrxlWi6Aim880dp8HevZnGS1kqUhMZyn",
-	"xZFxGMAg68vqlzxMpMRanDm5MEdDs5dh4EWa2oIj7qTyn7QFQKWJ7YTaeoocBFGIIo0W/W+Gb0cpcJ/+",
-	"n7WxRwBgVGd1D/4WTu2GOq4gQaw8NXij0oBS7Vwvm2M17VOAy4YAXxirsqetzAYcNaS1ICmx6MvQ5Qhd",
-	"JXPM5kKD52qFLqnzHcGplmP3Ntx4oWKeEaN1TmEWE+ls0JKzdgN+3SYE9+XHUnLx6zpr8OuVu7WTdO3u",
-	"DZk9ULUur1au/1xfo15XUz5m6PzVC3TwbG8P1urJnMSATOsD3jvYR/EUCxwrIuTnUoU7jZcFmH3nXcb3",
-	"Umf8MNRi8z4vRJ4SlHF2TeYooXI6w1JrPSnO8vvY96cKZYVUaMy1hDfM7bwOOU9pPK9jd/nC91cRvnqU",
-	"nf+GzN5Lcl/JD7JU0gnrFTlihCTys9rxdWD+SrSkWGaEhKhgTkNABVM0hfQjF1vlOWEk6eKBOuCfXMv8",
-	"SssDfcAea5oIG0YxzzLOStIyH/vWCxdmUzzGKcqxUN0h10+qrn61EXeF4/wHmTP68miq6KXzycs3aFgw",
-	"a0uGRxo0y00MX3QdIfqHkyzhn9rPGdZPYBnpQZbpKy6yB1CfyYnI8YR8IZHeTVjSXuWOntGYPPRyqk5h",
-	"73EX2YZJZyGx7H36xRafeQXEygM/o+z6ITchRmAWetkw+loZc3GPW9GYqHIEG98b7D3v7e729r663B0c",
-	"PhscDgb/CB7gJQXCA3hmWLoUYsUfcNWtd7X5m+iwfVgFj1Q8l0jrmJRN6vB0bt4DKcGK9BTNSLDubeOB",
-	"tZIGLhQW6gFc72n0xoHrU0MD5cso4aHRi8+rn7vI3iLD4+v9g7+UNm7C4yKDhMMuN0CHM6kWUxZ+JkrC",
-	"iezMGIO59XAZHP68eRfDhwUJiqfMcb7Jv14RUG3tdaHvYllYtXLl3VW48unjfmhrc7HF48eAKpLJVeB4",
-	"/qO7cjYsBJ5DpLiywct8fcBgIye/xKm/kYXorYBVNuzetALfn5+aoC/Dzji4pgw8U/Y06lJnzQNbJXJc",
-	"WB32Uu7e+kq6OOnCuBYfoeVa52STu6QYj0xBy2Hw9T+udqc/sIu9eJD/sJ/9Xf36lfhx9uz2p+8H1ye7",
-	"+C9n4qD4Yf6cX+7JZVfRbiWNbS1DcLi/16Zhb+l2gRNLtGKLJYq8TPcIcYYKBkUVLmGqfj7328LDbiaX",
-	"SUNYIlHBUi3PIU/WlmFp+4omaZl6tujW2r3freVhc1VVS0cli099bp7QP4OV998DHADHNqhvEjQapKe3",
-	"OvqFU6aB8hEz+LpCzDJdaAFd1eb92I17f4lO3C8I47WvxQfEHpcoZMvCop/S2bAOUX3CGPKyyKZ/nG2y",
-	"1FcHiQtB1fxCXzSVaPkOPOILauc6CmtC5EDwhIyJzGguTzQd+0IUKreM272q3fJkVcWGOKf/TeCW43b8",
-	"C8jBWwAbzioRQxO7tJYpJpcUbqojhFGcUi3XMzxHUotLQtXUK5IzeX4VaG5tmnRBtg5gFUxaY72ao+jd",
-	"24tLtIMLNd1J+YSynWjh8ktW14dI2Zi7tDgcg/T1yuFMskOGKVOYMiK07C6ElgtTpXJ5uLMzoWpaXGmm",
-	"2CkHeH9RKQsig1Z+WTU5nzHZTqwgkNDiCzF5qL+jbKJ/nIWQCUDZZMiqfAEIctnyTK3Xy9Ck0NpBTSZH",
-	"mtLSOboiU2ocUEPWSH8KwTWVkJTeEOGmgcCnX36splwau0n2h2zIvvzSag2y/+WXXYelz9Fs2iWFRuUx",
-	"RXrJIYu498mWcvR5g9NiCRFuA7xQ0QW8FfWH7OSGiHnj8m7ylXFk4VRyM5tez7DYkNX1AMCxWsjKUKlX",
-	"gadFlyyLZIfMg8xuPTTfRt+eOBzZiXciSKr1xpqSnYwoDKz4zRDETQ+mG5oyIBIhhScuvPnd5eszcPRI",
-	"kwkjbeIqVFS4ozqDY/vyS/S6quCVCEQnwgpFQMxyB6izB17q+c6///mvKByy+neSqJ6lMPiBOQqzJ0dP",
-	"PTA64es+qoqJh6xWYphjNXVpO1CTW0XAjyyxEZYAiBLc+4jxIXNHCdnipgheEKwIeFTNXp0lDfs1dFFz",
-	"e23ZmEFojGPLPmQbTbFEXyHFh6zl/rYJojjjbIJe/oLZhH8h0d4gHAwGTa+4BOCoHDLnHa+Xrbed5EcI",
-	"cl1mVBK0PxgMWYfPPDREGRm7KNLE4VgVrEq7eTCBvJ3v394COAfwr5yZIke8xEAesq1oUc5wtG2gwDZZ",
-	"o52rYQpaS6rLqAJg3mHNebYMAAIGJSz7e1+jyE8yMOw3ZJGX7B+Ftj7A1A3Qsmygj/5KJE2I8zLpBVFO",
-	"RJnvOWR5lUWkWRcrhNmcM0ipRlheI3zFC+XJZDUl2lo1VUUzNmQVxYBoC52MxqyaGLtURUdNUHQIG9Lw",
-	"DJkVFoyoGRfXh0YwwmdfSHT67ma/mssSyOm7m+do5/k+BOeBZYieiIvQk+b6/G6puUm8CqnL8/cXlycv",
-	"R+/O3/7t9OQicnPM0ZiLGRba/hkyyrQB9Mp8QhL9l2VZi0m4lBABUjJHFqJaAZ6eI06LhCQhktw/WmUw",
-	"7RfymWptL5Ud7BrNcCmVtUASkX1kLCJXwVKy7xTLKZGmM4XNvHHnMmQuHKiJpXEiDq4GrWGFOIuJpnqP",
-	"3g7RbrTdHzJI1okJk8TTGV6fXrY0BJ4TJnkhYtLnYrJjB8kd/dvKrVBpBCapzhjdwW5/0B+ABpcThnMa",
-	"HAbP+oP+M3Acqykonf7VCi50LjusyBdTEl/LepTGT4CeTTma8jSR9hQjSOAvD2nItsocO4FctNLct1Jh",
-	"oaStl3WaKrpo3PFD5l3yIapd8I1bW1/wY0Hk1Nf9DKlpM6k/ZFBVbOpLHBXBwdrS6HKHE2KIB5QHc8wg",
-	"gY5drdkAYQU2gZENGWWFIvBnnSuNlNkd2Er2IeOM1IaMuYAEIwcOXNwgS2rzHCE8ZLKIYyLluEgNeVYO",
-	"MMNVUIdiyT6FAJRZ3lZPyyErZ7fT2hsv5fE10iKrFnllLmXSkK22WUGAnyamLIm6piJEqr/yZL6kTKSj",
-	"PGRDsfT1Sjb8vP+7uvmmjbxm64m9weB+m/msbqn1tuw8cB1VKmdQNI/g/LxSuAuieosMqsU8uPWdUrm2",
-	"s9tK9II2QuXgb3599qMa/Puf/zpC77CafrNzhNxkR+gCZ+SCKvLNGb7t6hZyFwb75pi6sFAe547XRkQP",
-	"2X22ekizjhXGHawe11k7pQfvfb16cLPa8y4MDtbZX72DBIx6tg6oXmWZ55QIDn/+EAayyEyGvK0+1PjH",
-	"Exkc/hzoSyP4oIeU9wcv1JILBMqcrDbl69qW7pFRCkDU97ukDC9U0GLP/fY6lqj1z4E0dtdCQlXACYPW",
-	"wFzVSuV3O6G6wwgOrO4O+fnDXdj+EW//qnXWBtuLDrthjy0+dNdsbG+wZ/R7xk3IRl935kaekTTt2eYP",
-	"njJtixmEsXWsXm0UDKpChLUuVV3NcIcZGx7N8LyPjr345JDRMjoM9uDMecT9vj/N5CpPTRkyTxm3cyhu",
-	"9VDzDaSzpPSGSF9XPj+5OLkcXV6eRUO2tYumvBDoao4SMsZFqrZrqoTen4EZVEvPtoC/G7O+eTk6fXN5",
-	"cv7jMcz9zKoR0pv+qAw1IMq0JQOBCaOq6vMA1YtoO8YaP9uh0R/0QUCGFWgJBgnmyjO+mz5yMO8Ohqxc",
-	"REO5e1AC0jCO3HmCmkIVIrdUKoPQIXs2gJ8Dftq6E3R7Ydqc61JArKCsRbk/jT6yfmFoO+K+lrKx18FA",
-	"cUxyRRKt0poCdo0YraLR8SISDp6uxM9xJVZ9fjpa8K0vPD96fdPudj6CynQHInVCOiTqG1DUC0mq7Jc+",
-	"+gkcOIZWDltl05Hmt7i037RNzK6tIet6QXqEpOrZNPBDkJjAtXBZHw2ZtpxNHZXziW5hdCX4TIK1YYhV",
-	"aoOciG1tR0lA1IRYP8+QaZkPCGynj2nB+u7txaU0YpZK9P78rIv5L6Z81ub8x2jwj05ieoCIgMSsjbRo",
-	"ejHlXBJrSjt8brBXk+drLHW3Odr6/uLtm6rBEhzs1neXr8+2N9XTaC1xVjX7+mMIiLc5YSulA/jLgw+N",
-	"9qU/d8NQ/WSn6vCoVbwVP/a6impVr1tXA4dL6R+OoOw4nq7K0T3s9ClXbuft0OQbGGXPKf6e5ygcsgyL",
-	"67oQ6k7sKxUyo4dBHxepRUkFgXXeRlrNoDEx8qMdn0ZvPA8/TFH6nRypmzUM2EbQ8UJJhRk4aM1ZavXU",
-	"i1sYkP29lRLW60RmdNcZFokET5TTkPc1sJqTQuuLAmlpNwA8ZWe2jKi/7pKJL0wbiI0pRPepKllP+Pnl",
-	"L5qBfABue7PZDOyBXiFSwmKeNPIhPl0q8QNENyRRP8iT9GhZ7+BwAYsNiXlBZJGaBG8jxMPykvaSvjcm",
-	"2Ttt+HJrmsnM7fL73SRPevH9rr0LohoKCFJTwYvJtJY13HEHliqyi2Ev1ILPjD5p9U2t8UKsHJxIXs9Z",
-	"3GpIazSWtoPpW6Kco/R/lw/Yy5B5sL/s9/J+dXq7Vnm3OnJLu401U5b720IarG7uAZpNaVpWPseQHANJ",
-	"ErVszxbF2fLhxxJco0h4PZKwa3c11kvpzQpnML0hjEjp4a3cm+Nj24JzIfac0EJXc9NH1IUCVSHLLBmq",
-	"72ZFWEyJDKHfX88E+gUZFxKnMjR2ps0wmpcMb3v9UQUpTjYvhBfqit+G5Y/cUen/f8uRKBhEB601vaAn",
-	"KILEDrWoyeiQgfHa2WjUrUxluWNDQfuD/S5F7luibC/XYD1tIk8xrRNH8F/o8u/vTlAZHR5NlcpHjipH",
-	"iiucWq+fABDuoS1Y4FzazTsBXaZJIZGGBtlETBAq+6s5vdW2dhkFemtlJYoW0qINfvcd73QSZJXDmJO4",
-	"8nhiCTr5EbqY4cmECPT+1OQ1JTyWO5FN0TLp0u0rJSexHv1oFm+G7+86DqpMLe2W8TmJ7V0Inby1YXVV",
-	"0NR4eZciG9pc17FS6mQrcT7HRsPtxLn/I0RucazSuUtJ6YRzGaL/fvz67H6IdrCti+hWLZC28I/fnaJn",
-	"/UGtDOj3OBG9/aUnAgkti68zc43ZwEjZHFLLKoLjKaRgVQZxRidmcvA7a5SS5AgdDJ5Vhn/nOZ0TnFB7",
-	"dfyhLj0N2HzjqrC/3YXnYpIgl2TeOCdFmWgj27m4tMq72aq6AWx7fpIhw+1YDlJcsxR66RJIUj6pcnoo",
-	"gwiVV/qclQ33rdBPMZsU4KeoirK+kM4X3TuzX0dDhuU1mI4mcmTyHU/YJKVyGqJvicgwC9ErQVg8Bagv",
-	"csyonKKtiLAoRFFCIGd0LPR/iIyO3OjSOW1KoVj1qk9Wj7A9G7imDnJZuKke3mqHvxBGCZ6jCdfI81J2",
-	"QoRjwbU+kaaAL3moLSBlVYIKq9L6nRL4pYthmjRMl3yjVzL6gs0lBH85RPCgyeyWJCzp+cBtQ7aZyZjC",
-	"OYKGTLLTZ04n7H3+p0nZcS081nKy7N5vI5sr5VlvL9VGGt0SZemMTJ6id5/HS0EnDBW5b/rZQomaWG7n",
-	"pn/0H6K6a4TvFt6uqyJ0YBVk+NoL63mxFojaNUW+H8CjKkQpvSamWiLqo+NWeM6E4IZMZlrqlLn9Lu36",
-	"qlAKHjroCr0dmQgiZhNzTUwpmywMxxkw/Y6Nm43J1Xsjag782uvlaWq1qjaZVk6sx5+m3dVGInGvodVk",
-	"E2A0hzunfpIbcNxapNu0ZPcwTiMuZ/tDm6us8u8+BenKhO6eTejeUIzOfwtvjSidF9JbGKR7vURENDKY",
-	"wjJcVoW9oPdcmlTCRCo8l5Cqbcv0mhLGRu5NOK2PLiibpLDSYS2XYFmUy8azIGMLHMP6sjOIdh0Ul4Sx",
-	"nsQJBHsawn9zMZ+1REcrKPS/W2gY4V7VDjhy6Q5pdFTALVMiHqdDWFKth9M9VUFbIwRFJ7YX5wqloZ3T",
-	"M2TNpJ4HKRRDtr5GAbD+6Jk6G5YA923q/nvJAEDBHLWB3lDkt3ldPOkP6yf51NwEf2T1oZlp4+WUlATQ",
-	"B8cm1CHa1l/mlgfPw5iLIfNkn7KNh93LexUVefEx87QzciEzTTZDBn4bDaf+sZYkJiPQPQncIrclWsKT",
-	"iDAfHNtDKTPXP49keFIPajLBCeqSSZYqBh9pYhwH0PmdLC299NLzbGeFsqbGOIf13WuLaqu7vypupww8",
-	"lkpgJnGs5z+EnImqRBkLgsaCmIJEW3aB1ZBxptX/UyVRwaRpneBcwTFmMUlT+9IaZiiyrpSRga/Mxhuy",
-	"CSfSpbTxNGlawke1pg56btva3lguuEioGjIltKZ6TUgu7Tuw5rEj25VB1d7oBgdws6yztFeaHfqjsGwh",
-	"fWALGobMr2iAF2I65JCpbrIvOm0o224z/tPmK1Nr+VH3OysRoLjUnukmSgYbdYJhedorCwarQsHX+LZ3",
-	"PCHfDD5DzeDnqSV78uT+XoVvhomNelRycod7+GG52sHdh4bQ931OJgD4sGnD1TX7C1oXAwu6qJbt5Ymi",
-	"8tWVqD9kThW0eS3s2rqpvV91p1gfG1dPWSHWcG+D6slTLbGhFr5ghdRnDRL7zPa3wLLdEUMrm1tOFoeL",
-	"au2NnWt7DdX2tG3zcDg6aNwLzRo20+Fjkci3bND0TD1Q7m/wnaF7aJ0W7ofeCSd+Fwy79YdHsJ7E63+2",
-	"eHWPLmNHMdb2bEgOT+baR5Ja2rL5fHG07ThtdEKrCjL8BeEt3dBUl17NkTYx25Xn1LL4Y1NWfv64MpK8",
-	"u9LxvJn3CD/4MmKtJrjOCdHof9ttLdabUhH5x5YHf6rkZU2NVal6heEOlgk3rU0cJ9CAzHtsJESMs15X",
-	"XNqVZrUzjobMphwdI4cOV6vlG4dNbcLP49kd2GhdhhmekMx0yvOq0L0uPK4KK0HPm7XqC9J/yrJ+X+XQ",
-	"trAp9wXfl9/9yXT+IvbtdipcmyBUOU78hCujRA6Z36NHEOgaCN1Gb3Bae1C/yhn2exDUx8cYHnvcHaCF",
-	"2Ur1VKUudeY4sa7GjSUGNZ92WjvfxznENp/ws5nXXO/n1mvJyBPXqZMkqGrllM6f9KYnvalL6B/XZNH6",
-	"6tFHk/G/yr14TjJ+Q0yQvyXNjRhrinj/yXg9OBmyrWjhQ5bR9v2l/QIHWyWhVpkmZld/dFtkncKIN1y9",
-	"ggc3n/jB2RH6aFewRNhtGbxlpOv99lDr/6b/fWfe+gK6G/wJbx/vNZf/MOb4U2nyHiFuUntfHSYGwljo",
-	"jazdGq0c80c4Ke8D2CIL5AdnVTAy61CtTcTKfwyx8kVWTbY6UvptgbvTuF2eipMTJp42JrPKL7i1pB3X",
-	"dtnrs0v19ooETLt0ibbqjWO3O/NgCEuWx7c7mkf92Noo2GVPl+J/4KUIL88s4Iw1VEbnXv7EYQgXf2jE",
-	"saGff+Q/Xxi5XvhZIdWQLe4/g7ZWPys6ZPV3RasKoZYnpd1C/XDIqh7qnU+OopOqwY1Jn6u3uTF8Dht1",
-	"QWsqNRBHHS1lLDpqLWXkkEnFc/eeHNry8my3jxBGi/vfeFp2q4KgFhvviAytGSMfskbXP+tzkU4g+96S",
-	"zhwe+OZd9abho4Ion+ap0/u1hnlkWKXZ2eXJMfDkGOiS+YbMalJxVT2TEfZGDvTMGzNLK+IXvTht3tYg",
-	"TatemrLIThvKz+T/pG361gulPNaO6sybfwp1bLRPyxqRwU3lYlho5FJX2cnyTnblxY6qpyvWbnF9whL3",
-	"7NFaDq6TGhiEJU85WU/9vdczFeiEQQthoGTTbKXVAenhfAV7EDdunHnNZAfsA7tGq/OkewQnrys+Jp/U",
-	"zzu0b9jZ51LKG05jodnM0rAS2jJvKvU01FjRq9TLL2UJNAvb9qfUu29Pd9n9wJqJxHrDrVjqnsB/Ws1G",
-	"GQWpNdr130+0M5p84Y4N5iQOkelRZbK4TB8cb6jXaeLuw93/BAAA//8=",
+	"7H37chs3lverYLlflaV8LYmSpUwiVepbxZYzmvUtkpzJTugioW6IRNQNMABaNMflqnmaebB5kq9wDtCN",
+	"vpGURN9m9Zdlko0+OADO/fzwvhfLbCoFE0b3Dt/3JowmTMGfL+W5kYrZPxOmY8WnhkvRO+wdCz1jShMz",
+	"oYbEVKk5ocTIayYIVYwIdsMUiWk8Ycl2L+rpeMIyaodh72g2TVnvsCfklobBo56ZT+0n2iguxr0PH6Le",
+	"GTNqfnxlmGq++5zFUiSaGElmlBtyya6kYsSoORdjQseUi4537u9FvYwLnuVZ73C3eC8Xho2Z6n2wb55S",
+	"RTNmHAOOk4yLN5qp06dNQi4mjOSaqUeacJgmt59OqZn0op6gGYyd9KKeYn/kXLGkd2hUzjpJu5IqowYJ",
+	"+na/t4TWqNfFH0OVIdR+ScyEW+LIhpkwMlXshstckykds0eajAR7Z4bww9HmERFSMHIl7UOMXHGlDfyw",
+	"mNgfOVPzcmbwXO8Ok+m3TuYkozzt4jJPiLwilj55BeQ5ttMkUUxrpju4z+ygw1XX4E+3X4LnPOOm5XgY",
+	"kkltkP0ZFXPCDct0FytTGCWkKWFXNE9N7/CgH5UE2v9k9B0SdNDvLyXvjGlmLuyxbOer5mPBEndw5RWh",
+	"ZEq1nkmVEGUfJSkX1x28hYdWY2zvZne7v83mf5md/i55nP3y97/9+jO/+nk73kvFZfasn/z6l7RVDpwD",
+	"gbA3VpjBlZIZbA/7e5Ysoh6fG8IGucskkuyXOf3r3w5ORX/5LFYTIOSYaKY1l4JkdE6kSOeExoZIQbjR",
+	"RM4E/PgzCBqk/7/ZfOEUEhbzjKb2sHJBcjGlScIS8ubs+ZamV4xcUs2+3ScbPCH7e4RrMnr59HS02TEf",
+	"O+iQJ8NrNl9xfV4+PW3h/gf7sJ5KoVkp0Z9JdcmTBI9FLIVhAk4xnU5THlM7t52pkpcpy/7v71qKyovs",
+	"E4l9x1UxStRLmIE92ruwR57al7hNyTVRjCZbdj1BLxlqct073O8/jnqGG6D9WTCUm0GuxKFlAmzRQ0fN",
+	"YfnODyEX/o9iV73D3n/ulKp8B7/VO6/xUeRFTU6VpHntra9ZAlqAknhCxZiRjVHxUrtaVvHY6b2U5pnM",
+	"RXIvFgpphlcwSsDCl5LoPJ4Uu73k2H7JsZfSEP/kQo6Vr1gHx0LaIq9/Qq0UEamIzM2lfEcypjVoUM+z",
+	"N4LmZiIV/zu7H99gsYZc3NCUJ8u2Xy6uhZUeUhHFbuS1s8kKru6WXD3FEYkX7gs5WyViTdwdHTsOAStG",
+	"BK1RsjGy62i5x4SxfGLJaBN4TUXLBN3kN0YVGt32/ZEmZ+yPnGlzrzVA48LQ61YBgBvD/pnaMzYHmahZ",
+	"lfP9kvOg48Ln/MALlyCkYR0LYMW5Qt6QS8XotSaUqDxlR2Rkpz0ims41mU14PAFerkeSxlpdDa9AaYes",
+	"PGcigYPl9OIjTZ6cnz3zO1vAd79u2c/AyHGbpVPKwsPxhMXXpHjZQvaGdK2LvUCE29XWOuRaW79FKjJT",
+	"UozJxih4q9vjVR5YOu2jQhoyes+TD6MWGX0qDFOCpidKSXWvxeFupMrKyIyZiaV7xoRxlEtBZK6I5kll",
+	"mx+E29yTRTRT1kdkQN6SZSgoWIvOs/KCvZuy2FhNR3maK3YELMbpaXBhUzkesyRyrqxmwgBbn3NxfX+W",
+	"WsN0yN5NwaSpyw77JQgAKYlMrV2or51GFmxmvaBOIWKpI+W4C5laoeEOjI16hr0zOxOTpVU7bJD3+4/j",
+	"/0hkbN9P7A/gI4ZfAK34QUgufrkTfPuvf/yz4hO1WHbN0+WZl9HUWrksgeNDsylTLCEzbiZkYwRTL3RC",
+	"5Dntv3EUjTZBvTjxnWtW/MD+HZzMutAml3Mi5IxsjALxbD1sGnhVjzSsZuFvWZP/kgEpM0avycbIfzU0",
+	"Ug7tZ0iQPfUZNfEEpQKwh2yMYDKw/4ZwptCwDmI5T2g8YVtPpDBKpl3L7H6/4wM/wOUXzCge65NUs9mE",
+	"KfbxLD4lc8O+NJPPbqsMWQCSASRXYqUdJSnXhgmmnAXIFbhpG6M35ydnJy+OT58PX5xcnJ0+OR8eP316",
+	"ZveMXT6Jmuv49ekjDVLl49vSLDQvvlSjumJOc+0cgA9R7zWdp5ImF1I+p2p8vw14KZM5HKkUhqpIX0bs",
+	"t/4sUhfF+fbg4PG35HJuWJVzu4FpceaNJvu8PcR+9IVsrNGyrt0KRHBN5A1ztgP/uxWNGUcldiHlCyrm",
+	"jmZ9L3YqatgQhq6pMjXHWKy10/b3iMaobYWBe9+XDLyQEiNlylO1hHeVF6/JGabGsYnMqCYTbo7seUU7",
+	"h2rnECeEioQICVEm+PyPnOXoVAXyFkLYW0WMdpG0DaLdQNfa3MSGzxSu0HM5tmsDkd5Oh9BKhPoISyVD",
+	"9YF1SQi0fyPr8DkNDRHhbs8wluIq5bFx5rX3En2QLZbymjNNNkbuk5qb+EbQG8pTepneT+DkwTg1aZNQ",
+	"Qy+pZiSmwiqGS+t9YdaElAdIT6Qy1eDRQejWnDN1w2NGqi9auErhT9cldRZMBtmp8+lUKsOSFyzh9ALo",
+	"uxdfiwGHmR1xCFNu8x9BIFJNwhfYgavi/KBkaUAsgbGJG3sJV1spWrdYt8z9y/mrl9tghbuHIbYZxzIX",
+	"5ilLGT72vkeThNu/afpaySlThjPdO7yiqWZtryjMUUzsSXHFVaYJJYkb03IsWAr/e+vDS6VYbMhEKs3I",
+	"JTWGqTnRhk5xj02D94cPLogox7lS1r30P668fPELgyB38SpInjxnYmwmvcPd/t4+BL6LD9oi92Xc+bdy",
+	"nLfFL+Xl7yw2ZUiUzYpUxS0YfywKy+eqcCkyLqyBSIy0X9bYjmmLwx5Necz+aybV9bb/NurdMMWvuI+V",
+	"NzjPPIUlJ1uHKfjncyQB8/YO9uvcinrvtsZyq8bCkJogq9XKhhdUXVf8Kf8o4UIbRiEHaGmBNK/7Fg9z",
+	"kekp5oRpAkfNpZQpo6KxojizRcv5RqP2vs1qYnymdSVjxSg6OC2LeSkv/8t9vB3L7BYrWSXgRxbLjOkw",
+	"TzpVPKNWn5T2f7n6zfeuaem7z/hfuZnI3DpCLCrotHqDpGiUYPILUtj1nORHFQLfNYRA1NNMJMPCGQca",
+	"lm/mn61JGNC+hZ4/mIxGhts8AsVkzeQbbmhDxrrR6zv5qz5Ydz9VFDUcBnJomkJmtKgCAFZWD52eyJkm",
+	"3NTOXGKdh98lF5be3l5/79ut3d2tve8u+t8fPu4f9vt/s7+vSNnqEYHvdO/wt/cLf8YTUCzu/Hnu1c71",
+	"W/zd/l7jhFfIDCV2B8XFdrcPbhmetVTXRF1yA/T/IkHRNsH2wXVz9JMbVo5bTZiZ4MXgjcBHEEbz9SeG",
+	"ZXqZ9YSq90NBE1WKzu3/ebI8A96S9Q43NCTZvDQMV6WY8MLN/ppi0OJWG35Kx1DvYpmka/vXMeS3t1Gv",
+	"LOLpHYo8TRubqGDeSlwsD2gLJ8N31Rf4NdX2oNkjOMKaokIH2sdgOkfEUujjXykNSowWL499DB2xivzp",
+	"XC6YaYXe1vXJE25OhFHzWy7OK8GIZnGuuJkTdgPJgcr60Nj9EiPAUAnRi+zHUlmGWiYfOmehF/XQLkiG",
+	"MOeVpFHNWLNb/HHU49PeYW/3+73t/vbe9m6/F2EZBR2Dg9WLc5XufLd9sF180yF3PPkNvW29ggmdTplg",
+	"CUjbkeZjkU9HERmlcsxF8YdPYEVkFPDA/tcd9aGLptiPnAOuh0zYH1XFTpWFDYHjeNokVZKEJ4SbiIzs",
+	"XIEyLq7tv8h/l4+AzKGgmUs7jIhUZBSnfHREWDY1c9jGsMiaKBZLlbDEFx3CyzWZMcVqsrK2wg2ywyX/",
+	"FJLdS1578GAy1ruLmRI6IvyKUDFvE/a1bdZ4YU20Pl5BsuIuDadc2bCNV4Q7OHyqspnbn+ItpudLK4Cu",
+	"sG4A+SCviJCFZbFBXW6YwDb2P/XBI8fGzfWLrKQqB8opRP44+r0OHKwwJlpkcVkhdy8FBBaVHYUYRXn6",
+	"6VRRKZ4/ky56/MlU0RPFEiYMp2g73S16EFhVEKMOPcC2EMpi2/XOsZ3OCEN1/LpTuTAWU/UmP18QyNuA",
+	"C4NBdwwCVXJ0WI7rS+BWjf1YifenwN9wryodDvhg1UjCReilCsvKlP+dJWRjNuGGET2lMSNG8Syz1sAb",
+	"wWOZMPLy2ZOIJDKj3LrzM6a2YqpZsrmCfllT4KFN7r8R/I+cEQ6n7IoXKdtmZnRhPbhiNHkl0nnH6Q8o",
+	"2tLXfLolp7j+W1MJVSz+uXdbMrOiYWrm4aK4ZWsaM8xMinL+lUM7bvU7aPbO+/1oroYh2oiWM8GUnvBp",
+	"oUvcDp9RS768YeITU73IuSvmUy5H5xF/AhbsrfWqL7AzkmT0mhEqJDAqNNH8srpqn+D8CzYbVmWAYLPg",
+	"DN1ZbAcDN0V39R0fPUD4xSYBSiYt0wFKSfUEMlWN7hBL32XKIpLReMIF27J73X6C5XDEilGYpsgz+9J6",
+	"bQ9UzMOHBS3VYlT8n6YZG1I9dBwMngq4YaQcZlTMhy6OUWx7/GCYC0j9uKSiq4YaBqckLKby/y1L0Ip6",
+	"qeDtcWDrRK056lpC1lrGlQrRsPI+LHvJmJnIZAhDplb32A8bBR+dicNaLUOjAAueDXOsQWkkcsu+OeBN",
+	"tUL6bdOrrRX5lkfjGWdpUhQa3jI04fKRGCWFri47mhe/TvzUxIov5/B7PerBQ65gZrs46FjSbk8UUjIn",
+	"A5zLoBeUszalS9x6FCCgwDUWkGJAwVNg/XTLFvtvRt8NUzii9n/OFxsCgaMjMO1bquUwsKjylKFE9VkE",
+	"V9e8MbK/hNw6vMpuECnG9u9YZpnEUAa/ZkMnl0ebR2SUcQ3FdyNXkYlhfStmHmliZrJ4TS12GvC1sdaO",
+	"0S36UznS3XpyjHCPyhWBeAo1k20O/HL1z08wpb51YdlXT/YEi9mgpFjdUAEsXuhlAhMnF+H6l29oE5l/",
+	"ZjS1QvjWWWuZm1hmDE3mCYyCZd61Pe5T/T153dyg/sv3hdiV19UjK6+XztYN0ja7+yeHb5sKXtXMPxbk",
+	"7NkTcvB4bw/etaWnLAZmugK4vYN9Ek+oorGph6I/oh2/ck7pJZu9DiyJW9liYQ1ud23DNFfTlJFMims2",
+	"JwnXkxnV1mRLaTa9TXHDqSFZrq3AsOqpKpemMuVxLQq3+MXryG/epsjhbglxkPGaj8VWPiWCsUR/0iDE",
+	"bZPjEclFkSDNheGYZPSF5RJi38sTYx/dRP7OygO7wMHRxPJiSlCBFVsLPw5dL6lwUjKmKZlSZdrrzT9x",
+	"rv0usZZX0Gr3olRct7SVwPt3lhG27R25no9i1aWC0qt6iseAU6lhIqskcCAXvBf1rrmw2xn22NyayFQb",
+	"Z9cf9g4O+uRge3d7Fwi7lO9qVX0YRsRXw9tEnqaWbTGfcszytO1GzUT480IRFhb1wmxQMdPALPiuLbL/",
+	"UZIatRzD7t5KSQbkcqV/2zO88YZwBZpW2LwMEDtOuAyBzw/5OhWdx3Ejab5sQRvENFa4xS4UhLqiY9y/",
+	"XBOjrLyC6PYGWKaaiQQqXwWzXnRKeUaYSPSmD3ybCVMzji2JrSvREekuSQ123fvb1gkUO/L9HV9e2muL",
+	"cggoHs7xt9W80P0LAmCPhWwIkzaOvqg8PpWNVkv21Fe9ZFC30LtXUif7lJmcqpD+TMmc3U9XWFDZdS3x",
+	"H8v8R9qqTlMJ9OCZxsVP0CzQuK8KQR1TEbPU/l3xTer9rOU58abxnYKV1ruqB+CK1FLQjViLT65sOt8z",
+	"XLk4gBja9kd2B31hpnf0VVdBR9UVaDsGfusBDM0zqbI77D4MsDjEIjubqNh7ZbH6jMfsrt5buQp79/P0",
+	"1rx1OjfL3sd/Wfeal0QsXfDnXFzfxVWkBDEoyl5Za99cSXULtxED0Lphj+/2vfV5hxwo6hZLz4xqjzFk",
+	"5B18wdV8v3ASrUZgQY82cqrJTKprLsZVelonv5rp3eGOBWQt3QOARXaHUx+EvDA9G+6GGssX7YS71iZ8",
+	"2gCW7/vpisx9v3/wpyIInMg4z5oVhy5+35IqqnScqbBPNZFMt/aTw9j2caxwXndu4G0HfIFHn3FELmu3",
+	"asy1M+mwsGy4SNR9KHkV7o/bsa15ih0fVzSVg8RPi50cBKkL76Xfb/N/HU/DiXSytyTWuKa8usH65uwU",
+	"W8IE9dEz6/xYR8KtRlXqrLhgy0SOb7qDuQQuFaxr20k6x8ThPaxcl3qsny6troYIinTY+/5vl7uTn8X5",
+	"Xtyf/ryf/Y/54zv1y+zxu7/+pX99skv/9Fwd5D/Pv5UXe3qRKtotpfGi6Ev46iYUpki8axTg4IysI5QL",
+	"QF3z7dTV9bndFO6mmXyfLROJJrlIrTwHFA1XO8uNJjxJi8b0Lq21e9uA0bp8/NKXD9Zgqf67d3PLultV",
+	"PmZvSUeRTlMt3qGyaJ1tKmstLFu8qT5ihdiqTSnNbQkBN+xXOLeKxgV2k4yLAh70klHF1DM/n5zRIULw",
+	"tCQky57GayZIRhNGLudYZ+/r6TIutvBrDHSRrS2rPMjL4xcnA/Hb1lYBPfh2FAHAEoixCvzbIfkRiCJB",
+	"qb6r0t8mzzAINBB2V1Mjra8sZ4Jc0viaiQK66UoqcqnkTDOlD4umf2oF0FhIBUmehKmBGO0A0Tsjj+8A",
+	"SF3QMs70NmliJRYonfaL7YHwaEWQZwe6SxkzMQbcRytJ/gxZ+g480xaks4j4VQ/kOpa6aCQewr2F3gI0",
+	"TSwFKPE0A/VQUkWn/L8ZGBbSPf8E+NNBm10+L9W54xuIcQT3AOPgiFASp9wup+WPthqKcTMJgEtxDUrS",
+	"/Lt50kbZKoSVNFknwe7E16/OL8gOzc1kB+r4d0adr1/wdntuuLiSHqeAxqDwAohS3O0Z5cJQLpiy6jJX",
+	"qVtxfbizM+Zmkl9aObRTPBD8xbXOme41Gv7LweVM6GalKtO+N8zrDX1ov+NibH+cRVBaycV4IMoCTCgI",
+	"cpC51pXSEWKauIfqcpXYnZbOySWbcIz5DUStnjyCw5KwlN8w5YeBSrIQG9xMpEZXVW8PxEB8840z1PT2",
+	"N9+0LZZdR5y0P7CjYpngfA7ESAafAL417M8bmuYLNuEm0AsQe3C2RtsDga2JVXupfq4wdkhTLXE0+z48",
+	"YgNRNb2Ax6bzKAN0YkmeFR26AC4eiIAyN/UIvx39dOJ55AbeGQHKSfAsSsmMGQpH8YcBiBuUwoOeb28y",
+	"dOwTnn++ePEcYmsaS4u1QxIBiCu/VM9h2b75hrwoUZU1AW1FqCEj2Mx6B3bnFibZdv71j3+OIitSw+80",
+	"M1tuh8EPcClwTtU+afh6m5QAzwNRwXycUjPxddAggcuSwiO32ZhIgEQNJQdEyIHwSwniHRHqUTNJwdxc",
+	"XxfVW998Q3BfVCKNG66OIcJ4hDs+bJNMqCbfESMHopGSd4gdNJNiTJ7+TsVYPtJkrx/1+/16pl4DcVwP",
+	"hM/YV5HOm4n7ozKRR/b7/YForYSDTTlCV3RkN4c/quDIu8kfe7VuJw91VaBY7TF1x6FUkRt2F2Ef3WgT",
+	"tOnVYnV8uLpqd93dgXExEMusi9FRq2o3UEMX6POBKBT6j84oANxKrFRXfMyFRlQ3QLEOgNwuzt6cX5w8",
+	"Hb46O/3p9OX5aCDGzJAnr87Okd6gqtWOyGDz4LhQoYc8Bs8+2F37794BeQfwr54hsiddEPcZiI1RF1DO",
+	"aNPzDiuMmwXGiOJanOyMGyDmNWS3HfYVFIoUtOzvfU9GYWUsrs9AjAKEq1HkmIxgWbzAytomPzLNE+aD",
+	"p/aFZMpU0aQ0ENOy9N2KR2oIFXMpAEeIUH1N6KXMTaD3zITNSSIRSm8mBqI8laA+Iq8HqQhAFnx/jT+x",
+	"gLQJE7L0DIQTyIKZmVTXh6h84LNHmpy+vtkvx3KH8PT1zbdk59v9AnZgyuxAUkWBxrTr946jtm7ZTa/P",
+	"Xv16enI+8mNAt+mMKuvWD4Tdgb9uPcNPWGL/cmLRcRJ7FnGv4ZIV/baIOmnHiNM8YUlEtAyX1iCnQ/RK",
+	"hCgO8JvAXbdCzZ6IsIDInh909D1sWyEiJ1RPmMarOVy5uF+XgfBlYHaz1FbE01Xba9QQKWJmd32w3w7J",
+	"7mgTTW7r7QnNArvsxelFwwqTUya0zFXMtqUa77iH9I79bRktK60u7ATBWFJvd7u/3QcrecoEnfLeYe/x",
+	"dn/7MeRDzAR8KScZoU9yx34wZm0XQ1SaKqst5MB/nhCpEjtBxyrtmKfxsLjeVCkA7cItHTJQ4xl0mwFk",
+	"+Uxxw8gGtI0OxOK2581t8lfQEi7sYa0L8HXsPkEthAwvtMJpYmdkx3zOtYFuzV71ApXf2mOd5U92HOpd",
+	"tPSHeNOG/WG9hgtodGiRj7TjZddVG0F9xjruRnhbu11gr99fgGnWgmXmay6+OsiA9iKR1XDOypbkVhjG",
+	"jr5jewD3kb9tgxfrsBPgu8Mju8sfaaLzf4h6B6u8rIqzDU89Xv5UiC0YBmdwJwRhmd/eQrYkz7AxEJNj",
+	"AU+inqFju4Hwqd5bO5qTRVjOuKowQl8TLy6oCCJQyTMmDCo+SMqNZQR6YTaRGYqd2WROKA6CMmqbvAQb",
+	"mxZFlBTLKMk5xHqsNCuKWYoyNmg2YomrqQsU5qs3Fz+++nV4dnJx8vLi9NXL0UJhhAU4n00asQDoKbgN",
+	"YCNlxgDQlS5M1M0uSRVWlbVdd7JKS3Uju7KYXvCueFCX1EZXkYRZ7axXC/CWUeCRf6+5cPgi6FBCVw5o",
+	"uWHR9xLCinQR6yr0Wq/z8eWgAdO+beHZOkX8v23JcE0b7O59uN3+WK4MsgcNgBrAijeSrSj73/Pkw46y",
+	"dvMOlitVpGFrJ1Vwcc06LrbbvYtNNZW6RV8Bpp4mBUALhgIAItd5vVeK6YlziqB/Cc/bkddMXFjf0nnl",
+	"IOWc12EFTR1Af7tdvYAXUuiXmmjY66A6QTo/+QbeX2Ur1q7Egsf2V3ysQK7/Qk8LZMhbdszCw4NByxXs",
+	"JvhhaC1FhNF4gtuxAk3onSunvQZCer2HY8wmkkxk6oB3C58c9yvu1A0XO40GZX8S3gexGRHLNaowaGVf",
+	"HKB12NO30Fh6ozFv8blspQYHSpOpS697H31dhtEalfwXCi15L3+tgmO4UE3DWj7oaa+nc3e06rKmS8U9",
+	"AaNQO+QfeyZ0MyvHtZcjKFVkbpydzFkyGojanTRBOyMkF4yuQrx618vdYjAQfkwawoHfCqP3aCBGLbC5",
+	"I3yHRtzfBuxtNaI4EItDitUodTVq2B0tbBGByHMo20GLhmnzo0zmtxMAt0BxvsWh8x23H6q1H26gmsja",
+	"vR3FtxJUzWm1iKnmj6zw2VtVSD2+vUDqgspHYFnnYn01VtfuCo/Vr8KB5w5WkWMt1y/Yh/e+X/5w/cKY",
+	"L1Tk4kl2wnMFCw+8IxTCKTMtxSVwk0LQLW5llmbp1Za/DgFqgTG9aiVm2FR0iJH4gfCi2ArfIgWNWY0I",
+	"pHEuNFYq8JQUEbGIUDEQI1fbMXRxsZE193jMPIa4tZfc4eqUbziJQr5VRMZ+15yTB1flU+9eZHz37o3a",
+	"vREv7jox0Rvw2h2O7U/MtG+S/kfUKx/bAI7WA5gYQrSvUUV9hkP273JaXgnWfVBu6cn6pTp92vvwtlVJ",
+	"4JZsi6Hdauwus/84SazNL6TYqpc2kzel+b6Bl5TCXQ+boDt8KKDdlIcb5V2K2emNsWTaKw/3qkJDYWXB",
+	"lKkt1HVOb2FRiCubOXKFDmor4yL316XpgQixZ49fn7r6jE6ldJy4W/3XYHKvdgvO7axud5nARzC77yeO",
+	"bjWZYBK1yxh8JSlLPGrFVZ6m839vpf9Z7OsvUXYeJ0lY+WPkLU1mJw3fYwZumRF9xjJ5wzrkG8q04kMf",
+	"jO/EoBxt+kIzeyB0W9Xy9iIzuBQ6y+xgJPvBDv7kuxMZH27QAgp73cp+efAa9stSuyA4CRm9ZkWV8z3t",
+	"hduQ12VavKDXcPbKGGDQzF5DQIPrNOGygzLBINhAFMeyCXI62jyqO6JEGzrXEN5zjSG07gaPmUF5YG0S",
+	"Z3b4Q4zxvUOy1+9HRUGpq3DrNCfsLF87pXlf/+VWCrrd6bivfnZTcfWR7lr6B0n0qSXRC0TnLo7MtNhh",
+	"K6lJf6vNQu14IhLtajZ9cCgwpY/Amffta3B2sCZZY0OKC8VDSnOh3vP9NiupvpMKOXAnz8Pm+9Sb7wQS",
+	"105C63L5PoK3WzZegcJqz0xNWHytq7BJoc/n07dFbsrld9zZGYiNQsuoQhmhMacNVagP2KzoYyTntQ4w",
+	"SCn5hq+IVNq/aj1dR0UpSNAZiGfM8IxtD8Rx40YfLElHIOpyhmOGQV1oLUM1CL0Tx/5q+H5RZAJdDc4p",
+	"tn9W+wmwSHK37yoRBkIKVnnkSirQv8VNsEpm8EF1nCNCB6J02dwlRQUiBZa+gDhwBfspIELh6+27c2VZ",
+	"WYzuhnX9UKmMr4kPZBfWl/A3FLSp3+eWgPV58XdGf11N44bX7Kzk3N/SdvikOBGrTdlDYrSYGc/leAwl",
+	"I9Wb68+Z2epqt+0+gxt/Nmb6SqTzZotlR6FG8fAPfzz+xfT/9Y9/HpHX1Ex+2DkifrAjck4zds4N++E5",
+	"fdcCGPLhjorpIde2TD1VqxnA0AjVT24m3vBx+kPmZoECCXNpYSem2/cE25lA1G+3SRmZm5WMF7ep7c9X",
+	"NUDuZHtUzI7PZUCEcAKwYNVm+d/eWh+y/iPZ/FVjrZHbXYtd69btXvRj5znu9fcwPyUkYii5OxXVnMxY",
+	"mm5dSZWVvmlEZv7uIIWdsK4jEA0MbiJXd1KoZtBh2OFNZnSOaA0eMGwgeAHXBkUrMw9RE1TJ0IYzXJop",
+	"hfOKatRBQFRK9QBfMuU3TIdNC2cn5ycXw4uL56OB2NglE5krcjkvQvgVU8LOL7gkOuiKhL9ro758Ojx9",
+	"eXFy9ssxjP3YmRE6GP6owP4hXGieMEAKwooZux6YjxYJcNh62VBGmAtovwBMcLASGgkGvU08zbv9gShe",
+	"YqncPSgIqbV1+vUEM4Ubwt5xbZChA/G4Dz8H/jRtpyO8Dnh/7/s2A8QJygrs3MexR1ZWuS0QeCsZGy3V",
+	"w8dxzKaGJUUJ8wyurMwN4VddW7j3oBI/hUo81tfuEphq8RvInNWF53tn1A2v2fzDznswmT50Fx9jU1Wu",
+	"WQlH6WuLca8ckvoGH9nzFhf+20BAQxa24KJ4rmwkU4W3dN1dTOCpBWV9NBBlHb1HzNigPlAR+c2qYyoE",
+	"U5s+4AdVolinMBBW5gdIziGeqxWsr1+dX+iiherN2fO2w38+kbPmyV9f9O8OqKJ3EBGAlGo3iGHvzM7E",
+	"ZDUEQuzY/Y9Extb6JfYH2LTrWnm5SV0X75OJlJo5V9rzE3+1E/wMcZ1KShtGdVvBgt01ARJFYbvNycZf",
+	"zl+93IT2QMCUsAu78eeLF883q47FExpP2NYTKYySaReH3O93XspzI5UrN15JnFk2Bkf9swuIV1MA6l8s",
+	"HQBN5Q5hHIzgIEbS0h/DLsM4U3emAAIuBXrICG75jCfLQLMPWxFHSlCSzQgBADtDnNFAZFRdV4VQO9Ju",
+	"YZChHeaKiWlIgb9UvFYn16iqeBngv8AQRdzJb/Wwm97Bg+RGG4q3KuBaWvM0QLVxna7B3MqMZnER3ght",
+	"1xlViYZIlLeQ9y2x9iRFLhYF0tJNAM6UG9kdRAC4b5GJT6S44ipbm0F0m3uQVhN+4YVN9gCFBLzbms1m",
+	"4A9s5SplIpZJDaDw42F730F0A6r5nSJJ95b1ng4PtbImMa+YzlNEXEchHhVKOkBhX5tkb/Xhi6nZQ4ba",
+	"5fNpkge7+HZq75yZmgFCzETJfDypwHi36MDCRPYIZ51W8HO0J529aS1eQFKDIFKJtlbcVFFCsaHF0gww",
+	"/cSMD5T+74oBB/iJd46Xfa7oV2u0a1l0qwXsud1Zw4sk/97dBlpo7j6ZTXha3NUZA3QiQOhV4JcbO85d",
+	"eHnfDVe71nK1LeHe3dbMl/KbJcFgfsME02E2soSKc9zLmFE81p3c80KLXM6JkrlhPhVocl1gKHKrmw0T",
+	"MWc6IooatoXVqIpd5ZqmOiKuQgLwJ+fFgcdQCeUGADAdaiA2t0fFj/xS2f//JInKBWQHnTddxttenFyc",
+	"nT45Hx4/fXoGyJRYU+9mCHhzsNoJkWIgwHkFBDlRXDLP4RZ0/2auixnjDtrv77cZcj8x88JxcTVrYppS",
+	"Xt0cvf8kF//z+oQUuFbDiTHTod+VQyMNTV3UT5UItqtZC444D8r4WsmMmQnLNbHUENf1v2pS3o12kmo2",
+	"mzC1eAcG78oKFnXuRQfbte3PTmcfBSLcTllcRjypBpv8iJzP6HjMFHlziqiXiYz1zsgBeHLTrlKmLLZP",
+	"3/uI14HHPrQsVIH13C7jpyx2ulDdQJRck8ucpxjlXcjsC8CEqXClsMmW8nxO0cJt5Xn4I8Le0dikcw+m",
+	"10rnIkb/z/GL57djtKdtVUY3gLCth3/8+pQ83u5X7uX4HCtip79wRaCurludoRpziZGEGnoJKEVWhdF4",
+	"AuCRpUOc8TEODnFnaA1IjshB/3H1WsHGOp0xmnCnOr4opWcJm6/dFA6n27kuJdrEWnrCyUZZvrkZxEkG",
+	"grb0fRtpjxR56gtIUjkua3q4gAxVcBcZIjsDwqq/ak+Mc4hTlLekPNI+Fr313H09Ggiqr8F1xMwRouGe",
+	"iHHK9SQiPzGVURGRZ4qJeAJUn0+p4HpCNkYMrmJPGCAKXynAftKjI/90EZzGu0mEFB7TLKtm2B73C1DF",
+	"Remmanqrmf4ilCR0TsbSMi8o2YkIjZW09kSaYuP/ofWAjDMJSq5q35gMv/Q5zGoXqX0T2gsOBRXi5ZDB",
+	"A8CbDc1EshUStwkdpVgxRad2aDlrLZg952PxZvrVlOx8MS3wC+/WWG0uXf2Ab3QRjEwesnefJkrBx4Lk",
+	"09D1czD6FbHcRC5/j4jk2JryoZa+69SuyzJ04BVkUKtvmrkWyNrVRX6YwOMmIim/ZoilP9omx430HKbg",
+	"BkJnVuoUyO8eOusyNwauT21LvR1hBhFq8H1Nfmc6DsmE2nZ35+h6c3KCzWoF+d+vuyB/DZk4rB2vE0zm",
+	"oHOqK7mGwG1rw0A9LxdjYgBVWRnffUjSFVDUWw6Kek05unOQFG5TRbdJ6S1p52kXEbUKpqjR84PJLZkm",
+	"pTBp69UhC1p1zrkYp/Cmw0otwaIsl8tnOaQgwWZW2SGjnXBalMZ6ECeQ7KkJ//XlfFYSHY2k0P9uobG8",
+	"MShMabTcj7LIiLifDeG2ajWdHpgKCA82OnEoukuMhmZNz0DUi3ruZFAMxOoWBdD6S+DqfNoWv/X04K9B",
+	"BgAL5qRJ9Joyv40W0Qf7YeUin0qY4Es2H+qVNkFNSbEBtiGwCTeouLu4UctD5OFKqoEI0QPsAefaN+4G",
+	"uyjIj2GDIvEpM7ttBgLiNpZO+2PA9YWKQHefVXO7LbASHkQEfnDsFqWoXP80kuHBPKjIBC+oi0Oy0DBY",
+	"ikIXtF4G5Xnu3r0qPh3oXn8DTKH7y6vPALaTEaOo0HjhyGEVLgyv8lIMGxJd2wU1AyGFNf9Pq3B1+PPy",
+	"Fgd3rU8Xat1AhPBDIWRA0UURXvlnx8aKiAQ9F7j4YiDg5gtyzdgUZ16A8eElZYEnxPFqs+N6W2fhr3C8",
+	"ErvAKR1FhLrg74FraBiIsKPBDtwmh7C76RjnvaZqu/XETx1NTx2TVouj7rd2IkBzqVvTdbQM1voEo2K1",
+	"lzYMlo2CL+i7reMx+6H/CXoGP00v2UMk93M1vjkERjCPipPcEh6+W62267avo8e4mNMdsGKWwsoFisMJ",
+	"RF/4FEjCpMhqgZFnJBkJNnPXrGwPhDcFXV2LuHZh6uBX7SXWxxjqKTrEauFtMD1laiU29MLnItd2rUFi",
+	"P3c381HdvMvPGpsbXhZHXb326Oe6m2grc9p0dTiSHNT0Qr2HDe8m7BL57hjUI1N3lPsFfR2BqbXrhZDu",
+	"u+qEk/D+Pjf1j4sV8iBev17x6iZGqN8xzvesSY5A5jok2Ia1HMBxtpdmprV7ssuGjAYaboTdpZdzYl3M",
+	"Zuc5d0f8viUrXxaabSkj3M0VK7mo5QXpStH5ImTbR4FP8WXLg6+qeBkulaBNDrccmWjd1gSC1IbocFEr",
+	"omPYmtWsOBoIV3K0EjZtYU2EdTy7fZety6igY5bhPepBF3qAwuO7sBLybb1XvaP8p2jrryAQKriJ2Me+",
+	"wntr8c5iaCfDSl8HE0TKwElYcIVG5ECEGD2KwZ3y3G6yG1regufvSK5cieOsm/D5mE7tM7t90lmtVC1V",
+	"asfR+6iIvLep9/lSwXdRen6V6LsPdtPXazdV4XpXN4/Wgc9bA+f02efihnCFKLkDsbEIs/f20r4jwPZF",
+	"wfeu4Uyt0hhRgbB+OA8tAMHt5k+rZ/BKNFJfaCJcziEQjvddNurWO/Zd/yvUPhdl8u/f7HB8VZZ8sBHX",
+	"ab3fFtF6odZo1JjfI0i5Dizr4gJYwWYtpjVmrCr33RWxyBJkq+3KDGxw9xZ3/dpuzKddsVkZF9xYAMe1",
+	"WWB9tpneQZPAQODNlxvVy+tab6o7ZyJZnN9uAY/6pTFRvBjkQSn++ylFd9Ft68lYwWT04eWPnIbw+Yda",
+	"HlsD9IxgszARW8LPDEQ3/gzZ+M6esN3+3r51yBWNLVGAHE8oiWWWSVFeJYmflx1CjUgKgSYbTVIZ05RM",
+	"qTKHA1H0tJEWqJvNbRJgeLurpSswN3jOYaI+ac3hDsyjFkgZx44KpIweCG3kFFAO7S83gjrbzSNCSTf+",
+	"TWBlNzoIKrnxlszQijnygaih/rmYi/YCOYyWtNbwwDcFIsw9kyh3AIdZW07Fz+GeaZU6sstDYOAhMNAm",
+	"83GbVaTisn4mFPYoB7bgYO4s7IivgaIWMUgo4BGs7tVrbIts9aHCSv6PCtO3Wirlq7uj439ZquNitczg",
+	"umox1nBZR1QodsJFnOaJB6pbCeL6RCT3vqTjoSbrAd97BVeBjwVACMNORrCVBgLS3c8VzEHd+OdyZeX0",
+	"DvgH7h0N5Ensyo9K49MVCEA9aVh3yCVccyNoBllor+EsF+pglniUyMbT36kYyy1LNTX8Mg3qS0UCYGGb",
+	"4ZB29s3hrDBiPm1TlhVgJjZ43Iml9gGw58cVP2GWUbEK0G54hZ0bEeuFWyY4ZXFEEKMKq7gQByd4NECa",
+	"aCcIrpAhx69PS4g/fEZanS9nglzS+No6lht4P4j9lb+MaPNwIEbH7lxRLCX+kVHFFHFl6VaAYNH5yDcF",
+	"ISwblPiPCkyigQBCtvBLbIMfbZPnXBssAr5mc+saTemY6UMy+n/QSvgDvoUnZSn83rcQQ3Hf7G5vH/T7",
+	"jgB/iRkZvR9gycOgd0h++9c//vk2IoOeYO/MEIa1H/uRAa48T12x/YcR4XCTjFSJrwjzuwbu4vnw9sP/",
+	"DwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

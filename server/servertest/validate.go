@@ -93,6 +93,7 @@ func ValidateResponse(req *http.Request, res *http.Response, body []byte) error 
 	if err != nil {
 		return err
 	}
+	// 503 (the database) is an answer; any other 5xx is a bug.
 	if res.StatusCode >= 500 && res.StatusCode != http.StatusServiceUnavailable {
 		return fmt.Errorf("server error %d", res.StatusCode)
 	}
