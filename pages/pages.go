@@ -218,8 +218,8 @@ type Account struct {
 	// fields; DeletePassword is the delete-account form's.
 	Password, NewPassword, Confirm Field
 	DeletePassword                 Field
-	// Open names the section whose form has an error: "password" or
-	// "delete".
+	// Open is "delete" when the delete-account form has an error: its
+	// folded section shows open.
 	Open string
 }
 
@@ -314,7 +314,7 @@ func Sample(name string, l *locale.Localizer) any {
 			},
 			Languages: []Language{{Tag: "en", Name: "English", Selected: true}, {Tag: "de", Name: "Deutsch"}},
 			Password:  field("current-password", "password"), NewPassword: field("new-password", "password"),
-			Confirm: field("new-password2", "password"), DeletePassword: field("delete-password", "password"), Open: "password"}
+			Confirm: field("new-password2", "password"), DeletePassword: field("delete-password", "password"), Open: "delete"}
 	case "forgot":
 		return Forgot{Common: c, FormToken: "t", FormError: "e", Email: field("email", "email")}
 	case "reset":
