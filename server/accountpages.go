@@ -440,16 +440,16 @@ func (s *Server) addEmailSubmit(c echo.Context) error {
 }
 
 func (s *Server) resendSubmit(c echo.Context) error {
-	return s.emailAction(c, http.MethodPost, "send-verification/", nil, "page.flash.resent")
+	return s.emailAction(c, http.MethodPost, "send-verification/", "page.flash.resent")
 }
 
 func (s *Server) removeSubmit(c echo.Context) error {
-	return s.emailAction(c, http.MethodDelete, "", nil, "page.flash.removed")
+	return s.emailAction(c, http.MethodDelete, "", "page.flash.removed")
 }
 
 // emailAction runs an API operation on one address of the signed-in user
 // and answers with flashID, or with the error next to the address.
-func (s *Server) emailAction(c echo.Context, method, suffix string, body any, flashID string) error {
+func (s *Server) emailAction(c echo.Context, method, suffix, flashID string) error {
 	id, err := emailParam(c)
 	if err != nil {
 		return err
@@ -459,7 +459,7 @@ func (s *Server) emailAction(c echo.Context, method, suffix string, body any, fl
 		return err
 	}
 	address := s.emailAddress(c.Request().Context(), f.sess.UserId, id)
-	a, err := s.callAPI(c, method, fmt.Sprintf("/users/%d/emails/%d/%s", f.sess.UserId, id, suffix), body, f.csrf, nil)
+	a, err := s.callAPI(c, method, fmt.Sprintf("/users/%d/emails/%d/%s", f.sess.UserId, id, suffix), nil, f.csrf, nil)
 	if err != nil {
 		return err
 	}
