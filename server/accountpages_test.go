@@ -429,12 +429,14 @@ func TestPagesInEveryLanguage(t *testing.T) {
 		u := e.newUser("lang@example.com")
 		e.addEmail(u, "lang@work.example")
 		verify := strings.TrimPrefix(e.verifyLink("lang@work.example").url, publicURL)
+		reset := linkPath(e.resetLink("lang@example.com"))
 		for _, tt := range []struct{ header, lang string }{
 			{"en-US,en;q=0.9", "en"}, {"de-AT", "de"}, {"fr-CH, fr;q=0.9", "fr"}, {"es-419", "es"}, {"ja", "en"},
 		} {
 			p := e.person(t, tt.header)
 			pages := map[string]string{}
-			for _, path := range []string{"/account/login/", "/account/signup/", verify, verify + "x", "/account/nowhere", "/dev/mailbox/"} {
+			for _, path := range []string{"/account/login/", "/account/signup/", verify, verify + "x", "/account/nowhere", "/dev/mailbox/",
+				"/account/password-reset/", reset, strings.TrimSuffix(reset, "/") + "x/"} {
 				_, pages[path] = p.get(path)
 			}
 			_, body := p.get("/account/login/")
