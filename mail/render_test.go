@@ -266,6 +266,7 @@ func TestComposeRejects(t *testing.T) {
 		{"no email", KindEmailAdded, `{}`, 42},
 		{"verify without email_id", KindVerify, `{"email":"a@example.com"}`, 42},
 		{"change without seq", KindChangeEmail, `{"email":"a@example.com"}`, 42},
+		{"reset without state", KindPasswordReset, `{"email":"a@example.com"}`, 42},
 		{"unknown kind", "welcome", `{"email":"a@example.com"}`, 42},
 		{"no user", KindVerify, `{"email":"a@example.com","email_id":1}`, 0},
 	}
