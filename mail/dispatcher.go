@@ -9,6 +9,7 @@ import (
 
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
+	"github.com/useremail/useremail/webhook"
 )
 
 // Config configures a Dispatcher. DB, Signer, Sender and PublicURL are
@@ -61,6 +62,13 @@ type Config struct {
 	// means polling only.
 	ListenURL string
 
+	// Webhooks, when set, makes the dispatcher deliver events as well
+	// (see events.go), with this client.
+	Webhooks *webhook.Client
+	// WebhookSchedule is the delay before each retry of an event's
+	// delivery; default DefaultWebhookSchedule.
+	WebhookSchedule []time.Duration
+
 	// Logger receives one record per outcome; nil means slog.Default().
 	Logger *slog.Logger
 	// Hooks are called on each recorded outcome, for metrics.
@@ -105,8 +113,11 @@ type Dispatcher struct {
 	listenURL    string
 	logger       *slog.Logger
 	hooks        Hooks
-	wake         chan struct{}
-	holding      atomic.Pointer[holder] // Run's owner, while Run runs
+	webhooks     *webhook.Client
+	// webhookSchedule is the delay before each retry of a delivery.
+	webhookSchedule []time.Duration
+	wake            chan struct{}
+	holding         atomic.Pointer[holder] // Run's owner, while Run runs
 }
 
 // NewDispatcher checks cfg, fills in its defaults and returns a Dispatcher.
@@ -122,22 +133,27 @@ func NewDispatcher(cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	d := &Dispatcher{
-		db:           cfg.DB,
-		sender:       cfg.Sender,
-		composer:     c,
-		now:          cfg.Now,
-		batchSize:    orDefault(cfg.BatchSize, 50),
-		workers:      orDefault(cfg.Workers, 4),
-		lease:        orDefault(cfg.Lease, 2*time.Minute),
-		sendTimeout:  orDefault(cfg.SendTimeout, time.Minute),
-		maxAttempts:  orDefault(cfg.MaxAttempts, 8),
-		backoffBase:  orDefault(cfg.BackoffBase, 10*time.Second),
-		backoffMax:   orDefault(cfg.BackoffMax, time.Hour),
-		pollInterval: orDefault(cfg.PollInterval, time.Second),
-		listenURL:    cfg.ListenURL,
-		logger:       cfg.Logger,
-		hooks:        cfg.Hooks,
-		wake:         make(chan struct{}, 1),
+		db:              cfg.DB,
+		sender:          cfg.Sender,
+		composer:        c,
+		now:             cfg.Now,
+		batchSize:       orDefault(cfg.BatchSize, 50),
+		workers:         orDefault(cfg.Workers, 4),
+		lease:           orDefault(cfg.Lease, 2*time.Minute),
+		sendTimeout:     orDefault(cfg.SendTimeout, time.Minute),
+		maxAttempts:     orDefault(cfg.MaxAttempts, 8),
+		backoffBase:     orDefault(cfg.BackoffBase, 10*time.Second),
+		backoffMax:      orDefault(cfg.BackoffMax, time.Hour),
+		pollInterval:    orDefault(cfg.PollInterval, time.Second),
+		listenURL:       cfg.ListenURL,
+		logger:          cfg.Logger,
+		hooks:           cfg.Hooks,
+		webhooks:        cfg.Webhooks,
+		webhookSchedule: cfg.WebhookSchedule,
+		wake:            make(chan struct{}, 1),
+	}
+	if len(d.webhookSchedule) == 0 {
+		d.webhookSchedule = DefaultWebhookSchedule
 	}
 	if d.now == nil {
 		d.now = time.Now

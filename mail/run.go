@@ -44,7 +44,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	var failures int
 	var failingSince time.Time
 	for {
-		n, err := d.RunOnce(ctx)
+		_, full, err := d.runOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -62,7 +62,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 			wait = d.claimBackoff(failures)
 			d.logClaimFailure(err, failures, failingSince, wait)
-		case n >= d.batchSize:
+		case full:
 			continue // more may be due already
 		default:
 			wait = d.idleWait(ctx)
@@ -95,11 +95,16 @@ func (d *Dispatcher) listen(ctx context.Context) <-chan struct{} {
 func (d *Dispatcher) idleWait(ctx context.Context) time.Duration {
 	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
-	due, err := d.db.NextDueAt(ctx)
-	if err != nil {
-		return d.pollInterval
+	wait := d.pollInterval
+	if due, err := d.db.NextDueAt(ctx); err == nil {
+		wait = min(wait, max(due.Sub(d.now()), minDueWait))
 	}
-	return min(d.pollInterval, max(due.Sub(d.now()), minDueWait))
+	if d.webhooks != nil {
+		if due, err := d.db.NextDeliveryDueAt(ctx); err == nil {
+			wait = min(wait, max(due.Sub(d.now()), minDueWait))
+		}
+	}
+	return wait
 }
 
 // sleep waits up to wait, or until woken by Wake or a notification on

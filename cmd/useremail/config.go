@@ -19,6 +19,7 @@ import (
 	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/session"
 	"github.com/useremail/useremail/store"
+	"github.com/useremail/useremail/webhook"
 )
 
 // config is the service's configuration, read from USEREMAIL_* variables.
@@ -51,6 +52,10 @@ type config struct {
 	// OutboxRetention is how long sent and cancelled mail stays in the
 	// outbox before the janitor deletes it; 0 keeps it for ever.
 	OutboxRetention time.Duration
+	// WebhookURLs receive every event, signed with WebhookSecrets (the
+	// first secret of USEREMAIL_WEBHOOK_SECRETS first).
+	WebhookURLs    []string
+	WebhookSecrets []string
 }
 
 // minSecretLen is the least length of a signing secret outside dev mode:
@@ -262,6 +267,25 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if len(c.SecretKeys) == 0 && !c.Dev {
 		bad("USEREMAIL_SECRET_KEYS", "is required outside dev mode (USEREMAIL_DEV=true); generate one with: openssl rand -base64 48")
+	}
+
+	for _, raw := range splitList(env("USEREMAIL_WEBHOOK_URLS", "")) {
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+			bad("USEREMAIL_WEBHOOK_URLS", "%q must be an http(s) URL without credentials or a fragment", raw)
+			continue
+		}
+		c.WebhookURLs = append(c.WebhookURLs, raw)
+	}
+	for i, raw := range splitList(env("USEREMAIL_WEBHOOK_SECRETS", "")) {
+		if _, err := webhook.ParseSecret(raw); err != nil {
+			// The reason never quotes the secret.
+			bad("USEREMAIL_WEBHOOK_SECRETS", "secret %d: %v; generate one with: echo whsec_$(openssl rand -base64 32)", i+1, strings.TrimPrefix(err.Error(), "webhook: "))
+			continue
+		}
+		c.WebhookSecrets = append(c.WebhookSecrets, raw)
+	}
+	if len(c.WebhookURLs) > 0 && len(c.WebhookSecrets) == 0 {
+		bad("USEREMAIL_WEBHOOK_SECRETS", "is required when USEREMAIL_WEBHOOK_URLS is set: whsec_ and the base64 of 24 to 64 random bytes; generate one with: echo whsec_$(openssl rand -base64 32)")
 	}
 
 	if len(problems) > 0 {

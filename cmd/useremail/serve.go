@@ -20,6 +20,7 @@ import (
 	"github.com/useremail/useremail/server"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
+	"github.com/useremail/useremail/webhook"
 )
 
 // cmdServe serves the API and delivers mail until ctx ends, then drains.
@@ -161,6 +162,13 @@ func (m *Main) takeBackClaims(ctx context.Context) error {
 	if len(ids) > 0 {
 		m.Logger.Info("mail: took back the claims of a serve that stopped", "count", len(ids), "outbox_ids", ids)
 	}
+	ids, err = m.DB.TakeBackAllDeliveryClaims(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if len(ids) > 0 {
+		m.Logger.Info("webhook: took back the claims of a serve that stopped", "count", len(ids), "delivery_ids", ids)
+	}
 	return nil
 }
 
@@ -209,6 +217,14 @@ func (m *Main) openDispatcher() (err error) {
 		listenURL = m.Config.DatabaseURL
 		m.announcer = mail.NewAnnouncer(m.DB, m.Logger)
 	}
+	var hooks *webhook.Client
+	if len(m.Config.WebhookURLs) > 0 {
+		ws, err := webhook.ParseSigner(m.Config.WebhookSecrets...)
+		if err != nil {
+			return err
+		}
+		hooks = webhook.NewClient(ws, nil, nil)
+	}
 	m.Dispatcher, err = mail.NewDispatcher(mail.Config{
 		DB:          m.DB,
 		Signer:      m.signer,
@@ -221,6 +237,7 @@ func (m *Main) openDispatcher() (err error) {
 		ListenURL:   listenURL,
 		Logger:      m.Logger,
 		Hooks:       mail.Hooks{OnSent: m.metrics.MailSent, OnRetry: m.metrics.MailRetried, OnFailed: m.metrics.MailFailed},
+		Webhooks:    hooks,
 	})
 	return err
 }
@@ -238,24 +255,25 @@ func (m *Main) mailQueued() {
 func (m *Main) openServer() (err error) {
 	c := m.Config
 	m.Server, err = server.New(server.Config{
-		DB:             m.DB,
-		Signer:         m.signer,
-		Hasher:         password.NewHasher(c.Argon2, 0),
-		PublicURL:      c.PublicURL,
-		TrustedOrigins: c.TrustedOrigins,
-		TrustedProxies: c.TrustedProxies,
-		Sessions:       c.Sessions,
-		CookieSecure:   c.CookieSecure,
-		VerifyTTL:      c.VerifyTTL,
-		ChangeTTL:      c.ChangeTTL,
-		MaxEmails:      c.MaxEmails,
-		ResendInterval: c.ResendInterval,
-		RateLimits:     c.RateLimits,
-		Notices:        c.Notices,
-		Logger:         m.Logger,
-		MailQueued:     m.mailQueued,
-		Metrics:        m.metrics,
-		HideMetrics:    c.MetricsAddr != "",
+		DB:               m.DB,
+		Signer:           m.signer,
+		Hasher:           password.NewHasher(c.Argon2, 0),
+		PublicURL:        c.PublicURL,
+		TrustedOrigins:   c.TrustedOrigins,
+		TrustedProxies:   c.TrustedProxies,
+		Sessions:         c.Sessions,
+		CookieSecure:     c.CookieSecure,
+		VerifyTTL:        c.VerifyTTL,
+		ChangeTTL:        c.ChangeTTL,
+		MaxEmails:        c.MaxEmails,
+		ResendInterval:   c.ResendInterval,
+		RateLimits:       c.RateLimits,
+		Notices:          c.Notices,
+		WebhookEndpoints: c.WebhookURLs,
+		Logger:           m.Logger,
+		MailQueued:       m.mailQueued,
+		Metrics:          m.metrics,
+		HideMetrics:      c.MetricsAddr != "",
 	})
 	return err
 }

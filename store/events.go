@@ -1,0 +1,447 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// NewEvent is one event of a change, as RecordEvents writes it.
+type NewEvent struct {
+	Type  string // user.created, email.added, …
+	Actor string // user, link or admin:<token name>
+	// Data is the JSON object of the event's own fields (email, previous),
+	// without user_id, sequence and actor, which are columns.
+	Data string
+}
+
+// Event is one stored event.
+type Event struct {
+	ID        int64     `db:"id"`
+	UserID    int64     `db:"user_id"`
+	Sequence  int64     `db:"sequence"`
+	Type      string    `db:"type"`
+	Actor     string    `db:"actor"`
+	Data      string    `db:"data"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+const eventColumns = `id, user_id, sequence, type, actor, data, created_at`
+
+// inLine is when a delivery queued behind the last one in line of its user
+// and endpoint falls due: when that one does if it is pending and not yet
+// due ($6 is now), else now (the COALESCE around it). The last in line
+// falls due no sooner than those before it (a retry moves the later ones
+// on), so one index entry, the last, answers for the whole line.
+const inLine = `CASE WHEN p.status = 'pending' AND p.next_attempt_at > $6 THEN p.next_attempt_at END`
+
+// inLineSQLite is inLine with a placeholder for now.
+const inLineSQLite = `CASE WHEN p.status = 'pending' AND p.next_attempt_at > ? THEN p.next_attempt_at END`
+
+// RecordEvents appends the events of one change of user userID, in order,
+// with the user's next sequence numbers, and queues a delivery of each to
+// every endpoint. Call it inside the transaction of the change, after the
+// user's row is locked (LockUser, or the insert of a new user), which keeps
+// the sequence free of gaps and duplicates; the unique (user_id, sequence)
+// refuses what slips by. A delivery queued behind a pending earlier one of
+// the user to the same endpoint is due when that one is, not before.
+func (q *Queries) RecordEvents(ctx context.Context, userID int64, events []NewEvent, endpoints []string, now time.Time) ([]Event, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	if endpoints == nil {
+		endpoints = []string{}
+	}
+	var out []Event
+	if q.dialect == Postgres {
+		ns := make(pq.Int64Array, len(events))
+		types, actors, data := make(pq.StringArray, len(events)), make(pq.StringArray, len(events)), make(pq.StringArray, len(events))
+		for i, e := range events {
+			ns[i], types[i], actors[i], data[i] = int64(i+1), e.Type, e.Actor, e.Data
+		}
+		// One round trip: the sequence base, the events, their deliveries.
+		const query = `WITH b AS (SELECT COALESCE(MAX(sequence), 0) AS s FROM events WHERE user_id = $1),
+			e AS (INSERT INTO events (user_id, sequence, type, actor, data, created_at)
+				SELECT $1, b.s + v.n, v.type, v.actor, v.data, $6
+				FROM b CROSS JOIN unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS v (n, type, actor, data)
+				ORDER BY v.n
+				RETURNING ` + eventColumns + `),
+			d AS (INSERT INTO event_deliveries (event_id, user_id, sequence, endpoint, status, next_attempt_at, created_at)
+				SELECT e.id, e.user_id, e.sequence, ep.endpoint, 'pending', COALESCE((SELECT ` + inLine + `
+					FROM event_deliveries p WHERE p.user_id = $1 AND p.endpoint = ep.endpoint
+					AND p.status IN ('pending', 'sending') ORDER BY p.sequence DESC LIMIT 1), $6), $6
+				FROM e CROSS JOIN unnest($7::text[]) AS ep (endpoint))
+			SELECT ` + eventColumns + ` FROM e ORDER BY sequence`
+		if err := q.selectAll(ctx, &out, query, userID, ns, types, actors, data, utc(now), pq.StringArray(endpoints)); err != nil {
+			return nil, err
+		}
+	} else {
+		var base int64
+		if err := q.get(ctx, &base, `SELECT COALESCE(MAX(sequence), 0) FROM events WHERE user_id = ?`, userID); err != nil {
+			return nil, err
+		}
+		for i, ne := range events {
+			const insert = `INSERT INTO events (user_id, sequence, type, actor, data, created_at)
+				VALUES (?, ?, ?, ?, ?, ?) RETURNING ` + eventColumns
+			var e Event
+			if err := q.get(ctx, &e, insert, userID, base+int64(i)+1, ne.Type, ne.Actor, ne.Data, utc(now)); err != nil {
+				return nil, err
+			}
+			for _, ep := range endpoints {
+				const deliver = `INSERT INTO event_deliveries (event_id, user_id, sequence, endpoint, status, next_attempt_at, created_at)
+					VALUES (?, ?, ?, ?, 'pending', COALESCE((SELECT ` + inLineSQLite + `
+						FROM event_deliveries p WHERE p.user_id = ? AND p.endpoint = ?
+						AND p.status IN ('pending', 'sending') ORDER BY p.sequence DESC LIMIT 1), ?), ?)`
+				if _, err := q.exec(ctx, deliver, e.ID, userID, e.Sequence, ep, utc(now), userID, ep, utc(now), utc(now)); err != nil {
+					return nil, err
+				}
+			}
+			out = append(out, e)
+		}
+	}
+	if len(out) != len(events) {
+		return nil, fmt.Errorf("store: record events: %d written, %d returned", len(events), len(out))
+	}
+	if q.tx != nil && len(endpoints) > 0 {
+		q.queued = true // the dispatcher is woken as for mail
+	}
+	return out, nil
+}
+
+// The states of a delivery: pending → sending → delivered, or failed once
+// its attempts are used up or the endpoint answered 410. The API shows
+// sending as pending.
+const (
+	DeliveryPending   = "pending"
+	DeliverySending   = "sending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"
+)
+
+// Delivery is one event's delivery to one endpoint, with what its attempt
+// sends of the event when a claim returned it.
+type Delivery struct {
+	ID            int64      `db:"id"`
+	EventID       int64      `db:"event_id"`
+	UserID        int64      `db:"user_id"`
+	Sequence      int64      `db:"sequence"`
+	Endpoint      string     `db:"endpoint"`
+	Status        string     `db:"status"`
+	Attempts      int        `db:"attempts"`
+	NextAttemptAt time.Time  `db:"next_attempt_at"`
+	LastError     string     `db:"last_error"`
+	ClaimedBy     int64      `db:"claimed_by"`
+	ClaimSeq      int64      `db:"claim_seq"`
+	CreatedAt     time.Time  `db:"created_at"`
+	DeliveredAt   *time.Time `db:"delivered_at"`
+
+	// The event's, filled by a claim.
+	Type           string    `db:"type"`
+	Actor          string    `db:"actor"`
+	Data           string    `db:"data"`
+	EventCreatedAt time.Time `db:"event_created_at"`
+}
+
+const deliveryColumns = `id, event_id, user_id, sequence, endpoint, status, attempts, next_attempt_at, last_error, claimed_by, claim_seq, created_at, delivered_at`
+
+// Claim returns the claim that d, as a claim returned it, is under.
+func (d Delivery) Claim() Claim { return Claim{ID: d.ID, Seq: d.ClaimSeq} }
+
+// dueDeliveries selects the ids of the deliveries a claim may take: due
+// (pending whose time has come, or sending whose lease ran out) and first
+// in line, no earlier delivery of the user to the endpoint pending or in
+// flight. So a user's events reach an endpoint in sequence order, and one
+// claim takes at most one delivery per user and endpoint.
+func (q *Queries) dueDeliveries() string {
+	from := `event_deliveries d`
+	if q.dialect == SQLite {
+		from += ` INDEXED BY event_deliveries_due`
+	}
+	due := `SELECT d.id FROM ` + from + ` WHERE d.status IN ('pending', 'sending') AND d.next_attempt_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM event_deliveries p WHERE p.user_id = d.user_id AND p.endpoint = d.endpoint
+			AND p.sequence < d.sequence AND p.status IN ('pending', 'sending'))
+		ORDER BY d.next_attempt_at, d.id LIMIT ?`
+	if q.dialect == Postgres {
+		due += ` FOR UPDATE OF d SKIP LOCKED`
+	}
+	return due
+}
+
+// claimDeliveriesQuery is the statement of a claim of deliveries; its
+// arguments are claimArgs. On PostgreSQL it returns the events' fields too.
+func (q *Queries) claimDeliveriesQuery() string {
+	update := `UPDATE event_deliveries SET status = 'sending', attempts = attempts + 1, claim_seq = claim_seq + 1,
+		claimed_by = ?, next_attempt_at = ? WHERE id IN (` + q.dueDeliveries() + `) RETURNING ` + deliveryColumns
+	if q.dialect != Postgres {
+		return update
+	}
+	return `WITH c AS (` + update + `)
+		SELECT c.*, e.type, e.actor, e.data, e.created_at AS event_created_at FROM c JOIN events e ON e.id = c.event_id
+		ORDER BY c.id`
+}
+
+// ClaimDeliveries is ClaimMessages for event deliveries: it takes up to
+// limit due deliveries (see dueDeliveries) under the owner, marks them
+// sending until now+lease and counts the attempt.
+func (o *Owner) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error) {
+	var ds []Delivery
+	if o.conn == nil {
+		err := o.db.WithTx(ctx, func(q *Queries) error {
+			ds = nil
+			if err := q.unprepared().selectAll(ctx, &ds, q.claimDeliveriesQuery(), claimArgs(o.id, now, lease, limit)...); err != nil {
+				return err
+			}
+			return q.fillEvents(ctx, ds)
+		})
+		return ds, err
+	}
+	query := sqlx.Rebind(sqlx.DOLLAR, o.db.claimDeliveriesQuery())
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return ds, translate(sqlx.SelectContext(ctx, o.conn, &ds, query, claimArgs(o.id, now, lease, limit)...))
+}
+
+// fillEvents reads the events' fields of claimed deliveries (SQLite, whose
+// UPDATE cannot join).
+func (q *Queries) fillEvents(ctx context.Context, ds []Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	ids := make([]string, len(ds))
+	args := make([]any, len(ds))
+	for i, d := range ds {
+		ids[i], args[i] = "?", d.EventID
+	}
+	var evs []Event
+	if err := q.unprepared().selectAll(ctx, &evs, `SELECT `+eventColumns+` FROM events WHERE id IN (`+strings.Join(ids, ", ")+`)`, args...); err != nil {
+		return err
+	}
+	byID := make(map[int64]Event, len(evs))
+	for _, e := range evs {
+		byID[e.ID] = e
+	}
+	for i := range ds {
+		e := byID[ds[i].EventID]
+		ds[i].Type, ds[i].Actor, ds[i].Data, ds[i].EventCreatedAt = e.Type, e.Actor, e.Data, e.CreatedAt
+	}
+	return nil
+}
+
+// MarkDeliveriesDelivered records the deliveries of several claims at now
+// and returns the ids it recorded (or found recorded by the same report),
+// each guarded by its claim, as MarkMessagesSent does for mail.
+func (q *Queries) MarkDeliveriesDelivered(ctx context.Context, claims []Claim, now time.Time) ([]int64, error) {
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	ids := []int64{}
+	const guard = `CASE event_deliveries.status WHEN 'sending' THEN TRUE WHEN 'delivered' THEN event_deliveries.delivered_at = ? ELSE FALSE END`
+	if q.dialect == Postgres {
+		claimIDs, seqs := claimArrays(claims)
+		const query = `UPDATE event_deliveries SET status = 'delivered', delivered_at = ?, last_error = ''
+			FROM unnest(?::bigint[], ?::bigint[]) AS c (id, seq)
+			WHERE event_deliveries.id = c.id AND event_deliveries.claim_seq = c.seq AND ` + guard + `
+			RETURNING event_deliveries.id`
+		return ids, q.unprepared().selectAll(ctx, &ids, query, utc(now), claimIDs, seqs, utc(now))
+	}
+	var or strings.Builder
+	args := []any{utc(now), utc(now)}
+	for i, c := range claims {
+		if i > 0 {
+			or.WriteString(" OR ")
+		}
+		or.WriteString("(id = ? AND claim_seq = ?)")
+		args = append(args, c.ID, c.Seq)
+	}
+	query := `UPDATE event_deliveries SET status = 'delivered', delivered_at = ?, last_error = ''
+		WHERE ` + guard + ` AND (` + or.String() + `) RETURNING id`
+	return ids, q.unprepared().selectAll(ctx, &ids, query, args...)
+}
+
+// RescheduleDelivery puts a claimed delivery back in line, due at next,
+// keeping the attempt's error; the user's later deliveries to the endpoint
+// that would fall due sooner are moved to next too, as they wait for it.
+func (q *Queries) RescheduleDelivery(ctx context.Context, d Delivery, next time.Time, lastErr string) error {
+	const query = `UPDATE event_deliveries SET status = 'pending', next_attempt_at = ?, last_error = ?
+		WHERE id = ? AND claim_seq = ?
+		AND (status = 'sending' OR (status = 'pending' AND next_attempt_at = ? AND last_error = ?))`
+	next, lastErr = utc(next), boundText(lastErr, maxLastError)
+	n, err := q.unprepared().exec(ctx, query, next, lastErr, d.ID, d.ClaimSeq, next, lastErr)
+	if err = rowsOrNotFound(n, err); err != nil {
+		return err
+	}
+	const later = `UPDATE event_deliveries SET next_attempt_at = ?
+		WHERE user_id = ? AND endpoint = ? AND sequence > ? AND status = 'pending' AND next_attempt_at < ?`
+	_, err = q.unprepared().exec(ctx, later, next, d.UserID, d.Endpoint, d.Sequence, next)
+	return err
+}
+
+// FailDelivery gives up on a claimed delivery, keeping why.
+func (q *Queries) FailDelivery(ctx context.Context, c Claim, lastErr string) error {
+	const query = `UPDATE event_deliveries SET status = 'failed', last_error = ?
+		WHERE id = ? AND claim_seq = ? AND (status = 'sending' OR (status = 'failed' AND last_error = ?))`
+	lastErr = boundText(lastErr, maxLastError)
+	n, err := q.unprepared().exec(ctx, query, lastErr, c.ID, c.Seq, lastErr)
+	return rowsOrNotFound(n, err)
+}
+
+// ReleaseDelivery hands a claimed delivery back unattempted: pending, due
+// at now, its attempt given back.
+func (q *Queries) ReleaseDelivery(ctx context.Context, c Claim, now time.Time) error {
+	const query = `UPDATE event_deliveries SET status = 'pending', attempts = attempts - 1, next_attempt_at = ?
+		WHERE id = ? AND status = 'sending' AND claim_seq = ?`
+	n, err := q.unprepared().exec(ctx, query, utc(now), c.ID, c.Seq)
+	return rowsOrNotFound(n, err)
+}
+
+// DeadDeliveryClaims is DeadClaims for event deliveries.
+func (q *Queries) DeadDeliveryClaims(ctx context.Context) ([]Claim, error) {
+	if q.dialect != Postgres {
+		return nil, nil
+	}
+	const query = `SELECT id, claim_seq FROM event_deliveries
+		WHERE status = 'sending' AND claimed_by <> 0 AND claimed_by NOT IN (` + liveOwners + `)`
+	var rows []struct {
+		ID  int64 `db:"id"`
+		Seq int64 `db:"claim_seq"`
+	}
+	if err := q.unprepared().selectAll(ctx, &rows, query); err != nil {
+		return nil, err
+	}
+	claims := make([]Claim, len(rows))
+	for i, r := range rows {
+		claims[i] = Claim{ID: r.ID, Seq: r.Seq}
+	}
+	return claims, nil
+}
+
+// TakeBackDeliveryClaims is TakeBackClaims for event deliveries: pending
+// again, due at now, the attempt counted (the endpoint may have it).
+func (q *Queries) TakeBackDeliveryClaims(ctx context.Context, claims []Claim, now time.Time) ([]int64, error) {
+	ids := []int64{}
+	if len(claims) == 0 || q.dialect != Postgres {
+		return ids, nil
+	}
+	claimIDs, seqs := claimArrays(claims)
+	const query = `UPDATE event_deliveries SET status = 'pending', next_attempt_at = ?
+		FROM unnest(?::bigint[], ?::bigint[]) AS c (id, seq)
+		WHERE event_deliveries.id = c.id AND event_deliveries.claim_seq = c.seq AND event_deliveries.status = 'sending'
+		AND event_deliveries.claimed_by NOT IN (` + liveOwners + `)
+		RETURNING event_deliveries.id`
+	return ids, q.unprepared().selectAll(ctx, &ids, query, utc(now), claimIDs, seqs)
+}
+
+// TakeBackAllDeliveryClaims is TakeBackAllClaims for event deliveries.
+func (q *Queries) TakeBackAllDeliveryClaims(ctx context.Context, now time.Time) ([]int64, error) {
+	const query = `UPDATE event_deliveries SET status = 'pending', next_attempt_at = ? WHERE status = 'sending' RETURNING id`
+	ids := []int64{}
+	return ids, q.unprepared().selectAll(ctx, &ids, query, utc(now))
+}
+
+// NextDeliveryDueAt returns when the earliest delivery that is first in
+// line falls due, or ErrNotFound when none waits.
+func (q *Queries) NextDeliveryDueAt(ctx context.Context) (time.Time, error) {
+	from := `event_deliveries d`
+	if q.dialect == SQLite {
+		from += ` INDEXED BY event_deliveries_due`
+	}
+	query := `SELECT d.next_attempt_at FROM ` + from + ` WHERE d.status IN ('pending', 'sending')
+		AND NOT EXISTS (SELECT 1 FROM event_deliveries p WHERE p.user_id = d.user_id AND p.endpoint = d.endpoint
+			AND p.sequence < d.sequence AND p.status IN ('pending', 'sending'))
+		ORDER BY d.next_attempt_at, d.id LIMIT 1`
+	var t time.Time
+	return t, q.unprepared().get(ctx, &t, query)
+}
+
+// Redeliver queues event id again for every endpoint of endpoints, due at
+// now with a fresh count of attempts (the same event, so the same
+// webhook-id): its deliveries there are reset, and the missing ones made.
+// A delivery in flight is left to finish. It fails with ErrNotFound when
+// there is no such event.
+func (q *Queries) Redeliver(ctx context.Context, id int64, endpoints []string, now time.Time) error {
+	var e Event
+	if err := q.get(ctx, &e, `SELECT `+eventColumns+` FROM events WHERE id = ?`, id); err != nil {
+		return err
+	}
+	for _, ep := range endpoints {
+		const query = `INSERT INTO event_deliveries (event_id, user_id, sequence, endpoint, status, next_attempt_at, created_at)
+			VALUES (?, ?, ?, ?, 'pending', ?, ?)
+			ON CONFLICT (event_id, endpoint) DO UPDATE SET status = 'pending', attempts = 0,
+				next_attempt_at = excluded.next_attempt_at, last_error = '', delivered_at = NULL
+			WHERE event_deliveries.status <> 'sending'`
+		if _, err := q.exec(ctx, query, e.ID, e.UserID, e.Sequence, ep, utc(now), utc(now)); err != nil {
+			return err
+		}
+	}
+	if q.tx != nil && len(endpoints) > 0 {
+		q.queued = true
+	}
+	return nil
+}
+
+// EventFilter selects the events ListEvents returns.
+type EventFilter struct {
+	UserID int64  // 0: every user's
+	Type   string // "": every type
+	After  int64  // ids above this one
+	Limit  int
+}
+
+// EventWithDeliveries is an event with its deliveries, oldest first.
+type EventWithDeliveries struct {
+	Event
+	Deliveries []Delivery
+}
+
+// ListEvents returns up to f.Limit events in id order after f.After, of
+// one user and one type if asked, each with its deliveries: a keyset page
+// (the primary key, events_user_sequence or events_type walk it).
+func (q *Queries) ListEvents(ctx context.Context, f EventFilter) ([]EventWithDeliveries, error) {
+	query := `SELECT ` + eventColumns + ` FROM events WHERE id > ?`
+	args := []any{f.After}
+	if f.UserID != 0 {
+		query += ` AND user_id = ?`
+		args = append(args, f.UserID)
+	}
+	if f.Type != "" {
+		query += ` AND type = ?`
+		args = append(args, f.Type)
+	}
+	query += ` ORDER BY id LIMIT ?`
+	var evs []Event
+	if err := q.selectAll(ctx, &evs, query, append(args, f.Limit)...); err != nil {
+		return nil, err
+	}
+	out := make([]EventWithDeliveries, len(evs))
+	if len(evs) == 0 {
+		return out, nil
+	}
+	marks := make([]string, len(evs))
+	ids := make([]any, len(evs))
+	index := make(map[int64]int, len(evs))
+	for i, e := range evs {
+		out[i] = EventWithDeliveries{Event: e, Deliveries: []Delivery{}}
+		marks[i], ids[i], index[e.ID] = "?", e.ID, i
+	}
+	var ds []Delivery
+	dq := `SELECT ` + deliveryColumns + ` FROM event_deliveries WHERE event_id IN (` + strings.Join(marks, ", ") + `) ORDER BY id`
+	if err := q.unprepared().selectAll(ctx, &ds, dq, ids...); err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		i := index[d.EventID]
+		out[i].Deliveries = append(out[i].Deliveries, d)
+	}
+	return out, nil
+}
+
+// DeliveriesOf returns the deliveries of one event, oldest first.
+func (q *Queries) DeliveriesOf(ctx context.Context, eventID int64) ([]Delivery, error) {
+	const query = `SELECT ` + deliveryColumns + ` FROM event_deliveries WHERE event_id = ? ORDER BY id`
+	ds := []Delivery{}
+	return ds, q.selectAll(ctx, &ds, query, eventID)
+}
