@@ -271,7 +271,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 	for _, raw := range splitList(env("USEREMAIL_WEBHOOK_URLS", "")) {
 		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
-			bad("USEREMAIL_WEBHOOK_URLS", "%q must be an http(s) URL without credentials or a fragment", raw)
+			bad("USEREMAIL_WEBHOOK_URLS", "%q must be an http(s) URL without credentials or a fragment", redactedURL(raw))
 			continue
 		}
 		c.WebhookURLs = append(c.WebhookURLs, raw)
@@ -292,6 +292,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, configError{problems}
 	}
 	return c, nil
+}
+
+// redactedURL hides the password of a URL in a problem; one that does not
+// parse is named by its scheme alone.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		scheme, _, _ := strings.Cut(raw, ":")
+		return scheme + ":…"
+	}
+	return u.Redacted()
 }
 
 // lookup reads a variable; set to the empty string counts as unset.
