@@ -31,8 +31,7 @@ func seedEvents(b *testing.B, db *store.DB, n, perUser int, endpoint string) {
 				Data: fmt.Sprintf(`{"email":{"id":%d,"email":"u%d@example.com","verified":false,"primary":false}}`, i, uid)}
 		}
 		if err := db.WithTx(ctx, func(q *store.Queries) error {
-			_, err := q.RecordEvents(ctx, uid, evs, []string{endpoint}, now)
-			return err
+			return q.RecordEvents(ctx, uid, evs, []string{endpoint}, now)
 		}); err != nil {
 			b.Fatal(err)
 		}

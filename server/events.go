@@ -83,6 +83,5 @@ func (s *Server) emit(ctx context.Context, q *store.Queries, userID int64, event
 	if s.cfg.EventsOff {
 		return nil
 	}
-	_, err := q.RecordEvents(ctx, userID, events, s.cfg.WebhookEndpoints, s.now())
-	return err
+	return q.RecordEvents(ctx, userID, events, s.cfg.WebhookEndpoints, s.now())
 }

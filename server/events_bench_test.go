@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/password"
@@ -89,6 +90,26 @@ func BenchmarkAddEmailEvents(b *testing.B) {
 			for _, mode := range []string{"off", "on"} {
 				b.Run("events="+mode, func(b *testing.B) { loopCPU(b, add[mode]) })
 			}
+			// The two alternate within one loop, so that the load of a
+			// shared machine and the growth of the tables fall on both.
+			b.Run("alternating", func(b *testing.B) {
+				var wall, cpu [2]time.Duration
+				for b.Loop() {
+					for i, mode := range []string{"off", "on"} {
+						start, startCPU := time.Now(), cpuTime(b)
+						add[mode]()
+						wall[i] += time.Since(start)
+						cpu[i] += cpuTime(b) - startCPU
+					}
+				}
+				n := float64(b.N)
+				b.ReportMetric(float64(wall[0])/n, "off-ns/op")
+				b.ReportMetric(float64(wall[1])/n, "on-ns/op")
+				b.ReportMetric(float64(cpu[0])/n, "off-cpu-ns/op")
+				b.ReportMetric(float64(cpu[1])/n, "on-cpu-ns/op")
+				b.ReportMetric(float64(wall[1])/float64(wall[0]), "on/off")
+				b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "on/off-cpu")
+			})
 		})
 	}
 }

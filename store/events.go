@@ -2,7 +2,8 @@ package store
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,16 +33,6 @@ type Event struct {
 
 const eventColumns = `id, user_id, sequence, type, actor, data, created_at`
 
-// inLine is when a delivery queued behind the last one in line of its user
-// and endpoint falls due: when that one does if it is pending and not yet
-// due ($6 is now), else now (the COALESCE around it). The last in line
-// falls due no sooner than those before it (a retry moves the later ones
-// on), so one index entry, the last, answers for the whole line.
-const inLine = `CASE WHEN p.status = 'pending' AND p.next_attempt_at > $6 THEN p.next_attempt_at END`
-
-// inLineSQLite is inLine with a placeholder for now.
-const inLineSQLite = `CASE WHEN p.status = 'pending' AND p.next_attempt_at > ? THEN p.next_attempt_at END`
-
 // RecordEvents appends the events of one change of user userID, in order,
 // with the user's next sequence numbers, and queues a delivery of each to
 // every endpoint. Call it inside the transaction of the change, after the
@@ -49,67 +40,122 @@ const inLineSQLite = `CASE WHEN p.status = 'pending' AND p.next_attempt_at > ? T
 // the sequence free of gaps and duplicates; the unique (user_id, sequence)
 // refuses what slips by. A delivery queued behind a pending earlier one of
 // the user to the same endpoint is due when that one is, not before.
-func (q *Queries) RecordEvents(ctx context.Context, userID int64, events []NewEvent, endpoints []string, now time.Time) ([]Event, error) {
+//
+// On PostgreSQL, inside a transaction, the events are staged and written
+// by the transaction's next outbox insert (EnqueueMessages) in the same
+// statement, or else just before the commit: no round trip of their own.
+func (q *Queries) RecordEvents(ctx context.Context, userID int64, events []NewEvent, endpoints []string, now time.Time) error {
 	if len(events) == 0 {
-		return nil, nil
+		return nil
 	}
 	if endpoints == nil {
 		endpoints = []string{}
 	}
-	var out []Event
-	if q.dialect == Postgres {
-		ns := make(pq.Int64Array, len(events))
-		types, actors, data := make(pq.StringArray, len(events)), make(pq.StringArray, len(events)), make(pq.StringArray, len(events))
-		for i, e := range events {
-			ns[i], types[i], actors[i], data[i] = int64(i+1), e.Type, e.Actor, e.Data
-		}
-		// One round trip: the sequence base, the events, their deliveries.
-		const query = `WITH b AS (SELECT COALESCE(MAX(sequence), 0) AS s FROM events WHERE user_id = $1),
-			e AS (INSERT INTO events (user_id, sequence, type, actor, data, created_at)
-				SELECT $1, b.s + v.n, v.type, v.actor, v.data, $6
-				FROM b CROSS JOIN unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS v (n, type, actor, data)
-				ORDER BY v.n
-				RETURNING ` + eventColumns + `),
-			d AS (INSERT INTO event_deliveries (event_id, user_id, sequence, endpoint, status, next_attempt_at, created_at)
-				SELECT e.id, e.user_id, e.sequence, ep.endpoint, 'pending', COALESCE((SELECT ` + inLine + `
-					FROM event_deliveries p WHERE p.user_id = $1 AND p.endpoint = ep.endpoint
-					AND p.status IN ('pending', 'sending') ORDER BY p.sequence DESC LIMIT 1), $6), $6
-				FROM e CROSS JOIN unnest($7::text[]) AS ep (endpoint))
-			SELECT ` + eventColumns + ` FROM e ORDER BY sequence`
-		if err := q.selectAll(ctx, &out, query, userID, ns, types, actors, data, utc(now), pq.StringArray(endpoints)); err != nil {
-			return nil, err
-		}
-	} else {
-		var base int64
-		if err := q.get(ctx, &base, `SELECT COALESCE(MAX(sequence), 0) FROM events WHERE user_id = ?`, userID); err != nil {
-			return nil, err
-		}
-		for i, ne := range events {
-			const insert = `INSERT INTO events (user_id, sequence, type, actor, data, created_at)
-				VALUES (?, ?, ?, ?, ?, ?) RETURNING ` + eventColumns
-			var e Event
-			if err := q.get(ctx, &e, insert, userID, base+int64(i)+1, ne.Type, ne.Actor, ne.Data, utc(now)); err != nil {
-				return nil, err
-			}
-			for _, ep := range endpoints {
-				const deliver = `INSERT INTO event_deliveries (event_id, user_id, sequence, endpoint, status, next_attempt_at, created_at)
-					VALUES (?, ?, ?, ?, 'pending', COALESCE((SELECT ` + inLineSQLite + `
-						FROM event_deliveries p WHERE p.user_id = ? AND p.endpoint = ?
-						AND p.status IN ('pending', 'sending') ORDER BY p.sequence DESC LIMIT 1), ?), ?)`
-				if _, err := q.exec(ctx, deliver, e.ID, userID, e.Sequence, ep, utc(now), userID, ep, utc(now), utc(now)); err != nil {
-					return nil, err
-				}
-			}
-			out = append(out, e)
-		}
-	}
-	if len(out) != len(events) {
-		return nil, fmt.Errorf("store: record events: %d written, %d returned", len(events), len(out))
-	}
 	if q.tx != nil && len(endpoints) > 0 {
 		q.queued = true // the dispatcher is woken as for mail
 	}
-	return out, nil
+	if q.dialect == Postgres {
+		if q.tx == nil { // the Queries outside a transaction are shared
+			s := &stagedEvents{userID: userID, endpoints: endpoints}
+			s.add(events, now)
+			_, err := q.exec(ctx, `WITH `+stagedEventsCTE+` SELECT 1`, s.args()...)
+			return err
+		}
+		if s := q.events; s != nil && (s.userID != userID || !slices.Equal(s.endpoints, endpoints)) {
+			if err := q.writeStagedEvents(ctx); err != nil {
+				return err
+			}
+		}
+		if q.events == nil {
+			q.events = &stagedEvents{userID: userID, endpoints: endpoints}
+		}
+		q.events.add(events, now)
+		return nil
+	}
+	// SQLite: one statement per event; the trigger of the view
+	// events_to_record (migration 00008) takes the sequence and queues the
+	// deliveries.
+	eps, err := json.Marshal(endpoints)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		const insert = `INSERT INTO events_to_record (user_id, type, actor, data, created_at, endpoints) VALUES (?, ?, ?, ?, ?, ?)`
+		if _, err := q.exec(ctx, insert, userID, e.Type, e.Actor, e.Data, utc(now), string(eps)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stagedEvents are the events of one user RecordEvents staged in a
+// PostgreSQL transaction, with their times and the endpoints.
+type stagedEvents struct {
+	userID    int64
+	events    []NewEvent
+	at        []string // RFC 3339 times of the changes
+	endpoints []string
+}
+
+// stagedEventsCTE writes staged events as the common table expressions of
+// a statement (its arguments are stagedArgs): the user's sequence base,
+// the events, and a delivery of each to every endpoint. A delivery queued
+// behind the last one in line of its user and endpoint, pending and not
+// yet due, is due when that one is: the last in line falls due no sooner
+// than those before it (a retry moves the later ones on), so one index
+// entry answers for the whole line.
+const stagedEventsCTE = `staged_base AS (SELECT COALESCE(MAX(sequence), 0) AS s FROM events WHERE user_id = ?),
+	staged AS (INSERT INTO events (user_id, sequence, type, actor, data, created_at)
+		SELECT ?, staged_base.s + v.n, v.type, v.actor, v.data, v.at
+		FROM staged_base CROSS JOIN unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) AS v (n, type, actor, data, at)
+		ORDER BY v.n
+		RETURNING id, user_id, sequence, created_at),
+	staged_deliveries AS (INSERT INTO event_deliveries (event_id, user_id, sequence, endpoint, status, next_attempt_at, created_at)
+		SELECT staged.id, staged.user_id, staged.sequence, ep.endpoint, 'pending', COALESCE((SELECT
+				CASE WHEN p.status = 'pending' AND p.next_attempt_at > staged.created_at THEN p.next_attempt_at END
+			FROM event_deliveries p WHERE p.user_id = staged.user_id AND p.endpoint = ep.endpoint
+			AND p.status IN ('pending', 'sending') ORDER BY p.sequence DESC LIMIT 1), staged.created_at), staged.created_at
+		FROM staged CROSS JOIN unnest(?::text[]) AS ep (endpoint))`
+
+// add stages events of a change at now.
+func (s *stagedEvents) add(events []NewEvent, now time.Time) {
+	for _, e := range events {
+		s.events = append(s.events, e)
+		s.at = append(s.at, utc(now).Format(time.RFC3339Nano))
+	}
+}
+
+// args returns the arguments of stagedEventsCTE.
+func (s *stagedEvents) args() []any {
+	n := len(s.events)
+	ns := make(pq.Int64Array, n)
+	types, actors, data := make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
+	for i, e := range s.events {
+		ns[i], types[i], actors[i], data[i] = int64(i+1), e.Type, e.Actor, e.Data
+	}
+	return []any{s.userID, s.userID, ns, types, actors, data, pq.StringArray(s.at), pq.StringArray(s.endpoints)}
+}
+
+// takeStagedEvents returns the staged events' CTE and arguments for the
+// statement that will write them, and forgets them; "" when none waits.
+func (q *Queries) takeStagedEvents() (string, []any) {
+	s := q.events
+	if s == nil {
+		return "", nil
+	}
+	q.events = nil
+	return stagedEventsCTE, s.args()
+}
+
+// writeStagedEvents writes the staged events with a statement of their
+// own; the transaction calls it before its commit.
+func (q *Queries) writeStagedEvents(ctx context.Context) error {
+	cte, args := q.takeStagedEvents()
+	if cte == "" {
+		return nil
+	}
+	_, err := q.exec(ctx, `WITH `+cte+` SELECT 1`, args...)
+	return err
 }
 
 // The states of a delivery: pending → sending → delivered, or failed once
@@ -363,6 +409,9 @@ func (q *Queries) NextDeliveryDueAt(ctx context.Context) (time.Time, error) {
 // A delivery in flight is left to finish. It fails with ErrNotFound when
 // there is no such event.
 func (q *Queries) Redeliver(ctx context.Context, id int64, endpoints []string, now time.Time) error {
+	if err := q.writeStagedEvents(ctx); err != nil {
+		return err
+	}
 	var e Event
 	if err := q.get(ctx, &e, `SELECT `+eventColumns+` FROM events WHERE id = ?`, id); err != nil {
 		return err
@@ -401,6 +450,9 @@ type EventWithDeliveries struct {
 // one user and one type if asked, each with its deliveries: a keyset page
 // (the primary key, events_user_sequence or events_type walk it).
 func (q *Queries) ListEvents(ctx context.Context, f EventFilter) ([]EventWithDeliveries, error) {
+	if err := q.writeStagedEvents(ctx); err != nil {
+		return nil, err
+	}
 	query := `SELECT ` + eventColumns + ` FROM events WHERE id > ?`
 	args := []any{f.After}
 	if f.UserID != 0 {
@@ -441,6 +493,9 @@ func (q *Queries) ListEvents(ctx context.Context, f EventFilter) ([]EventWithDel
 
 // DeliveriesOf returns the deliveries of one event, oldest first.
 func (q *Queries) DeliveriesOf(ctx context.Context, eventID int64) ([]Delivery, error) {
+	if err := q.writeStagedEvents(ctx); err != nil {
+		return nil, err
+	}
 	const query = `SELECT ` + deliveryColumns + ` FROM event_deliveries WHERE event_id = ? ORDER BY id`
 	ds := []Delivery{}
 	return ds, q.selectAll(ctx, &ds, query, eventID)
