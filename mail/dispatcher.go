@@ -83,6 +83,11 @@ type Hooks struct {
 	OnSent   func(kind string) // delivered
 	OnRetry  func(kind string) // temporary failure, rescheduled
 	OnFailed func(kind string) // given up: permanent failure, attempts used up, or unrenderable
+
+	// The same for event deliveries, called with the event's type.
+	OnDelivered      func(eventType string) // a 2xx from the endpoint
+	OnDeliveryRetry  func(eventType string) // a failed attempt, rescheduled
+	OnDeliveryFailed func(eventType string) // given up: 410, attempts used up, or unreadable
 }
 
 // call calls hook, if set, with kind.

@@ -98,6 +98,7 @@ func (d *Dispatcher) handleDelivery(ctx context.Context, dl store.Delivery, b *b
 			return true
 		}
 		log.Warn("webhook: attempt failed, will retry", "next_attempt_at", next, "error", o.Err)
+		call(d.hooks.OnDeliveryRetry, dl.Type)
 	}
 	return true
 }
@@ -122,6 +123,7 @@ func (d *Dispatcher) failDelivery(ctx context.Context, log *slog.Logger, b *batc
 		return
 	}
 	log.Error("webhook: delivery failed for good", "error", reason)
+	call(d.hooks.OnDeliveryFailed, dl.Type)
 }
 
 // handBackDelivery puts a delivery the batch will not attempt back in line.
@@ -207,6 +209,7 @@ func (d *Dispatcher) recordDelivered(ctx context.Context, b *batch, group []deli
 			d.reportError(de.log, "mark delivered", store.ErrNotFound)
 		default:
 			de.log.Info("webhook: delivered")
+			call(d.hooks.OnDelivered, de.dl.Type)
 		}
 	}
 }

@@ -97,6 +97,8 @@ func (m *Main) Open(ctx context.Context) error {
 		DB:        m.DB,
 		Version:   version,
 		MailKinds: []string{mail.KindVerify, mail.KindChangeEmail, mail.KindEmailAdded, mail.KindEmailRemoved, mail.KindPrimaryChanged},
+		EventTypes: []string{server.EventUserCreated, server.EventUserDeleted, server.EventUserPasswordChanged,
+			server.EventEmailAdded, server.EventEmailVerified, server.EventEmailRemoved, server.EventEmailPrimaryChanged},
 	})
 	if err := m.openDispatcher(); err != nil {
 		return err
@@ -236,8 +238,9 @@ func (m *Main) openDispatcher() (err error) {
 		ChangeTTL:   m.Config.ChangeTTL,
 		ListenURL:   listenURL,
 		Logger:      m.Logger,
-		Hooks:       mail.Hooks{OnSent: m.metrics.MailSent, OnRetry: m.metrics.MailRetried, OnFailed: m.metrics.MailFailed},
-		Webhooks:    hooks,
+		Hooks: mail.Hooks{OnSent: m.metrics.MailSent, OnRetry: m.metrics.MailRetried, OnFailed: m.metrics.MailFailed,
+			OnDelivered: m.metrics.WebhookDelivered, OnDeliveryRetry: m.metrics.WebhookRetried, OnDeliveryFailed: m.metrics.WebhookFailed},
+		Webhooks: hooks,
 	})
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -154,6 +155,10 @@ func TestWebhookRepeatedAfterCrash(t *testing.T) {
 			evs, _ := db.ListEvents(context.Background(), store.EventFilter{Limit: 10})
 			if a := evs[0].Deliveries[0].Attempts; a != 2 {
 				t.Errorf("attempts %d, want 2 (the crashed one counts)", a)
+			}
+			const want = `useremail_webhook_attempts_total{outcome="delivered",type="user.created"} 1`
+			if m := get(second.base + "/metrics"); !strings.Contains(string(m.Body), want) {
+				t.Errorf("/metrics of the second process lacks %s", want)
 			}
 		})
 	}
