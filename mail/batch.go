@@ -22,12 +22,13 @@ const leaseMargin = 10 * time.Second
 // handled; its error is a claim's. Once ctx is done no send starts: the
 // rest is handed back, and the sends in flight are finished and recorded.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
-	n, _, err := d.runOnce(ctx)
+	n, _, err := d.runOnce(ctx, true, d.webhooks != nil)
 	return n, err
 }
 
-// runOnce is RunOnce, reporting too whether a claim took a full batch.
-func (d *Dispatcher) runOnce(ctx context.Context) (int, bool, error) {
+// runOnce is RunOnce of mail, of events or of both, reporting too whether
+// a claim took a full batch.
+func (d *Dispatcher) runOnce(ctx context.Context, mail, events bool) (int, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
@@ -42,18 +43,23 @@ func (d *Dispatcher) runOnce(ctx context.Context) (int, bool, error) {
 		return 0, false, fmt.Errorf("mail: claim: %w", err)
 	}
 	defer c.release()
-	msgs, err := c.owner.ClaimMessages(cctx, claimedAt, d.lease, d.batchSize)
-	if err != nil {
-		if h := d.holding.Load(); h != nil && errors.Is(err, store.ErrUnavailable) {
-			h.check() // the owner's session may be gone
+	var msgs []store.Message
+	if mail {
+		if msgs, err = c.owner.ClaimMessages(cctx, claimedAt, d.lease, d.batchSize); err != nil {
+			if h := d.holding.Load(); h != nil && errors.Is(err, store.ErrUnavailable) {
+				h.check() // the owner's session may be gone
+			}
+			return 0, false, fmt.Errorf("mail: claim: %w", err)
 		}
-		return 0, false, fmt.Errorf("mail: claim: %w", err)
 	}
 	var dels []store.Delivery
 	var claimErr error
-	if d.webhooks != nil {
+	if events {
 		// The mail claimed is sent whatever becomes of this claim.
 		if dels, err = c.owner.ClaimDeliveries(cctx, claimedAt, d.lease, d.batchSize); err != nil {
+			if h := d.holding.Load(); h != nil && errors.Is(err, store.ErrUnavailable) {
+				h.check()
+			}
 			claimErr = fmt.Errorf("webhook: claim: %w", err)
 		}
 	}

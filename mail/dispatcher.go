@@ -122,6 +122,7 @@ type Dispatcher struct {
 	// webhookSchedule is the delay before each retry of a delivery.
 	webhookSchedule []time.Duration
 	wake            chan struct{}
+	wakeEvents      chan struct{}
 	holding         atomic.Pointer[holder] // Run's owner, while Run runs
 }
 
@@ -156,6 +157,7 @@ func NewDispatcher(cfg Config) (*Dispatcher, error) {
 		webhooks:        cfg.Webhooks,
 		webhookSchedule: cfg.WebhookSchedule,
 		wake:            make(chan struct{}, 1),
+		wakeEvents:      make(chan struct{}, 1),
 	}
 	if len(d.webhookSchedule) == 0 {
 		d.webhookSchedule = DefaultWebhookSchedule

@@ -584,3 +584,47 @@ func TestListEventsPages(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowEndpointHoldsNoMail: while an endpoint keeps a delivery waiting,
+// Run still sends the mail queued meanwhile at once: events and mail claim
+// and wait apart.
+func TestSlowEndpointHoldsNoMail(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		held := make(chan struct{}, 1)
+		release := make(chan struct{})
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case held <- struct{}{}:
+			default:
+			}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		t.Cleanup(slow.Close)
+		e := newEnv(t, db, withoutLimits(), withWebhooks(slow.URL))
+		d := e.newDispatcher(func(c *mail.Config) { c.Now = nil; c.PollInterval = 50 * time.Millisecond })
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = d.Run(runCtx); close(done) }()
+		t.Cleanup(func() { close(release); stop(); <-done })
+
+		e.signUp("slow-a@example.com")
+		select {
+		case <-held:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the endpoint got no delivery")
+		}
+		before := len(e.outbox.all())
+		e.signUp("slow-b@example.com")
+		start := time.Now()
+		for len(e.outbox.all()) == before {
+			if time.Since(start) > 2*time.Second {
+				t.Fatal("the mail waited for the slow endpoint")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
