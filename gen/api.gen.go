@@ -42,6 +42,7 @@ const (
 	ErrorCodeMethodNotAllowed        ErrorCode = "method_not_allowed"
 	ErrorCodeNotAuthenticated        ErrorCode = "not_authenticated"
 	ErrorCodeNotFound                ErrorCode = "not_found"
+	ErrorCodePasswordTooWeak         ErrorCode = "password_too_weak"
 	ErrorCodePrimaryEmailUndeletable ErrorCode = "primary_email_undeletable"
 	ErrorCodeRateLimited             ErrorCode = "rate_limited"
 	ErrorCodeSessionInvalid          ErrorCode = "session_invalid"
@@ -86,6 +87,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeNotFound:
 		return true
+	case ErrorCodePasswordTooWeak:
+		return true
 	case ErrorCodePrimaryEmailUndeletable:
 		return true
 	case ErrorCodeRateLimited:
@@ -118,6 +121,16 @@ func (e HealthStatus) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// AccountDeletion The password that confirms a deletion.
+//
+// Example: {"password":"correct horse battery staple"}
+type AccountDeletion struct {
+	// Password The user's current password.
+	//
+	// Example: correct horse battery staple
+	Password string `json:"password"`
 }
 
 // Credentials An address of the user and the user's password.
@@ -213,6 +226,16 @@ type NewEmail struct {
 	Email string `json:"email"`
 }
 
+// NewPassword A new password.
+//
+// Example: {"password":"purple monkey dishwasher lamp"}
+type NewPassword struct {
+	// Password It must follow the password policy.
+	//
+	// Example: purple monkey dishwasher lamp
+	Password string `json:"password"`
+}
+
 // NewUser What sign-up needs.
 //
 // Example: {"email":"alice@example.com","password":"correct horse battery staple"}
@@ -222,10 +245,59 @@ type NewUser struct {
 	// Example: alice@example.com
 	Email string `json:"email"`
 
-	// Password At least 8 characters.
+	// Password 8 to 1024 characters, not a common password, not the address or its local part (`password_too_weak`).
 	//
 	// Example: correct horse battery staple
 	Password string `json:"password"`
+}
+
+// PasswordChange The current password and the new one.
+//
+// Example: {"new_password":"purple monkey dishwasher lamp","password":"correct horse battery staple"}
+type PasswordChange struct {
+	// NewPassword The new password; it must follow the password policy.
+	//
+	// Example: purple monkey dishwasher lamp
+	NewPassword string `json:"new_password"`
+
+	// Password The user's current password.
+	//
+	// Example: correct horse battery staple
+	Password string `json:"password"`
+}
+
+// PasswordResetForm The reset page's form, the new password twice.
+//
+// Example: {"password":"purple monkey dishwasher lamp","password2":"purple monkey dishwasher lamp"}
+type PasswordResetForm struct {
+	// Password Example: purple monkey dishwasher lamp
+	Password string `json:"password"`
+
+	// Password2 Example: purple monkey dishwasher lamp
+	Password2 string `json:"password2"`
+}
+
+// PasswordResetLink What a valid reset link is for.
+//
+// Example: {"email":"alice@example.com","expires_at":"2026-11-28T10:30:00Z"}
+type PasswordResetLink struct {
+	// Email The address the link was mailed to.
+	//
+	// Example: alice@example.com
+	Email string `json:"email"`
+
+	// ExpiresAt When the link stops working.
+	//
+	// Example: 2026-11-28T10:30:00Z
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PasswordResetStart The address to mail a reset link to.
+//
+// Example: {"email":"alice@example.com"}
+type PasswordResetStart struct {
+	// Email Example: alice@example.com
+	Email string `json:"email"`
 }
 
 // Problem An RFC 9457 problem document.
@@ -290,6 +362,9 @@ type User struct {
 // EmailID Example: 7
 type EmailID = int64
 
+// ResetToken Example: v1.0.eyJwIjoicmVzZXQifQ.c2lnbmF0dXJl
+type ResetToken = string
+
 // SignedEmail Example: v1.0.eyJwIjoidmVyaWZ5In0.c2lnbmF0dXJl
 type SignedEmail = string
 
@@ -318,6 +393,11 @@ type InternalError = Problem
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type LinkError = Problem
+
+// MetricsElsewhere An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type MetricsElsewhere = Problem
 
 // NotFound An RFC 9457 problem document.
 //
@@ -352,14 +432,29 @@ type UnsupportedMediaType = Problem
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = Credentials
 
+// RequestPasswordResetJSONRequestBody defines body for RequestPasswordReset for application/json ContentType.
+type RequestPasswordResetJSONRequestBody = PasswordResetStart
+
+// ConfirmPasswordResetJSONRequestBody defines body for ConfirmPasswordReset for application/json ContentType.
+type ConfirmPasswordResetJSONRequestBody = NewPassword
+
+// ConfirmPasswordResetFormdataRequestBody defines body for ConfirmPasswordReset for application/x-www-form-urlencoded ContentType.
+type ConfirmPasswordResetFormdataRequestBody = PasswordResetForm
+
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = NewUser
+
+// DeleteAccountJSONRequestBody defines body for DeleteAccount for application/json ContentType.
+type DeleteAccountJSONRequestBody = AccountDeletion
 
 // RequestEmailChangeJSONRequestBody defines body for RequestEmailChange for application/json ContentType.
 type RequestEmailChangeJSONRequestBody = EmailChange
 
 // AddEmailJSONRequestBody defines body for AddEmail for application/json ContentType.
 type AddEmailJSONRequestBody = NewEmail
+
+// ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
+type ChangePasswordJSONRequestBody = PasswordChange
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -476,6 +571,99 @@ type ClientInterface interface {
 	// Corresponds with POST /auth/logout/ (the `Logout` operationId).
 	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RequestPasswordResetWithBody Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestPasswordReset Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ShowPasswordReset Open a password reset link
+	//
+	// Never uses the link. With `Accept: application/json` it checks the
+	// link and answers the address it was mailed to and when it expires;
+	// any other request (a browser, a mail scanner) gets a page with a
+	// form for the new password that POSTs to this URL.
+	//
+	// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+	ShowPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordResetWithBody Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordReset Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordResetWithFormdataBody Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithFormdataBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetSession The current session
 	//
 	// Lets a browser app read its CSRF token and the session's expiry.
@@ -587,6 +775,38 @@ type ClientInterface interface {
 	// Corresponds with POST /users/email-verify/{signed_email}/{user_id_key} (the `ConfirmEmailVerification` operationId).
 	ConfirmEmailVerification(ctx context.Context, signedEmail SignedEmail, userIdKey UserIDKey, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteAccountWithBody Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccountWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAccount Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccount(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RequestEmailChangeWithBody Request a change of the primary address
 	//
 	// Checks the user's current password and mails a link to `new_email`.
@@ -681,12 +901,55 @@ type ClientInterface interface {
 	// Corresponds with POST /users/{id}/emails/{email_id}/send-verification/ (the `SendVerification` operationId).
 	SendVerification(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ChangePasswordWithBody Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePasswordWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChangePassword Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePassword(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetPrimaryEmail The primary address
 	//
 	// The user's primary address, the one security notices go to.
 	//
 	// Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 	GetPrimaryEmail(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EndSessions Sign out everywhere
+	//
+	// Ends every session of the user, this one included, and expires its cookies.
+	//
+	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+	EndSessions(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // LoginWithBody Log in
@@ -750,6 +1013,159 @@ func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditor
 // Corresponds with POST /auth/logout/ (the `Logout` operationId).
 func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLogoutRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordResetWithBody Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordReset Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ShowPasswordReset Open a password reset link
+//
+// Never uses the link. With `Accept: application/json` it checks the
+// link and answers the address it was mailed to and when it expires;
+// any other request (a browser, a mail scanner) gets a page with a
+// form for the new password that POSTs to this URL.
+//
+// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+func (c *Client) ShowPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewShowPasswordResetRequest(c.Server, userIdKey, token)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordResetWithBody Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordResetWithBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequestWithBody(c.Server, userIdKey, token, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordReset Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordReset(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequest(c.Server, userIdKey, token, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordResetWithFormdataBody Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordResetWithFormdataBody(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequestWithFormdataBody(c.Server, userIdKey, token, body)
 	if err != nil {
 		return nil, err
 	}
@@ -991,6 +1407,58 @@ func (c *Client) ConfirmEmailVerification(ctx context.Context, signedEmail Signe
 	return c.Client.Do(req)
 }
 
+// DeleteAccountWithBody Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *Client) DeleteAccountWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAccountRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAccount Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *Client) DeleteAccount(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAccountRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RequestEmailChangeWithBody Request a change of the primary address
 //
 // Checks the user's current password and mails a link to `new_email`.
@@ -1165,6 +1633,62 @@ func (c *Client) SendVerification(ctx context.Context, id UserID, emailId EmailI
 	return c.Client.Do(req)
 }
 
+// ChangePasswordWithBody Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *Client) ChangePasswordWithBody(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChangePassword Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *Client) ChangePassword(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetPrimaryEmail The primary address
 //
 // The user's primary address, the one security notices go to.
@@ -1172,6 +1696,23 @@ func (c *Client) SendVerification(ctx context.Context, id UserID, emailId EmailI
 // Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 func (c *Client) GetPrimaryEmail(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetPrimaryEmailRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EndSessions Sign out everywhere
+//
+// Ends every session of the user, this one included, and expires its cookies.
+//
+// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+func (c *Client) EndSessions(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEndSessionsRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1245,6 +1786,152 @@ func NewLogoutRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewRequestPasswordResetRequest calls the generic RequestPasswordReset builder with application/json body
+func NewRequestPasswordResetRequest(server string, body RequestPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRequestPasswordResetRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRequestPasswordResetRequestWithBody constructs an http.Request for the RequestPasswordReset method, with any body, and a specified content type
+func NewRequestPasswordResetRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/auth/password-reset/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewShowPasswordResetRequest constructs an http.Request for the ShowPasswordReset method
+func NewShowPasswordResetRequest(server string, userIdKey UserIDKey, token ResetToken) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id_key", userIdKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/auth/password-reset/%s/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewConfirmPasswordResetRequest calls the generic ConfirmPasswordReset builder with application/json body
+func NewConfirmPasswordResetRequest(server string, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmPasswordResetRequestWithBody(server, userIdKey, token, "application/json", bodyReader)
+}
+
+// NewConfirmPasswordResetRequestWithFormdataBody calls the generic ConfirmPasswordReset builder with application/x-www-form-urlencoded body
+func NewConfirmPasswordResetRequestWithFormdataBody(server string, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewConfirmPasswordResetRequestWithBody(server, userIdKey, token, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewConfirmPasswordResetRequestWithBody constructs an http.Request for the ConfirmPasswordReset method, with any body, and a specified content type
+func NewConfirmPasswordResetRequestWithBody(server string, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id_key", userIdKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/auth/password-reset/%s/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -1615,6 +2302,53 @@ func NewConfirmEmailVerificationRequest(server string, signedEmail SignedEmail, 
 	return req, nil
 }
 
+// NewDeleteAccountRequest calls the generic DeleteAccount builder with application/json body
+func NewDeleteAccountRequest(server string, id UserID, body DeleteAccountJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeleteAccountRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewDeleteAccountRequestWithBody constructs an http.Request for the DeleteAccount method, with any body, and a specified content type
+func NewDeleteAccountRequestWithBody(server string, id UserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRequestEmailChangeRequest calls the generic RequestEmailChange builder with application/json body
 func NewRequestEmailChangeRequest(server string, id UserID, body RequestEmailChangeJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -1866,6 +2600,53 @@ func NewSendVerificationRequest(server string, id UserID, emailId EmailID) (*htt
 	return req, nil
 }
 
+// NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
+func NewChangePasswordRequest(server string, id UserID, body ChangePasswordJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewChangePasswordRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewChangePasswordRequestWithBody constructs an http.Request for the ChangePassword method, with any body, and a specified content type
+func NewChangePasswordRequestWithBody(server string, id UserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/%s/password/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetPrimaryEmailRequest constructs an http.Request for the GetPrimaryEmail method
 func NewGetPrimaryEmailRequest(server string, id UserID) (*http.Request, error) {
 	var err error
@@ -1893,6 +2674,40 @@ func NewGetPrimaryEmailRequest(server string, id UserID) (*http.Request, error) 
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEndSessionsRequest constructs an http.Request for the EndSessions method
+func NewEndSessionsRequest(server string, id UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/%s/sessions/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -1986,6 +2801,101 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /auth/logout/ (the `Logout` operationId).
 	LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// RequestPasswordResetWithBodyWithResponse Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// RequestPasswordResetWithResponse Ask for a password reset link
+	//
+	// Answers 202 with no body for every well-formed address, whether or
+	// not anyone holds it, after the same work either way. A reset link
+	// is mailed only when the address is a user's primary or verified
+	// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+	// (1 hour by default).
+	//
+	// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+	// (3 minutes by default; requests inside it answer 202 and send
+	// nothing), counted apart from verification mails. At most 10
+	// requests per 15 minutes per address, whether or not it exists, and
+	// 30 per hour per client network; then 429.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// ShowPasswordResetWithResponse Open a password reset link
+	//
+	// Never uses the link. With `Accept: application/json` it checks the
+	// link and answers the address it was mailed to and when it expires;
+	// any other request (a browser, a mail scanner) gets a page with a
+	// form for the new password that POSTs to this URL.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+	ShowPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*ShowPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithBodyWithResponse Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithResponse Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithFormdataBodyWithResponse Set a new password through a reset link
+	//
+	// Sets `password` (which must follow the password policy:
+	// `password_too_weak` otherwise), ends every session of the user,
+	// marks the address the link was mailed to verified, and queues a
+	// `password_changed` notice to the primary address. Never creates a
+	// session. The link, and every other outstanding reset or
+	// set-primary link of the user, answers `link_used` afterwards.
+	// Answers 204 to JSON, and a page to the form of the link's page.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithFormdataBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
 
 	// GetSessionWithResponse The current session
 	//
@@ -2118,6 +3028,38 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /users/email-verify/{signed_email}/{user_id_key} (the `ConfirmEmailVerification` operationId).
 	ConfirmEmailVerificationWithResponse(ctx context.Context, signedEmail SignedEmail, userIdKey UserIDKey, reqEditors ...RequestEditorFn) (*ConfirmEmailVerificationResponse, error)
 
+	// DeleteAccountWithBodyWithResponse Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccountWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error)
+
+	// DeleteAccountWithResponse Delete the account
+	//
+	// Checks the `password` and deletes the user with every address and
+	// session in one transaction: its addresses are free for anyone at
+	// once. Its unsent mails are cancelled and an `account_deleted` notice
+	// goes to the old primary address; the cookies are expired. The audit
+	// trail keeps the deletion under the user's id.
+	//
+	// A wrong password answers `invalid_password`, at most 5 per 15
+	// minutes per user.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+	DeleteAccountWithResponse(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error)
+
 	// RequestEmailChangeWithBodyWithResponse Request a change of the primary address
 	//
 	// Checks the user's current password and mails a link to `new_email`.
@@ -2220,6 +3162,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /users/{id}/emails/{email_id}/send-verification/ (the `SendVerification` operationId).
 	SendVerificationWithResponse(ctx context.Context, id UserID, emailId EmailID, reqEditors ...RequestEditorFn) (*SendVerificationResponse, error)
 
+	// ChangePasswordWithBodyWithResponse Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePasswordWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+
+	// ChangePasswordWithResponse Change the password
+	//
+	// Checks the current `password` and sets `new_password`, which must
+	// follow the password policy (8 to 1024 characters, not a common
+	// password, not one of the user's addresses or its local part:
+	// otherwise `password_too_weak`). Ends every other session of the
+	// user and keeps this one; outstanding reset and set-primary links
+	// stop working (`link_used`); a `password_changed` notice goes to the
+	// primary address.
+	//
+	// A wrong current password answers `invalid_password`, at most 5 per
+	// 15 minutes per user, as for an email change.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+	ChangePasswordWithResponse(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+
 	// GetPrimaryEmailWithResponse The primary address
 	//
 	// The user's primary address, the one security notices go to.
@@ -2228,6 +3206,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /users/{id}/primary-email/ (the `GetPrimaryEmail` operationId).
 	GetPrimaryEmailWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*GetPrimaryEmailResponse, error)
+
+	// EndSessionsWithResponse Sign out everywhere
+	//
+	// Ends every session of the user, this one included, and expires its cookies.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+	EndSessionsWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*EndSessionsResponse, error)
 }
 
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
@@ -2389,6 +3376,269 @@ func (r LogoutResponse) ContentType() string {
 	return ""
 }
 
+// RequestPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for RequestPasswordReset
+type RequestPasswordResetResponse429Headers struct {
+	RetryAfter *int
+}
+
+type RequestPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RequestPasswordResetResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RequestPasswordResetResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RequestPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RequestPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RequestPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RequestPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ShowPasswordResetResponse200Headers the declared response headers of an HTTP 200 response for ShowPasswordReset
+type ShowPasswordResetResponse200Headers struct {
+	CacheControl *string
+}
+
+// ShowPasswordResetResponse400Headers the declared response headers of an HTTP 400 response for ShowPasswordReset
+type ShowPasswordResetResponse400Headers struct {
+	CacheControl *string
+}
+
+type ShowPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PasswordResetLink
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *LinkError
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ShowPasswordResetResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ShowPasswordResetResponse400Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ShowPasswordResetResponse) GetJSON200() *PasswordResetLink {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ShowPasswordResetResponse) GetApplicationproblemJSON400() *LinkError {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ShowPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ShowPasswordResetResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ShowPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ShowPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ShowPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ShowPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConfirmPasswordResetResponse200Headers the declared response headers of an HTTP 200 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse200Headers struct {
+	CacheControl *string
+}
+
+// ConfirmPasswordResetResponse204Headers the declared response headers of an HTTP 204 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse204Headers struct {
+	CacheControl *string
+}
+
+// ConfirmPasswordResetResponse400Headers the declared response headers of an HTTP 400 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse400Headers struct {
+	CacheControl *string
+}
+
+// ConfirmPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ConfirmPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *LinkError
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ConfirmPasswordResetResponse200Headers
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *ConfirmPasswordResetResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ConfirmPasswordResetResponse400Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ConfirmPasswordResetResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON400() *LinkError {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ConfirmPasswordResetResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetSessionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2496,11 +3746,11 @@ type GetMetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationproblemJSON404 *Problem
+	ApplicationproblemJSON404 *MetricsElsewhere
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r GetMetricsResponse) GetApplicationproblemJSON404() *Problem {
+func (r GetMetricsResponse) GetApplicationproblemJSON404() *MetricsElsewhere {
 	return r.ApplicationproblemJSON404
 }
 
@@ -3057,6 +4307,110 @@ func (r ConfirmEmailVerificationResponse) ContentType() string {
 	return ""
 }
 
+// DeleteAccountResponse204Headers the declared response headers of an HTTP 204 response for DeleteAccount
+type DeleteAccountResponse204Headers struct {
+	SetCookie *string
+}
+
+// DeleteAccountResponse429Headers the declared response headers of an HTTP 429 response for DeleteAccount
+type DeleteAccountResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeleteAccountResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteAccountResponse204Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAccountResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAccountResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAccountResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAccountResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAccountResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RequestEmailChangeResponse429Headers the declared response headers of an HTTP 429 response for RequestEmailChange
 type RequestEmailChangeResponse429Headers struct {
 	RetryAfter *int
@@ -3597,6 +4951,103 @@ func (r SendVerificationResponse) ContentType() string {
 	return ""
 }
 
+// ChangePasswordResponse429Headers the declared response headers of an HTTP 429 response for ChangePassword
+type ChangePasswordResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ChangePasswordResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ChangePasswordResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ChangePasswordResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ChangePasswordResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ChangePasswordResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ChangePasswordResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetPrimaryEmailResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3673,6 +5124,82 @@ func (r GetPrimaryEmailResponse) ContentType() string {
 	return ""
 }
 
+// EndSessionsResponse204Headers the declared response headers of an HTTP 204 response for EndSessions
+type EndSessionsResponse204Headers struct {
+	SetCookie *string
+}
+
+type EndSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *EndSessionsResponse204Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EndSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r EndSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EndSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EndSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EndSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LoginWithBodyWithResponse Log in
 //
 // Checks the password of the user who holds `email` as an address
@@ -3732,6 +5259,137 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseLogoutResponse(rsp)
+}
+
+// RequestPasswordResetWithBodyWithResponse Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordResetWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// RequestPasswordResetWithResponse Ask for a password reset link
+//
+// Answers 202 with no body for every well-formed address, whether or
+// not anyone holds it, after the same work either way. A reset link
+// is mailed only when the address is a user's primary or verified
+// address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+// (1 hour by default).
+//
+// At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+// (3 minutes by default; requests inside it answer 202 and send
+// nothing), counted apart from verification mails. At most 10
+// requests per 15 minutes per address, whether or not it exists, and
+// 30 per hour per client network; then 429.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/ (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordReset(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// ShowPasswordResetWithResponse Open a password reset link
+//
+// Never uses the link. With `Accept: application/json` it checks the
+// link and answers the address it was mailed to and when it expires;
+// any other request (a browser, a mail scanner) gets a page with a
+// form for the new password that POSTs to this URL.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /auth/password-reset/{user_id_key}/{token}/ (the `ShowPasswordReset` operationId).
+func (c *ClientWithResponses) ShowPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, reqEditors ...RequestEditorFn) (*ShowPasswordResetResponse, error) {
+	rsp, err := c.ShowPasswordReset(ctx, userIdKey, token, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseShowPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithBodyWithResponse Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordResetWithBody(ctx, userIdKey, token, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithResponse Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordReset(ctx, userIdKey, token, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithFormdataBodyWithResponse Set a new password through a reset link
+//
+// Sets `password` (which must follow the password policy:
+// `password_too_weak` otherwise), ends every session of the user,
+// marks the address the link was mailed to verified, and queues a
+// `password_changed` notice to the primary address. Never creates a
+// session. The link, and every other outstanding reset or
+// set-primary link of the user, answers `link_used` afterwards.
+// Answers 204 to JSON, and a page to the form of the link's page.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/password-reset/{user_id_key}/{token}/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithFormdataBodyWithResponse(ctx context.Context, userIdKey UserIDKey, token ResetToken, body ConfirmPasswordResetFormdataRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordResetWithFormdataBody(ctx, userIdKey, token, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
 }
 
 // GetSessionWithResponse The current session
@@ -3937,6 +5595,50 @@ func (c *ClientWithResponses) ConfirmEmailVerificationWithResponse(ctx context.C
 	return ParseConfirmEmailVerificationResponse(rsp)
 }
 
+// DeleteAccountWithBodyWithResponse Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *ClientWithResponses) DeleteAccountWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error) {
+	rsp, err := c.DeleteAccountWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAccountResponse(rsp)
+}
+
+// DeleteAccountWithResponse Delete the account
+//
+// Checks the `password` and deletes the user with every address and
+// session in one transaction: its addresses are free for anyone at
+// once. Its unsent mails are cancelled and an `account_deleted` notice
+// goes to the old primary address; the cookies are expired. The audit
+// trail keeps the deletion under the user's id.
+//
+// A wrong password answers `invalid_password`, at most 5 per 15
+// minutes per user.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /users/{id}/ (the `DeleteAccount` operationId).
+func (c *ClientWithResponses) DeleteAccountWithResponse(ctx context.Context, id UserID, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error) {
+	rsp, err := c.DeleteAccount(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAccountResponse(rsp)
+}
+
 // RequestEmailChangeWithBodyWithResponse Request a change of the primary address
 //
 // Checks the user's current password and mails a link to `new_email`.
@@ -4087,6 +5789,54 @@ func (c *ClientWithResponses) SendVerificationWithResponse(ctx context.Context, 
 	return ParseSendVerificationResponse(rsp)
 }
 
+// ChangePasswordWithBodyWithResponse Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Context, id UserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePasswordWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangePasswordResponse(rsp)
+}
+
+// ChangePasswordWithResponse Change the password
+//
+// Checks the current `password` and sets `new_password`, which must
+// follow the password policy (8 to 1024 characters, not a common
+// password, not one of the user's addresses or its local part:
+// otherwise `password_too_weak`). Ends every other session of the
+// user and keeps this one; outstanding reset and set-primary links
+// stop working (`link_used`); a `password_changed` notice goes to the
+// primary address.
+//
+// A wrong current password answers `invalid_password`, at most 5 per
+// 15 minutes per user, as for an email change.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/{id}/password/ (the `ChangePassword` operationId).
+func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, id UserID, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePassword(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangePasswordResponse(rsp)
+}
+
 // GetPrimaryEmailWithResponse The primary address
 //
 // The user's primary address, the one security notices go to.
@@ -4100,6 +5850,21 @@ func (c *ClientWithResponses) GetPrimaryEmailWithResponse(ctx context.Context, i
 		return nil, err
 	}
 	return ParseGetPrimaryEmailResponse(rsp)
+}
+
+// EndSessionsWithResponse Sign out everywhere
+//
+// Ends every session of the user, this one included, and expires its cookies.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
+func (c *ClientWithResponses) EndSessionsWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*EndSessionsResponse, error) {
+	rsp, err := c.EndSessions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEndSessionsResponse(rsp)
 }
 
 // ParseLoginResponse parses an HTTP response from a LoginWithResponse call
@@ -4243,6 +6008,269 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 	return response, nil
 }
 
+// ParseRequestPasswordResetResponse parses an HTTP response from a RequestPasswordResetWithResponse call
+func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RequestPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RequestPasswordResetResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseShowPasswordResetResponse parses an HTTP response from a ShowPasswordResetWithResponse call
+func ParseShowPasswordResetResponse(rsp *http.Response) (*ShowPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ShowPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PasswordResetLink
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest LinkError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+	// Content-type (text/html) unsupported
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ShowPasswordResetResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ShowPasswordResetResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmPasswordResetResponse parses an HTTP response from a ConfirmPasswordResetWithResponse call
+func ParseConfirmPasswordResetResponse(rsp *http.Response) (*ConfirmPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest LinkError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 400:
+		// Content-type (text/html) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ConfirmPasswordResetResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 204:
+		var headers ConfirmPasswordResetResponse204Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers ConfirmPasswordResetResponse400Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 429:
+		var headers ConfirmPasswordResetResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetSessionResponse parses an HTTP response from a GetSessionWithResponse call
 func ParseGetSessionResponse(rsp *http.Response) (*GetSessionResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -4331,7 +6359,7 @@ func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest Problem
+		var dest MetricsElsewhere
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4807,6 +6835,107 @@ func ParseConfirmEmailVerificationResponse(rsp *http.Response) (*ConfirmEmailVer
 			headers.CacheControl = &value
 		}
 		response.Headers400 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAccountResponse parses an HTTP response from a DeleteAccountWithResponse call
+func ParseDeleteAccountResponse(rsp *http.Response) (*DeleteAccountResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAccountResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteAccountResponse204Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteAccountResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -5295,6 +7424,97 @@ func ParseSendVerificationResponse(rsp *http.Response) (*SendVerificationRespons
 	return response, nil
 }
 
+// ParseChangePasswordResponse parses an HTTP response from a ChangePasswordWithResponse call
+func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ChangePasswordResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ChangePasswordResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetPrimaryEmailResponse parses an HTTP response from a GetPrimaryEmailWithResponse call
 func ParseGetPrimaryEmailResponse(rsp *http.Response) (*GetPrimaryEmailResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5356,6 +7576,76 @@ func ParseGetPrimaryEmailResponse(rsp *http.Response) (*GetPrimaryEmailResponse,
 	return response, nil
 }
 
+// ParseEndSessionsResponse parses an HTTP response from a EndSessionsWithResponse call
+func ParseEndSessionsResponse(rsp *http.Response) (*EndSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EndSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers EndSessionsResponse204Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers204 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// Login Log in
@@ -5364,6 +7654,15 @@ type ServerInterface interface {
 	// Logout Log out
 	// (POST /auth/logout/)
 	Logout(ctx echo.Context) error
+	// RequestPasswordReset Ask for a password reset link
+	// (POST /auth/password-reset/)
+	RequestPasswordReset(ctx echo.Context) error
+	// ShowPasswordReset Open a password reset link
+	// (GET /auth/password-reset/{user_id_key}/{token}/)
+	ShowPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error
+	// ConfirmPasswordReset Set a new password through a reset link
+	// (POST /auth/password-reset/{user_id_key}/{token}/)
+	ConfirmPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error
 	// GetSession The current session
 	// (GET /auth/session/)
 	GetSession(ctx echo.Context) error
@@ -5397,6 +7696,9 @@ type ServerInterface interface {
 	// ConfirmEmailVerification Verify an address
 	// (POST /users/email-verify/{signed_email}/{user_id_key})
 	ConfirmEmailVerification(ctx echo.Context, signedEmail SignedEmail, userIdKey UserIDKey) error
+	// DeleteAccount Delete the account
+	// (DELETE /users/{id}/)
+	DeleteAccount(ctx echo.Context, id UserID) error
 	// RequestEmailChange Request a change of the primary address
 	// (POST /users/{id}/email-change/)
 	RequestEmailChange(ctx echo.Context, id UserID) error
@@ -5415,9 +7717,15 @@ type ServerInterface interface {
 	// SendVerification Send a new verification mail
 	// (POST /users/{id}/emails/{email_id}/send-verification/)
 	SendVerification(ctx echo.Context, id UserID, emailId EmailID) error
+	// ChangePassword Change the password
+	// (POST /users/{id}/password/)
+	ChangePassword(ctx echo.Context, id UserID) error
 	// GetPrimaryEmail The primary address
 	// (GET /users/{id}/primary-email/)
 	GetPrimaryEmail(ctx echo.Context, id UserID) error
+	// EndSessions Sign out everywhere
+	// (DELETE /users/{id}/sessions/)
+	EndSessions(ctx echo.Context, id UserID) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -5440,6 +7748,63 @@ func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Logout(ctx)
+	return err
+}
+
+// RequestPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) RequestPasswordReset(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RequestPasswordReset(ctx)
+	return err
+}
+
+// ShowPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) ShowPasswordReset(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "user_id_key" -------------
+	var userIdKey UserIDKey
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id_key", ctx.Param("user_id_key"), &userIdKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id_key: %s", err))
+	}
+
+	// ------------- Path parameter "token" -------------
+	var token ResetToken
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", ctx.Param("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ShowPasswordReset(ctx, userIdKey, token)
+	return err
+}
+
+// ConfirmPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) ConfirmPasswordReset(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "user_id_key" -------------
+	var userIdKey UserIDKey
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id_key", ctx.Param("user_id_key"), &userIdKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id_key: %s", err))
+	}
+
+	// ------------- Path parameter "token" -------------
+	var token ResetToken
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", ctx.Param("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConfirmPasswordReset(ctx, userIdKey, token)
 	return err
 }
 
@@ -5602,6 +7967,22 @@ func (w *ServerInterfaceWrapper) ConfirmEmailVerification(ctx echo.Context) erro
 	return err
 }
 
+// DeleteAccount converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAccount(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAccount(ctx, id)
+	return err
+}
+
 // RequestEmailChange converts echo context to params.
 func (w *ServerInterfaceWrapper) RequestEmailChange(ctx echo.Context) error {
 	var err error
@@ -5722,6 +8103,22 @@ func (w *ServerInterfaceWrapper) SendVerification(ctx echo.Context) error {
 	return err
 }
 
+// ChangePassword converts echo context to params.
+func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChangePassword(ctx, id)
+	return err
+}
+
 // GetPrimaryEmail converts echo context to params.
 func (w *ServerInterfaceWrapper) GetPrimaryEmail(ctx echo.Context) error {
 	var err error
@@ -5735,6 +8132,22 @@ func (w *ServerInterfaceWrapper) GetPrimaryEmail(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetPrimaryEmail(ctx, id)
+	return err
+}
+
+// EndSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) EndSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EndSessions(ctx, id)
 	return err
 }
 
@@ -5796,6 +8209,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/users/:id/emails/:email_id/send-verification/", wrapper.SendVerification, options.OperationMiddlewares["SendVerification"]...)
 	router.GET(options.BaseURL+"/users/:id/primary-email/", wrapper.GetPrimaryEmail, options.OperationMiddlewares["GetPrimaryEmail"]...)
 	router.POST(options.BaseURL+"/users/:id/email-change/", wrapper.RequestEmailChange, options.OperationMiddlewares["RequestEmailChange"]...)
+	router.POST(options.BaseURL+"/users/:id/password/", wrapper.ChangePassword, options.OperationMiddlewares["ChangePassword"]...)
+	router.DELETE(options.BaseURL+"/users/:id/sessions/", wrapper.EndSessions, options.OperationMiddlewares["EndSessions"]...)
+	router.DELETE(options.BaseURL+"/users/:id/", wrapper.DeleteAccount, options.OperationMiddlewares["DeleteAccount"]...)
+	router.POST(options.BaseURL+"/auth/password-reset/", wrapper.RequestPasswordReset, options.OperationMiddlewares["RequestPasswordReset"]...)
+	router.GET(options.BaseURL+"/auth/password-reset/:user_id_key/:token/", wrapper.ShowPasswordReset, options.OperationMiddlewares["ShowPasswordReset"]...)
+	router.POST(options.BaseURL+"/auth/password-reset/:user_id_key/:token/", wrapper.ConfirmPasswordReset, options.OperationMiddlewares["ConfirmPasswordReset"]...)
 	router.GET(options.BaseURL+"/users/email-verify/:signed_email/:user_id_key", wrapper.ShowEmailVerification, options.OperationMiddlewares["ShowEmailVerification"]...)
 	router.POST(options.BaseURL+"/users/email-verify/:signed_email/:user_id_key", wrapper.ConfirmEmailVerification, options.OperationMiddlewares["ConfirmEmailVerification"]...)
 	router.GET(options.BaseURL+"/users/email-set-primary/:signed_email/:user_id_key/", wrapper.ShowPrimaryEmailChange, options.OperationMiddlewares["ShowPrimaryEmailChange"]...)
@@ -5828,6 +8247,8 @@ type LinkErrorTexthtmlResponse struct {
 	Headers       LinkErrorResponseHeaders
 	ContentLength int64
 }
+
+type MetricsElsewhereApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
@@ -6058,6 +8479,426 @@ func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	return err
 }
 
+type RequestPasswordResetRequestObject struct {
+	Body *RequestPasswordResetJSONRequestBody
+}
+
+type RequestPasswordResetResponseObject interface {
+	VisitRequestPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type RequestPasswordReset202Response struct {
+}
+
+func (response RequestPasswordReset202Response) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type RequestPasswordReset400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset400ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset413ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset415ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset429ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset500ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RequestPasswordReset503ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordResetRequestObject struct {
+	UserIdKey UserIDKey  `json:"user_id_key"`
+	Token     ResetToken `json:"token"`
+}
+
+type ShowPasswordResetResponseObject interface {
+	VisitShowPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type ShowPasswordReset200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ShowPasswordReset200JSONResponse struct {
+	Body    PasswordResetLink
+	Headers ShowPasswordReset200ResponseHeaders
+}
+
+func (response ShowPasswordReset200JSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordReset200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       ShowPasswordReset200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ShowPasswordReset200TexthtmlResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ShowPasswordReset400ApplicationProblemPlusJSONResponse struct {
+	LinkErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ShowPasswordReset400ApplicationProblemPlusJSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordReset400TexthtmlResponse struct{ LinkErrorTexthtmlResponse }
+
+func (response ShowPasswordReset400TexthtmlResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ShowPasswordReset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ShowPasswordReset500ApplicationProblemPlusJSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShowPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ShowPasswordReset503ApplicationProblemPlusJSONResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordResetRequestObject struct {
+	UserIdKey    UserIDKey  `json:"user_id_key"`
+	Token        ResetToken `json:"token"`
+	JSONBody     *ConfirmPasswordResetJSONRequestBody
+	FormdataBody *ConfirmPasswordResetFormdataRequestBody
+}
+
+type ConfirmPasswordResetResponseObject interface {
+	VisitConfirmPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type ConfirmPasswordReset200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ConfirmPasswordReset200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       ConfirmPasswordReset200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ConfirmPasswordReset200TexthtmlResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConfirmPasswordReset204ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ConfirmPasswordReset204Response struct {
+	Headers ConfirmPasswordReset204ResponseHeaders
+}
+
+func (response ConfirmPasswordReset204Response) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type ConfirmPasswordReset400ApplicationProblemPlusJSONResponse struct {
+	LinkErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset400ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset400TexthtmlResponse struct{ LinkErrorTexthtmlResponse }
+
+func (response ConfirmPasswordReset400TexthtmlResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConfirmPasswordReset413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset413ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset415ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset429ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset500ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmPasswordReset503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmPasswordReset503ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSessionRequestObject struct {
 }
 
@@ -6166,7 +9007,9 @@ func (response GetMetrics200TextResponse) VisitGetMetricsResponse(w http.Respons
 	return err
 }
 
-type GetMetrics404ApplicationProblemPlusJSONResponse Problem
+type GetMetrics404ApplicationProblemPlusJSONResponse struct {
+	MetricsElsewhereApplicationProblemPlusJSONResponse
+}
 
 func (response GetMetrics404ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
 
@@ -6887,6 +9730,162 @@ type ConfirmEmailVerification503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response ConfirmEmailVerification503ApplicationProblemPlusJSONResponse) VisitConfirmEmailVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccountRequestObject struct {
+	Id   UserID `json:"id"`
+	Body *DeleteAccountJSONRequestBody
+}
+
+type DeleteAccountResponseObject interface {
+	VisitDeleteAccountResponse(w http.ResponseWriter) error
+}
+
+type DeleteAccount204ResponseHeaders struct {
+	SetCookie *string
+}
+
+type DeleteAccount204Response struct {
+	Headers DeleteAccount204ResponseHeaders
+}
+
+func (response DeleteAccount204Response) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAccount400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount400ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount401ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount403ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount413ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount415ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount429ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount500ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount503ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -7685,6 +10684,154 @@ func (response SendVerification503ApplicationProblemPlusJSONResponse) VisitSendV
 	return err
 }
 
+type ChangePasswordRequestObject struct {
+	Id   UserID `json:"id"`
+	Body *ChangePasswordJSONRequestBody
+}
+
+type ChangePasswordResponseObject interface {
+	VisitChangePasswordResponse(w http.ResponseWriter) error
+}
+
+type ChangePassword204Response struct {
+}
+
+func (response ChangePassword204Response) VisitChangePasswordResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type ChangePassword400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword400ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword403ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword413ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword415ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword429ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword500ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword503ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetPrimaryEmailRequestObject struct {
 	Id UserID `json:"id"`
 }
@@ -7787,6 +10934,110 @@ func (response GetPrimaryEmail503ApplicationProblemPlusJSONResponse) VisitGetPri
 	return err
 }
 
+type EndSessionsRequestObject struct {
+	Id UserID `json:"id"`
+}
+
+type EndSessionsResponseObject interface {
+	VisitEndSessionsResponse(w http.ResponseWriter) error
+}
+
+type EndSessions204ResponseHeaders struct {
+	SetCookie *string
+}
+
+type EndSessions204Response struct {
+	Headers EndSessions204ResponseHeaders
+}
+
+func (response EndSessions204Response) VisitEndSessionsResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type EndSessions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions400ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions401ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions403ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions500ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response EndSessions503ApplicationProblemPlusJSONResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// Login Log in
@@ -7795,6 +11046,15 @@ type StrictServerInterface interface {
 	// Logout Log out
 	// (POST /auth/logout/)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
+	// RequestPasswordReset Ask for a password reset link
+	// (POST /auth/password-reset/)
+	RequestPasswordReset(ctx context.Context, request RequestPasswordResetRequestObject) (RequestPasswordResetResponseObject, error)
+	// ShowPasswordReset Open a password reset link
+	// (GET /auth/password-reset/{user_id_key}/{token}/)
+	ShowPasswordReset(ctx context.Context, request ShowPasswordResetRequestObject) (ShowPasswordResetResponseObject, error)
+	// ConfirmPasswordReset Set a new password through a reset link
+	// (POST /auth/password-reset/{user_id_key}/{token}/)
+	ConfirmPasswordReset(ctx context.Context, request ConfirmPasswordResetRequestObject) (ConfirmPasswordResetResponseObject, error)
 	// GetSession The current session
 	// (GET /auth/session/)
 	GetSession(ctx context.Context, request GetSessionRequestObject) (GetSessionResponseObject, error)
@@ -7828,6 +11088,9 @@ type StrictServerInterface interface {
 	// ConfirmEmailVerification Verify an address
 	// (POST /users/email-verify/{signed_email}/{user_id_key})
 	ConfirmEmailVerification(ctx context.Context, request ConfirmEmailVerificationRequestObject) (ConfirmEmailVerificationResponseObject, error)
+	// DeleteAccount Delete the account
+	// (DELETE /users/{id}/)
+	DeleteAccount(ctx context.Context, request DeleteAccountRequestObject) (DeleteAccountResponseObject, error)
 	// RequestEmailChange Request a change of the primary address
 	// (POST /users/{id}/email-change/)
 	RequestEmailChange(ctx context.Context, request RequestEmailChangeRequestObject) (RequestEmailChangeResponseObject, error)
@@ -7846,9 +11109,15 @@ type StrictServerInterface interface {
 	// SendVerification Send a new verification mail
 	// (POST /users/{id}/emails/{email_id}/send-verification/)
 	SendVerification(ctx context.Context, request SendVerificationRequestObject) (SendVerificationResponseObject, error)
+	// ChangePassword Change the password
+	// (POST /users/{id}/password/)
+	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
 	// GetPrimaryEmail The primary address
 	// (GET /users/{id}/primary-email/)
 	GetPrimaryEmail(ctx context.Context, request GetPrimaryEmailRequestObject) (GetPrimaryEmailResponseObject, error)
+	// EndSessions Sign out everywhere
+	// (DELETE /users/{id}/sessions/)
+	EndSessions(ctx context.Context, request EndSessionsRequestObject) (EndSessionsResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -7926,6 +11195,140 @@ func (sh *strictHandler) Logout(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(LogoutResponseObject); ok {
 		return validResponse.VisitLogoutResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RequestPasswordReset operation middleware
+func (sh *strictHandler) RequestPasswordReset(ctx echo.Context) error {
+	var request RequestPasswordResetRequestObject
+
+	var body RequestPasswordResetJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RequestPasswordReset(ctx.Request().Context(), request.(RequestPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RequestPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RequestPasswordResetResponseObject); ok {
+		return validResponse.VisitRequestPasswordResetResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ShowPasswordReset operation middleware
+func (sh *strictHandler) ShowPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error {
+	var request ShowPasswordResetRequestObject
+
+	request.UserIdKey = userIdKey
+	request.Token = token
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ShowPasswordReset(ctx.Request().Context(), request.(ShowPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ShowPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ShowPasswordResetResponseObject); ok {
+		return validResponse.VisitShowPasswordResetResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ConfirmPasswordReset operation middleware
+func (sh *strictHandler) ConfirmPasswordReset(ctx echo.Context, userIdKey UserIDKey, token ResetToken) error {
+	var request ConfirmPasswordResetRequestObject
+
+	request.UserIdKey = userIdKey
+	request.Token = token
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body ConfirmPasswordResetJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body ConfirmPasswordResetFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
+			return err
+		}
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ConfirmPasswordReset(ctx.Request().Context(), request.(ConfirmPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConfirmPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ConfirmPasswordResetResponseObject); ok {
+		return validResponse.VisitConfirmPasswordResetResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -8220,6 +11623,54 @@ func (sh *strictHandler) ConfirmEmailVerification(ctx echo.Context, signedEmail 
 	return nil
 }
 
+// DeleteAccount operation middleware
+func (sh *strictHandler) DeleteAccount(ctx echo.Context, id UserID) error {
+	var request DeleteAccountRequestObject
+
+	request.Id = id
+
+	var body DeleteAccountJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAccount(ctx.Request().Context(), request.(DeleteAccountRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAccount")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAccountResponseObject); ok {
+		return validResponse.VisitDeleteAccountResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // RequestEmailChange operation middleware
 func (sh *strictHandler) RequestEmailChange(ctx echo.Context, id UserID) error {
 	var request RequestEmailChangeRequestObject
@@ -8419,6 +11870,54 @@ func (sh *strictHandler) SendVerification(ctx echo.Context, id UserID, emailId E
 	return nil
 }
 
+// ChangePassword operation middleware
+func (sh *strictHandler) ChangePassword(ctx echo.Context, id UserID) error {
+	var request ChangePasswordRequestObject
+
+	request.Id = id
+
+	var body ChangePasswordJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ChangePassword(ctx.Request().Context(), request.(ChangePasswordRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ChangePassword")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ChangePasswordResponseObject); ok {
+		return validResponse.VisitChangePasswordResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetPrimaryEmail operation middleware
 func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 	var request GetPrimaryEmailRequestObject
@@ -8444,122 +11943,174 @@ func (sh *strictHandler) GetPrimaryEmail(ctx echo.Context, id UserID) error {
 	return nil
 }
 
+// EndSessions operation middleware
+func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
+	var request EndSessionsRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EndSessions(ctx.Request().Context(), request.(EndSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EndSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EndSessionsResponseObject); ok {
+		return validResponse.VisitEndSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3vcts2tn8VXO6dqd1LybJjZ1tnOnPdxGnddRLXdtrdrTISTB5JqElABUDL2oxn9mn2wfZJ7uAAIEGR",
-	"kuVYTdu9+WSLIoCDg4Pf+QvofZSIfCo4cK2iw/fRBGgKEv99LS60kGD+TUElkk01Ezw6jI64moFURE+o",
-	"JgmVck4o0eIaOKESCIcbkCShyQTSbhRHKplATk03cEvzaQbRYcRFR2HncaTnU/NEacn4OLq7i6Nz0HJ+",
-	"NNIgm2NfQCJ4qogWZEaZJlcwEhKIlnPGx4SOKeNLxtzfi6OccZYXeXS4W47LuIYxyOjOjDylkuagHQOO",
-	"c8qykxdNIi4nQFhKxIgIDuaPngApFMjPFKFpKkEpUIYMZt6eUj2J4ojT3IwHptMBS6M4kvBLwSSk0aGW",
-	"BbQS/ec4GgmZU20pfbof3TOJOLpgYw4p0t5OucIX3IKNpMiRfPM+pCRj/HoJ5bbdACewHvXRzW6314X5",
-	"d7OTnwVL8x/m9Me/H5zwXjfZy/hV/rKX/vW7rFUG3iqQy1jvOM3SLjkiCpRigpOczong2ZzQRBPBCdOK",
-	"iBnHl5dMaN1FMJLz0FWw9P8F5iunkELCcpoZYWKcFHxK0xRS8vb8tKPoCMgVVfB0n2yxlOzvEabI8PWL",
-	"k+H2kvmYTgcsHVzDfM31ef3ipIX7d6axmgquAPfB1zQ9h18KUNp8SgTXwPFfOp1mLKFmXjtTKa4yyP/n",
-	"Z2UmGQxiWqSV5Gt6DTyKoxQ0Smh0OWHlrjFTpJkEms6RIQpwM2uqCxUd7vd6caSZRtJRwMN2vmM3m0Ly",
-	"Q8MQHPXQUXcY0nAX8uS/JYyiw+hPOxUc7thv1c6ZbWw501xLaXlDriTQa0UokUUGz8jQTHtIFJ0rMpuw",
-	"ZNI1I74U8oqlKfBHsTJRcjQY4Y4NWXkBPMXN7DbFZ4o8vzh/6bY64/jdXzvm2SU+smhf5/GTisfYOJlA",
-	"ck3KwVayN6RrU+xFIiyhZplzppSBeiHJTAo+JlvDYNThdmy+qfPA0GmacqHJ8D1L74ZkazjyC2G2010c",
-	"nXANktPsWEohH7U4zPVUWxmRg54YumfAtaNccCIKSRRLa2J+EIq5J4sokEatApJ3zzKUFGxiDY4MMMHt",
-	"FBINKcpBIeEZsthOT6HWz8R4DGnstL8CrpGtp4xfP56lRisN4HaKeLaIHeZLBAAhiMiMUlDXZCQkoYTD",
-	"zKjopSBiqCNVvyuZWqPhAxgbRxpu9c5E51kdhPtFr/ck+a9UJGZ8Yl7AR2C/QFrtg5Bc++VO8O2///mv",
-	"muXTAuvN3eWZl9PMqDhIcfvQfAoSUjJjekK2hjh1xm9oxnCHOU77bxxFw23T1sN3oaB8wfwf7MxF0CZX",
-	"c8LFjGwNA3i2Wi4wR58bg7LzXHAtRbaM7e79HW+74qxfC/1SFDx9lAhyoQcj7CWQv9eCqCKZEAiVUV3a",
-	"9itpey008V2sFLVqrE1sYE+kZzvaq0w5y+gujs7oPBM0vRTilMoxPIpNVyKdD7QQgwy7qu1VIOZbtNSu",
-	"gFBNcqE0eXpw8OQpuZprqHNuN1BE517FmvZG+nzvK9m4QMumFBISwRQRBuhQ07B/mI2UMwt5l0K8onzu",
-	"aFaPYqekGgbY9QLwGZ/LODtGq+/vEWXdohoD976sGHgpBMkpn3tjRd3Hu9rAG1EjxHRp2URmVJEJ08+M",
-	"SrZakSqSTCgfQ0ooTwkX6JDg818KKKwnGaAB+oid0klchQWBO4l0veW00BMh2T/g8ZBgugKuTaP6Cp2K",
-	"sVmbEZNK1xFht44Iiz3ciwz1BptCCGstxYRyr2HQud0aNoZ0SJ4IPspYop0xVvBrbvwt748lQlwzUGRr",
-	"6J5UCgR3yVtObyjL6FX2OMApgn4W0CalmhoPiiSUG9vvytjqNixBqg2kJkLqbF63wALsuQB5wxIg9YFW",
-	"rlL46qZQZ8VkLDtVMZ0KqSF9BSmjl0jfo/hadjjITY8DnHKbt4GASBUJBzAd1+H8oGJpQCzBvonr+x6u",
-	"tlK0aVg3zP3u4s3rLtpsrjEaIBJSswlohh9pmjLTnGZnUkxBama85RHNFLSY0DXla/1/BLogcjSlSs2E",
-	"RKQL1sPGWw4jmrEE/td90U1EHsWRb2JcQiElJJpMhFRArqjWIOdEaTq1QjgNiCw7Dc3Qtv5zensKfKwn",
-	"0eHewT4GPfzn3UbcICQn7HglZUFkpWxdG3e3t3ffwHdhsOOnyAeoyv7elS3E1c+QaENqGR972DLWDD2z",
-	"mLQMMC1dspmQ113/bRyxFMN6U8lyKuflUDcg2YiZGeCD5SvWlFxHTky4YWVm9BrZmk2YBqKmNAGiJctz",
-	"45y95cxsb/L65fOYpCI3+JeJGchOQhWk27V5tJNfLpdn86KM1Bcnjm47Y9FpiApLm3N5y9kvBRCGu2zE",
-	"QPrd0jCvV8ZHjf/xhmdzH/haiM4FFHXUNZt2xNSuf2cq0HH27W47wpg/+VTPw0Vxy7ZI/I8T0BM0CJn1",
-	"bIKNbdu0TsCt/hKar4TIgPJH0lyJ1jKixYyDVBM29Rz3Em7sr6kUN8A/MtULexpDtV7iyvlUy7F0iz9H",
-	"o/KhG72M6Wljh14DocZQNZDt+GJ45JfVBRiC/c9hNqhjAIdZsIc+GLaDjpvQXR9jQ/s0hPSlYeykkBK4",
-	"btdgHx3/KybdpwOkFPI5mjuNFJeh7yqDmOQ0mTAOHSPr5omNwBEDozhNXuRmUDRt0fQZ+BCds3dLWurx",
-	"b/tJ0RwGVA0cB4NWATeMC2ucN9uTqsTePhgUPIUMtLNMXQBmEOySMH7jP1ZRrzJEE4yeBLZO3OroLFj1",
-	"UbwQlC7jq669D3zkoCciHWCXmdE95mEjarDU+lxwiOtGeRn3fBfKX53vDQl/ySBLyxDlA1DiDTcYgDal",
-	"DZQZf2lkevMo6lBkAR28a+9FNo6wkQuedMv9CkpRA10eA+akb+fSj4JAeBMkklaJ/nFCtWmGoefYmOtD",
-	"T8EwJkPDFvM3p7eDDHea+eScugESOKxv64D+Bk/dhFrUjQSHnZZvTFlSqpmbYadUT7oM6XIZiufWjekY",
-	"t2aBjhrTGpSUXAzxcjVD78MXO7nY8rkaoQ1hvgWaGcx6kFwZYBWFTkQO1sKcYC82EbMgS969isR1UxD8",
-	"l+9LlBLX9a0hru+dreukbXavYfaBZnSpRoX5d33reV2r+IiT85fPycGTvT0cq6OmkCAzXdBx72CfJBMq",
-	"aaJBqo9l9rY6Kks4+1bBQwEJt7hiY94ppoQDpOqjupJ1Yr4GI8Cr7OCYFNwrKVJwzTJM2vuMhJgCh7Rt",
-	"aeqE/+qGzpEmGVClyRdLRWbDJs4XG3Fxfbxj2e74cv/gzyUQpyIpckzatemqFuumFmmTYXw+FWCjKDnV",
-	"ycRGyDGKgn2b5io6/GnzevDdkiTfibVQPJH3hZkac12qYFcFmyrb8q7iVaiDHsa2hrh6Pr6PjOOk7iMn",
-	"MHLuyt6olHSO8bNKUZQ1L8jBhbqWkqfhRJaytyJWu2Dkoo399vzEFpFx6qHimnE0n9xq1LfZmgt23+7x",
-	"wUacSzl7p9DbdtKFtXU/QI97z8hZy4u7y1jMWJwRHUZf/v1qd/I9v9hLetPv9/O/6V++kD/Mntz++F3v",
-	"+niX/vlUHhTfz5+Kyz2FvRjzXQ0QVvZ6e087u7udvS8ud3cPn/QOe72/G+PY1gNFh/t7TRkOhm7W2PGU",
-	"MI2GWVAtMiSCk4JjYZJPI9XX52FTaMp0MKcW05GHZR0EeKpIwTNjRmCu2VUCGhXC0qxMyIX0LeFTCc8p",
-	"1dDRLIc26kpu3lcZ1lINFkqf7ycO16A2+TYR/ABz4MhFmZNEFA1gN1Md/CwYN0SFjOl9WTFmlb2wRK5q",
-	"/b5v5304RCvvl8SVmhr8A4JhK+Koq+J0v6bpsY5Q/YpBzVWhtnA5m2JpVAckhWR6fmEUTQUt36LbtqT+",
-	"tKU4LSaehABkbKjA7PLUyHEIolj9aH3Dqv4xwKpqG9Ip+wuglhOu/XPMTC6hjeYVxLDUDW0wxWbYUVM9",
-	"I5QkGTO4ntM5UQYugelJUGhqs58VaX5slrZRtg5hFU0KNLmak+HZm4tLskMLPdnJxJjxneHS4VeMbhaR",
-	"8ZHwyUKaIPoGJaU2+p5TxjVlHKTB7kIaXJhoPVWHOztjpifFldkUO2WD4D+mVAEqamTdqs7FjKtmpB8w",
-	"wxKCmDo03zE+Ni/nMYamGR/3eRXAxkiMK3E2roSKbWGBa7S4yYmRtGxOrmDCbDquzxfycTEm6lLImPFW",
-	"XDcYiQsr4PVEKFtOpbp93ueff+6sBtX9/PO2xTLraCftU+XDcpmGZsg+H4rgyZb28nlDs2KFEG4jvVgV",
-	"iXtr2O3z4xvjkNSV9+K+InmhNKGZErY3M57dYn1etwOQx3rpVsZq14o8A12qLDTv84AyN/XYfjv85tjz",
-	"yHW8M8RSg6CtLXvLQVPcil/1EW462F3fltLBkGg69jG4by9fnZIpHaN9yRTWUbIEbD2lX6pTXLbPPyev",
-	"qip4RRA6CdVkiMKsdlA6O+izznf+/c9/+WWqfa1Ad5yQ4Ttd0ii6d5W4U6onPlUkeDbv8yrs+swJFPAU",
-	"yVDo0BNeVmrYMhl71EIC1YB5CDsdNPRxPnbd929v8fUD/KtmthyWrnAD+3xruKxeYLhtBYC6GHkzRG5L",
-	"n0ve5kwjMWfGiaauBAizTCUt+3tfkmEY27VC1ufDoNBnGLvaIFszxMqSoS75GhRLnQuBPSgyBVmm2ft8",
-	"WiVvjIBSTSifC47lFISqa0KvRKED5NETMD4ZemRixvt8y0VWYoIbOPZIRHnVMfUZYkvYNsHyVJyQoafP",
-	"3ZbgoGdCXh/a7Y/PPlPk5Oxmv+pLWL1zcnbzlOw83cc4KUoNmI6EjAPMMut3yyxeDt9eHJ8fvzo6OR1c",
-	"nr+9uDx+MTg7f/PXk+OLoe9jTkZCzqg0Vn6fM27M/Jf2CaTmPye0jpMIvQRQlOySxaRWqmn6SLIihTQm",
-	"SoRLqy2nw5JPW9cflLGg9a5Fn2dM6TD7CKpLrN3vq9c8JJMJVRNQ9giQS3j4delzHwIzwrKwIp6uBVmj",
-	"mgiegJH6QN4Oye5wu9vnmCNJgCsINOOrk8uGHhRT4EoUMoGukOMd10jtmHcr57nSezaXaV3LaLfb6/bQ",
-	"TpkCp1MWHUZPur3uEwzz6AmaVqECMZ+nQrX4Ss8nkFw7YfEMC+tOZhNBJiJLlVvFIRbvlIvU51tlalMS",
-	"H6GzWkVpKrVyldXeHiMXC5qszwNVFpOaGlvQTUaNjSSoSWjhWFEzzkC3z7H+3NaWeSnChXVF9OUMx2CF",
-	"B1WkXWZEoCNfZ9ojVKPla7EhZ7zQgP/Wd6VFmd2eO/PQ54JDrclISMz1eHJQPSGW1Pp5RmifqyJJQKlR",
-	"kVnxrMI8dldhDZoT+wzjhnZ4V2ev+rzs3XXrQD8TyTUxkBWm61EtYKbaiq3xzBDAT1Jbksi4OxkESn8t",
-	"0vmKErGW0rANxY/XK9cKy63u6k6KcWUWDynt9XoPm8xHDb6sN2UfZ2qpUDvF4xUE1y8og70A3VnmNizf",
-	"g1vfaj013mTTVFxyXrNs/NUvT37QvX//81/PyBnVk692nhHf2TNyQXO4YBq+OqW3befK7uJo3y5TGxfK",
-	"5dwJDpyZJrtP7m+yWMOO7Q7ub9daN2ka7315f+PFSu+7ODpYZ371s0bY6sk6pAZVpYHrHR3+9C6OVJHb",
-	"wiRXeWz4T8fKePRGaUTvTJNSf4hCr1AgLyAD7ayp0Nx0ck+sUYBQ321DGVHoqLE995vjOKE2r6No7K7F",
-	"hKp4Gxutwbnq0N1vtkL1sAguWN3p/+ndXdx8STTfaqy15fayxfaelKF+DC2LfQqo0K+kmKG1PJ2ix4aL",
-	"HJwepI2jhSgN86YAfAPaA9n/L4wO4jQfLM+/lXS2SuN90teS4WiXRFvB8I+lMuhvFNjr9chswrKySCTB",
-	"EA266rWcQ0PiXKXFYwVuoZ5iPZFwY7cdesnYzT1gzW6Ag1IB38q5Kce9HLRkiVrKPa9/yNWcSGEsVGeq",
-	"60KVsRomjX0JPGGgYjyL07GOuIRRoWimYnvixsW55uWGd+dwmMZAmwtdiEJfidu4fMkvlfn8jSCy4Gi9",
-	"kx/N6IFH+ur48vzk+cXg6MWLc4yAxXYMO0M8SIqrnRLB+xy9R+MVAi+LgRlWq/qRmSpnbCVov7ffZvp+",
-	"A/qV4+K9IoLHNKcZZXXhiP5ELv92dkxK721g3L6Bl8qBFppm1qo3DvrDjmI64nxk6EzieWEoFDHUEJcO",
-	"QFDZ//WOMSIrf2/HFy+XyQeGklpkg2wtE7jt2IZzLJOPzk4+U92VuzNYh7wUn6X71DnuXc/91s1aZRmm",
-	"kLCRWznjgX938eb1M3Ixo+MxSPL2xEYeU5GonaELotqEZlPdTiExrR8Nf4uhh7sWIS6TP+36bwqJsxPw",
-	"vPqMKnJVsEyjl7yS2XiYu86VLTOr7XV4Pqf2WHUrz8OXCNzSRGdzH05rpXMVo/929Or0YYz2tK3L6Ea1",
-	"zpsp8KOzE/Kk26sV6vwWK2Kmv3JFMBi3XNVbFe+S+eWhNoPjQJMJho/R1UAdlLOx7Rzj1YalkD4jB70n",
-	"BIMcM2YvCGms0znQlDm1+rsyCAxh8417fOF0l66LzVGsiBpiFkG5E01khumHxWwZq2KGW1X1ng0j4Dld",
-	"1efUxQydxKD9oIXZUuSFD35lYlzFIxmvBeqe9HwRo426TUQhW8J0XeIb7Pb6vDGkmUhK52QszOBBuC4m",
-	"NJHC2CpZhuOrQzKlSjtzo6JKucRKim/60GKMFpUPvJmRrC3i8gh9PsLAvTtcuqWAp52QuG2MNNtoKZ0S",
-	"rIFXbSbLBRvzt9M/TLjOl6yuFarbfdhENlesst5cqoksHFBTZbbNBR8+BbN+5WCW2QWkmIZupSsFqMFa",
-	"M/X6Pryu7G7nfXA51t3yYIj1V46SBKb6sHGgeWg9jpxel6lGfl3d+WZT1IuQabNQ1jthOiYZuwZbDzDs",
-	"kiM+t6qsTMqPMRzT5yo3qFNmr33K9arQGu1XqonpA2vokaq356fPDPDYRJfyadJWaJmI2ZklMzwk91hd",
-	"uerIm9mBXwbHJ201UnUy0eHEevvTnjrYyJU6r/B03yLBZI46p76SG7hxxzHdpST99UnWyi2vx0kEHzHj",
-	"7xlVhmu/ZcRge1PX4ayFWtW9Tb8PHDAmcJnM7bhkrtl+ATJg1Ub0buEex5/aSahe2QlvTLyL7329utrv",
-	"7l28xJh6tQIiFo5DxGWKtSw8xOS7yNIKTJSmc4VpWleItogwFjbMpmcJdMkF4+MMRzq0qISnKjwMBbcy",
-	"ETrSgJl/Ze0Y/GwTvEbZWUb7g2wtWPLcSusnOMEHZwvg7wpUPhZ0SFBFpj+BhgMNC+5V3YAXlyZkLFoS",
-	"rsZrlRHxOBvCiaqqpe8DU8F4I0CGx+5I5D1Gw1aZv4kJRaekz1VCOQe57aHhgwyKPl/fokBafwhcnQ0j",
-	"wEPv0fitMABZMCdNojd0Zd+iuvhkP6xtP9QjE79n80Fe16HB1W+hGvcC0MXAINYgEnsGy2p5jDyMhOzz",
-	"APu0O//t72espCjIvdn7s4lPxxmx6XOM1hk6zcsGSUZC5tXF0Q1xW2ElfIII++DILYqn5CMhwyfzoIYJ",
-	"HqjLTbLSMHjP0rud0P2wsdQHQYW71Xz5xg9KN5fcrYJGgg9w4n7XggzLO0+G3T73qODSp/zaRSyCt9qO",
-	"QnTJkbX6+9zbFfVIB6KQyFLA8kdFCl4ow2SM3p66MmeqmoXRBne2fD12vKzk0po87mBFbU7bLt0ryMFC",
-	"1aeNEO8euNJMZQu98UquFhRysa1FJ+UDw6sbvOXnAQDk6F4rzNpScnUcFkO7qX94MPPjVGx9ipn+VuVl",
-	"/t5d6iXGmSELyBHgpruiqB041fLA61G2cOzLQ2BcGxCvU8VHeGu0sTaaBYjMbfHHZv9+en9vUmH33hjE",
-	"Zm4DfBdixFon/r09unDYv91wWPztkt83HvyhauSMNLqcao3DLVsm3rQ1cZSmeLCjytTGhAveaUtR2Owt",
-	"aUne9rnL3h4Rzw4XZyRjAS5e0LQmwpTubs8FbnPK6RhyeyzQVa0tHMawm96Q9LRXWiIrM8HulFGahiaH",
-	"kHisy7tB4SEgewAM3PXdTPrTIqSyocPctU039Xl4VEMCHpHEo9U3NKvdqV6VpgXnwtJ6+4TiVYu7PbI0",
-	"cV3PWreZM0ep8zo3liNevGxp7dSv9402n/vdzF2qD/PwGhhZ/tgMpKQ60ZPNP9lNn+ymNtA/qmHR+ubR",
-	"e//rYDZFjdc6QlvBby5uwOZ7GmhuYWwR4sNbw03jtM+3hkuvkRxuPxztG/BkT5FUCHWfa2Jn9Xv3RSzl",
-	"q1uUPzjyaT94P8Is7T1bIm73DN5waLs9PTb2v73sp7UEcInc9f6A2ie44/s/bHP8oSz5QBA3ab3fnzHw",
-	"v0N59+5erdEoN3xEkPIhhC3zQL73XgWHWYtpjb/SFfonQSzSuQ6CQ0t1J7asLG6fsvQ4YauHRzCr4oLh",
-	"oYDz44vj1y8GJ68vj89/ODr18cXdXqvpHdSL2rthFNmq3x+w3ZoSBZ6uTnXsNfn1Q2Oi9tdvPinF/zyl",
-	"iNfsLdkZa5iMTu107B1LK8+bLLt/1V48A4uGnrJF061qNazz2bB2/ZDo2mNVa2tVzafo10ZPiK4RLP7g",
-	"yJelUt74dvY+lh3USG6Uxu2W9mxBt7odrawoNjNavArT3uFFtl78TPlYdAw9VLOrrLq2y6iO5xfnL7fD",
-	"Lgs9aenusv2Ks+pHZMIfiVZLOggvN3OhL1n+frMWgZUd9GjzmS0TnEIS+xvGMbVoz7kFTYOTJHfv7v4v",
-	"AAD//w==",
+	"7H3rchs30uir4Mx3qiLlDCnq5k2kStVRbDlRVpYVSU6yCV0kNAOSiGaACYARxbhUtU+zD7ZP8hUawAzm",
+	"wosk2kl29csySQCNRnej7/gQRDzNOCNMyeDgQzAhOCYC/jzjl4oLov+MiYwEzRTlLDgIjpicEiGRmmCF",
+	"IizEDGGk+A1hCAuCGLklAkU4mpC4G4SBjCYkxXoacofTLCHBQcB4R8LkYaBmmf5EKkHZOLi/D4MLosTs",
+	"aKSIaK59SSLOYokUR1NMFbomIy4IUmJG2RjhMaZszpp7O2GQUkbTPA0Otot1KVNkTERwr1fOsMApURYB",
+	"xymmycmrJhBXE4JojPgIcUb0P2pCUC6J+EwiHMeCSEmkBoPqX2dYTYIwYDjV6xE96YDGQRgI8ltOBYmD",
+	"AyVy0gr038JgxEWKlYH0xV6wZBMae5KoK30a7YBLOmYktufFRwijDEs55SJGQg9FCWU3c4CHQatBHtxu",
+	"d3tdMvtuevIrp1H6w+8///Q9HX3fjXYSdp2+7sU/fZe0Hv8lAAjIX2EHI8FTwL/+PYkXQW/GDeAEHrOJ",
+	"OP1hhn/8ef+E9Zbv4p0kYh7tWFKhcRcdIUmkpJyhFM8QZ8kM4UghzhBVEvEpgx/P2dCqVKRJ/6FkZOD/",
+	"O5kt3EJMIpriRHMDZShnGY5jEqN3F6cdiUcEXWNJXuyhDRqjvR1EJRqevToZbs7Zj550QOPBDZmteD5n",
+	"r05asH+vB8uMM0mAkb/G8QX5LSdS6f9FnCnC4E+cZQmNsN7XVib4dULS//er5KyyiB4Rl6yrsOGBmCig",
+	"0OBqQgu211vEiSA4ngFCJAFppLDKZXCw1+uFgaIKQAcC98e5ie1ucsEONEJg1QML3YEPw72Pk/8ryCg4",
+	"CP5nq5TnW+ZbuXVuBhvMNM9SGNyga0HwjUQYiTwhh2iotz1EEs8kmk5oNOnqFV9zcU3j2EiXR6MykmI0",
+	"GAHH+qi8JCwGZrZM8ZlELy8vXltWpwy++6mjPwMJh8x1VcXxboljGBxNSHSDisUWoteHa13oBSAMoPqY",
+	"Uyqlvqu4QFPB2RhtDL1Vh5uh/qaKAw2nHsq4QsMPNL4foo3hyB2EZqf7MDhhigiGk2MhuHjS4VA7U+Vk",
+	"eErURMM9JUxZyDlDPBdI0rhC5vs+mTuwkCRC6wUEwFtyDAUE6ziDIy2YyF1GIkVioINckENAsdmeBLUl",
+	"4eMxiUOrvkjCFKD1lLKbp6NU30oDcpeBPKvLDv0lCADOEU/0pSBv0IgLhBEjU61jzBUiGjpUzrsQqRUY",
+	"HoHYMFDkTm1NVJpUhXA/7/V2o/8T80ivj/QP4CNivgBYzQc+uObLLe/bf//zXxXVrUWsN7nLIS/Fib7i",
+	"SAzsg9OMCBKjKVUTtDGErVN2ixMKHGYx7b6xEA039VgnvnNJih/ovz3OrAttdD1DjE/RxtATz8PNQy1K",
+	"C5XqMwmnWShb+r6/JgDKlOAbtDF0Xw0U5wP9mQFIc32KVTQxUgHQgzaGsBmgvwHwlLlVPf39pdbAOy85",
+	"U4In847Z/n7LKfuA5TdECRrJ40SS6YQI8iTSZ1wNRjxnFbo/40jm0QQJnqsade+V1H3GFXJDF5J2uca6",
+	"hHZqUACSASRXrKUdRgmVijAirNZPBehoG8N3l8cXx2+OTk4Hb46vLk5eXg6OXr260DSjj4+bm+vo/OQz",
+	"CVLljKvXAO9Hwyzx1Ys/G4YdkI6RAJlUWl33PgzO8SzhOL7i/BSL8dMI8JrHM2CpBKaqSF+C9LeOF7FC",
+	"KZcKvdjf332BrmeKVDG37akWF05p0uM1E7vZF6KxBsu6qBWAoBJxfXWBlKC/a9GYUnOJXXH+BrOZhVk+",
+	"CZ0CKzKAqWtXmZgZ+1vraXs7SBpLvYLAnS9LBF5xjlLMZk79lMtwV1l4LYoB0lMaNKEplmhC1aHmV6Pn",
+	"YImiCWZjEiPMYsQ4mJjw+W85yY1zw5O34LboFH6LRdLW83AAXO8YztWEC/o7ebpI0FMRpvSg6gmd8rE+",
+	"mxEVUlUlwnZVItRnWCoZqgPWJSGM/hsizJzOAP6WjWFjSXs3R5yNEhopq17n7IZp6ews7IjzG0ok2hja",
+	"T0qVALjkHcO3mCb4OnmawMm9eWrSJsYKa5sYRZjpi+FaW1/GU4ZKBpITLlQyq+rUnuy5JOKWRgRVF1p4",
+	"Sv5P1yV1FmzGoFPmWcaFIvEbElN8BfA9Ca/FhINUzziALbfZjyAQsUT+AnriqjjfL1HqAYtgbmTnXoLV",
+	"VojWLdY1cr+7fHvWBS3cDtZzH0URz5l6RRJihn0IcBxT/TdOzgXPiFCUyOBghBNJ2pYo1FHjzOVsREUq",
+	"EUaxnVNjzDsK93ttw3MhSKTQhAtJ0DVWiogZkgpnhsYyb31/4AJ3UpQLoc1L9+PK4osX9DxcxVJhkOK7",
+	"U8LGahIcbPd29sDrVXzQ5rYrnU6/lPO8L37Jr38lkdK7eylIrOUPTuQD0X7EqnqP2T3cMZ4fuRUFH4wP",
+	"KjgIcEIj8v/tF92Ip0H4+LMhztda4rptfg+ZO/vLcBlWTvyPO0Tn7V14mIWz+WHHWNGxjS/deWvnHtmU",
+	"i5uu+zYMaAxO/kzQFItZsdQtEXRE9Q7gg/kn1mQlC442PESKE61SoI3phCqCZIYjgpSgaUriEL1jVEtW",
+	"dPb6ZYhinuqrJ+FTIjoRliTerHJfK/jFcTk012mkejhhcNcZ806DVGiLWHjH6G85QRS4bEQLk6tp2SyM",
+	"lmhj/i1LZs6LXHN1exB15A3NOjwz59/JOHih3Li7DteaZ5qpmX8o9tjqwP84IWoCujg1bgKPsc2Y1g3Y",
+	"058D8zXnCcHsiTCXpDUPaD5lRMgJzRzGHYVr1TcT/JawTwx1jach7uEorthPeRxzWfwl6PMPZfTCQa60",
+	"CXBDENY2ghbZFi8aR+5YrbfO439GpoOqDGBk6vHQo8W2N3FTdFfXWBOf/gUv8RJJy+4AIbh4CZpmI+Ct",
+	"4btOSIhSHE0oIx1N6/oT485GWozCNlme6kXrvjkId8GHBSzVYJL5n8QpGWA5sBj0RnnYUJwPtN1sZpIl",
+	"2ZsPBjkD1c0aBdabOfC4xHeGuv+WLuTC3+mtHnm6TthqY9YMqiCsRXiKYIUd73xOKVETHg9gykTfPfrD",
+	"hsNmruJf80U0HKgw1reRisDCe58mq2fRoPrXlCRxEQN4gOR4y7RcABXfeKK1+TrSsznJaiVLTWI4T4sj",
+	"4zCAQdaX1S14mEiJtThzcmGG+mYv/cCLNDUFR9RK5T9qC4BKE9sJtfU0dBAMQzTUaNH/pvhukAD36f9Z",
+	"G3sAAA6rrO7B38Cp3VDLFSSIlacGb1QaUMqd62UzrCZdCnDZEOBLY1V2tJVZg6OCtAYkBRZ9GboYoctk",
+	"jtlcaPBcrtAmdb4lONFy7MGGG89VxFNitM4JzGIinTVactZuwG+ahOC+/FBILn5TZQ1+s3S3dpK23Z2R",
+	"6SNV6+Jq5frP1TXqVTXlI4YuXr9E+7s7O7BWR2YkAmRaH/DO/h6KJljgSBEhP5Uq3Gq8zMHsuXcZP0id",
+	"8cNQ8837LBdZQlDK2Q2ZoZjKyRRLrfUkOM0eYt+fKJTmUqER1xLeMLfzOmQ8odGsit3FCz9cRfjiSXb+",
+	"GZm+k+Shkh9kqaRj1skzxAiJ5Se146vAfE20pFhkhIQoZ05DQDlTNIH0Ixdb5RlhJG7jgSrgH13L/ELL",
+	"A33AHmuaCBtGEU9TzgrSMh/71gsXZlM8wgnKsFDtIdePqq5+sRZ3heP8R5kz+vKoq+iF88nLN6hZMCtL",
+	"hicaNItNDF90HSL6p5Ms4V/azxlWT2AR6UGW6Wsu0kdQn8mJyPCYfCaR3k1Y0F7pjp7SiDz2cipPYedp",
+	"F9maSWcusex8/MXmn3kJxNIDP6Xs5jE3IUZgFnrZMPpaGXHxgFvRmKhyABvf6e286Gxvd3a+uNruHez2",
+	"Dnq9n4NHeEmB8ACeKZYuhVjxR1x1q11t/iZabB9WwiMVzyTSOiZl4yo8rZv3QIqxIh1FUxKsett4YC2l",
+	"gUuFhXoE13savXHg+tRQQ/kiSnhs9OLT6ucusjfP8Phyb/9vhY0b8yhPIeGwzQ3Q4kyqxJSFn4kScyJb",
+	"M8Zgbj1cBge/rN/F8H5OguIJc5xv8q+XBFQbe53ru1gUVi1defclrnz6eBjamlxs8fghoIqkchk4nv/o",
+	"vpgNC4FnECkubfAiXx8wWMvJL3Dqb2QuektglQ27163AdxcnJujLsDMObigDz5Q9jarUWfHAlokcF1aH",
+	"vRS7t76SNk66NK7FJ2i51jlZ5y4pRgNT0HIQfPnz9fbke3a5E/Wy7/fSf6jfvhA/THfvfvyud3O8jf92",
+	"Kvbz72cv+NWOXHQVbZfS2NYyBAd7O00a9pZuFjixWCu2WKKhl+k+RJyhnEFRhUuYqp7Pw7bwuJvJZdIQ",
+	"FkuUs0TLc8iTtWVY2r6icVKkns27tbYfdmt52FxW1dJSyeJTn5sn9M9g6f33CAfAkQ3qmwSNGunprQ5+",
+	"5ZRpoHzE9L4sEbNIF5pDV5V5P7Tj3l+iFfdzwnjNa/ERsccFCtmisOjHdDasQlQfMYa8KLLpH2eTLPXV",
+	"QaJcUDW71BdNKVq+BY/4nNq5lsKaEDkQPCFjIjOay2NNx74Qhcot43Yva7c8WVWyIc7o3wncctyOfwk5",
+	"eHNgw2kpYmhsl9YyxeSSwk11iDCKEqrleopnSGpxSaiaeEVyJs+vBM2tTeM2yFYBrIRJa6zXMzQ8f3t5",
+	"hbZwriZbCR9TtjWcu/yC1fUhUjbiLi0ORyB9vXI4k+yQYsoUpowILbtzoeXCRKlMHmxtjama5NeaKbaK",
+	"Ad5fVMqcyKCRX1ZOzqdMNhMrCCS0+EJMHujvKBvrH6chZAJQNu6zMl8Agly2PFPr9TI0KbR2UJ3Jkaa0",
+	"ZIauyYQaB1Sf1dKfQnBNxSSht0S4aSDw6ZcfqwmXxm6S3T7rs88/t1qD7H7+edth6XM0m3ZJocPimIZ6",
+	"yT4bcu+TDeXo8xYn+QIi3AR4oaILeGvY7bPjWyJmtcu7zlfGkYUTyc1sej3DYn1W1QMAx2ouK0OlXgme",
+	"Fl2yKJLtMw8yu/XQfDv85tjhyE68NYSkWm+sKdlJicLAil/1Qdx0YLq+KQMiQ6Tw2IU3v716cwqOHmky",
+	"YaRNXIWKCndUp3Bsn3+O3pQVvBKB6ERYoSEQs9wC6uyAl3q29e9//msY9ln1O0lUx1IY/MAchdmTo6cO",
+	"GJ3wdReVxcR9VikxzLCauLQdqMktI+CHltgIiwFECe59xHifuaOEbHFTBC8IVgQ8qmavzpKG/Rq6qLi9",
+	"NmzMIDTGsWUfsokmWKIvkOJ91nB/2wRRnHI2Rq9+xWzMP5Nopxf2er26V1wCcFT2mfOOV8vWm07yQwS5",
+	"LlMqCdrr9fqsxWceGqIcGrtoqInDsSpYlXbzYAJ5O9+7uwNw9uFfOTVFjniBgdxnG8N5OcPDTQMFtska",
+	"zVwNU9BaUF1KFQBzjjXn2TIACBgUsOztfImGfpKBYb8+G3rJ/sPQ1geYugFalA100ddE0pg4L5NeEGVE",
+	"FPmefZaVWUSadbFCmM04g5RqhOUNwtc8V55MVhOirVVTVTRlfVZSDIi20MlozMqJsUtVdNQERYewIQ1P",
+	"n1lhwYiacnFzYAQjfPaZRCfnt3vlXJZATs5vX6CtF3sQnAeWIXoiLkJPmuvzu6PmJvEqpK4u3l1eHb8a",
+	"nF+8/enk+HLo5pihERdTLLT902eUaQPotfmExPovy7IWk3ApIQKkZI4sRJUCPD1HlOQxiUMkuX+0ymDa",
+	"L+Qz1dpeKjvYNZrhEiorgSQiu8hYRK6CpWDfCZYTIk1nCpt5486lz1w4UBNL7UQcXDVawwpxFhFN9R69",
+	"HaDt4Wa3zyBZJyJMEk9neHNy1dAQeEaY5LmISJeL8ZYdJLf0b0u3QqkRmKQ6Y3QH291etwcaXEYYzmhw",
+	"EOx2e91dcByrCSid/tUKLnQuW6zIlxMS3chqlMZPgJ5OOJrwJJb2FIeQwF8cUp9tFDl2ArlopblvpcJC",
+	"SVsv6zRVdFm74/vMu+RDVLnga7e2vuBHgsiJr/sZUtNmUrfPoKrY1Jc4KoKDtaXRxQ7HxBAPKA/mmEEC",
+	"Hblasx7CCmwCIxtSynJF4M8qVxops92zlex9xhmpDBlxAQlGDhy4uEGWVOY5RLjPZB5FRMpRnhjyLB1g",
+	"hqugDsWSfQIBKLO8rZ6WfVbMbqe1N17CoxukRVYl8spcyqQhW22zggA/iU1ZEnVNRYhUX/N4tqBMpKU8",
+	"ZE2x9NVKNvy8//uq+aaNvHrriZ1e72Gb+aRuqdW27DxwLVUqp1A0j+D8vFK4S6I68wyq+Ty48a1Smbaz",
+	"m0r0nDZCxeCvftv9QfX+/c9/HaJzrCZfbR0iN9khusQpuaSKfHWK79q6hdyHwZ45pjYsFMe55bUR0UO2",
+	"d5cPqdexwrj95eNaa6f04J0vlw+uV3veh8H+KvurdpCAUburgOpVlnlOieDgl/dhIPPUZMjb6kONfzyW",
+	"wcEvgb40gvd6SHF/8FwtuECgzMlqU76ubekeGaUARH23TcrwXAUN9txrrmOJWv8cSGN7JSSUBZwwaAXM",
+	"la1U/rATqjqM4MCq7pBf3t+HzR/x5q8aZ22wPe+wa/bY/EN3zcZ2ejtGv2fchGz0dWdu5ClJko5t/uAp",
+	"07aYQRhbx+rVRsGgKkRY61Ll1Qx3mLHh0RTPuujIi0/2GS2iw2APTp1H3O/7U0+u8tSUPvOUcTuH4lYP",
+	"Nd9AOktCb4n0deWL48vjq8HV1emwzza20YTnAl3PUExGOE/UZkWV0PszMINq6dkW8Hdt1rNXg5Ozq+OL",
+	"H45g7l2rRkhv+sMi1IAo05YMBCaMqqrPA1Qvou0Ya/xshkZ/0AcBGVagJRgkmCvP+G66yMG83euzYhEN",
+	"5fZ+AUjNOHLnCWoKVYjcUakMQvtstwc/B/w0dSfo9sK0OdemgFhBWYlyfxx9ZPXC0GbEfSVlY6eFgaKI",
+	"ZIrEWqU1BewaMVpFo6N5JBw8X4mf4kos+/y0tOBbXXh+8Pqm3W99AJXpHkTqmLRI1DNQ1HNJyuyXLvoR",
+	"HDiGVg4aZdNDzW9RYb9pm5jdWEPW9YL0CElVs2nghyAxgWvhsj7sM205mzoq5xPdwOha8KkEa8MQq9QG",
+	"ORGb2o6SgKgxsX6ePtMyHxDYTB/TgvX87eWVNGKWSvTu4rSN+S8nfNrk/Kdo8E9OYnqEiIDErLW0aHo5",
+	"4VwSa0o7fK6xV5Pnayx0txna+O7y7VnZYAkOduPbqzenm+vqabSSOCubff05BMTbjLCl0gH85cH7WvvS",
+	"X9phKH+yVXZ41Crekh97XUW1qteuq4HDpfAPD6HsOJosy9E9aPUpl27nzdDkGxhlzyn+nuco7LMUi5uq",
+	"EGpP7CsUMqOHQR8XqUVJCYF13g61mkEjYuRHMz6NzjwPP0xR+J0cqZs1DNhG0PFcSYUZOGjNWWr11Itb",
+	"GJD9vRUS1utEZnTXKRaxBE+U05D3NLCak0LriwJpaTcAPGVntoyov26TiS9NG4i1KUQPqSpZTfj55S+a",
+	"gXwA7jrT6RTsgU4uEsIiHtfyIT5eKvEjRDckUT/Kk/RkWe/gcAGLNYl5QWSemARvI8TD4pL2kr7XJtlb",
+	"bfhia5rJzO3yx90kz3rxw669S6JqCghSE8Hz8aSSNdxyBxYqsothz9WCT40+afVNrfFCrBycSF7PWdxo",
+	"SGs0lqaD6RuinKP0v8sH7GXIPNpf9kd5v1q9Xcu8Wy25pe3GminL/X0uDZY3dw9NJzQpKp8jSI6BJIlK",
+	"tmeD4mz58FMJrlYkvBpJ2LXbGusl9HaJM5jeEkak9PBW7M3xsW3BORd7Tmih65npI+pCgSqXRZYM1Xez",
+	"IiyiRIbQ769jAv2CjHKJExkaO9NmGM0Khre9/qiCFCebF8Jzdc3vwuJH7qj0/7/hSOQMooPWmp7TExRB",
+	"Yoea12S0z8B4bW006lamstixoaC93l6bIvcNUbaXa7CaNpElmFaJI/gfdPWP82NURIcHE6WygaPKgeIK",
+	"J9brJwCEB2gLFjiXdnMuoMs0ySXS0CCbiAlCZW85pzfa1i6iQG+ttEDRXFq0we+u451WgixzGDMSlR5P",
+	"LEEnP0SXUzweE4HenZi8pphHcmtoU7RMunTzSslIpEc/mcXr4fv7loMqUkvbZXxGInsXQidvbVhd5zQx",
+	"Xt6FyIY211WsFDrZUpzPsNFwW3Hu/wiROxypZOZSUlrhXITofxy9OX0Yoh1sqyK6UQukLfyj8xO02+1V",
+	"yoD+iBPR2194IpDQMv86M9eYDYwUzSG1rCI4mkAKVmkQp3RsJge/s0YpiQ/Rfm+3NPxbz+mC4Jjaq+NP",
+	"delpwGZrV4X97c49F5MEuSDzxjkpikQb2czFpWXezUbZDWDT85P0GW7GcpDimqXQK5dAkvBxmdNDWSVC",
+	"tdtzTRHkonBNNTzUDB8hjGI8Q2OuF/dSXkKEI8H1fZwksL480BaEsldqCZW0fpsYfuligCaN0SWv6JXM",
+	"fWtz8cDfDBEwaNK6IQmLOz5wm5CtZTKOcIagoZFs9TnTMXuX/WVSXlwLjJWcFNsP28j6SmFW20u5kVq3",
+	"QVk48+Ln6NensfLpmKE8800nW2hQEWvN3O4P/kNO97Xw19zbaVmEC7TqFN94YTEvVgFRr7rI9ANgVIUo",
+	"oTfEVBsMu+ioEd4yIaw+k6mWOkVuvEtbvs6VgocC2kJXhyYCh9nYiNkJZeO54SwDpt/xcL0xrWpvQc2B",
+	"X3q9ME2tU9lm0sqJ1fjTtItaSyTrDbRqrAOMZnDnVE9yDY5Pi3Sb1uselqnFtWx/ZXOVlf7R5yBXkRDd",
+	"sQnRa4px+W/JrRDl8kJic4NcbxaIiFoGUFiEm8qwEfRuS+JSmEiFZxJSnW2ZW13C2Mi3CUd10SVl4wRW",
+	"OqjE4hdFiWw8CDKewLGqLzuDaNeBcEEY6FmcQLCkJvzXFzNZSXQ0gir/3ULDCPcy996RS3tIoKWCbJES",
+	"8TQdwpJqNRztqQraGiFoeGx7WS5RGpo5MX1WT4p5lELRZ6trFADrD56ps2YJ8NCm6H+UDAAUzFAT6DVF",
+	"TuvXxbP+sHqSTMVN8GdWH+qZKl5ORkEAXXAMQh2fbZ1lbnnwPIy46DNP9inbuNe9XFdSkRdfMk8jIxdy",
+	"0mTTZ+Ct03DqH2tJYjLq3JO6DXJboCU8iwjzwZE9lCLz+9NIhmf1oCITnKAumGShYvCBxsZxAJ3TycLS",
+	"RS+9zXYmKGpSjHNV3722KLW8+8vicMrAY6kEZhJHev4DyDkoS3yxIGgkiCnos2ULWPUZZ1r9P1ES5Uya",
+	"1gPu7dIIs4gkiX2pDDM0tK6UgYGvyGbrszEn0qWE8SSuW8KHlaYIem7bGt5YLjiPqeozJbSmekNIJu07",
+	"quaxINvVQFXeuAYHcL0ssrBX6h3uh2HRgnnfFgT0mV8RAC+stMghUx1kX0RaU7baevyn9VeaVvKj7rVm",
+	"8kNxpj3TdZTc1erswuK0lxbclYV2b/Bd52hMvup9gpq7T1OL9ezJ/aMKxwwTG/Wo4OQW9/Djcp2D+/c1",
+	"oe/7nEwA7XHThstr3ue0/gUWdFEt2wsTDYtXS4bdPnOqoM0LYTfWTe39qj1F+ci4eooKq5p7G1RPnmiJ",
+	"DbXkOculPmuQ2Ke2PwSWzY4SWtnccLI4nFerbuxc26unsqdNm8fC0X7tXqjXgJkOGfNEvmWDumfqkXJ/",
+	"je/0PEDrtHA/9k449rtI2K0/PoL1LF7/s8Wre7QYO4qxtmdNcngy1z4y1NCWzefzo21HSa2TWFnQ4C8I",
+	"b9GGpjrzeoa0idms3KaWxZ+a8vHLh6WR5O2ljuf1vOf33pcRKzWRdU6IWv/Ydmux2tSJyD+3PPhLJf9q",
+	"aixLvUsMt7BMuG5t4iiGBl7eYx0hYpx12uLSrrSpmbHTZzZl5wg5dLhaJ984rGsTfh7Pds9G61LM8Jik",
+	"ptOcV8XtdbFxVUwxelGv9Z6T/lOUxfsqh7aFTbks+L787kmmcxaxb59T4drsoNJx4icsGSWyz/weN4JA",
+	"1z3o1nmLk8qD9GXOrV/DXx0fYXgscbuH5mYrVVOV2tSZo9i6GteWGFR/GmnlfB/nEFt/ws96XkN9mFuv",
+	"ISOPXadLEqOyFVIye9abnvWmNqF/VJFFq6tHH0zG/DL34gVJ+S0xQf6GNDdirC7i/SfX9eC4zzaGcx+C",
+	"HG4+XNrPcbCVEmqZaWJ29We3RVYpLDjj6jU8WPnMD86O0Ee7hCXCdsvgLSNt75+HWv83/eNb877n0F3v",
+	"L3j7eK+h/Icxx19Kk/cIcZ3a+/IwMRDGXG9k5dZo5Jg/wUn5EMDmWSDfO6uCkWmLam0iVv5jgqUvsmxS",
+	"1ZLSbwvEncbt8lScnDDxtBGZln7BjQXtrDaLXpltqrdXJGDajUu0UW28utmaB0NYvDi+3dJ86YfGRsEu",
+	"e74U/wMvRXi5ZQ5nrKAyOvfyRw5DuPhDLY4N/fCH/vN/Q9dLPs2l6rP5/VvQxvJnOfus+i6nZkfv8vc9",
+	"Kc0W5Ad9VvYgb32yEx2XDWJM+ly1TYzhc9ioC1pTqYE4bGnJYtFRacki+0wqnrn32NCGl2e7eYgwmt8/",
+	"xtOyGxUEldh4S2RoxRh5n9W65lmfi3QC2feWtObwwDfn5ZuATwqifJynQh/WWuWJYZV6Z5Rnx8CzY6BN",
+	"5hsyq0jFZfVMRtgbOdAxb7QsrCif92KzeZuC1K16acoiW20oP5P/o7a5Wy2U8lQ7qjVv/jnUsdY+JytE",
+	"BteVi2GhkQtdZceLO8EVFzsqn35YuUX0MYvds0ErObiOK2AQFj/nZD33x17NVKBjBi14gZJNs5JGB6HH",
+	"8xXsQdy6ceY1kC2wD+wajc6N7hGZrKr4mHxSP+/QvgFnnxspbjiNhXozSMNKaMO8SdTRUGNFrxMvv5TF",
+	"0Gxr059S77453VX7A2UmEusNt2KpfQL/aTIbZRSk0qjWf3/QzmjyhVs2mJEoRKbHk8niMn1kvKFep4b7",
+	"9/f/GwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -31,6 +31,13 @@ type Config struct {
 	// expires in 3 days."): the handlers that check links must use the
 	// same values.
 	VerifyTTL, ChangeTTL time.Duration
+	// ResetTTL is the max age of password reset links (default 1h), for
+	// the mails' wording as above.
+	ResetTTL time.Duration
+	// ResetRequestURL is where the notices send a person who did not make
+	// the change to ask for a password reset; default PublicURL +
+	// DefaultResetRequestPath.
+	ResetRequestURL string
 
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time

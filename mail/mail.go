@@ -37,7 +37,20 @@ const (
 	// KindPrimaryChanged tells the old primary address that another one is
 	// now primary.
 	KindPrimaryChanged = "primary_changed"
+	// KindPasswordReset carries a password reset link to a primary or
+	// verified address.
+	KindPasswordReset = "password_reset"
+	// KindPasswordChanged tells the primary address that the password was
+	// changed or reset.
+	KindPasswordChanged = "password_changed"
+	// KindAccountDeleted tells the old primary address that the account is
+	// gone; its row has no user.
+	KindAccountDeleted = "account_deleted"
 )
+
+// kinds are every kind of mail.
+var kinds = []string{KindVerify, KindChangeEmail, KindEmailAdded, KindEmailRemoved, KindPrimaryChanged,
+	KindPasswordReset, KindPasswordChanged, KindAccountDeleted}
 
 // Payload is the JSON an outbox row keeps: the inputs a mail is rendered and
 // signed from at send time, never a link or a body, so that no usable link
@@ -52,6 +65,12 @@ type Payload struct {
 	// Seq is the user's change sequence of an email-change request (the
 	// set-primary link's state).
 	Seq int64 `json:"seq,omitempty"`
+	// State is a reset link's state: signer.PasswordState of the password
+	// hash when it was asked for.
+	State int64 `json:"state,omitempty"`
+	// Via is, for a password_changed notice of a reset, the address the
+	// reset link went to; empty for a change under a session.
+	Via string `json:"via,omitempty"`
 }
 
 // Verify returns the outbox row of a verification mail to recipient, the
@@ -85,8 +104,29 @@ func PrimaryChanged(userID int64, oldPrimary, newPrimary string) store.NewMessag
 	return newMessage(KindPrimaryChanged, userID, oldPrimary, Payload{Email: newPrimary})
 }
 
+// PasswordReset returns the outbox row of a reset link mailed to
+// recipient, a primary or verified address of the user, whose password
+// hash has signer.PasswordState state.
+func PasswordReset(userID int64, recipient string, state int64) store.NewMessage {
+	return newMessage(KindPasswordReset, userID, recipient, Payload{Email: recipient, State: state})
+}
+
+// PasswordChanged returns the outbox row of the notice, sent to the
+// primary address, that the password was changed: reset through a link
+// mailed to via, or changed under a session when via is empty.
+func PasswordChanged(userID int64, primary, via string) store.NewMessage {
+	return newMessage(KindPasswordChanged, userID, primary, Payload{Email: primary, Via: via})
+}
+
+// AccountDeleted returns the outbox row of the notice, sent to the old
+// primary address, that the account was deleted. The row has no user: it
+// is queued as the user goes.
+func AccountDeleted(primary string) store.NewMessage {
+	return newMessage(KindAccountDeleted, 0, primary, Payload{Email: primary})
+}
+
 func newMessage(kind string, userID int64, recipient string, p Payload) store.NewMessage {
-	// Marshalling a struct of a string and two integers cannot fail.
+	// Marshalling a struct of strings and integers cannot fail.
 	b, _ := json.Marshal(p)
 	return store.NewMessage{Kind: kind, Recipient: recipient, UserID: userID, Payload: string(b)}
 }

@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -37,7 +38,6 @@ type kindTemplates struct {
 var templates = mustParseTemplates()
 
 func mustParseTemplates() map[string]kindTemplates {
-	kinds := []string{KindVerify, KindChangeEmail, KindEmailAdded, KindEmailRemoved, KindPrimaryChanged}
 	m := make(map[string]kindTemplates, len(kinds))
 	for _, k := range kinds {
 		text := texttemplate.Must(texttemplate.New(k).Option("missingkey=error").
@@ -54,9 +54,14 @@ type templateData struct {
 	Product   string // the product name, "useremail" unless configured
 	Recipient string // the address the mail goes to
 	Email     string // the address the mail is about
-	Link      string // the signed link (verify and change_email only)
+	Link      string // the signed link (verify, change_email and password_reset only)
 	Expiry    string // the link's lifetime in words, as "3 days"
 	Subject   string // the rendered subject, for the HTML title
+	// ResetURL is where a person asks for a password reset link, for the
+	// notices' "if this was not you".
+	ResetURL string
+	Reset    bool   // password_changed: by a reset link, not a change
+	Via      string // password_changed: the address the reset link went to
 }
 
 // errUnrenderable marks a row that can never become a mail (a bad payload,
@@ -72,6 +77,8 @@ type composer struct {
 	product    string
 	verifyTTL  time.Duration
 	changeTTL  time.Duration
+	resetTTL   time.Duration
+	resetURL   string
 }
 
 // newComposer checks and defaults the rendering part of cfg.
@@ -110,6 +117,8 @@ func newComposer(cfg Config) (*composer, error) {
 		product:    product,
 		verifyTTL:  orDefault(cfg.VerifyTTL, 72*time.Hour),
 		changeTTL:  orDefault(cfg.ChangeTTL, 24*time.Hour),
+		resetTTL:   orDefault(cfg.ResetTTL, time.Hour),
+		resetURL:   cmp.Or(cfg.ResetRequestURL, strings.TrimSuffix(cfg.PublicURL, "/")+DefaultResetRequestPath),
 	}, nil
 }
 
@@ -127,7 +136,7 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 	if !ok {
 		return Message{}, fmt.Errorf("%w: unknown kind %q", errUnrenderable, m.Kind)
 	}
-	data := templateData{Product: c.product, Recipient: m.Recipient, Email: p.Email}
+	data := templateData{Product: c.product, Recipient: m.Recipient, Email: p.Email, ResetURL: c.resetURL, Reset: p.Via != "", Via: p.Via}
 	switch m.Kind {
 	case KindVerify:
 		if p.EmailID <= 0 {
@@ -149,6 +158,17 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 		}
 		data.Link = c.publicURL + "/users/email-set-primary/" + token + "/" + signer.EncodeUserID(m.UserID) + "/"
 		data.Expiry = durationWords(c.changeTTL)
+	case KindPasswordReset:
+		if p.State == 0 {
+			return Message{}, fmt.Errorf("%w: password_reset payload has no state", errUnrenderable)
+		}
+		token, err := c.signer.Sign(signer.Claims{Purpose: signer.PurposePasswordReset, UserID: m.UserID, Email: p.Email, State: p.State})
+		if err != nil {
+			return Message{}, fmt.Errorf("%w: %v", errUnrenderable, err)
+		}
+		// Django's order: reset/<uidb64>/<token>/.
+		data.Link = c.publicURL + "/auth/password-reset/" + signer.EncodeUserID(m.UserID) + "/" + token + "/"
+		data.Expiry = durationWords(c.resetTTL)
 	}
 
 	var subject, text, html strings.Builder
@@ -177,6 +197,11 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 	}
 	return msg, nil
 }
+
+// DefaultResetRequestPath is where, under the public URL, the notices send
+// a person to ask for a password reset (Config.ResetRequestURL): the
+// account pages' request form.
+const DefaultResetRequestPath = "/account/password-reset/"
 
 // messageID returns the Message-ID of outbox row id: the same for every
 // attempt at the row, and not guessable from the id alone.

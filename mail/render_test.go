@@ -43,6 +43,10 @@ func TestGolden(t *testing.T) {
 		{KindEmailAdded, EmailAdded(42, "alice@example.com", "alice@work.example")},
 		{KindEmailRemoved, EmailRemoved(42, "alice@example.com", "alice@work.example")},
 		{KindPrimaryChanged, PrimaryChanged(42, "alice@example.com", "alice@new.example")},
+		{KindPasswordReset, PasswordReset(42, "alice@example.com", 4822352720646439091)},
+		{KindPasswordChanged, PasswordChanged(42, "alice@example.com", "")},
+		{KindPasswordChanged + "_by_reset", PasswordChanged(42, "alice@example.com", "alice@work.example")},
+		{KindAccountDeleted, AccountDeleted("alice@example.com")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +89,9 @@ func TestComposeContent(t *testing.T) {
 	c := goldenComposer(t)
 	verifyLink := regexp.MustCompile(`^https://accounts\.example\.com/users/email-verify/v1\.[A-Za-z0-9_.-]+/NDI$`)
 	changeLink := regexp.MustCompile(`^https://accounts\.example\.com/users/email-set-primary/v1\.[A-Za-z0-9_.-]+/NDI/$`)
+	resetLink := regexp.MustCompile(`^https://accounts\.example\.com/auth/password-reset/NDI/v1\.[A-Za-z0-9_.-]+/$`)
+	// The one address a notice may name: where to ask for a reset.
+	resetRequest := "https://accounts.example.com" + DefaultResetRequestPath
 	tests := []struct {
 		msg     store.NewMessage
 		link    *regexp.Regexp
@@ -96,6 +103,9 @@ func TestComposeContent(t *testing.T) {
 		{EmailAdded(42, "alice@example.com", "a&b@work.example"), nil, "", "a&b@work.example"},
 		{EmailRemoved(42, "alice@example.com", "old@example.com"), nil, "", "old@example.com"},
 		{PrimaryChanged(42, "alice@example.com", "alice@new.example"), nil, "", "alice@new.example"},
+		{PasswordReset(42, "alice@example.com", 9), resetLink, "This link expires in 1 hour", "alice@example.com"},
+		{PasswordChanged(42, "alice@example.com", "a&b@work.example"), nil, "", "a&b@work.example"},
+		{AccountDeleted("a&b@example.com"), nil, "", "a&b@example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.msg.Kind, func(t *testing.T) {
@@ -118,8 +128,13 @@ func TestComposeContent(t *testing.T) {
 				t.Fatalf("HTML lacks the escaped address %q:\n%s", tt.mention, m.HTML)
 			}
 			if tt.link == nil {
-				if len(m.Links) != 0 || strings.Contains(m.Text, "http") || strings.Contains(m.HTML, "href") {
+				text := strings.ReplaceAll(m.Text, resetRequest, "")
+				html := strings.ReplaceAll(m.HTML, `href="`+resetRequest+`"`, "")
+				if len(m.Links) != 0 || strings.Contains(text, "http") || strings.Contains(html, "href") {
 					t.Fatalf("a notice has a link: %v", m.Links)
+				}
+				if tt.msg.Kind != KindAccountDeleted && !strings.Contains(m.Text, resetRequest) {
+					t.Fatalf("a notice does not point to the reset request:\n%s", m.Text)
 				}
 				return
 			}

@@ -4,6 +4,8 @@
 // like a real one, equal verification times across kinds of stored hashes
 // (timing.go), a bound on how many hashes, and so how much hashing
 // memory, are in use at once, and one on how many callers wait for them.
+// It also verifies the hashes Django writes (django.go), so that imported
+// users log in with their old passwords and are rehashed to argon2id.
 //
 // This package must not import anything else of the project; it depends
 // only on the standard library and golang.org/x/{crypto,sync,text}.
@@ -12,7 +14,6 @@ package password
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"runtime"
@@ -65,8 +66,8 @@ const (
 const collectMinMemory = 4 << 10
 
 // Validate reports why p is unusable, or nil: memory above 1 GiB or under
-// 8 KiB per lane, iterations outside 1..100, no lanes, or a salt or key
-// length outside 8..1024 bytes.
+// 8 KiB per lane, iterations outside 1..100, memory × iterations above
+// 1 GiB, no lanes, or a salt or key length outside 8..1024 bytes.
 func (p Params) Validate() error {
 	switch {
 	case p.Parallelism == 0:
@@ -75,6 +76,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("iterations %d not in 1..%d", p.Iterations, maxIterations)
 	case p.Memory > maxMemory:
 		return fmt.Errorf("memory %d KiB over %d KiB", p.Memory, maxMemory)
+	case uint64(p.Memory)*uint64(p.Iterations) > maxArgon2Work:
+		return fmt.Errorf("memory × iterations %d KiB over %d KiB", uint64(p.Memory)*uint64(p.Iterations), maxArgon2Work)
 	case p.Memory < 8*uint32(p.Parallelism):
 		// argon2 would silently raise it; a hash claiming less is not one
 		// any conforming implementation wrote.
@@ -161,17 +164,21 @@ func (h *Hasher) SetMaxWaiting(n int) { h.maxWaiting.Store(int64(n)) }
 // ctx.Err() if ctx ends first, or ErrBusy at once if the queue is full.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	salt := randomBytes(h.params.SaltLen)
-	key, _, err := h.derive(ctx, h.params, password, salt)
+	var key []byte
+	_, err := h.derive(ctx, h.params.Memory, func() {
+		key = argon2.IDKey(prepare(password), salt, h.params.Iterations, h.params.Memory, h.params.Parallelism, h.params.KeyLen)
+	})
 	if err != nil {
 		return "", err
 	}
 	return encode(h.params, salt, key), nil
 }
 
-// Verify reports whether password matches encoded, in constant time. It
-// uses the parameters stored in encoded; needsRehash is true when they
-// differ from h's (callers should act on it only when ok, by storing a new
-// Hash). A malformed or out-of-bounds encoded hash is an error wrapping
+// Verify reports whether password matches encoded, in constant time:
+// this package's argon2id or one of Django's hashes (django.go). It uses
+// the parameters stored in encoded; needsRehash is true when they differ
+// from h's or the scheme is not argon2id (callers should act on it only
+// when ok, by storing a new Hash). A malformed or out-of-bounds encoded hash is an error wrapping
 // ErrMalformedHash. Verify waits for the hashing slots encoded needs, and
 // returns ctx.Err() if ctx ends first, or ErrBusy at once if the queue is
 // full. While stored hashes with different
@@ -179,20 +186,17 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // slowest kind would (equalizer), so that its time does not tell which
 // kind encoded is.
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok bool, needsRehash bool, err error) {
-	p, salt, key, err := decode(encoded)
+	s, err := parseStored(encoded)
 	if err != nil {
 		return false, false, err
 	}
-	got, took, err := h.derive(ctx, p, password, salt)
+	took, err := h.derive(ctx, s.memory, func() { ok = s.matches(password) })
 	if err != nil {
 		return false, false, err
 	}
-	// Why constant time: a comparison that stops at the first differing
-	// byte would tell an attacker how much of the derived key is right.
-	ok = subtle.ConstantTimeCompare(got, key) == 1
 	// The wait holds no slot: derive has given them back.
-	h.pause(ctx, h.timing.observe(costOf(p), took))
-	return ok, p != h.params, nil
+	h.pause(ctx, h.timing.observe(s.cost, took))
+	return ok, s.scheme != SchemeArgon2id || s.params != h.params, nil
 }
 
 // VerifyDummy does what Verify does for a stored hash with h's parameters
@@ -206,32 +210,33 @@ func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 	return err
 }
 
-// derive returns the Argon2id key of password with salt and p, and how long
-// the derivation took. It holds the slots p's memory needs meanwhile, and
-// returns ctx.Err() if ctx ends before it has them (an already ended ctx
-// never gets them, so no hash starts for a caller that has gone), or
-// ErrBusy if slots+maxWaiting callers hold or wait for slots already.
-func (h *Hasher) derive(ctx context.Context, p Params, password string, salt []byte) ([]byte, time.Duration, error) {
+// derive runs hash, a derivation needing memory KiB, and returns how long
+// it took. It holds the slots that memory needs meanwhile, and returns
+// ctx.Err() if ctx ends before it has them (an already ended ctx never gets
+// them, so no hash starts for a caller that has gone), or ErrBusy if
+// slots+maxWaiting callers hold or wait for slots already.
+func (h *Hasher) derive(ctx context.Context, memory uint32, hash func()) (time.Duration, error) {
 	if callers, limit := h.inflight.Add(1), h.maxWaiting.Load(); limit >= 0 && callers > h.slots+limit {
 		h.inflight.Add(-1)
-		return nil, 0, ErrBusy
+		return 0, ErrBusy
 	}
 	defer h.inflight.Add(-1)
-	n := h.slotsFor(p)
+	n := h.slotsFor(Params{Memory: memory})
 	if err := h.sem.Acquire(ctx, n); err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	defer h.sem.Release(n)
 	start := time.Now()
-	key := argon2.IDKey(prepare(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
+	hash()
 	took := time.Since(start)
 	if h.collect {
-		// Why: argon2 allocates its memory per call, and the collector lets
-		// garbage grow as large as the live heap, running hashes included;
-		// collecting before giving back the slots lets the next hash reuse it.
+		// Why: argon2 and scrypt allocate their memory per call, and the
+		// collector lets garbage grow as large as the live heap, running
+		// hashes included; collecting before giving back the slots lets the
+		// next hash reuse it.
 		runtime.GC()
 	}
-	return key, took, nil
+	return took, nil
 }
 
 // slotsFor is how many slots a hash with p holds: as many as its memory

@@ -33,13 +33,16 @@ type equalizer struct {
 	kinds map[cost]time.Duration // moving average of the derivation's wall time
 }
 
-// cost is what decides a derivation's time: salt and key lengths hardly do.
+// cost is what decides a derivation's time: the scheme and its work
+// parameters (for argon2id memory, passes and lanes; salt and key lengths
+// hardly matter). Other schemes put theirs in the same fields.
 type cost struct {
 	memory, iterations uint32
 	parallelism        uint8
+	scheme             string // empty for this package's own argon2id
 }
 
-func costOf(p Params) cost { return cost{p.Memory, p.Iterations, p.Parallelism} }
+func costOf(p Params) cost { return cost{p.Memory, p.Iterations, p.Parallelism, ""} }
 
 const (
 	// maxKinds bounds the table, though stored hashes come from the few

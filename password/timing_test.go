@@ -8,8 +8,8 @@ import (
 )
 
 func TestEqualizerObserve(t *testing.T) {
-	fast := cost{19456, 2, 2}
-	slow := cost{19456, 2, 1}
+	fast := cost{19456, 2, 2, ""}
+	slow := cost{19456, 2, 1, ""}
 	var e equalizer
 	ms := time.Millisecond
 
@@ -39,12 +39,12 @@ func TestEqualizerObserve(t *testing.T) {
 	}
 	// The table is bounded; kinds beyond it are padded, not learnt.
 	for i := range 2 * maxKinds {
-		e.observe(cost{uint32(64 + i), 1, 1}, ms)
+		e.observe(cost{uint32(64 + i), 1, 1, ""}, ms)
 	}
 	if len(e.kinds) != maxKinds {
 		t.Fatalf("%d kinds learnt, want at most %d", len(e.kinds), maxKinds)
 	}
-	if pad := e.observe(cost{1 << 19, 1, 1}, ms); pad <= 0 {
+	if pad := e.observe(cost{1 << 19, 1, 1, ""}, ms); pad <= 0 {
 		t.Fatalf("observe(unlearnt kind) = %v, want a wait up to the slowest kind", pad)
 	}
 }

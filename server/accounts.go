@@ -6,6 +6,7 @@ import (
 
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/ratelimit"
 	"github.com/useremail/useremail/store"
 )
@@ -20,6 +21,9 @@ func (s *Server) SignUp(ctx context.Context, req gen.SignUpRequestObject) (gen.S
 	}
 	addr, err := normalize(req.Body.Email)
 	if err != nil {
+		return nil, err
+	}
+	if err := policyError("body.password", password.CheckPolicy(req.Body.Password, req.Body.Email, addr.Email, addr.Key)); err != nil {
 		return nil, err
 	}
 	// Refuse a claimed address before spending a password hash on it; the

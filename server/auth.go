@@ -43,6 +43,11 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	}
 	var ok, rehash bool
 	switch {
+	case err == nil && user.PasswordHash == "":
+		// A user without a usable password (imported unusable, or made
+		// without one) logs in only after a reset; until then the answer
+		// and the work are an unknown address's.
+		err = s.cfg.Hasher.VerifyDummy(ctx, req.Body.Password)
 	case err == nil:
 		ok, rehash, err = s.cfg.Hasher.Verify(ctx, req.Body.Password, user.PasswordHash)
 	case addrErr != nil || errors.Is(err, store.ErrNotFound):
@@ -57,21 +62,10 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 		}
 		return nil, errCredentials
 	}
-	var newHash string
-	if rehash {
-		if newHash, err = s.cfg.Hasher.Hash(ctx, req.Body.Password); err != nil {
-			return nil, err
-		}
-	}
 	var sess session.New
 	err = s.withTx(ctx, func(q *store.Queries) error {
 		if err := s.limiter.Refund(ctx, q, s.rules.LoginFailures, failures); err != nil {
 			return err
-		}
-		if newHash != "" {
-			if err := q.SetPasswordHash(ctx, user.ID, newHash); err != nil {
-				return err
-			}
 		}
 		var err error
 		if sess, err = s.sessions.Create(ctx, q, user.ID); err != nil {
@@ -82,10 +76,27 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	if err != nil {
 		return nil, err
 	}
+	if rehash {
+		s.rehash(ctx, user, req.Body.Password)
+	}
 	return loginResponse{
 		gen.Login200JSONResponse{Body: toAPISession(sess.Session)},
 		responseExtras{cookies: s.sessionCookies(sess.ID, sess.CSRFToken, sess.Session.Session.ExpiresAt)},
 	}, nil
+}
+
+// rehash stores a new hash of password for user, whose stored hash has
+// other parameters or another scheme (an imported Django hash). It runs
+// after the login committed: a failure is logged and the login stands, and
+// the old hash keeps working until the next login tries again.
+func (s *Server) rehash(ctx context.Context, user store.User, password string) {
+	fresh, err := s.cfg.Hasher.Hash(ctx, password)
+	if err == nil {
+		err = s.cfg.DB.ReplacePasswordHash(ctx, user.ID, user.PasswordHash, fresh)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.WarnContext(ctx, "password rehash failed; the old hash stays", "user_id", user.ID, "error", err)
+	}
 }
 
 // Logout ends the session and expires its cookies.

@@ -284,3 +284,88 @@ func BenchmarkLoginFailurePaths(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPasswordResetPaths times POST /auth/password-reset/ for an
+// address a user holds and for one nobody holds, in alternating order:
+// the answers are the same, and so must be the work, or the time would
+// tell which addresses have accounts. The known path queues a reset mail
+// every time (the clock moves past the resend interval and within every
+// limit between pairs). It reports each path's median and the median of
+// the pairs' ratios; run it with -benchtime 1000x for 1,000 requests each.
+func BenchmarkPasswordResetPaths(b *testing.B) {
+	for _, dialect := range storetest.Dialects() {
+		b.Run(string(dialect), func(b *testing.B) {
+			sign, err := signer.New([][]byte{testKey}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := t0
+			db := storetest.Open(b, dialect)
+			srv, err := server.New(server.Config{
+				Logger:         slog.New(server.LogHandler(slog.NewJSONHandler(io.Discard, nil))),
+				DB:             db,
+				Signer:         sign,
+				Hasher:         password.NewHasher(cheapHash, 0),
+				PublicURL:      publicURL,
+				RateLimits:     true,
+				ResendInterval: 3 * time.Minute,
+				Notices:        true,
+				Now:            func() time.Time { return now },
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := srv.Handler()
+			reset := func(addr string) func() time.Duration {
+				body := fmt.Sprintf(`{"email":%q}`, addr)
+				return func() time.Duration {
+					req := httptest.NewRequest("POST", "/auth/password-reset/", strings.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					rec := httptest.NewRecorder()
+					start := time.Now()
+					h.ServeHTTP(rec, req)
+					took := time.Since(start)
+					if rec.Code != 202 || rec.Body.Len() != 0 {
+						b.Fatalf("reset of %s: %d %s", addr, rec.Code, rec.Body)
+					}
+					return took
+				}
+			}
+			req := httptest.NewRequest("POST", "/users/", strings.NewReader(`{"email":"alice@example.com","password":"`+goodPasswd+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != 201 {
+				b.Fatalf("sign up: %d %s", rec.Code, rec.Body)
+			}
+			knownPath, unknownPath := reset("alice@example.com"), reset("nobody@example.com")
+			var known, unknown []time.Duration
+			var ratios []float64
+			i := 0
+			for b.Loop() {
+				now = now.Add(5 * time.Minute)
+				var k, u time.Duration
+				if i%2 == 0 {
+					k, u = knownPath(), unknownPath()
+				} else {
+					u, k = unknownPath(), knownPath()
+				}
+				i++
+				known, unknown = append(known, k), append(unknown, u)
+				ratios = append(ratios, float64(u)/float64(k))
+			}
+			b.StopTimer()
+			var mails int64
+			if err := db.SQL().GetContext(ctx, &mails, `SELECT COUNT(*) FROM outbox WHERE kind = 'password_reset'`); err != nil || mails != int64(i) {
+				b.Fatalf("%d reset mails queued for %d requests of the known address (%v)", mails, i, err)
+			}
+			slices.Sort(known)
+			slices.Sort(unknown)
+			slices.Sort(ratios)
+			b.ReportMetric(float64(known[len(known)/2].Nanoseconds()), "known-ns/req")
+			b.ReportMetric(float64(unknown[len(unknown)/2].Nanoseconds()), "unknown-ns/req")
+			b.ReportMetric(float64(unknown[len(unknown)/2])/float64(known[len(known)/2]), "median-unknown/known")
+			b.ReportMetric(ratios[len(ratios)/2], "unknown/known")
+		})
+	}
+}

@@ -38,6 +38,11 @@ const (
 	eventChangeRequested = "email_change_requested"
 	eventPasswordFailed  = "password_failed"
 	eventPrimaryChanged  = "primary_changed"
+	eventResetRequested  = "password_reset_requested"
+	eventPasswordReset   = "password_reset"
+	eventPasswordChanged = "password_changed"
+	eventSessionsEnded   = "sessions_ended"
+	eventAccountDeleted  = "account_deleted"
 )
 
 // audit records a security event of userID inside the caller's transaction,

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/useremail/useremail/mail"
 	"github.com/useremail/useremail/store"
 	"github.com/useremail/useremail/store/storetest"
 )
@@ -29,7 +30,8 @@ const chromiumPath = "/usr/bin/chromium"
 
 // TestDocsBrowser drives Swagger UI at /docs/ in headless Chromium like a
 // person would: log in with "Try it out", then add an address with it,
-// which needs the CSRF header that init.js copies from the cookie. It also
+// which needs the CSRF header that init.js copies from the cookie, then
+// reset the password through a mailed link. It also
 // checks that the page's Content-Security-Policy blocks nothing it needs and
 // that nothing is fetched from anywhere but the server.
 func TestDocsBrowser(t *testing.T) {
@@ -101,6 +103,22 @@ func TestDocsBrowser(t *testing.T) {
 		b.waitJS(t, "Swagger UI rendered the operations again", fmt.Sprintf(`!!document.querySelector(%q)`, login))
 		if meta := b.evalString(t, `document.querySelector('meta[name="csrf-token"]').content`); meta != sess.CSRFToken {
 			t.Errorf("logged-in /docs/: csrf-token meta %q; want the session's %q", meta, sess.CSRFToken)
+		}
+
+		// A password reset through Swagger UI: ask for the link, then POST
+		// the new password to it (the link is read from the mail).
+		status, body = b.tryItOut(t, "#operations-auth-RequestPasswordReset", nil, mustJSON(map[string]string{"email": addr}))
+		if status != "202" {
+			t.Fatalf("RequestPasswordReset in Swagger UI: status %q, body %s", status, body)
+		}
+		reset := e.newestLink(mail.KindPasswordReset, addr)
+		status, body = b.tryItOut(t, "#operations-links-ConfirmPasswordReset",
+			map[string]string{"user_id_key": reset.userKey, "token": reset.token}, mustJSON(map[string]string{"password": "purple monkey dishwasher lamp"}))
+		if status != "204" {
+			t.Fatalf("ConfirmPasswordReset in Swagger UI: status %q, body %s", status, body)
+		}
+		if got := e.loginWith(addr, "purple monkey dishwasher lamp"); got != 200 {
+			t.Errorf("login with the password set through Swagger UI: %d", got)
 		}
 
 		b.checkClean(t, e.srv.URL)

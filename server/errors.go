@@ -71,6 +71,14 @@ func errBodyTooLarge(limit int64) *apiError {
 	return problem(http.StatusRequestEntityTooLarge, gen.ErrorCodeBodyTooLarge, fmt.Sprintf("The body may be at most %d bytes.", limit))
 }
 
+// errPasswordTooWeak is a new password, in field (as body.password), that
+// breaks the password policy.
+func errPasswordTooWeak(field string, we *password.WeakError) *apiError {
+	e := problem(http.StatusBadRequest, gen.ErrorCodePasswordTooWeak, "Choose another password: "+we.Error()+".")
+	e.fields = []gen.FieldError{{Field: field, Code: string(we.Weakness), Message: we.Error()}}
+	return e
+}
+
 func errValidation(detail string, fields []gen.FieldError) *apiError {
 	e := problem(http.StatusBadRequest, gen.ErrorCodeValidationError, detail)
 	e.fields = fields
@@ -111,6 +119,7 @@ var titles = map[gen.ErrorCode]string{
 	gen.ErrorCodeBodyTooLarge:            "Request body too large",
 	gen.ErrorCodeUnsupportedMediaType:    "Unsupported media type",
 	gen.ErrorCodeRateLimited:             "Too many requests",
+	gen.ErrorCodePasswordTooWeak:         "Password too weak",
 	gen.ErrorCodeUnavailable:             "Service unavailable",
 	gen.ErrorCodeInternal:                "Internal server error",
 }

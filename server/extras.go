@@ -55,6 +55,22 @@ type (
 		gen.ConfirmPrimaryEmailChangeResponseObject
 		responseExtras
 	}
+	showResetResponse struct {
+		gen.ShowPasswordResetResponseObject
+		responseExtras
+	}
+	confirmResetResponse struct {
+		gen.ConfirmPasswordResetResponseObject
+		responseExtras
+	}
+	endSessionsResponse struct {
+		gen.EndSessionsResponseObject
+		responseExtras
+	}
+	deleteAccountResponse struct {
+		gen.DeleteAccountResponseObject
+		responseExtras
+	}
 )
 
 func (r loginResponse) VisitLoginResponse(w http.ResponseWriter) error {
@@ -85,4 +101,24 @@ func (r showPrimaryResponse) VisitShowPrimaryEmailChangeResponse(w http.Response
 func (r confirmPrimaryResponse) VisitConfirmPrimaryEmailChangeResponse(w http.ResponseWriter) error {
 	r.writeTo(w)
 	return r.ConfirmPrimaryEmailChangeResponseObject.VisitConfirmPrimaryEmailChangeResponse(w)
+}
+
+func (r showResetResponse) VisitShowPasswordResetResponse(w http.ResponseWriter) error {
+	r.writeTo(w)
+	return r.ShowPasswordResetResponseObject.VisitShowPasswordResetResponse(w)
+}
+
+func (r confirmResetResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
+	r.writeTo(w)
+	return r.ConfirmPasswordResetResponseObject.VisitConfirmPasswordResetResponse(w)
+}
+
+func (r endSessionsResponse) VisitEndSessionsResponse(w http.ResponseWriter) error {
+	r.writeTo(w)
+	return r.EndSessionsResponseObject.VisitEndSessionsResponse(w)
+}
+
+func (r deleteAccountResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+	r.writeTo(w)
+	return r.DeleteAccountResponseObject.VisitDeleteAccountResponse(w)
 }

@@ -26,7 +26,7 @@ func requestError(err error) error {
 		switch {
 		case re.Parameter != nil:
 			name := re.Parameter.Name
-			if name == "signed_email" || name == "user_id_key" {
+			if name == "signed_email" || name == "user_id_key" || name == "token" {
 				link = true
 			}
 			allEmail = false

@@ -152,7 +152,7 @@ func TestValidatorErrorShapes(t *testing.T) {
 	})
 
 	t.Run("malformed JSON", func(t *testing.T) {
-		// The pipeline refuses this before the validator (checkJSONText);
+		// The pipeline refuses this before the validator (checkBodyText);
 		// bodyFieldErrors still reads the validator's own finding.
 		err := validateWithSpec(t, "POST", "/users/", `{"email":`)
 		var pe *openapi3filter.ParseError

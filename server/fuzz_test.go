@@ -22,14 +22,25 @@ import (
 	"github.com/useremail/useremail/store/storetest"
 )
 
+// fuzzRoutes are the link routes the fuzzer picks from; the reset link
+// takes the user key first (Django's order) and a new password.
+var fuzzRoutes = []struct {
+	base, end string
+	keyFirst  bool
+}{
+	{"/users/email-verify/", "", false},
+	{"/users/email-set-primary/", "/", false},
+	{"/auth/password-reset/", "/", true},
+}
+
 // fuzzMethods are the methods the fuzzer picks from: the link routes'
 // own, and others that must get 405.
 var fuzzMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
 
-// FuzzLinkEndpoints drives the four link routes (GET and POST of
-// email-verify and email-set-primary) with fuzzed tokens, user keys,
+// FuzzLinkEndpoints drives the six link routes (GET and POST of
+// email-verify, email-set-primary and password-reset) with fuzzed tokens, user keys,
 // methods, Accept headers and form posts, on one SQLite store for the whole
-// run. Whatever comes in, the answer is 200, 400, 404 or 405, never a 5xx,
+// run. Whatever comes in, the answer is 200, 204, 400, 404 or 405, never a 5xx,
 // with a JSON, problem or HTML body that matches openapi.yaml.
 func FuzzLinkEndpoints(f *testing.F) {
 	db := storetest.Open(f, store.SQLite)
@@ -82,6 +93,9 @@ func FuzzLinkEndpoints(f *testing.F) {
 	if rec := serve("POST", "/users/1/email-change/", mustJSON(gen.EmailChange{NewEmail: "alice@new.example", Password: goodPasswd}), auth...); rec.Code != 204 {
 		f.Fatalf("change: %d %s", rec.Code, rec.Body)
 	}
+	if rec := serve("POST", "/auth/password-reset/", mustJSON(gen.PasswordResetStart{Email: "alice@example.com"}), "Content-Type", "application/json"); rec.Code != 202 {
+		f.Fatalf("reset: %d %s", rec.Code, rec.Body)
+	}
 	for {
 		n, err := disp.RunOnce(ctx)
 		if err != nil {
@@ -95,15 +109,18 @@ func FuzzLinkEndpoints(f *testing.F) {
 	for _, m := range sender.all() {
 		for _, l := range m.Links {
 			parts := strings.Split(strings.Trim(strings.TrimPrefix(l, publicURL), "/"), "/")
+			if m.Kind == mail.KindPasswordReset {
+				parts[2], parts[3] = parts[3], parts[2]
+			}
 			links = append(links, [2]string{parts[2], parts[3]})
 		}
 	}
-	if len(links) != 3 {
-		f.Fatalf("%d links mailed; want 3", len(links))
+	if len(links) != 4 {
+		f.Fatalf("%d links mailed; want 4", len(links))
 	}
 	for _, l := range links {
 		tok, key := l[0], l[1]
-		for route := range 2 {
+		for route := range len(fuzzRoutes) {
 			for method := range 2 {
 				for _, accept := range []string{"", "application/json", browserAccept} {
 					f.Add(uint8(route), uint8(method), tok, key, accept, false)
@@ -118,6 +135,9 @@ func FuzzLinkEndpoints(f *testing.F) {
 		f.Add(uint8(1), uint8(0), tok[:8]+"/"+tok[8:], key, browserAccept, false)
 		f.Add(uint8(1), uint8(2), tok, key, "", false)
 		f.Add(uint8(0), uint8(5), tok, key, "application/json", false)
+		f.Add(uint8(2), uint8(1), tok, key, "application/json", false)
+		f.Add(uint8(2), uint8(1), tok[:len(tok)-2], key, browserAccept, true)
+		f.Add(uint8(2), uint8(0), key, tok, "application/json", false)
 	}
 	f.Add(uint8(0), uint8(1), "", "", "", false)
 	f.Add(uint8(1), uint8(0), "v1...", "MQ", "application/json;q=0.9, text/html;q=0.9", false)
@@ -125,14 +145,20 @@ func FuzzLinkEndpoints(f *testing.F) {
 	f.Add(uint8(1), uint8(1), strings.Repeat("A", 3000), "MQ", "application/json", false)
 
 	f.Fuzz(func(t *testing.T, route, method uint8, token, key, accept string, form bool) {
-		base, end := "/users/email-verify/", ""
-		if route%2 == 1 {
-			base, end = "/users/email-set-primary/", "/"
+		r := fuzzRoutes[int(route)%len(fuzzRoutes)]
+		first, second := token, key
+		if r.keyFirst {
+			first, second = key, token
 		}
-		target := base + url.PathEscape(token) + "/" + url.PathEscape(key) + end
+		target := r.base + url.PathEscape(first) + "/" + url.PathEscape(second) + r.end
 		var body io.Reader
-		if form {
+		switch {
+		case form && r.keyFirst:
+			body = strings.NewReader(url.Values{"password": {token}, "password2": {key}}.Encode())
+		case form:
 			body = strings.NewReader("")
+		case r.keyFirst:
+			body = bytes.NewReader(mustJSON(gen.NewPassword{Password: key + token}))
 		}
 		req, err := http.NewRequest(fuzzMethods[int(method)%len(fuzzMethods)], target, body)
 		if err != nil {
@@ -145,13 +171,15 @@ func FuzzLinkEndpoints(f *testing.F) {
 		}
 		if form {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else if body != nil {
+			req.Header.Set("Content-Type", "application/json")
 		}
 		clock.Advance(time.Second)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		res := rec.Result()
 		switch res.StatusCode {
-		case 200, 400, 404, 405:
+		case 200, 204, 400, 404, 405:
 		default:
 			t.Fatalf("%s %s (Accept %q, form %v): status %d %s", req.Method, target, accept, form, res.StatusCode, rec.Body)
 		}
@@ -159,6 +187,7 @@ func FuzzLinkEndpoints(f *testing.F) {
 		switch {
 		case ct == "application/problem+json", strings.HasPrefix(ct, "text/html"):
 		case ct == "application/json" && res.StatusCode == 200:
+		case ct == "" && res.StatusCode == 204:
 		default:
 			t.Fatalf("%s %s: %d with Content-Type %q", req.Method, target, res.StatusCode, ct)
 		}

@@ -47,6 +47,7 @@ type env struct {
 	clock     *servertest.Clock
 	signer    *signer.Signer
 	srv       *httptest.Server
+	server    *server.Server
 	validator *servertest.Validator
 	anon      *gen.ClientWithResponses
 
@@ -141,7 +142,7 @@ func newEnv(t *testing.T, db *store.DB, opts ...option) *env {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	e := &env{
-		t: t, db: db, cfg: cfg, clock: clock, signer: sign, srv: ts,
+		t: t, db: db, cfg: cfg, clock: clock, signer: sign, srv: ts, server: srv,
 		validator: &servertest.Validator{T: t, Base: commonHeaders{t: t, base: http.DefaultTransport}},
 		outbox:    &captureSender{},
 	}
@@ -158,7 +159,7 @@ func (e *env) newDispatcher(edit func(*mail.Config)) *mail.Dispatcher {
 	e.t.Helper()
 	cfg := mail.Config{
 		DB: e.db, Signer: e.signer, Sender: e.outbox, PublicURL: e.cfg.PublicURL,
-		VerifyTTL: e.cfg.VerifyTTL, ChangeTTL: e.cfg.ChangeTTL, Now: e.clock.Now, Logger: e.cfg.Logger,
+		VerifyTTL: e.cfg.VerifyTTL, ChangeTTL: e.cfg.ChangeTTL, ResetTTL: e.cfg.ResetTTL, Now: e.clock.Now, Logger: e.cfg.Logger,
 	}
 	if len(e.cfg.WebhookEndpoints) > 0 {
 		signer, err := webhook.NewSigner(webhookSecrets...)
@@ -240,7 +241,11 @@ func (e *env) links(kind, addr string) []mailedLink {
 			if len(parts) != 4 {
 				e.t.Fatalf("unexpected link %q", l)
 			}
-			out = append(out, mailedLink{url: l, kind: m.Kind, to: m.To, token: parts[2], userKey: parts[3]})
+			token, userKey := parts[2], parts[3]
+			if m.Kind == mail.KindPasswordReset { // Django's order: reset/<uidb64>/<token>/
+				token, userKey = userKey, token
+			}
+			out = append(out, mailedLink{url: l, kind: m.Kind, to: m.To, token: token, userKey: userKey})
 		}
 	}
 	return out
@@ -273,6 +278,24 @@ func (e *env) verifyLink(addr string) mailedLink {
 func (e *env) changeLink(addr string) mailedLink {
 	e.t.Helper()
 	return e.newestLink(mail.KindChangeEmail, addr)
+}
+
+// resetLink asks for a password reset of addr, expects 202, and returns
+// the newest reset link mailed to it.
+func (e *env) resetLink(addr string) mailedLink {
+	e.t.Helper()
+	e.requestReset(addr)
+	return e.newestLink(mail.KindPasswordReset, addr)
+}
+
+// requestReset asks for a password reset of addr and expects 202 with no
+// body.
+func (e *env) requestReset(addr string) {
+	e.t.Helper()
+	res, err := e.anon.RequestPasswordResetWithResponse(ctx, gen.RequestPasswordResetJSONRequestBody{Email: addr})
+	if err != nil || res.StatusCode() != http.StatusAccepted || len(res.Body) != 0 {
+		e.t.Fatalf("reset %s: %v %d %q", addr, err, res.StatusCode(), res.Body)
+	}
 }
 
 // httpClient is a plain client whose answers go through the validator.
@@ -317,9 +340,15 @@ func (e *env) signUp(email string) gen.User {
 // of the user's client (from, to act from a client network).
 func (e *env) login(email string, editors ...gen.RequestEditorFn) *user {
 	e.t.Helper()
+	return e.loginAs(email, goodPasswd, editors...)
+}
+
+// loginAs is login with the password pw.
+func (e *env) loginAs(email, pw string, editors ...gen.RequestEditorFn) *user {
+	e.t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := e.client(jar, editors...)
-	res, err := c.LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: email, Password: goodPasswd})
+	res, err := c.LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: email, Password: pw})
 	if err != nil || res.JSON200 == nil {
 		e.t.Fatalf("login %s: %v %d %s", email, err, res.StatusCode(), res.Body)
 	}

@@ -84,6 +84,12 @@ func (s *Server) followLink(ctx context.Context, kind *linkKind, post bool, toke
 // expected failures (400), or the error itself (rendered as a problem) for
 // anything else, such as an unreachable database.
 func (s *Server) linkErrorPage(ctx context.Context, err error) (linkAnswer, error) {
+	return s.linkErrorPageHint(ctx, err, "You can ask for a new link from your account's email settings.")
+}
+
+// linkErrorPageHint is linkErrorPage with hint, where to get a new link,
+// under the link errors.
+func (s *Server) linkErrorPageHint(ctx context.Context, err error, hint string) (linkAnswer, error) {
 	var ae *apiError
 	if !errors.As(err, &ae) || ae.status != http.StatusBadRequest {
 		return linkAnswer{}, err
@@ -91,7 +97,7 @@ func (s *Server) linkErrorPage(ctx context.Context, err error) (linkAnswer, erro
 	p := page{Title: titles[ae.code], Heading: titles[ae.code], Message: ae.detail}
 	switch ae.code {
 	case gen.ErrorCodeLinkExpired, gen.ErrorCodeLinkUsed, gen.ErrorCodeLinkInvalid:
-		p.Hint = "You can ask for a new link from your account's email settings."
+		p.Hint = hint
 	case gen.ErrorCodeEmailTaken:
 		p.Message = "This address is in use by another account by now."
 	}

@@ -16,9 +16,12 @@ import (
 var templatesFS embed.FS
 
 // page is what the link pages show. A page with a Button posts back to its
-// own URL.
+// own URL; with PasswordForm, its form asks for a new password twice, and
+// Error tells what was wrong with the last try.
 type page struct {
 	Title, Heading, Message, Address, Button, Hint string
+	PasswordForm                                   bool
+	Error                                          string
 	Style                                          template.CSS
 }
 

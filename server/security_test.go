@@ -225,6 +225,24 @@ func TestTokenTampering(t *testing.T) {
 		if r, _ := e.anon.ConfirmEmailVerificationWithResponse(ctx, l.token, l.userKey); r.JSON200 == nil {
 			t.Errorf("genuine link after the tampering: %d %s", r.StatusCode(), r.Body)
 		}
+
+		// A reset link: every byte of its token and user key.
+		reset := e.resetLink("alice@example.com")
+		before = e.state(alice.id)
+		for i := range len(reset.token) {
+			tampered := reset.token[:i] + flip(reset.token[i]) + reset.token[i+1:]
+			res, _ := e.anon.ConfirmPasswordResetWithResponse(ctx, reset.userKey, tampered, gen.NewPassword{Password: "purple monkey dishwasher lamp"})
+			wantProblem(t, "reset token byte "+strconv.Itoa(i)+" flipped", res, 400, gen.ErrorCodeLinkInvalid)
+		}
+		for i := range len(reset.userKey) {
+			tampered := reset.userKey[:i] + flip(reset.userKey[i]) + reset.userKey[i+1:]
+			res, _ := e.anon.ConfirmPasswordResetWithResponse(ctx, tampered, reset.token, gen.NewPassword{Password: "purple monkey dishwasher lamp"})
+			wantProblem(t, "reset user key byte "+strconv.Itoa(i)+" flipped", res, 400, gen.ErrorCodeLinkInvalid)
+		}
+		e.unchanged(t, "tampered reset links", alice.id, before)
+		if r, _ := e.anon.ConfirmPasswordResetWithResponse(ctx, reset.userKey, reset.token, gen.NewPassword{Password: "purple monkey dishwasher lamp"}); r.StatusCode() != 204 {
+			t.Errorf("genuine reset link after the tampering: %d %s", r.StatusCode(), r.Body)
+		}
 	})
 }
 
@@ -282,6 +300,20 @@ func TestLinkPurposeConfusion(t *testing.T) {
 		wantProblem(t, "set-primary token on the verify path", vf, 400, gen.ErrorCodeLinkInvalid)
 		vfs, _ := e.anon.ShowEmailVerificationWithResponse(ctx, c.token, c.userKey, withHeaders("Accept", "application/json"))
 		wantProblem(t, "set-primary token on the verify path (JSON GET)", vfs, 400, gen.ErrorCodeLinkInvalid)
+
+		// The reset link's token on the other paths, and theirs on its path.
+		r := e.resetLink("alice@example.com")
+		before = e.state(alice.id)
+		rv, _ := e.anon.ConfirmEmailVerificationWithResponse(ctx, r.token, r.userKey)
+		wantProblem(t, "reset token on the verify path", rv, 400, gen.ErrorCodeLinkInvalid)
+		rp, _ := e.anon.ConfirmPrimaryEmailChangeWithResponse(ctx, r.token, r.userKey)
+		wantProblem(t, "reset token on the set-primary path", rp, 400, gen.ErrorCodeLinkInvalid)
+		for _, other := range []mailedLink{v, c} {
+			res, _ := e.anon.ConfirmPasswordResetWithResponse(ctx, other.userKey, other.token, gen.NewPassword{Password: "purple monkey dishwasher lamp"})
+			wantProblem(t, other.kind+" token on the reset path", res, 400, gen.ErrorCodeLinkInvalid)
+			show, _ := e.anon.ShowPasswordResetWithResponse(ctx, other.userKey, other.token, withHeaders("Accept", "application/json"))
+			wantProblem(t, other.kind+" token on the reset path (JSON GET)", show, 400, gen.ErrorCodeLinkInvalid)
+		}
 		e.unchanged(t, "links on the wrong path", alice.id, before)
 	})
 }
@@ -326,6 +358,21 @@ func TestLinkReplay(t *testing.T) {
 		sp, _ = e.anon.ConfirmPrimaryEmailChangeWithResponse(ctx, older.token, older.userKey)
 		wantProblem(t, "set-primary link after a newer request", sp, 400, gen.ErrorCodeLinkUsed)
 		e.unchanged(t, "set-primary link after a newer request", alice.id, before)
+
+		// A reset link: once; and a set-primary link dies with the reset.
+		e.requestChange(alice, "alice@fifth.example")
+		pending := e.changeLink("alice@fifth.example")
+		reset := e.resetLink("alice@example.com")
+		if r, _ := e.anon.ConfirmPasswordResetWithResponse(ctx, reset.userKey, reset.token, gen.NewPassword{Password: "purple monkey dishwasher lamp"}); r.StatusCode() != 204 {
+			t.Fatalf("reset: %d %s", r.StatusCode(), r.Body)
+		}
+		e.deliver()
+		before = e.state(alice.id)
+		rr, _ := e.anon.ConfirmPasswordResetWithResponse(ctx, reset.userKey, reset.token, gen.NewPassword{Password: "another fine password"})
+		wantProblem(t, "reset link replayed", rr, 400, gen.ErrorCodeLinkUsed)
+		sp, _ = e.anon.ConfirmPrimaryEmailChangeWithResponse(ctx, pending.token, pending.userKey)
+		wantProblem(t, "set-primary link after a reset", sp, 400, gen.ErrorCodeLinkUsed)
+		e.unchanged(t, "links after a reset", alice.id, before)
 	})
 }
 

@@ -57,6 +57,7 @@ type Config struct {
 
 	VerifyTTL time.Duration // verify links' max age; default 72h
 	ChangeTTL time.Duration // set-primary links' max age; default 24h
+	ResetTTL  time.Duration // password reset links' max age; default 1h
 
 	MaxEmails int // addresses per user; default 10
 	// ResendInterval is the least time between two verification mails for
@@ -126,6 +127,12 @@ type Rules struct {
 	AddressNetwork ratelimit.Rule
 	// ResetNetwork is for password-reset requests per client network.
 	ResetNetwork ratelimit.Rule
+	// ResetAddress counts the password-reset requests per address, held
+	// by anyone or not.
+	ResetAddress ratelimit.Rule
+	// ResetMail is the resend interval of reset mails per address, apart
+	// from the verification mails'.
+	ResetMail ratelimit.Rule
 }
 
 // The limits' sizes. A NAT'd office or school shares one IPv4 address: the
@@ -140,6 +147,8 @@ const (
 	SignUpsPerNetwork   = 30
 	AddressesPerNetwork = 60
 	ResetsPerNetwork    = 30
+	// ResetsPerAddress is per 15 minutes.
+	ResetsPerAddress = 10
 )
 
 // Server implements gen.StrictServerInterface.
@@ -179,6 +188,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.VerifyTTL = cmp.Or(max(cfg.VerifyTTL, 0), 72*time.Hour)
 	cfg.ChangeTTL = cmp.Or(max(cfg.ChangeTTL, 0), 24*time.Hour)
+	cfg.ResetTTL = cmp.Or(max(cfg.ResetTTL, 0), time.Hour)
 	cfg.MaxEmails = cmp.Or(max(cfg.MaxEmails, 0), 10)
 	cfg.BodyLimit = cmp.Or(max(cfg.BodyLimit, 0), 64<<10)
 	cfg.RequestTimeout = cmp.Or(max(cfg.RequestTimeout, 0), DefaultRequestTimeout)
@@ -233,6 +243,7 @@ func newRules(cfg Config) Rules {
 	if cfg.ResendInterval > 0 {
 		r.Resend = ratelimit.Rule{Name: "resend", Limit: 1, Period: cfg.ResendInterval}
 		r.MailCap = ratelimit.Rule{Name: "mailcap", Limit: DailyMailsPerAddress, Period: 24 * time.Hour}
+		r.ResetMail = ratelimit.Rule{Name: "reset-mail", Limit: 1, Period: cfg.ResendInterval}
 	}
 	if cfg.RateLimits {
 		r.Manage = ratelimit.Rule{Name: "manage", Limit: 10, Period: time.Minute}
@@ -242,6 +253,7 @@ func newRules(cfg Config) Rules {
 		r.SignUpNetwork = ratelimit.Rule{Name: "signup-net", Limit: SignUpsPerNetwork, Period: time.Hour}
 		r.AddressNetwork = ratelimit.Rule{Name: "address-net", Limit: AddressesPerNetwork, Period: time.Hour}
 		r.ResetNetwork = ratelimit.Rule{Name: "reset-net", Limit: ResetsPerNetwork, Period: time.Hour}
+		r.ResetAddress = ratelimit.Rule{Name: "reset", Limit: ResetsPerAddress, Period: 15 * time.Minute}
 	}
 	return r
 }

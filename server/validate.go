@@ -72,7 +72,7 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 				return errMediaType
 			}
 			if req.Body != nil && req.Body != http.NoBody {
-				if err := checkJSONText(req); err != nil {
+				if err := checkBodyText(req, f.postedForm()); err != nil {
 					return err
 				}
 			}
@@ -85,11 +85,12 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// checkJSONText refuses a body that is not one JSON text in UTF-8 (RFC
-// 8259): the decoders behind the validator turn invalid bytes into U+FFFD
-// and ignore what follows the first value. It reads the body (within the
-// limit) and puts it back; an empty body is left to the validator.
-func checkJSONText(req *http.Request) error {
+// checkBodyText refuses a body that is not one JSON text in UTF-8 (RFC
+// 8259), or for a form (the reset page's) not UTF-8: the decoders behind
+// the validator turn invalid bytes into U+FFFD and ignore what follows the
+// first value. It reads the body (within the limit) and puts it back; an
+// empty body is left to the validator.
+func checkBodyText(req *http.Request, form bool) error {
 	data, err := io.ReadAll(req.Body)
 	if err != nil {
 		return requestError(err)
@@ -102,6 +103,8 @@ func checkJSONText(req *http.Request) error {
 		return errValidation("The request body is not valid UTF-8.", []gen.FieldError{
 			{Field: "body", Code: "malformed_json", Message: "the body is not valid UTF-8"},
 		})
+	case form:
+		return nil
 	case !json.Valid(data):
 		return errValidation("The request body is not valid JSON.", []gen.FieldError{
 			{Field: "body", Code: "malformed_json", Message: "the body is not valid JSON"},

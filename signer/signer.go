@@ -3,7 +3,8 @@
 // email-set-primary links, and encodes and decodes the user_id_key segment
 // (Django's uidb64). It stores nothing: a link is single use because its State
 // claim must match the row state that the database's consuming UPDATE checks
-// and changes. It imports only the standard library.
+// and changes (for a reset link, PasswordState of the user's password hash).
+// It imports only the standard library.
 //
 // # Token format, version 1
 //
@@ -39,6 +40,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +59,27 @@ const (
 	PurposeVerify Purpose = "verify"
 	// PurposeSetPrimary marks a link that makes an address the primary one.
 	PurposeSetPrimary Purpose = "set-primary"
+	// PurposePasswordReset marks a link that sets a new password; its State
+	// is PasswordState of the password hash it was mailed under.
+	PurposePasswordReset Purpose = "password-reset"
 )
+
+// PasswordState returns the state a password reset link carries for a
+// user whose stored password hash is hash: the first 63 bits of
+// SHA-256("useremail/signer/password-state\x00" || hash), never 0. Any
+// change of the hash (a new password always has a new salt) gives another
+// state, so it ends every outstanding reset link. The hash's random salt
+// keeps the state from helping to guess the password.
+func PasswordState(hash string) int64 {
+	h := sha256.New()
+	h.Write([]byte(passwordStateContext))
+	h.Write([]byte(hash))
+	v := int64(binary.BigEndian.Uint64(h.Sum(nil)) >> 1)
+	if v == 0 {
+		v = 1
+	}
+	return v
+}
 
 // Claims are what a link token carries.
 type Claims struct {
@@ -79,11 +101,13 @@ var (
 )
 
 const (
-	version     = "v1"
-	kidContext  = "useremail/signer/kid\x00"
-	macContext  = "useremail/link/"
-	maxTokenLen = 2048
-	maxSkew     = 5 * time.Minute
+	version    = "v1"
+	kidContext = "useremail/signer/kid\x00"
+	// passwordStateContext separates PasswordState's digests from any other.
+	passwordStateContext = "useremail/signer/password-state\x00"
+	macContext           = "useremail/link/"
+	maxTokenLen          = 2048
+	maxSkew              = 5 * time.Minute
 	// maxUserIDKeyLen is the length of the encoding of the longest int64 (19 digits).
 	maxUserIDKeyLen = 26
 )

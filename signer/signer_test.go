@@ -492,3 +492,42 @@ func FuzzDecodeUserID(f *testing.F) {
 		}
 	})
 }
+
+// TestPasswordState pins PasswordState to its documented definition
+// (values from Python's hashlib) and checks that every hash change moves it.
+func TestPasswordState(t *testing.T) {
+	const hash = "$argon2id$v=19$m=64,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$aq42HBL+IPAitHspChw/8mx5JRX2jFDkTmlsBskwH/0"
+	for _, tt := range []struct {
+		hash string
+		want int64
+	}{{hash, 4822352720646439091}, {"", 6696727898460687313}} {
+		if got := signer.PasswordState(tt.hash); got != tt.want {
+			t.Errorf("PasswordState(%q) = %d, want %d", tt.hash, got, tt.want)
+		}
+	}
+	if signer.PasswordState(hash) == signer.PasswordState(hash[:len(hash)-1]+"1") {
+		t.Error("a changed hash keeps its state")
+	}
+}
+
+// TestPasswordResetPurpose: a reset token is good for nothing else, and
+// nothing else is good as a reset token.
+func TestPasswordResetPurpose(t *testing.T) {
+	s := newSigner(t, 0, goldenKey)
+	reset := mustSign(t, s, signer.Claims{Purpose: signer.PurposePasswordReset, UserID: 42, Email: "alice@example.com", State: 4822352720646439091})
+	if got := forge(goldenKey, strings.Split(reset, ".")[2]); got != reset {
+		t.Errorf("documented format gives\n%s\nwant\n%s", got, reset)
+	}
+	for _, p := range []signer.Purpose{signer.PurposeVerify, signer.PurposeSetPrimary} {
+		if _, err := s.Verify(reset, p, time.Hour); !errors.Is(err, signer.ErrInvalid) {
+			t.Errorf("a reset token verified for %s: %v", p, err)
+		}
+		other := mustSign(t, s, signer.Claims{Purpose: p, UserID: 42, Email: "alice@example.com", State: 4822352720646439091})
+		if _, err := s.Verify(other, signer.PurposePasswordReset, time.Hour); !errors.Is(err, signer.ErrInvalid) {
+			t.Errorf("a %s token verified as a reset token: %v", p, err)
+		}
+	}
+	if c, err := s.Verify(reset, signer.PurposePasswordReset, time.Hour); err != nil || c.State != 4822352720646439091 {
+		t.Errorf("Verify = %+v, %v", c, err)
+	}
+}

@@ -190,3 +190,18 @@ func (q *Queries) DeleteEmail(ctx context.Context, userID, emailID int64) error 
 	n, err := q.exec(ctx, query, emailID, userID)
 	return rowsOrNotFound(n, err)
 }
+
+// EmailByKey returns the address of a user with comparison key key.
+func (q *Queries) EmailByKey(ctx context.Context, userID int64, key string) (Email, error) {
+	const query = `SELECT ` + emailColumns + ` FROM emails WHERE user_id = ? AND email_key = ?`
+	var e Email
+	return e, q.get(ctx, &e, query, userID, key)
+}
+
+// DeleteOtherEmails removes every address of a user but keepID and
+// returns those it removed.
+func (q *Queries) DeleteOtherEmails(ctx context.Context, userID, keepID int64) ([]Email, error) {
+	const query = `DELETE FROM emails WHERE user_id = ? AND id <> ? RETURNING ` + emailColumns
+	removed := []Email{}
+	return removed, q.selectAll(ctx, &removed, query, userID, keepID)
+}

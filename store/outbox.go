@@ -11,12 +11,14 @@ import (
 )
 
 // The states of an outbox message: queued → sending → sent, or failed once
-// its attempts are used up or the mail server refused it for good.
+// its attempts are used up or the mail server refused it for good, or
+// cancelled when its user was deleted before it went out.
 const (
-	StatusQueued  = "queued"
-	StatusSending = "sending"
-	StatusSent    = "sent"
-	StatusFailed  = "failed"
+	StatusQueued    = "queued"
+	StatusSending   = "sending"
+	StatusSent      = "sent"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
 )
 
 // Message is one row of the mail outbox. Payload holds the inputs the mail is
@@ -25,7 +27,7 @@ type Message struct {
 	ID            int64      `db:"id"`
 	Kind          string     `db:"kind"`
 	Recipient     string     `db:"recipient"`
-	UserID        int64      `db:"user_id"`
+	UserID        int64      `db:"user_id"` // 0: the user was deleted (NULL)
 	Payload       string     `db:"payload"`
 	Status        string     `db:"status"`
 	Attempts      int        `db:"attempts"`
@@ -39,7 +41,7 @@ type Message struct {
 	ClaimSeq  int64 `db:"claim_seq"`
 }
 
-const messageColumns = `id, kind, recipient, user_id, payload, status, attempts, next_attempt_at, last_error, created_at, sent_at, claimed_by, claim_seq`
+const messageColumns = `id, kind, recipient, COALESCE(user_id, 0) AS user_id, payload, status, attempts, next_attempt_at, last_error, created_at, sent_at, claimed_by, claim_seq`
 
 // Claim names one claim of a message: the message, and its ClaimSeq after
 // the claim. Unlike Attempts, which a hand-back gives back, ClaimSeq only
@@ -56,7 +58,7 @@ func (m Message) Claim() Claim { return Claim{ID: m.ID, Seq: m.ClaimSeq} }
 type NewMessage struct {
 	Kind      string
 	Recipient string
-	UserID    int64
+	UserID    int64 // 0 for none: a notice about a user who is gone
 	Payload   string
 }
 
@@ -91,6 +93,45 @@ func (q *Queries) EnqueueMessage(ctx context.Context, m NewMessage, now time.Tim
 	return ids[0], nil
 }
 
+// EnqueueMessageIf is EnqueueMessage when send is true. When it is false
+// it does the same work and keeps none of it: the row is inserted under a
+// savepoint that is then rolled back, and the id is 0. It is for a path
+// that must not show by its time whether it queued mail (a password-reset
+// request for an address nobody holds), as a dummy password hash is for a
+// login. Call it inside a transaction.
+func (q *Queries) EnqueueMessageIf(ctx context.Context, m NewMessage, send bool, now time.Time) (int64, error) {
+	if q.tx == nil {
+		return 0, fmt.Errorf("store: EnqueueMessageIf outside a transaction")
+	}
+	u := q.unprepared()
+	if _, err := u.exec(ctx, `SAVEPOINT enqueue_if`); err != nil {
+		return 0, err
+	}
+	const query = `INSERT INTO outbox (kind, recipient, user_id, payload, status, next_attempt_at, created_at)
+		VALUES (?, ?, ?, ?, 'queued', ?, ?) RETURNING id`
+	var userID any // NULL for none
+	if m.UserID != 0 {
+		userID = m.UserID
+	}
+	var id int64
+	if err := q.get(ctx, &id, query, m.Kind, m.Recipient, userID, m.Payload, utc(now), utc(now)); err != nil {
+		return 0, err
+	}
+	// One round trip either way.
+	end := `RELEASE SAVEPOINT enqueue_if`
+	if !send {
+		end = `ROLLBACK TO SAVEPOINT enqueue_if; RELEASE SAVEPOINT enqueue_if`
+	}
+	if _, err := u.exec(ctx, end); err != nil {
+		return 0, err
+	}
+	if !send {
+		return 0, nil
+	}
+	q.queued = true
+	return id, nil
+}
+
 // EnqueueMessages queues mails, due at once, with one statement, and returns
 // their ids in the order of msgs. Call it inside the transaction of the
 // change that promises the mails, so that all commit or none does, and
@@ -106,7 +147,11 @@ func (q *Queries) EnqueueMessages(ctx context.Context, msgs []NewMessage, now ti
 			values.WriteString(", ")
 		}
 		values.WriteString("(?, ?, ?, ?, 'queued', ?, ?)")
-		args = append(args, m.Kind, m.Recipient, m.UserID, m.Payload, utc(now), utc(now))
+		var userID any // NULL for none
+		if m.UserID != 0 {
+			userID = m.UserID
+		}
+		args = append(args, m.Kind, m.Recipient, userID, m.Payload, utc(now), utc(now))
 	}
 	query := `INSERT INTO outbox (kind, recipient, user_id, payload, status, next_attempt_at, created_at)
 		VALUES ` + values.String() + ` RETURNING id`
@@ -350,6 +395,24 @@ func (q *Queries) RetryMessage(ctx context.Context, id int64, now time.Time) err
 		WHERE id = ? AND status IN ('failed', 'sent')`
 	n, err := q.unprepared().exec(ctx, query, utc(now), id)
 	return rowsOrNotFound(n, err)
+}
+
+// CancelUserMessages cancels every queued message of a user and returns
+// how many it cancelled. One a dispatcher is sending may be out already:
+// it stays, and ends as sent or failed. Call it in the transaction that
+// deletes the user, before the deletion, which leaves the rows without a
+// user.
+func (q *Queries) CancelUserMessages(ctx context.Context, userID int64) (int64, error) {
+	const query = `UPDATE outbox SET status = 'cancelled', last_error = 'the user was deleted'
+		WHERE user_id = ? AND status = 'queued'`
+	return q.exec(ctx, query, userID)
+}
+
+// MessagesByUser returns every outbox message of a user, oldest first.
+func (q *Queries) MessagesByUser(ctx context.Context, userID int64) ([]Message, error) {
+	const query = `SELECT ` + messageColumns + ` FROM outbox WHERE user_id = ? ORDER BY id`
+	msgs := []Message{}
+	return msgs, q.unprepared().selectAll(ctx, &msgs, query, userID)
 }
 
 // MessageByID returns one outbox message.

@@ -336,3 +336,94 @@ func TestLastErrorBounded(t *testing.T) {
 
 // tail returns the end of a long text, for messages.
 func tail(s string) string { return s[max(0, len(s)-12):] }
+
+// TestEnqueueMessageIf: sent, the row is queued and announced; not sent,
+// nothing is left of it, in the same transaction as other work.
+func TestEnqueueMessageIf(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
+		u, _, err := db.CreateUser(ctx, store.NewUser{Email: "a@example.com", Key: "a@example.com", PasswordHash: "h"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := store.NewMessage{Kind: "password_reset", Recipient: "a@example.com", UserID: u.ID, Payload: `{"email":"a@example.com","state":1}`}
+		if _, err := db.EnqueueMessageIf(ctx, msg, true, now); err == nil {
+			t.Error("EnqueueMessageIf outside a transaction succeeded")
+		}
+		for _, send := range []bool{false, true, false} {
+			var id int64
+			var queued bool
+			err := db.WithTx(ctx, func(q *store.Queries) error {
+				var err error
+				if id, err = q.EnqueueMessageIf(ctx, msg, send, now); err != nil {
+					return err
+				}
+				queued = q.QueuedMail()
+				// The transaction goes on after the savepoint.
+				return q.RecordEvent(ctx, store.AuditEvent{UserID: u.ID, Event: "test", CreatedAt: now})
+			})
+			if err != nil {
+				t.Fatalf("send %v: %v", send, err)
+			}
+			if (id != 0) != send || queued != send {
+				t.Errorf("send %v: id %d, queued %v", send, id, queued)
+			}
+		}
+		msgs, err := db.MessagesByUser(ctx, u.ID)
+		if err != nil || len(msgs) != 1 || msgs[0].Kind != "password_reset" || msgs[0].Status != store.StatusQueued {
+			t.Fatalf("messages %+v, %v; want the one sent", msgs, err)
+		}
+		events, err := db.EventsByUser(ctx, u.ID, 10)
+		if err != nil || len(events) != 3 {
+			t.Fatalf("events %+v, %v; want 3", events, err)
+		}
+	})
+}
+
+// TestDeleteUserKeepsMail: deleting a user cancels its queued mail, leaves
+// mail being sent alone, keeps every row without a user, and frees its
+// addresses.
+func TestDeleteUserKeepsMail(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
+		u, _, err := db.CreateUser(ctx, store.NewUser{Email: "a@example.com", Key: "a@example.com", PasswordHash: "h"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mk := func(kind string) store.NewMessage {
+			return store.NewMessage{Kind: kind, Recipient: "a@example.com", UserID: u.ID, Payload: `{"email":"a@example.com"}`}
+		}
+		if _, err := db.EnqueueMessages(ctx, []store.NewMessage{mk("first"), mk("second")}, now); err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := db.ClaimMessages(ctx, now, time.Minute, 1)
+		if err != nil || len(claimed) != 1 {
+			t.Fatalf("claim: %v %v", claimed, err)
+		}
+		if err := db.WithTx(ctx, func(q *store.Queries) error { return q.DeleteUser(ctx, u.ID) }); err != nil {
+			t.Fatal(err)
+		}
+		var rows []struct {
+			UserID *int64 `db:"user_id"`
+			Status string `db:"status"`
+		}
+		if err := db.SQL().SelectContext(ctx, &rows, `SELECT user_id, status FROM outbox ORDER BY id`); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 2 || rows[0].UserID != nil || rows[0].Status != store.StatusSending || rows[1].UserID != nil || rows[1].Status != store.StatusCancelled {
+			t.Fatalf("outbox after the deletion: %+v; want the claimed row sending and the other cancelled, both without a user", rows)
+		}
+		m, err := db.MessageByID(ctx, claimed[0].ID)
+		if err != nil || m.UserID != 0 {
+			t.Fatalf("MessageByID of a deleted user's row: %+v, %v", m, err)
+		}
+		if err := db.WithTx(ctx, func(q *store.Queries) error { return q.DeleteUser(ctx, u.ID) }); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("deleting again: %v; want ErrNotFound", err)
+		}
+		if _, _, err := db.CreateUser(ctx, store.NewUser{Email: "a@example.com", Key: "a@example.com", PasswordHash: "h"}, now); err != nil {
+			t.Errorf("the address after the deletion: %v", err)
+		}
+	})
+}

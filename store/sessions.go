@@ -52,3 +52,21 @@ func (q *Queries) DeleteExpiredSessions(ctx context.Context, now, idleBefore tim
 	const query = `DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?`
 	return q.exec(ctx, query, utc(now), utc(idleBefore))
 }
+
+// DeleteUserSessions removes every session of a user but the one whose id
+// hashes to keep (none when keep is nil) and returns how many it removed.
+func (q *Queries) DeleteUserSessions(ctx context.Context, userID int64, keep []byte) (int64, error) {
+	if keep == nil {
+		const query = `DELETE FROM sessions WHERE user_id = ?`
+		return q.exec(ctx, query, userID)
+	}
+	const query = `DELETE FROM sessions WHERE user_id = ? AND id_hash <> ?`
+	return q.exec(ctx, query, userID, keep)
+}
+
+// CountUserSessions counts the sessions of a user, expired or not.
+func (q *Queries) CountUserSessions(ctx context.Context, userID int64) (int, error) {
+	const query = `SELECT COUNT(*) FROM sessions WHERE user_id = ?`
+	var n int
+	return n, q.get(ctx, &n, query, userID)
+}

@@ -73,10 +73,20 @@ func (q *Queries) UserByLoginKey(ctx context.Context, key string) (User, error) 
 	return u, q.get(ctx, &u, query, key)
 }
 
-// SetPasswordHash replaces a user's password hash (after a parameter upgrade).
+// SetPasswordHash replaces a user's password hash (after a parameter
+// upgrade; a new password is SetNewPassword).
 func (q *Queries) SetPasswordHash(ctx context.Context, userID int64, hash string) error {
 	const query = `UPDATE users SET password_hash = ? WHERE id = ?`
 	n, err := q.exec(ctx, query, hash, userID)
+	return rowsOrNotFound(n, err)
+}
+
+// ReplacePasswordHash sets a user's password hash to fresh if it is still
+// old: a rehash at login never overwrites a password changed meanwhile
+// (ErrNotFound then).
+func (q *Queries) ReplacePasswordHash(ctx context.Context, userID int64, old, fresh string) error {
+	const query = `UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?`
+	n, err := q.exec(ctx, query, fresh, userID, old)
 	return rowsOrNotFound(n, err)
 }
 
@@ -97,11 +107,44 @@ func (q *Queries) ConsumeChangeSeq(ctx context.Context, userID, seq int64) error
 	return rowsOrNotFound(n, err)
 }
 
-// DeleteUser removes a user with its addresses, sessions and queued mail.
+// DeleteUser removes a user with its addresses and sessions, so that its
+// addresses are free at once, and cancels its queued mail (CancelUserMessages):
+// its outbox rows stay, without a user, as do its audit events. Call it in
+// a transaction, after LockUser; it fails with ErrNotFound for no such user.
 func (q *Queries) DeleteUser(ctx context.Context, id int64) error {
+	if _, err := q.CancelUserMessages(ctx, id); err != nil {
+		return err
+	}
 	const query = `DELETE FROM users WHERE id = ?`
 	n, err := q.exec(ctx, query, id)
 	return rowsOrNotFound(n, err)
+}
+
+// SetNewPassword gives a user a new password hash and moves its change
+// sequence on: a new password ends every outstanding set-primary link, as
+// the hash's change ends every reset link (signer.PasswordState).
+func (q *Queries) SetNewPassword(ctx context.Context, userID int64, hash string) error {
+	const query = `UPDATE users SET password_hash = ?, change_seq = change_seq + 1 WHERE id = ?`
+	n, err := q.exec(ctx, query, hash, userID)
+	return rowsOrNotFound(n, err)
+}
+
+// LoginAddress is a user and one of the addresses it logs in with.
+type LoginAddress struct {
+	User
+	EmailID int64  `db:"email_id"`
+	Email   string `db:"email"`
+}
+
+// LoginAddressByKey returns the user who holds the address with comparison
+// key key as its primary or a verified address, with that address; the
+// same one lookup as UserByLoginKey.
+func (q *Queries) LoginAddressByKey(ctx context.Context, key string) (LoginAddress, error) {
+	const query = `SELECT u.id, u.password_hash, u.change_seq, u.date_joined, u.language, e.id AS email_id, e.email
+		FROM emails e JOIN users u ON u.id = e.user_id
+		WHERE e.email_key = ? AND (e.verified OR e.is_primary)`
+	var a LoginAddress
+	return a, q.get(ctx, &a, query, key)
 }
 
 // rowsOrNotFound turns "no row changed" into ErrNotFound.

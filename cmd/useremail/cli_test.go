@@ -61,7 +61,7 @@ func (r ran) String() string {
 // commands lists every command and subcommand.
 var commands = [][]string{
 	{}, {"serve"}, {"migrate"}, {"user"}, {"user", "create"}, {"outbox"}, {"outbox", "list"},
-	{"outbox", "retry"}, {"outbox", "purge"}, {"audit"}, {"healthcheck"}, {"version"},
+	{"outbox", "retry"}, {"outbox", "purge"}, {"audit"}, {"export"}, {"import"}, {"healthcheck"}, {"version"},
 }
 
 // filesIn lists the files of dir.
@@ -145,6 +145,10 @@ func TestWrongCommandLine(t *testing.T) {
 		{[]string{"outbox", "purge", "--failed", "--older-than=-1h"}, `useremail outbox purge: --older-than must not be negative; run useremail outbox purge --help`},
 		{[]string{"audit"}, `useremail audit: --user ID is required; run useremail audit --help`},
 		{[]string{"audit", "--user", "1", "--frob"}, `useremail audit: unknown flag --frob; run useremail audit --help`},
+		{[]string{"export", "extra"}, `useremail export: unexpected argument "extra"; run useremail export --help`},
+		{[]string{"import"}, `useremail import: want one FILE (or - for standard input); run useremail import --help`},
+		{[]string{"import", "--format", "csv", "f.json"}, `useremail import: --format "csv": want useremail or django; run useremail import --help`},
+		{[]string{"import", "--frob", "f.json"}, `useremail import: unknown flag --frob; run useremail import --help`},
 		{[]string{"healthcheck", "extra"}, `useremail healthcheck: unexpected argument "extra"; run useremail healthcheck --help`},
 		{[]string{"version", "--frob"}, `useremail version: unknown flag --frob; run useremail version --help`},
 	}
@@ -173,6 +177,8 @@ func TestNoSchema(t *testing.T) {
 		{"outbox", "purge", "--failed"},
 		{"audit", "--user", "1"},
 		{"user", "create", "--email", "ann@example.com", "--password-stdin"},
+		{"export"},
+		{"import", "-"},
 	}
 	const notMigrated = "is not migrated (its schema is missing or out of date); run useremail migrate"
 	cases := []struct {
@@ -257,6 +263,8 @@ func TestUserCreate(t *testing.T) {
 				{"password as an argument", []string{"--email", "ann@example.com", testPassword}, testPassword, 2, "takes no arguments"},
 				{"no terminal to prompt on", []string{"--email", "ann@example.com"}, testPassword + "\n", 2, "standard input is not a terminal"},
 				{"short password", []string{"--email", "ann@example.com", "--password-stdin"}, "seven77\n", 1, "at least 8 characters"},
+				{"common password", []string{"--email", "ann@example.com", "--password-stdin"}, "password123\n", 1, "password_too_weak"},
+				{"the address as password", []string{"--email", "ann@example.com", "--password-stdin"}, "Ann@Example.com\n", 1, "password_too_weak"},
 				{"long password", []string{"--email", "ann@example.com", "--password-stdin"}, strings.Repeat("é", 1025), 1, "at most 1024 characters"},
 				{"no password", []string{"--email", "ann@example.com", "--password-stdin"}, "", 1, "no password given"},
 				{"bad address", []string{"--email", "ann@", "--password-stdin"}, testPassword, 1, "--email:"},

@@ -34,6 +34,7 @@ type config struct {
 	MailFrom       string
 	VerifyTTL      time.Duration
 	ChangeTTL      time.Duration
+	ResetTTL       time.Duration
 	CookieSecure   bool
 	MaxEmails      int
 	ResendInterval time.Duration
@@ -206,6 +207,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 	c.VerifyTTL = duration("USEREMAIL_VERIFY_TTL", 72*time.Hour, false)
 	c.ChangeTTL = duration("USEREMAIL_CHANGE_TTL", 24*time.Hour, false)
+	c.ResetTTL = duration("USEREMAIL_RESET_TTL", time.Hour, false)
 	c.ResendInterval = duration("USEREMAIL_RESEND_INTERVAL", 3*time.Minute, true)
 	c.Sessions = session.Policy{
 		Idle:       duration("USEREMAIL_SESSION_IDLE", session.DefaultPolicy.Idle, false),

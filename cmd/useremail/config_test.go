@@ -42,6 +42,9 @@ func TestConfigValid(t *testing.T) {
 			if c.Addr != "127.0.0.1:8080" || c.DatabaseURL != "sqlite:useremail.db" || c.PublicURL != "http://127.0.0.1:8080" {
 				t.Errorf("addr %q, database %q, public URL %q", c.Addr, c.DatabaseURL, c.PublicURL)
 			}
+			if c.ResetTTL != time.Hour {
+				t.Errorf("reset TTL %v, want 1h", c.ResetTTL)
+			}
 			if c.VerifyTTL != 72*time.Hour || c.ChangeTTL != 24*time.Hour || c.ResendInterval != 3*time.Minute || c.ShutdownGrace != 20*time.Second {
 				t.Errorf("durations: verify %v, change %v, resend %v, grace %v", c.VerifyTTL, c.ChangeTTL, c.ResendInterval, c.ShutdownGrace)
 			}
@@ -149,7 +152,10 @@ func TestConfigValid(t *testing.T) {
 				t.Errorf("max emails %d, verify TTL %v, rate limits %v", c.MaxEmails, c.VerifyTTL, c.RateLimits)
 			}
 		}},
-		{"durations", map[string]string{"USEREMAIL_VERIFY_TTL": "90m", "USEREMAIL_CHANGE_TTL": "1h30m", "USEREMAIL_RESEND_INTERVAL": "0", "USEREMAIL_SHUTDOWN_GRACE": "45s"}, func(t *testing.T, c config) {
+		{"durations", map[string]string{"USEREMAIL_VERIFY_TTL": "90m", "USEREMAIL_CHANGE_TTL": "1h30m", "USEREMAIL_RESET_TTL": "15m", "USEREMAIL_RESEND_INTERVAL": "0", "USEREMAIL_SHUTDOWN_GRACE": "45s"}, func(t *testing.T, c config) {
+			if c.ResetTTL != 15*time.Minute {
+				t.Errorf("reset TTL %v, want 15m", c.ResetTTL)
+			}
 			if c.VerifyTTL != 90*time.Minute || c.ChangeTTL != 90*time.Minute || c.ResendInterval != 0 || c.ShutdownGrace != 45*time.Second {
 				t.Errorf("verify %v, change %v, resend %v, grace %v", c.VerifyTTL, c.ChangeTTL, c.ResendInterval, c.ShutdownGrace)
 			}

@@ -634,7 +634,7 @@ func waitOutboxSent(t testing.TB, db *store.DB, timeout time.Duration) []outboxR
 		rows, unsent = nil, nil
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := db.SQL().SelectContext(ctx, &rows, `SELECT id, kind, recipient, user_id, status, attempts, last_error FROM outbox ORDER BY id`); err != nil {
+		if err := db.SQL().SelectContext(ctx, &rows, `SELECT id, kind, recipient, COALESCE(user_id, 0) AS user_id, status, attempts, last_error FROM outbox ORDER BY id`); err != nil {
 			t.Fatalf("reading the outbox: %v", err)
 		}
 		for _, r := range rows {

@@ -36,6 +36,10 @@ Usage:
                                       delete failed mail
   useremail audit --user ID [--limit N]
                                       print a user's security events
+  useremail export [--output FILE]    write every user as JSON (see import)
+  useremail import [--format useremail|django] [--dry-run] FILE
+                                      insert the users of an export or of a
+                                      Django dump, all or nothing
   useremail healthcheck               exit 0 when the local server is ready (for containers)
   useremail version                   print the version
 
@@ -82,6 +86,10 @@ func run(ctx context.Context, args []string, e env) error {
 		err = cmdOutbox(ctx, e, rest)
 	case "audit":
 		err = cmdAudit(ctx, e, rest)
+	case "export":
+		err = cmdExport(ctx, e, rest)
+	case "import":
+		err = cmdImport(ctx, e, rest)
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, e, rest)
 	case "version":

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -30,11 +29,9 @@ func cmdUser(ctx context.Context, e env, args []string) error {
 	)
 }
 
-// Passwords are 8 to 1024 characters, as the API takes them.
-const (
-	minPasswordLen = 8
-	maxPasswordLen = 1024
-)
+// maxPasswordLen bounds what is read; the password policy
+// (password.CheckPolicy) decides the rest, as for the API.
+const maxPasswordLen = password.MaxLength
 
 // cmdUserCreate creates a user with a primary address and a password read
 // from a prompt or from standard input, never from the arguments.
@@ -76,6 +73,9 @@ func cmdUserCreate(ctx context.Context, e env, args []string) error {
 	pw, err := readPassword(e, *fromStdin)
 	if err != nil {
 		return err
+	}
+	if err := password.CheckPolicy(pw, *email, addr.Email, addr.Key); err != nil {
+		return fmt.Errorf("password_too_weak: %w; choose another", err)
 	}
 	cfg, _ := loadConfig(e.Getenv)
 	hash, err := password.NewHasher(cfg.Argon2, 1).Hash(ctx, pw)
@@ -172,13 +172,8 @@ func readPassword(e env, fromStdin bool) (string, error) {
 			return "", errors.New("the two passwords differ")
 		}
 	}
-	switch n := utf8.RuneCountInString(pw); {
-	case n == 0:
+	if pw == "" {
 		return "", errors.New("no password given")
-	case n < minPasswordLen:
-		return "", fmt.Errorf("the password needs at least %d characters", minPasswordLen)
-	case n > maxPasswordLen:
-		return "", fmt.Errorf("the password may have at most %d characters", maxPasswordLen)
 	}
 	return pw, nil
 }

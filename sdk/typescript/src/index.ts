@@ -67,7 +67,19 @@ export interface UseremailClient extends Client<paths, JSONMedia> {
    * the address. The link's host is ignored; the request goes to baseUrl.
    */
   openLink(link: string): Promise<LinkResult>;
+  /**
+   * Sets a new password through a password reset link mailed by the
+   * service, as an API client does: it POSTs the password to the link.
+   * Every session of the user ends; none is created. The link's host is
+   * ignored; the request goes to baseUrl.
+   */
+  resetPassword(link: string, password: string): Promise<ResetResult>;
 }
+
+/** What {@link UseremailClient.resetPassword} answers: 204, or a problem. */
+export type ResetResult =
+  | { error?: never; response: Response }
+  | { error: Problem; response: Response };
 
 /** What {@link UseremailClient.openLink} answers. */
 export type LinkResult =
@@ -177,5 +189,16 @@ export function createUseremailClient(options: UseremailOptions): UseremailClien
     throw new Error(`not a useremail link: ${link}`);
   };
 
-  return Object.assign(client, { cookies, openLink });
+  const resetPassword = async (link: string, password: string): Promise<ResetResult> => {
+    const path = new URL(link, options.baseUrl).pathname;
+    const m = /^\/auth\/password-reset\/([^/]+)\/([^/]+)\/$/.exec(path);
+    if (!m) {
+      throw new Error(`not a useremail password reset link: ${link}`);
+    }
+    const params = { path: { user_id_key: decodeURIComponent(m[1]!), token: decodeURIComponent(m[2]!) } };
+    const { error, response } = await client.POST("/auth/password-reset/{user_id_key}/{token}/", { params, body: { password } });
+    return error ? { error: error as Problem, response } : { response };
+  };
+
+  return Object.assign(client, { cookies, openLink, resetPassword });
 }

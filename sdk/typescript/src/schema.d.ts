@@ -242,6 +242,159 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/users/{id}/password/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. A session may only act on its own user. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change the password
+         * @description Checks the current `password` and sets `new_password`, which must
+         *     follow the password policy (8 to 1024 characters, not a common
+         *     password, not one of the user's addresses or its local part:
+         *     otherwise `password_too_weak`). Ends every other session of the
+         *     user and keeps this one; outstanding reset and set-primary links
+         *     stop working (`link_used`); a `password_changed` notice goes to the
+         *     primary address.
+         *
+         *     A wrong current password answers `invalid_password`, at most 5 per
+         *     15 minutes per user, as for an email change.
+         */
+        post: operations["ChangePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/sessions/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. A session may only act on its own user. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Sign out everywhere
+         * @description Ends every session of the user, this one included, and expires its cookies.
+         */
+        delete: operations["EndSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. A session may only act on its own user. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete the account
+         * @description Checks the `password` and deletes the user with every address and
+         *     session in one transaction: its addresses are free for anyone at
+         *     once. Its unsent mails are cancelled and an `account_deleted` notice
+         *     goes to the old primary address; the cookies are expired. The audit
+         *     trail keeps the deletion under the user's id.
+         *
+         *     A wrong password answers `invalid_password`, at most 5 per 15
+         *     minutes per user.
+         */
+        delete: operations["DeleteAccount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/password-reset/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password reset link
+         * @description Answers 202 with no body for every well-formed address, whether or
+         *     not anyone holds it, after the same work either way. A reset link
+         *     is mailed only when the address is a user's primary or verified
+         *     address, and only to that address; it lives `USEREMAIL_RESET_TTL`
+         *     (1 hour by default).
+         *
+         *     At most one reset mail per address per `USEREMAIL_RESEND_INTERVAL`
+         *     (3 minutes by default; requests inside it answer 202 and send
+         *     nothing), counted apart from verification mails. At most 10
+         *     requests per 15 minutes per address, whether or not it exists, and
+         *     30 per hour per client network; then 429.
+         */
+        post: operations["RequestPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/password-reset/{user_id_key}/{token}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's decimal id in unpadded URL-safe base64 (id 42 is `NDI`). */
+                user_id_key: components["parameters"]["UserIDKey"];
+                /** @description The signed token of a password reset link. */
+                token: components["parameters"]["ResetToken"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Open a password reset link
+         * @description Never uses the link. With `Accept: application/json` it checks the
+         *     link and answers the address it was mailed to and when it expires;
+         *     any other request (a browser, a mail scanner) gets a page with a
+         *     form for the new password that POSTs to this URL.
+         */
+        get: operations["ShowPasswordReset"];
+        put?: never;
+        /**
+         * Set a new password through a reset link
+         * @description Sets `password` (which must follow the password policy:
+         *     `password_too_weak` otherwise), ends every session of the user,
+         *     marks the address the link was mailed to verified, and queues a
+         *     `password_changed` notice to the primary address. Never creates a
+         *     session. The link, and every other outstanding reset or
+         *     set-primary link of the user, answers `link_used` afterwards.
+         *     Answers 204 to JSON, and a page to the form of the link's page.
+         */
+        post: operations["ConfirmPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/users/email-verify/{signed_email}/{user_id_key}": {
         parameters: {
             query?: never;
@@ -478,7 +631,7 @@ export interface components {
             email: string;
             /**
              * Format: password
-             * @description At least 8 characters.
+             * @description 8 to 1024 characters, not a common password, not the address or its local part (`password_too_weak`).
              * @example correct horse battery staple
              */
             password: string;
@@ -572,6 +725,108 @@ export interface components {
             password: string;
         };
         /**
+         * @description The current password and the new one.
+         * @example {
+         *       "password": "correct horse battery staple",
+         *       "new_password": "purple monkey dishwasher lamp"
+         *     }
+         */
+        PasswordChange: {
+            /**
+             * Format: password
+             * @description The user's current password.
+             * @example correct horse battery staple
+             */
+            password: string;
+            /**
+             * Format: password
+             * @description The new password; it must follow the password policy.
+             * @example purple monkey dishwasher lamp
+             */
+            new_password: string;
+        };
+        /**
+         * @description The password that confirms a deletion.
+         * @example {
+         *       "password": "correct horse battery staple"
+         *     }
+         */
+        AccountDeletion: {
+            /**
+             * Format: password
+             * @description The user's current password.
+             * @example correct horse battery staple
+             */
+            password: string;
+        };
+        /**
+         * @description The address to mail a reset link to.
+         * @example {
+         *       "email": "alice@example.com"
+         *     }
+         */
+        PasswordResetStart: {
+            /**
+             * Format: email
+             * @example alice@example.com
+             */
+            email: string;
+        };
+        /**
+         * @description What a valid reset link is for.
+         * @example {
+         *       "email": "alice@example.com",
+         *       "expires_at": "2026-11-28T10:30:00Z"
+         *     }
+         */
+        PasswordResetLink: {
+            /**
+             * Format: email
+             * @description The address the link was mailed to.
+             * @example alice@example.com
+             */
+            email: string;
+            /**
+             * Format: date-time
+             * @description When the link stops working.
+             * @example 2026-11-28T10:30:00Z
+             */
+            expires_at: string;
+        };
+        /**
+         * @description A new password.
+         * @example {
+         *       "password": "purple monkey dishwasher lamp"
+         *     }
+         */
+        NewPassword: {
+            /**
+             * Format: password
+             * @description It must follow the password policy.
+             * @example purple monkey dishwasher lamp
+             */
+            password: string;
+        };
+        /**
+         * @description The reset page's form, the new password twice.
+         * @example {
+         *       "password": "purple monkey dishwasher lamp",
+         *       "password2": "purple monkey dishwasher lamp"
+         *     }
+         */
+        PasswordResetForm: {
+            /**
+             * Format: password
+             * @example purple monkey dishwasher lamp
+             */
+            password: string;
+            /**
+             * Format: password
+             * @example purple monkey dishwasher lamp
+             */
+            password2: string;
+        };
+        /**
          * @description The outcome of a health check.
          * @example {
          *       "status": "ok"
@@ -589,7 +844,7 @@ export interface components {
          * @example email_taken
          * @enum {string}
          */
-        ErrorCode: "validation_error" | "invalid_email" | "email_taken" | "email_same_as_current" | "invalid_password" | "too_many_emails" | "primary_email_undeletable" | "already_verified" | "link_invalid" | "link_expired" | "link_used" | "invalid_credentials" | "not_authenticated" | "session_invalid" | "csrf_failed" | "forbidden" | "not_found" | "method_not_allowed" | "body_too_large" | "unsupported_media_type" | "rate_limited" | "unavailable" | "internal";
+        ErrorCode: "validation_error" | "invalid_email" | "email_taken" | "email_same_as_current" | "invalid_password" | "too_many_emails" | "primary_email_undeletable" | "already_verified" | "link_invalid" | "link_expired" | "link_used" | "invalid_credentials" | "not_authenticated" | "session_invalid" | "csrf_failed" | "forbidden" | "not_found" | "method_not_allowed" | "body_too_large" | "unsupported_media_type" | "rate_limited" | "password_too_weak" | "unavailable" | "internal";
         /**
          * @description One problem with one field of the request.
          * @example {
@@ -664,7 +919,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The link is malformed or tampered with (`link_invalid`), too old (`link_expired`) or already used (`link_used`), or the address is taken by now (`email_taken`). */
+        /** @description The link is malformed or tampered with (`link_invalid`), too old (`link_expired`) or already used (`link_used`), or the address is taken by now (`email_taken`); a reset link's new password may be too weak (`password_too_weak`) or not match the schema (`validation_error`). */
         LinkError: {
             headers: {
                 "Cache-Control": components["headers"]["NoStore"];
@@ -716,6 +971,24 @@ export interface components {
                  *       "status": 403,
                  *       "detail": "Send the session's CSRF token in the X-CSRFToken header.",
                  *       "code": "csrf_failed"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The metrics are served on a listener of their own (`USEREMAIL_METRICS_ADDR`), not on the API's. */
+        MetricsElsewhere: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:useremail:problem:not_found",
+                 *       "title": "Not found",
+                 *       "status": 404,
+                 *       "detail": "No such route.",
+                 *       "code": "not_found"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -838,6 +1111,8 @@ export interface components {
         EmailID: number;
         /** @description The signed token from the mailed link. */
         SignedEmail: string;
+        /** @description The signed token of a password reset link. */
+        ResetToken: string;
         /** @description The user's decimal id in unpadded URL-safe base64 (id 42 is `NDI`). */
         UserIDKey: string;
     };
@@ -1258,6 +1533,240 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    ChangePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. A session may only act on its own user. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "password": "correct horse battery staple",
+                 *       "new_password": "purple monkey dishwasher lamp"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Password changed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    EndSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. A session may only act on its own user. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every session ended */
+            204: {
+                headers: {
+                    /** @description `sessionid`, `osessionid` and `csrftoken`, expired. */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    DeleteAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. A session may only act on its own user. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "password": "correct horse battery staple"
+                 *     }
+                 */
+                "application/json": components["schemas"]["AccountDeletion"];
+            };
+        };
+        responses: {
+            /** @description Account deleted */
+            204: {
+                headers: {
+                    /** @description `sessionid`, `osessionid` and `csrftoken`, expired. */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    RequestPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "alice@example.com"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PasswordResetStart"];
+            };
+        };
+        responses: {
+            /** @description Accepted; a mail went out if the address is a user's */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    ShowPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's decimal id in unpadded URL-safe base64 (id 42 is `NDI`). */
+                user_id_key: components["parameters"]["UserIDKey"];
+                /** @description The signed token of a password reset link. */
+                token: components["parameters"]["ResetToken"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The link's address and expiry (JSON), or the form (HTML) */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "email": "alice@example.com",
+                     *       "expires_at": "2026-11-28T10:30:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PasswordResetLink"];
+                    /** @example <!doctype html><title>Choose a new password</title>… */
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["LinkError"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    ConfirmPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's decimal id in unpadded URL-safe base64 (id 42 is `NDI`). */
+                user_id_key: components["parameters"]["UserIDKey"];
+                /** @description The signed token of a password reset link. */
+                token: components["parameters"]["ResetToken"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "password": "purple monkey dishwasher lamp"
+                 *     }
+                 */
+                "application/json": components["schemas"]["NewPassword"];
+                /**
+                 * @example {
+                 *       "password": "purple monkey dishwasher lamp",
+                 *       "password2": "purple monkey dishwasher lamp"
+                 *     }
+                 */
+                "application/x-www-form-urlencoded": components["schemas"]["PasswordResetForm"];
+            };
+        };
+        responses: {
+            /** @description The result page (HTML, for the page's form) */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example <!doctype html><title>Password changed</title>… */
+                    "text/html": string;
+                };
+            };
+            /** @description Password set (JSON) */
+            204: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["LinkError"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     ShowEmailVerification: {
         parameters: {
             query?: never;
@@ -1534,24 +2043,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description The metrics are served on a listener of their own (`USEREMAIL_METRICS_ADDR`), not on the API's. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    /**
-                     * @example {
-                     *       "type": "urn:useremail:problem:not_found",
-                     *       "title": "Not found",
-                     *       "status": 404,
-                     *       "detail": "No such route.",
-                     *       "code": "not_found"
-                     *     }
-                     */
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
+            404: components["responses"]["MetricsElsewhere"];
         };
     };
 }

@@ -1,6 +1,7 @@
-// The SDK against a real server, through a whole flow: sign up, verify, log
+// The SDK against a real server, through whole flows: sign up, verify, log
 // in, add an address, follow its verification link, request a change of the primary
-// address, follow that link. Run by `go test ./examples -run TestTypeScriptSDK`,
+// address, follow that link; reset the password, change it, sign out
+// everywhere, delete the account. Run by `go test ./examples -run TestTypeScriptSDK`,
 // which starts the server (USEREMAIL_URL) and a test-only mailbox that
 // answers the mails the server sent (USEREMAIL_MAILBOX_URL).
 import assert from "node:assert/strict";
@@ -128,4 +129,45 @@ test("problems, CSRF and logout", { skip }, async () => {
   assert.equal((await api.GET("/auth/session/")).response.status, 401);
 
   await assert.rejects(api.openLink("https://example.com/elsewhere"), /not a useremail link/);
+});
+
+test("reset the password, change it, sign out everywhere, delete the account", { skip }, async () => {
+  const api = createUseremailClient({ baseUrl });
+  const email = "ts-carol@example.com";
+  const fresh = "purple monkey dishwasher lamp";
+  assert.equal((await api.POST("/users/", { body: { email, password } })).response.status, 201);
+
+  // 202 and no body, whether or not anyone holds the address.
+  for (const address of [email, "ts-nobody@example.com"]) {
+    const asked = await api.POST("/auth/password-reset/", { body: { email: address } });
+    assert.equal(asked.response.status, 202);
+    assert.equal(await asked.response.text(), "");
+  }
+  const link = await mailedLink(email, "password_reset");
+  const weak = await api.resetPassword(link, "password123");
+  assert.equal(weak.response.status, 400);
+  assert.equal(weak.error.code, "password_too_weak");
+  const done = await api.resetPassword(link, fresh);
+  assert.equal(done.response.status, 204, JSON.stringify(done.error));
+  const used = await api.resetPassword(link, fresh + "!");
+  assert.equal(used.error.code, "link_used");
+  assert.equal((await api.POST("/auth/login/", { body: { email, password } })).response.status, 400);
+
+  const login = await api.POST("/auth/login/", { body: { email, password: fresh } });
+  assert.equal(login.response.status, 200, JSON.stringify(login.error));
+  const id = login.data.user_id;
+  const changed = await api.POST("/users/{id}/password/", { params: { path: { id } }, body: { password: fresh, new_password: password } });
+  assert.equal(changed.response.status, 204, JSON.stringify(changed.error));
+  assert.equal((await api.GET("/auth/session/")).response.status, 200, "a change keeps this session");
+
+  const out = await api.DELETE("/users/{id}/sessions/", { params: { path: { id } } });
+  assert.equal(out.response.status, 204);
+  assert.equal(api.cookies.get("sessionid"), undefined, "sign out everywhere expires the cookies");
+
+  assert.equal((await api.POST("/auth/login/", { body: { email, password } })).response.status, 200);
+  const gone = await api.DELETE("/users/{id}/", { params: { path: { id } }, body: { password } });
+  assert.equal(gone.response.status, 204, JSON.stringify(gone.error));
+  assert.equal((await api.GET("/auth/session/")).response.status, 401);
+  assert.equal((await api.POST("/users/", { body: { email, password } })).response.status, 201, "the address is free again");
+  await assert.rejects(api.resetPassword("https://example.com/elsewhere/", fresh), /not a useremail password reset link/);
 });
