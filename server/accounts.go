@@ -46,7 +46,7 @@ func (s *Server) SignUp(ctx context.Context, req gen.SignUpRequestObject) (gen.S
 		if err != nil {
 			return taken(err)
 		}
-		if err := s.emit(ctx, q, user.ID, userCreated(ActorUser, primary)); err != nil {
+		if err := s.emit(ctx, q, user.ID, userCreated(actorOf(ctx), primary)); err != nil {
 			return err
 		}
 		var exceeded *ratelimit.Exceeded

@@ -82,7 +82,7 @@ func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (g
 		if err != nil {
 			return taken(err)
 		}
-		if err := s.emit(ctx, q, req.Id, emailAdded(ActorUser, added)); err != nil {
+		if err := s.emit(ctx, q, req.Id, emailAdded(actorOf(ctx), added)); err != nil {
 			return err
 		}
 		msgs := []store.NewMessage{mail.Verify(req.Id, added.Email, added.ID)}
@@ -108,7 +108,7 @@ func (s *Server) DeleteEmail(ctx context.Context, req gen.DeleteEmailRequestObje
 		if err := q.DeleteEmail(ctx, req.Id, e.ID); err != nil {
 			return err
 		}
-		if err := s.emit(ctx, q, req.Id, emailRemoved(ActorUser, e)); err != nil {
+		if err := s.emit(ctx, q, req.Id, emailRemoved(actorOf(ctx), e)); err != nil {
 			return err
 		}
 		if err := s.notify(ctx, q, req.Id, func(primary string) store.NewMessage {

@@ -628,3 +628,73 @@ func TestSlowEndpointHoldsNoMail(t *testing.T) {
 		}
 	})
 }
+
+// TestEventsOfRecovery: a password change, a reset through its link (with
+// the takeover of an account whose primary was never verified) and a
+// deletion are events too, in the contract's order, and a deleted user's
+// events still go out.
+func TestEventsOfRecovery(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		var e *env
+		r := newReceiver(t, func() time.Time { return e.clock.Now() })
+		e = newEnv(t, db, withoutLimits(), withWebhooks(r.srv.URL))
+
+		u := e.verifiedUser("rec-change@example.com")
+		res, err := u.ChangePasswordWithResponse(ctx, u.id, gen.PasswordChange{Password: goodPasswd, NewPassword: "a much better passphrase"})
+		if err != nil || res.StatusCode() != http.StatusNoContent {
+			t.Fatalf("change password: %v %d %s", err, res.StatusCode(), res.Body)
+		}
+
+		// An unverified primary: the reset verifies it and takes the
+		// account over, removing the address its squatter added.
+		v := e.newUser("rec-reset@example.com")
+		squatted := e.addEmail(v, "rec-squat@example.com")
+		l := e.resetLink("rec-reset@example.com")
+		if r, err := e.anon.ConfirmPasswordResetWithResponse(ctx, l.userKey, l.token, gen.NewPassword{Password: "another fine passphrase"}); err != nil || r.StatusCode() != http.StatusNoContent {
+			t.Fatalf("reset: %v %d %s", err, r.StatusCode(), r.Body)
+		}
+
+		w := e.newUser("rec-delete@example.com")
+		e.addEmail(w, "rec-delete-2@example.com")
+		if r, err := w.DeleteAccountWithResponse(ctx, w.id, gen.AccountDeletion{Password: goodPasswd}); err != nil || r.StatusCode() != http.StatusNoContent {
+			t.Fatalf("delete: %v %d %s", err, r.StatusCode(), r.Body)
+		}
+		e.deliver()
+
+		got := r.acceptedEvents()
+		for _, c := range []struct {
+			uid  int64
+			want []string
+		}{
+			{u.id, []string{server.EventUserCreated, server.EventEmailVerified, server.EventUserPasswordChanged}},
+			{v.id, []string{server.EventUserCreated, server.EventEmailAdded, server.EventEmailRemoved, server.EventEmailVerified, server.EventUserPasswordChanged}},
+			{w.id, []string{server.EventUserCreated, server.EventEmailAdded, server.EventUserDeleted}},
+		} {
+			if types := typesOf(got, c.uid); !slices.Equal(types, c.want) {
+				t.Errorf("user %d: events %v, want %v", c.uid, types, c.want)
+			}
+		}
+		for _, h := range got {
+			switch {
+			case h.Data.UserID == u.id && h.Type == server.EventUserPasswordChanged:
+				if h.Data.Actor != server.ActorUser || h.Data.Email != nil {
+					t.Errorf("password change: actor %q, email %+v", h.Data.Actor, h.Data.Email)
+				}
+			case h.Data.UserID == v.id && h.Data.Sequence > 2:
+				if h.Data.Actor != server.ActorLink {
+					t.Errorf("reset's %s: actor %q, want link", h.Type, h.Data.Actor)
+				}
+				if h.Type == server.EventEmailRemoved && (h.Data.Email == nil || h.Data.Email.Id != squatted.Id) {
+					t.Errorf("takeover's email.removed: %+v", h.Data.Email)
+				}
+				if h.Type == server.EventEmailVerified && (h.Data.Email == nil || !h.Data.Email.Verified || !h.Data.Email.Primary) {
+					t.Errorf("reset's email.verified: %+v", h.Data.Email)
+				}
+			case h.Data.UserID == w.id && h.Type == server.EventUserDeleted:
+				if h.Data.Actor != server.ActorUser || h.Data.Sequence != 3 {
+					t.Errorf("deletion: actor %q sequence %d", h.Data.Actor, h.Data.Sequence)
+				}
+			}
+		}
+	})
+}
