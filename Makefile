@@ -13,15 +13,20 @@ export USEREMAIL_TEST_DATABASE_URL
 run:
 	USEREMAIL_DEV=true $(GO) run ./cmd/useremail serve
 
+# NODE is node's path when it is installed: then `make test` installs the
+# SDK's and the contract tools' dependencies itself, and the Node tests fail
+# (never skip) when the TypeScript SDK or its schema is stale.
+NODE := $(shell command -v node 2>/dev/null)
+
 ## test: every test; on SQLite always, on PostgreSQL too when USEREMAIL_TEST_DATABASE_URL is set
-test:
-	$(GO) test -count=1 -timeout 45m $(PKGS)
+test: $(if $(NODE),sdk/typescript/node_modules tools/contract/node_modules)
+	$(if $(NODE),USEREMAIL_REQUIRE_NODE=1) $(GO) test -count=1 -timeout 45m $(PKGS)
 
 ## build: the binary in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/useremail
 
-## generate: regenerate gen/ from openapi.yaml
+## generate: regenerate gen/ and the Go client module's client/client.gen.go from openapi.yaml
 generate:
 	$(GO) generate ./gen
 
@@ -77,7 +82,7 @@ webhook/testdata/node/node_modules: webhook/testdata/node/package-lock.json
 	cd webhook/testdata/node && npm ci --no-audit --no-fund --ignore-scripts
 	@touch $@
 
-## sdk: regenerate the SDKs from openapi.yaml: the Go client in gen/ and the TypeScript types in sdk/typescript
+## sdk: regenerate the SDKs from openapi.yaml: the Go clients (gen/, client/) and the TypeScript types and package version in sdk/typescript
 sdk: generate sdk/typescript/node_modules
 	cd sdk/typescript && npm run generate && npm run build
 

@@ -17,6 +17,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.74.0
 	github.com/swaggest/swgui v1.8.5
+	github.com/useremail/useremail/client v0.0.0-00010101000000-000000000000
 	github.com/vearutop/statigz v1.4.0
 	github.com/wneessen/go-mail v0.8.1
 	go.yaml.in/yaml/v3 v3.0.6
@@ -97,3 +98,7 @@ tool (
 	github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 	github.com/oasdiff/oasdiff
 )
+
+// The Go client is a module of its own (client/go.mod) so that applications
+// take it without the server; the examples use it from here.
+replace github.com/useremail/useremail/client => ./client

@@ -29,6 +29,7 @@ const (
 	ErrorCodeAlreadyVerified         ErrorCode = "already_verified"
 	ErrorCodeBodyTooLarge            ErrorCode = "body_too_large"
 	ErrorCodeCsrfFailed              ErrorCode = "csrf_failed"
+	ErrorCodeEmailNotVerified        ErrorCode = "email_not_verified"
 	ErrorCodeEmailSameAsCurrent      ErrorCode = "email_same_as_current"
 	ErrorCodeEmailTaken              ErrorCode = "email_taken"
 	ErrorCodeForbidden               ErrorCode = "forbidden"
@@ -42,10 +43,12 @@ const (
 	ErrorCodeMethodNotAllowed        ErrorCode = "method_not_allowed"
 	ErrorCodeNotAuthenticated        ErrorCode = "not_authenticated"
 	ErrorCodeNotFound                ErrorCode = "not_found"
+	ErrorCodeNotImplemented          ErrorCode = "not_implemented"
 	ErrorCodePasswordTooWeak         ErrorCode = "password_too_weak"
 	ErrorCodePrimaryEmailUndeletable ErrorCode = "primary_email_undeletable"
 	ErrorCodeRateLimited             ErrorCode = "rate_limited"
 	ErrorCodeSessionInvalid          ErrorCode = "session_invalid"
+	ErrorCodeTokenInvalid            ErrorCode = "token_invalid"
 	ErrorCodeTooManyEmails           ErrorCode = "too_many_emails"
 	ErrorCodeUnavailable             ErrorCode = "unavailable"
 	ErrorCodeUnsupportedMediaType    ErrorCode = "unsupported_media_type"
@@ -60,6 +63,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeBodyTooLarge:
 		return true
 	case ErrorCodeCsrfFailed:
+		return true
+	case ErrorCodeEmailNotVerified:
 		return true
 	case ErrorCodeEmailSameAsCurrent:
 		return true
@@ -87,6 +92,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeNotFound:
 		return true
+	case ErrorCodeNotImplemented:
+		return true
 	case ErrorCodePasswordTooWeak:
 		return true
 	case ErrorCodePrimaryEmailUndeletable:
@@ -94,6 +101,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeRateLimited:
 		return true
 	case ErrorCodeSessionInvalid:
+		return true
+	case ErrorCodeTokenInvalid:
 		return true
 	case ErrorCodeTooManyEmails:
 		return true
@@ -123,6 +132,33 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for OutboxStatus.
+const (
+	Cancelled OutboxStatus = "cancelled"
+	Failed    OutboxStatus = "failed"
+	Queued    OutboxStatus = "queued"
+	Sending   OutboxStatus = "sending"
+	Sent      OutboxStatus = "sent"
+)
+
+// Valid indicates whether the value is a known member of the OutboxStatus enum.
+func (e OutboxStatus) Valid() bool {
+	switch e {
+	case Cancelled:
+		return true
+	case Failed:
+		return true
+	case Queued:
+		return true
+	case Sending:
+		return true
+	case Sent:
+		return true
+	default:
+		return false
+	}
+}
+
 // AccountDeletion The password that confirms a deletion.
 //
 // Example: {"password":"correct horse battery staple"}
@@ -131,6 +167,124 @@ type AccountDeletion struct {
 	//
 	// Example: correct horse battery staple
 	Password string `json:"password"`
+}
+
+// AdminNewEmail An address for the admin API to add.
+//
+// Example: {"email":"alice@work.example","verified":true}
+type AdminNewEmail struct {
+	// Email Example: alice@work.example
+	Email string `json:"email"`
+
+	// Verified Mark the address verified instead of mailing a verification link.
+	//
+	// Example: true
+	Verified *bool `json:"verified,omitempty"`
+}
+
+// AdminNewUser A user for the admin API to create.
+//
+// Example: {"email":"bob@example.com","verified":true}
+type AdminNewUser struct {
+	// Email Becomes the user's primary address.
+	//
+	// Example: bob@example.com
+	Email string `json:"email"`
+
+	// Password Without one, the user can log in only after a password reset.
+	//
+	// Example: correct horse battery staple
+	Password *string `json:"password,omitempty"`
+
+	// SendPasswordReset Queue a password-reset mail to the address, as an invitation.
+	//
+	// Example: false
+	SendPasswordReset *bool `json:"send_password_reset,omitempty"`
+
+	// Verified Mark the address verified instead of mailing a verification link.
+	//
+	// Example: true
+	Verified *bool `json:"verified,omitempty"`
+}
+
+// AdminUser A user account with all its addresses, as the admin API shows it.
+//
+// Example: {"date_joined":"2026-11-28T09:30:00Z","email":"alice@example.com","emails":[{"email":"alice@example.com","id":1,"primary":true,"verified":true}],"id":42}
+type AdminUser struct {
+	// DateJoined Example: 2026-11-28T09:30:00Z
+	DateJoined time.Time `json:"date_joined"`
+
+	// Email The primary address.
+	//
+	// Example: alice@example.com
+	Email string `json:"email"`
+
+	// Emails Every address of the user, the primary first, then by age.
+	Emails []Email `json:"emails"`
+
+	// Id Example: 42
+	Id int64 `json:"id"`
+}
+
+// AdminUserPage A page of users.
+//
+// Example: {"items":[],"next_after":null}
+type AdminUserPage struct {
+	Items []AdminUser `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 42
+	NextAfter *int64 `json:"next_after"`
+}
+
+// AuditEntry One security event.
+//
+// Example: {"action":"email_added","actor":"admin:support","created_at":"2026-11-28T09:30:00Z","email":"alice@work.example","id":3,"ip":"192.0.2.10","user_agent":"curl/8.5.0","user_id":42}
+type AuditEntry struct {
+	// Action What happened, as `signup`, `login`, `login_failed`, `email_added`, `primary_changed`, `sessions_ended`.
+	//
+	// Example: email_added
+	Action string `json:"action"`
+
+	// Actor Who did it, `user`, `link`, `admin:<token name>` or `cli`; empty for events recorded before actors were.
+	//
+	// Example: admin:support
+	Actor string `json:"actor"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Email The address the event concerns, if any.
+	//
+	// Example: alice@work.example
+	Email string `json:"email"`
+
+	// Id Example: 3
+	Id int64 `json:"id"`
+
+	// Ip Example: 192.0.2.10
+	Ip string `json:"ip"`
+
+	// UserAgent Example: curl/8.5.0
+	UserAgent string `json:"user_agent"`
+
+	// UserId Null for an event of no account (a failed login for an unknown address).
+	//
+	// Example: 42
+	UserId *int64 `json:"user_id"`
+}
+
+// AuditPage A page of the audit trail.
+//
+// Example: {"items":[],"next_after":null}
+type AuditPage struct {
+	Items []AuditEntry `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 3
+	NextAfter *int64 `json:"next_after"`
 }
 
 // Credentials An address of the user and the user's password.
@@ -251,6 +405,60 @@ type NewUser struct {
 	Password string `json:"password"`
 }
 
+// OutboxMessage One mail of the outbox; never its link or body.
+//
+// Example: {"attempts":8,"created_at":"2026-11-28T09:30:00Z","id":12,"kind":"verify","last_error":"550 5.1.1 mailbox unavailable","next_attempt_at":null,"recipient":"alice@example.com","sent_at":null,"status":"failed","user_id":42}
+type OutboxMessage struct {
+	// Attempts Example: 8
+	Attempts int `json:"attempts"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id Example: 12
+	Id int64 `json:"id"`
+
+	// Kind Example: verify
+	Kind string `json:"kind"`
+
+	// LastError Why the last attempt failed; empty after a success.
+	//
+	// Example: 550 5.1.1 mailbox unavailable
+	LastError string `json:"last_error"`
+
+	// NextAttemptAt When a queued mail is tried next (or a sending one's claim ends); null otherwise.
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+
+	// Recipient Example: alice@example.com
+	Recipient string     `json:"recipient"`
+	SentAt    *time.Time `json:"sent_at"`
+
+	// Status A mail's state.
+	//
+	// Example: failed
+	Status OutboxStatus `json:"status"`
+
+	// UserId Example: 42
+	UserId int64 `json:"user_id"`
+}
+
+// OutboxPage A page of mail.
+//
+// Example: {"items":[],"next_after":null}
+type OutboxPage struct {
+	Items []OutboxMessage `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 12
+	NextAfter *int64 `json:"next_after"`
+}
+
+// OutboxStatus A mail's state.
+//
+// Example: failed
+type OutboxStatus string
+
 // PasswordChange The current password and the new one.
 //
 // Example: {"new_password":"purple monkey dishwasher lamp","password":"correct horse battery staple"}
@@ -359,8 +567,17 @@ type User struct {
 	Id int64 `json:"id"`
 }
 
+// AdminUserID Example: 42
+type AdminUserID = int64
+
+// After Example: 42
+type After = int64
+
 // EmailID Example: 7
 type EmailID = int64
+
+// Limit Example: 50
+type Limit = int
 
 // ResetToken Example: v1.0.eyJwIjoicmVzZXQifQ.c2lnbmF0dXJl
 type ResetToken = string
@@ -373,6 +590,21 @@ type UserID = int64
 
 // UserIDKey Example: NDI
 type UserIDKey = string
+
+// AdminForbidden An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminForbidden = Problem
+
+// AdminNotFound An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminNotFound = Problem
+
+// AdminUnauthorized An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type AdminUnauthorized = Problem
 
 // BadRequest An RFC 9457 problem document.
 //
@@ -404,6 +636,11 @@ type MetricsElsewhere = Problem
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type NotFound = Problem
 
+// NotImplemented An RFC 9457 problem document.
+//
+// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
+type NotImplemented = Problem
+
 // PayloadTooLarge An RFC 9457 problem document.
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
@@ -428,6 +665,54 @@ type Unavailable = Problem
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type UnsupportedMediaType = Problem
+
+// AdminListAuditParams defines parameters for AdminListAudit.
+type AdminListAuditParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// UserId Only this user's events.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+}
+
+// AdminListOutboxParams defines parameters for AdminListOutbox.
+type AdminListOutboxParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Recipient Only the mail to this address (letter case ignored).
+	Recipient *string `form:"recipient,omitempty" json:"recipient,omitempty"`
+
+	// Status Only the mail in this state.
+	Status *OutboxStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Kind Only the mail of this kind, as `verify`, `change_email`, `email_added`.
+	Kind *string `form:"kind,omitempty" json:"kind,omitempty"`
+}
+
+// AdminListUsersParams defines parameters for AdminListUsers.
+type AdminListUsersParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Email Only the users who hold this address.
+	Email *string `form:"email,omitempty" json:"email,omitempty"`
+}
+
+// AdminCreateUserJSONRequestBody defines body for AdminCreateUser for application/json ContentType.
+type AdminCreateUserJSONRequestBody = AdminNewUser
+
+// AdminAddEmailJSONRequestBody defines body for AdminAddEmail for application/json ContentType.
+type AdminAddEmailJSONRequestBody = AdminNewEmail
 
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = Credentials
@@ -529,6 +814,131 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// AdminListAudit The audit trail
+	//
+	// A page of the security events in id order: sign-ups, logins and
+	// failed ones, address changes, and every admin write (actor
+	// `admin:<token name>`). With `user_id`, only that user's.
+	//
+	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+	AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListOutbox List mail
+	//
+	// A page of the mail outbox in id order: what went, or is to go, to
+	// whom, and why a mail failed. Never a link or a body. Sent and
+	// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+	//
+	// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+	AdminListOutbox(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRetryOutbox Send a failed mail again
+	//
+	// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+	//
+	// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+	AdminRetryOutbox(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListUsers List users
+	//
+	// A page of users in id order, each with its addresses. With `email`,
+	// only the users who hold that address in any state (primary,
+	// verified or not), compared in its normalized form.
+	//
+	// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+	AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateUserWithBody Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminCreateUser Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUser(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteUser Delete a user
+	//
+	// Deletes the user as self-deletion does, without the password: every
+	// address and session at once, its unsent mail cancelled, an
+	// `account_deleted` notice to the old primary.
+	//
+	// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+	AdminDeleteUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminGetUser One user
+	//
+	// The user with all its addresses, the primary first.
+	//
+	// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+	AdminGetUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminAddEmailWithBody Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithBody(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminAddEmail Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmail(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteEmail Remove an address of a user
+	//
+	// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+	//
+	// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+	AdminDeleteEmail(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminMakePrimary Make an address primary
+	//
+	// Makes a verified address the user's primary one (an unverified one
+	// answers `email_not_verified`); the old primary stays as a secondary
+	// address and gets a notice. The primary already: 200, nothing changes.
+	//
+	// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+	AdminMakePrimary(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteSessions End a user's sessions
+	//
+	// Ends every session of the user; its browsers and clients must log in again.
+	//
+	// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+	AdminDeleteSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LoginWithBody Log in
 	//
@@ -950,6 +1360,261 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
 	EndSessions(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// AdminListAudit The audit trail
+//
+// A page of the security events in id order: sign-ups, logins and
+// failed ones, address changes, and every admin write (actor
+// `admin:<token name>`). With `user_id`, only that user's.
+//
+// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+func (c *Client) AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListOutbox List mail
+//
+// A page of the mail outbox in id order: what went, or is to go, to
+// whom, and why a mail failed. Never a link or a body. Sent and
+// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+//
+// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+func (c *Client) AdminListOutbox(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListOutboxRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRetryOutbox Send a failed mail again
+//
+// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+//
+// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+func (c *Client) AdminRetryOutbox(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRetryOutboxRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListUsers List users
+//
+// A page of users in id order, each with its addresses. With `email`,
+// only the users who hold that address in any state (primary,
+// verified or not), compared in its normalized form.
+//
+// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+func (c *Client) AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListUsersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateUserWithBody Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *Client) AdminCreateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateUserRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminCreateUser Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *Client) AdminCreateUser(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminCreateUserRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteUser Delete a user
+//
+// Deletes the user as self-deletion does, without the password: every
+// address and session at once, its unsent mail cancelled, an
+// `account_deleted` notice to the old primary.
+//
+// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+func (c *Client) AdminDeleteUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminGetUser One user
+//
+// The user with all its addresses, the primary first.
+//
+// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+func (c *Client) AdminGetUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminGetUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminAddEmailWithBody Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *Client) AdminAddEmailWithBody(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminAddEmailRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminAddEmail Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *Client) AdminAddEmail(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminAddEmailRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteEmail Remove an address of a user
+//
+// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+//
+// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+func (c *Client) AdminDeleteEmail(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteEmailRequest(c.Server, id, emailId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminMakePrimary Make an address primary
+//
+// Makes a verified address the user's primary one (an unverified one
+// answers `email_not_verified`); the old primary stays as a secondary
+// address and gets a notice. The primary already: 200, nothing changes.
+//
+// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+func (c *Client) AdminMakePrimary(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminMakePrimaryRequest(c.Server, id, emailId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteSessions End a user's sessions
+//
+// Ends every session of the user; its browsers and clients must log in again.
+//
+// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+func (c *Client) AdminDeleteSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteSessionsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // LoginWithBody Log in
@@ -1721,6 +2386,569 @@ func (c *Client) EndSessions(ctx context.Context, id UserID, reqEditors ...Reque
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewAdminListAuditRequest constructs an http.Request for the AdminListAudit method
+func NewAdminListAuditRequest(server string, params *AdminListAuditParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/audit/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListOutboxRequest constructs an http.Request for the AdminListOutbox method
+func NewAdminListOutboxRequest(server string, params *AdminListOutboxParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/outbox/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Recipient != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "recipient", *params.Recipient, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Kind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminRetryOutboxRequest constructs an http.Request for the AdminRetryOutbox method
+func NewAdminRetryOutboxRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/outbox/%s/retry/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListUsersRequest constructs an http.Request for the AdminListUsers method
+func NewAdminListUsersRequest(server string, params *AdminListUsersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Email != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "email", *params.Email, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminCreateUserRequest calls the generic AdminCreateUser builder with application/json body
+func NewAdminCreateUserRequest(server string, body AdminCreateUserJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminCreateUserRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAdminCreateUserRequestWithBody constructs an http.Request for the AdminCreateUser method, with any body, and a specified content type
+func NewAdminCreateUserRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminDeleteUserRequest constructs an http.Request for the AdminDeleteUser method
+func NewAdminDeleteUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminGetUserRequest constructs an http.Request for the AdminGetUser method
+func NewAdminGetUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminAddEmailRequest calls the generic AdminAddEmail builder with application/json body
+func NewAdminAddEmailRequest(server string, id AdminUserID, body AdminAddEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminAddEmailRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAdminAddEmailRequestWithBody constructs an http.Request for the AdminAddEmail method, with any body, and a specified content type
+func NewAdminAddEmailRequestWithBody(server string, id AdminUserID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminDeleteEmailRequest constructs an http.Request for the AdminDeleteEmail method
+func NewAdminDeleteEmailRequest(server string, id AdminUserID, emailId EmailID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "email_id", emailId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminMakePrimaryRequest constructs an http.Request for the AdminMakePrimary method
+func NewAdminMakePrimaryRequest(server string, id AdminUserID, emailId EmailID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "email_id", emailId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/emails/%s/make-primary/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminDeleteSessionsRequest constructs an http.Request for the AdminDeleteSessions method
+func NewAdminDeleteSessionsRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/users/%s/sessions/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewLoginRequest calls the generic Login builder with application/json body
@@ -2759,6 +3987,149 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// AdminListAuditWithResponse The audit trail
+	//
+	// A page of the security events in id order: sign-ups, logins and
+	// failed ones, address changes, and every admin write (actor
+	// `admin:<token name>`). With `user_id`, only that user's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+	AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error)
+
+	// AdminListOutboxWithResponse List mail
+	//
+	// A page of the mail outbox in id order: what went, or is to go, to
+	// whom, and why a mail failed. Never a link or a body. Sent and
+	// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+	AdminListOutboxWithResponse(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*AdminListOutboxResponse, error)
+
+	// AdminRetryOutboxWithResponse Send a failed mail again
+	//
+	// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+	AdminRetryOutboxWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRetryOutboxResponse, error)
+
+	// AdminListUsersWithResponse List users
+	//
+	// A page of users in id order, each with its addresses. With `email`,
+	// only the users who hold that address in any state (primary,
+	// verified or not), compared in its normalized form.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+	AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error)
+
+	// AdminCreateUserWithBodyWithResponse Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error)
+
+	// AdminCreateUserWithResponse Create a user
+	//
+	// Creates a user whose primary address is `email`. Without `verified`
+	// the address is unverified and its verification mail is queued.
+	// Without a password the user can log in only after a password reset;
+	// `send_password_reset` queues one, as an invitation. When too many
+	// password hashes wait already, the answer is `rate_limited`
+	// (`Retry-After: 1`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+	AdminCreateUserWithResponse(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error)
+
+	// AdminDeleteUserWithResponse Delete a user
+	//
+	// Deletes the user as self-deletion does, without the password: every
+	// address and session at once, its unsent mail cancelled, an
+	// `account_deleted` notice to the old primary.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+	AdminDeleteUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error)
+
+	// AdminGetUserWithResponse One user
+	//
+	// The user with all its addresses, the primary first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+	AdminGetUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error)
+
+	// AdminAddEmailWithBodyWithResponse Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithBodyWithResponse(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error)
+
+	// AdminAddEmailWithResponse Add an address to a user
+	//
+	// Adds a non-primary address. Unverified (the default), its
+	// verification mail is queued. A security notice goes to the primary
+	// address. The per-user address limit applies; the per-minute limits
+	// of the user API do not.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+	AdminAddEmailWithResponse(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error)
+
+	// AdminDeleteEmailWithResponse Remove an address of a user
+	//
+	// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+	AdminDeleteEmailWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminDeleteEmailResponse, error)
+
+	// AdminMakePrimaryWithResponse Make an address primary
+	//
+	// Makes a verified address the user's primary one (an unverified one
+	// answers `email_not_verified`); the old primary stays as a secondary
+	// address and gets a notice. The primary already: 200, nothing changes.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+	AdminMakePrimaryWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminMakePrimaryResponse, error)
+
+	// AdminDeleteSessionsWithResponse End a user's sessions
+	//
+	// Ends every session of the user; its browsers and clients must log in again.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+	AdminDeleteSessionsWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteSessionsResponse, error)
+
 	// LoginWithBodyWithResponse Log in
 	//
 	// Checks the password of the user who holds `email` as an address
@@ -3215,6 +4586,891 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /users/{id}/sessions/ (the `EndSessions` operationId).
 	EndSessionsWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*EndSessionsResponse, error)
+}
+
+type AdminListAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListAuditResponse) GetJSON200() *AuditPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListOutboxResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OutboxPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListOutboxResponse) GetJSON200() *OutboxPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListOutboxResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListOutboxResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListOutboxResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListOutboxResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListOutboxResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRetryOutboxResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminRetryOutboxResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRetryOutboxResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRetryOutboxResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRetryOutboxResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRetryOutboxResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListUsersResponse) GetJSON200() *AdminUserPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminCreateUserResponse429Headers the declared response headers of an HTTP 429 response for AdminCreateUser
+type AdminCreateUserResponse429Headers struct {
+	RetryAfter *int
+}
+
+type AdminCreateUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AdminUser
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
+	ApplicationproblemJSON501 *NotImplemented
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminCreateUserResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminCreateUserResponse) GetJSON201() *AdminUser {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON501() *NotImplemented {
+	return r.ApplicationproblemJSON501
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminCreateUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminCreateUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminCreateUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminCreateUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminCreateUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
+	ApplicationproblemJSON501 *NotImplemented
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON501() *NotImplemented {
+	return r.ApplicationproblemJSON501
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminGetUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUser
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminGetUserResponse) GetJSON200() *AdminUser {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminGetUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminGetUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminGetUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminGetUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminAddEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Email
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminAddEmailResponse) GetJSON201() *Email {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminAddEmailResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminAddEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminAddEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminAddEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminAddEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteEmailResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminMakePrimaryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Email
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminMakePrimaryResponse) GetJSON200() *Email {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminMakePrimaryResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminMakePrimaryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminMakePrimaryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminMakePrimaryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminMakePrimaryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminDeleteSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
@@ -5200,6 +7456,227 @@ func (r EndSessionsResponse) ContentType() string {
 	return ""
 }
 
+// AdminListAuditWithResponse The audit trail
+//
+// A page of the security events in id order: sign-ups, logins and
+// failed ones, address changes, and every admin write (actor
+// `admin:<token name>`). With `user_id`, only that user's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
+func (c *ClientWithResponses) AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error) {
+	rsp, err := c.AdminListAudit(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListAuditResponse(rsp)
+}
+
+// AdminListOutboxWithResponse List mail
+//
+// A page of the mail outbox in id order: what went, or is to go, to
+// whom, and why a mail failed. Never a link or a body. Sent and
+// cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/outbox/ (the `AdminListOutbox` operationId).
+func (c *ClientWithResponses) AdminListOutboxWithResponse(ctx context.Context, params *AdminListOutboxParams, reqEditors ...RequestEditorFn) (*AdminListOutboxResponse, error) {
+	rsp, err := c.AdminListOutbox(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListOutboxResponse(rsp)
+}
+
+// AdminRetryOutboxWithResponse Send a failed mail again
+//
+// Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/outbox/{id}/retry/ (the `AdminRetryOutbox` operationId).
+func (c *ClientWithResponses) AdminRetryOutboxWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRetryOutboxResponse, error) {
+	rsp, err := c.AdminRetryOutbox(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRetryOutboxResponse(rsp)
+}
+
+// AdminListUsersWithResponse List users
+//
+// A page of users in id order, each with its addresses. With `email`,
+// only the users who hold that address in any state (primary,
+// verified or not), compared in its normalized form.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users/ (the `AdminListUsers` operationId).
+func (c *ClientWithResponses) AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error) {
+	rsp, err := c.AdminListUsers(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListUsersResponse(rsp)
+}
+
+// AdminCreateUserWithBodyWithResponse Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *ClientWithResponses) AdminCreateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error) {
+	rsp, err := c.AdminCreateUserWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateUserResponse(rsp)
+}
+
+// AdminCreateUserWithResponse Create a user
+//
+// Creates a user whose primary address is `email`. Without `verified`
+// the address is unverified and its verification mail is queued.
+// Without a password the user can log in only after a password reset;
+// `send_password_reset` queues one, as an invitation. When too many
+// password hashes wait already, the answer is `rate_limited`
+// (`Retry-After: 1`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/ (the `AdminCreateUser` operationId).
+func (c *ClientWithResponses) AdminCreateUserWithResponse(ctx context.Context, body AdminCreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreateUserResponse, error) {
+	rsp, err := c.AdminCreateUser(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminCreateUserResponse(rsp)
+}
+
+// AdminDeleteUserWithResponse Delete a user
+//
+// Deletes the user as self-deletion does, without the password: every
+// address and session at once, its unsent mail cancelled, an
+// `account_deleted` notice to the old primary.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/ (the `AdminDeleteUser` operationId).
+func (c *ClientWithResponses) AdminDeleteUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error) {
+	rsp, err := c.AdminDeleteUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteUserResponse(rsp)
+}
+
+// AdminGetUserWithResponse One user
+//
+// The user with all its addresses, the primary first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/users/{id}/ (the `AdminGetUser` operationId).
+func (c *ClientWithResponses) AdminGetUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error) {
+	rsp, err := c.AdminGetUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminGetUserResponse(rsp)
+}
+
+// AdminAddEmailWithBodyWithResponse Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *ClientWithResponses) AdminAddEmailWithBodyWithResponse(ctx context.Context, id AdminUserID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error) {
+	rsp, err := c.AdminAddEmailWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminAddEmailResponse(rsp)
+}
+
+// AdminAddEmailWithResponse Add an address to a user
+//
+// Adds a non-primary address. Unverified (the default), its
+// verification mail is queued. A security notice goes to the primary
+// address. The per-user address limit applies; the per-minute limits
+// of the user API do not.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/ (the `AdminAddEmail` operationId).
+func (c *ClientWithResponses) AdminAddEmailWithResponse(ctx context.Context, id AdminUserID, body AdminAddEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminAddEmailResponse, error) {
+	rsp, err := c.AdminAddEmail(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminAddEmailResponse(rsp)
+}
+
+// AdminDeleteEmailWithResponse Remove an address of a user
+//
+// Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/emails/{email_id}/ (the `AdminDeleteEmail` operationId).
+func (c *ClientWithResponses) AdminDeleteEmailWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminDeleteEmailResponse, error) {
+	rsp, err := c.AdminDeleteEmail(ctx, id, emailId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteEmailResponse(rsp)
+}
+
+// AdminMakePrimaryWithResponse Make an address primary
+//
+// Makes a verified address the user's primary one (an unverified one
+// answers `email_not_verified`); the old primary stays as a secondary
+// address and gets a notice. The primary already: 200, nothing changes.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/users/{id}/emails/{email_id}/make-primary/ (the `AdminMakePrimary` operationId).
+func (c *ClientWithResponses) AdminMakePrimaryWithResponse(ctx context.Context, id AdminUserID, emailId EmailID, reqEditors ...RequestEditorFn) (*AdminMakePrimaryResponse, error) {
+	rsp, err := c.AdminMakePrimary(ctx, id, emailId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminMakePrimaryResponse(rsp)
+}
+
+// AdminDeleteSessionsWithResponse End a user's sessions
+//
+// Ends every session of the user; its browsers and clients must log in again.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/users/{id}/sessions/ (the `AdminDeleteSessions` operationId).
+func (c *ClientWithResponses) AdminDeleteSessionsWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteSessionsResponse, error) {
+	rsp, err := c.AdminDeleteSessions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteSessionsResponse(rsp)
+}
+
 // LoginWithBodyWithResponse Log in
 //
 // Checks the password of the user who holds `email` as an address
@@ -5865,6 +8342,744 @@ func (c *ClientWithResponses) EndSessionsWithResponse(ctx context.Context, id Us
 		return nil, err
 	}
 	return ParseEndSessionsResponse(rsp)
+}
+
+// ParseAdminListAuditResponse parses an HTTP response from a AdminListAuditWithResponse call
+func ParseAdminListAuditResponse(rsp *http.Response) (*AdminListAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListOutboxResponse parses an HTTP response from a AdminListOutboxWithResponse call
+func ParseAdminListOutboxResponse(rsp *http.Response) (*AdminListOutboxResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListOutboxResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OutboxPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRetryOutboxResponse parses an HTTP response from a AdminRetryOutboxWithResponse call
+func ParseAdminRetryOutboxResponse(rsp *http.Response) (*AdminRetryOutboxResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRetryOutboxResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListUsersResponse parses an HTTP response from a AdminListUsersWithResponse call
+func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminCreateUserResponse parses an HTTP response from a AdminCreateUserWithResponse call
+func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminCreateUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AdminUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest NotImplemented
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON501 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers AdminCreateUserResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteUserResponse parses an HTTP response from a AdminDeleteUserWithResponse call
+func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest NotImplemented
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON501 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminGetUserResponse parses an HTTP response from a AdminGetUserWithResponse call
+func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminGetUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminAddEmailResponse parses an HTTP response from a AdminAddEmailWithResponse call
+func ParseAdminAddEmailResponse(rsp *http.Response) (*AdminAddEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminAddEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Email
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteEmailResponse parses an HTTP response from a AdminDeleteEmailWithResponse call
+func ParseAdminDeleteEmailResponse(rsp *http.Response) (*AdminDeleteEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminMakePrimaryResponse parses an HTTP response from a AdminMakePrimaryWithResponse call
+func ParseAdminMakePrimaryResponse(rsp *http.Response) (*AdminMakePrimaryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminMakePrimaryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Email
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteSessionsResponse parses an HTTP response from a AdminDeleteSessionsWithResponse call
+func ParseAdminDeleteSessionsResponse(rsp *http.Response) (*AdminDeleteSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
 }
 
 // ParseLoginResponse parses an HTTP response from a LoginWithResponse call
@@ -7648,6 +10863,39 @@ func ParseEndSessionsResponse(rsp *http.Response) (*EndSessionsResponse, error) 
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// AdminListAudit The audit trail
+	// (GET /admin/audit/)
+	AdminListAudit(ctx echo.Context, params AdminListAuditParams) error
+	// AdminListOutbox List mail
+	// (GET /admin/outbox/)
+	AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error
+	// AdminRetryOutbox Send a failed mail again
+	// (POST /admin/outbox/{id}/retry/)
+	AdminRetryOutbox(ctx echo.Context, id int64) error
+	// AdminListUsers List users
+	// (GET /admin/users/)
+	AdminListUsers(ctx echo.Context, params AdminListUsersParams) error
+	// AdminCreateUser Create a user
+	// (POST /admin/users/)
+	AdminCreateUser(ctx echo.Context) error
+	// AdminDeleteUser Delete a user
+	// (DELETE /admin/users/{id}/)
+	AdminDeleteUser(ctx echo.Context, id AdminUserID) error
+	// AdminGetUser One user
+	// (GET /admin/users/{id}/)
+	AdminGetUser(ctx echo.Context, id AdminUserID) error
+	// AdminAddEmail Add an address to a user
+	// (POST /admin/users/{id}/emails/)
+	AdminAddEmail(ctx echo.Context, id AdminUserID) error
+	// AdminDeleteEmail Remove an address of a user
+	// (DELETE /admin/users/{id}/emails/{email_id}/)
+	AdminDeleteEmail(ctx echo.Context, id AdminUserID, emailId EmailID) error
+	// AdminMakePrimary Make an address primary
+	// (POST /admin/users/{id}/emails/{email_id}/make-primary/)
+	AdminMakePrimary(ctx echo.Context, id AdminUserID, emailId EmailID) error
+	// AdminDeleteSessions End a user's sessions
+	// (DELETE /admin/users/{id}/sessions/)
+	AdminDeleteSessions(ctx echo.Context, id AdminUserID) error
 	// Login Log in
 	// (POST /auth/login/)
 	Login(ctx echo.Context) error
@@ -7731,6 +10979,253 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// AdminListAudit converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListAudit(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListAuditParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListAudit(ctx, params)
+	return err
+}
+
+// AdminListOutbox converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListOutbox(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListOutboxParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "recipient" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "recipient", ctx.QueryParams(), &params.Recipient, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter recipient: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "kind", ctx.QueryParams(), &params.Kind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListOutbox(ctx, params)
+	return err
+}
+
+// AdminRetryOutbox converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRetryOutbox(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRetryOutbox(ctx, id)
+	return err
+}
+
+// AdminListUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListUsers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListUsersParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", ctx.QueryParams(), &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListUsers(ctx, params)
+	return err
+}
+
+// AdminCreateUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminCreateUser(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminCreateUser(ctx)
+	return err
+}
+
+// AdminDeleteUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteUser(ctx, id)
+	return err
+}
+
+// AdminGetUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminGetUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminGetUser(ctx, id)
+	return err
+}
+
+// AdminAddEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminAddEmail(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminAddEmail(ctx, id)
+	return err
+}
+
+// AdminDeleteEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteEmail(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "email_id" -------------
+	var emailId EmailID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "email_id", ctx.Param("email_id"), &emailId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteEmail(ctx, id, emailId)
+	return err
+}
+
+// AdminMakePrimary converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminMakePrimary(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "email_id" -------------
+	var emailId EmailID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "email_id", ctx.Param("email_id"), &emailId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminMakePrimary(ctx, id, emailId)
+	return err
+}
+
+// AdminDeleteSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteSessions(ctx, id)
+	return err
 }
 
 // Login converts echo context to params.
@@ -8224,8 +11719,25 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["GetHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness, options.OperationMiddlewares["GetReadiness"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics, options.OperationMiddlewares["GetMetrics"]...)
+	router.GET(options.BaseURL+"/admin/users/", wrapper.AdminListUsers, options.OperationMiddlewares["AdminListUsers"]...)
+	router.POST(options.BaseURL+"/admin/users/", wrapper.AdminCreateUser, options.OperationMiddlewares["AdminCreateUser"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/", wrapper.AdminDeleteUser, options.OperationMiddlewares["AdminDeleteUser"]...)
+	router.GET(options.BaseURL+"/admin/users/:id/", wrapper.AdminGetUser, options.OperationMiddlewares["AdminGetUser"]...)
+	router.POST(options.BaseURL+"/admin/users/:id/emails/", wrapper.AdminAddEmail, options.OperationMiddlewares["AdminAddEmail"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/emails/:email_id/", wrapper.AdminDeleteEmail, options.OperationMiddlewares["AdminDeleteEmail"]...)
+	router.POST(options.BaseURL+"/admin/users/:id/emails/:email_id/make-primary/", wrapper.AdminMakePrimary, options.OperationMiddlewares["AdminMakePrimary"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/sessions/", wrapper.AdminDeleteSessions, options.OperationMiddlewares["AdminDeleteSessions"]...)
+	router.GET(options.BaseURL+"/admin/outbox/", wrapper.AdminListOutbox, options.OperationMiddlewares["AdminListOutbox"]...)
+	router.POST(options.BaseURL+"/admin/outbox/:id/retry/", wrapper.AdminRetryOutbox, options.OperationMiddlewares["AdminRetryOutbox"]...)
+	router.GET(options.BaseURL+"/admin/audit/", wrapper.AdminListAudit, options.OperationMiddlewares["AdminListAudit"]...)
 
 }
+
+type AdminForbiddenApplicationProblemPlusJSONResponse Problem
+
+type AdminNotFoundApplicationProblemPlusJSONResponse Problem
+
+type AdminUnauthorizedApplicationProblemPlusJSONResponse Problem
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
 
@@ -8252,6 +11764,8 @@ type MetricsElsewhereApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
+type NotImplementedApplicationProblemPlusJSONResponse Problem
+
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type TooManyRequestsResponseHeaders struct {
@@ -8268,6 +11782,1270 @@ type UnauthorizedApplicationProblemPlusJSONResponse Problem
 type UnavailableApplicationProblemPlusJSONResponse Problem
 
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
+
+type AdminListAuditRequestObject struct {
+	Params AdminListAuditParams
+}
+
+type AdminListAuditResponseObject interface {
+	VisitAdminListAuditResponse(w http.ResponseWriter) error
+}
+
+type AdminListAudit200JSONResponse AuditPage
+
+func (response AdminListAudit200JSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit400ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit401ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit500ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit503ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutboxRequestObject struct {
+	Params AdminListOutboxParams
+}
+
+type AdminListOutboxResponseObject interface {
+	VisitAdminListOutboxResponse(w http.ResponseWriter) error
+}
+
+type AdminListOutbox200JSONResponse OutboxPage
+
+func (response AdminListOutbox200JSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox400ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox401ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox500ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListOutbox503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListOutbox503ApplicationProblemPlusJSONResponse) VisitAdminListOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutboxRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type AdminRetryOutboxResponseObject interface {
+	VisitAdminRetryOutboxResponse(w http.ResponseWriter) error
+}
+
+type AdminRetryOutbox202Response struct {
+}
+
+func (response AdminRetryOutbox202Response) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type AdminRetryOutbox400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox400ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox401ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox403ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox404ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox500ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRetryOutbox503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRetryOutbox503ApplicationProblemPlusJSONResponse) VisitAdminRetryOutboxResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsersRequestObject struct {
+	Params AdminListUsersParams
+}
+
+type AdminListUsersResponseObject interface {
+	VisitAdminListUsersResponse(w http.ResponseWriter) error
+}
+
+type AdminListUsers200JSONResponse AdminUserPage
+
+func (response AdminListUsers200JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers400ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers401ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers500ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers503ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUserRequestObject struct {
+	Body *AdminCreateUserJSONRequestBody
+}
+
+type AdminCreateUserResponseObject interface {
+	VisitAdminCreateUserResponse(w http.ResponseWriter) error
+}
+
+type AdminCreateUser201JSONResponse AdminUser
+
+func (response AdminCreateUser201JSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser400ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser401ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser403ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser413ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser415ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser429ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser500ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser501ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminCreateUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminCreateUser503ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminDeleteUserResponseObject interface {
+	VisitAdminDeleteUserResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteUser204Response struct {
+}
+
+func (response AdminDeleteUser204Response) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser400ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser401ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser403ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser404ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser500ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser501ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser503ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminGetUserResponseObject interface {
+	VisitAdminGetUserResponse(w http.ResponseWriter) error
+}
+
+type AdminGetUser200JSONResponse AdminUser
+
+func (response AdminGetUser200JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser400ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser401ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser404ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser500ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser503ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmailRequestObject struct {
+	Id   AdminUserID `json:"id"`
+	Body *AdminAddEmailJSONRequestBody
+}
+
+type AdminAddEmailResponseObject interface {
+	VisitAdminAddEmailResponse(w http.ResponseWriter) error
+}
+
+type AdminAddEmail201JSONResponse Email
+
+func (response AdminAddEmail201JSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail400ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail401ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail403ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail404ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail413ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail415ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail500ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminAddEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminAddEmail503ApplicationProblemPlusJSONResponse) VisitAdminAddEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmailRequestObject struct {
+	Id      AdminUserID `json:"id"`
+	EmailId EmailID     `json:"email_id"`
+}
+
+type AdminDeleteEmailResponseObject interface {
+	VisitAdminDeleteEmailResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteEmail204Response struct {
+}
+
+func (response AdminDeleteEmail204Response) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteEmail400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail400ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail401ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail403ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail404ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail500ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteEmail503ApplicationProblemPlusJSONResponse) VisitAdminDeleteEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimaryRequestObject struct {
+	Id      AdminUserID `json:"id"`
+	EmailId EmailID     `json:"email_id"`
+}
+
+type AdminMakePrimaryResponseObject interface {
+	VisitAdminMakePrimaryResponse(w http.ResponseWriter) error
+}
+
+type AdminMakePrimary200JSONResponse Email
+
+func (response AdminMakePrimary200JSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary400ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary401ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary403ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary404ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary500ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMakePrimary503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminMakePrimary503ApplicationProblemPlusJSONResponse) VisitAdminMakePrimaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessionsRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminDeleteSessionsResponseObject interface {
+	VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteSessions204Response struct {
+}
+
+func (response AdminDeleteSessions204Response) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteSessions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions400ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions401ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions403ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions404ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions500ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteSessions503ApplicationProblemPlusJSONResponse) VisitAdminDeleteSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type LoginRequestObject struct {
 	Body *LoginJSONRequestBody
@@ -11040,6 +15818,39 @@ func (response EndSessions503ApplicationProblemPlusJSONResponse) VisitEndSession
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// AdminListAudit The audit trail
+	// (GET /admin/audit/)
+	AdminListAudit(ctx context.Context, request AdminListAuditRequestObject) (AdminListAuditResponseObject, error)
+	// AdminListOutbox List mail
+	// (GET /admin/outbox/)
+	AdminListOutbox(ctx context.Context, request AdminListOutboxRequestObject) (AdminListOutboxResponseObject, error)
+	// AdminRetryOutbox Send a failed mail again
+	// (POST /admin/outbox/{id}/retry/)
+	AdminRetryOutbox(ctx context.Context, request AdminRetryOutboxRequestObject) (AdminRetryOutboxResponseObject, error)
+	// AdminListUsers List users
+	// (GET /admin/users/)
+	AdminListUsers(ctx context.Context, request AdminListUsersRequestObject) (AdminListUsersResponseObject, error)
+	// AdminCreateUser Create a user
+	// (POST /admin/users/)
+	AdminCreateUser(ctx context.Context, request AdminCreateUserRequestObject) (AdminCreateUserResponseObject, error)
+	// AdminDeleteUser Delete a user
+	// (DELETE /admin/users/{id}/)
+	AdminDeleteUser(ctx context.Context, request AdminDeleteUserRequestObject) (AdminDeleteUserResponseObject, error)
+	// AdminGetUser One user
+	// (GET /admin/users/{id}/)
+	AdminGetUser(ctx context.Context, request AdminGetUserRequestObject) (AdminGetUserResponseObject, error)
+	// AdminAddEmail Add an address to a user
+	// (POST /admin/users/{id}/emails/)
+	AdminAddEmail(ctx context.Context, request AdminAddEmailRequestObject) (AdminAddEmailResponseObject, error)
+	// AdminDeleteEmail Remove an address of a user
+	// (DELETE /admin/users/{id}/emails/{email_id}/)
+	AdminDeleteEmail(ctx context.Context, request AdminDeleteEmailRequestObject) (AdminDeleteEmailResponseObject, error)
+	// AdminMakePrimary Make an address primary
+	// (POST /admin/users/{id}/emails/{email_id}/make-primary/)
+	AdminMakePrimary(ctx context.Context, request AdminMakePrimaryRequestObject) (AdminMakePrimaryResponseObject, error)
+	// AdminDeleteSessions End a user's sessions
+	// (DELETE /admin/users/{id}/sessions/)
+	AdminDeleteSessions(ctx context.Context, request AdminDeleteSessionsRequestObject) (AdminDeleteSessionsResponseObject, error)
 	// Login Log in
 	// (POST /auth/login/)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
@@ -11130,6 +15941,327 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// AdminListAudit operation middleware
+func (sh *strictHandler) AdminListAudit(ctx echo.Context, params AdminListAuditParams) error {
+	var request AdminListAuditRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListAudit(ctx.Request().Context(), request.(AdminListAuditRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListAudit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListAuditResponseObject); ok {
+		return validResponse.VisitAdminListAuditResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListOutbox operation middleware
+func (sh *strictHandler) AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error {
+	var request AdminListOutboxRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListOutbox(ctx.Request().Context(), request.(AdminListOutboxRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListOutbox")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListOutboxResponseObject); ok {
+		return validResponse.VisitAdminListOutboxResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRetryOutbox operation middleware
+func (sh *strictHandler) AdminRetryOutbox(ctx echo.Context, id int64) error {
+	var request AdminRetryOutboxRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRetryOutbox(ctx.Request().Context(), request.(AdminRetryOutboxRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRetryOutbox")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRetryOutboxResponseObject); ok {
+		return validResponse.VisitAdminRetryOutboxResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListUsers operation middleware
+func (sh *strictHandler) AdminListUsers(ctx echo.Context, params AdminListUsersParams) error {
+	var request AdminListUsersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListUsers(ctx.Request().Context(), request.(AdminListUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListUsers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListUsersResponseObject); ok {
+		return validResponse.VisitAdminListUsersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminCreateUser operation middleware
+func (sh *strictHandler) AdminCreateUser(ctx echo.Context) error {
+	var request AdminCreateUserRequestObject
+
+	var body AdminCreateUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminCreateUser(ctx.Request().Context(), request.(AdminCreateUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminCreateUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminCreateUserResponseObject); ok {
+		return validResponse.VisitAdminCreateUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteUser operation middleware
+func (sh *strictHandler) AdminDeleteUser(ctx echo.Context, id AdminUserID) error {
+	var request AdminDeleteUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteUser(ctx.Request().Context(), request.(AdminDeleteUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteUserResponseObject); ok {
+		return validResponse.VisitAdminDeleteUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminGetUser operation middleware
+func (sh *strictHandler) AdminGetUser(ctx echo.Context, id AdminUserID) error {
+	var request AdminGetUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminGetUser(ctx.Request().Context(), request.(AdminGetUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminGetUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminGetUserResponseObject); ok {
+		return validResponse.VisitAdminGetUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminAddEmail operation middleware
+func (sh *strictHandler) AdminAddEmail(ctx echo.Context, id AdminUserID) error {
+	var request AdminAddEmailRequestObject
+
+	request.Id = id
+
+	var body AdminAddEmailJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminAddEmail(ctx.Request().Context(), request.(AdminAddEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminAddEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminAddEmailResponseObject); ok {
+		return validResponse.VisitAdminAddEmailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteEmail operation middleware
+func (sh *strictHandler) AdminDeleteEmail(ctx echo.Context, id AdminUserID, emailId EmailID) error {
+	var request AdminDeleteEmailRequestObject
+
+	request.Id = id
+	request.EmailId = emailId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteEmail(ctx.Request().Context(), request.(AdminDeleteEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteEmailResponseObject); ok {
+		return validResponse.VisitAdminDeleteEmailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminMakePrimary operation middleware
+func (sh *strictHandler) AdminMakePrimary(ctx echo.Context, id AdminUserID, emailId EmailID) error {
+	var request AdminMakePrimaryRequestObject
+
+	request.Id = id
+	request.EmailId = emailId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminMakePrimary(ctx.Request().Context(), request.(AdminMakePrimaryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminMakePrimary")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminMakePrimaryResponseObject); ok {
+		return validResponse.VisitAdminMakePrimaryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteSessions operation middleware
+func (sh *strictHandler) AdminDeleteSessions(ctx echo.Context, id AdminUserID) error {
+	var request AdminDeleteSessionsRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteSessions(ctx.Request().Context(), request.(AdminDeleteSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteSessionsResponseObject); ok {
+		return validResponse.VisitAdminDeleteSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // Login operation middleware
@@ -11973,144 +17105,197 @@ func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs30uir4Mx3qiLlDCnq5k2kStVRbDlRVpYVSU6yCV0kNAOSiGaACYARxbhUtU+zD7ZP8hUawAzm",
-	"wosk2kl29csySQCNRnej7/gQRDzNOCNMyeDgQzAhOCYC/jzjl4oLov+MiYwEzRTlLDgIjpicEiGRmmCF",
-	"IizEDGGk+A1hCAuCGLklAkU4mpC4G4SBjCYkxXoacofTLCHBQcB4R8LkYaBmmf5EKkHZOLi/D4MLosTs",
-	"aKSIaK59SSLOYokUR1NMFbomIy4IUmJG2RjhMaZszpp7O2GQUkbTPA0Otot1KVNkTERwr1fOsMApURYB",
-	"xymmycmrJhBXE4JojPgIcUb0P2pCUC6J+EwiHMeCSEmkBoPqX2dYTYIwYDjV6xE96YDGQRgI8ltOBYmD",
-	"AyVy0gr038JgxEWKlYH0xV6wZBMae5KoK30a7YBLOmYktufFRwijDEs55SJGQg9FCWU3c4CHQatBHtxu",
-	"d3tdMvtuevIrp1H6w+8///Q9HX3fjXYSdp2+7sU/fZe0Hv8lAAjIX2EHI8FTwL/+PYkXQW/GDeAEHrOJ",
-	"OP1hhn/8ef+E9Zbv4p0kYh7tWFKhcRcdIUmkpJyhFM8QZ8kM4UghzhBVEvEpgx/P2dCqVKRJ/6FkZOD/",
-	"O5kt3EJMIpriRHMDZShnGY5jEqN3F6cdiUcEXWNJXuyhDRqjvR1EJRqevToZbs7Zj550QOPBDZmteD5n",
-	"r05asH+vB8uMM0mAkb/G8QX5LSdS6f9FnCnC4E+cZQmNsN7XVib4dULS//er5KyyiB4Rl6yrsOGBmCig",
-	"0OBqQgu211vEiSA4ngFCJAFppLDKZXCw1+uFgaIKQAcC98e5ie1ucsEONEJg1QML3YEPw72Pk/8ryCg4",
-	"CP5nq5TnW+ZbuXVuBhvMNM9SGNyga0HwjUQYiTwhh2iotz1EEs8kmk5oNOnqFV9zcU3j2EiXR6MykmI0",
-	"GAHH+qi8JCwGZrZM8ZlELy8vXltWpwy++6mjPwMJh8x1VcXxboljGBxNSHSDisUWoteHa13oBSAMoPqY",
-	"Uyqlvqu4QFPB2RhtDL1Vh5uh/qaKAw2nHsq4QsMPNL4foo3hyB2EZqf7MDhhigiGk2MhuHjS4VA7U+Vk",
-	"eErURMM9JUxZyDlDPBdI0rhC5vs+mTuwkCRC6wUEwFtyDAUE6ziDIy2YyF1GIkVioINckENAsdmeBLUl",
-	"4eMxiUOrvkjCFKD1lLKbp6NU30oDcpeBPKvLDv0lCADOEU/0pSBv0IgLhBEjU61jzBUiGjpUzrsQqRUY",
-	"HoHYMFDkTm1NVJpUhXA/7/V2o/8T80ivj/QP4CNivgBYzQc+uObLLe/bf//zXxXVrUWsN7nLIS/Fib7i",
-	"SAzsg9OMCBKjKVUTtDGErVN2ixMKHGYx7b6xEA039VgnvnNJih/ovz3OrAttdD1DjE/RxtATz8PNQy1K",
-	"C5XqMwmnWShb+r6/JgDKlOAbtDF0Xw0U5wP9mQFIc32KVTQxUgHQgzaGsBmgvwHwlLlVPf39pdbAOy85",
-	"U4In847Z/n7LKfuA5TdECRrJ40SS6YQI8iTSZ1wNRjxnFbo/40jm0QQJnqsade+V1H3GFXJDF5J2uca6",
-	"hHZqUACSASRXrKUdRgmVijAirNZPBehoG8N3l8cXx2+OTk4Hb46vLk5eXg6OXr260DSjj4+bm+vo/OQz",
-	"CVLljKvXAO9Hwyzx1Ys/G4YdkI6RAJlUWl33PgzO8SzhOL7i/BSL8dMI8JrHM2CpBKaqSF+C9LeOF7FC",
-	"KZcKvdjf332BrmeKVDG37akWF05p0uM1E7vZF6KxBsu6qBWAoBJxfXWBlKC/a9GYUnOJXXH+BrOZhVk+",
-	"CZ0CKzKAqWtXmZgZ+1vraXs7SBpLvYLAnS9LBF5xjlLMZk79lMtwV1l4LYoB0lMaNKEplmhC1aHmV6Pn",
-	"YImiCWZjEiPMYsQ4mJjw+W85yY1zw5O34LboFH6LRdLW83AAXO8YztWEC/o7ebpI0FMRpvSg6gmd8rE+",
-	"mxEVUlUlwnZVItRnWCoZqgPWJSGM/hsizJzOAP6WjWFjSXs3R5yNEhopq17n7IZp6ews7IjzG0ok2hja",
-	"T0qVALjkHcO3mCb4OnmawMm9eWrSJsYKa5sYRZjpi+FaW1/GU4ZKBpITLlQyq+rUnuy5JOKWRgRVF1p4",
-	"Sv5P1yV1FmzGoFPmWcaFIvEbElN8BfA9Ca/FhINUzziALbfZjyAQsUT+AnriqjjfL1HqAYtgbmTnXoLV",
-	"VojWLdY1cr+7fHvWBS3cDtZzH0URz5l6RRJihn0IcBxT/TdOzgXPiFCUyOBghBNJ2pYo1FHjzOVsREUq",
-	"EUaxnVNjzDsK93ttw3MhSKTQhAtJ0DVWiogZkgpnhsYyb31/4AJ3UpQLoc1L9+PK4osX9DxcxVJhkOK7",
-	"U8LGahIcbPd29sDrVXzQ5rYrnU6/lPO8L37Jr38lkdK7eylIrOUPTuQD0X7EqnqP2T3cMZ4fuRUFH4wP",
-	"KjgIcEIj8v/tF92Ip0H4+LMhztda4rptfg+ZO/vLcBlWTvyPO0Tn7V14mIWz+WHHWNGxjS/deWvnHtmU",
-	"i5uu+zYMaAxO/kzQFItZsdQtEXRE9Q7gg/kn1mQlC442PESKE61SoI3phCqCZIYjgpSgaUriEL1jVEtW",
-	"dPb6ZYhinuqrJ+FTIjoRliTerHJfK/jFcTk012mkejhhcNcZ806DVGiLWHjH6G85QRS4bEQLk6tp2SyM",
-	"lmhj/i1LZs6LXHN1exB15A3NOjwz59/JOHih3Li7DteaZ5qpmX8o9tjqwP84IWoCujg1bgKPsc2Y1g3Y",
-	"058D8zXnCcHsiTCXpDUPaD5lRMgJzRzGHYVr1TcT/JawTwx1jach7uEorthPeRxzWfwl6PMPZfTCQa60",
-	"CXBDENY2ghbZFi8aR+5YrbfO439GpoOqDGBk6vHQo8W2N3FTdFfXWBOf/gUv8RJJy+4AIbh4CZpmI+Ct",
-	"4btOSIhSHE0oIx1N6/oT485GWozCNlme6kXrvjkId8GHBSzVYJL5n8QpGWA5sBj0RnnYUJwPtN1sZpIl",
-	"2ZsPBjkD1c0aBdabOfC4xHeGuv+WLuTC3+mtHnm6TthqY9YMqiCsRXiKYIUd73xOKVETHg9gykTfPfrD",
-	"hsNmruJf80U0HKgw1reRisDCe58mq2fRoPrXlCRxEQN4gOR4y7RcABXfeKK1+TrSsznJaiVLTWI4T4sj",
-	"4zCAQdaX1S14mEiJtThzcmGG+mYv/cCLNDUFR9RK5T9qC4BKE9sJtfU0dBAMQzTUaNH/pvhukAD36f9Z",
-	"G3sAAA6rrO7B38Cp3VDLFSSIlacGb1QaUMqd62UzrCZdCnDZEOBLY1V2tJVZg6OCtAYkBRZ9GboYoctk",
-	"jtlcaPBcrtAmdb4lONFy7MGGG89VxFNitM4JzGIinTVactZuwG+ahOC+/FBILn5TZQ1+s3S3dpK23Z2R",
-	"6SNV6+Jq5frP1TXqVTXlI4YuXr9E+7s7O7BWR2YkAmRaH/DO/h6KJljgSBEhP5Uq3Gq8zMHsuXcZP0id",
-	"8cNQ8837LBdZQlDK2Q2ZoZjKyRRLrfUkOM0eYt+fKJTmUqER1xLeMLfzOmQ8odGsit3FCz9cRfjiSXb+",
-	"GZm+k+Shkh9kqaRj1skzxAiJ5Se146vAfE20pFhkhIQoZ05DQDlTNIH0Ixdb5RlhJG7jgSrgH13L/ELL",
-	"A33AHmuaCBtGEU9TzgrSMh/71gsXZlM8wgnKsFDtIdePqq5+sRZ3heP8R5kz+vKoq+iF88nLN6hZMCtL",
-	"hicaNItNDF90HSL6p5Ms4V/azxlWT2AR6UGW6Wsu0kdQn8mJyPCYfCaR3k1Y0F7pjp7SiDz2cipPYedp",
-	"F9maSWcusex8/MXmn3kJxNIDP6Xs5jE3IUZgFnrZMPpaGXHxgFvRmKhyABvf6e286Gxvd3a+uNruHez2",
-	"Dnq9n4NHeEmB8ACeKZYuhVjxR1x1q11t/iZabB9WwiMVzyTSOiZl4yo8rZv3QIqxIh1FUxKsett4YC2l",
-	"gUuFhXoE13savXHg+tRQQ/kiSnhs9OLT6ucusjfP8Phyb/9vhY0b8yhPIeGwzQ3Q4kyqxJSFn4kScyJb",
-	"M8Zgbj1cBge/rN/F8H5OguIJc5xv8q+XBFQbe53ru1gUVi1defclrnz6eBjamlxs8fghoIqkchk4nv/o",
-	"vpgNC4FnECkubfAiXx8wWMvJL3Dqb2QuektglQ27163AdxcnJujLsDMObigDz5Q9jarUWfHAlokcF1aH",
-	"vRS7t76SNk66NK7FJ2i51jlZ5y4pRgNT0HIQfPnz9fbke3a5E/Wy7/fSf6jfvhA/THfvfvyud3O8jf92",
-	"Kvbz72cv+NWOXHQVbZfS2NYyBAd7O00a9pZuFjixWCu2WKKhl+k+RJyhnEFRhUuYqp7Pw7bwuJvJZdIQ",
-	"FkuUs0TLc8iTtWVY2r6icVKkns27tbYfdmt52FxW1dJSyeJTn5sn9M9g6f33CAfAkQ3qmwSNGunprQ5+",
-	"5ZRpoHzE9L4sEbNIF5pDV5V5P7Tj3l+iFfdzwnjNa/ERsccFCtmisOjHdDasQlQfMYa8KLLpH2eTLPXV",
-	"QaJcUDW71BdNKVq+BY/4nNq5lsKaEDkQPCFjIjOay2NNx74Qhcot43Yva7c8WVWyIc7o3wncctyOfwk5",
-	"eHNgw2kpYmhsl9YyxeSSwk11iDCKEqrleopnSGpxSaiaeEVyJs+vBM2tTeM2yFYBrIRJa6zXMzQ8f3t5",
-	"hbZwriZbCR9TtjWcu/yC1fUhUjbiLi0ORyB9vXI4k+yQYsoUpowILbtzoeXCRKlMHmxtjama5NeaKbaK",
-	"Ad5fVMqcyKCRX1ZOzqdMNhMrCCS0+EJMHujvKBvrH6chZAJQNu6zMl8Agly2PFPr9TI0KbR2UJ3Jkaa0",
-	"ZIauyYQaB1Sf1dKfQnBNxSSht0S4aSDw6ZcfqwmXxm6S3T7rs88/t1qD7H7+edth6XM0m3ZJocPimIZ6",
-	"yT4bcu+TDeXo8xYn+QIi3AR4oaILeGvY7bPjWyJmtcu7zlfGkYUTyc1sej3DYn1W1QMAx2ouK0OlXgme",
-	"Fl2yKJLtMw8yu/XQfDv85tjhyE68NYSkWm+sKdlJicLAil/1Qdx0YLq+KQMiQ6Tw2IU3v716cwqOHmky",
-	"YaRNXIWKCndUp3Bsn3+O3pQVvBKB6ERYoSEQs9wC6uyAl3q29e9//msY9ln1O0lUx1IY/MAchdmTo6cO",
-	"GJ3wdReVxcR9VikxzLCauLQdqMktI+CHltgIiwFECe59xHifuaOEbHFTBC8IVgQ8qmavzpKG/Rq6qLi9",
-	"NmzMIDTGsWUfsokmWKIvkOJ91nB/2wRRnHI2Rq9+xWzMP5Nopxf2er26V1wCcFT2mfOOV8vWm07yQwS5",
-	"LlMqCdrr9fqsxWceGqIcGrtoqInDsSpYlXbzYAJ5O9+7uwNw9uFfOTVFjniBgdxnG8N5OcPDTQMFtska",
-	"zVwNU9BaUF1KFQBzjjXn2TIACBgUsOztfImGfpKBYb8+G3rJ/sPQ1geYugFalA100ddE0pg4L5NeEGVE",
-	"FPmefZaVWUSadbFCmM04g5RqhOUNwtc8V55MVhOirVVTVTRlfVZSDIi20MlozMqJsUtVdNQERYewIQ1P",
-	"n1lhwYiacnFzYAQjfPaZRCfnt3vlXJZATs5vX6CtF3sQnAeWIXoiLkJPmuvzu6PmJvEqpK4u3l1eHb8a",
-	"nF+8/enk+HLo5pihERdTLLT902eUaQPotfmExPovy7IWk3ApIQKkZI4sRJUCPD1HlOQxiUMkuX+0ymDa",
-	"L+Qz1dpeKjvYNZrhEiorgSQiu8hYRK6CpWDfCZYTIk1nCpt5486lz1w4UBNL7UQcXDVawwpxFhFN9R69",
-	"HaDt4Wa3zyBZJyJMEk9neHNy1dAQeEaY5LmISJeL8ZYdJLf0b0u3QqkRmKQ6Y3QH291etwcaXEYYzmhw",
-	"EOx2e91dcByrCSid/tUKLnQuW6zIlxMS3chqlMZPgJ5OOJrwJJb2FIeQwF8cUp9tFDl2ArlopblvpcJC",
-	"SVsv6zRVdFm74/vMu+RDVLnga7e2vuBHgsiJr/sZUtNmUrfPoKrY1Jc4KoKDtaXRxQ7HxBAPKA/mmEEC",
-	"Hblasx7CCmwCIxtSynJF4M8qVxops92zlex9xhmpDBlxAQlGDhy4uEGWVOY5RLjPZB5FRMpRnhjyLB1g",
-	"hqugDsWSfQIBKLO8rZ6WfVbMbqe1N17CoxukRVYl8spcyqQhW22zggA/iU1ZEnVNRYhUX/N4tqBMpKU8",
-	"ZE2x9NVKNvy8//uq+aaNvHrriZ1e72Gb+aRuqdW27DxwLVUqp1A0j+D8vFK4S6I68wyq+Ty48a1Smbaz",
-	"m0r0nDZCxeCvftv9QfX+/c9/HaJzrCZfbR0iN9khusQpuaSKfHWK79q6hdyHwZ45pjYsFMe55bUR0UO2",
-	"d5cPqdexwrj95eNaa6f04J0vlw+uV3veh8H+KvurdpCAUburgOpVlnlOieDgl/dhIPPUZMjb6kONfzyW",
-	"wcEvgb40gvd6SHF/8FwtuECgzMlqU76ubekeGaUARH23TcrwXAUN9txrrmOJWv8cSGN7JSSUBZwwaAXM",
-	"la1U/rATqjqM4MCq7pBf3t+HzR/x5q8aZ22wPe+wa/bY/EN3zcZ2ejtGv2fchGz0dWdu5ClJko5t/uAp",
-	"07aYQRhbx+rVRsGgKkRY61Ll1Qx3mLHh0RTPuujIi0/2GS2iw2APTp1H3O/7U0+u8tSUPvOUcTuH4lYP",
-	"Nd9AOktCb4n0deWL48vjq8HV1emwzza20YTnAl3PUExGOE/UZkWV0PszMINq6dkW8Hdt1rNXg5Ozq+OL",
-	"H45g7l2rRkhv+sMi1IAo05YMBCaMqqrPA1Qvou0Ya/xshkZ/0AcBGVagJRgkmCvP+G66yMG83euzYhEN",
-	"5fZ+AUjNOHLnCWoKVYjcUakMQvtstwc/B/w0dSfo9sK0OdemgFhBWYlyfxx9ZPXC0GbEfSVlY6eFgaKI",
-	"ZIrEWqU1BewaMVpFo6N5JBw8X4mf4kos+/y0tOBbXXh+8Pqm3W99AJXpHkTqmLRI1DNQ1HNJyuyXLvoR",
-	"HDiGVg4aZdNDzW9RYb9pm5jdWEPW9YL0CElVs2nghyAxgWvhsj7sM205mzoq5xPdwOha8KkEa8MQq9QG",
-	"ORGb2o6SgKgxsX6ePtMyHxDYTB/TgvX87eWVNGKWSvTu4rSN+S8nfNrk/Kdo8E9OYnqEiIDErLW0aHo5",
-	"4VwSa0o7fK6xV5Pnayx0txna+O7y7VnZYAkOduPbqzenm+vqabSSOCubff05BMTbjLCl0gH85cH7WvvS",
-	"X9phKH+yVXZ41Crekh97XUW1qteuq4HDpfAPD6HsOJosy9E9aPUpl27nzdDkGxhlzyn+nuco7LMUi5uq",
-	"EGpP7CsUMqOHQR8XqUVJCYF13g61mkEjYuRHMz6NzjwPP0xR+J0cqZs1DNhG0PFcSYUZOGjNWWr11Itb",
-	"GJD9vRUS1utEZnTXKRaxBE+U05D3NLCak0LriwJpaTcAPGVntoyov26TiS9NG4i1KUQPqSpZTfj55S+a",
-	"gXwA7jrT6RTsgU4uEsIiHtfyIT5eKvEjRDckUT/Kk/RkWe/gcAGLNYl5QWSemARvI8TD4pL2kr7XJtlb",
-	"bfhia5rJzO3yx90kz3rxw669S6JqCghSE8Hz8aSSNdxyBxYqsothz9WCT40+afVNrfFCrBycSF7PWdxo",
-	"SGs0lqaD6RuinKP0v8sH7GXIPNpf9kd5v1q9Xcu8Wy25pe3GminL/X0uDZY3dw9NJzQpKp8jSI6BJIlK",
-	"tmeD4mz58FMJrlYkvBpJ2LXbGusl9HaJM5jeEkak9PBW7M3xsW3BORd7Tmih65npI+pCgSqXRZYM1Xez",
-	"IiyiRIbQ769jAv2CjHKJExkaO9NmGM0Khre9/qiCFCebF8Jzdc3vwuJH7qj0/7/hSOQMooPWmp7TExRB",
-	"Yoea12S0z8B4bW006lamstixoaC93l6bIvcNUbaXa7CaNpElmFaJI/gfdPWP82NURIcHE6WygaPKgeIK",
-	"J9brJwCEB2gLFjiXdnMuoMs0ySXS0CCbiAlCZW85pzfa1i6iQG+ttEDRXFq0we+u451WgixzGDMSlR5P",
-	"LEEnP0SXUzweE4HenZi8pphHcmtoU7RMunTzSslIpEc/mcXr4fv7loMqUkvbZXxGInsXQidvbVhd5zQx",
-	"Xt6FyIY211WsFDrZUpzPsNFwW3Hu/wiROxypZOZSUlrhXITofxy9OX0Yoh1sqyK6UQukLfyj8xO02+1V",
-	"yoD+iBPR2194IpDQMv86M9eYDYwUzSG1rCI4mkAKVmkQp3RsJge/s0YpiQ/Rfm+3NPxbz+mC4Jjaq+NP",
-	"delpwGZrV4X97c49F5MEuSDzxjkpikQb2czFpWXezUbZDWDT85P0GW7GcpDimqXQK5dAkvBxmdNDWSVC",
-	"tdtzTRHkonBNNTzUDB8hjGI8Q2OuF/dSXkKEI8H1fZwksL480BaEsldqCZW0fpsYfuligCaN0SWv6JXM",
-	"fWtz8cDfDBEwaNK6IQmLOz5wm5CtZTKOcIagoZFs9TnTMXuX/WVSXlwLjJWcFNsP28j6SmFW20u5kVq3",
-	"QVk48+Ln6NensfLpmKE8800nW2hQEWvN3O4P/kNO97Xw19zbaVmEC7TqFN94YTEvVgFRr7rI9ANgVIUo",
-	"oTfEVBsMu+ioEd4yIaw+k6mWOkVuvEtbvs6VgocC2kJXhyYCh9nYiNkJZeO54SwDpt/xcL0xrWpvQc2B",
-	"X3q9ME2tU9lm0sqJ1fjTtItaSyTrDbRqrAOMZnDnVE9yDY5Pi3Sb1uselqnFtWx/ZXOVlf7R5yBXkRDd",
-	"sQnRa4px+W/JrRDl8kJic4NcbxaIiFoGUFiEm8qwEfRuS+JSmEiFZxJSnW2ZW13C2Mi3CUd10SVl4wRW",
-	"OqjE4hdFiWw8CDKewLGqLzuDaNeBcEEY6FmcQLCkJvzXFzNZSXQ0gir/3ULDCPcy996RS3tIoKWCbJES",
-	"8TQdwpJqNRztqQraGiFoeGx7WS5RGpo5MX1WT4p5lELRZ6trFADrD56ps2YJ8NCm6H+UDAAUzFAT6DVF",
-	"TuvXxbP+sHqSTMVN8GdWH+qZKl5ORkEAXXAMQh2fbZ1lbnnwPIy46DNP9inbuNe9XFdSkRdfMk8jIxdy",
-	"0mTTZ+Ct03DqH2tJYjLq3JO6DXJboCU8iwjzwZE9lCLz+9NIhmf1oCITnKAumGShYvCBxsZxAJ3TycLS",
-	"RS+9zXYmKGpSjHNV3722KLW8+8vicMrAY6kEZhJHev4DyDkoS3yxIGgkiCnos2ULWPUZZ1r9P1ES5Uya",
-	"1gPu7dIIs4gkiX2pDDM0tK6UgYGvyGbrszEn0qWE8SSuW8KHlaYIem7bGt5YLjiPqeozJbSmekNIJu07",
-	"quaxINvVQFXeuAYHcL0ssrBX6h3uh2HRgnnfFgT0mV8RAC+stMghUx1kX0RaU7baevyn9VeaVvKj7rVm",
-	"8kNxpj3TdZTc1erswuK0lxbclYV2b/Bd52hMvup9gpq7T1OL9ezJ/aMKxwwTG/Wo4OQW9/Djcp2D+/c1",
-	"oe/7nEwA7XHThstr3ue0/gUWdFEt2wsTDYtXS4bdPnOqoM0LYTfWTe39qj1F+ci4eooKq5p7G1RPnmiJ",
-	"DbXkOculPmuQ2Ke2PwSWzY4SWtnccLI4nFerbuxc26unsqdNm8fC0X7tXqjXgJkOGfNEvmWDumfqkXJ/",
-	"je/0PEDrtHA/9k449rtI2K0/PoL1LF7/s8Wre7QYO4qxtmdNcngy1z4y1NCWzefzo21HSa2TWFnQ4C8I",
-	"b9GGpjrzeoa0idms3KaWxZ+a8vHLh6WR5O2ljuf1vOf33pcRKzWRdU6IWv/Ydmux2tSJyD+3PPhLJf9q",
-	"aixLvUsMt7BMuG5t4iiGBl7eYx0hYpx12uLSrrSpmbHTZzZl5wg5dLhaJ984rGsTfh7Pds9G61LM8Jik",
-	"ptOcV8XtdbFxVUwxelGv9Z6T/lOUxfsqh7aFTbks+L787kmmcxaxb59T4drsoNJx4icsGSWyz/weN4JA",
-	"1z3o1nmLk8qD9GXOrV/DXx0fYXgscbuH5mYrVVOV2tSZo9i6GteWGFR/GmnlfB/nEFt/ws96XkN9mFuv",
-	"ISOPXadLEqOyFVIye9abnvWmNqF/VJFFq6tHH0zG/DL34gVJ+S0xQf6GNDdirC7i/SfX9eC4zzaGcx+C",
-	"HG4+XNrPcbCVEmqZaWJ29We3RVYpLDjj6jU8WPnMD86O0Ee7hCXCdsvgLSNt75+HWv83/eNb877n0F3v",
-	"L3j7eK+h/Icxx19Kk/cIcZ3a+/IwMRDGXG9k5dZo5Jg/wUn5EMDmWSDfO6uCkWmLam0iVv5jgqUvsmxS",
-	"1ZLSbwvEncbt8lScnDDxtBGZln7BjQXtrDaLXpltqrdXJGDajUu0UW28utmaB0NYvDi+3dJ86YfGRsEu",
-	"e74U/wMvRXi5ZQ5nrKAyOvfyRw5DuPhDLY4N/fCH/vN/Q9dLPs2l6rP5/VvQxvJnOfus+i6nZkfv8vc9",
-	"Kc0W5Ad9VvYgb32yEx2XDWJM+ly1TYzhc9ioC1pTqYE4bGnJYtFRacki+0wqnrn32NCGl2e7eYgwmt8/",
-	"xtOyGxUEldh4S2RoxRh5n9W65lmfi3QC2feWtObwwDfn5ZuATwqifJynQh/WWuWJYZV6Z5Rnx8CzY6BN",
-	"5hsyq0jFZfVMRtgbOdAxb7QsrCif92KzeZuC1K16acoiW20oP5P/o7a5Wy2U8lQ7qjVv/jnUsdY+JytE",
-	"BteVi2GhkQtdZceLO8EVFzsqn35YuUX0MYvds0ErObiOK2AQFj/nZD33x17NVKBjBi14gZJNs5JGB6HH",
-	"8xXsQdy6ceY1kC2wD+wajc6N7hGZrKr4mHxSP+/QvgFnnxspbjiNhXozSMNKaMO8SdTRUGNFrxMvv5TF",
-	"0Gxr059S77453VX7A2UmEusNt2KpfQL/aTIbZRSk0qjWf3/QzmjyhVs2mJEoRKbHk8niMn1kvKFep4b7",
-	"9/f/GwAA//8=",
+	"7H37ciO30e+r4ON3qizljCRKK21sqVznk3e1jvLtzZLWcWJukdAMRMKaAWgAIy6ztVV5mjxYnuQUuoEZ",
+	"zI2kJO4t0V9eUzOYRgPoe//wvhfLbCoFE0b3Dt/3JowmTME/X8pzIxWz/0yYjhWfGi5F77B3LPSMKU3M",
+	"hBoSU6XmhBIjr5kgVDEi2A1TJKbxhCXbvain4wnLqB2GvaPZNGW9w56QWxoGj3pmPrW/aKO4GPc+fIh6",
+	"Z8yo+fGVYar57XMWS5FoYiSZUW7IJbuSihGj5lyMCR1TLjq+ub8X9TIueJZnvcPd4rtcGDZmqvfBfnlK",
+	"Fc2YcQw4TjIu3mimTp82CbmYMJJrpr7RhMM0uf11Ss2kF/UEzWDspBf1FPs954olvUOjctZJ2pVUGTVI",
+	"0OP93hJao14XfwxVhlD7R2Im3BJHNsyEkaliN1zmmkzpmH2jyUiwd2YID442j4iQgpEraV9i5IorbeDB",
+	"YmK/50zNy5nBe707TKbfOpmTjPK0i8s8IfKKWPrkFZDn2E6TRDGtme7gPrODDlddgz/efgme84ybluNh",
+	"SCa1QfZnVMwJNyzTXaxMYZSQpoRd0Tw1vcODflQSaP8no++QoIN+fyl5Z0wzc2GPZTtfNR8LlriDK68I",
+	"JVOq9UyqhCj7Kkm5uO7gLby0GmN7N7vb/W02//Ps9DfJ4+znv//tl5/41U/b8V4qLrNn/eSXP6etcuAc",
+	"CIS9scIMrpTMYHvY51myiHp8bwgb5C6TSLKf5/Qvfzs4Ff3ls1hNgJBjopnWXAqS0TmRIp0TGhsiBeFG",
+	"EzkT8PBnEDRI//+y+cIpJCzmGU3tYeWC5GJKk4Ql5M3Z8y1Nrxi5pJo93icbPCH7e4RrMnr59HS02TEf",
+	"O+iQJ8NrNl9xfV4+PW3h/gf7sp5KoVkp0Z9JdcmTBI9FLIVhAk4xnU5THlM7t52pkpcpy/7vb1qKyofs",
+	"G4n9xlUxStRLmIE92ruwR57aj7hNyTVRjCZbdj1BLxlqct073O8/inqGG6D9WTCUm0GuxKFlAmzRQ0fN",
+	"YfnNDyEX/o9iV73D3n/vlKp8B/+qd17jq8iLmpwqSfPaW1+zBLQAJfGEijEjG6Pio3a1rOKx03spzTOZ",
+	"i+ReLBTSDK9glICFLyXReTwpdnvJsf2SYy+lIf7NhRwrP7EOjoW0RV7/hFopIlIRmZtL+Y5kTGvQoJ5n",
+	"bwTNzUQq/nd2P77BYg25uKEpT5Ztv1xcCys9pCKK3chrZ5MVXN0tuXqKIxIv3BdytkrEmrg7OnYcAlaM",
+	"CFqjZGNk19Fyjwlj+cSS0SbwmoqWCbrJb4wqNLrt+wNNztjvOdPmXmuAxoWh160CADeG/Wdqz9gcZKJm",
+	"Vc73S86Djgvf8wMvXIKQhnUsgBXnCnlDLhWj15pQovKUHZGRnfaIaDrXZDbh8QR4uR5JGmt1NbwCpR2y",
+	"8pyJBA6W04vfaPLk/OyZ39kC/vbLlv0NjBy3WTqlLLwcT1h8TYqPLWRvSNe62AtEuF1trUOutfVbpCIz",
+	"JcWYbIyCr7o9XuWBpdO+KqQho/c8+TBqkdGnwjAlaHqilFT3WhzuRqqsjMyYmVi6Z0wYR7kUROaKaJ5U",
+	"tvlBuM09WUQzZX1EBuQtWYaCgrXoPCsv2Lspi43VdJSnuWJHwGKcngYXNpXjMUsi58pqJgyw9TkX1/dn",
+	"qTVMh+zdFEyauuywfwQBICWRqbUL9bXTyILNrBfUKUQsdaQcdyFTKzTcgbFRz7B3ZmdisrRqhw3yfv9R",
+	"/F+JjO33iX0AfmL4B6AVfwjJxT/uBH/91z/+WfGJWiy75unyzMtoaq1clsDxodmUKZaQGTcTsjGCqRc6",
+	"IfKc9n9xFI02Qb048Z1rVjxg/x2czLrQJpdzIuSMbIwC8Ww9bBp4Vd9oWM3C37Im/yUDUmaMXpONkf/T",
+	"0Eg5tL8hQfbUZ9TEE5QKwB6yMYLJwP4bwplCwzqI5Tyh8YRtPZHCKJl2LbN7fscHfoDLL5hRPNYnqWaz",
+	"CVPs41l8SuaGfWkmn91WGbIAJANIrsRKO0pSrg0TTDkLkCtw0zZGb85Pzk5eHJ8+H744uTg7fXI+PH76",
+	"9MzuGbt8EjXX8evTbzRIlY9vS7PQvPhSjeqKOc21cwCQP6d2thkTht2fSzwYK+DVU5YyY3Wa/a72GjZ4",
+	"GE0OrsllztOkquN2q1ysfmIpL8PH17NnPZUkkQwnkkgkfs6MM6eDrzqr4TWdp5ImF1I+p2p8v5N+KZM5",
+	"yK4UhqqoOUbsX73Qoy5c9vjg4NFjcjk3rLpFdwMb7sxbp/Z9Ky396At5XKNlXWIBiOCayBvmjDT+d6uD",
+	"Mo7WwoWUL6iYO5r1vdipqGFDGLpmM6g5Br3t7tzfIxrD4xUG7n1XMvBCSgxJKk/VEt5VPrymqAM1jk1k",
+	"RjWZcHNktygalFS7yENCqEiIkBDOg99/z1mO3mug2CBXsFUEwxeptSCtAHStzR9vOKfhCj2XY7s2EFLv",
+	"9Lyt0KiPsFRsVF9YlyhGRyOynrUzhSD03u2Cx1JcpTw2zo/x7riPZsZSXnOmycbI/VLzx98IekN5Si/T",
+	"+wmcPBinJm0Saugl1YzEVFhZeGndXExPkfIA6YlUphqlOwj9x3OmbnjMSPVDC1cpfHRdUmfBZJCdOp9O",
+	"pTIsecESTi+AvnvxtRhwmNkRhzDlNkcdBCLVJPyAHbgqzg9KlgbEEhibuLGXcLWVonWLdcvcP5+/erkN",
+	"7o57GYLIcSxzYdBgQLbRJOH23zR9reSUKcOZ7h1e0VSztk8Udj9mUKW44irThJLEjWk5FiyFf7532Iul",
+	"Uiw2ZCKVZuSSGsPUnGhDp7jHpsH3wxcXhO7jXCnrx/uHKx9f/MEgm1B8CrJUz5kYm0nvcLe/tw8ZhuKH",
+	"thRJGeD/tRznbfGkvPyNxaaMPbNZkRO6BeOPRWFiXhW+W8aFtcSJkfaPNbZjfuiwR1Mes/+ZSXW97f8a",
+	"9W6Y4lfcJyUanGeewpKTrcMU/PPJqIB5ewf7dW5FvXdbY7lVY2FITZA+bGXDC6quK46rf5VwoQ2jkGy1",
+	"tEA+3f0VD3ORUivmhPkYR82llCmjorGiOLNFy/lGo/a+zWpiIKx1JWPFKHqSLYt5KS//x/28HcvsFitZ",
+	"JeAHFsuM6TAhPVU8o1aflI5WufrN765p6bvP+F+4mcjcepwsKui0eoOkaJRglhFqBerJ348qBL5tCIGo",
+	"p5lIhkXUA2hYvpl/siZhQPsWhljAZDQy3OYRKCZrJt9wQxsy1o1e38lf9cG6+6miqOEwYkbTFFLQRbkF",
+	"sLJ66PREzjThpnbmEus8/Ca5sPT29vp7j7d2d7f2vr3of3f4qH/Y7//NPl+RstUjAn/TvcNf3y98jCeg",
+	"WNz589yrneu3+Nz+XuOEV8gMJXYHxcV2ty9uGZ61lDFFXXID9P8iQdE2wfbBdXP0kxtWjlvNTJrgw+CN",
+	"wE8Qr/SFPoZlepn1hKr3Q0ETVYrO7f/zZHmpQUt5QbihIZvppWG4KsWEF2721xSDFrfa8FM6hsIiCPvU",
+	"9q9jyK9vo15ZLdU7FHmaNjZRwbyVuFge0BZOht+qL/Brqu1Bs0dwhMVbhQ60r8F0joil0AcaUxrUci1e",
+	"HvsaOmIV+dO5XDDTCr2t65Mn3JwIo+a3XJxXghHN4lxxMyfsBrIwlfWhsXsSQ+1QctKL7M9SWYZaJh86",
+	"Z6EX9dAuSIYw55WkUc1Ys1v8UdTj095hb/e7ve3+9t72br8XYb0KHYOD1Ytzle58u32wXfylQ+548ht6",
+	"23oFEzqdMsESkLYjzccin44iMkrlmIviHz5TGJFRwAP7v+6oD100xf7kHHA9ZMI+VBU7VRY2BI7jaZNU",
+	"SRKeEG4iMrJzBcq4uLb/Rf67xA+kaAXNXH5nRKQiozjloyPCsqmZwzaGRdZEsViqhCW+uhM+rsmMKVaT",
+	"lbUVbpAdLvmnkOxe8tqDB5Ox3l3MlNAR4VeEinmbsK9ts8YHa6L10QqSFXdpOOXKhm18ItzB4VuVzdz+",
+	"Fm8xPV9aAXSFBRrIB3lFhCwsiw3qkvAEtrF/1AePHBs31y+ykqocKKcQ+ePo9zpwsMKYaJHFZYXcvRQQ",
+	"WFR2FGIU5emnU0WleP5MuujRJ1NFTxRLmDCcou10t+hBYFVBjDr0ANtCKItt1zvHdjojDNXx607lwlhM",
+	"1Zv8fEEgbwMuDAbdMQhUSYZi3bOvNVw19mMl3h8Df8N9qnQ44IdVIwkXoZcqLCtT/neWkI3ZhBtG9JTG",
+	"jBjFs8xaA28Ej2XCyMtnTyKSyIxy687PmNqKqWbJ5gr6ZU2Bhza5/0bw33NGOJyyK17kxpsp6IWF94rR",
+	"5JVI5x2nP6BoS1/z6Zac4vpvTSWUC/n33m3JzIqGqZmHi+KWrWnMMDMp+iZWDu241e+g2Tvv96O5GoZo",
+	"I1rOBFN6wqeFLnE7fEYt+fKGiU9M9SLnrphPuRydR/wJWLC31qu+ktFIktFrRqiQwKjQRPPL6sqqgvMv",
+	"2GxYlQGCzYIzdGexHQzcFN3Vb3z0AOEXmwQombRMBygl1RPIVDXacCx9lymLSEbjCRdsy+51+wvWHRIr",
+	"RmGaIs/sR+tFVNCaAD8WtFSrfvH/NM3YkOqh42DwVsANI+Uwo2I+dHGMYtvjD8NcQOrHJRVd2dkwOCVh",
+	"1Zr/37LWryhMC74eB7ZO1JqjriVkrWVcKcUNWxzC+qKMmYlMhjBkanWP/bFR8NGZOKzVMjQq3eDdMMca",
+	"1KAit+yXA97U6+HrNTVvm35urb66PCzPOEuTosbzlsEKl6HEuCk01NnRvEB2AqkmaHyBh9/9UQ9eciU0",
+	"28XRx24Ce8aQkjkZ4FwGvaCSuClv4tbDASEGrrF2F0MMngLruVu22P9m9N0whUNr/895Z0MgsBY+COhv",
+	"8NRNqEVzKebEMPKNY2x5VM4cIhnUTLY50OVKvJ9gMnvrwpJZT7METGtQUnAxFL2LGbpMVOHkIuRz+YU2",
+	"YfUnRlMr/m6dL5a5iWXG0FidwChYyV7bSz7J3pPXzY3g//i+EHjyuno05PXS2bpB2mZ3/7TsbZOwqxrY",
+	"x4KcPXtCDh7t7cG3tvSUxcBMV3q2d7BP4glVNDb1IPBHtKBXzua8ZLPXgQ6/lRUUlhl3VxVMczVNGcmk",
+	"uGZzknA9mVFtjaWUZtPblBWcGpLl2pAraRUDHm6fV5zKlMe1+NfiD68js3ib8oK7paJBlmo+Flv5lAjG",
+	"Ev1J3f/bpqUjkosiNZkLwzG952vnJUSdl6ekPrpx+q2VB3aBg6OJFdSUxDLLpCi2Fv4cOj1S4aRkTFMy",
+	"pcq0l9R/4iz3XaIcr6Cb8EWpuG5pk4Df7SwQ7Ew8cm0txapLBUVP9eSKAXdOw0RWSZ1AFnYv6l1zYbcz",
+	"7LG5NU6pNs6iPuwdHPTJwfbu9i4Qdinf1erpMICHn4aviTxNLdtiPuWYX2nbjZqJ8PFCERa27MI8TDHT",
+	"wCz4ti2m/lHSCbXo/u7eSuF95HKlRd0zvPGFcAWaVti8DM06TrjYvM/M+AoRncdxI129bEEbxDRWuMUu",
+	"FIS6cl/cv1wTo6y8grjyBrRDaSYSqDkVzPqvKeUZYSLRmz7kbL39Gceuy9aV6Igxl6QGu+79bTP0xY58",
+	"f8ePl/baoug9iodzfLaakbl/Kh72WMiGMF3i6IvK41PZaLU0S33VSwZ1C717pVOyT5lDqQrpz5RG2f10",
+	"Kf3KrmuJvFjmf6Ot6jSVEAueaVz8BM0CjfuqENQxFTFL07rbXm/ZLc+JN43vFCa03lU99FUkdYKGy1pk",
+	"cGXT+Z6BwsWhu9C2P7I76AszvaOvuv44qq5A2zHwWw+Qdp5Jld1h92HFogNlsrOJir1XlonPeMzu6r2V",
+	"q7B3P09vzVunc7PsffyPda95ScTSBX/OxfVdXEVKEGajbAe29s2VVLdwGzH0qxv2+G7fW593yD6ibrH0",
+	"zKj2MEpG3sEXXM33CyfRagQW9Ggjp5rMpLrmYlylp3Xyq5neHe5YQNbSPQBwa3c49UHICxOj4W6osXzR",
+	"TrhrVcCnDWD5jpuuyNx3+wd/LILAiYzzrFnr5+LkLUmaSq+XCjtEi+7Xess8jG1fx9ridcfg33YgNHiA",
+	"HUfkskanxlw7g/sLC3aLFNmHklfh/rgd25qn2PFxRVM5SLC02MlBkLrwXvr9Nv/X8TScSCd7S2KNa4er",
+	"G6xvzk6xGUtQHz2zzo91JNxqVKXOigu2TOT4djeYS+BSwbq2naRzTNndw8p1Sb/66dLqaoi4T4e97/52",
+	"uTv5SZzvxf3pT/vZX83v36qfZ4/e/eXP/euTXfrH5+og/2n+WF7s6UWqaLeUxouiL+Gnm2ifIvGuUQD1",
+	"M7KOUC4AWM43MlfX53ZTuJtm8h2uTCSa5CK18hyAQlzVKjea8CQtWsK7tNbubQNG6/LxS18+WIOl+u/e",
+	"bSXrbhL5mF0dHeUxTbV4h5qedTaIrLWka/Gm+oi1Wau2gzS3JQTcsFPg3CoaF9hNMi4KBNRLRhVTz/x8",
+	"ckaHiDLUkpAsuwmvmSAZTRi5nGOFu69ky7jYwj9joItsbVnlQV4evzgZiF+3tgp0xbejCDCkQIxVEO4O",
+	"yQ9AFAmK5F19/DZ5hkGggbC7mhppfWU5E+SSxtdMFOhUV1KRSyVnmil9WLTbUyuAxkIqSPIkTA3EaAeI",
+	"3hl5ZAUAI4Nmbaa3SRMOsgAitX/YHggPyAR5dqC7lDETY8B9tJLkT5Cl74BsbQFzi4hf9UCuY5GJRuIh",
+	"3FvoLQAMxVKAEjI0UA8lVXTK/5eBYSHd+0+APx202eXzUp07voEYR1gNMA6OCCVxyu1yWv5oq6EYN5MA",
+	"mxXXoCTNf5snbZStQlhJk3US7E58/er8guzQ3Ex2oIJ+Z9T5+QVft+eGiyvpEQJoDAovQGHF3Z5RLgzl",
+	"gimrLnOVuhXXhzs7Y24m+aWVQzvFC8G/uNY5071Gq305uJwJ3awRZdp3ZXm9oQ/t37gY24ezCIoauRgP",
+	"RFn6CIU3DhXYulI6QjQR91JdrhK709I5uWQTjjG/gahVckdwWBKW8hum/DBQwxXCn5uJ1Oiq6u2BGIg/",
+	"/MEZanr7D39oWyy7jjhpf2BHxTLB+RyIkQx+AQhv2J83NM0XbMJNoBdQBOFsjbYHApsCq/ZS/Vxh7JCm",
+	"WuJo9nt4xAaianoBj03nUQZ0yJI8Kzp0gc08EAFlbuoR/nX044nnkRt4ZwT4IsG7KCUzZigcxe8HIG5Q",
+	"Cg96vrHI0LFPeP7p4sVziK1pLOrVDsMDULz8Uj2HZfvDH8iLEjhaE9BWhBoygs2sd2B3bmGSbedf//jn",
+	"KLIiNfybZmbL7TB4AJcC51TtUIY/b5MSw3ogKrCWU2omvgIZJHBZzHfkNhsTCZCooeSACDkQfilBvCMI",
+	"P2omKZibqw9ewHxxX1QijRuujiHCeIQ7PmyTTKgm3xIjB6KRkndYGTSTYkye/kbFWH6jyV4/6vf79Uy9",
+	"BuK4Hgifsa+CuTcT90dlIo/s9/sD0ZLHj3BTjtAVHdnN4Y8qOPJu8sderdvJQ10VKFZ7TN1xKFXkht1F",
+	"2ME22gRterVYHR+urtpdX3VgXAzEMutidNSq2g3U0AX6fCAKhf6DMwoAmhNrxBUfc6ERuA4AzQKsuouz",
+	"N+cXJ0+Hr85Ofzx9eT4aiDEz5Mmrs3OkN6gntSMy2Dw4LlToIY/Bsw921/67d0DeAfxXzxC8lC6I+wzE",
+	"xqgLoma06XmHtb3N0l4Eqi1OdsYNEPMastsOdQoKRQpa9ve+I6OwJhXXZyBGAbbUKHJMRpgqXqBUbZMf",
+	"mOYJ88FT+0EyZapoDxqIaVl0bsUjNYSKuRSA4EOovib0UuYm0HtmwuYkkYgWOBMDUZ5KUB+R14NUBPAG",
+	"vrPFn1gAE4UJWXoGwglkwcxMqutDVD7w2zeanL6+2S/Hcofw9PXNY7LzeL9o+J8yO5BUUaAx7fq946it",
+	"W3bT67NXv5yenI/8GNDnOaPKuvUDYXfgL1vP8BeW2H85seg4id2CuNdwyYpOVwTWtGPEaZ6wJCJahktr",
+	"kNMhQCeiMAfISeCuW6FmT0RYQGTPDzr6HjCtEJETqidM4+0jrlDbr8tA+DIwu1lqK+Lpqu01aogUMbO7",
+	"Pthvh2R3tIkmt/X2hGaBXfbi9KJhhckpE1rmKmbbUo133Et6xz5bRstKqwt7MDCW1Nvd7m/3wUqeMkGn",
+	"vHfYe7Td334E+RAzAV/KSUboUNyxP4xZ290XlXbGavM28J8nRKrETtCxSjvmaTwsritUCsCZcEuHDNR4",
+	"Bt1mAFk+U9wwsgENmwOxuOF4c5v8BbSEC3tY6wJ8HbtPUAshwwutcJrYGdkxn3NtoE+yV70j5tf2WGf5",
+	"yI7Dm4uWPoiXidgH6zVcQKMDxPxGO1523SYS1Ges4/qHt7ULFPb6/QVoYi0oYr7m4qtr1m8vElkNYaxs",
+	"Bm4FQOzo+LUHcB/52zZ4sQ47AYQ9vLK7/JXmBQQfot7BKh+rQonDW4+WvxWi+oXBGdwJQVjm17eQLckz",
+	"bMnD5FjAk6hn6NhuIHyr99aO5mQRljOuKozQ18S7GSqCCFTyjAmDig+ScmMZgV6YTWSGYmc2mROKg6CM",
+	"2iYvwcamRRElxTJKcg6xHivNimKWoowN2nxY4mrqAoX56s3FD69+GZ6dXJy8vDh99XK0UBhhAc5nk0Ys",
+	"gFgKLjzYSJkxADGlCxN1s0tShVVlbTe6rNLM3MiuLKbXI/gWdUltdBVJmNXOerUAbxkFHtz4mguH7IEO",
+	"5SgiI9Ryw6LvJQT06CLWVei13ljky0EDpj1u4dk6Rfy/bclwTRvs7n243f5YrgyyBw2AGsCKN5KtKPvf",
+	"8+TDjrJ28w6WK1WkYWsnVXA3zzru7tu9i001lbpFXwGanSYFNAqGAgCc1nm9V4rpiXOKoH8Jz9uR10xc",
+	"WN/SeeUg5ZzXYQVN/Y6A7Xb1Al5IoV9qomGvg+oE6fzkG3h/la1Yu/ULXttf8bUCnP8LPS2QIW/ZMQsP",
+	"DwYtV7CbHBZ+aS1FhNF4gtuxAgronSunvQZCer2HY8wmkkxk6iBvC58c9yvu1A0XO40GZX8SXnmxGRHL",
+	"NaowaGU/HOBk2NO30Fh6ozFv8blspQYHSpOpS697H31dhtEalfwXCup4L3+tgiC4UE3DWj7oaa+nc3e0",
+	"6rKmS8U9AaNQO8wdeyZ0MyvHtZcjKFVkbpydzFkyGojatTtBOyMkF4yugqt618vdHzAQfkwaAnHfCh33",
+	"aCBGLYC1I/yGRsTdBuBsNaI4EItDitUodTVq2B0tbBGByHMo20GLhmnzg0zmtxMAt8BPvsWh8x23H6q1",
+	"H26gmsjavR3FtxJUzWm1iKnmQ1b47K0qpB7dXiB1gdQjpKtzsb4aq2t3hdfql9DAeweryLGWiw/sy3vf",
+	"LX+5flXLPUTuCjytXWj00SU1CgAnc1cwDMGpQtmdMtNSkwJXHwRN5lbUaZZebfn7C6CEGLOyVtCGvUiH",
+	"GMAfCC/BrcwuMteYDIlAiOdCY4EDT0kRSIsIFQMxciUhQxdOG1krkcfMg35bM8udyU6xiJMoxGJF0ux3",
+	"zTl58HC+kk2P69W96aN238cL107s8waMdocb/SMz7Xur/xG12Mc2t6P1ACOGUOxrVIif4Wz+u4QRXgnW",
+	"fVBu6Tf7pTp92vvwtlW34JZsi9jdauwuJ+M4SayHIaTYqhdSkzels7CBt77CnQ6boHJ84KHdcYAr+l1C",
+	"26mbsWTa6xz3qUKxYR3DlKktVJFO3WEJiivSOXJlFWor4yL316LpgQgxZo9fn7pqkE5ddpwkJy5icG8D",
+	"f7Xbbm5n47tLAz6CkX8/cXSryQSTqF264OtWWeIxMq7yNJ3/e9sKn8Wa/xJl53GShHVGRt7S0nbS8D3m",
+	"+5bZ3mcskzesQ76hTCt+9KH/TqzJ0aYva7MHQrfVSG8vsp5LobPMfEayH8znT747kfHhBi0gr9et7JeH",
+	"ymG/LLULgpOQ0WtW1FTf0164DXldpsULeg1nr4w4Bq3zNbw1uDYTLjUo0xmCDURxLJtgpqPNo7r/SrSh",
+	"cw3BRNeGQuve85gZlAfWJnFmhz/EGE08JHv9flSUr7p6uk5zws7ytVOa9/VfbqWg252O++pnNxVXjenu",
+	"+X+QRJ9aEr1AFO7iyEyLHbaSmvS31yzUjici0a5C1MeUAlP6CJx53ywHZwcroDW2v7jAPyRQF+o9392z",
+	"kuo7qZADd+88bL5PvflOIE3uJLQul+8jeLtlmxcorPY82ITF17oK0hT6fD5ZXGTCXDbJnZ2B2Ci0jCqU",
+	"ERpz2lCF+oDNiq5Jcl7rN4MElm8vi0il2azWQXZUFJ4EfYh4xgzP2PZAHDdu7sECeISXLmc4ZhgLhkY2",
+	"VIPQqXHsr4DvFyUt0EPhnGL7z2r3ApZk7vZd3cNASMEqr1xJBfq3uPFVyQx+qI5zROhAlC6bu4yowL/A",
+	"QhsQB649IAX8Kfy8/XauLCuL0d2wrvsqlfE18fHvwvoS/iaCNvX73BKwPi/+zlizq2nc8DqdlZz7W9oO",
+	"nxSVYrUpewCOFjPjuRyPoUClekP9OTNbXc293Wdw40/GTF+JdN5s6OwoCyle/v73Rz+b/r/+8c8j8pqa",
+	"yfc7R8QPdkTOacbOuWHfP6fvWuBJPtxRMf0nZPbup56qtRNgaITqJzcTb/g4/SFzs0CBhCm4sO/T7XuC",
+	"zVMg6rfbpIzMzUrGi9vU9vFVDZA72R4Vs+NzGRAheAEsWLU1/9e31oesPySbTzXWGrndtdi13uDuRT92",
+	"nuNefw/zU0IiYpO7O1HNyYyl6daVVFnpm0Zk5u8IUth36/oP0cDgJnJVLoVqBh2G/eRkRueIDeHhyQaC",
+	"F+BwUCIz84A4QU0ObTjDpZlSOK+oRh3gRKUwENAsU37DdNgicXZyfnIxvLh4PhqIjV0ykbkil/MihF8x",
+	"Jez8gsuggx5M+Hdt1JdPh6cvL07Ofj6GsR85M0IHwx8VSEOEC80TBrhEWJ9j1wPT2CIBDlsvG4oWcwHN",
+	"HoBADlZCI8Ggt4mnebc/EMVHLJW7BwUhtSZSv55gpnBD2DuuDTJ0IB714XHgT9N2OsJrf/f3vmszQJyg",
+	"rIDcfRx7ZGWV2wK4t5Kx0VKrfBzHbGpYUhRMz+BqytwQftW1hXsPKvFTqMRjfY23gNZK7UDmrC483zuj",
+	"bnjN5h923oPJ9KG71BlbuHLNSvBLX8mMe+WQ1Df4yJ63uPDfBgLav7DhF8VzZSOZKpim6yVjAk8tKOuj",
+	"gSir9j0+xwb1gYrIb1YdUyGY2vQBP6hJxTqFgbAyP8CNDtFjrWB9/er8QhcNW2/Onrcd/vOJnDVP/vqi",
+	"f3fAML2DiABcVrtBDHtndiYmq+EdYn/wfyUyttYvsQ9gi7BrHOYmdT3DTyZSauZcac9PfGoneAxRpEpK",
+	"G0Z1W8GC3TUB7kVhu83Jxp/PX73chGZEQLCwC7vxp4sXzzerjsUTGk/Y1hMpjJJpF4fc8zsv5bmRyhU3",
+	"ryTOLBuDo/7ZBcSrKVwLsFg6AHbLHcI4GMFBRKalD8MuwzhTd6YAAi4FVskIbvOMJ8sgug9b8U1KCJTN",
+	"COEGO0Oc0UBkVF1XhVA7rm9hkKEd5kqXaUiBvzy8Vl7XqKp4GaDNwBBF3Mlv9bB334GR5EYbinc44Fpa",
+	"8zTA0HF9tcHcyoxmceHdCG3XGVWJhkiUt5D3LbH2JEUuFgXS0k0AzpQb2R1EgNNvkYlPpLjiKlubQXSb",
+	"W5dWE37h9VD2AIUEvNuazWbgD2zlKmUilkkNDvHjIYnfQXQDhvqdIkn3lvWeDg/ssiYxr5jOU8R3RyEe",
+	"FUo6wHxfm2Rv9eGLqdlDhtrl82mSB7v4dmrvnJmaAULMRMl8PKmAhrfowMJE9nhqnVbwc7Qnnb1pLV7A",
+	"bYMgUontVtyLUQK/ocXSDDD9yIwPlP5nxYADtMY7x8s+V/SrNdq1LLrVAi3d7qzhtZV/7246LTR3n8wm",
+	"PC1uBo0BqBEA+ypgz40d567XvO+Gq12iudqWcN9uax1M+c2SYDC/YYLpMBtZAtM57mXMKB7rTu55oUUu",
+	"50TJ3DCfCjS5LhAbudXNhomYMx0RRQ3bwmpUxa5yTVMdEVchAWiX8+LAY6iEcgNwmw6jEFvpo+Ihv1T2",
+	"/3+UROUCsoPOmy7jbS9OLs5On5wPj58+PQMcTKypdzMEdDtY7YRIMRDgvAJenSguk+dw27n/MtfFjHEH",
+	"7ff32wy5H5l54bi4mjUxTSmvbo7ef5OLv74+IQWK1nBizHTod+XQSENTF/VTJV7uataCI85DQL5WMmNm",
+	"wnJNLDXEYQysmpR3o52kms0mTC3egcG3soJFnXvRgYRt+7PT2UeBeLpTFpcRT6rBJj8i5zM6HjNF3pwi",
+	"xmYiY70zcnCh3LSrlCmL7dv3PuJ1mLMPLQtVIEu3y/gpi50uVDcQJdfkMucpRnkXMvsCEGgqXClssqU8",
+	"n1O0cFt5Hj5E2Dsam3Tuofta6VzE6L8ev3h+O0Z72lZldAN223r4x69PyaPtfuUWkM+xInb6C1cE6uq6",
+	"1RmqMZcYSaihl4CJZFUYjScAVVk6xBkf4+AQd4bWgOSIHPQfVS8xbKzTGaMJd6rji1J6lrD52k3hcLqd",
+	"61JiW6ylA51slOWbm0GcZCBoS5e5kfZIkae+gCSV47Kmh4tKhupRv4BAXJSuqaaHmukjQklC52Qs7ceD",
+	"kpeI0FhJq4/TFNv0D60HYZxKLanSvo0YnvQ5wGrzpv0S6luHWQrxZsiAATzNhmYi2QqJ24RGTqw4olM7",
+	"tJy1Fpye87F4M/1qSl6+mIb1hTdhrDaXrn66N7oI5iUP2a9P4+XzsSD5NHSdHOh9Raw1ccbfI344tnZ8",
+	"qKW/OrXTsgwXWNUZ1LqbZq4Csl51kRkmwLiJSMqvGSLfj7bJcSO9hSmsgdCZlToFTrsHurrMjYHLTttS",
+	"V0eYgYMadl/T3pnOQjKhNtzdELrenJZgs1pB+3frLmhfQyYLa6/rBJM56JzqSq4h8NlacF/Pa8UYWEdV",
+	"VsZHH5JcBXD0lgOOXlOO6xwkhdtU0W1SYkvaYdpFRK0CKGr0zGBySKZJKUzael3IglaXcy7GKXzpsJKL",
+	"X5Qlcvkgh+sj2MwqO2S0E06L0kAP4gSSJTXhv76cyUqio5FU+c8WGssba8KUQMttJouMiPvZEG6rVtPR",
+	"gamAYF6jE4d5u8RoaNbEDES9KOZOBsVArG5RAK0/B67Op22RW08P+xpkALBgTppErylz2mixfLAfVi6S",
+	"qYQJvmTzoV6pEtRkFBtgGwKDcN+JuzkbtTxEHq6kGoiw+94ecK5942uwi4L8Ejb4EZ9ysttmICBaZ+m0",
+	"DwMKL1TUudunmtttgZXwICLwh2O3KEXl96eRDA/mQUUmeEFdHJKFhsFS8LegdTEob3O35FVh4UD3+vta",
+	"Ct1fXlQGIJuMGEWFxutBDqtwW3jxlmLY0OfaFqgZCCms+X9aRYnDx8s7F9wlPF1gcQMRwveELfdFF0J4",
+	"QZ8dGysKEvRc4JqKgYB7Ksg1Y1OceYGBh1eKBZ4Qx4vIjuttkYW/wvEC6wJVdBQR6oK/B64hYCDCjgA7",
+	"cJscwu6gY5z3mqrV1hM/dTQ9dUxaLY6631rJD82Zbk3X0XJX67OLitVe2nBXNtq9oO+2jsfs+/4n6Ln7",
+	"NL1YD5Hcz9U45hAMwTwqTnJLePhutc6uW72OvuJiTnfAWlkKyxYoDicQfeFQIAmTIqsFRp6RZCTYzF2K",
+	"sj0Q3hR0dSHi2oWpg6faS5SPMdRTdFjVwttgesrUSmzoJc9Fru1ag8R+7u7Ro7p58541Nje8LI66etXR",
+	"z3X3xlbmtOnqWCQ5qOmFeg8Y3iTYJfLdMahHpu4o9wv6OgJTa9cLId131Qkn4W17buofF2vjQbx+veLV",
+	"TYxQv2Oc71mTHIHMdUiqDWs5gLNsL21Ma7dalw0NDTTZCLszL+fEupjNzm3ujvh9Sz6+LDTYUka4eyZW",
+	"clHL68yVovNFyLDfBD7Fly0PvqriX7gCgjY53HJkonVbEwjyGqKrRa2IiGFrU7NiZyBcyc5K2K6FNRHW",
+	"8ez2XbYuo4KOAd+aVLq4AxQb38WUkMf1Xu+O8p+iLb6C4Kfg3mAf+wpvmcUbhqEdCytlHcwOKQMnYcES",
+	"GpEDEWLcKAY3wHO7yW5oeWedv9G4coGNs27C92M6te/s9klntVK1VKkdh+6jItrept7nSwWvRen5VaLX",
+	"PthNX6/dVIW7Xd08Wge+bQ3c0mefi/u8FaLMDsTGIszb20v7jgDbFwV/u4YztUpjQQUC+uE8tADstps/",
+	"rZ7BK9FIfaGJcDmHQDjeTtmo++7Yd/2vUPtclMm/f7PD8VVZ8sFGXKf1fltE6IVao1Fjfo8g5TqwoIvr",
+	"WgWbtZjWmLGq3E5XxCJLkKq2KyewQdxb3PVLtjGfdsVmZVxwYwGc1WaBldlmegdNAgOB91RuVK+aa71X",
+	"7pyJZHF+uwV86efGRPFijQel+O+nFN21tK0nYwWT0YeXP3IawucfanlsDdAtgs3CRGwJ3zIQ3fgtZONb",
+	"e8J2+3v71iFXNLZEAfI6oSSWWSZFefEj/m6PY6D8w0gKgSYbTVIZ05RMqTKHA1H0hJEWqJjNbRJgYLuL",
+	"oCswMXjOYaI+ac3hxsqjFkgWx44KJIseCG3kFFAC7ZMbQZ3t5hGhpBs/JrCyGx0Eldx4S2ZoxRz5QNRQ",
+	"81zMRXuBHEZLWmt44C8Foso9kyh3AFdZW07Fz+GeaZU6MspDYOAhMNAm83GbVaTisn4mFPYoB7bgYO4s",
+	"7CivgYoWMUgo4BGs7tVrbIts9aHCSv6PCnO3Wirlq7vj4j8s1XGxWmZwXbUYa7jsIioUO+EiTvPEA72t",
+	"BBF9IpJ7X3LxUJP1gI+9gqvAxwIgeGEnI1hJA0Ho7ucK5qBu/Hu5snJ6B/wD940GciN25Uel8ekKBKCe",
+	"NKw75BKuiRE0gyy013CWC3UwSDxKZOPpb1SM5Zalmhp+mQb1pSIBsK3NcEg7++ZwVhgxn7YpywowExu8",
+	"7sRS+wDY8+OKnzDLqFgFqDa8As6NiPXCLROcsjgiiPGEVVyIIxO8GiA1tBMEV7CQ49enJUQeviOtzpcz",
+	"QS5pfG0dyw28X8M+5S/z2TwciNGxO1cUS4l/YFQxRVxZuhUgWHQ+8k1BCGsGJf6jAtNnIICQLfwjtsGP",
+	"tslzrg0WAV+zuXWNpnTM9CEZ/T9oJfwev8KTshR+7zHEUNxfdre3D/p9R4C/BIyM3g+w5GHQOyS//usf",
+	"/3wbkUFPsHdmCMPan/3IAPedp67Y/sOIcLiJRarEV4T5XQN32Xx4++H/BwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -4,3 +4,4 @@
 package gen
 
 //go:generate go tool oapi-codegen -config cfg.yaml ../openapi.yaml
+//go:generate go tool oapi-codegen -config ../client/cfg.yaml ../openapi.yaml

@@ -142,6 +142,7 @@ func (s *Server) sessionCookies(id, csrf string, expires time.Time) []*http.Cook
 			Name:     name,
 			Value:    value,
 			Path:     "/",
+			Domain:   s.cfg.CookieDomain,
 			MaxAge:   maxAge,
 			Secure:   s.cfg.CookieSecure,
 			HttpOnly: httpOnly,

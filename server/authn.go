@@ -11,6 +11,7 @@ import (
 
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/session"
+	"github.com/useremail/useremail/store"
 )
 
 type sessionKey struct{}
@@ -47,6 +48,9 @@ type authentication struct {
 	resolved bool
 	sess     session.Session
 	err      error
+
+	admin      store.AdminToken // the admin API's token (adminToken scheme)
+	adminFound bool
 }
 
 // authenticate checks the requirements sec of the request in input as the
@@ -66,7 +70,10 @@ func (s *Server) authenticate(ctx context.Context, input *openapi3filter.Request
 	err := openapi3filter.ValidateSecurityRequirements(ctx, input, sec)
 	req.Body = body
 	if err != nil {
-		return ctx, err // carries the session's or the CSRF check's apiError
+		return ctx, err // carries the session's, the CSRF check's or the token's apiError
+	}
+	if a.adminFound {
+		return context.WithValue(ctx, adminKey{}, a.admin), nil
 	}
 	if !a.resolved {
 		return ctx, nil
@@ -83,6 +90,12 @@ func (s *Server) authenticate(ctx context.Context, input *openapi3filter.Request
 // scheme is the validator's AuthenticationFunc: it decides the security
 // schemes of openapi.yaml.
 func (a *authentication) scheme(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
+	if in.SecuritySchemeName == adminTokenScheme {
+		var err error
+		a.admin, err = a.s.resolveAdmin(ctx, a.req)
+		a.adminFound = err == nil
+		return err
+	}
 	if !a.resolved {
 		a.sess, a.err = a.s.resolveSession(ctx, a.req)
 		a.resolved = true

@@ -60,6 +60,7 @@ func (s *Server) event(ctx context.Context, userID int64, event, email string) s
 		Email:     email,
 		IP:        f.ip,
 		UserAgent: truncate(f.userAgent, 512),
+		Actor:     actorOf(ctx),
 		CreatedAt: s.now(),
 	}
 }

@@ -122,6 +122,9 @@ var titles = map[gen.ErrorCode]string{
 	gen.ErrorCodePasswordTooWeak:         "Password too weak",
 	gen.ErrorCodeUnavailable:             "Service unavailable",
 	gen.ErrorCodeInternal:                "Internal server error",
+	gen.ErrorCodeEmailNotVerified:        "Email address not verified",
+	gen.ErrorCodeTokenInvalid:            "Invalid token",
+	gen.ErrorCodeNotImplemented:          "Not implemented",
 }
 
 // toProblem renders e as the body of its answer.

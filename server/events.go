@@ -29,23 +29,6 @@ const (
 // AdminActor is the actor of an admin API write made with the named token.
 func AdminActor(tokenName string) string { return "admin:" + tokenName }
 
-type actorKey struct{}
-
-// WithActor returns ctx under which the events of the changes a handler
-// makes name actor (AdminActor for the admin API). Without it a change is
-// the user's own (ActorUser); a link's click names ActorLink itself.
-func WithActor(ctx context.Context, actor string) context.Context {
-	return context.WithValue(ctx, actorKey{}, actor)
-}
-
-// actorOf returns the actor WithActor put in ctx, or ActorUser.
-func actorOf(ctx context.Context) string {
-	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
-		return a
-	}
-	return ActorUser
-}
-
 // eventData is an event's data beyond user_id, sequence and actor, which
 // the dispatcher adds from the event's columns.
 type eventData struct {

@@ -44,8 +44,12 @@ type Config struct {
 	// PublicURL is the base of the links in mails (scheme://host[:port]).
 	PublicURL string
 	// TrustedOrigins may send unsafe requests under a session besides
-	// PublicURL's own origin (browser apps on other origins).
+	// PublicURL's own origin, and get CORS with credentials on every path
+	// but /admin/ (browser apps on other origins).
 	TrustedOrigins []string
+	// CookieDomain is the Domain of the session cookies, so that the apps
+	// on sibling hosts send them; empty: none (the host that set them).
+	CookieDomain string
 	// TrustedProxies are the networks whose X-Forwarded-For is believed:
 	// behind them, the client is the first hop of the header, counted from
 	// the right, that is not one of them. Without any, the client is the
@@ -165,6 +169,7 @@ type Server struct {
 	router          routers.Router
 	validateOptions openapi3filter.Options
 	trustedOrigins  map[string]bool
+	corsOrigins     map[string]bool // the configured TrustedOrigins
 	pages           *pages
 	verifyLinks     linkKind
 	primaryLinks    linkKind
@@ -224,11 +229,13 @@ func New(cfg Config) (*Server, error) {
 		router:          router,
 		validateOptions: validationOptions(),
 		trustedOrigins:  map[string]bool{originOf(cfg.PublicURL): true},
+		corsOrigins:     map[string]bool{},
 		pages:           pages,
 	}
 	for _, o := range cfg.TrustedOrigins {
 		if origin := originOf(o); origin != "" {
 			s.trustedOrigins[origin] = true
+			s.corsOrigins[origin] = true
 		}
 	}
 	s.verifyLinks, s.primaryLinks = s.newLinkKinds()
@@ -332,8 +339,9 @@ func (s *Server) Handler(extend ...func(e *echo.Echo)) http.Handler {
 	// peer, or what the trusted proxies forward (Config.TrustedProxies).
 	e.IPExtractor = s.ipExtractor
 	// The request's facts and log line (request.go), panics, the deadline
-	// (timeout.go), the spec's checks (validate.go, authn.go).
-	e.Use(s.begin, recoverPanic, s.deadline, s.validate)
+	// (timeout.go), CORS (cors.go), the spec's checks (validate.go,
+	// authn.go).
+	e.Use(s.begin, recoverPanic, s.deadline, s.cors, s.validate)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 	s.registerDocs(e)
 	for _, f := range extend {

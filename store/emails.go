@@ -58,8 +58,8 @@ func (q *Queries) InsertEmailAudited(ctx context.Context, ne NewEmail, ev AuditE
 	// A data-modifying CTE always runs, referenced or not.
 	const query = `WITH e AS (INSERT INTO emails (user_id, email, email_key, verified, is_primary, created_at, verified_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ` + emailColumns + `),
-		a AS (INSERT INTO audit_events (user_id, event, email, ip, user_agent, created_at)
-			SELECT user_id, ?, email, ?, ?, ? FROM e)
+		a AS (INSERT INTO audit_events (user_id, event, email, ip, user_agent, actor, created_at)
+			SELECT user_id, ?, email, ?, ?, ?, ? FROM e)
 		SELECT ` + emailColumns + ` FROM e`
 	var verifiedAt *time.Time
 	if ne.Verified {
@@ -68,7 +68,7 @@ func (q *Queries) InsertEmailAudited(ctx context.Context, ne NewEmail, ev AuditE
 	}
 	var e Email
 	return e, q.get(ctx, &e, query, ne.UserID, ne.Email, ne.Key, ne.Verified, ne.Primary, utc(now), verifiedAt,
-		ev.Event, ev.IP, ev.UserAgent, utc(ev.CreatedAt))
+		ev.Event, ev.IP, ev.UserAgent, ev.Actor, utc(ev.CreatedAt))
 }
 
 // EmailsByUser returns all addresses of a user, the primary first, then in

@@ -27,6 +27,8 @@ var (
 	ErrEmailTaken = errors.New("store: email address taken")
 	// ErrPrimaryUndeletable: the primary address cannot be deleted.
 	ErrPrimaryUndeletable = errors.New("store: primary address cannot be deleted")
+	// ErrNameTaken: a live admin token has that name already.
+	ErrNameTaken = errors.New("store: admin token name taken")
 	// ErrUnavailable: the database cannot be reached or is shutting down.
 	ErrUnavailable = errors.New("store: database unavailable")
 )
@@ -38,6 +40,8 @@ func translate(err error) error {
 		return nil
 	case errors.Is(err, sql.ErrNoRows):
 		return errors.Join(ErrNotFound, err)
+	case isUniqueViolation(err) && isAdminTokenName(err):
+		return errors.Join(ErrNameTaken, err)
 	case isUniqueViolation(err):
 		return errors.Join(ErrEmailTaken, err)
 	case isKeepPrimary(err):
@@ -56,6 +60,16 @@ func isUniqueViolation(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) &&
 		(se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+// isAdminTokenName recognizes the unique index on live admin token names.
+func isAdminTokenName(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		return pe.Constraint == "admin_tokens_live_name"
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && strings.Contains(se.Error(), "admin_tokens.name")
 }
 
 // isKeepPrimary recognizes the emails_keep_primary trigger of the migrations.

@@ -62,6 +62,7 @@ func (r ran) String() string {
 var commands = [][]string{
 	{}, {"serve"}, {"migrate"}, {"user"}, {"user", "create"}, {"outbox"}, {"outbox", "list"},
 	{"outbox", "retry"}, {"outbox", "purge"}, {"audit"}, {"export"}, {"import"}, {"healthcheck"}, {"version"},
+	{"admin-token"}, {"admin-token", "create"}, {"admin-token", "list"}, {"admin-token", "revoke"},
 }
 
 // filesIn lists the files of dir.
@@ -149,6 +150,13 @@ func TestWrongCommandLine(t *testing.T) {
 		{[]string{"import"}, `useremail import: want one FILE (or - for standard input); run useremail import --help`},
 		{[]string{"import", "--format", "csv", "f.json"}, `useremail import: --format "csv": want useremail or django; run useremail import --help`},
 		{[]string{"import", "--frob", "f.json"}, `useremail import: unknown flag --frob; run useremail import --help`},
+		{[]string{"admin-token"}, `useremail admin-token: missing subcommand; run useremail admin-token --help`},
+		{[]string{"admin-token", "rotate"}, `useremail admin-token: unknown subcommand "rotate"; run useremail admin-token --help`},
+		{[]string{"admin-token", "create"}, `useremail admin-token create: --name is required; run useremail admin-token create --help`},
+		{[]string{"admin-token", "create", "--name", "a b"}, `useremail admin-token create: --name "a b": use letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit; run useremail admin-token create --help`},
+		{[]string{"admin-token", "create", "--name", "ops", "extra"}, `useremail admin-token create: unexpected argument "extra"; run useremail admin-token create --help`},
+		{[]string{"admin-token", "list", "--frob"}, `useremail admin-token list: unknown flag --frob; run useremail admin-token list --help`},
+		{[]string{"admin-token", "revoke"}, `useremail admin-token revoke: want one token name; run useremail admin-token revoke --help`},
 		{[]string{"healthcheck", "extra"}, `useremail healthcheck: unexpected argument "extra"; run useremail healthcheck --help`},
 		{[]string{"version", "--frob"}, `useremail version: unknown flag --frob; run useremail version --help`},
 	}
@@ -179,6 +187,7 @@ func TestNoSchema(t *testing.T) {
 		{"user", "create", "--email", "ann@example.com", "--password-stdin"},
 		{"export"},
 		{"import", "-"},
+		{"admin-token", "list"},
 	}
 	const notMigrated = "is not migrated (its schema is missing or out of date); run useremail migrate"
 	cases := []struct {
@@ -402,5 +411,90 @@ func (o *terminalOutput) waitFor(s string, timeout time.Duration) bool {
 		case <-timer.C:
 			return false
 		}
+	}
+}
+
+// TestAdminTokenCommands: admin-token create prints the token once, alone
+// on the last line; list shows the tokens (never a token); the tokens work
+// against a real serve by kind; revoke ends one at once; a revoked token's
+// name may be given again.
+func TestAdminTokenCommands(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(string(d), func(t *testing.T) {
+			url := databaseURL(t, d)
+			env := serveEnv(url, nil)
+			dir := t.TempDir()
+			if r := runBinary(t, dir, env, "", "migrate"); r.code != 0 {
+				t.Fatalf("migrate: %v", r)
+			}
+			create := func(args ...string) string {
+				t.Helper()
+				r := runBinary(t, dir, env, "", append([]string{"admin-token", "create"}, args...)...)
+				lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+				token := lines[len(lines)-1]
+				if r.code != 0 || r.stderr != "" || !strings.HasPrefix(token, "uea_") || len(token) != 47 {
+					t.Fatalf("admin-token create %v: %v", args, r)
+				}
+				return token
+			}
+			ops := create("--name", "ops")
+			support := create("--name", "support", "--read-only")
+			if r := runBinary(t, dir, env, "", "admin-token", "create", "--name", "ops"); r.code != 1 || !strings.Contains(r.stderr, `a live admin token is called "ops" already`) {
+				t.Errorf("a second ops token: %v", r)
+			}
+			r := runBinary(t, dir, env, "", "admin-token", "list")
+			if r.code != 0 || !strings.HasPrefix(r.stdout, "NAME") || !strings.Contains(r.stdout, "ops ") ||
+				!strings.Contains(r.stdout, "read-only") || strings.Contains(r.stdout, ops) || strings.Contains(r.stdout, support) {
+				t.Errorf("admin-token list: %v", r)
+			}
+			var stored int
+			if err := openDB(t, url).SQL().Get(&stored, `SELECT COUNT(*) FROM admin_tokens`); err != nil || stored != 2 {
+				t.Errorf("%d tokens stored, %v", stored, err)
+			}
+
+			p := startServe(t, "useremail", env)
+			c := newClient(true)
+			bearer := func(token string) map[string]string { return map[string]string{"Authorization": "Bearer " + token} }
+			body := map[string]any{"email": "ann@example.com", "verified": true}
+			for _, tt := range []struct {
+				name, method, path string
+				body               any
+				token              string
+				status             int
+				code               string
+			}{
+				{"read-only reads", "GET", "/admin/users/", nil, support, 200, ""},
+				{"read-only writes", "POST", "/admin/users/", body, support, 403, "forbidden"},
+				{"read-write writes", "POST", "/admin/users/", body, ops, 201, ""},
+				{"no token", "GET", "/admin/users/", nil, "", 401, "not_authenticated"},
+			} {
+				h := bearer(tt.token)
+				if tt.token == "" {
+					h = nil
+				}
+				a := c.do(tt.method, p.base+tt.path, tt.method+" "+tt.path, tt.body, h)
+				if a.Status != tt.status || a.Code != tt.code {
+					t.Errorf("%s: %v %s", tt.name, a, a.Body)
+				}
+			}
+
+			if r := runBinary(t, dir, env, "", "admin-token", "revoke", "ops"); r.code != 0 || r.stdout != "admin token \"ops\" revoked\n" {
+				t.Errorf("revoke: %v", r)
+			}
+			if a := c.do("GET", p.base+"/admin/users/", "GET /admin/users/", nil, bearer(ops)); a.Status != 401 || a.Code != "token_invalid" {
+				t.Errorf("a revoked token: %v %s", a, a.Body)
+			}
+			if r := runBinary(t, dir, env, "", "admin-token", "revoke", "ops"); r.code != 1 || !strings.Contains(r.stderr, `no live admin token is called "ops"`) {
+				t.Errorf("revoke twice: %v", r)
+			}
+			again := create("--name", "ops")
+			if a := c.do("GET", p.base+"/admin/users/", "GET /admin/users/", nil, bearer(again)); a.Status != 200 {
+				t.Errorf("the new ops token: %v %s", a, a.Body)
+			}
+			r = runBinary(t, dir, env, "", "admin-token", "list")
+			if r.code != 0 || strings.Count(r.stdout, "revoked ") != 1 || !strings.Contains(r.stdout, "LAST USED") {
+				t.Errorf("list after revoke: %v", r)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ type config struct {
 	SecretKeys     [][]byte
 	PublicURL      string
 	TrustedOrigins []string
+	CookieDomain   string
 	TrustedProxies []netip.Prefix
 	SMTPURL        string
 	MailFrom       string
@@ -58,6 +60,9 @@ type config struct {
 	WebhookURLs    []string
 	WebhookSecrets []string
 }
+
+// cookieDomainPattern is a DNS name of two labels or more.
+var cookieDomainPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // minSecretLen is the least length of a signing secret outside dev mode:
 // 32 bytes, the size of the HMAC-SHA256 key it becomes.
@@ -179,6 +184,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 			continue
 		}
 		c.TrustedOrigins = append(c.TrustedOrigins, o)
+	}
+	c.CookieDomain = strings.ToLower(strings.TrimPrefix(env("USEREMAIL_COOKIE_DOMAIN", ""), "."))
+	if c.CookieDomain != "" {
+		host := ""
+		if u, err := url.Parse(c.PublicURL); err == nil {
+			host = strings.ToLower(u.Hostname())
+		}
+		switch {
+		case !cookieDomainPattern.MatchString(c.CookieDomain):
+			bad("USEREMAIL_COOKIE_DOMAIN", "%q is not a domain name (example.com)", c.CookieDomain)
+		case host != c.CookieDomain && !strings.HasSuffix(host, "."+c.CookieDomain):
+			bad("USEREMAIL_COOKIE_DOMAIN", "%q does not contain the host of USEREMAIL_PUBLIC_URL (%s): browsers would refuse the cookies", c.CookieDomain, host)
+		}
 	}
 	for _, raw := range splitList(env("USEREMAIL_TRUSTED_PROXIES", "")) {
 		p, err := parseNetwork(raw)

@@ -5,6 +5,7 @@
 //	useremail user create --email E [--verified] [--password-stdin]
 //	useremail outbox list|retry|purge   inspect, retry and purge the mail outbox
 //	useremail audit --user ID           print a user's security events
+//	useremail admin-token create|list|revoke  admin API tokens
 //
 // Configuration comes from USEREMAIL_* environment variables (see README).
 package main
@@ -40,6 +41,10 @@ Usage:
   useremail import [--format useremail|django] [--dry-run] FILE
                                       insert the users of an export or of a
                                       Django dump, all or nothing
+  useremail admin-token create --name NAME [--read-only]
+                                      make an admin API token (printed once)
+  useremail admin-token list          list the admin API tokens
+  useremail admin-token revoke NAME   revoke an admin API token
   useremail healthcheck               exit 0 when the local server is ready (for containers)
   useremail version                   print the version
 
@@ -90,6 +95,8 @@ func run(ctx context.Context, args []string, e env) error {
 		err = cmdExport(ctx, e, rest)
 	case "import":
 		err = cmdImport(ctx, e, rest)
+	case "admin-token":
+		err = cmdAdminToken(ctx, e, rest)
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, e, rest)
 	case "version":

@@ -264,6 +264,7 @@ func (m *Main) openServer() (err error) {
 		Hasher:           password.NewHasher(c.Argon2, 0),
 		PublicURL:        c.PublicURL,
 		TrustedOrigins:   c.TrustedOrigins,
+		CookieDomain:     c.CookieDomain,
 		TrustedProxies:   c.TrustedProxies,
 		Sessions:         c.Sessions,
 		CookieSecure:     c.CookieSecure,

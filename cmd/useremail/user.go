@@ -118,7 +118,7 @@ func createUser(ctx context.Context, db *store.DB, addr address.Address, hash st
 		if err != nil {
 			return err
 		}
-		return q.RecordEvent(ctx, store.AuditEvent{UserID: user.ID, Event: "signup", Email: primary.Email, UserAgent: "useremail user create", CreatedAt: now})
+		return q.RecordEvent(ctx, store.AuditEvent{UserID: user.ID, Event: "signup", Email: primary.Email, UserAgent: "useremail user create", Actor: "cli", CreatedAt: now})
 	})
 	return user, err
 }

@@ -93,7 +93,9 @@ func ValidateResponse(req *http.Request, res *http.Response, body []byte) error 
 	if err != nil {
 		return err
 	}
-	if res.StatusCode >= 500 && res.StatusCode != http.StatusServiceUnavailable {
+	// 503 (the database) and 501 (a declared operation this build does
+	// not do yet) are answers; any other 5xx is a bug.
+	if res.StatusCode >= 500 && res.StatusCode != http.StatusServiceUnavailable && res.StatusCode != http.StatusNotImplemented {
 		return fmt.Errorf("server error %d", res.StatusCode)
 	}
 	route, params, err := r.FindRoute(req)

@@ -33,8 +33,9 @@ type Server struct {
 }
 
 // Start serves the API on db until t ends. Cookies are not Secure (the
-// server is plain http); password hashing is cheap.
-func Start(t testing.TB, db *store.DB) *Server {
+// server is plain http); password hashing is cheap. opts change the
+// server's configuration (trusted origins, say).
+func Start(t testing.TB, db *store.DB, opts ...func(*server.Config)) *Server {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	s := &Server{URL: "http://" + ts.Listener.Addr().String()}
@@ -47,7 +48,7 @@ func Start(t testing.TB, db *store.DB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		DB:             db,
 		Signer:         sign,
 		Hasher:         password.NewHasher(password.Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}, 0),
@@ -56,7 +57,11 @@ func Start(t testing.TB, db *store.DB) *Server {
 		RateLimits:     true,
 		Notices:        true,
 		Logger:         logger,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,10 +20,15 @@
  * if (error) console.log(error.code); // a Problem: "email_taken", "invalid_email", …
  * ```
  *
- * In a browser on the service's own origin the browser keeps the cookies
- * itself and hides them from scripts: use openapi-fetch directly there, and
- * copy the `csrftoken` cookie (or `GET /auth/session/`'s `csrf_token`) into
- * `X-CSRFToken`.
+ * In a browser the browser keeps the cookies itself and hides the session's
+ * from scripts: use {@link createBrowserClient} there. It sends the cookies
+ * (`credentials: "include"`, also to the service on another origin listed in
+ * `USEREMAIL_TRUSTED_ORIGINS`) and copies the CSRF token into `X-CSRFToken`,
+ * from the `csrftoken` cookie when the page can read it, else from the login
+ * answer or `GET /auth/session/`.
+ *
+ * The admin API is in a separate entry point, `@useremail/client/admin`, for
+ * the operator's backend only.
  */
 import createClient, { type Client, type Middleware } from "openapi-fetch";
 import type { components, operations, paths } from "./schema.js";
@@ -145,6 +150,103 @@ export class CookieJar {
   }
 }
 
+/** Options of {@link createBrowserClient}. */
+export interface BrowserOptions {
+  /** The service's base URL; another origin needs `USEREMAIL_TRUSTED_ORIGINS`. */
+  baseUrl: string;
+  /** A fetch to use instead of the global one. */
+  fetch?: (input: Request) => Promise<Response>;
+  /** Headers sent with every request. */
+  headers?: Record<string, string>;
+}
+
+/** The typed openapi-fetch client of a browser app. */
+export interface UseremailBrowserClient extends Client<paths, JSONMedia> {
+  /**
+   * The session's CSRF token: the `csrftoken` cookie when the page can read
+   * it, else the one the login answered, else `GET /auth/session/`'s;
+   * undefined when not logged in.
+   */
+  csrfToken(): Promise<string | undefined>;
+  /** As {@link UseremailClient.openLink}. */
+  openLink(link: string): Promise<LinkResult>;
+}
+
+/**
+ * The unsafe operations that take no session (sign-up, login, the mailed
+ * links, password reset): they need no CSRF token, so none is looked up.
+ */
+const sessionless = /\/(users\/|auth\/login\/|users\/email-verify\/.*|users\/email-set-primary\/.*|auth\/password-reset\/.*)$/;
+
+/** The value of the `csrftoken` cookie, when the page can read it. */
+function csrfCookie(): string | undefined {
+  const doc = (globalThis as { document?: { cookie?: string } }).document;
+  for (const part of (doc?.cookie ?? "").split(";")) {
+    const [name, ...value] = part.trim().split("=");
+    if (name === "csrftoken" && value.length > 0) {
+      return decodeURIComponent(value.join("="));
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Creates a client for a browser app: the browser keeps and sends the
+ * session's cookies (`credentials: "include"`), and every unsafe request
+ * carries `X-CSRFToken` (see {@link UseremailBrowserClient.csrfToken}).
+ */
+export function createBrowserClient(options: BrowserOptions): UseremailBrowserClient {
+  const baseUrl = options.baseUrl.replace(/\/+$/, "");
+  const doFetch = options.fetch ?? ((request: Request) => globalThis.fetch(request));
+  const client = createClient<paths, JSONMedia>({
+    baseUrl,
+    credentials: "include",
+    fetch: doFetch,
+    ...(options.headers ? { headers: options.headers } : {}),
+  });
+  // The token the login or GET /auth/session/ answered, while the session lasts.
+  let known: string | undefined;
+  const csrfToken = async (): Promise<string | undefined> => {
+    const cookie = csrfCookie();
+    if (cookie) {
+      return cookie;
+    }
+    if (!known) {
+      const response = await doFetch(new Request(`${baseUrl}/auth/session/`, {
+        credentials: "include",
+        headers: { Accept: "application/json" },
+      }));
+      if (response.ok) {
+        known = ((await response.json()) as Session).csrf_token;
+      }
+    }
+    return known;
+  };
+  const csrf: Middleware = {
+    async onRequest({ request }) {
+      if (unsafeMethods.has(request.method.toUpperCase()) && !request.headers.has("X-CSRFToken") &&
+        !sessionless.test(new URL(request.url).pathname)) {
+        const token = await csrfToken();
+        if (token) {
+          request.headers.set("X-CSRFToken", token);
+        }
+      }
+      return request;
+    },
+    async onResponse({ request, response }) {
+      const path = new URL(request.url).pathname;
+      if (path.endsWith("/auth/login/") && response.ok) {
+        known = ((await response.clone().json()) as Session).csrf_token;
+      } else if (path.endsWith("/auth/logout/") || response.status === 401) {
+        known = undefined;
+      }
+      return response;
+    },
+  };
+  client.use(csrf);
+  return Object.assign(client, { csrfToken, openLink: linkOpener(client, baseUrl) });
+}
+
 /** Creates a client for the service at options.baseUrl. */
 export function createUseremailClient(options: UseremailOptions): UseremailClient {
   const cookies = new CookieJar();
@@ -171,9 +273,27 @@ export function createUseremailClient(options: UseremailOptions): UseremailClien
     },
   };
   client.use(session);
+  return Object.assign(client, { cookies, openLink: linkOpener(client, options.baseUrl), resetPassword: passwordResetter(client, options.baseUrl) });
+}
 
-  const openLink = async (link: string): Promise<LinkResult> => {
-    const path = new URL(link, options.baseUrl).pathname;
+/** resetPassword of a client: sets a new password through a mailed reset link. */
+function passwordResetter(client: Client<paths, JSONMedia>, baseUrl: string): (link: string, password: string) => Promise<ResetResult> {
+  return async (link: string, password: string): Promise<ResetResult> => {
+    const path = new URL(link, baseUrl).pathname;
+    const m = /^\/auth\/password-reset\/([^/]+)\/([^/]+)\/$/.exec(path);
+    if (!m) {
+      throw new Error(`not a useremail password reset link: ${link}`);
+    }
+    const params = { path: { user_id_key: decodeURIComponent(m[1]!), token: decodeURIComponent(m[2]!) } };
+    const { error, response } = await client.POST("/auth/password-reset/{user_id_key}/{token}/", { params, body: { password } });
+    return error ? { error: error as Problem, response } : { response };
+  };
+}
+
+/** openLink of a client: opens a mailed link as an API client does. */
+function linkOpener(client: Client<paths, JSONMedia>, baseUrl: string): (link: string) => Promise<LinkResult> {
+  return async (link: string): Promise<LinkResult> => {
+    const path = new URL(link, baseUrl).pathname;
     let m = /^\/users\/email-verify\/([^/]+)\/([^/]+)$/.exec(path);
     if (m) {
       const params = { path: { signed_email: decodeURIComponent(m[1]!), user_id_key: decodeURIComponent(m[2]!) } };
@@ -188,17 +308,4 @@ export function createUseremailClient(options: UseremailOptions): UseremailClien
     }
     throw new Error(`not a useremail link: ${link}`);
   };
-
-  const resetPassword = async (link: string, password: string): Promise<ResetResult> => {
-    const path = new URL(link, options.baseUrl).pathname;
-    const m = /^\/auth\/password-reset\/([^/]+)\/([^/]+)\/$/.exec(path);
-    if (!m) {
-      throw new Error(`not a useremail password reset link: ${link}`);
-    }
-    const params = { path: { user_id_key: decodeURIComponent(m[1]!), token: decodeURIComponent(m[2]!) } };
-    const { error, response } = await client.POST("/auth/password-reset/{user_id_key}/{token}/", { params, body: { password } });
-    return error ? { error: error as Problem, response } : { response };
-  };
-
-  return Object.assign(client, { cookies, openLink, resetPassword });
 }

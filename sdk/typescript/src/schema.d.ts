@@ -564,6 +564,234 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/users/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List users
+         * @description A page of users in id order, each with its addresses. With `email`,
+         *     only the users who hold that address in any state (primary,
+         *     verified or not), compared in its normalized form.
+         */
+        get: operations["AdminListUsers"];
+        put?: never;
+        /**
+         * Create a user
+         * @description Creates a user whose primary address is `email`. Without `verified`
+         *     the address is unverified and its verification mail is queued.
+         *     Without a password the user can log in only after a password reset;
+         *     `send_password_reset` queues one, as an invitation. When too many
+         *     password hashes wait already, the answer is `rate_limited`
+         *     (`Retry-After: 1`).
+         */
+        post: operations["AdminCreateUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One user
+         * @description The user with all its addresses, the primary first.
+         */
+        get: operations["AdminGetUser"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a user
+         * @description Deletes the user as self-deletion does, without the password: every
+         *     address and session at once, its unsent mail cancelled, an
+         *     `account_deleted` notice to the old primary.
+         */
+        delete: operations["AdminDeleteUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}/emails/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add an address to a user
+         * @description Adds a non-primary address. Unverified (the default), its
+         *     verification mail is queued. A security notice goes to the primary
+         *     address. The per-user address limit applies; the per-minute limits
+         *     of the user API do not.
+         */
+        post: operations["AdminAddEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}/emails/{email_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+                /** @description The id of one of the user's addresses. */
+                email_id: components["parameters"]["EmailID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove an address of a user
+         * @description Removes a non-primary address (the primary answers `primary_email_undeletable`) and notifies the primary address.
+         */
+        delete: operations["AdminDeleteEmail"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}/emails/{email_id}/make-primary/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+                /** @description The id of one of the user's addresses. */
+                email_id: components["parameters"]["EmailID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make an address primary
+         * @description Makes a verified address the user's primary one (an unverified one
+         *     answers `email_not_verified`); the old primary stays as a secondary
+         *     address and gets a notice. The primary already: 200, nothing changes.
+         */
+        post: operations["AdminMakePrimary"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}/sessions/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End a user's sessions
+         * @description Ends every session of the user; its browsers and clients must log in again.
+         */
+        delete: operations["AdminDeleteSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/outbox/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List mail
+         * @description A page of the mail outbox in id order: what went, or is to go, to
+         *     whom, and why a mail failed. Never a link or a body. Sent and
+         *     cancelled mail is deleted after `USEREMAIL_OUTBOX_RETENTION`.
+         */
+        get: operations["AdminListOutbox"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/outbox/{id}/retry/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The outbox message's id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a failed mail again
+         * @description Queues a failed mail again with a fresh count of attempts; a mail in any other state answers `validation_error`.
+         */
+        post: operations["AdminRetryOutbox"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/audit/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit trail
+         * @description A page of the security events in id order: sign-ups, logins and
+         *     failed ones, address changes, and every admin write (actor
+         *     `admin:<token name>`). With `user_id`, only that user's.
+         */
+        get: operations["AdminListAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -844,7 +1072,7 @@ export interface components {
          * @example email_taken
          * @enum {string}
          */
-        ErrorCode: "validation_error" | "invalid_email" | "email_taken" | "email_same_as_current" | "invalid_password" | "too_many_emails" | "primary_email_undeletable" | "already_verified" | "link_invalid" | "link_expired" | "link_used" | "invalid_credentials" | "not_authenticated" | "session_invalid" | "csrf_failed" | "forbidden" | "not_found" | "method_not_allowed" | "body_too_large" | "unsupported_media_type" | "rate_limited" | "password_too_weak" | "unavailable" | "internal";
+        ErrorCode: "validation_error" | "invalid_email" | "email_taken" | "email_same_as_current" | "invalid_password" | "too_many_emails" | "primary_email_undeletable" | "already_verified" | "link_invalid" | "link_expired" | "link_used" | "invalid_credentials" | "not_authenticated" | "session_invalid" | "csrf_failed" | "forbidden" | "not_found" | "method_not_allowed" | "body_too_large" | "unsupported_media_type" | "rate_limited" | "password_too_weak" | "unavailable" | "internal" | "email_not_verified" | "token_invalid" | "not_implemented";
         /**
          * @description One problem with one field of the request.
          * @example {
@@ -899,8 +1127,345 @@ export interface components {
             code: components["schemas"]["ErrorCode"];
             errors?: components["schemas"]["FieldError"][];
         };
+        /**
+         * @description A user account with all its addresses, as the admin API shows it.
+         * @example {
+         *       "id": 42,
+         *       "email": "alice@example.com",
+         *       "date_joined": "2026-11-28T09:30:00Z",
+         *       "emails": [
+         *         {
+         *           "id": 1,
+         *           "email": "alice@example.com",
+         *           "verified": true,
+         *           "primary": true
+         *         }
+         *       ]
+         *     }
+         */
+        AdminUser: {
+            /**
+             * Format: int64
+             * @example 42
+             */
+            id: number;
+            /**
+             * @description The primary address.
+             * @example alice@example.com
+             */
+            email: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-28T09:30:00Z
+             */
+            date_joined: string;
+            /** @description Every address of the user, the primary first, then by age. */
+            emails: components["schemas"]["Email"][];
+        };
+        /**
+         * @description A page of users.
+         * @example {
+         *       "items": [],
+         *       "next_after": null
+         *     }
+         */
+        AdminUserPage: {
+            items: components["schemas"]["AdminUser"][];
+            /**
+             * Format: int64
+             * @description Pass it as `after` for the next page; null on the last page.
+             * @example 42
+             */
+            next_after: number | null;
+        };
+        /**
+         * @description A user for the admin API to create.
+         * @example {
+         *       "email": "bob@example.com",
+         *       "verified": true
+         *     }
+         */
+        AdminNewUser: {
+            /**
+             * Format: email
+             * @description Becomes the user's primary address.
+             * @example bob@example.com
+             */
+            email: string;
+            /**
+             * Format: password
+             * @description Without one, the user can log in only after a password reset.
+             * @example correct horse battery staple
+             */
+            password?: string;
+            /**
+             * @description Mark the address verified instead of mailing a verification link.
+             * @default false
+             * @example true
+             */
+            verified: boolean;
+            /**
+             * @description Queue a password-reset mail to the address, as an invitation.
+             * @default false
+             * @example false
+             */
+            send_password_reset: boolean;
+        };
+        /**
+         * @description An address for the admin API to add.
+         * @example {
+         *       "email": "alice@work.example",
+         *       "verified": true
+         *     }
+         */
+        AdminNewEmail: {
+            /**
+             * Format: email
+             * @example alice@work.example
+             */
+            email: string;
+            /**
+             * @description Mark the address verified instead of mailing a verification link.
+             * @default false
+             * @example true
+             */
+            verified: boolean;
+        };
+        /**
+         * @description A mail's state.
+         * @example failed
+         * @enum {string}
+         */
+        OutboxStatus: "queued" | "sending" | "sent" | "failed" | "cancelled";
+        /**
+         * @description One mail of the outbox; never its link or body.
+         * @example {
+         *       "id": 12,
+         *       "kind": "verify",
+         *       "recipient": "alice@example.com",
+         *       "user_id": 42,
+         *       "status": "failed",
+         *       "attempts": 8,
+         *       "last_error": "550 5.1.1 mailbox unavailable",
+         *       "created_at": "2026-11-28T09:30:00Z",
+         *       "next_attempt_at": null,
+         *       "sent_at": null
+         *     }
+         */
+        OutboxMessage: {
+            /**
+             * Format: int64
+             * @example 12
+             */
+            id: number;
+            /** @example verify */
+            kind: string;
+            /** @example alice@example.com */
+            recipient: string;
+            /**
+             * Format: int64
+             * @example 42
+             */
+            user_id: number;
+            status: components["schemas"]["OutboxStatus"];
+            /** @example 8 */
+            attempts: number;
+            /**
+             * @description Why the last attempt failed; empty after a success.
+             * @example 550 5.1.1 mailbox unavailable
+             */
+            last_error: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-28T09:30:00Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When a queued mail is tried next (or a sending one's claim ends); null otherwise.
+             * @example null
+             */
+            next_attempt_at: string | null;
+            /**
+             * Format: date-time
+             * @example null
+             */
+            sent_at: string | null;
+        };
+        /**
+         * @description A page of mail.
+         * @example {
+         *       "items": [],
+         *       "next_after": null
+         *     }
+         */
+        OutboxPage: {
+            items: components["schemas"]["OutboxMessage"][];
+            /**
+             * Format: int64
+             * @description Pass it as `after` for the next page; null on the last page.
+             * @example 12
+             */
+            next_after: number | null;
+        };
+        /**
+         * @description One security event.
+         * @example {
+         *       "id": 3,
+         *       "created_at": "2026-11-28T09:30:00Z",
+         *       "user_id": 42,
+         *       "action": "email_added",
+         *       "actor": "admin:support",
+         *       "ip": "192.0.2.10",
+         *       "user_agent": "curl/8.5.0",
+         *       "email": "alice@work.example"
+         *     }
+         */
+        AuditEntry: {
+            /**
+             * Format: int64
+             * @example 3
+             */
+            id: number;
+            /**
+             * Format: date-time
+             * @example 2026-11-28T09:30:00Z
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Null for an event of no account (a failed login for an unknown address).
+             * @example 42
+             */
+            user_id: number | null;
+            /**
+             * @description What happened, as `signup`, `login`, `login_failed`, `email_added`, `primary_changed`, `sessions_ended`.
+             * @example email_added
+             */
+            action: string;
+            /**
+             * @description Who did it, `user`, `link`, `admin:<token name>` or `cli`; empty for events recorded before actors were.
+             * @example admin:support
+             */
+            actor: string;
+            /** @example 192.0.2.10 */
+            ip: string;
+            /** @example curl/8.5.0 */
+            user_agent: string;
+            /**
+             * @description The address the event concerns, if any.
+             * @example alice@work.example
+             */
+            email: string;
+        };
+        /**
+         * @description A page of the audit trail.
+         * @example {
+         *       "items": [],
+         *       "next_after": null
+         *     }
+         */
+        AuditPage: {
+            items: components["schemas"]["AuditEntry"][];
+            /**
+             * Format: int64
+             * @description Pass it as `after` for the next page; null on the last page.
+             * @example 3
+             */
+            next_after: number | null;
+        };
     };
     responses: {
+        /** @description No `Authorization` header (`not_authenticated`), or an unknown or revoked token (`token_invalid`). */
+        AdminUnauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:useremail:problem:token_invalid",
+                 *       "title": "Invalid token",
+                 *       "status": 401,
+                 *       "detail": "This admin token is unknown or revoked.",
+                 *       "code": "token_invalid"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A read-only token asked for a change (`forbidden`). */
+        AdminForbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:useremail:problem:forbidden",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "detail": "This admin token is read-only.",
+                 *       "code": "forbidden"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description No such user, address of the user, or outbox message. */
+        AdminNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:useremail:problem:not_found",
+                 *       "title": "Not found",
+                 *       "status": 404,
+                 *       "detail": "No such user.",
+                 *       "code": "not_found"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The metrics are served on a listener of their own (`USEREMAIL_METRICS_ADDR`), not on the API's. */
+        MetricsElsewhere: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:useremail:problem:not_found",
+                 *       "title": "Not found",
+                 *       "status": 404,
+                 *       "detail": "No such route.",
+                 *       "code": "not_found"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description This build does not do this yet (`not_implemented`). */
+        NotImplemented: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:useremail:problem:not_implemented",
+                 *       "title": "Not implemented",
+                 *       "status": 501,
+                 *       "detail": "Deleting users is not implemented in this build.",
+                 *       "code": "not_implemented"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The request breaks a rule; `code` says which. */
         BadRequest: {
             headers: {
@@ -971,24 +1536,6 @@ export interface components {
                  *       "status": 403,
                  *       "detail": "Send the session's CSRF token in the X-CSRFToken header.",
                  *       "code": "csrf_failed"
-                 *     }
-                 */
-                "application/problem+json": components["schemas"]["Problem"];
-            };
-        };
-        /** @description The metrics are served on a listener of their own (`USEREMAIL_METRICS_ADDR`), not on the API's. */
-        MetricsElsewhere: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                /**
-                 * @example {
-                 *       "type": "urn:useremail:problem:not_found",
-                 *       "title": "Not found",
-                 *       "status": 404,
-                 *       "detail": "No such route.",
-                 *       "code": "not_found"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1105,6 +1652,12 @@ export interface components {
         };
     };
     parameters: {
+        /** @description The user's id. */
+        AdminUserID: number;
+        /** @description Start after this id (the previous page's `next_after`); none for the first page. */
+        After: number;
+        /** @description At most this many items. */
+        Limit: number;
         /** @description The user's id. A session may only act on its own user. */
         UserID: number;
         /** @description The id of one of the user's addresses. */
@@ -2044,6 +2597,461 @@ export interface operations {
                 };
             };
             404: components["responses"]["MetricsElsewhere"];
+        };
+    };
+    AdminListUsers: {
+        parameters: {
+            query?: {
+                /** @description Start after this id (the previous page's `next_after`); none for the first page. */
+                after?: components["parameters"]["After"];
+                /** @description At most this many items. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Only the users who hold this address. */
+                email?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of users */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": 42,
+                     *           "email": "alice@example.com",
+                     *           "date_joined": "2026-11-28T09:30:00Z",
+                     *           "emails": [
+                     *             {
+                     *               "id": 1,
+                     *               "email": "alice@example.com",
+                     *               "verified": true,
+                     *               "primary": true
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "next_after": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminUserPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminCreateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "bob@example.com",
+                 *       "verified": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["AdminNewUser"];
+            };
+        };
+        responses: {
+            /** @description The user, created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 43,
+                     *       "email": "bob@example.com",
+                     *       "date_joined": "2026-11-28T09:30:00Z",
+                     *       "emails": [
+                     *         {
+                     *           "id": 2,
+                     *           "email": "bob@example.com",
+                     *           "verified": true,
+                     *           "primary": true
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminGetUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 42,
+                     *       "email": "alice@example.com",
+                     *       "date_joined": "2026-11-28T09:30:00Z",
+                     *       "emails": [
+                     *         {
+                     *           "id": 1,
+                     *           "email": "alice@example.com",
+                     *           "verified": true,
+                     *           "primary": true
+                     *         },
+                     *         {
+                     *           "id": 7,
+                     *           "email": "alice@work.example",
+                     *           "verified": false,
+                     *           "primary": false
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            404: components["responses"]["AdminNotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminDeleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminNotFound"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminAddEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "alice@work.example",
+                 *       "verified": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["AdminNewEmail"];
+            };
+        };
+        responses: {
+            /** @description Email added successfully */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 7,
+                     *       "email": "alice@work.example",
+                     *       "verified": true,
+                     *       "primary": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Email"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminNotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminDeleteEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+                /** @description The id of one of the user's addresses. */
+                email_id: components["parameters"]["EmailID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminNotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminMakePrimary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+                /** @description The id of one of the user's addresses. */
+                email_id: components["parameters"]["EmailID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Primary email details */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 7,
+                     *       "email": "alice@work.example",
+                     *       "verified": true,
+                     *       "primary": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Email"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminNotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminDeleteSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["AdminUserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every session ended */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminNotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminListOutbox: {
+        parameters: {
+            query?: {
+                /** @description Start after this id (the previous page's `next_after`); none for the first page. */
+                after?: components["parameters"]["After"];
+                /** @description At most this many items. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Only the mail to this address (letter case ignored). */
+                recipient?: string;
+                /** @description Only the mail in this state. */
+                status?: components["schemas"]["OutboxStatus"];
+                /** @description Only the mail of this kind, as `verify`, `change_email`, `email_added`. */
+                kind?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of mail */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": 12,
+                     *           "kind": "verify",
+                     *           "recipient": "alice@example.com",
+                     *           "user_id": 42,
+                     *           "status": "failed",
+                     *           "attempts": 8,
+                     *           "last_error": "550 5.1.1 mailbox unavailable",
+                     *           "created_at": "2026-11-28T09:30:00Z",
+                     *           "next_attempt_at": null,
+                     *           "sent_at": null
+                     *         }
+                     *       ],
+                     *       "next_after": 12
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OutboxPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminRetryOutbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The outbox message's id. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued again */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminNotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminListAudit: {
+        parameters: {
+            query?: {
+                /** @description Start after this id (the previous page's `next_after`); none for the first page. */
+                after?: components["parameters"]["After"];
+                /** @description At most this many items. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Only this user's events. */
+                user_id?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the audit trail */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": 3,
+                     *           "created_at": "2026-11-28T09:30:00Z",
+                     *           "user_id": 42,
+                     *           "action": "email_added",
+                     *           "actor": "admin:support",
+                     *           "ip": "192.0.2.10",
+                     *           "user_agent": "curl/8.5.0",
+                     *           "email": "alice@work.example"
+                     *         }
+                     *       ],
+                     *       "next_after": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }
