@@ -24,6 +24,27 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for DeliveryStatus.
+const (
+	DeliveryDelivered DeliveryStatus = "delivered"
+	DeliveryFailed    DeliveryStatus = "failed"
+	DeliveryPending   DeliveryStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryStatus enum.
+func (e DeliveryStatus) Valid() bool {
+	switch e {
+	case DeliveryDelivered:
+		return true
+	case DeliveryFailed:
+		return true
+	case DeliveryPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	ErrorCodeAlreadyVerified         ErrorCode = "already_verified"
@@ -111,6 +132,39 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUnsupportedMediaType:
 		return true
 	case ErrorCodeValidationError:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventType.
+const (
+	EventEmailAdded          EventType = "email.added"
+	EventEmailPrimaryChanged EventType = "email.primary_changed"
+	EventEmailRemoved        EventType = "email.removed"
+	EventEmailVerified       EventType = "email.verified"
+	EventUserCreated         EventType = "user.created"
+	EventUserDeleted         EventType = "user.deleted"
+	EventUserPasswordChanged EventType = "user.password_changed"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case EventEmailAdded:
+		return true
+	case EventEmailPrimaryChanged:
+		return true
+	case EventEmailRemoved:
+		return true
+	case EventEmailVerified:
+		return true
+	case EventUserCreated:
+		return true
+	case EventUserDeleted:
+		return true
+	case EventUserPasswordChanged:
 		return true
 	default:
 		return false
@@ -298,6 +352,11 @@ type Credentials struct {
 	Password string `json:"password"`
 }
 
+// DeliveryStatus Where an event's delivery to one endpoint stands; `pending` while it waits or is in flight.
+//
+// Example: delivered
+type DeliveryStatus string
+
 // Email An email address of a user.
 //
 // Example: {"email":"alice@work.example","id":7,"primary":false,"verified":false}
@@ -340,6 +399,83 @@ type EmailChange struct {
 //
 // Example: email_taken
 type ErrorCode string
+
+// Event One event, as delivered in the `data` of its webhook (besides
+// `user_id`, `sequence` and `actor`), with its deliveries.
+//
+// Example: {"actor":"user","created_at":"2026-11-28T09:30:00Z","data":{"email":{"email":"alice@work.example","id":2,"primary":false,"verified":false}},"deliveries":[{"attempts":1,"delivered_at":"2026-11-28T09:30:01Z","endpoint":"https://app.example.com/hooks/useremail","last_error":"","status":"delivered"}],"id":7,"sequence":5,"type":"email.added","user_id":42}
+type Event struct {
+	// Actor `user`, `link` or `admin:<token name>`.
+	//
+	// Example: user
+	Actor string `json:"actor"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data The event's own fields (`email`, `previous`).
+	//
+	// Example: {"email":{"email":"alice@work.example","id":2,"primary":false,"verified":false}}
+	Data       map[string]interface{} `json:"data"`
+	Deliveries []EventDelivery        `json:"deliveries"`
+
+	// Id Example: 7
+	Id int64 `json:"id"`
+
+	// Sequence Counts the user's events from 1 without gaps.
+	//
+	// Example: 5
+	Sequence int64 `json:"sequence"`
+
+	// Type The type of an event (docs/WEBHOOKS.md).
+	//
+	// Example: email.added
+	Type EventType `json:"type"`
+
+	// UserId Example: 42
+	UserId int64 `json:"user_id"`
+}
+
+// EventDelivery An event's delivery to one webhook endpoint.
+//
+// Example: {"attempts":1,"delivered_at":"2026-11-28T09:30:01Z","endpoint":"https://app.example.com/hooks/useremail","last_error":"","status":"delivered"}
+type EventDelivery struct {
+	// Attempts Example: 1
+	Attempts int `json:"attempts"`
+
+	// DeliveredAt Example: 2026-11-28T09:30:01Z
+	DeliveredAt *time.Time `json:"delivered_at"`
+
+	// Endpoint Example: https://app.example.com/hooks/useremail
+	Endpoint string `json:"endpoint"`
+
+	// LastError Why the last attempt failed; empty after a success.
+	//
+	// Example:
+	LastError string `json:"last_error"`
+
+	// Status Where an event's delivery to one endpoint stands; `pending` while it waits or is in flight.
+	//
+	// Example: delivered
+	Status DeliveryStatus `json:"status"`
+}
+
+// EventPage A page of events.
+//
+// Example: {"items":[],"next_after":null}
+type EventPage struct {
+	Items []Event `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 7
+	NextAfter *int64 `json:"next_after"`
+}
+
+// EventType The type of an event (docs/WEBHOOKS.md).
+//
+// Example: email.added
+type EventType string
 
 // FieldError One problem with one field of the request.
 //
@@ -678,6 +814,21 @@ type AdminListAuditParams struct {
 	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
 }
 
+// AdminListEventsParams defines parameters for AdminListEvents.
+type AdminListEventsParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// UserId Only this user's events.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Type Only the events of this type.
+	Type *EventType `form:"type,omitempty" json:"type,omitempty"`
+}
+
 // AdminListOutboxParams defines parameters for AdminListOutbox.
 type AdminListOutboxParams struct {
 	// After Start after this id (the previous page's `next_after`); none for the first page.
@@ -823,6 +974,25 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 	AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListEvents List events and their deliveries
+	//
+	// A page of the events (webhooks) in id order, each with its
+	// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+	// reached the application, and why one did not. With `user_id` only
+	// that user's, with `type` only that type's.
+	//
+	// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+	AdminListEvents(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRedeliverEvent Send an event again
+	//
+	// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+	// with a fresh count of attempts and the same `webhook-id`; a
+	// delivery in flight is left to finish.
+	//
+	// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+	AdminRedeliverEvent(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminListOutbox List mail
 	//
@@ -1371,6 +1541,45 @@ type ClientInterface interface {
 // Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 func (c *Client) AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminListAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListEvents List events and their deliveries
+//
+// A page of the events (webhooks) in id order, each with its
+// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+// reached the application, and why one did not. With `user_id` only
+// that user's, with `type` only that type's.
+//
+// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+func (c *Client) AdminListEvents(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRedeliverEvent Send an event again
+//
+// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+// with a fresh count of attempts and the same `webhook-id`; a
+// delivery in flight is left to finish.
+//
+// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+func (c *Client) AdminRedeliverEvent(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRedeliverEventRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2459,6 +2668,130 @@ func NewAdminListAuditRequest(server string, params *AdminListAuditParams) (*htt
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListEventsRequest constructs an http.Request for the AdminListEvents method
+func NewAdminListEventsRequest(server string, params *AdminListEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/events/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminRedeliverEventRequest constructs an http.Request for the AdminRedeliverEvent method
+func NewAdminRedeliverEventRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/events/%s/redeliver/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -3998,6 +4331,29 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 	AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error)
 
+	// AdminListEventsWithResponse List events and their deliveries
+	//
+	// A page of the events (webhooks) in id order, each with its
+	// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+	// reached the application, and why one did not. With `user_id` only
+	// that user's, with `type` only that type's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+	AdminListEventsWithResponse(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*AdminListEventsResponse, error)
+
+	// AdminRedeliverEventWithResponse Send an event again
+	//
+	// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+	// with a fresh count of attempts and the same `webhook-id`; a
+	// delivery in flight is left to finish.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+	AdminRedeliverEventWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRedeliverEventResponse, error)
+
 	// AdminListOutboxWithResponse List mail
 	//
 	// A page of the mail outbox in id order: what went, or is to go, to
@@ -4651,6 +5007,151 @@ func (r AdminListAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminListAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListEventsResponse) GetJSON200() *EventPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRedeliverEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRedeliverEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRedeliverEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRedeliverEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRedeliverEventResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7473,6 +7974,41 @@ func (c *ClientWithResponses) AdminListAuditWithResponse(ctx context.Context, pa
 	return ParseAdminListAuditResponse(rsp)
 }
 
+// AdminListEventsWithResponse List events and their deliveries
+//
+// A page of the events (webhooks) in id order, each with its
+// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+// reached the application, and why one did not. With `user_id` only
+// that user's, with `type` only that type's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+func (c *ClientWithResponses) AdminListEventsWithResponse(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*AdminListEventsResponse, error) {
+	rsp, err := c.AdminListEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListEventsResponse(rsp)
+}
+
+// AdminRedeliverEventWithResponse Send an event again
+//
+// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+// with a fresh count of attempts and the same `webhook-id`; a
+// delivery in flight is left to finish.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+func (c *ClientWithResponses) AdminRedeliverEventWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRedeliverEventResponse, error) {
+	rsp, err := c.AdminRedeliverEvent(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRedeliverEventResponse(rsp)
+}
+
 // AdminListOutboxWithResponse List mail
 //
 // A page of the mail outbox in id order: what went, or is to go, to
@@ -8378,6 +8914,124 @@ func ParseAdminListAuditResponse(rsp *http.Response) (*AdminListAuditResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListEventsResponse parses an HTTP response from a AdminListEventsWithResponse call
+func ParseAdminListEventsResponse(rsp *http.Response) (*AdminListEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRedeliverEventResponse parses an HTTP response from a AdminRedeliverEventWithResponse call
+func ParseAdminRedeliverEventResponse(rsp *http.Response) (*AdminRedeliverEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRedeliverEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -10866,6 +11520,12 @@ type ServerInterface interface {
 	// AdminListAudit The audit trail
 	// (GET /admin/audit/)
 	AdminListAudit(ctx echo.Context, params AdminListAuditParams) error
+	// AdminListEvents List events and their deliveries
+	// (GET /admin/events/)
+	AdminListEvents(ctx echo.Context, params AdminListEventsParams) error
+	// AdminRedeliverEvent Send an event again
+	// (POST /admin/events/{id}/redeliver/)
+	AdminRedeliverEvent(ctx echo.Context, id int64) error
 	// AdminListOutbox List mail
 	// (GET /admin/outbox/)
 	AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error
@@ -11010,6 +11670,61 @@ func (w *ServerInterfaceWrapper) AdminListAudit(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AdminListAudit(ctx, params)
+	return err
+}
+
+// AdminListEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListEventsParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListEvents(ctx, params)
+	return err
+}
+
+// AdminRedeliverEvent converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRedeliverEvent(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRedeliverEvent(ctx, id)
 	return err
 }
 
@@ -11730,6 +12445,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/admin/outbox/", wrapper.AdminListOutbox, options.OperationMiddlewares["AdminListOutbox"]...)
 	router.POST(options.BaseURL+"/admin/outbox/:id/retry/", wrapper.AdminRetryOutbox, options.OperationMiddlewares["AdminRetryOutbox"]...)
 	router.GET(options.BaseURL+"/admin/audit/", wrapper.AdminListAudit, options.OperationMiddlewares["AdminListAudit"]...)
+	router.GET(options.BaseURL+"/admin/events/", wrapper.AdminListEvents, options.OperationMiddlewares["AdminListEvents"]...)
+	router.POST(options.BaseURL+"/admin/events/:id/redeliver/", wrapper.AdminRedeliverEvent, options.OperationMiddlewares["AdminRedeliverEvent"]...)
 
 }
 
@@ -11858,6 +12575,204 @@ type AdminListAudit503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response AdminListAudit503ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEventsRequestObject struct {
+	Params AdminListEventsParams
+}
+
+type AdminListEventsResponseObject interface {
+	VisitAdminListEventsResponse(w http.ResponseWriter) error
+}
+
+type AdminListEvents200JSONResponse EventPage
+
+func (response AdminListEvents200JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents400ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents401ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents500ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents503ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEventRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type AdminRedeliverEventResponseObject interface {
+	VisitAdminRedeliverEventResponse(w http.ResponseWriter) error
+}
+
+type AdminRedeliverEvent202Response struct {
+}
+
+func (response AdminRedeliverEvent202Response) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type AdminRedeliverEvent400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent400ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent401ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent403ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent404ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent500ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent503ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -15821,6 +16736,12 @@ type StrictServerInterface interface {
 	// AdminListAudit The audit trail
 	// (GET /admin/audit/)
 	AdminListAudit(ctx context.Context, request AdminListAuditRequestObject) (AdminListAuditResponseObject, error)
+	// AdminListEvents List events and their deliveries
+	// (GET /admin/events/)
+	AdminListEvents(ctx context.Context, request AdminListEventsRequestObject) (AdminListEventsResponseObject, error)
+	// AdminRedeliverEvent Send an event again
+	// (POST /admin/events/{id}/redeliver/)
+	AdminRedeliverEvent(ctx context.Context, request AdminRedeliverEventRequestObject) (AdminRedeliverEventResponseObject, error)
 	// AdminListOutbox List mail
 	// (GET /admin/outbox/)
 	AdminListOutbox(ctx context.Context, request AdminListOutboxRequestObject) (AdminListOutboxResponseObject, error)
@@ -15962,6 +16883,56 @@ func (sh *strictHandler) AdminListAudit(ctx echo.Context, params AdminListAuditP
 		return err
 	} else if validResponse, ok := response.(AdminListAuditResponseObject); ok {
 		return validResponse.VisitAdminListAuditResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListEvents operation middleware
+func (sh *strictHandler) AdminListEvents(ctx echo.Context, params AdminListEventsParams) error {
+	var request AdminListEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListEvents(ctx.Request().Context(), request.(AdminListEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListEventsResponseObject); ok {
+		return validResponse.VisitAdminListEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRedeliverEvent operation middleware
+func (sh *strictHandler) AdminRedeliverEvent(ctx echo.Context, id int64) error {
+	var request AdminRedeliverEventRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRedeliverEvent(ctx.Request().Context(), request.(AdminRedeliverEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRedeliverEvent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRedeliverEventResponseObject); ok {
+		return validResponse.VisitAdminRedeliverEventResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -17105,197 +18076,213 @@ func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37ciO30e+r4ON3qizljCRKK21sqVznk3e1jvLtzZLWcWJukdAMRMKaAWgAIy6ztVV5mjxYnuQUuoEZ",
-	"zI2kJO4t0V9eUzOYRgPoe//wvhfLbCoFE0b3Dt/3JowmTME/X8pzIxWz/0yYjhWfGi5F77B3LPSMKU3M",
-	"hBoSU6XmhBIjr5kgVDEi2A1TJKbxhCXbvain4wnLqB2GvaPZNGW9w56QWxoGj3pmPrW/aKO4GPc+fIh6",
-	"Z8yo+fGVYar57XMWS5FoYiSZUW7IJbuSihGj5lyMCR1TLjq+ub8X9TIueJZnvcPd4rtcGDZmqvfBfnlK",
-	"Fc2YcQw4TjIu3mimTp82CbmYMJJrpr7RhMM0uf11Ss2kF/UEzWDspBf1FPs954olvUOjctZJ2pVUGTVI",
-	"0OP93hJao14XfwxVhlD7R2Im3BJHNsyEkaliN1zmmkzpmH2jyUiwd2YID442j4iQgpEraV9i5IorbeDB",
-	"YmK/50zNy5nBe707TKbfOpmTjPK0i8s8IfKKWPrkFZDn2E6TRDGtme7gPrODDlddgz/efgme84ybluNh",
-	"SCa1QfZnVMwJNyzTXaxMYZSQpoRd0Tw1vcODflQSaP8no++QoIN+fyl5Z0wzc2GPZTtfNR8LlriDK68I",
-	"JVOq9UyqhCj7Kkm5uO7gLby0GmN7N7vb/W02//Ps9DfJ4+znv//tl5/41U/b8V4qLrNn/eSXP6etcuAc",
-	"CIS9scIMrpTMYHvY51myiHp8bwgb5C6TSLKf5/Qvfzs4Ff3ls1hNgJBjopnWXAqS0TmRIp0TGhsiBeFG",
-	"EzkT8PBnEDRI//+y+cIpJCzmGU3tYeWC5GJKk4Ql5M3Z8y1Nrxi5pJo93icbPCH7e4RrMnr59HS02TEf",
-	"O+iQJ8NrNl9xfV4+PW3h/gf7sp5KoVkp0Z9JdcmTBI9FLIVhAk4xnU5THlM7t52pkpcpy/7vb1qKyofs",
-	"G4n9xlUxStRLmIE92ruwR57aj7hNyTVRjCZbdj1BLxlqct073O8/inqGG6D9WTCUm0GuxKFlAmzRQ0fN",
-	"YfnNDyEX/o9iV73D3n/vlKp8B/+qd17jq8iLmpwqSfPaW1+zBLQAJfGEijEjG6Pio3a1rOKx03spzTOZ",
-	"i+ReLBTSDK9glICFLyXReTwpdnvJsf2SYy+lIf7NhRwrP7EOjoW0RV7/hFopIlIRmZtL+Y5kTGvQoJ5n",
-	"bwTNzUQq/nd2P77BYg25uKEpT5Ztv1xcCys9pCKK3chrZ5MVXN0tuXqKIxIv3BdytkrEmrg7OnYcAlaM",
-	"CFqjZGNk19Fyjwlj+cSS0SbwmoqWCbrJb4wqNLrt+wNNztjvOdPmXmuAxoWh160CADeG/Wdqz9gcZKJm",
-	"Vc73S86Djgvf8wMvXIKQhnUsgBXnCnlDLhWj15pQovKUHZGRnfaIaDrXZDbh8QR4uR5JGmt1NbwCpR2y",
-	"8pyJBA6W04vfaPLk/OyZ39kC/vbLlv0NjBy3WTqlLLwcT1h8TYqPLWRvSNe62AtEuF1trUOutfVbpCIz",
-	"JcWYbIyCr7o9XuWBpdO+KqQho/c8+TBqkdGnwjAlaHqilFT3WhzuRqqsjMyYmVi6Z0wYR7kUROaKaJ5U",
-	"tvlBuM09WUQzZX1EBuQtWYaCgrXoPCsv2Lspi43VdJSnuWJHwGKcngYXNpXjMUsi58pqJgyw9TkX1/dn",
-	"qTVMh+zdFEyauuywfwQBICWRqbUL9bXTyILNrBfUKUQsdaQcdyFTKzTcgbFRz7B3ZmdisrRqhw3yfv9R",
-	"/F+JjO33iX0AfmL4B6AVfwjJxT/uBH/91z/+WfGJWiy75unyzMtoaq1clsDxodmUKZaQGTcTsjGCqRc6",
-	"IfKc9n9xFI02Qb048Z1rVjxg/x2czLrQJpdzIuSMbIwC8Ww9bBp4Vd9oWM3C37Im/yUDUmaMXpONkf/T",
-	"0Eg5tL8hQfbUZ9TEE5QKwB6yMYLJwP4bwplCwzqI5Tyh8YRtPZHCKJl2LbN7fscHfoDLL5hRPNYnqWaz",
-	"CVPs41l8SuaGfWkmn91WGbIAJANIrsRKO0pSrg0TTDkLkCtw0zZGb85Pzk5eHJ8+H744uTg7fXI+PH76",
-	"9MzuGbt8EjXX8evTbzRIlY9vS7PQvPhSjeqKOc21cwCQP6d2thkTht2fSzwYK+DVU5YyY3Wa/a72GjZ4",
-	"GE0OrsllztOkquN2q1ysfmIpL8PH17NnPZUkkQwnkkgkfs6MM6eDrzqr4TWdp5ImF1I+p2p8v5N+KZM5",
-	"yK4UhqqoOUbsX73Qoy5c9vjg4NFjcjk3rLpFdwMb7sxbp/Z9Ky396At5XKNlXWIBiOCayBvmjDT+d6uD",
-	"Mo7WwoWUL6iYO5r1vdipqGFDGLpmM6g5Br3t7tzfIxrD4xUG7n1XMvBCSgxJKk/VEt5VPrymqAM1jk1k",
-	"RjWZcHNktygalFS7yENCqEiIkBDOg99/z1mO3mug2CBXsFUEwxeptSCtAHStzR9vOKfhCj2XY7s2EFLv",
-	"9Lyt0KiPsFRsVF9YlyhGRyOynrUzhSD03u2Cx1JcpTw2zo/x7riPZsZSXnOmycbI/VLzx98IekN5Si/T",
-	"+wmcPBinJm0Saugl1YzEVFhZeGndXExPkfIA6YlUphqlOwj9x3OmbnjMSPVDC1cpfHRdUmfBZJCdOp9O",
-	"pTIsecESTi+AvnvxtRhwmNkRhzDlNkcdBCLVJPyAHbgqzg9KlgbEEhibuLGXcLWVonWLdcvcP5+/erkN",
-	"7o57GYLIcSxzYdBgQLbRJOH23zR9reSUKcOZ7h1e0VSztk8Udj9mUKW44irThJLEjWk5FiyFf7532Iul",
-	"Uiw2ZCKVZuSSGsPUnGhDp7jHpsH3wxcXhO7jXCnrx/uHKx9f/MEgm1B8CrJUz5kYm0nvcLe/tw8ZhuKH",
-	"thRJGeD/tRznbfGkvPyNxaaMPbNZkRO6BeOPRWFiXhW+W8aFtcSJkfaPNbZjfuiwR1Mes/+ZSXW97f8a",
-	"9W6Y4lfcJyUanGeewpKTrcMU/PPJqIB5ewf7dW5FvXdbY7lVY2FITZA+bGXDC6quK46rf5VwoQ2jkGy1",
-	"tEA+3f0VD3ORUivmhPkYR82llCmjorGiOLNFy/lGo/a+zWpiIKx1JWPFKHqSLYt5KS//x/28HcvsFitZ",
-	"JeAHFsuM6TAhPVU8o1aflI5WufrN765p6bvP+F+4mcjcepwsKui0eoOkaJRglhFqBerJ348qBL5tCIGo",
-	"p5lIhkXUA2hYvpl/siZhQPsWhljAZDQy3OYRKCZrJt9wQxsy1o1e38lf9cG6+6miqOEwYkbTFFLQRbkF",
-	"sLJ66PREzjThpnbmEus8/Ca5sPT29vp7j7d2d7f2vr3of3f4qH/Y7//NPl+RstUjAn/TvcNf3y98jCeg",
-	"WNz589yrneu3+Nz+XuOEV8gMJXYHxcV2ty9uGZ61lDFFXXID9P8iQdE2wfbBdXP0kxtWjlvNTJrgw+CN",
-	"wE8Qr/SFPoZlepn1hKr3Q0ETVYrO7f/zZHmpQUt5QbihIZvppWG4KsWEF2721xSDFrfa8FM6hsIiCPvU",
-	"9q9jyK9vo15ZLdU7FHmaNjZRwbyVuFge0BZOht+qL/Brqu1Bs0dwhMVbhQ60r8F0joil0AcaUxrUci1e",
-	"HvsaOmIV+dO5XDDTCr2t65Mn3JwIo+a3XJxXghHN4lxxMyfsBrIwlfWhsXsSQ+1QctKL7M9SWYZaJh86",
-	"Z6EX9dAuSIYw55WkUc1Ys1v8UdTj095hb/e7ve3+9t72br8XYb0KHYOD1Ytzle58u32wXfylQ+548ht6",
-	"23oFEzqdMsESkLYjzccin44iMkrlmIviHz5TGJFRwAP7v+6oD100xf7kHHA9ZMI+VBU7VRY2BI7jaZNU",
-	"SRKeEG4iMrJzBcq4uLb/Rf67xA+kaAXNXH5nRKQiozjloyPCsqmZwzaGRdZEsViqhCW+uhM+rsmMKVaT",
-	"lbUVbpAdLvmnkOxe8tqDB5Ox3l3MlNAR4VeEinmbsK9ts8YHa6L10QqSFXdpOOXKhm18ItzB4VuVzdz+",
-	"Fm8xPV9aAXSFBRrIB3lFhCwsiw3qkvAEtrF/1AePHBs31y+ykqocKKcQ+ePo9zpwsMKYaJHFZYXcvRQQ",
-	"WFR2FGIU5emnU0WleP5MuujRJ1NFTxRLmDCcou10t+hBYFVBjDr0ANtCKItt1zvHdjojDNXx607lwlhM",
-	"1Zv8fEEgbwMuDAbdMQhUSYZi3bOvNVw19mMl3h8Df8N9qnQ44IdVIwkXoZcqLCtT/neWkI3ZhBtG9JTG",
-	"jBjFs8xaA28Ej2XCyMtnTyKSyIxy687PmNqKqWbJ5gr6ZU2Bhza5/0bw33NGOJyyK17kxpsp6IWF94rR",
-	"5JVI5x2nP6BoS1/z6Zac4vpvTSWUC/n33m3JzIqGqZmHi+KWrWnMMDMp+iZWDu241e+g2Tvv96O5GoZo",
-	"I1rOBFN6wqeFLnE7fEYt+fKGiU9M9SLnrphPuRydR/wJWLC31qu+ktFIktFrRqiQwKjQRPPL6sqqgvMv",
-	"2GxYlQGCzYIzdGexHQzcFN3Vb3z0AOEXmwQombRMBygl1RPIVDXacCx9lymLSEbjCRdsy+51+wvWHRIr",
-	"RmGaIs/sR+tFVNCaAD8WtFSrfvH/NM3YkOqh42DwVsANI+Uwo2I+dHGMYtvjD8NcQOrHJRVd2dkwOCVh",
-	"1Zr/37LWryhMC74eB7ZO1JqjriVkrWVcKcUNWxzC+qKMmYlMhjBkanWP/bFR8NGZOKzVMjQq3eDdMMca",
-	"1KAit+yXA97U6+HrNTVvm35urb66PCzPOEuTosbzlsEKl6HEuCk01NnRvEB2AqkmaHyBh9/9UQ9eciU0",
-	"28XRx24Ce8aQkjkZ4FwGvaCSuClv4tbDASEGrrF2F0MMngLruVu22P9m9N0whUNr/895Z0MgsBY+COhv",
-	"8NRNqEVzKebEMPKNY2x5VM4cIhnUTLY50OVKvJ9gMnvrwpJZT7METGtQUnAxFL2LGbpMVOHkIuRz+YU2",
-	"YfUnRlMr/m6dL5a5iWXG0FidwChYyV7bSz7J3pPXzY3g//i+EHjyuno05PXS2bpB2mZ3/7TsbZOwqxrY",
-	"x4KcPXtCDh7t7cG3tvSUxcBMV3q2d7BP4glVNDb1IPBHtKBXzua8ZLPXgQ6/lRUUlhl3VxVMczVNGcmk",
-	"uGZzknA9mVFtjaWUZtPblBWcGpLl2pAraRUDHm6fV5zKlMe1+NfiD68js3ib8oK7paJBlmo+Flv5lAjG",
-	"Ev1J3f/bpqUjkosiNZkLwzG952vnJUSdl6ekPrpx+q2VB3aBg6OJFdSUxDLLpCi2Fv4cOj1S4aRkTFMy",
-	"pcq0l9R/4iz3XaIcr6Cb8EWpuG5pk4Df7SwQ7Ew8cm0txapLBUVP9eSKAXdOw0RWSZ1AFnYv6l1zYbcz",
-	"7LG5NU6pNs6iPuwdHPTJwfbu9i4Qdinf1erpMICHn4aviTxNLdtiPuWYX2nbjZqJ8PFCERa27MI8TDHT",
-	"wCz4ti2m/lHSCbXo/u7eSuF95HKlRd0zvPGFcAWaVti8DM06TrjYvM/M+AoRncdxI129bEEbxDRWuMUu",
-	"FIS6cl/cv1wTo6y8grjyBrRDaSYSqDkVzPqvKeUZYSLRmz7kbL39Gceuy9aV6Igxl6QGu+79bTP0xY58",
-	"f8ePl/baoug9iodzfLaakbl/Kh72WMiGMF3i6IvK41PZaLU0S33VSwZ1C717pVOyT5lDqQrpz5RG2f10",
-	"Kf3KrmuJvFjmf6Ot6jSVEAueaVz8BM0CjfuqENQxFTFL07rbXm/ZLc+JN43vFCa03lU99FUkdYKGy1pk",
-	"cGXT+Z6BwsWhu9C2P7I76AszvaOvuv44qq5A2zHwWw+Qdp5Jld1h92HFogNlsrOJir1XlonPeMzu6r2V",
-	"q7B3P09vzVunc7PsffyPda95ScTSBX/OxfVdXEVKEGajbAe29s2VVLdwGzH0qxv2+G7fW593yD6ibrH0",
-	"zKj2MEpG3sEXXM33CyfRagQW9Ggjp5rMpLrmYlylp3Xyq5neHe5YQNbSPQBwa3c49UHICxOj4W6osXzR",
-	"TrhrVcCnDWD5jpuuyNx3+wd/LILAiYzzrFnr5+LkLUmaSq+XCjtEi+7Xess8jG1fx9ridcfg33YgNHiA",
-	"HUfkskanxlw7g/sLC3aLFNmHklfh/rgd25qn2PFxRVM5SLC02MlBkLrwXvr9Nv/X8TScSCd7S2KNa4er",
-	"G6xvzk6xGUtQHz2zzo91JNxqVKXOigu2TOT4djeYS+BSwbq2naRzTNndw8p1Sb/66dLqaoi4T4e97/52",
-	"uTv5SZzvxf3pT/vZX83v36qfZ4/e/eXP/euTXfrH5+og/2n+WF7s6UWqaLeUxouiL+Gnm2ifIvGuUQD1",
-	"M7KOUC4AWM43MlfX53ZTuJtm8h2uTCSa5CK18hyAQlzVKjea8CQtWsK7tNbubQNG6/LxS18+WIOl+u/e",
-	"bSXrbhL5mF0dHeUxTbV4h5qedTaIrLWka/Gm+oi1Wau2gzS3JQTcsFPg3CoaF9hNMi4KBNRLRhVTz/x8",
-	"ckaHiDLUkpAsuwmvmSAZTRi5nGOFu69ky7jYwj9joItsbVnlQV4evzgZiF+3tgp0xbejCDCkQIxVEO4O",
-	"yQ9AFAmK5F19/DZ5hkGggbC7mhppfWU5E+SSxtdMFOhUV1KRSyVnmil9WLTbUyuAxkIqSPIkTA3EaAeI",
-	"3hl5ZAUAI4Nmbaa3SRMOsgAitX/YHggPyAR5dqC7lDETY8B9tJLkT5Cl74BsbQFzi4hf9UCuY5GJRuIh",
-	"3FvoLQAMxVKAEjI0UA8lVXTK/5eBYSHd+0+APx202eXzUp07voEYR1gNMA6OCCVxyu1yWv5oq6EYN5MA",
-	"mxXXoCTNf5snbZStQlhJk3US7E58/er8guzQ3Ex2oIJ+Z9T5+QVft+eGiyvpEQJoDAovQGHF3Z5RLgzl",
-	"gimrLnOVuhXXhzs7Y24m+aWVQzvFC8G/uNY5071Gq305uJwJ3awRZdp3ZXm9oQ/t37gY24ezCIoauRgP",
-	"RFn6CIU3DhXYulI6QjQR91JdrhK709I5uWQTjjG/gahVckdwWBKW8hum/DBQwxXCn5uJ1Oiq6u2BGIg/",
-	"/MEZanr7D39oWyy7jjhpf2BHxTLB+RyIkQx+AQhv2J83NM0XbMJNoBdQBOFsjbYHApsCq/ZS/Vxh7JCm",
-	"WuJo9nt4xAaianoBj03nUQZ0yJI8Kzp0gc08EAFlbuoR/nX044nnkRt4ZwT4IsG7KCUzZigcxe8HIG5Q",
-	"Cg96vrHI0LFPeP7p4sVziK1pLOrVDsMDULz8Uj2HZfvDH8iLEjhaE9BWhBoygs2sd2B3bmGSbedf//jn",
-	"KLIiNfybZmbL7TB4AJcC51TtUIY/b5MSw3ogKrCWU2omvgIZJHBZzHfkNhsTCZCooeSACDkQfilBvCMI",
-	"P2omKZibqw9ewHxxX1QijRuujiHCeIQ7PmyTTKgm3xIjB6KRkndYGTSTYkye/kbFWH6jyV4/6vf79Uy9",
-	"BuK4Hgifsa+CuTcT90dlIo/s9/sD0ZLHj3BTjtAVHdnN4Y8qOPJu8sderdvJQ10VKFZ7TN1xKFXkht1F",
-	"2ME22gRterVYHR+urtpdX3VgXAzEMutidNSq2g3U0AX6fCAKhf6DMwoAmhNrxBUfc6ERuA4AzQKsuouz",
-	"N+cXJ0+Hr85Ofzx9eT4aiDEz5Mmrs3OkN6gntSMy2Dw4LlToIY/Bsw921/67d0DeAfxXzxC8lC6I+wzE",
-	"xqgLoma06XmHtb3N0l4Eqi1OdsYNEPMastsOdQoKRQpa9ve+I6OwJhXXZyBGAbbUKHJMRpgqXqBUbZMf",
-	"mOYJ88FT+0EyZapoDxqIaVl0bsUjNYSKuRSA4EOovib0UuYm0HtmwuYkkYgWOBMDUZ5KUB+R14NUBPAG",
-	"vrPFn1gAE4UJWXoGwglkwcxMqutDVD7w2zeanL6+2S/Hcofw9PXNY7LzeL9o+J8yO5BUUaAx7fq946it",
-	"W3bT67NXv5yenI/8GNDnOaPKuvUDYXfgL1vP8BeW2H85seg4id2CuNdwyYpOVwTWtGPEaZ6wJCJahktr",
-	"kNMhQCeiMAfISeCuW6FmT0RYQGTPDzr6HjCtEJETqidM4+0jrlDbr8tA+DIwu1lqK+Lpqu01aogUMbO7",
-	"Pthvh2R3tIkmt/X2hGaBXfbi9KJhhckpE1rmKmbbUo133Et6xz5bRstKqwt7MDCW1Nvd7m/3wUqeMkGn",
-	"vHfYe7Td334E+RAzAV/KSUboUNyxP4xZ290XlXbGavM28J8nRKrETtCxSjvmaTwsritUCsCZcEuHDNR4",
-	"Bt1mAFk+U9wwsgENmwOxuOF4c5v8BbSEC3tY6wJ8HbtPUAshwwutcJrYGdkxn3NtoE+yV70j5tf2WGf5",
-	"yI7Dm4uWPoiXidgH6zVcQKMDxPxGO1523SYS1Ges4/qHt7ULFPb6/QVoYi0oYr7m4qtr1m8vElkNYaxs",
-	"Bm4FQOzo+LUHcB/52zZ4sQ47AYQ9vLK7/JXmBQQfot7BKh+rQonDW4+WvxWi+oXBGdwJQVjm17eQLckz",
-	"bMnD5FjAk6hn6NhuIHyr99aO5mQRljOuKozQ18S7GSqCCFTyjAmDig+ScmMZgV6YTWSGYmc2mROKg6CM",
-	"2iYvwcamRRElxTJKcg6xHivNimKWoowN2nxY4mrqAoX56s3FD69+GZ6dXJy8vDh99XK0UBhhAc5nk0Ys",
-	"gFgKLjzYSJkxADGlCxN1s0tShVVlbTe6rNLM3MiuLKbXI/gWdUltdBVJmNXOerUAbxkFHtz4mguH7IEO",
-	"5SgiI9Ryw6LvJQT06CLWVei13ljky0EDpj1u4dk6Rfy/bclwTRvs7n243f5YrgyyBw2AGsCKN5KtKPvf",
-	"8+TDjrJ28w6WK1WkYWsnVXA3zzru7tu9i001lbpFXwGanSYFNAqGAgCc1nm9V4rpiXOKoH8Jz9uR10xc",
-	"WN/SeeUg5ZzXYQVN/Y6A7Xb1Al5IoV9qomGvg+oE6fzkG3h/la1Yu/ULXttf8bUCnP8LPS2QIW/ZMQsP",
-	"DwYtV7CbHBZ+aS1FhNF4gtuxAgronSunvQZCer2HY8wmkkxk6iBvC58c9yvu1A0XO40GZX8SXnmxGRHL",
-	"NaowaGU/HOBk2NO30Fh6ozFv8blspQYHSpOpS697H31dhtEalfwXCup4L3+tgiC4UE3DWj7oaa+nc3e0",
-	"6rKmS8U9AaNQO8wdeyZ0MyvHtZcjKFVkbpydzFkyGojatTtBOyMkF4yugqt618vdHzAQfkwaAnHfCh33",
-	"aCBGLYC1I/yGRsTdBuBsNaI4EItDitUodTVq2B0tbBGByHMo20GLhmnzg0zmtxMAt8BPvsWh8x23H6q1",
-	"H26gmsjavR3FtxJUzWm1iKnmQ1b47K0qpB7dXiB1gdQjpKtzsb4aq2t3hdfql9DAeweryLGWiw/sy3vf",
-	"LX+5flXLPUTuCjytXWj00SU1CgAnc1cwDMGpQtmdMtNSkwJXHwRN5lbUaZZebfn7C6CEGLOyVtCGvUiH",
-	"GMAfCC/BrcwuMteYDIlAiOdCY4EDT0kRSIsIFQMxciUhQxdOG1krkcfMg35bM8udyU6xiJMoxGJF0ux3",
-	"zTl58HC+kk2P69W96aN238cL107s8waMdocb/SMz7Xur/xG12Mc2t6P1ACOGUOxrVIif4Wz+u4QRXgnW",
-	"fVBu6Tf7pTp92vvwtlW34JZsi9jdauwuJ+M4SayHIaTYqhdSkzels7CBt77CnQ6boHJ84KHdcYAr+l1C",
-	"26mbsWTa6xz3qUKxYR3DlKktVJFO3WEJiivSOXJlFWor4yL316LpgQgxZo9fn7pqkE5ddpwkJy5icG8D",
-	"f7Xbbm5n47tLAz6CkX8/cXSryQSTqF264OtWWeIxMq7yNJ3/e9sKn8Wa/xJl53GShHVGRt7S0nbS8D3m",
-	"+5bZ3mcskzesQ76hTCt+9KH/TqzJ0aYva7MHQrfVSG8vsp5LobPMfEayH8znT747kfHhBi0gr9et7JeH",
-	"ymG/LLULgpOQ0WtW1FTf0164DXldpsULeg1nr4w4Bq3zNbw1uDYTLjUo0xmCDURxLJtgpqPNo7r/SrSh",
-	"cw3BRNeGQuve85gZlAfWJnFmhz/EGE08JHv9flSUr7p6uk5zws7ytVOa9/VfbqWg252O++pnNxVXjenu",
-	"+X+QRJ9aEr1AFO7iyEyLHbaSmvS31yzUjici0a5C1MeUAlP6CJx53ywHZwcroDW2v7jAPyRQF+o9392z",
-	"kuo7qZADd+88bL5PvflOIE3uJLQul+8jeLtlmxcorPY82ITF17oK0hT6fD5ZXGTCXDbJnZ2B2Ci0jCqU",
-	"ERpz2lCF+oDNiq5Jcl7rN4MElm8vi0il2azWQXZUFJ4EfYh4xgzP2PZAHDdu7sECeISXLmc4ZhgLhkY2",
-	"VIPQqXHsr4DvFyUt0EPhnGL7z2r3ApZk7vZd3cNASMEqr1xJBfq3uPFVyQx+qI5zROhAlC6bu4yowL/A",
-	"QhsQB649IAX8Kfy8/XauLCuL0d2wrvsqlfE18fHvwvoS/iaCNvX73BKwPi/+zlizq2nc8DqdlZz7W9oO",
-	"nxSVYrUpewCOFjPjuRyPoUClekP9OTNbXc293Wdw40/GTF+JdN5s6OwoCyle/v73Rz+b/r/+8c8j8pqa",
-	"yfc7R8QPdkTOacbOuWHfP6fvWuBJPtxRMf0nZPbup56qtRNgaITqJzcTb/g4/SFzs0CBhCm4sO/T7XuC",
-	"zVMg6rfbpIzMzUrGi9vU9vFVDZA72R4Vs+NzGRAheAEsWLU1/9e31oesPySbTzXWGrndtdi13uDuRT92",
-	"nuNefw/zU0IiYpO7O1HNyYyl6daVVFnpm0Zk5u8IUth36/oP0cDgJnJVLoVqBh2G/eRkRueIDeHhyQaC",
-	"F+BwUCIz84A4QU0ObTjDpZlSOK+oRh3gRKUwENAsU37DdNgicXZyfnIxvLh4PhqIjV0ykbkil/MihF8x",
-	"Jez8gsuggx5M+Hdt1JdPh6cvL07Ofj6GsR85M0IHwx8VSEOEC80TBrhEWJ9j1wPT2CIBDlsvG4oWcwHN",
-	"HoBADlZCI8Ggt4mnebc/EMVHLJW7BwUhtSZSv55gpnBD2DuuDTJ0IB714XHgT9N2OsJrf/f3vmszQJyg",
-	"rIDcfRx7ZGWV2wK4t5Kx0VKrfBzHbGpYUhRMz+BqytwQftW1hXsPKvFTqMRjfY23gNZK7UDmrC483zuj",
-	"bnjN5h923oPJ9KG71BlbuHLNSvBLX8mMe+WQ1Df4yJ63uPDfBgLav7DhF8VzZSOZKpim6yVjAk8tKOuj",
-	"gSir9j0+xwb1gYrIb1YdUyGY2vQBP6hJxTqFgbAyP8CNDtFjrWB9/er8QhcNW2/Onrcd/vOJnDVP/vqi",
-	"f3fAML2DiABcVrtBDHtndiYmq+EdYn/wfyUyttYvsQ9gi7BrHOYmdT3DTyZSauZcac9PfGoneAxRpEpK",
-	"G0Z1W8GC3TUB7kVhu83Jxp/PX73chGZEQLCwC7vxp4sXzzerjsUTGk/Y1hMpjJJpF4fc8zsv5bmRyhU3",
-	"ryTOLBuDo/7ZBcSrKVwLsFg6AHbLHcI4GMFBRKalD8MuwzhTd6YAAi4FVskIbvOMJ8sgug9b8U1KCJTN",
-	"COEGO0Oc0UBkVF1XhVA7rm9hkKEd5kqXaUiBvzy8Vl7XqKp4GaDNwBBF3Mlv9bB334GR5EYbinc44Fpa",
-	"8zTA0HF9tcHcyoxmceHdCG3XGVWJhkiUt5D3LbH2JEUuFgXS0k0AzpQb2R1EgNNvkYlPpLjiKlubQXSb",
-	"W5dWE37h9VD2AIUEvNuazWbgD2zlKmUilkkNDvHjIYnfQXQDhvqdIkn3lvWeDg/ssiYxr5jOU8R3RyEe",
-	"FUo6wHxfm2Rv9eGLqdlDhtrl82mSB7v4dmrvnJmaAULMRMl8PKmAhrfowMJE9nhqnVbwc7Qnnb1pLV7A",
-	"bYMgUontVtyLUQK/ocXSDDD9yIwPlP5nxYADtMY7x8s+V/SrNdq1LLrVAi3d7qzhtZV/7246LTR3n8wm",
-	"PC1uBo0BqBEA+ypgz40d567XvO+Gq12iudqWcN9uax1M+c2SYDC/YYLpMBtZAtM57mXMKB7rTu55oUUu",
-	"50TJ3DCfCjS5LhAbudXNhomYMx0RRQ3bwmpUxa5yTVMdEVchAWiX8+LAY6iEcgNwmw6jEFvpo+Ihv1T2",
-	"/3+UROUCsoPOmy7jbS9OLs5On5wPj58+PQMcTKypdzMEdDtY7YRIMRDgvAJenSguk+dw27n/MtfFjHEH",
-	"7ff32wy5H5l54bi4mjUxTSmvbo7ef5OLv74+IQWK1nBizHTod+XQSENTF/VTJV7uataCI85DQL5WMmNm",
-	"wnJNLDXEYQysmpR3o52kms0mTC3egcG3soJFnXvRgYRt+7PT2UeBeLpTFpcRT6rBJj8i5zM6HjNF3pwi",
-	"xmYiY70zcnCh3LSrlCmL7dv3PuJ1mLMPLQtVIEu3y/gpi50uVDcQJdfkMucpRnkXMvsCEGgqXClssqU8",
-	"n1O0cFt5Hj5E2Dsam3Tuofta6VzE6L8ev3h+O0Z72lZldAN223r4x69PyaPtfuUWkM+xInb6C1cE6uq6",
-	"1RmqMZcYSaihl4CJZFUYjScAVVk6xBkf4+AQd4bWgOSIHPQfVS8xbKzTGaMJd6rji1J6lrD52k3hcLqd",
-	"61JiW6ylA51slOWbm0GcZCBoS5e5kfZIkae+gCSV47Kmh4tKhupRv4BAXJSuqaaHmukjQklC52Qs7ceD",
-	"kpeI0FhJq4/TFNv0D60HYZxKLanSvo0YnvQ5wGrzpv0S6luHWQrxZsiAATzNhmYi2QqJ24RGTqw4olM7",
-	"tJy1Fpye87F4M/1qSl6+mIb1hTdhrDaXrn66N7oI5iUP2a9P4+XzsSD5NHSdHOh9Raw1ccbfI344tnZ8",
-	"qKW/OrXTsgwXWNUZ1LqbZq4Csl51kRkmwLiJSMqvGSLfj7bJcSO9hSmsgdCZlToFTrsHurrMjYHLTttS",
-	"V0eYgYMadl/T3pnOQjKhNtzdELrenJZgs1pB+3frLmhfQyYLa6/rBJM56JzqSq4h8NlacF/Pa8UYWEdV",
-	"VsZHH5JcBXD0lgOOXlOO6xwkhdtU0W1SYkvaYdpFRK0CKGr0zGBySKZJKUzael3IglaXcy7GKXzpsJKL",
-	"X5Qlcvkgh+sj2MwqO2S0E06L0kAP4gSSJTXhv76cyUqio5FU+c8WGssba8KUQMttJouMiPvZEG6rVtPR",
-	"gamAYF6jE4d5u8RoaNbEDES9KOZOBsVArG5RAK0/B67Op22RW08P+xpkALBgTppErylz2mixfLAfVi6S",
-	"qYQJvmTzoV6pEtRkFBtgGwKDcN+JuzkbtTxEHq6kGoiw+94ecK5942uwi4L8Ejb4EZ9ysttmICBaZ+m0",
-	"DwMKL1TUudunmtttgZXwICLwh2O3KEXl96eRDA/mQUUmeEFdHJKFhsFS8LegdTEob3O35FVh4UD3+vta",
-	"Ct1fXlQGIJuMGEWFxutBDqtwW3jxlmLY0OfaFqgZCCms+X9aRYnDx8s7F9wlPF1gcQMRwveELfdFF0J4",
-	"QZ8dGysKEvRc4JqKgYB7Ksg1Y1OceYGBh1eKBZ4Qx4vIjuttkYW/wvEC6wJVdBQR6oK/B64hYCDCjgA7",
-	"cJscwu6gY5z3mqrV1hM/dTQ9dUxaLY6631rJD82Zbk3X0XJX67OLitVe2nBXNtq9oO+2jsfs+/4n6Ln7",
-	"NL1YD5Hcz9U45hAMwTwqTnJLePhutc6uW72OvuJiTnfAWlkKyxYoDicQfeFQIAmTIqsFRp6RZCTYzF2K",
-	"sj0Q3hR0dSHi2oWpg6faS5SPMdRTdFjVwttgesrUSmzoJc9Fru1ag8R+7u7Ro7p58541Nje8LI66etXR",
-	"z3X3xlbmtOnqWCQ5qOmFeg8Y3iTYJfLdMahHpu4o9wv6OgJTa9cLId131Qkn4W17buofF2vjQbx+veLV",
-	"TYxQv2Oc71mTHIHMdUiqDWs5gLNsL21Ma7dalw0NDTTZCLszL+fEupjNzm3ujvh9Sz6+LDTYUka4eyZW",
-	"clHL68yVovNFyLDfBD7Fly0PvqriX7gCgjY53HJkonVbEwjyGqKrRa2IiGFrU7NiZyBcyc5K2K6FNRHW",
-	"8ez2XbYuo4KOAd+aVLq4AxQb38WUkMf1Xu+O8p+iLb6C4Kfg3mAf+wpvmcUbhqEdCytlHcwOKQMnYcES",
-	"GpEDEWLcKAY3wHO7yW5oeWedv9G4coGNs27C92M6te/s9klntVK1VKkdh+6jItrept7nSwWvRen5VaLX",
-	"PthNX6/dVIW7Xd08Wge+bQ3c0mefi/u8FaLMDsTGIszb20v7jgDbFwV/u4YztUpjQQUC+uE8tADstps/",
-	"rZ7BK9FIfaGJcDmHQDjeTtmo++7Yd/2vUPtclMm/f7PD8VVZ8sFGXKf1fltE6IVao1Fjfo8g5TqwoIvr",
-	"WgWbtZjWmLGq3E5XxCJLkKq2KyewQdxb3PVLtjGfdsVmZVxwYwGc1WaBldlmegdNAgOB91RuVK+aa71X",
-	"7pyJZHF+uwV86efGRPFijQel+O+nFN21tK0nYwWT0YeXP3IawucfanlsDdAtgs3CRGwJ3zIQ3fgtZONb",
-	"e8J2+3v71iFXNLZEAfI6oSSWWSZFefEj/m6PY6D8w0gKgSYbTVIZ05RMqTKHA1H0hJEWqJjNbRJgYLuL",
-	"oCswMXjOYaI+ac3hxsqjFkgWx44KJIseCG3kFFAC7ZMbQZ3t5hGhpBs/JrCyGx0Eldx4S2ZoxRz5QNRQ",
-	"81zMRXuBHEZLWmt44C8Foso9kyh3AFdZW07Fz+GeaZU6MspDYOAhMNAm83GbVaTisn4mFPYoB7bgYO4s",
-	"7CivgYoWMUgo4BGs7tVrbIts9aHCSv6PCnO3Wirlq7vj4j8s1XGxWmZwXbUYa7jsIioUO+EiTvPEA72t",
-	"BBF9IpJ7X3LxUJP1gI+9gqvAxwIgeGEnI1hJA0Ho7ucK5qBu/Hu5snJ6B/wD940GciN25Uel8ekKBKCe",
-	"NKw75BKuiRE0gyy013CWC3UwSDxKZOPpb1SM5Zalmhp+mQb1pSIBsK3NcEg7++ZwVhgxn7YpywowExu8",
-	"7sRS+wDY8+OKnzDLqFgFqDa8As6NiPXCLROcsjgiiPGEVVyIIxO8GiA1tBMEV7CQ49enJUQeviOtzpcz",
-	"QS5pfG0dyw28X8M+5S/z2TwciNGxO1cUS4l/YFQxRVxZuhUgWHQ+8k1BCGsGJf6jAtNnIICQLfwjtsGP",
-	"tslzrg0WAV+zuXWNpnTM9CEZ/T9oJfwev8KTshR+7zHEUNxfdre3D/p9R4C/BIyM3g+w5GHQOyS//usf",
-	"/3wbkUFPsHdmCMPan/3IAPedp67Y/sOIcLiJRarEV4T5XQN32Xx4++H/BwAA//8=",
+	"7H39Uhs51vet6PHzVg3s2xhDIDMDtfU+TEJ22CdfA2R2dscpW3QLW0O35GnJON4UVXs1e2F7JW/pHEmt",
+	"/rINOCTZ5a8E262WjqTzfX7nYyeW2UQKJrTqHHzsjBlNWA7/fS3PtMyZ+W/CVJzzieZSdA46R0LNWK6I",
+	"HlNNYprnc0KJlldMEJozItg1y0lM4zFLup2oo+Ixy6gZhn2g2SRlnYOOkFsKBo86ej4xnyidczHq3NxE",
+	"nVOm8/nRpWZ5/d1nLJYiUURLMqNckwt2KXNGdD7nYkToiHLR8s693aiTccGzadY52PHv5UKzEcs7N+bN",
+	"E5rTjGlLgKMk4+KdYvnJ8/pEzseMTBXLv1GEwzK5+XRC9bgTdQTNYOykE3Vy9vuU5yzpHOh8ylqndinz",
+	"jGqc0NO9zpK5Rp02+miaa0LNl0SPuZkc2dBjRiY5u+ZyqsiEjtg3igwF+6AH8MPh5iERUjByKc1DjFzy",
+	"XGn4oV/Y71OWz4uVwXOdOyym17iY44zytI3KPCHykpj5yUuYniU7TZKcKcVUC/WZGXSw6h58e/steMkz",
+	"rhuuhyaZVBrJn1ExJ1yzTLWRMoVRwjkl7JJOU9052O9FxQTNHxn9gBPa7/WWTu+UKabPzbVspqviI8ES",
+	"e3HlJaFkQpWayTwhuXmUpFxctdAWHlqNsJ3rnW6vy+Z/np38Jnmc/fz3v/3yE7/8qRvvpuIie9FLfvlz",
+	"2sgHzmCCcDZWWMFlLjM4Hub3LFk0e3xuAAfkLotIsp/n9C9/2z8RveWrWI2BkCOimFJcCpLROZEinRMa",
+	"ayIF4VoRORPw48/AaHD+/8vmC5eQsJhnNDWXlQsyFROaJCwh705fbil6ycgFVezpHtngCdnbJVyR4evn",
+	"J8PNlvWYQQc8GVyx+Yr78/r5SQP1b8zDaiKFYgVHfyHzC54keC1iKTQTcIvpZJLymJq1bU9yeZGy7P/+",
+	"pqQovcg8kZh3XPpRok7CNJzRzrm58tS8xB5KrkjOaLJl9hPkkqZ6qjoHe70nUUdzDXN/EQxlVzDNxYEh",
+	"AhzRAzubg+KdNyEV/k/OLjsHnf/eLkT5Nn6rtt/io0iLCp8qpuakt7piCUgBSuIxFSNGNob+pWa3jOAx",
+	"y3st9Qs5Fcm9SCikHlzCKAEJX0uipvHYn/aCYnsFxV5LTdyTCylWvGIdFAvnFjn5E0qliMicyKm+kB9I",
+	"xpQCCepo9k7QqR7LnP+d3Y9usFkDLq5pypNlx28qroThHjInObuWV1Yn81TdKah6giMSx9wXUrY8iTVR",
+	"d3hkKQSkGBLURsnG0OyjoR4T2tCJJcNNoDUVDQu0i98YluZoj+8PNDllv0+Z0vfaA1QuNL1qZAB4MMx/",
+	"U3PH5sATFStTvldQHmRc+JwbeOEWhHNYxwYYdp4jbchFzuiVIpTk05QdkqFZ9pAoOldkNubxGGi5Hk4a",
+	"q/xycAlCOyTlGRMJXCwrF79R5NnZ6Qt3sgV898uW+QyUHHtYWrksPByPWXxF/MsWkjec17rIC5Owp9po",
+	"h1wpY7fInMxyKUZkYxi81Z7xMg3MPM2jQmoy/MiTm2EDjz4RmuWCpsd5LvN7bQ63I5V2RmZMj828Z0xo",
+	"O3MpiJzmRPGkdMz3w2PupkUUy42NyGB6S7bBz2AtMs/wC/ZhwmJtJB3l6TRnh0BiXJ4CEzaVoxFLImvK",
+	"KiY0kPUlF1f3J6lRTAfswwRUmirvMF8CA5CSyNToherKSmTBZsYKamUiZnakGHchUUtzuANho45mH/T2",
+	"WGdpWQ/rT3u9J/F/JTI27yfmB/ARwy9grvhBOF38cjv49l//+GfJJmrQ7Oq3yxEvo6nRclkC14dmE5az",
+	"hMy4HpONISzdy4TIUdp9Y2c03ATxYtn3VDH/A/P/4GZWmTa5mBMhZ2RjGLBnY2HTwKr6RsFuenvLqPwX",
+	"DKYyY/SKbAzdVwMt5cB8hhMytz6jOh4jVwDykI0hLAbO3wDuFCrWgS/nGY3HbOuZFDqXads2299vO8cP",
+	"UPkV0zmP1XGq2GzMcvbpNL5cTjX70lQ+c6wyJAFwBuBcieF2lKRcaSZYbjVAnoOZtjF8d3Z8evzq6OTl",
+	"4NXx+enJs7PB0fPnp+bMmO2TKLmO3p58o4CrfHpdmoXqxZeqVJfUaa6sAYD0OTGrzZjQ7P5U4sFYAa2e",
+	"s5RpI9PMe5WTsMGPUeXgilxMeZqUZdxOmYrlVyylZfjz9ZxZN0uSSIYLSSROfs60VaeDt1qt4S2dp5Im",
+	"51K+pPnofjf9QiZz4F0pDFUSc4yYbx3To9Zd9nR//8lTcjHXrHxEdwId7tRpp+Z5wy3d6AtpXJnLutgC",
+	"TIIrIq+ZVdL4340MyjhqC+dSvqJibues7kXOnGo2gKErOkM+R6e3OZ17u0She7xEwN3vCwKeS4kuydzN",
+	"agntSi9ek9eBaksmMqOKjLk+NEcUFUqqrOchIVQkREhw58Hnv0/ZFK3XQLBBrGDLO8MXibUgrADzWps9",
+	"XjNOwx16KUdmb8Cl3mp5G6ZRHWEp2yg/sC5WjIZGZCxrqwqB673dBI+luEx5rK0d48xx582MpbziTJGN",
+	"of2kYo+/E/Sa8pRepPdjONNgnAq3SaimF1QxElNheOGFMXMxPEWKC6TGMtdlL91+aD+esfyax4yUX7Rw",
+	"l8KfrovrLFgMklNNJxOZa5a8Ygmn5zC/e9HVDzjIzIgDWHKToQ4MkSoSvsAMXGbn+wVJg8kSGJvYsZdQ",
+	"tXFG62brhrh/Pnvzugvmjn0YnMhxLKdCo8KAZKNJws3/afo2lxOWa85U5+CSpoo1vcLr/RhBleKS55ki",
+	"lCR2TEOxYCvc7zsHnVjmOYs1GctcMXJBtWb5nChNJ3jGJsH7wwcXuO7jaZ4bO979uPTyxS8Mogn+VRCl",
+	"esnESI87Bzu93T2IMPgPmkIkhYP/12Kc9/6X8uI3FuvC98xmPiZ0C8IfCa9iXnrbLePCaOJES/NlhewY",
+	"Hzro0JTH7H9mMr/qum+jzjXL+SV3QYka5ZmbYUHJxmE8/VwwKiDe7v5elVpR58PWSG5VSBjOJggfNpLh",
+	"Fc2vSoare5RwoTSjEGw1c4F4uv0WL7MPqfk1YTzGzuZCypRRUdtRXNmi7XynUHrfZjfREda4k3HOKFqS",
+	"DZt5IS/+x37cjWV2i50sT+AHFsuMqTAgPcl5Ro08KQytYvfr713T1rff8b9wPZZTY3GyyM/TyA2SolKC",
+	"UUbIFagGfz8pE/iuxgSijmIiGXivB8xh+WH+yaiEwdy30MUCKqOW4TGPQDAZNfmaa1rjsXb06kn+qi/W",
+	"3W8VRQmHHjOaphCC9ukWQMrypVNjOVOE68qdS4zx8Jvkwsy3s9vbfbq1s7O1+9157/uDJ72DXu9v5vcl",
+	"Llu+IvCd6hz8+nHhz3gCgsXeP0e9yr1+j7/b263d8NI0Q47dMmN/3M2DW5pnDWlMURvfAPm/iFE0LbB5",
+	"cFUf/fiaFeOWI5M6eDFYI/AR+Ctdoo9mmVqmPaHovfFzonlO5+ZvnixPNWhILwgPNEQzHTcMd8UveOFh",
+	"f0vRaXGrAz+hI0gsArdP5fxagvz6PuoU2VKdAzFN09oh8sRbiYrFBW2gZPiu6ga/pcpcNHMFh5i85WWg",
+	"eQyWc0jMDJ2jMaVBLtfi7TGPoSFW4j+t2wUrLc23cX+mCdfHQufzW27OG8GIYvE053pO2DVEYUr7Q2P7",
+	"S3S1Q8pJJzIfy9wQ1BD5wBoLnaiDekEygDWvxI0qypo54k+iDp90Djo73+92e93d7k6vE2G+Ch2BgdWJ",
+	"p3m6/V13v+u/aeE7bvo1uW2sgjGdTJhgCXDboeIjMZ0MIzJM5YgL/x8XKYzIMKCB+dNe9YH1ppiPrAGu",
+	"BkyYH5XZTpmENYZjaVqfqiQJTwjXERmatcLMuLgy/yL9beAHQrSCZja+MyQyJ8M45cNDwrKJnsMxhk1W",
+	"JGexzBOWuOxOeLkiM5azCq+s7HBt2uGWPwRnd5zXXDxYjLHuYpYLFRF+SaiYNzH7yjGrvbDCWp+swFnx",
+	"lIZLLh3Y2ivCExw+VTrMzU/xBtXztWFAl5iggXSQl0RIr1lsUBuEJ3CM3U+d88iScXP9LCsp84FiCZG7",
+	"ju6sAwVLhIkWaVyGyd1LAIFGZUYhOqc8fThRVLDnzySLnjyYKHqWs4QJzSnqTnfzHgRaFfioQwuwyYWy",
+	"WHe9s2+n1cNQHr9qVC70xZStyc/nBHI64EJn0HOWcqPunlnXYl02MSM7LAOCHFV8wJiGUjDCRDKRXGiz",
+	"EJGoQzKcMJFwMRqS2ZinjECEAtJvIeXG8KmUj8aohohpBv4qfAQcojA8yE+bNvQ+5PXh93XT3oy3dU1z",
+	"IyLNRffLe+tf4D55HgzkPnthX+iS6W9/vEtBYswHdzmYq/rEjCT4NrDD7KsKQww+WNXDch5a78IcsZT/",
+	"nSVkYzbmmhE1oTEjOudZZrSkd4LHMmHk9YtnEUlkRrkgqZyxfCumiiWbK8jdNTlkmuThO8F/nzLCgftc",
+	"cp8zUA/NLyxIyBlN3oh03sIVgxltqSs+2ZIT3P8tOOeGh+NzH7ZkZljmRM/DTbHb1nCR9NjXk6zs8rK7",
+	"3zJn59S435zL7pmmScuZYLka84mXsfaEz6iZvrxm4oFnvcjo9esptqOJ9cEVfwaa/a31DZfhqSXJ6JVh",
+	"kBIIFaqublttullw/wWbDco8QLBZcIfuLM6CgesirfyOT+44/WKDIwWRlshGyFJ8BhG8WnmSmd9FyiKS",
+	"0XjMBdsyZ918gvmYxLDRUMJVk8ugZAM+9HMpZ0PjX4pmbEDVwFIweCqghpZykFExH1j/jj/2+MFgKiAk",
+	"ZoOtNh1vENySMJvP/VnkQPqEveDtcaADRo2x+0qg2lgMpRTlsPQjzLvKmB7LZABDpkb2mA9riTCtAdVK",
+	"jkctAxCeDWPPQW4uUsu8OaBNtU6gmmv0vm7/V/LOi8tyfO2ix7fz34DuBT4Mr/643O1hQjUdGrZsVKwZ",
+	"uxhLeUU2LpjiCVN9MbSmGboufp8yEbMhaNxDsNCGmxF6qM3jdnTOVLcval4icAeZ4Vb0ApmZlXXsZWrP",
+	"7nK158ariECyXz92DL/IJlrBzff0aZvZDvinrM7aOeiMtZ6og+1tOpl0A51/25BRbfu4ubkGVGl7dw86",
+	"QTA+UEmde/xbc/yR1p2DfX8QYKSu8w4tcWo1OYrKziFw/ix0D5X5rN26h3HvuM1vPuko1uvywhkZcibI",
+	"JWdpolwKMHrjsPp2uNmsT6/thNUkQXjkVvQIwF13hsUKrv5vV/JHFceqejaeyanQJbXS+gGhpHMHLrmc",
+	"ajKik7KGub/Si7VNgVm65HObRhJ4te4fzrDMvXAzeToUjqaSQwqOX2nfGgV8aY9ub+y1mMSOCzs2U3W4",
+	"f0EMq8Z4/NyCbdtpOhDliS/mGzutfKPFQxW4if3Kw1esToTagCFV6ubOvPCwWVJYF6tzsLtAv5rGcS3q",
+	"2PQ+5R0ri65OxQ1Tc+U4KvjxomKrSmuqbEzrqb+XlxU5y4M5V1Ft+kx+1W8fzK9asM9GWwpKgeRlEQzY",
+	"SGSstv9y/MOPb97871k3s+4Za3CA28nyRMs6u2AGFH965diGt5wK7FUU/CtQhvGDnGXyOvi7EiVrUIm7",
+	"zSGxRpcdkOGdYvkzP3n/0XO/AP/RW7uIZ34N8BUY90f2rcUnPxdrKT489espPnuLa3Kjvr+JOi+MQuIr",
+	"126pwtu8S9S1ASbEjObcKdadULlRLm3dHaWoAw/ZwoCuN9yxRtpYyDiTOekj2fudoD6yzuzjRtMWAqdc",
+	"YUUiBk7dDIwSZnbQ/JvRD4MUTG7zl405DWCCFb0zmH+NO9oFNXud0YmCdOOYMTMsVg4aIdXjLho3tnD1",
+	"Gabobpl7NKwmjwVEq83EUzGUM4sJuszRgIuLkM7FG5ru/o+Mpnp8hyxYOdWxzJAxkDGMgvW5lbPkhb+8",
+	"qh+EQkY57iGvyrdYXi1drR2kaXX3Tza9bWrpqu7xI0FOXzwj+092d+FdW2rCYiCmLajZ3d8j8ZjmNNbV",
+	"1JZP6P9eOUftNZu9DTxwt5LmYfFke670ZJpPUkYyKa7YnCRcjWdUjVlOUppNbpMsfaJJNlWaXMo0lTO8",
+	"3C5bciJTHlei+otfvI58ydskTd8twRZ4qeIjsTWdEMFYoh40qHnbZNuITIVPuJwKzTFp0VUES8ilWZ5o",
+	"98ldy98ZfmA2OLiaWBdKSSyzTAp/tPDjMGQhc1yUjGlKJjTXzYXCD5y7e5fY7RvASHlVCK5b6iQQNbMa",
+	"COKtHNpifb/rModSjlYL9rvVXIGQW7obda64MMcZzti8aqLu7/fIfnenuwMTu5AfKlVCqD7jq+FtRg03",
+	"ZIv5hGPWWNNpVEyEP/eC0HuiFzrimuzh75rs4U/iRav4T3Z2V/LVIJVLwFuO4A9qDi/b0NpkajvcoBcK",
+	"Qm0RI55frojODb8Cq24DQB4URvuNnv2NInFKeUaYSNSmM/j0mOUzjlgyd/NLBKfu423zjv2J/HjHl6/m",
+	"U0D24DwKa/bIwRkLyVDyzi3zUZR8ddVdLwjUzvTu5b7IHjIzrMykP5MTY+fhEpVLp64hbmqI/40yolOX",
+	"AqR4p3HzbaqOwnPlGXVMRczSWkpQFYiouCdl38AdrKtq4NqnqgUwMpW4/sqq8z3D/IsD76Fuf2hO0Bem",
+	"ekdfdVVlVN6Bpmvgjh7gh76QeXaH04d1WBZq1qwm8mevKH6d8Zjd1XordmH3fpbemo9O62HZ/fQva9/z",
+	"YhJLN/wlF1d3MRUpQfDAAuTI6DeXMr+F2YiJG6qmj+/0nPZ5h9xBlC1mPjOqHDislnewBVez/cJFNCqB",
+	"fj5Ky4kiM5lfcTEqz6dx8aup3i3mWDCtpWcAQKTvcOsDlxemNYanoULyRSfhrrnOD+vAcjgCbZ657/f2",
+	"v/VO4ETG06xewWT95A0pViUEizzEvfGYPlUgMBjbPI7ZJev2wb9vwZ1zsKF2ksvgG2prbXXuLwys+QS3",
+	"m4JW4fm4Hdnqt9jScUVVOQiwNOjJgZPaWy+9XmOuAtI0XEgreYvJ6sbI2xF5d3qCEBMQoYIlG+PHGBJ2",
+	"NyppNqtt2DKW40A8YC2BSQX72nSTzjDh7h5ark3Zq94ulV8OEM32oPP93y52xj+Js924N/lpL/ur/v27",
+	"/OfZkw9/+XPv6niHfvsy35/+NH8qz3fVIlG0U3DjRd6X8NX1HgYicaZRAGA6NIbQVABctoNnKu/P7ZZw",
+	"N8nkcHuYSBSZitTwc4A/tLV4XCvCk9QDXbVJrZ3bOozWZeMXtnywB0vl372L5ddd+v4pa9VbktvrYvEO",
+	"GfnrLHtfa0HG4kP1CSsrVi1yrx9LcLhh/fOZETTWsZtkXPi+DheM5ix/4dYzZXSA2KkNAckCI+WKCZLR",
+	"hJGLOdbtujqUjIst/BodXWRrywgP8vro1XFf/Lq15THj3w8jQMYFNlbC7T4gP8CkSJDb6dI6yQt0AvWF",
+	"OdVUy9zmTF7Q+IoJj7l7KXNykcuZYrk68CBi1DCgkZA5BHkSlvfFcBsmvT10eHEAsQwQVEx1SR3k3rdX",
+	"MF9gsjBIcYizw7wLHjPWGsxHw0l+hCh9SyOKBojqiLhdD/g6pogrnDy4e73cgjYImApQNEIIxEMxKzrh",
+	"/8tAsZD2+WdAn5a5me1zXJ1bugEbR7BAUA4OCSVxys12GvooI6EY1+Og4wTuQTE1926eNM1slYkVczJG",
+	"gjmJb9+cnZNtOtXjbagL3h62vn7B28294eJSOtwzGoPAC3pL4GnPKBeacsFyIy6neRqk5424Hk8vIDPP",
+	"PxD8jys1ZapTAxArBpczoeoVXkw5rAknN9SB+Y6LkflxFkFJEhejvigKlyDxxvY6MaaUihAj0T5U5avE",
+	"nLR0Ti7YmKPPry8q9akRXBaXYmqHgQqMsKmTHkuFpqrq9kVf/OEPVlFT3T/8oWmzzD7iot2FHfptgvvZ",
+	"F0MZfAKNieB8XtN0uuAQbmLav7mGcLeG3b5AqJOyvlS9V+g7pKmSOJp5H16xviirXkBj3XqVAfO+mJ5h",
+	"Hcp3nOmLYGZ26RF+O/zTsaORHXh7CKiJwbPIJTOmKVzFP/aB3SAX7nccXIKmIxfw/PH81UvwrSksyVMW",
+	"mRCwid1WvYRt+8MfyKuiHY4iWO9KNRnCYVbbcDq3MMi2/a9//HMYGZYafqeY3rInDH6AW4FrKuMuwddd",
+	"UnTm6YsSWP+E6rGrHwQOXJTiHNrD5rJFFaQcECH7wm0lsHdsLYaSSQpm1+qcF7BePBclT+OGzWOI0B9h",
+	"rw/bJGOqyHdEy76oheQtAiDNpBiR579RMZLfKLLbi3q9XjVSr2ByXPWFi9iXW1TVA/eHRSCP7PV6fdEQ",
+	"x7fVLUM0RYfmcLirCoa8XfyRE+tm8ZBXBYLVXFN7HQoRuWFOERZeDDdBml4uFscHq4t2ixYVKBd9sUy7",
+	"GB42inZtK7e9PO8LL9B/sEoBNBzACs+cj7hQCMcN1UUBAvf56buz8+PngzenJ386eX027IsR0+TZm9Mz",
+	"nG9QDWZGZHB4cFzI0EMag2UfnK69Dx9gevvwr5phSwa6wO/TFxvDNuDN4aajHVbm1QvzsP2Gv9kZ1zCZ",
+	"txDdtli6kCji57K3+z0ZhhVluD99MQwQc4eRJTKC73KPvdslP2AVlnVWmheSCcs96EFfTIqSUcMeqSZU",
+	"zKUAXFJC1RWhF3KqA7mnx2xOEokY6DPRF8WtBPEROTlIRQDa5urS3Y2FFgmwIDOfvrAMWTA9k/nVAQof",
+	"+OwbRU7eXu8VY9lLePL2+inZfrrnYcwmzAwk8yiQmGb/PnCU1g2n6e3pm19Ojs+GbgxAr5nR3Jj1fWFO",
+	"4C9bL/ATlpj/WbZoKYkYKHjWcMs8fg+2CzBjxOk0YUlElAy3ViOlw7YD2FsmwIMFc90wNXMjwgQic3/Q",
+	"0Hcw0J5FjqkaM4U9FW2ZpduXvnBpYOawVHbEzaty1qgmUsTMnPrgvB2QneEmqtzG2hOKBXrZq5PzmhYm",
+	"J0woOc1j1pX5aNs+pLbNbwtvWSesmrhmOfqSOjvdXrcHWvKECTrhnYPOk26v+wTiIXoMtpTljIC7sm0+",
+	"GLGmjn4lkJYyJBXQnydE5olZoCWVssRTeFks1o0UgJ5ntw4JqPAO2sMAvHyWc83IBlQH9cXiOrnNLvkL",
+	"SImiWBJtHXNOUAohwb1UOEnMisyYL7nSgP7SKXe+/LXZ11n8ZNuiaEdLf4gtEs0PqzlcMEcL8+8rvtp6",
+	"JAb5Getoave+0hZut9dbgJHcgI3sci6+Ogiy5iSR1XCTC4ijRlj3FhwjcwH3kL5Ng/t92A4ac8EjO8sf",
+	"qbdVu4k6+6u8rNwgCZ56svypEKs8dM7gSQjcMr++h2jJNMNyTQyOBTSJOpqOoGQEnuq8N6NZXoQ3YVVm",
+	"ZHnQhi3cU5shO4oIo/HYF0n3RVFU6OBRA+Fmy3EG705fng0LTfzAGj/4pr6waOO4z8U1QTY2GwNoBGDC",
+	"CamrzAl4U18EzMkpuVCbEbAu8/cS1gUVL+o/jXe1TccfBdc/xTzZNicboVnt3ge1sWvmnMAijWG6nrL8",
+	"MkqI5ZSLQWHN91iZvSw3oYoxWyvBhvEW1vj3qqWnmNZ7/wpZD2SFyhhLyH7vCXENC96VMlerScQrFf5X",
+	"y+QWCpVvb251spZLFDzYj4IEerwp7S66TejjeQB+sYpk+ciTm21j9sJD25gQVeKg7egGPCEbxoIZWnmz",
+	"ZZg6V2TIrvUAVVSeeNX0fs2Kv72DWjeRqkFkAkx4CMqJHT8s4mg+L5DgyuZeSSJGfWGt9MucqbE14qDe",
+	"Cm+4z7AEj2ZIoUNCveydFzByYMyyS4BiuuSCq3GrvDt124UFxTUuvNuy6ASX+uB3Z2+VW1DpxgyP7a34",
+	"mG+a9oVeVIjx+3pn3IRFdxOLWFbV+jDCgH2GS+YnOGJmALmDmIVakpGMwBswG8us0NIoDoJSoEteg2eV",
+	"+tIZisUz5Aymb2xYn8LsixdsTbatpAjuzZt35z+8+WVwenx+/Pr85M3r4UI9DtOuP5sex4J2AUHz3o2U",
+	"aQ3tEpR3TG626VNhLUFTd/JVgDlrOTWL5+u60fls9KZ5+dSb1eRxuexi2QyconnFhUWpxjDCMCJDVBQG",
+	"vto5BKdum6yty2jsvu+KgAKiPW2g2TrV03/bQrGKuraze3O787FcYcse7f5AXcuWWfyW91u9TOfz1XSy",
+	"cp95UM7uqXHt7K5b5fIw3xgAArVrsRZ16CQTF4QKF4sBLmfNG8Noqv1uu21qk87nXr486kxfg85UPzEL",
+	"Lw+GqlfQm2xf11bvWClIgoFXlF59IZ3cwzFmY0nGMrXt23wkBs8rntQNazFH/aIqHds3b0bEUI1aIETz",
+	"4gDb2Ny+hcrSO4XZKp9LV6pRoFCZ2uS6c1msSzFao5D/QhsU3ctLX+qGs1BMw14+ymknp6f2alV5TZuI",
+	"Q5AnZXHSzZ1Q9Vws8I0AH0GuIqfa6smcJcO+qLSQD0AsIKVEq3KjMGd62V64feHGpGFTyVt1ejvsi2FD",
+	"87UhvkNh97ha87RyHLkvFgeSy7kJ5Vhxe4y4gQUizd8hHKhN+vpBJvPbMYBb9AK8xaVzOCs35YxfO1CF",
+	"Ze3cbsa3YlT1ZTWwqfqPqiCjC5nUk9szpLaGq9iezOG9fS1a184Kj1UbqsNz+6vwsYYmvubh3e+XP1xt",
+	"O34PlrsCTSvN+T85p0YGYHnuCoohGFXIu1OmGzKREZdPBS1dFFEsvdxyvXihcCzyILRhBfoBuo/7wnFw",
+	"w7N9viKmwETAxKdCYVorT4l3pEWEir4Y2kTggXWnDY2WyGPmIrRGzbJ3spUt4iI8Wyxxmr22NSePFs5X",
+	"cuhxv9oPfdRs+zjm2trHs9YSssWM/hPTzWer9wml2KdWt6P1NLMJ24quUSB+hrv57+JGeCNY+0W5pd3s",
+	"turkeefmfaNswSPZ5LG71dhtRsZRkhgLQ0ixVS2fI+8KYwEqKWx/4s0Ik30WGQ7kqEhjtOJmJIusIPsq",
+	"L9gwe3XC8i0UkVbcYeKxTc0+tMm0+VbGxVS7ZNe+CPulHb09sTnArbLsKEmOrcfg3gr+ap3bb6fj2wa4",
+	"n0DJvx87utVigkVUGgi7aiWWOGS0y2mazv+9dYXPos1/ibzzKEnC7HItb6lpW274EeN9y3RvRK9u4W/I",
+	"0/yHzvXf2h9ouOmKGcyFUE2Vcd1F2nPBdJapzw50+1F9fuDTiYQPD6hvU7huYb/cVQ7nZaleENyEjF4x",
+	"X0l3T33hNtNrUy1e0Su4e4XHMQBMqqDsSsHIBjToLcIZgvWFv5b1BlTDzcOq/UqUpnMFzkRbfEyr1vOI",
+	"aeQHRiexaoe7xOhNPCC7vV7ki5ZsFUWrOmFWaRHx722/3EpAt+Sb3lM+26XYGhwEvlGPnOihOdEr7Jzo",
+	"r8zEn7CVxKTrxL5QOh6LRNn8ROdTClTpQzDmHUQC3B2se1NY9Gwd/xBAXSj3XE33SqLvuDQd6CP/ePge",
+	"+vAdQ5jccmhVbN8nsHaL4n4QWM1xsDGLr1QZmjO0+Vyw2EfCbDTJ3p2+2PBSJvfCCJU5pWmO8oDNPFYG",
+	"OaugDEAAy4EKRKQEMVDBDTj0iScB+gTeMc0z1u2Lo1oXeix7xKYixQpHTBfJvigGoT73yHZfeNorEoMn",
+	"LCfWKDb/LdesYkrmTs/mPfSFFKz0yKXMQf666QB0AFTalsaBJOPCZLON9T3qGSbaADuwRaEpoI7i6827",
+	"p7khpR/dDmtr7lMZXxHn//bal3DdY5vE70szgfVZ8XfuMLCaxA1bw69k3N9Sd3hQLLLVluxg1xrUjJdy",
+	"NIIElU5kMWlg1WdMb7VBurTfwY0ftZ68Eem8DuPRkhbiH/7j709+1r1//eOfh+Qt1eM/bh8SN9ghOaMZ",
+	"O+Oa/fEl/dAASndzR8H0nxDZu594KudOgKIRip+pHjvFx8oPOdULBEgYggvRPuy5J1gyD6y+28Rl5FSv",
+	"pLzYQ21+vqoCcifdo6R2fC4FIoSsgg0rAzL9+t7YkNUfyfqvanuN1G7b7AoiTPumH1nLcbe3i/EpIRGn",
+	"s6jKmbE03bqUeVbYphGZub7uOaKtWNQJVDC4jmyWixfNIMMQRYjM6BwRwRwobV9wDwkMKTIzB4MY5OTQ",
+	"mjFcqCneeEUxamHGSomBgGGe8mumwhKJ0+Oz4/PB+fnLYV9s7JCxnObkYu5d+CVVwqwP5wxGX4C8Af+v",
+	"jPr6+eDk9fnx6c9HMPYTq0aoYPhDjy9JuFA8YYBGifk5Zj8wjC0SoLCxsiFpcSqg2AP6zoCWUAswqC5x",
+	"c97p9YV/iZnlzr6fSAU6xO0nqClcE/aBK40E7YsnPfg50KeuO4GHQZC93e+bFBDLKEvQxp9GH1lZ5DbA",
+	"LK+kbDTkKh/FMZtolviE6ZkhjFHR+GXbEe48isSHEIlH6grYWDXVjtha5xWZ50er1A2u2Pxm+yOoTDft",
+	"qc5YwjVVrIA8d5nMeFYOSPWAD819i7391hdQ/oUwL8ieSwdJlyHUbS0ZE3hrQVgf9kWRte9Q2Taoc1RE",
+	"7rCqmArB8k3n8IOcVMxT6AvD84NuIWHPAMNY3745O1e+YOvd6cumy382lrP6zV+f9+8OyPV3YBGAxg99",
+	"vdkHvT3WWQXlGktu/yuRMfRYNT/A6lsLF8N1apFino2lVMya0o6e+Kvt4GeIHVrMtKZUNyUsmFMToJ15",
+	"3W1ONv589ub1JhQjAm6Z2diNH89fvdwsGxbPaDxmW8+k0LlM2yhkf7/9Wp5pmdvk5pXYmSFjcNU/O4N4",
+	"M4FmUIu5AyD23cGNgx4cxOFc+mM4Zehnao8UgMPFI9QNyQYigixpzHLQiGpXAN9tRggy3erijPoio/lV",
+	"mQk1d3PwChnqYTZ1mYYzsNgF1fS6WlbF6wBjEIbwfid31EPEJgtBN9VKU+zchXtp1NMAOdHW1QZrKyKa",
+	"5qvBVAFsltFdZzRPFHiinIa8ZyZrblJkfVHALe0C4E7Zke1FhCZKDTzxmRSXPM/WphDdptfmaswvbApq",
+	"LlA4gQ9bs9kM7IGtaZ4yEcukAoL96frH3IF1Q+ecO3mS7s3r3TwcnN+a2HzO1DTFrj7IxCMvpINOP2vj",
+	"7I02vF+auWQoXT6fJHnUi28n9s6YriggRI9zOR2NS61iGmSgV5Edim6rFvwS9UmrbxqNF9B6wYlUIPoW",
+	"WB0e7hc1lrqD6U9MO0fpf5YPOMDovrO/7HN5vxq9Xcu8Ww0NRZqNNWxW/vf2olMvuXtkNuap7wcfAzw3",
+	"wDSXWnzUTpxtqn7fA1dpnb7akbDvbiodTPn1Emcwv2aCqTAaWcARW+plTOc8Vq3Uc0yLXMxJLqeauVCg",
+	"niqP082NbNZMxJypiORUsy3MRs3Z5VTRVEXEZkhY1B134dFVQrkGkHWLTI2l9JH/kdsq8/efJMmnAqKD",
+	"1pou/G2vjs9PT56dDY6ePz8F9HPMqbcrBExj2O2ESGFh7wClWBid8dKuQ86EezNXfsV4gvZ6e02K3J+Y",
+	"fmWpuJo2MUkpLx+Ozn+T87++PSYeVGww1noycKdyoKWmqfX65UWXhNW0BTs5B/z9NpcZ02M2VcTMhliM",
+	"gVWD8na041Sx2Zjli09g8K7Mk6j1LFpo2K67O611FNhFYcLiwuNJFejkh+RsRkcjlpN3J4isnshYbQ8t",
+	"SDzXzSJlwmLz9L2veBXc9qZho3w/kWYeP2GxlYX5NXjJFbmY8hS9vAuJfQ4INCWqeJ1sKc3nFDXcRpqH",
+	"PyLsA411OneAzY3zXETovx69enk7Qru5rUroWrMVY+EfvT0hT7q9Uu+3z7EjZvkLdwTy6trFGYoxGxhJ",
+	"qKYXgIlkRBiNxwBQXhjEGR/h4OB3htKA5BDwCEutq2v7dMpowq3o+KKEnpnYfO2qcLjc1n0psC3WUoFO",
+	"Nor0zc3AT9IXtKHKXEtzpchzl0CSylGR08NFKUL1pOeBrxeFa8rhoXr4iFCS0DkZSfPyIOUlIjTOpZHH",
+	"aYpl+gfGgtBWpBazUq6MGH7pYoDl4k3zJpS3Fqke/M0QAQN4mg3FRLIVTm4TCjkx44hOzNBy1phwesZH",
+	"4t3kq0l5+WIK1hf2P1ttLW31dO+Ud+Ylj9Gvh7Hy+UiQ6SQ0nWyroxJbq3eX+YhdY7C046YS/mqVTssi",
+	"XKBVZ5DrruuxCoh6VVlmGADjOiIpv2LY72jYJUe18BaGsPpCZYbr+O48DujqYqo1tLhvCl0dYgQOcthd",
+	"TntrOAunCbnhti/8emNadQDl79ed0L6GSBbmXlcnTOYgc8o7uQbHZ2PCfTWuFaNjHUVZ4R99DHL5diFb",
+	"tl3ImmJcZ8Ap7KGKbhMSW1IO08wiKhlAUa1mBoNDMk0KZtJU60IWlLqccTFK4U0HpVj8oiiRjQdZXB/B",
+	"ZkbYIaEtc1oUBnpkJxAsqTD/9cVMVmIdtaDKfzbTWF5YE4YEGnrYLVIi7qdD2KNaDkcHqgKCeQ2PLebt",
+	"EqWhnhPTF9WkmDspFH2xukYBc/05MHUetkRuPTXsa+ABQII5qU96TZHTWonlo/6wcpJMyU3wJasP1UyV",
+	"ICfDH4AuOAahyx3Btv4o5V0/gr4Iq+/NBefKFb4GpyiIL2GBH3EhJ3Ns+gK8dWae5seAwgsZdbbnaP24",
+	"LdASHlkEfnBkN8Vnfj8MZ3hUD0o8wTFqf0kWKgZLwd+C0sUgvc32Ri7DwoHsdV36vOwv2tMCyCYjOqdC",
+	"YVO4gzLcFrZbzRkW9NmyBar7Qgqj/p+UUeLw50XPBdt6sQ0sri9C+J6w5N5XIYRtmc3YmFGQoOUCzcn6",
+	"ArqTkSvGJrhyj4GHjWQDS4hj+9mjalmkt1e4AP7mUUWHEaHW+btvCwL6IqwIMAM38SGsDjrCda8pW209",
+	"/lM7p+eWSKv5UfcaM/mhONPu6TpK7ip1dpHf7aUFd0Wh3Sv6YetoxP7Ye4Cau4epxXr05H6uwjGLYAjq",
+	"kb/JDe7hu+U622r1KvqK9TndAWtlKSxbIDgsQ3SJQwEnTHxUC5Q8LclQsJltitLtC6cK2rwQcWXd1MGv",
+	"mlOUj9DV4yusKu5tUD1lajg21JJPxVSZvQaO/dJ2T6aq3m/ZKJsbjhdHbbXqaOfi0spr2rR5LJLsV+RC",
+	"tQYM+0e3sXx7DaqeqTvyfT+/FsfU2uVCOO+7yoTjsMeyXfqnxdp4ZK9fL3u1CyPUnRhre1Y4R8BzLZJq",
+	"TVsO4CybUxvTNFBpSwUNNTTZCKszL+bEmJj1ym1ur/h9Uz6+LDTYgkfYPhMrmahelaJ5TueLkGG/CWyK",
+	"L5sffFXJv9ACgtYp3HBlonVrEwjyGqKrRY2IiGFpUz1jpy9sys5K2K5emwjzeHZ6NlqXUUFHgG9NSlXc",
+	"AYqNq2JKyNNqrXdL+o8viy8h+OWEYrks+L5YIPciaGcI5ViYKWthdkjhOAkTllCJ7IsQ4yZniomEcHPI",
+	"rmnRsw5hbEW5gY3VbsLnYzoxz+z0SGu2UjlVqRmH7pMi2t4m3+dLBa9F7vlVotc+6k1fr95UhrtdXT1a",
+	"B75tBdzSRZ8poJpcGNYFKLN9sbEI8/b23L7FwfZFwd+u4U6tUlhQgoB+vA8NALvN6k+jZfBG1EJfqCJc",
+	"zMERjt0pa3nfLeeu9xVKn/Mi+Pdvdjm+Kk0+OIjr1N5viwi9UGrUcszv4aRcBxa0b9cq2KxBtcaIVak7",
+	"nfdFFiBVTS0nsEDcadzVJtsYT7tks8IvuLEAzmrTY2U2qd5BkUBfYJ/KjXKruca+cmdMJIvj2w3gSz/X",
+	"FoqNNR6F4r+fULRtaRtvxgoqo3Mvf+IwhIs/VOLYCqBbBJuFgdgCvqUv2vFbyMZ35obt9Hb3jEGe09hM",
+	"CpDXCSWxzDIpisaP+Lm5joHwDz0pBIpsFEllTFMyobk+6AtfE0YaoGI2uyTAwLaNoEswMXjPYaEuaM2h",
+	"Y+VhAySLJUcJkkX1hdJyAiiB5pcbQZ7t5iGhpB0/JtCyaxUEpdh4Q2RoxRh5X1RQ86zPRTmGHHpLGnN4",
+	"4BuPqHLPIModwFXWFlNxa7hnWKWKjPLoGHh0DDTxfDxmJa64rJ4JmT3ygS24mNsLK8oroKLeBwkJPIJV",
+	"rXqFZZGNNlSYyf9JYe5WC6V8dT0u/sNCHeerRQbXlYuxhmYXkRfshIs4nSYO6G0liOhjkdy7ycVjTtYj",
+	"PvYKpgIfCYDghZOMYCU1BKG73ytYQ37tnpvmhk9vg31g31FDbsSq/KhQPm2CAOSThnmHXEKbGEEziEI7",
+	"CWeoUAWDxKtENp7/RsVIbplZU80v0iC/VCQAtrUZDmlWXx/OMCPmwjZFWgFGYoPHLVtqHgBrfmzyE0YZ",
+	"c1YCqg1bwNkRMV+4YYETFkcEMZ4wiwtxZIJHA6SG5glBCxZy9PakgMjDZ6SR+XImyAWNr4xhuYH9Ncyv",
+	"XDOfzYO+GB7Ze0UxlfgHRnOWE5uWbhgIJp0PXVEQwppBiv/QY/r0BUxkC7/EMvhhl7zkSmMS8BWbG9No",
+	"QkdMHZDh/4NSwj/iW3hSpMLvPgUfiv1mp9vd7/XsBFwTMDL82MeUh37ngPz6r3/8831E+h3BPugBDGs+",
+	"diMD3Pc0tcn2N0PCoROLzBOXEeZODfSyuXl/8/8DAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

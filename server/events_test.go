@@ -409,7 +409,8 @@ func TestEventsGoneFailedRedeliver(t *testing.T) {
 		r.lastSeq = map[int64]int64{} // a redelivery comes out of order
 		r.mu.Unlock()
 		if err := db.WithTx(ctx, func(q *store.Queries) error {
-			return q.Redeliver(ctx, ev[0].ID, e.cfg.WebhookEndpoints, e.clock.Now())
+			_, err := q.Redeliver(ctx, ev[0].ID, e.cfg.WebhookEndpoints, e.clock.Now())
+			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -422,7 +423,7 @@ func TestEventsGoneFailedRedeliver(t *testing.T) {
 		if d := e.events(u.id)[0].Deliveries[0]; d.Status != store.DeliveryDelivered || d.Attempts != 1 {
 			t.Errorf("after redelivery: %+v", d)
 		}
-		if err := db.Redeliver(ctx, 1<<40, e.cfg.WebhookEndpoints, e.clock.Now()); err == nil {
+		if _, err := db.Redeliver(ctx, 1<<40, e.cfg.WebhookEndpoints, e.clock.Now()); err == nil {
 			t.Error("redeliver of no event: no error")
 		}
 	})
@@ -695,6 +696,114 @@ func TestEventsOfRecovery(t *testing.T) {
 					t.Errorf("deletion: actor %q sequence %d", h.Data.Actor, h.Data.Sequence)
 				}
 			}
+		}
+	})
+}
+
+// TestAdminEvents: the admin writes are events with actor admin:<name>;
+// the admin API lists events with their deliveries (keyset pages,
+// filters) and redelivers one with the same webhook-id.
+func TestAdminEvents(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		var e *env
+		r := newReceiver(t, func() time.Time { return e.clock.Now() })
+		e = newEnv(t, db, withoutLimits(), withWebhooks(r.srv.URL))
+		ops := e.newAdmin("ops", false)
+		ro := e.newAdmin("support", true)
+
+		cr, err := ops.AdminCreateUserWithResponse(ctx, gen.AdminCreateUserJSONRequestBody{Email: "adm@example.com", Verified: ptr(true)})
+		if err != nil || cr.JSON201 == nil {
+			t.Fatalf("create: %v %d %s", err, cr.StatusCode(), cr.Body)
+		}
+		uid := cr.JSON201.Id
+		ar, err := ops.AdminAddEmailWithResponse(ctx, uid, gen.AdminAddEmailJSONRequestBody{Email: "adm-2@example.com", Verified: ptr(true)})
+		if err != nil || ar.JSON201 == nil {
+			t.Fatalf("add: %v %d %s", err, ar.StatusCode(), ar.Body)
+		}
+		if res, err := ops.AdminMakePrimaryWithResponse(ctx, uid, ar.JSON201.Id); err != nil || res.JSON200 == nil {
+			t.Fatalf("make primary: %v %d %s", err, res.StatusCode(), res.Body)
+		}
+		old := cr.JSON201.Emails[0].Id
+		if res, err := ops.AdminDeleteEmailWithResponse(ctx, uid, old); err != nil || res.StatusCode() != http.StatusNoContent {
+			t.Fatalf("delete email: %v %d %s", err, res.StatusCode(), res.Body)
+		}
+		e.deliver()
+		want := []string{server.EventUserCreated, server.EventEmailAdded, server.EventEmailVerified, server.EventEmailPrimaryChanged, server.EventEmailRemoved}
+		got := r.acceptedEvents()
+		if types := typesOf(got, uid); !slices.Equal(types, want) {
+			t.Fatalf("events %v, want %v", types, want)
+		}
+		for _, h := range got {
+			if h.Data.Actor != "admin:ops" {
+				t.Errorf("%s: actor %q, want admin:ops", h.Type, h.Data.Actor)
+			}
+		}
+
+		// The list, two at a time, and its filters.
+		var items []gen.Event
+		var after *gen.After
+		for {
+			res, err := ro.AdminListEventsWithResponse(ctx, &gen.AdminListEventsParams{After: after, Limit: ptr(gen.Limit(2)), UserId: &uid})
+			if err != nil || res.JSON200 == nil {
+				t.Fatalf("list: %v %d %s", err, res.StatusCode(), res.Body)
+			}
+			items = append(items, res.JSON200.Items...)
+			if res.JSON200.NextAfter == nil {
+				break
+			}
+			after = res.JSON200.NextAfter
+		}
+		if len(items) != len(want) {
+			t.Fatalf("%d events listed, want %d", len(items), len(want))
+		}
+		for i, it := range items {
+			if string(it.Type) != want[i] || it.Sequence != int64(i+1) || it.Actor != "admin:ops" || it.UserId != uid {
+				t.Errorf("item %d: %+v", i, it)
+			}
+			if len(it.Deliveries) != 1 || it.Deliveries[0].Status != gen.DeliveryDelivered || it.Deliveries[0].Endpoint != r.srv.URL || it.Deliveries[0].DeliveredAt == nil {
+				t.Errorf("item %d deliveries: %+v", i, it.Deliveries)
+			}
+		}
+		if email, ok := items[3].Data["email"].(map[string]any); !ok || email["email"] != "adm-2@example.com" || email["primary"] != true {
+			t.Errorf("primary_changed data: %+v", items[3].Data)
+		}
+		typ := gen.EventType(server.EventEmailVerified)
+		res, err := ro.AdminListEventsWithResponse(ctx, &gen.AdminListEventsParams{Type: &typ})
+		if err != nil || res.JSON200 == nil || len(res.JSON200.Items) != 1 || res.JSON200.Items[0].Id != items[2].Id {
+			t.Fatalf("type filter: %v %s", err, res.Body)
+		}
+		bad := e.do("GET", "/admin/events/?type=user.exploded", nil, "Authorization", "Bearer "+ro.token)
+		wantProblem(t, "unknown type", bad, http.StatusBadRequest, gen.ErrorCodeValidationError)
+
+		// Redelivery: the same webhook-id again; read-only tokens may not.
+		first := items[0]
+		if res, err := ro.AdminRedeliverEventWithResponse(ctx, first.Id); err != nil {
+			t.Fatal(err)
+		} else {
+			wantProblem(t, "read-only redeliver", res, http.StatusForbidden, gen.ErrorCodeForbidden)
+		}
+		if res, err := ops.AdminRedeliverEventWithResponse(ctx, 1<<40); err != nil {
+			t.Fatal(err)
+		} else {
+			wantProblem(t, "redeliver of no event", res, http.StatusNotFound, gen.ErrorCodeNotFound)
+		}
+		r.mu.Lock()
+		r.lastSeq = map[int64]int64{} // a redelivery comes out of order
+		r.accepted = map[string]int{}
+		r.mu.Unlock()
+		if res, err := ops.AdminRedeliverEventWithResponse(ctx, first.Id); err != nil || res.StatusCode() != http.StatusAccepted {
+			t.Fatalf("redeliver: %v %d %s", err, res.StatusCode(), res.Body)
+		}
+		e.deliver()
+		if n := len(r.attemptsOf(mail.WebhookID(first.Id))); n != 2 {
+			t.Errorf("%d deliveries of %s after the redelivery, want 2", n, mail.WebhookID(first.Id))
+		}
+		actions := []string{}
+		for _, a := range e.auditTrail(uid) {
+			actions = append(actions, a.Event)
+		}
+		if !slices.Contains(actions, "event_redelivered") {
+			t.Errorf("audit trail %v lacks event_redelivered", actions)
 		}
 	})
 }

@@ -406,15 +406,15 @@ func (q *Queries) NextDeliveryDueAt(ctx context.Context) (time.Time, error) {
 // Redeliver queues event id again for every endpoint of endpoints, due at
 // now with a fresh count of attempts (the same event, so the same
 // webhook-id): its deliveries there are reset, and the missing ones made.
-// A delivery in flight is left to finish. It fails with ErrNotFound when
-// there is no such event.
-func (q *Queries) Redeliver(ctx context.Context, id int64, endpoints []string, now time.Time) error {
-	if err := q.writeStagedEvents(ctx); err != nil {
-		return err
-	}
+// A delivery in flight is left to finish. It returns the event, and fails
+// with ErrNotFound when there is no such event.
+func (q *Queries) Redeliver(ctx context.Context, id int64, endpoints []string, now time.Time) (Event, error) {
 	var e Event
+	if err := q.writeStagedEvents(ctx); err != nil {
+		return e, err
+	}
 	if err := q.get(ctx, &e, `SELECT `+eventColumns+` FROM events WHERE id = ?`, id); err != nil {
-		return err
+		return e, err
 	}
 	for _, ep := range endpoints {
 		const query = `INSERT INTO event_deliveries (event_id, user_id, sequence, endpoint, status, next_attempt_at, created_at)
@@ -423,13 +423,13 @@ func (q *Queries) Redeliver(ctx context.Context, id int64, endpoints []string, n
 				next_attempt_at = excluded.next_attempt_at, last_error = '', delivered_at = NULL
 			WHERE event_deliveries.status <> 'sending'`
 		if _, err := q.exec(ctx, query, e.ID, e.UserID, e.Sequence, ep, utc(now), utc(now)); err != nil {
-			return err
+			return e, err
 		}
 	}
 	if q.tx != nil && len(endpoints) > 0 {
 		q.queued = true
 	}
-	return nil
+	return e, nil
 }
 
 // EventFilter selects the events ListEvents returns.
