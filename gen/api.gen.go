@@ -64,7 +64,6 @@ const (
 	ErrorCodeMethodNotAllowed        ErrorCode = "method_not_allowed"
 	ErrorCodeNotAuthenticated        ErrorCode = "not_authenticated"
 	ErrorCodeNotFound                ErrorCode = "not_found"
-	ErrorCodeNotImplemented          ErrorCode = "not_implemented"
 	ErrorCodePasswordTooWeak         ErrorCode = "password_too_weak"
 	ErrorCodePrimaryEmailUndeletable ErrorCode = "primary_email_undeletable"
 	ErrorCodeRateLimited             ErrorCode = "rate_limited"
@@ -112,8 +111,6 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeNotAuthenticated:
 		return true
 	case ErrorCodeNotFound:
-		return true
-	case ErrorCodeNotImplemented:
 		return true
 	case ErrorCodePasswordTooWeak:
 		return true
@@ -771,11 +768,6 @@ type MetricsElsewhere = Problem
 //
 // Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
 type NotFound = Problem
-
-// NotImplemented An RFC 9457 problem document.
-//
-// Example: {"code":"validation_error","detail":"The request body does not match the schema.","errors":[{"code":"required","field":"body.email","message":"property \"email\" is missing"}],"status":400,"title":"Invalid request","type":"urn:useremail:problem:validation_error"}
-type NotImplemented = Problem
 
 // PayloadTooLarge An RFC 9457 problem document.
 //
@@ -5396,8 +5388,6 @@ type AdminCreateUserResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -5442,11 +5432,6 @@ func (r AdminCreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r AdminCreateUserResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r AdminCreateUserResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -5496,8 +5481,6 @@ type AdminDeleteUserResponse struct {
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
-	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
-	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 }
@@ -5525,11 +5508,6 @@ func (r AdminDeleteUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r AdminDeleteUserResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
-}
-
-// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
-func (r AdminDeleteUserResponse) GetApplicationproblemJSON501() *NotImplemented {
-	return r.ApplicationproblemJSON501
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -9294,13 +9272,6 @@ func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse,
 		}
 		response.ApplicationproblemJSON500 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9377,13 +9348,6 @@ func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
-		var dest NotImplemented
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON501 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Unavailable
@@ -12481,8 +12445,6 @@ type MetricsElsewhereApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
-type NotImplementedApplicationProblemPlusJSONResponse Problem
-
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type TooManyRequestsResponseHeaders struct {
@@ -13205,22 +13167,6 @@ func (response AdminCreateUser500ApplicationProblemPlusJSONResponse) VisitAdminC
 	return err
 }
 
-type AdminCreateUser501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response AdminCreateUser501ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type AdminCreateUser503ApplicationProblemPlusJSONResponse struct {
 	UnavailableApplicationProblemPlusJSONResponse
 }
@@ -13329,22 +13275,6 @@ func (response AdminDeleteUser500ApplicationProblemPlusJSONResponse) VisitAdminD
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type AdminDeleteUser501ApplicationProblemPlusJSONResponse struct {
-	NotImplementedApplicationProblemPlusJSONResponse
-}
-
-func (response AdminDeleteUser501ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -18102,187 +18032,186 @@ var swaggerSpec = []string{
 	"hMy4HpONISzdy4TIUdp9Y2c03ATxYtn3VDH/A/P/4GZWmTa5mBMhZ2RjGLBnY2HTwKr6RsFuenvLqPwX",
 	"DKYyY/SKbAzdVwMt5cB8hhMytz6jOh4jVwDykI0hLAbO3wDuFCrWgS/nGY3HbOuZFDqXads2299vO8cP",
 	"UPkV0zmP1XGq2GzMcvbpNL5cTjX70lQ+c6wyJAFwBuBcieF2lKRcaSZYbjVAnoOZtjF8d3Z8evzq6OTl",
-	"4NXx+enJs7PB0fPnp+bMmO2TKLmO3p58o4CrfHpdmoXqxZeqVJfUaa6sAYD0OTGrzZjQ7P5U4sFYAa2e",
-	"s5RpI9PMe5WTsMGPUeXgilxMeZqUZdxOmYrlVyylZfjz9ZxZN0uSSIYLSSROfs60VaeDt1qt4S2dp5Im",
-	"51K+pPnofjf9QiZz4F0pDFUSc4yYbx3To9Zd9nR//8lTcjHXrHxEdwId7tRpp+Z5wy3d6AtpXJnLutgC",
-	"TIIrIq+ZVdL4340MyjhqC+dSvqJibues7kXOnGo2gKErOkM+R6e3OZ17u0She7xEwN3vCwKeS4kuydzN",
-	"agntSi9ek9eBaksmMqOKjLk+NEcUFUqqrOchIVQkREhw58Hnv0/ZFK3XQLBBrGDLO8MXibUgrADzWps9",
-	"XjNOwx16KUdmb8Cl3mp5G6ZRHWEp2yg/sC5WjIZGZCxrqwqB673dBI+luEx5rK0d48xx582MpbziTJGN",
-	"of2kYo+/E/Sa8pRepPdjONNgnAq3SaimF1QxElNheOGFMXMxPEWKC6TGMtdlL91+aD+esfyax4yUX7Rw",
-	"l8KfrovrLFgMklNNJxOZa5a8Ygmn5zC/e9HVDzjIzIgDWHKToQ4MkSoSvsAMXGbn+wVJg8kSGJvYsZdQ",
-	"tXFG62brhrh/Pnvzugvmjn0YnMhxLKdCo8KAZKNJws3/afo2lxOWa85U5+CSpoo1vcLr/RhBleKS55ki",
-	"lCR2TEOxYCvc7zsHnVjmOYs1GctcMXJBtWb5nChNJ3jGJsH7wwcXuO7jaZ4bO979uPTyxS8Mogn+VRCl",
-	"esnESI87Bzu93T2IMPgPmkIkhYP/12Kc9/6X8uI3FuvC98xmPiZ0C8IfCa9iXnrbLePCaOJES/NlhewY",
-	"Hzro0JTH7H9mMr/qum+jzjXL+SV3QYka5ZmbYUHJxmE8/VwwKiDe7v5elVpR58PWSG5VSBjOJggfNpLh",
-	"Fc2vSoare5RwoTSjEGw1c4F4uv0WL7MPqfk1YTzGzuZCypRRUdtRXNmi7XynUHrfZjfREda4k3HOKFqS",
-	"DZt5IS/+x37cjWV2i50sT+AHFsuMqTAgPcl5Ro08KQytYvfr713T1rff8b9wPZZTY3GyyM/TyA2SolKC",
-	"UUbIFagGfz8pE/iuxgSijmIiGXivB8xh+WH+yaiEwdy30MUCKqOW4TGPQDAZNfmaa1rjsXb06kn+qi/W",
-	"3W8VRQmHHjOaphCC9ukWQMrypVNjOVOE68qdS4zx8Jvkwsy3s9vbfbq1s7O1+9157/uDJ72DXu9v5vcl",
-	"Llu+IvCd6hz8+nHhz3gCgsXeP0e9yr1+j7/b263d8NI0Q47dMmN/3M2DW5pnDWlMURvfAPm/iFE0LbB5",
-	"cFUf/fiaFeOWI5M6eDFYI/AR+Ctdoo9mmVqmPaHovfFzonlO5+ZvnixPNWhILwgPNEQzHTcMd8UveOFh",
-	"f0vRaXGrAz+hI0gsArdP5fxagvz6PuoU2VKdAzFN09oh8sRbiYrFBW2gZPiu6ga/pcpcNHMFh5i85WWg",
-	"eQyWc0jMDJ2jMaVBLtfi7TGPoSFW4j+t2wUrLc23cX+mCdfHQufzW27OG8GIYvE053pO2DVEYUr7Q2P7",
-	"S3S1Q8pJJzIfy9wQ1BD5wBoLnaiDekEygDWvxI0qypo54k+iDp90Djo73+92e93d7k6vE2G+Ch2BgdWJ",
-	"p3m6/V13v+u/aeE7bvo1uW2sgjGdTJhgCXDboeIjMZ0MIzJM5YgL/x8XKYzIMKCB+dNe9YH1ppiPrAGu",
-	"BkyYH5XZTpmENYZjaVqfqiQJTwjXERmatcLMuLgy/yL9beAHQrSCZja+MyQyJ8M45cNDwrKJnsMxhk1W",
-	"JGexzBOWuOxOeLkiM5azCq+s7HBt2uGWPwRnd5zXXDxYjLHuYpYLFRF+SaiYNzH7yjGrvbDCWp+swFnx",
-	"lIZLLh3Y2ivCExw+VTrMzU/xBtXztWFAl5iggXSQl0RIr1lsUBuEJ3CM3U+d88iScXP9LCsp84FiCZG7",
-	"ju6sAwVLhIkWaVyGyd1LAIFGZUYhOqc8fThRVLDnzySLnjyYKHqWs4QJzSnqTnfzHgRaFfioQwuwyYWy",
-	"WHe9s2+n1cNQHr9qVC70xZStyc/nBHI64EJn0HOWcqPunlnXYl02MSM7LAOCHFV8wJiGUjDCRDKRXGiz",
-	"EJGoQzKcMJFwMRqS2ZinjECEAtJvIeXG8KmUj8aohohpBv4qfAQcojA8yE+bNvQ+5PXh93XT3oy3dU1z",
-	"IyLNRffLe+tf4D55HgzkPnthX+iS6W9/vEtBYswHdzmYq/rEjCT4NrDD7KsKQww+WNXDch5a78IcsZT/",
-	"nSVkYzbmmhE1oTEjOudZZrSkd4LHMmHk9YtnEUlkRrkgqZyxfCumiiWbK8jdNTlkmuThO8F/nzLCgftc",
-	"cp8zUA/NLyxIyBlN3oh03sIVgxltqSs+2ZIT3P8tOOeGh+NzH7ZkZljmRM/DTbHb1nCR9NjXk6zs8rK7",
-	"3zJn59S435zL7pmmScuZYLka84mXsfaEz6iZvrxm4oFnvcjo9esptqOJ9cEVfwaa/a31DZfhqSXJ6JVh",
-	"kBIIFaqublttullw/wWbDco8QLBZcIfuLM6CgesirfyOT+44/WKDIwWRlshGyFJ8BhG8WnmSmd9FyiKS",
-	"0XjMBdsyZ918gvmYxLDRUMJVk8ugZAM+9HMpZ0PjX4pmbEDVwFIweCqghpZykFExH1j/jj/2+MFgKiAk",
-	"ZoOtNh1vENySMJvP/VnkQPqEveDtcaADRo2x+0qg2lgMpRTlsPQjzLvKmB7LZABDpkb2mA9riTCtAdVK",
-	"jkctAxCeDWPPQW4uUsu8OaBNtU6gmmv0vm7/V/LOi8tyfO2ix7fz34DuBT4Mr/643O1hQjUdGrZsVKwZ",
-	"uxhLeUU2LpjiCVN9MbSmGboufp8yEbMhaNxDsNCGmxF6qM3jdnTOVLcval4icAeZ4Vb0ApmZlXXsZWrP",
-	"7nK158ariECyXz92DL/IJlrBzff0aZvZDvinrM7aOeiMtZ6og+1tOpl0A51/25BRbfu4ubkGVGl7dw86",
-	"QTA+UEmde/xbc/yR1p2DfX8QYKSu8w4tcWo1OYrKziFw/ix0D5X5rN26h3HvuM1vPuko1uvywhkZcibI",
-	"JWdpolwKMHrjsPp2uNmsT6/thNUkQXjkVvQIwF13hsUKrv5vV/JHFceqejaeyanQJbXS+gGhpHMHLrmc",
-	"ajKik7KGub/Si7VNgVm65HObRhJ4te4fzrDMvXAzeToUjqaSQwqOX2nfGgV8aY9ub+y1mMSOCzs2U3W4",
-	"f0EMq8Z4/NyCbdtpOhDliS/mGzutfKPFQxW4if3Kw1esToTagCFV6ubOvPCwWVJYF6tzsLtAv5rGcS3q",
-	"2PQ+5R0ri65OxQ1Tc+U4KvjxomKrSmuqbEzrqb+XlxU5y4M5V1Ft+kx+1W8fzK9asM9GWwpKgeRlEQzY",
-	"SGSstv9y/MOPb97871k3s+4Za3CA28nyRMs6u2AGFH965diGt5wK7FUU/CtQhvGDnGXyOvi7EiVrUIm7",
-	"zSGxRpcdkOGdYvkzP3n/0XO/AP/RW7uIZ34N8BUY90f2rcUnPxdrKT489espPnuLa3Kjvr+JOi+MQuIr",
-	"126pwtu8S9S1ASbEjObcKdadULlRLm3dHaWoAw/ZwoCuN9yxRtpYyDiTOekj2fudoD6yzuzjRtMWAqdc",
-	"YUUiBk7dDIwSZnbQ/JvRD4MUTG7zl405DWCCFb0zmH+NO9oFNXud0YmCdOOYMTMsVg4aIdXjLho3tnD1",
-	"Gabobpl7NKwmjwVEq83EUzGUM4sJuszRgIuLkM7FG5ru/o+Mpnp8hyxYOdWxzJAxkDGMgvW5lbPkhb+8",
-	"qh+EQkY57iGvyrdYXi1drR2kaXX3Tza9bWrpqu7xI0FOXzwj+092d+FdW2rCYiCmLajZ3d8j8ZjmNNbV",
-	"1JZP6P9eOUftNZu9DTxwt5LmYfFke670ZJpPUkYyKa7YnCRcjWdUjVlOUppNbpMsfaJJNlWaXMo0lTO8",
-	"3C5bciJTHlei+otfvI58ydskTd8twRZ4qeIjsTWdEMFYoh40qHnbZNuITIVPuJwKzTFp0VUES8ilWZ5o",
-	"98ldy98ZfmA2OLiaWBdKSSyzTAp/tPDjMGQhc1yUjGlKJjTXzYXCD5y7e5fY7RvASHlVCK5b6iQQNbMa",
-	"COKtHNpifb/rModSjlYL9rvVXIGQW7obda64MMcZzti8aqLu7/fIfnenuwMTu5AfKlVCqD7jq+FtRg03",
-	"ZIv5hGPWWNNpVEyEP/eC0HuiFzrimuzh75rs4U/iRav4T3Z2V/LVIJVLwFuO4A9qDi/b0NpkajvcoBcK",
-	"Qm0RI55frojODb8Cq24DQB4URvuNnv2NInFKeUaYSNSmM/j0mOUzjlgyd/NLBKfu423zjv2J/HjHl6/m",
-	"U0D24DwKa/bIwRkLyVDyzi3zUZR8ddVdLwjUzvTu5b7IHjIzrMykP5MTY+fhEpVLp64hbmqI/40yolOX",
-	"AqR4p3HzbaqOwnPlGXVMRczSWkpQFYiouCdl38AdrKtq4NqnqgUwMpW4/sqq8z3D/IsD76Fuf2hO0Bem",
-	"ekdfdVVlVN6Bpmvgjh7gh76QeXaH04d1WBZq1qwm8mevKH6d8Zjd1XordmH3fpbemo9O62HZ/fQva9/z",
-	"YhJLN/wlF1d3MRUpQfDAAuTI6DeXMr+F2YiJG6qmj+/0nPZ5h9xBlC1mPjOqHDislnewBVez/cJFNCqB",
-	"fj5Ky4kiM5lfcTEqz6dx8aup3i3mWDCtpWcAQKTvcOsDlxemNYanoULyRSfhrrnOD+vAcjgCbZ657/f2",
-	"v/VO4ETG06xewWT95A0pViUEizzEvfGYPlUgMBjbPI7ZJev2wb9vwZ1zsKF2ksvgG2prbXXuLwys+QS3",
-	"m4JW4fm4Hdnqt9jScUVVOQiwNOjJgZPaWy+9XmOuAtI0XEgreYvJ6sbI2xF5d3qCEBMQoYIlG+PHGBJ2",
-	"NyppNqtt2DKW40A8YC2BSQX72nSTzjDh7h5ark3Zq94ulV8OEM32oPP93y52xj+Js924N/lpL/ur/v27",
-	"/OfZkw9/+XPv6niHfvsy35/+NH8qz3fVIlG0U3DjRd6X8NX1HgYicaZRAGA6NIbQVABctoNnKu/P7ZZw",
-	"N8nkcHuYSBSZitTwc4A/tLV4XCvCk9QDXbVJrZ3bOozWZeMXtnywB0vl372L5ddd+v4pa9VbktvrYvEO",
-	"GfnrLHtfa0HG4kP1CSsrVi1yrx9LcLhh/fOZETTWsZtkXPi+DheM5ix/4dYzZXSA2KkNAckCI+WKCZLR",
-	"hJGLOdbtujqUjIst/BodXWRrywgP8vro1XFf/Lq15THj3w8jQMYFNlbC7T4gP8CkSJDb6dI6yQt0AvWF",
-	"OdVUy9zmTF7Q+IoJj7l7KXNykcuZYrk68CBi1DCgkZA5BHkSlvfFcBsmvT10eHEAsQwQVEx1SR3k3rdX",
-	"MF9gsjBIcYizw7wLHjPWGsxHw0l+hCh9SyOKBojqiLhdD/g6pogrnDy4e73cgjYImApQNEIIxEMxKzrh",
-	"/8tAsZD2+WdAn5a5me1zXJ1bugEbR7BAUA4OCSVxys12GvooI6EY1+Og4wTuQTE1926eNM1slYkVczJG",
-	"gjmJb9+cnZNtOtXjbagL3h62vn7B28294eJSOtwzGoPAC3pL4GnPKBeacsFyIy6neRqk5424Hk8vIDPP",
-	"PxD8jys1ZapTAxArBpczoeoVXkw5rAknN9SB+Y6LkflxFkFJEhejvigKlyDxxvY6MaaUihAj0T5U5avE",
-	"nLR0Ti7YmKPPry8q9akRXBaXYmqHgQqMsKmTHkuFpqrq9kVf/OEPVlFT3T/8oWmzzD7iot2FHfptgvvZ",
-	"F0MZfAKNieB8XtN0uuAQbmLav7mGcLeG3b5AqJOyvlS9V+g7pKmSOJp5H16xviirXkBj3XqVAfO+mJ5h",
-	"Hcp3nOmLYGZ26RF+O/zTsaORHXh7CKiJwbPIJTOmKVzFP/aB3SAX7nccXIKmIxfw/PH81UvwrSksyVMW",
-	"mRCwid1WvYRt+8MfyKuiHY4iWO9KNRnCYVbbcDq3MMi2/a9//HMYGZYafqeY3rInDH6AW4FrKuMuwddd",
-	"UnTm6YsSWP+E6rGrHwQOXJTiHNrD5rJFFaQcECH7wm0lsHdsLYaSSQpm1+qcF7BePBclT+OGzWOI0B9h",
-	"rw/bJGOqyHdEy76oheQtAiDNpBiR579RMZLfKLLbi3q9XjVSr2ByXPWFi9iXW1TVA/eHRSCP7PV6fdEQ",
-	"x7fVLUM0RYfmcLirCoa8XfyRE+tm8ZBXBYLVXFN7HQoRuWFOERZeDDdBml4uFscHq4t2ixYVKBd9sUy7",
-	"GB42inZtK7e9PO8LL9B/sEoBNBzACs+cj7hQCMcN1UUBAvf56buz8+PngzenJ386eX027IsR0+TZm9Mz",
-	"nG9QDWZGZHB4cFzI0EMag2UfnK69Dx9gevvwr5phSwa6wO/TFxvDNuDN4aajHVbm1QvzsP2Gv9kZ1zCZ",
-	"txDdtli6kCji57K3+z0ZhhVluD99MQwQc4eRJTKC73KPvdslP2AVlnVWmheSCcs96EFfTIqSUcMeqSZU",
-	"zKUAXFJC1RWhF3KqA7mnx2xOEokY6DPRF8WtBPEROTlIRQDa5urS3Y2FFgmwIDOfvrAMWTA9k/nVAQof",
-	"+OwbRU7eXu8VY9lLePL2+inZfrrnYcwmzAwk8yiQmGb/PnCU1g2n6e3pm19Ojs+GbgxAr5nR3Jj1fWFO",
-	"4C9bL/ATlpj/WbZoKYkYKHjWcMs8fg+2CzBjxOk0YUlElAy3ViOlw7YD2FsmwIMFc90wNXMjwgQic3/Q",
-	"0Hcw0J5FjqkaM4U9FW2ZpduXvnBpYOawVHbEzaty1qgmUsTMnPrgvB2QneEmqtzG2hOKBXrZq5PzmhYm",
-	"J0woOc1j1pX5aNs+pLbNbwtvWSesmrhmOfqSOjvdXrcHWvKECTrhnYPOk26v+wTiIXoMtpTljIC7sm0+",
-	"GLGmjn4lkJYyJBXQnydE5olZoCWVssRTeFks1o0UgJ5ntw4JqPAO2sMAvHyWc83IBlQH9cXiOrnNLvkL",
-	"SImiWBJtHXNOUAohwb1UOEnMisyYL7nSgP7SKXe+/LXZ11n8ZNuiaEdLf4gtEs0PqzlcMEcL8+8rvtp6",
-	"JAb5Getoave+0hZut9dbgJHcgI3sci6+Ogiy5iSR1XCTC4ijRlj3FhwjcwH3kL5Ng/t92A4ac8EjO8sf",
-	"qbdVu4k6+6u8rNwgCZ56svypEKs8dM7gSQjcMr++h2jJNMNyTQyOBTSJOpqOoGQEnuq8N6NZXoQ3YVVm",
-	"ZHnQhi3cU5shO4oIo/HYF0n3RVFU6OBRA+Fmy3EG705fng0LTfzAGj/4pr6waOO4z8U1QTY2GwNoBGDC",
-	"CamrzAl4U18EzMkpuVCbEbAu8/cS1gUVL+o/jXe1TccfBdc/xTzZNicboVnt3ge1sWvmnMAijWG6nrL8",
-	"MkqI5ZSLQWHN91iZvSw3oYoxWyvBhvEW1vj3qqWnmNZ7/wpZD2SFyhhLyH7vCXENC96VMlerScQrFf5X",
-	"y+QWCpVvb251spZLFDzYj4IEerwp7S66TejjeQB+sYpk+ciTm21j9sJD25gQVeKg7egGPCEbxoIZWnmz",
-	"ZZg6V2TIrvUAVVSeeNX0fs2Kv72DWjeRqkFkAkx4CMqJHT8s4mg+L5DgyuZeSSJGfWGt9MucqbE14qDe",
-	"Cm+4z7AEj2ZIoUNCveydFzByYMyyS4BiuuSCq3GrvDt124UFxTUuvNuy6ASX+uB3Z2+VW1DpxgyP7a34",
-	"mG+a9oVeVIjx+3pn3IRFdxOLWFbV+jDCgH2GS+YnOGJmALmDmIVakpGMwBswG8us0NIoDoJSoEteg2eV",
-	"+tIZisUz5Aymb2xYn8LsixdsTbatpAjuzZt35z+8+WVwenx+/Pr85M3r4UI9DtOuP5sex4J2AUHz3o2U",
-	"aQ3tEpR3TG626VNhLUFTd/JVgDlrOTWL5+u60fls9KZ5+dSb1eRxuexi2QyconnFhUWpxjDCMCJDVBQG",
-	"vto5BKdum6yty2jsvu+KgAKiPW2g2TrV03/bQrGKuraze3O787FcYcse7f5AXcuWWfyW91u9TOfz1XSy",
-	"cp95UM7uqXHt7K5b5fIw3xgAArVrsRZ16CQTF4QKF4sBLmfNG8Noqv1uu21qk87nXr486kxfg85UPzEL",
-	"Lw+GqlfQm2xf11bvWClIgoFXlF59IZ3cwzFmY0nGMrXt23wkBs8rntQNazFH/aIqHds3b0bEUI1aIETz",
-	"4gDb2Ny+hcrSO4XZKp9LV6pRoFCZ2uS6c1msSzFao5D/QhsU3ctLX+qGs1BMw14+ymknp6f2alV5TZuI",
-	"Q5AnZXHSzZ1Q9Vws8I0AH0GuIqfa6smcJcO+qLSQD0AsIKVEq3KjMGd62V64feHGpGFTyVt1ejvsi2FD",
-	"87UhvkNh97ha87RyHLkvFgeSy7kJ5Vhxe4y4gQUizd8hHKhN+vpBJvPbMYBb9AK8xaVzOCs35YxfO1CF",
-	"Ze3cbsa3YlT1ZTWwqfqPqiCjC5nUk9szpLaGq9iezOG9fS1a184Kj1UbqsNz+6vwsYYmvubh3e+XP1xt",
-	"O34PlrsCTSvN+T85p0YGYHnuCoohGFXIu1OmGzKREZdPBS1dFFEsvdxyvXihcCzyILRhBfoBuo/7wnFw",
-	"w7N9viKmwETAxKdCYVorT4l3pEWEir4Y2kTggXWnDY2WyGPmIrRGzbJ3spUt4iI8Wyxxmr22NSePFs5X",
-	"cuhxv9oPfdRs+zjm2trHs9YSssWM/hPTzWer9wml2KdWt6P1NLMJ24quUSB+hrv57+JGeCNY+0W5pd3s",
-	"turkeefmfaNswSPZ5LG71dhtRsZRkhgLQ0ixVS2fI+8KYwEqKWx/4s0Ik30WGQ7kqEhjtOJmJIusIPsq",
-	"L9gwe3XC8i0UkVbcYeKxTc0+tMm0+VbGxVS7ZNe+CPulHb09sTnArbLsKEmOrcfg3gr+ap3bb6fj2wa4",
-	"n0DJvx87utVigkVUGgi7aiWWOGS0y2mazv+9dYXPos1/ibzzKEnC7HItb6lpW274EeN9y3RvRK9u4W/I",
-	"0/yHzvXf2h9ouOmKGcyFUE2Vcd1F2nPBdJapzw50+1F9fuDTiYQPD6hvU7huYb/cVQ7nZaleENyEjF4x",
-	"X0l3T33hNtNrUy1e0Su4e4XHMQBMqqDsSsHIBjToLcIZgvWFv5b1BlTDzcOq/UqUpnMFzkRbfEyr1vOI",
-	"aeQHRiexaoe7xOhNPCC7vV7ki5ZsFUWrOmFWaRHx722/3EpAt+Sb3lM+26XYGhwEvlGPnOihOdEr7Jzo",
-	"r8zEn7CVxKTrxL5QOh6LRNn8ROdTClTpQzDmHUQC3B2se1NY9Gwd/xBAXSj3XE33SqLvuDQd6CP/ePge",
-	"+vAdQ5jccmhVbN8nsHaL4n4QWM1xsDGLr1QZmjO0+Vyw2EfCbDTJ3p2+2PBSJvfCCJU5pWmO8oDNPFYG",
-	"OaugDEAAy4EKRKQEMVDBDTj0iScB+gTeMc0z1u2Lo1oXeix7xKYixQpHTBfJvigGoT73yHZfeNorEoMn",
-	"LCfWKDb/LdesYkrmTs/mPfSFFKz0yKXMQf666QB0AFTalsaBJOPCZLON9T3qGSbaADuwRaEpoI7i6827",
-	"p7khpR/dDmtr7lMZXxHn//bal3DdY5vE70szgfVZ8XfuMLCaxA1bw69k3N9Sd3hQLLLVluxg1xrUjJdy",
-	"NIIElU5kMWlg1WdMb7VBurTfwY0ftZ68Eem8DuPRkhbiH/7j709+1r1//eOfh+Qt1eM/bh8SN9ghOaMZ",
-	"O+Oa/fEl/dAASndzR8H0nxDZu594KudOgKIRip+pHjvFx8oPOdULBEgYggvRPuy5J1gyD6y+28Rl5FSv",
-	"pLzYQ21+vqoCcifdo6R2fC4FIoSsgg0rAzL9+t7YkNUfyfqvanuN1G7b7AoiTPumH1nLcbe3i/EpIRGn",
-	"s6jKmbE03bqUeVbYphGZub7uOaKtWNQJVDC4jmyWixfNIMMQRYjM6BwRwRwobV9wDwkMKTIzB4MY5OTQ",
-	"mjFcqCneeEUxamHGSomBgGGe8mumwhKJ0+Oz4/PB+fnLYV9s7JCxnObkYu5d+CVVwqwP5wxGX4C8Af+v",
-	"jPr6+eDk9fnx6c9HMPYTq0aoYPhDjy9JuFA8YYBGifk5Zj8wjC0SoLCxsiFpcSqg2AP6zoCWUAswqC5x",
-	"c97p9YV/iZnlzr6fSAU6xO0nqClcE/aBK40E7YsnPfg50KeuO4GHQZC93e+bFBDLKEvQxp9GH1lZ5DbA",
-	"LK+kbDTkKh/FMZtolviE6ZkhjFHR+GXbEe48isSHEIlH6grYWDXVjtha5xWZ50er1A2u2Pxm+yOoTDft",
-	"qc5YwjVVrIA8d5nMeFYOSPWAD819i7391hdQ/oUwL8ieSwdJlyHUbS0ZE3hrQVgf9kWRte9Q2Taoc1RE",
-	"7rCqmArB8k3n8IOcVMxT6AvD84NuIWHPAMNY3745O1e+YOvd6cumy382lrP6zV+f9+8OyPV3YBGAxg99",
-	"vdkHvT3WWQXlGktu/yuRMfRYNT/A6lsLF8N1apFino2lVMya0o6e+Kvt4GeIHVrMtKZUNyUsmFMToJ15",
-	"3W1ONv589ub1JhQjAm6Z2diNH89fvdwsGxbPaDxmW8+k0LlM2yhkf7/9Wp5pmdvk5pXYmSFjcNU/O4N4",
-	"M4FmUIu5AyD23cGNgx4cxOFc+mM4Zehnao8UgMPFI9QNyQYigixpzHLQiGpXAN9tRggy3erijPoio/lV",
-	"mQk1d3PwChnqYTZ1mYYzsNgF1fS6WlbF6wBjEIbwfid31EPEJgtBN9VKU+zchXtp1NMAOdHW1QZrKyKa",
-	"5qvBVAFsltFdZzRPFHiinIa8ZyZrblJkfVHALe0C4E7Zke1FhCZKDTzxmRSXPM/WphDdptfmaswvbApq",
-	"LlA4gQ9bs9kM7IGtaZ4yEcukAoL96frH3IF1Q+ecO3mS7s3r3TwcnN+a2HzO1DTFrj7IxCMvpINOP2vj",
-	"7I02vF+auWQoXT6fJHnUi28n9s6YriggRI9zOR2NS61iGmSgV5Edim6rFvwS9UmrbxqNF9B6wYlUIPoW",
-	"WB0e7hc1lrqD6U9MO0fpf5YPOMDovrO/7HN5vxq9Xcu8Ww0NRZqNNWxW/vf2olMvuXtkNuap7wcfAzw3",
-	"wDSXWnzUTpxtqn7fA1dpnb7akbDvbiodTPn1Emcwv2aCqTAaWcARW+plTOc8Vq3Uc0yLXMxJLqeauVCg",
-	"niqP082NbNZMxJypiORUsy3MRs3Z5VTRVEXEZkhY1B134dFVQrkGkHWLTI2l9JH/kdsq8/efJMmnAqKD",
-	"1pou/G2vjs9PT56dDY6ePz8F9HPMqbcrBExj2O2ESGFh7wClWBid8dKuQ86EezNXfsV4gvZ6e02K3J+Y",
-	"fmWpuJo2MUkpLx+Ozn+T87++PSYeVGww1noycKdyoKWmqfX65UWXhNW0BTs5B/z9NpcZ02M2VcTMhliM",
-	"gVWD8na041Sx2Zjli09g8K7Mk6j1LFpo2K67O611FNhFYcLiwuNJFejkh+RsRkcjlpN3J4isnshYbQ8t",
-	"SDzXzSJlwmLz9L2veBXc9qZho3w/kWYeP2GxlYX5NXjJFbmY8hS9vAuJfQ4INCWqeJ1sKc3nFDXcRpqH",
-	"PyLsA411OneAzY3zXETovx69enk7Qru5rUroWrMVY+EfvT0hT7q9Uu+3z7EjZvkLdwTy6trFGYoxGxhJ",
-	"qKYXgIlkRBiNxwBQXhjEGR/h4OB3htKA5BDwCEutq2v7dMpowq3o+KKEnpnYfO2qcLjc1n0psC3WUoFO",
-	"Nor0zc3AT9IXtKHKXEtzpchzl0CSylGR08NFKUL1pOeBrxeFa8rhoXr4iFCS0DkZSfPyIOUlIjTOpZHH",
-	"aYpl+gfGgtBWpBazUq6MGH7pYoDl4k3zJpS3Fqke/M0QAQN4mg3FRLIVTm4TCjkx44hOzNBy1phwesZH",
-	"4t3kq0l5+WIK1hf2P1ttLW31dO+Ud+Ylj9Gvh7Hy+UiQ6SQ0nWyroxJbq3eX+YhdY7C046YS/mqVTssi",
-	"XKBVZ5DrruuxCoh6VVlmGADjOiIpv2LY72jYJUe18BaGsPpCZYbr+O48DujqYqo1tLhvCl0dYgQOcthd",
-	"TntrOAunCbnhti/8emNadQDl79ed0L6GSBbmXlcnTOYgc8o7uQbHZ2PCfTWuFaNjHUVZ4R99DHL5diFb",
-	"tl3ImmJcZ8Ap7KGKbhMSW1IO08wiKhlAUa1mBoNDMk0KZtJU60IWlLqccTFK4U0HpVj8oiiRjQdZXB/B",
-	"ZkbYIaEtc1oUBnpkJxAsqTD/9cVMVmIdtaDKfzbTWF5YE4YEGnrYLVIi7qdD2KNaDkcHqgKCeQ2PLebt",
-	"EqWhnhPTF9WkmDspFH2xukYBc/05MHUetkRuPTXsa+ABQII5qU96TZHTWonlo/6wcpJMyU3wJasP1UyV",
-	"ICfDH4AuOAahyx3Btv4o5V0/gr4Iq+/NBefKFb4GpyiIL2GBH3EhJ3Ns+gK8dWae5seAwgsZdbbnaP24",
-	"LdASHlkEfnBkN8Vnfj8MZ3hUD0o8wTFqf0kWKgZLwd+C0sUgvc32Ri7DwoHsdV36vOwv2tMCyCYjOqdC",
-	"YVO4gzLcFrZbzRkW9NmyBar7Qgqj/p+UUeLw50XPBdt6sQ0sri9C+J6w5N5XIYRtmc3YmFGQoOUCzcn6",
-	"ArqTkSvGJrhyj4GHjWQDS4hj+9mjalmkt1e4AP7mUUWHEaHW+btvCwL6IqwIMAM38SGsDjrCda8pW209",
-	"/lM7p+eWSKv5UfcaM/mhONPu6TpK7ip1dpHf7aUFd0Wh3Sv6YetoxP7Ye4Cau4epxXr05H6uwjGLYAjq",
-	"kb/JDe7hu+U622r1KvqK9TndAWtlKSxbIDgsQ3SJQwEnTHxUC5Q8LclQsJltitLtC6cK2rwQcWXd1MGv",
-	"mlOUj9DV4yusKu5tUD1lajg21JJPxVSZvQaO/dJ2T6aq3m/ZKJsbjhdHbbXqaOfi0spr2rR5LJLsV+RC",
-	"tQYM+0e3sXx7DaqeqTvyfT+/FsfU2uVCOO+7yoTjsMeyXfqnxdp4ZK9fL3u1CyPUnRhre1Y4R8BzLZJq",
-	"TVsO4CybUxvTNFBpSwUNNTTZCKszL+bEmJj1ym1ur/h9Uz6+LDTYgkfYPhMrmahelaJ5TueLkGG/CWyK",
-	"L5sffFXJv9ACgtYp3HBlonVrEwjyGqKrRY2IiGFpUz1jpy9sys5K2K5emwjzeHZ6NlqXUUFHgG9NSlXc",
-	"AYqNq2JKyNNqrXdL+o8viy8h+OWEYrks+L5YIPciaGcI5ViYKWthdkjhOAkTllCJ7IsQ4yZniomEcHPI",
-	"rmnRsw5hbEW5gY3VbsLnYzoxz+z0SGu2UjlVqRmH7pMi2t4m3+dLBa9F7vlVotc+6k1fr95UhrtdXT1a",
-	"B75tBdzSRZ8poJpcGNYFKLN9sbEI8/b23L7FwfZFwd+u4U6tUlhQgoB+vA8NALvN6k+jZfBG1EJfqCJc",
-	"zMERjt0pa3nfLeeu9xVKn/Mi+Pdvdjm+Kk0+OIjr1N5viwi9UGrUcszv4aRcBxa0b9cq2KxBtcaIVak7",
-	"nfdFFiBVTS0nsEDcadzVJtsYT7tks8IvuLEAzmrTY2U2qd5BkUBfYJ/KjXKruca+cmdMJIvj2w3gSz/X",
-	"FoqNNR6F4r+fULRtaRtvxgoqo3Mvf+IwhIs/VOLYCqBbBJuFgdgCvqUv2vFbyMZ35obt9Hb3jEGe09hM",
-	"CpDXCSWxzDIpisaP+Lm5joHwDz0pBIpsFEllTFMyobk+6AtfE0YaoGI2uyTAwLaNoEswMXjPYaEuaM2h",
-	"Y+VhAySLJUcJkkX1hdJyAiiB5pcbQZ7t5iGhpB0/JtCyaxUEpdh4Q2RoxRh5X1RQ86zPRTmGHHpLGnN4",
-	"4BuPqHLPIModwFXWFlNxa7hnWKWKjPLoGHh0DDTxfDxmJa64rJ4JmT3ygS24mNsLK8oroKLeBwkJPIJV",
-	"rXqFZZGNNlSYyf9JYe5WC6V8dT0u/sNCHeerRQbXlYuxhmYXkRfshIs4nSYO6G0liOhjkdy7ycVjTtYj",
-	"PvYKpgIfCYDghZOMYCU1BKG73ytYQ37tnpvmhk9vg31g31FDbsSq/KhQPm2CAOSThnmHXEKbGEEziEI7",
-	"CWeoUAWDxKtENp7/RsVIbplZU80v0iC/VCQAtrUZDmlWXx/OMCPmwjZFWgFGYoPHLVtqHgBrfmzyE0YZ",
-	"c1YCqg1bwNkRMV+4YYETFkcEMZ4wiwtxZIJHA6SG5glBCxZy9PakgMjDZ6SR+XImyAWNr4xhuYH9Ncyv",
-	"XDOfzYO+GB7Ze0UxlfgHRnOWE5uWbhgIJp0PXVEQwppBiv/QY/r0BUxkC7/EMvhhl7zkSmMS8BWbG9No",
-	"QkdMHZDh/4NSwj/iW3hSpMLvPgUfiv1mp9vd7/XsBFwTMDL82MeUh37ngPz6r3/8831E+h3BPugBDGs+",
-	"diMD3Pc0tcn2N0PCoROLzBOXEeZODfSyuXl/8/8DAAD//w==",
+	"4NXx+enJs7PB0fPnp+bMmO2TKLmO3p58o4CrfHpdmoXqxZeqVJfUaa6sAXATdd7SeSppci7lS5qP7ncA",
+	"L2QyhyuVwlAl7suI+dbdRWq9OE/39588JRdzzcqU2wlUi1OnNJnnzSV2oy8kY2Uu6zqtMAmuiLxmVnfg",
+	"fzesMeMoxM6lfEXF3M5Z3YucOdVsAENXRFk+R1+s0dP2dolCr22JgLvfFwQ8lxI9Zbmb1RLalV68JmOY",
+	"aksmMqOKjLk+NPcV9RyqrEGcECoSIiR4meDz36dsikZVwG/Bhb3lfbSLuG3g7YZ5rc1MrNlM4Q69lCOz",
+	"N+DpbTUIDUeojrCUM5QfWBeHQP03MgafldDgEW63DGMpLlMea6teOyvROdliKa84U2RjaD+pmInvBL2m",
+	"PKUX6f0YzjQYp8JtEqrpBVWMxFQYwXBhrC+MmpDiAqmxzHXZebQfmjVnLL/mMSPlFy3cpfCn6+I6CxaD",
+	"5FTTyUTmmiWvWMLpOczvXnT1Aw4yM+IAltxkPwJDpIqELzADl9n5fkHSYLIExiZ27CVUbZzRutm6Ie6f",
+	"z9687oIWbh8G32Ycy6nQz1nK8LGPHZok3Pyfpm9zOWG55kx1Di5pqljTK7w6ioE9KS55nilCSWLHNBQL",
+	"tsL93tjwMs9ZrMlY5oqRC6o1y+dEaTrBMzYJ3h8+uMCjHE/z3JiX7selly9+YeDk9q+C4MlLJkZ63DnY",
+	"6e3ugePbf9DkuS/8zr8W47z3v5QXv7FYFy5RNvOhilsQ/kh4zefSmxQZF0ZBJFqaLytkx7DFQYemPGb/",
+	"M5P5Vdd9G3WuWc4vufOV1yjP3AwLSjYO4+nnYiQB8Xb396rUijoftkZyq0LCcDZBVKuRDK9oflWyp9yj",
+	"hAulGYUYoJkLhHntt3iZfaTHrwnDBHY2F1KmjIrajuLKFm3nO4XS+za7if6Zxp2Mc0bRwGnYzAt58T/2",
+	"424ss1vsZHkCP7BYZkyFcdJJzjNq5Emh/xe7X3/vmra+/Y7/heuxnBpDiEV+nkZukBSVEgx+QQi7GpP8",
+	"pEzguxoTiDqKiWTgjXGYw/LD/JNRCYO5b6HlDyqjluExj0AwGTX5mmta47F29OpJ/qov1t1vFUUJh44c",
+	"mqYQGfVZAEDK8qVTYzlThOvKnUuM8fCb5MLMt7Pb2326tbOztfvdee/7gye9g17vb+b3JS5bviLwneoc",
+	"/Ppx4c94AoLF3j9Hvcq9fo+/29ut3fDSNEOO3TJjf9zNg1uaZw3ZNVEb3wD5v4hRNC2weXBVH/34mhXj",
+	"lgNmOngxWCPwEbjRXP6JZplapj2h6L3xc6J5Tufmb54sj4A3RL3DAw1BNscNw13xC1542N9SdFrc6sBP",
+	"6AjyXQyRVOX8WoL8+j7qFEk8nQMxTdPaIfLEW4mKxQVtoGT4ruoGv6XKXDRzBYeYU+RloHkMlnNIzAyd",
+	"/yulQYrR4u0xj6EhVuI/rdsFKy3Nt3F/pgnXx0Ln81tuzhvBiGLxNOd6Ttg1BAdK+0Nj+0v0AEMmRCcy",
+	"H8vcENQQ+cAaC52og3pBMoA1r8SNKsqaOeJPog6fdA46O9/vdnvd3e5OrxNhGgUdgYHViad5uv1dd7/r",
+	"v2nhO276NbltrIIxnUyYYAlw26HiIzGdDCMyTOWIC/8fF8CKyDCggfnTXvWB9aaYj6wBrgZMmB+V2U6Z",
+	"hDWGY2lan6okCU8I1xEZmrXCzLi4Mv8i/W08AiKHgmY27DAkMifDOOXDQ8KyiZ7DMYZNViRnscwTlrik",
+	"Q3i5IjOWswqvrOxwbdrhlj8EZ3ec11w8WIyx7mKWCxURfkmomDcx+8oxq72wwlqfrMBZ8ZSGSy4d2Nor",
+	"whMcPlU6zM1P8QbV87VhQJeYN4B0kJdESK9ZbFAbGyZwjN1PnfPIknFz/SwrKfOBYgmRu47urAMFS4SJ",
+	"FmlchsndSwCBRmVGITqnPH04UVSw588ki548mCh6lrOECc0p6k538x4EWhX4qEMLsMmFslh3vbNvp9XD",
+	"UB6/alQu9MWUrcnP5wRyOuBCZ9BzlnKj7p5Z12JdNjEjOywDgtRJfMCYhlIwwkQykVxosxCRqEMynDCR",
+	"cDEaktmYp4xAhAKyQiETxPCplI/GqIaIaQb+KnwEHKIwPMhPm83yPuT14fd1096Mt3VNcyMizUX3y3vr",
+	"X+A+eR4M5D57YV/ocrxvf7xLsUtMU3apgav6xIwk+Daww+yrCkMMPljVw3IeWu/CHLGU/50lZGM25poR",
+	"NaExIzrnWWa0pHeCxzJh5PWLZxFJZEa5IKmcsXwrpoolmyvI3TU5ZJrk4TvBf58ywoH7XHIfyq5HjBfm",
+	"yeeMJm9EOm/hisGMttQVn2zJCe7/Fpxzw8PxuQ9bMjMsc6Ln4abYbWu4SHrsyxxWdnnZ3W+Zs3Nq3G/O",
+	"ZfdM06TlTLBcjfnEy1h7wmfUTF9eM/HAs15k9Pr1FNvRxPrgij8Dzf7W+oZLPNSSZPTKMEgJhApVV7et",
+	"NgsquP+CzQZlHiDYLLhDdxZnwcB1kVZ+xyd3nH6xwZGCSEtkIyTPPYMIXq1qxszvImURyWg85oJtmbNu",
+	"PsE0QWLYaCjhqjlPUEkAH/q5lJN08S9FMzagamApGDwVUENLOciomA+sf8cfe/xgMBUQErPBVpslNghu",
+	"SZhk5v4sUvN8Hlnw9jjQAaPG2H0lUG0shlLmbFiREKYDZUyPZTKAIVMje8yHtUSY1oBqJcejlpgGz4ax",
+	"5yBlFKll3hzQppw5/r5u7VeSn4urcXztYsW389aApgUeC6/suATiYUI1HRombBSqGbsYS3lFNi6Y4glT",
+	"fTG0hhg6Kn6fMhGzIejXQ7DHhpsR+qPN43Z0zlS3L2o+IXD+mOFW9PmYmZU16mVKzu5yJefGK4RAsl8/",
+	"dgx3yCZawT339Gmb2Q54o6yG2jnojLWeqIPtbTqZdAMNf9uQUW37KLk59FRpe1MPOkHoPVBAnTP8W3PY",
+	"kdadg31/EGCkrvMFLXFhNbmFyq4gcPUsdAaVuarduodx5rjNbz7pKMTr0sGZFHImyCVnaaJcHir63rAE",
+	"dLjZrD2v7YTV+H545Fa0/+GuOzNiBcf+tyt5n4pjVT0bz+RU6JISab1+UFe4A5dcTjUZ0UlZn9xf6cXa",
+	"JrwsXfK5TRoJfFj3D15YVl44lTwdCrdSyf0Ex6+0b43ivLRHtzftWgxgx4Udm6m6178ghlVjPH5uwbbt",
+	"NB2I8sQX842dVr7R4o8KnMJ+5eErVidCbcCQKnXjZl740ywprEPVudNdWF9N47gWY2x6n/JulEVXp+J0",
+	"qTluHBX8eFGxVaU1VTam9dTfy6eKnOXBXKmoNn0mL+q3D+ZFLdhno+UE9SjysnD9byQyVtt/Of7hxzdv",
+	"/vesm1lnjDUvwMlkeaJlnV1Q+os/vSpsg1lO4fUqCv4VqL74Qc4yeR38XYmJNajE3eYAWKODDsjwTrH8",
+	"mZ+8/+i5X4D/6K1dxDO/BvgKTPkj+9bik5+LtRQfnvr1FJ+9xTW5Ud/fRJ0XRiHx5VO3VOFtliXq2oBV",
+	"YUZzzhPrPKjcKJek7o5S1IGHbBlA15vpWKhr7GGcyZz0kez9TlCkV2f2caMhC2FSrrAsDsOkbgZGCTM7",
+	"aP7N6IdBCga2+ctGmAYwwYreGcy/xh3tgpp9zOgyQbpxzI8ZFisHjZDqcReNG1s9+QwTcrfMPRpWU8UC",
+	"otVm4qkYypnFBF3mVsDFRUjn4g1Nd/9HRlM9vkPOq5zqWGbIGMgYRsEi0cpZ8sJfXtUPQiGjHPeQV+Vb",
+	"LK+WrtYO0rS6+6eW3jaRdFVn+JEgpy+ekf0nu7vwri01YTEQ05bP7O7vkXhMcxrraiLLJ/R2r5yR9prN",
+	"3gb+tltJ87CCrz0zejLNJykjmRRXbE4SrsYzqsYsJynNJrdJjT7RJJsqTS5lmsoZXm6XGzmRKY8rMfzF",
+	"L15HduRtUqTvlk4LvFTxkdiaTohgLFEPGsK8bWptRKbCp1dOheaYoujKUiVkzixPq/vkjuTvDD8wGxxc",
+	"TSxOpCSWWSaFP1r4cRigkDkuSsY0JROa6+Zq1QfO1L1LpPYNAHW8KgTXLXUSiJFZDQRBPw5txbjfdZlD",
+	"4UarBfvdaq5AyCTdjTpXXJjjDGdsXjVR9/d7ZL+7092BiV3ID5WaIFSf8dXwNqOGG7LFfMIxR6zpNCom",
+	"wp97Qej9zgsdcU328HdN9vAn8aJV/Cc7uyv5apDKJfQnR/AHNYeXbWhtMrUdbtALBaG2ZBHPL1dE54Zf",
+	"gVW3AUgDCmP7Rs/+RpE4pTwjTCRq0xl8eszyGUdAk7v5JYJT9/G2Wcb+RH6848tX8ykge3AehTV75OCM",
+	"hWQoeeeW+ShKvrrqrhcEamd693JfZA+ZB1Zm0p/JibHzcGnJpVPXECU1xP9GGdGpS+FQvNO4+TYxR+G5",
+	"8ow6piJmaS0BqIqGU9yTsm/gDtZVNUztE9MCLJNKFH9l1fmeQf3FYfZQtz80J+gLU72jr7qGMirvQNM1",
+	"cEcPQCxfyDy7w+nDqiuLd2pWE/mzV5S6znjM7mq9Fbuwez9Lb81Hp/Ww7H76l7XveTGJpRv+kouru5iK",
+	"lCCCXYG0Y/SbS5nfwmzENA1V08d3ek77vEOmIMoWM58ZVQ6hVMs72IKr2X7hIhqVQD8fpeVEkZnMr7gY",
+	"lefTuPjVVO8WcyyY1tIzAEjGd7j1gcsLkxjD01Ah+aKTcNfM5od1YDnUgDbP3Pd7+996J3Ai42lWr1ey",
+	"fvKGhKoSXkUeotwkkqlGNCoY2zyO2SXr9sG/bwE/c9iVdpLLwBpqa2117i8MrPl0tpuCVuH5uB3Z6rfY",
+	"0nFFVTkIsDToyYGT2lsvvV5jrgLSNFxIK3mLyerGyNsReXd6goASEKGCJRvjxxgSdjcqaTarbdgyluMg",
+	"O2AtgUkF+9p0k84wve4eWq5N0KveLpVfDhBS9aDz/d8udsY/ibPduDf5aS/7q/79u/zn2ZMPf/lz7+p4",
+	"h377Mt+f/jR/Ks931SJRtFNw40Xel/DVdSB9kTjTKEDRHBpDaCoAs9mBMZX353ZLuJtkcig9TCSKTEVq",
+	"+Dlg8NnKO64V4UnqYa3apNbObR1G67LxC1s+2IOl8u/epfHrLnT/lJXpLansdbF4h/z7dRa5r7X8YvGh",
+	"+oR1FKuWtNePJTjcsNr5zAga69hNMi58c4ELRnOWv3DrmTI6QADPhoBkgYhyxQTJaMLIxRyrdF3VScbF",
+	"Fn6Nji6ytWWEB3l99Oq4L37d2vLA5e+HEcCzAhsrgUcfkB9gUiTI7XRpneQFOoH6wpxqqmVucyYvaHzF",
+	"hAd+vZQ5ucjlTLFcHXjIMGoY0EjIHII8Ccv7YrgNk94eOnQ4wPkFwCmmuqSOtO4x/s0XmCwMUhzi7DDv",
+	"gseMtQbz0XCSHyFK39INoQEnOSJu1wO+jgnhCicP7l4vtwCLH1MBCjT+QDwUs6IT/r8MFAtpn38G9GmZ",
+	"m9k+x9W5pRuwcYQGBOXgkFASp9xsp6GPMhKKcT0O2h7gHhRTc+/mSdPMVplYMSdjJJiT+PbN2TnZplM9",
+	"3oYq4O1h6+sXvN3cGy4upUM5ozEIvKDBAZ72jHKhKRcsN+JymqdBet6I6/H0AjLz/APB/7hSU6Y6Nbiw",
+	"YnA5E6pez8WUQ5ZwckMdmO+4GJkfZxEUIHEx6ouiTAkSb2zDDWNKqQgREe1DVb5KzElL5+SCjTn6/Pqi",
+	"Uo0awWVxKaZ2GKi3CDsL6bFUaKqqbl/0xR/+YBU11f3DH5o2y+wjLtpd2KHfJriffTGUwSfQHQfO5zVN",
+	"pwsO4Sam/ZtrCHdr2O0LBDYp60vVe4W+Q5oqiaOZ9+EV64uy6gU01q1XGYDXi+kZ1qF825O+CGZmlx7h",
+	"t8M/HTsa2YG3h4CRGDyLXDJjmsJV/GMf2A1y4X7HgSNoOnIBzx/PX70E35rCAjxlcQgBINdt1UvYtj/8",
+	"gbwqerIogtWtVJMhHGa1DadzC4Ns2//6xz+HkWGp4XeK6S17wuAHuBW4pjLKEnzdJUV7mL4oIcZPqB67",
+	"akHgwEXhzaE9bC5bVEHKARGyL9xWAnvH/lYomaRgdq3OeQHrxXNR8jRu2DyGCP0R9vqwTTKminxHtOyL",
+	"Wkje4v3RTIoRef4bFSP5jSK7vajX61Uj9Qomx1VfuIh9uU9SPXB/WATyyF6v1xcNcXxb3TJEU3RoDoe7",
+	"qmDI28UfObFuFg95VSBYzTW116EQkRvmFGHhxXATpOnlYnF8sLpot9hQgXLRF8u0i+Fho2jXtk7by/O+",
+	"8AL9B6sUAOo91nPmfMSFQkxoqC4KYKDPT9+dnR8/H7w5PfnTyeuzYV+MmCbP3pye4XyD2i8zIoPDg+NC",
+	"hh7SGCz74HTtffgA09uHf9UM+wLQBX6fvtgYtsFsDjcd7bAOr16Ghz0g/M3OuIbJvIXotkXOhUQRP5e9",
+	"3e/JMKwfw/3pi2GAjzuMLJERapd7pN0u+QGrsKyz0ryQTFjuIQ76YlIUiBr2SDWhYi4FoJASqq4IvZBT",
+	"Hcg9PWZzkkgE4p6JvihuJYiPyMlBKgKINleF7m4s4PTDgsx8+sIyZMH0TOZXByh84LNvFDl5e71XjGUv",
+	"4cnb66dk++meBy2bMDOQzKNAYpr9+8BRWjecprenb345OT4bujEAq2ZGc2PW94U5gb9svcBPWGL+Z9mi",
+	"pSQinuBZwy3zaD2IWW/GiNNpwpKIKBlurUZKh9j32OAkQH8Fc90wNXMjwgQic3/Q0Hegz55FjqkaM4WN",
+	"/WxRpduXvnBpYOawVHbEzaty1qgmUsTMnPrgvB2QneEmqtzG2hOKBXrZq5PzmhYmJ0woOc1j1pX5aNs+",
+	"pLbNbwtvWSesmrhmOfqSOjvdXrcHWvKECTrhnYPOk26v+wTiIXoMtpTljICysm0+GLGmtnIlSJYyABXQ",
+	"nydE5olZoCWVssRTeFksso0UgJVntw4JqPAO2sMAvHyWc83IBlQH9cXiOrnNLvkLSImiWBJtHXNOUAoh",
+	"wb1UOEnMisyYL7nSgPXSKbdf/LXZ11n8ZNtiZkdLf4h9+swPqzlcMEeLNe8rvtoa9QX5GevorPa+0pts",
+	"t9dbgIjcgITsci6+OsCx5iSR1VCSC0CjRhD3FtQicwH3kL5Ng/t92A66Q8EjO8sfqff2uok6+6u8rNyl",
+	"B556svypEJk8dM7gSQjcMr++h2jJNMNyTQyOBTSJOpqOoGQEnuq8N6NZXoQ3YVVmZHnQhi3cU5shO4oI",
+	"o/HYF0n3RVFU6MBQA+Fmy3EG705fng0LTfzAGj/4pr6w2OK4z8U1QTY2GwNEBCDACamrzAl4U18EzMkp",
+	"uVCbEbAu8/cS1gUVL+o/jXe1TccfBdfEwzzZNicboVnt3ge1sWvmnMAijWG6nrL8MiaI5ZSLIWDN91iZ",
+	"vSw3oYooWyvBhvEW1vj3qqWnmNZ7/wpZD1uFyhhLyH7vCXHtCd6VMlerScQrFf5Xy+QWCpVvb251spZL",
+	"FDzYj4IEGo0p7S66TejjeQB+sYpk+ciTm21j9sJD25gQVeKg7egGPCEbxoIZWnmzZZg6V2TIrvUAVVSe",
+	"eNX0fh1zv72DWjeRqkFkAih4CMGJ/T0svmg+L3DfyuZeSSJGfWGt9MucqbE14qDeCm+4z7AEj2ZIoUNC",
+	"veydF6BxYMyySwBeuuSCq3GrvDt124UFxTUuvNuy6ASX+uB3Z2+VW1BpCQyP7a34mO/c9YVeVIjx+3pn",
+	"3IRFdxOLWFbV+jDCgM1uS+YnOGJmALmDCIVakpGMwBswG8us0NIoDoJSoEteg2eV+tIZisUz5Aymb2xY",
+	"n8LsixdsTbatpAjuzZt35z+8+WVwenx+/Pr85M3r4UI9DtOuP5sex4LmAEEH2Y2UaQ3NEZR3TG626VNh",
+	"LUFTi+xVYDhrOTWL5ws+dR5kozfNy6ferCaPy2UXy2bgFM0rLiwmNYYRhhEZoqIw8NXOIRR122RtXUZj",
+	"C3hXBBQQ7WkDzdapnv7bFopV1LWd3ZvbnY/lClv2aPcH6lq2zOK3vN/qZTqfr6aTlZudg3J2T41rZ3fd",
+	"KpcH9cYAEKhdi7WoQyeZuCBUuFgMcDlr3hhGU2262m1Tm3Q+9/LlUWf6GnSm+olZeHkwVL2C3gQ/XOAd",
+	"KwVJMPCK0qsvpJN7OMZsLMlYprZZm4/E4HnFk7phLeaoX1SlYw/hzYgYqlELhGheHCAZm9u3UFl6pzBb",
+	"5XPpSjUKFCpTm1x3Lot1KUZrFPJfaDuie3npS71vFopp2MtHOe3k9NRerSqvaRNxCPKkLCq6uROqnosF",
+	"vhHgI8hV5FRbPZmzZNgXlT7mAYgFpJRoVW4L5kwv2/m2L9yYNGwheau+bod9MWxotTbEdyjsFVdrlVaO",
+	"I/fF4kByOTehHCtujxE3sECk+TuEA7VJXz/IZH47BnCLzn+3uHQOZ+WmnPFrB6qwrJ3bzfhWjKq+rAY2",
+	"Vf9RFWR0IZN6cnuG1NZeFZuROby3r0Xr2lnhsWr7dHhufxU+1tCy1zy8+/3yh6tNxr9Qlos32TLPFTQ8",
+	"sI6QCadMN6QUI8CeCjqxKKJYernlWuhCBVjk0WTDUvID9AP3hWPFhvn6xEPMZYmAG0+FwvxUnhLvEYsI",
+	"FX0xtBm9A+sXGxp1j8fMhVqNvmQvVyt/w0V4/lZiGXtta04eTZWHPr1I+PbTGzVbI47dtfbRrLVkbDFs",
+	"/8R08yHpfUK58qkV4Gg9zWTCtp5rFFGf4ZL9u9yWN4K1X5RbWrJuq06ed27eNwoJPJJNPrRbjd2m9h8l",
+	"idH5hRRb1YI28q5Q36G2wfYH3oww/WaRKk+OisRCKzdGssjTsa/yEgrzSScs30JZZ+UWpgLbZOlDm96a",
+	"b2VcTLVLP+2LsF/Z0dsTm5XbKpSOkuTY2vD3VrlX65x+O63bNqD9BGr3/djRrRYTLKLSwNfVD7HEYZVd",
+	"TtN0/u8t9D+Lfv0l8s6jJAnzvbW8pcpsueFHjMAtU6IRT7qFvyFP8x86Z3xrf57hpisvMBdCNdWqdRep",
+	"wQXTWaYHOxjsRz34gU8nEj48oL5N4LqF/XLnNZyXpXpBcBMyesV8bds99YXbTK9NtXhFr+DuFT7AAMKo",
+	"gnsrBSMb0CC3CDAI1hf+WtYbQA03D6uGKFGazhW492w5MK2awSOmkR8YncSqHe4So3/vgOz2epEvI7J1",
+	"Da3qhFmlxai/t/1yKwHdkgF6T/lsl2KrYhCKRj1yoofmRK+wc6G/MhN/wlYSk64T+kLpeCwSZTMGnXMo",
+	"UKUPwZh3oAVwd7ASTWEZsnXFQ0hzodxzVdYrib7j0nSgj/vj4Xvow3cMgWvLoVWxfZ/A2i3K7UFgNUem",
+	"xiy+UmWwzNDmc+FbH5uy8R17d/piw0uZ3AsjVOaUpjnKAzbz6BXkrFL3DyElV+YfkVLRf6WS/9CnggR4",
+	"EHjHNM9Yty+Oal3gsRAR23wUKxwxXaTfohiEitkj2w/haa9I1Z2wnFij2Py3XEWKSZI7PZuJ0BdSsNIj",
+	"lzIH+eumA8X8UPtaGgfSfguTzTa29zhkmPoC7MCWaaaAA4qvN++e5oaUfnQ7rK2CT2V8RZwj22tfwnVv",
+	"bRK/L80E1mfF3xnzfzWJG7ZmX8m4v6Xu8KDoYKst2QGhNagZL+VoBCkjnciixMCqz5jeagNZab+DGz9q",
+	"PXkj0nkdWKMlUcM//Mffn/yse//6xz8PyVuqx3/cPiRusENyRjN2xjX740v6oQEm7uaOgukx1rZMPJWz",
+	"GUDRCMXPVI+d4mPlh5zqBQIkjKWF+Bv23BMsYgdW323iMnKqV1Je7KE2P19VAbmT7lFSOz6XAhGCSMGG",
+	"lSGSfn1vbMjqj2T9V7W9Rmq3bXYFo6V904+s5bjb28X4lJCInFnUycxYmm5dyjwrbNOIzFxf9RzxTywO",
+	"BCoYXEc278SLZpBhiOtDZnSOGF0OJrYvuAfphaSVmQMmDLJkaM0YLtQUb7yiGLXAX6VUPUAVT/k1U2HR",
+	"wunx2fH54Pz85bAvNnbIWE5zcjH3LvySKmHWh3MGoy/AwoD/V0Z9/Xxw8vr8+PTnIxj7iVUjVDD8oUd8",
+	"JFwonjDAh8SMGbMfGI8WCVDYWNmQRjgVUH4BnWBAS6gFGFSXuDnv9PrCv8TMcmffT6QC5uH2E9QUrgn7",
+	"wJVGgvbFkx78HOhT153AwyDI3u73TQqIZZQlsOFPo4+sLHIbgI9XUjYasoeP4phNNEt8CvPMEMaoaPyy",
+	"7Qh3HkXiQ4jEI3UFbKya/EZs9fGKzPOjVeoGV2x+s/0RVKab9uRjLKqaKlaAkLvcYjwrB6R6wIfmvsXe",
+	"fusLKMhC4BVkz6WDpMug5ra6iwm8tSCsD/uiyKN3OGkb1DkqIndYVUyFYPmmc/hBlijmKfSF4flB/44Q",
+	"xd8w1rdvzs6VL6F6d/qy6fKfjeWsfvPX5/27A5b8HVgE4ONDp232QW+PdVbBncYi2P9KZAxdT80PsB7W",
+	"ArhwnVrslmdjKRWzprSjJ/5qO/gZonkWM60p1U0JC+bUBPhjXnebk40/n715vQnlgYAkZjZ248fzVy83",
+	"y4bFMxqP2dYzKXQu0zYK2d9vv5ZnWuY23XgldmbIGFz1z84g3kygPdNi7gAYendw46AHB5Exl/4YThn6",
+	"mdojBeBw8ZhxQ7KBGB1LWqUcNOLMFVB0mxHCPre6OKO+yGh+VWZCzf0VvEKGephNJqbhDCyaQDVPrpZV",
+	"8TpA/YMhvN/JHfUQQ8mCwk210hR7aeFeGvU0wDK0la7B2oqIpvlqMFUAZGV01xnNEwWeKKch75nJmpsU",
+	"WV8UcEu7ALhTdmR7EaGtUQNPfCbFJc+ztSlEt+l+uRrzC9t0mgsUTuDD1mw2A3tga5qnTMQyqcBSf7qO",
+	"Lndg3dDL5k6epHvzejcPB7C3JjafMzVNsc8OMvHIC+mg987aOHujDe+XZi4ZSpfPJ0ke9eLbib0zpisK",
+	"CNHjXE5H41LzlgYZ6FVkh2vbqgW/RH3S6ptG4wX8XHAiFRi7BXqGB+BFjaXuYPoT085R+p/lAw5Qs+/s",
+	"L/tc3q9Gb9cy71ZDi49mYw3bh/+9vQzUS+4emY156ju0xwCYDcDJpaYbtRNn25zf98BVmpmvdiTsu5uK",
+	"+VJ+vcQZzK+ZYCqMRhYAwZZ6GdM5j1Ur9RzTIhdzksupZi4UqKfKI2dzI5s1EzFnKiI51WwLs1FzdjlV",
+	"NFURsRkSFgfHXXh0lVCuAfbcYkVjcXvkf+S2yvz9J0nyqYDooLWmC3/bq+Pz05NnZ4Oj589PAY8cc+rt",
+	"CgFlGHY7IVJYIDrADRZGZ7y065Az4d7MlV8xnqC93l6TIvcnpl9ZKq6mTUxSysuHo/Pf5Pyvb4+Jh/ka",
+	"jLWeDNypHGipaWq9fnnRt2A1bcFOzkFxv81lxvSYTRUxsyG26n/VoLwd7ThVbDZm+eITGLwr8yRqPYsW",
+	"rLXr7k5rHQX2NZiwuPB4UgU6+SE5m9HRiOXk3QlinScyVttDC9vOdbNImbDYPH3vK16Fm71p2Cjf4aOZ",
+	"x09YbGVhfg1eckUupjxFL+9CYp8DJkyJKl4nW0rzOUUNt5Hm4Y8I+0Bjnc4dhHLjPBcR+q9Hr17ejtBu",
+	"bqsSutb+xFj4R29PyJNur9SN7XPsiFn+wh2BvLp2cYZizAZGEqrpBaAUGRFG4zFAhhcGccZHODj4naE0",
+	"IDkEhMBSM+naPp0ymnArOr4ooWcmNl+7Khwut3VfCrSJtdSEk40ifXMz8JP0BW2o+9bSXCny3CWQpHJU",
+	"5PRwUYpQPel5KOpF4ZpyeKgePiKUJHRORtK8PEh5iQiNc2nkcZpi4fyBsSC0FanFrJQr7IVfuhhguQrT",
+	"vAnlrcWOB38zRMAAMGZDMZFshZPbhIpMzDiiEzO0nDUmnJ7xkXg3+WpSXr6YEvKFHclWW0tbPd075Z15",
+	"yWP062GsfD4SZDoJTSfbfKjE1ur9Xj5iHxcs7biphL9apdOyCBdo1Rnkuut6rAKiXlWWGQbAuI5Iyq8Y",
+	"diAadslRLbyFIay+UJnhOr5fjoOeuphqDU3nm0JXhxiBgxx2l9PeGs7CaUJuuO3Uvt6YVh3S+Pt1J7Sv",
+	"IZKFudfVCZM5yJzyTq7B8dmYcF+Na8XoWEdRVvhHH4NcvoHHlm3gsaYY1xlwCnuootuExJaUwzSziEoG",
+	"UFSrmcHgkEyTgpk01bqQBaUuZ1yMUnjTQSkWvyhKZONBFmlHsJkRdkhoy5wWhYEe2QkESyrMf30xk5VY",
+	"Ry2o8p/NNJYX1oQhgYaucouUiPvpEPaolsPRgaqA8FrDY4tCu0RpqOfE9EU1KeZOCkVfrK5RwFx/Dkyd",
+	"hy2RW08N+xp4AJBgTuqTXlPktFZi+ag/rJwkU3ITfMnqQzVTJcjJ8AegC45B6DtHsNE+SnnXIaAvwup7",
+	"c8G5coWvwSkK4ktY4EdcyMkcm74Ab52Zp/kx4OJCRp3tAlo/bgu0hEcWgR8c2U3xmd8Pwxke1YMST3CM",
+	"2l+ShYrBUhS3oHQxSG+z3YrL+G4ge13fPC/7i4axAHvJiM6pUNim7aAMt4UNUHOGBX22bIHqvpDCqP8n",
+	"Zbg3/HnRBcE2Q2xDfeuLEL4nLLn3VQhho2QzNmYUJGi5QLuwvoB+YeSKsQmu3IPZYWvXwBLi2BD2qFoW",
+	"6e0VLoC/eZzPYUSodf7u24KAvggrAszATXwIq4OOcN1rylZbj//Uzum5JdJqftS9xkx+KM60e7qOkrtK",
+	"nV3kd3tpwV1RaPeKftg6GrE/9h6g5u5harEePbmfq3DMIhiCeuRvcoN7+G65zrZavYq+Yn1Od8BaWQrL",
+	"FggOyxBd4lDACRMf1QIlT0syFGxm25R0+8KpgjYvRFxZN3Xwq+YU5SN09fgKq4p7G1RPmRqODbXkUzFV",
+	"Zq+BY7+0/YypqndANsrmhuPFUVutOtq5tn9/aU2bNo9Fkv2KXKjWgGFH5zaWb69B1TN1R77v59fimFq7",
+	"XAjnfVeZcBx2PbZL/7RYG4/s9etlr3ZhhLoTY23PCucIeK5FUq1pywGcZXNqY5oGKm2poKGGJhthdebF",
+	"nBgTs165ze0Vv2/Kx5eFBlvwCNv5YSUT1atSNM/pfBEy7DeBTfFl84OvKvkXmjLQOoUbrky0bm0CQV5D",
+	"dLWoERExLG2qZ+z0hU3ZWQnb1WsTYR7PTs9G6zIq6IhlRvSXqrgDFBtXxZSQp9Va75b0H18WX0LwywnF",
+	"clnwfYXd/iNoMAjlWJgpa2F2SOE4CROWUInsixDjJmeKiYRwc8iuadFFDmFsRbmljNVuwudjOjHP7PRI",
+	"a7ZSOVWpGYfukyLa3ibf50sFr0Xu+VWi1z7qTV+v3lSGu11dPVoHvm0F3NJFnymgmlwY1gUos32xsQjz",
+	"9vbcvsXB9kXB367hTq1SWFCCgH68Dw0Au83qT6Nl8EbUQl+oIlzMwRGO/SJred8t5673FUqf8yL49292",
+	"Ob4qTT44iOvU3m+LCL1QatRyzO/hpFwHFrRvoCrYrEG1xohVqV+c90UWIFVNLSewQNxp3NW21xhPu2Sz",
+	"wi+4sQDOatNjZTap3kGRQF9g58iNcvO3xk5vZ0wki+PbDeBLP9cWio01HoXiv59QtI1iG2/GCiqjcy9/",
+	"4jCEiz9U4tgKoFsEm4WB2AK+pS/a8VvIxnfmhu30dveMQZ7T2EwKkNcJJbHMMimKVoz4ubmOgfAPPSkE",
+	"imwUSWVMUzKhuT7oC18TRhqgYja7JMDAtq2ZSzAxeM9hoS5ozaGH5GEDJIslRwmSRfWF0nICKIHmlxtB",
+	"nu3mIaGkHT8m0LJrFQSl2HhDZGjFGHlfVFDzrM9FOYYceksac3jgG4+ocs8gyh3AVdYWU3FruGdYpYqM",
+	"8ugYeHQMNPF8PGYlrrisngmZPfKBLbiY2wsryiugot4HCQk8glWteoVlkY02VJjJ/0lh7lYLpXx1PS7+",
+	"w0Id56tFBteVi7GGZheRF+yEizidJg7obSWI6GOR3LvJxWNO1iM+9gqmAh8JgOCFk4xgJTUEobvfK1hD",
+	"fu2em+aGT2+DfWDfUUNuxKr8qFA+bYIA5JOGeYdcQpsYQTOIQjsJZ6hQBYPEq0Q2nv9GxUhumVlTzS/S",
+	"IL9UJAC2tRkOaVZfH84wI+bCNkVaAUZig8ctW2oeAGt+bPITRhlzVgKqDVvA2RExX7hhgRMWRwQxnjCL",
+	"C3FkgkcDpIbmCUELFnL09qSAyMNnpJH5cibIBY2vjGG5gf01zK9cM5/Ng74YHtl7RTGV+AdGc5YTm5Zu",
+	"GAgmnQ9dURDCmkGK/9Bj+vQFTGQLv8Qy+GGXvORKYxLwFZsb02hCR0wdkOH/g1LCP+JbeFKkwu8+BR+K",
+	"/Wan293v9ewEXBMwMvzYx5SHfueA/Pqvf/zzfUT6HcE+6AEMaz52IwPc9zS1yfY3Q8KhE4vME5cR5k4N",
+	"9LK5eX/z/wMAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/store"
 )
 
@@ -30,10 +31,6 @@ var (
 		{Field: "path.id", Code: "not_failed", Message: "the mail is not failed"},
 	})
 )
-
-func errNotImplemented(what string) *apiError {
-	return problem(http.StatusNotImplemented, gen.ErrorCodeNotImplemented, what+" is not implemented in this build.")
-}
 
 // DefaultPageLimit is the page length of the admin lists without ?limit.
 const DefaultPageLimit = 50
@@ -126,13 +123,15 @@ func (s *Server) AdminGetUser(ctx context.Context, req gen.AdminGetUserRequestOb
 // password_hash: it logs in only after a reset).
 func (s *Server) AdminCreateUser(ctx context.Context, req gen.AdminCreateUserRequestObject) (gen.AdminCreateUserResponseObject, error) {
 	body := req.Body
-	if body.SendPasswordReset != nil && *body.SendPasswordReset {
-		// The reset mail comes with the password-reset flow.
-		return nil, errNotImplemented("send_password_reset (the invitation mail)")
-	}
+	invite := body.SendPasswordReset != nil && *body.SendPasswordReset
 	addr, err := normalize(body.Email)
 	if err != nil {
 		return nil, err
+	}
+	if body.Password != nil {
+		if err := policyError("body.password", password.CheckPolicy(*body.Password, body.Email, addr.Email, addr.Key)); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := s.cfg.DB.ClaimedBy(ctx, addr.Key); err == nil {
 		return nil, errEmailTaken
@@ -161,13 +160,20 @@ func (s *Server) AdminCreateUser(ctx context.Context, req gen.AdminCreateUserReq
 			if primary, err = q.VerifyEmail(ctx, user.ID, primary.ID, s.now()); err != nil {
 				return err
 			}
-			if err := s.emit(ctx, q, user.ID, userCreated(actorOf(ctx), primary)); err != nil {
+			if err := s.audit(ctx, q, user.ID, eventEmailVerified, primary.Email); err != nil {
 				return err
 			}
-			return s.audit(ctx, q, user.ID, eventEmailVerified, primary.Email)
 		}
 		if err := s.emit(ctx, q, user.ID, userCreated(actorOf(ctx), primary)); err != nil {
 			return err
+		}
+		// An invitation's reset link proves the address when it is used,
+		// so it stands in for the verification mail.
+		if invite {
+			return s.QueuePasswordReset(ctx, q, user.ID)
+		}
+		if verified {
+			return nil
 		}
 		_, err = q.EnqueueMessage(ctx, mail.Verify(user.ID, primary.Email, primary.ID), s.now())
 		return err
@@ -178,16 +184,17 @@ func (s *Server) AdminCreateUser(ctx context.Context, req gen.AdminCreateUserReq
 	return gen.AdminCreateUser201JSONResponse(toAdminUser(user, []store.Email{primary})), nil
 }
 
-// AdminDeleteUser will delete a user as self-deletion does.
+// AdminDeleteUser deletes a user as self-deletion does, without the
+// password.
 func (s *Server) AdminDeleteUser(ctx context.Context, req gen.AdminDeleteUserRequestObject) (gen.AdminDeleteUserResponseObject, error) {
-	// Deletion (cancelled mail, the account_deleted notice) comes with the
-	// account-lifecycle flow; until then the answer says so.
-	if _, err := s.cfg.DB.UserByID(ctx, req.Id); errors.Is(err, store.ErrNotFound) {
+	err := s.withTx(ctx, func(q *store.Queries) error { return s.DeleteUser(ctx, q, req.Id) })
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, errNoSuchUser
-	} else if err != nil {
+	}
+	if err != nil {
 		return nil, err
 	}
-	return nil, errNotImplemented("Deleting users")
+	return gen.AdminDeleteUser204Response{}, nil
 }
 
 // adminUserTx runs fn in a transaction that holds user id's lock (userTx),
@@ -340,12 +347,7 @@ func (s *Server) AdminMakePrimary(ctx context.Context, req gen.AdminMakePrimaryR
 
 // AdminDeleteSessions ends every session of a user.
 func (s *Server) AdminDeleteSessions(ctx context.Context, req gen.AdminDeleteSessionsRequestObject) (gen.AdminDeleteSessionsResponseObject, error) {
-	err := s.adminUserTx(ctx, req.Id, func(q *store.Queries) error {
-		if _, err := q.DeleteUserSessions(ctx, req.Id, nil); err != nil {
-			return err
-		}
-		return s.audit(ctx, q, req.Id, eventSessionsEnded, "")
-	})
+	err := s.adminUserTx(ctx, req.Id, func(q *store.Queries) error { return s.EndUserSessions(ctx, q, req.Id) })
 	if err != nil {
 		return nil, err
 	}

@@ -238,6 +238,8 @@ func TestAdminUsers(t *testing.T) {
 			{"taken", gen.AdminCreateUserJSONRequestBody{Email: "BOB@example.com"}, gen.ErrorCodeEmailTaken},
 			{"invalid address", gen.AdminCreateUserJSONRequestBody{Email: "bob@"}, gen.ErrorCodeInvalidEmail},
 			{"short password", gen.AdminCreateUserJSONRequestBody{Email: "dan@example.com", Password: ptr("short")}, gen.ErrorCodeValidationError},
+			{"common password", gen.AdminCreateUserJSONRequestBody{Email: "dan@example.com", Password: ptr("password123")}, gen.ErrorCodePasswordTooWeak},
+			{"password is the address", gen.AdminCreateUserJSONRequestBody{Email: "dan.dandridge@example.com", Password: ptr("Dan.Dandridge")}, gen.ErrorCodePasswordTooWeak},
 		} {
 			before := e.state(0)
 			res, err := ops.AdminCreateUserWithResponse(ctx, tt.body)
@@ -254,7 +256,22 @@ func TestAdminUsers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantProblem(t, "send_password_reset", res, 501, gen.ErrorCodeNotImplemented)
+		if res.JSON201 == nil {
+			t.Fatalf("create with an invitation: %d %s", res.StatusCode(), res.Body)
+		}
+		// The invitation is a reset link, which stands in for the
+		// verification mail: using it proves the address.
+		invite := e.resetLink("dan@example.com")
+		if vs := e.links(mail.KindVerify, "dan@example.com"); len(vs) != 0 {
+			t.Errorf("an invited user got %d verification mails too", len(vs))
+		}
+		if r, err := e.anon.ConfirmPasswordResetWithResponse(ctx, invite.userKey, invite.token, gen.ConfirmPasswordResetJSONRequestBody{Password: "a fine long passphrase"}); err != nil || r.StatusCode() != 204 {
+			t.Fatalf("the invitation's reset: %v %d %s", err, r.StatusCode(), r.Body)
+		}
+		if em := e.emails(res.JSON201.Id); len(em) != 1 || !em[0].Verified {
+			t.Errorf("after the invitation's reset: %+v, want the address verified", em)
+		}
+		e.loginAs("dan@example.com", "a fine long passphrase")
 
 		// Get: the user with every address, primary first.
 		bobUser := e.login("bob@example.com")
@@ -308,11 +325,11 @@ func TestAdminUsers(t *testing.T) {
 				break
 			}
 		}
-		if len(all) != 8 || !increasing(all) {
-			t.Errorf("paged ids %v, want 8 increasing", all)
+		if len(all) != 9 || !increasing(all) {
+			t.Errorf("paged ids %v, want 9 increasing", all)
 		}
 		lr, _ = ops.AdminListUsersWithResponse(ctx, nil)
-		if lr.JSON200 == nil || len(lr.JSON200.Items) != 8 || lr.JSON200.NextAfter != nil {
+		if lr.JSON200 == nil || len(lr.JSON200.Items) != 9 || lr.JSON200.NextAfter != nil {
 			t.Errorf("default page: %s", lr.Body)
 		}
 		for _, q := range []string{"limit=0", "limit=501", "limit=x", "after=-1"} {
@@ -444,9 +461,15 @@ func TestAdminEmails(t *testing.T) {
 		sr, _ = ops.AdminDeleteSessionsWithResponse(ctx, 999999)
 		wantProblem(t, "delete sessions of an unknown user", sr, 404, gen.ErrorCodeNotFound)
 
-		// Deletion waits for the account-lifecycle flow.
+		// Deletion as self-deletion does: the addresses are free at once.
 		del, _ := ops.AdminDeleteUserWithResponse(ctx, alice.id)
-		wantProblem(t, "delete user", del, 501, gen.ErrorCodeNotImplemented)
+		wantStatus(t, "delete user", del, 204)
+		if em := e.emails(alice.id); len(em) != 0 {
+			t.Errorf("alice's addresses after her deletion: %+v", em)
+		}
+		e.signUp("alice@example.com")
+		del, _ = ops.AdminDeleteUserWithResponse(ctx, alice.id)
+		wantProblem(t, "delete a deleted user", del, 404, gen.ErrorCodeNotFound)
 		del, _ = ops.AdminDeleteUserWithResponse(ctx, 999999)
 		wantProblem(t, "delete unknown user", del, 404, gen.ErrorCodeNotFound)
 
@@ -456,7 +479,7 @@ func TestAdminEmails(t *testing.T) {
 				admin = append(admin, ev.Event)
 			}
 		}
-		want := []string{"email_added", "email_verified", "email_added", "primary_changed", "email_removed", "sessions_ended"}
+		want := []string{"email_added", "email_verified", "email_added", "primary_changed", "email_removed", "sessions_ended", "account_deleted"}
 		if !slices.Equal(admin, want) {
 			t.Errorf("alice's admin events %v, want %v", admin, want)
 		}

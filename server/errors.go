@@ -124,7 +124,6 @@ var titles = map[gen.ErrorCode]string{
 	gen.ErrorCodeInternal:                "Internal server error",
 	gen.ErrorCodeEmailNotVerified:        "Email address not verified",
 	gen.ErrorCodeTokenInvalid:            "Invalid token",
-	gen.ErrorCodeNotImplemented:          "Not implemented",
 }
 
 // toProblem renders e as the body of its answer.

@@ -93,9 +93,8 @@ func ValidateResponse(req *http.Request, res *http.Response, body []byte) error 
 	if err != nil {
 		return err
 	}
-	// 503 (the database) and 501 (a declared operation this build does
-	// not do yet) are answers; any other 5xx is a bug.
-	if res.StatusCode >= 500 && res.StatusCode != http.StatusServiceUnavailable && res.StatusCode != http.StatusNotImplemented {
+	// 503 (the database) is an answer; any other 5xx is a bug.
+	if res.StatusCode >= 500 && res.StatusCode != http.StatusServiceUnavailable {
 		return fmt.Errorf("server error %d", res.StatusCode)
 	}
 	route, params, err := r.FindRoute(req)

@@ -1120,7 +1120,7 @@ export interface components {
          * @example email_taken
          * @enum {string}
          */
-        ErrorCode: "validation_error" | "invalid_email" | "email_taken" | "email_same_as_current" | "invalid_password" | "too_many_emails" | "primary_email_undeletable" | "already_verified" | "link_invalid" | "link_expired" | "link_used" | "invalid_credentials" | "not_authenticated" | "session_invalid" | "csrf_failed" | "forbidden" | "not_found" | "method_not_allowed" | "body_too_large" | "unsupported_media_type" | "rate_limited" | "password_too_weak" | "unavailable" | "internal" | "email_not_verified" | "token_invalid" | "not_implemented";
+        ErrorCode: "validation_error" | "invalid_email" | "email_taken" | "email_same_as_current" | "invalid_password" | "too_many_emails" | "primary_email_undeletable" | "already_verified" | "link_invalid" | "link_expired" | "link_used" | "invalid_credentials" | "not_authenticated" | "session_invalid" | "csrf_failed" | "forbidden" | "not_found" | "method_not_allowed" | "body_too_large" | "unsupported_media_type" | "rate_limited" | "password_too_weak" | "unavailable" | "internal" | "email_not_verified" | "token_invalid";
         /**
          * @description One problem with one field of the request.
          * @example {
@@ -1619,24 +1619,6 @@ export interface components {
                  *       "status": 404,
                  *       "detail": "No such route.",
                  *       "code": "not_found"
-                 *     }
-                 */
-                "application/problem+json": components["schemas"]["Problem"];
-            };
-        };
-        /** @description This build does not do this yet (`not_implemented`). */
-        NotImplemented: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                /**
-                 * @example {
-                 *       "type": "urn:useremail:problem:not_implemented",
-                 *       "title": "Not implemented",
-                 *       "status": 501,
-                 *       "detail": "Deleting users is not implemented in this build.",
-                 *       "code": "not_implemented"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -2876,7 +2858,6 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
-            501: components["responses"]["NotImplemented"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -2953,7 +2934,6 @@ export interface operations {
             403: components["responses"]["AdminForbidden"];
             404: components["responses"]["AdminNotFound"];
             500: components["responses"]["InternalError"];
-            501: components["responses"]["NotImplemented"];
             503: components["responses"]["Unavailable"];
         };
     };

@@ -22,14 +22,13 @@ CREATE UNIQUE INDEX admin_tokens_live_name ON admin_tokens (name) WHERE revoked_
 ALTER TABLE audit_events ADD COLUMN actor TEXT NOT NULL DEFAULT '';
 
 -- The admin API's lists are keyset pages in id order; these let every
--- filter read only its page.
+-- filter read only its page (the outbox by user has outbox_user of
+-- migration 6).
 CREATE INDEX emails_key ON emails (email_key, user_id);
 CREATE INDEX outbox_recipient ON outbox (lower(recipient), id);
 CREATE INDEX outbox_kind ON outbox (kind, id);
-CREATE INDEX outbox_user ON outbox (user_id, id);
 
 -- +goose Down
-DROP INDEX outbox_user;
 DROP INDEX outbox_kind;
 DROP INDEX outbox_recipient;
 DROP INDEX emails_key;
