@@ -805,5 +805,14 @@ func TestAdminEvents(t *testing.T) {
 		if !slices.Contains(actions, "event_redelivered") {
 			t.Errorf("audit trail %v lacks event_redelivered", actions)
 		}
+
+		if res, err := ops.AdminDeleteUserWithResponse(ctx, uid); err != nil || res.StatusCode() != http.StatusNoContent {
+			t.Fatalf("delete user: %v %d %s", err, res.StatusCode(), res.Body)
+		}
+		e.deliver()
+		last := r.acceptedEvents()
+		if h := last[len(last)-1]; h.Type != server.EventUserDeleted || h.Data.UserID != uid || h.Data.Actor != "admin:ops" || h.Data.Sequence != int64(len(want)+1) {
+			t.Errorf("after the admin's deletion: %s of user %d by %q, sequence %d", h.Type, h.Data.UserID, h.Data.Actor, h.Data.Sequence)
+		}
 	})
 }
