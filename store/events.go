@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 // NewEvent is one event of a change, as RecordEvents writes it.
@@ -58,7 +57,8 @@ func (q *Queries) RecordEvents(ctx context.Context, userID int64, events []NewEv
 		if q.tx == nil { // the Queries outside a transaction are shared
 			s := &stagedEvents{userID: userID, endpoints: endpoints}
 			s.add(events, now)
-			_, err := q.exec(ctx, `WITH `+stagedEventsCTE+` SELECT 1`, s.args()...)
+			cte, args := s.cte()
+			_, err := q.exec(ctx, `WITH `+cte+` SELECT 1`, args...)
 			return err
 		}
 		if s := q.events; s != nil && (s.userID != userID || !slices.Equal(s.endpoints, endpoints)) {
@@ -97,26 +97,6 @@ type stagedEvents struct {
 	endpoints []string
 }
 
-// stagedEventsCTE writes staged events as the common table expressions of
-// a statement (its arguments are stagedArgs): the user's sequence base,
-// the events, and a delivery of each to every endpoint. A delivery queued
-// behind the last one in line of its user and endpoint, pending and not
-// yet due, is due when that one is: the last in line falls due no sooner
-// than those before it (a retry moves the later ones on), so one index
-// entry answers for the whole line.
-const stagedEventsCTE = `staged_base AS (SELECT COALESCE(MAX(sequence), 0) AS s FROM events WHERE user_id = ?),
-	staged AS (INSERT INTO events (user_id, sequence, type, actor, data, created_at)
-		SELECT ?, staged_base.s + v.n, v.type, v.actor, v.data, v.at
-		FROM staged_base CROSS JOIN unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) AS v (n, type, actor, data, at)
-		ORDER BY v.n
-		RETURNING id, user_id, sequence, created_at),
-	staged_deliveries AS (INSERT INTO event_deliveries (event_id, user_id, sequence, endpoint, status, next_attempt_at, created_at)
-		SELECT staged.id, staged.user_id, staged.sequence, ep.endpoint, 'pending', COALESCE((SELECT
-				CASE WHEN p.status = 'pending' AND p.next_attempt_at > staged.created_at THEN p.next_attempt_at END
-			FROM event_deliveries p WHERE p.user_id = staged.user_id AND p.endpoint = ep.endpoint
-			AND p.status IN ('pending', 'sending') ORDER BY p.sequence DESC LIMIT 1), staged.created_at), staged.created_at
-		FROM staged CROSS JOIN unnest(?::text[]) AS ep (endpoint))`
-
 // add stages events of a change at now.
 func (s *stagedEvents) add(events []NewEvent, now time.Time) {
 	for _, e := range events {
@@ -125,15 +105,54 @@ func (s *stagedEvents) add(events []NewEvent, now time.Time) {
 	}
 }
 
-// args returns the arguments of stagedEventsCTE.
-func (s *stagedEvents) args() []any {
-	n := len(s.events)
-	ns := make(pq.Int64Array, n)
-	types, actors, data := make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
+// cte returns the staged events as the common table expressions of a
+// statement, with their arguments: the user's sequence base, the events,
+// and a delivery of each to every endpoint. A delivery queued behind the
+// last one in line of its user and endpoint, pending and not yet due, is
+// due when that one is: the last in line falls due no sooner than those
+// before it (a retry moves the later ones on), so one index entry answers
+// for the whole line.
+//
+// The rows go as VALUES lists of placeholders, not arrays: with arrays
+// PostgreSQL's generic plan guesses their lengths, costs more than a
+// custom one, and every execution was planned again.
+func (s *stagedEvents) cte() (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 2+5*len(s.events)+len(s.endpoints))
+	args = append(args, s.userID, s.userID)
+	b.WriteString(`staged_base AS (SELECT COALESCE(MAX(sequence), 0) AS s FROM events WHERE user_id = ?),
+	staged AS (INSERT INTO events (user_id, sequence, type, actor, data, created_at)
+		SELECT ?, staged_base.s + v.n, v.type, v.actor, v.data, v.at
+		FROM staged_base CROSS JOIN (VALUES `)
 	for i, e := range s.events {
-		ns[i], types[i], actors[i], data[i] = int64(i+1), e.Type, e.Actor, e.Data
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?::bigint, ?::text, ?::text, ?::text, ?::timestamptz)")
+		args = append(args, i+1, e.Type, e.Actor, e.Data, s.at[i])
 	}
-	return []any{s.userID, s.userID, ns, types, actors, data, pq.StringArray(s.at), pq.StringArray(s.endpoints)}
+	b.WriteString(`) AS v (n, type, actor, data, at)
+		ORDER BY v.n
+		RETURNING id, user_id, sequence, created_at)`)
+	if len(s.endpoints) == 0 {
+		return b.String(), args
+	}
+	b.WriteString(`,
+	staged_deliveries AS (INSERT INTO event_deliveries (event_id, user_id, sequence, endpoint, status, next_attempt_at, created_at)
+		SELECT staged.id, staged.user_id, staged.sequence, ep.endpoint, 'pending', COALESCE((SELECT
+				CASE WHEN p.status = 'pending' AND p.next_attempt_at > staged.created_at THEN p.next_attempt_at END
+			FROM event_deliveries p WHERE p.user_id = staged.user_id AND p.endpoint = ep.endpoint
+			AND p.status IN ('pending', 'sending') ORDER BY p.sequence DESC LIMIT 1), staged.created_at), staged.created_at
+		FROM staged CROSS JOIN (VALUES `)
+	for i, ep := range s.endpoints {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?::text)")
+		args = append(args, ep)
+	}
+	b.WriteString(`) AS ep (endpoint))`)
+	return b.String(), args
 }
 
 // takeStagedEvents returns the staged events' CTE and arguments for the
@@ -144,7 +163,7 @@ func (q *Queries) takeStagedEvents() (string, []any) {
 		return "", nil
 	}
 	q.events = nil
-	return stagedEventsCTE, s.args()
+	return s.cte()
 }
 
 // writeStagedEvents writes the staged events with a statement of their
