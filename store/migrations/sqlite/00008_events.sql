@@ -44,31 +44,6 @@ CREATE TABLE event_deliveries (
 CREATE INDEX event_deliveries_due ON event_deliveries (next_attempt_at, id) WHERE status IN ('pending', 'sending');
 CREATE INDEX event_deliveries_queue ON event_deliveries (user_id, endpoint, sequence) WHERE status IN ('pending', 'sending');
 
--- RecordEvents writes an event and its deliveries with one statement: an
--- insert into this view, whose trigger takes the user's next sequence and
--- queues a delivery to each endpoint of the JSON array endpoints (a
--- statement costs more here than the rows it writes).
-CREATE VIEW events_to_record AS
-    SELECT user_id, type, actor, data, created_at, '[]' AS endpoints FROM events WHERE 0;
--- +goose StatementBegin
-CREATE TRIGGER events_to_record INSTEAD OF INSERT ON events_to_record
-BEGIN
-    INSERT INTO events (user_id, sequence, type, actor, data, created_at)
-        SELECT NEW.user_id, COALESCE(MAX(sequence), 0) + 1, NEW.type, NEW.actor, NEW.data, NEW.created_at
-        FROM events WHERE user_id = NEW.user_id;
-    -- Behind a pending delivery of the user to the endpoint that is not
-    -- due yet, a new one is due when that one is (store.RecordEvents).
-    INSERT INTO event_deliveries (event_id, user_id, sequence, endpoint, status, next_attempt_at, created_at)
-        SELECT e.id, e.user_id, e.sequence, j.value, 'pending', COALESCE((SELECT
-                CASE WHEN p.status = 'pending' AND p.next_attempt_at > NEW.created_at THEN p.next_attempt_at END
-            FROM event_deliveries p WHERE p.user_id = e.user_id AND p.endpoint = j.value
-            AND p.status IN ('pending', 'sending') ORDER BY p.sequence DESC LIMIT 1), NEW.created_at), NEW.created_at
-        FROM events e, json_each(NEW.endpoints) j WHERE e.id = last_insert_rowid();
-END;
--- +goose StatementEnd
-
 -- +goose Down
-DROP TRIGGER events_to_record;
-DROP VIEW events_to_record;
 DROP TABLE event_deliveries;
 DROP TABLE events;
