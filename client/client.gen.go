@@ -471,7 +471,7 @@ type EventType string
 //
 // Example: {"code":"required","field":"body.email","message":"property \"email\" is missing"}
 type FieldError struct {
-	// Code What is wrong, as `required`, `type`, `max_length`, `unknown_field`.
+	// Code What is wrong, as `required`, `type`, `max_length`, `unknown_field`; for `password_too_weak`, the rule the password breaks (`too_short`, `too_long`, `common`, `like_address`); `mismatch` for a reset form's two passwords.
 	//
 	// Example: required
 	Code string `json:"code"`

@@ -59,21 +59,10 @@ func (s *Server) event(ctx context.Context, userID int64, event, email string) s
 		Event:     event,
 		Email:     email,
 		IP:        f.ip,
-		UserAgent: truncate(f.userAgent, 512),
+		UserAgent: f.userAgent,
 		Actor:     actorOf(ctx),
 		CreatedAt: s.now(),
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// Cut on a rune boundary.
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }
 
 // taken maps the store's refusal of a duplicate address to email_taken.

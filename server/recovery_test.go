@@ -761,3 +761,27 @@ func TestPasswordResetConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestNoUsablePassword: a user whose password is unusable (an empty hash, as an
+// import or an admin leaves it) fails every current-password check, and
+// gets a usable one through a reset.
+func TestNoUsablePassword(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		alice := e.verifiedUser("alice@example.com")
+		if err := db.SetPasswordHash(ctx, alice.id, ""); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := alice.ChangePasswordWithResponse(ctx, alice.id, gen.PasswordChange{Password: goodPasswd, NewPassword: newPasswd})
+		wantProblem(t, "change without a usable password", r, 400, gen.ErrorCodeInvalidPassword)
+		d, _ := alice.DeleteAccountWithResponse(ctx, alice.id, gen.AccountDeletion{Password: ""})
+		wantProblem(t, "deletion with an empty password", d, 400, gen.ErrorCodeValidationError)
+		l := e.resetLink("alice@example.com")
+		if r, _ := e.anon.ConfirmPasswordResetWithResponse(ctx, l.userKey, l.token, gen.NewPassword{Password: newPasswd}); r.StatusCode() != 204 {
+			t.Fatalf("reset: %d %s", r.StatusCode(), r.Body)
+		}
+		if got := e.loginWith("alice@example.com", newPasswd); got != 200 {
+			t.Errorf("login after the reset: %d", got)
+		}
+	})
+}

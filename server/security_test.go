@@ -424,6 +424,28 @@ func TestLinkErrorsRevealNothing(t *testing.T) {
 				}
 			}
 		}
+
+		// The reset link (user key first) with a new password.
+		r := e.resetLink("alice@example.com")
+		tampered := r.token[:30] + flip(r.token[30]) + r.token[31:]
+		body := mustJSON(gen.NewPassword{Password: "purple monkey dishwasher lamp"})
+		for _, h := range [][]string{{"Content-Type", "application/json"}, {"Accept", "application/json"}, {"Accept", browserAccept}} {
+			method, b := "POST", body
+			if h[0] == "Accept" {
+				method, b = "GET", nil
+			}
+			ghostRes := e.do(method, "/auth/password-reset/"+ghostKey+"/"+forge(signer.PurposePasswordReset)+"/", b, h...)
+			aliceRes := e.do(method, "/auth/password-reset/"+r.userKey+"/"+tampered+"/", b, h...)
+			what := "reset " + method + " " + strings.Join(h, ": ")
+			if ghostRes.status != 400 || ghostRes.status != aliceRes.status || ghostRes.ContentType() != aliceRes.ContentType() ||
+				!bytes.Equal(ghostRes.body, aliceRes.body) {
+				t.Errorf("%s: a link for no account answers %d %s %q, a tampered link of an account %d %s %q; want the same",
+					what, ghostRes.status, ghostRes.ContentType(), ghostRes.body, aliceRes.status, aliceRes.ContentType(), aliceRes.body)
+			}
+			if ghostRes.ContentType() == "application/problem+json" {
+				wantProblem(t, what, ghostRes, 400, gen.ErrorCodeLinkInvalid)
+			}
+		}
 	})
 }
 

@@ -186,7 +186,11 @@ func (f *fuzzer) refresh() {
 		for _, l := range m.Links {
 			parts := strings.Split(strings.Trim(strings.TrimPrefix(l, publicURL), "/"), "/")
 			if len(parts) == 4 {
-				f.links = append(f.links, mailedLink{url: l, kind: m.Kind, to: m.To, token: parts[2], userKey: parts[3]})
+				token, userKey := parts[2], parts[3]
+				if m.Kind == mail.KindPasswordReset { // reset/<uidb64>/<token>/
+					token, userKey = userKey, token
+				}
+				f.links = append(f.links, mailedLink{url: l, kind: m.Kind, to: m.To, token: token, userKey: userKey})
 			}
 		}
 	}
@@ -225,6 +229,10 @@ func (f *fuzzer) step(i int) {
 		op = f.ops[f.rnd.IntN(len(f.ops))]
 		req = f.request(op)
 	}
+	if op.id == "DeleteAccount" {
+		// The users stay: a deletion gets every answer but its 204.
+		req.body = bytes.ReplaceAll(req.body, []byte(goodPasswd), []byte("not the password"))
+	}
 	status := f.send(req)
 	if f.counts[op.id] == nil {
 		f.counts[op.id] = map[int]int{}
@@ -233,8 +241,27 @@ func (f *fuzzer) step(i int) {
 	f.kinds[req.kind]++
 	// A request that ended a session: log in again, so the run keeps
 	// covering the session's operations.
-	if op.id == "Logout" && status == http.StatusNoContent && req.as != nil {
+	if (op.id == "Logout" || op.id == "EndSessions") && status == http.StatusNoContent && req.as != nil {
 		f.relogin(req.as)
+	}
+	// A new password (a change, or a reset that also ended the sessions):
+	// the users get theirs back, and fresh sessions.
+	if (op.id == "ChangePassword" || op.id == "ConfirmPasswordReset") && status/100 == 2 {
+		f.restorePasswords()
+	}
+}
+
+// restorePasswords gives both users goodPasswd again and logs them in anew.
+func (f *fuzzer) restorePasswords() {
+	hash, err := f.e.cfg.Hasher.Hash(ctx, goodPasswd)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, u := range []*user{f.alice, f.bob} {
+		if err := f.e.db.SetPasswordHash(ctx, u.id, hash); err != nil {
+			f.t.Fatal(err)
+		}
+		f.relogin(u)
 	}
 }
 
@@ -388,6 +415,8 @@ func (f *fuzzer) link(op fuzzOp) *mailedLink {
 		kind = mail.KindVerify
 	case strings.HasPrefix(op.path, "/users/email-set-primary/"):
 		kind = mail.KindChangeEmail
+	case strings.HasPrefix(op.path, "/auth/password-reset/{"):
+		kind = mail.KindPasswordReset
 	}
 	if kind == "" || len(f.links) == 0 || f.rnd.IntN(5) == 0 {
 		return nil
@@ -422,11 +451,11 @@ func (f *fuzzer) pathValue(p *openapi3.Parameter, as *user, link *mailedLink) st
 			return strconv.FormatInt(int64(1+f.rnd.IntN(500)), 10)
 		}
 		return strconv.FormatInt(ids[f.rnd.IntN(len(ids))], 10)
-	case "signed_email", "user_id_key":
+	case "signed_email", "user_id_key", "token":
 		switch {
 		case link == nil:
 			return url.PathEscape(f.randomString(1, 60))
-		case p.Name == "signed_email":
+		case p.Name == "signed_email", p.Name == "token":
 			return link.token
 		}
 		return link.userKey

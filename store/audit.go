@@ -22,6 +22,9 @@ type AuditEvent struct {
 // auditColumns are AuditEvent's; a NULL user_id reads as 0.
 const auditColumns = `id, COALESCE(user_id, 0) AS user_id, event, email, ip, user_agent, actor, created_at`
 
+// maxUserAgent bounds the User-Agent an audit event keeps.
+const maxUserAgent = 512
+
 // RecordEvent appends an event to the audit trail. Call it inside the
 // transaction of the change it records, if there is one.
 func (q *Queries) RecordEvent(ctx context.Context, e AuditEvent) error {
@@ -31,7 +34,7 @@ func (q *Queries) RecordEvent(ctx context.Context, e AuditEvent) error {
 	if e.UserID != 0 {
 		userID = e.UserID
 	}
-	_, err := q.exec(ctx, query, userID, e.Event, e.Email, e.IP, e.UserAgent, e.Actor, utc(e.CreatedAt))
+	_, err := q.exec(ctx, query, userID, e.Event, e.Email, e.IP, boundText(e.UserAgent, maxUserAgent), e.Actor, utc(e.CreatedAt))
 	return err
 }
 

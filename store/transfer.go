@@ -334,6 +334,21 @@ func (q *Queries) DropStaging(ctx context.Context) error {
 // StageUsers inserts users into the staging table.
 func (q *Queries) StageUsers(ctx context.Context, users []StagedUser) error {
 	q = q.unprepared()
+	if q.dialect == Postgres {
+		var ids, seqs, records, joined, hashes, schemes, emails []string
+		var inactive []bool
+		for _, u := range users {
+			ids, seqs = append(ids, strconv.FormatInt(u.ID, 10)), append(seqs, strconv.FormatInt(u.Seq, 10))
+			records, joined = append(records, u.Record), append(joined, utc(u.DateJoined).Format(time.RFC3339Nano))
+			hashes, schemes, emails = append(hashes, u.PasswordHash), append(schemes, u.Scheme), append(emails, u.Email)
+			inactive = append(inactive, u.Inactive)
+		}
+		const query = `INSERT INTO import_users (id, seq, record, date_joined, password_hash, scheme, email, inactive)
+			SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::boolean[])`
+		_, err := q.exec(ctx, query, pq.Array(ids), pq.Array(seqs), pq.Array(records), pq.Array(joined),
+			pq.Array(hashes), pq.Array(schemes), pq.Array(emails), pq.Array(inactive))
+		return err
+	}
 	const cols = 8
 	args := make([]any, 0, len(users)*cols)
 	for _, u := range users {
@@ -346,6 +361,20 @@ func (q *Queries) StageUsers(ctx context.Context, users []StagedUser) error {
 // StageAddresses inserts addresses into the staging table.
 func (q *Queries) StageAddresses(ctx context.Context, addrs []StagedAddress) error {
 	q = q.unprepared()
+	if q.dialect == Postgres {
+		var users, seqs, records, emails []string
+		var verified, primary []bool
+		for _, a := range addrs {
+			users, seqs = append(users, strconv.FormatInt(a.UserID, 10)), append(seqs, strconv.FormatInt(a.Seq, 10))
+			records, emails = append(records, a.Record), append(emails, a.Email)
+			verified, primary = append(verified, a.Verified), append(primary, a.Primary)
+		}
+		const query = `INSERT INTO import_addresses (user_id, seq, record, email, verified, is_primary)
+			SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::boolean[], ?::boolean[])`
+		_, err := q.exec(ctx, query, pq.Array(users), pq.Array(seqs), pq.Array(records), pq.Array(emails),
+			pq.Array(verified), pq.Array(primary))
+		return err
+	}
 	const cols = 6
 	args := make([]any, 0, len(addrs)*cols)
 	for _, a := range addrs {

@@ -124,24 +124,41 @@ type progress struct {
 	total int64 // 0: unknown
 	start time.Time
 	last  time.Time
+	from  time.Time // since when at's rate counts
 }
 
 func newProgress(w io.Writer, what string) *progress {
 	now := time.Now()
-	return &progress{w: w, what: what, start: now, last: now}
+	return &progress{w: w, what: what, start: now, last: now, from: now}
 }
 
 func (p *progress) at(n int64) {
-	if p.w == nil || time.Since(p.last) < time.Second {
+	if p == nil || p.w == nil || time.Since(p.last) < time.Second {
 		return
 	}
 	p.last = time.Now()
-	rate := float64(n) / time.Since(p.start).Seconds()
+	rate := float64(n) / time.Since(p.from).Seconds()
 	if p.total > 0 {
 		fmt.Fprintf(p.w, "%s: %d of %d users (%.0f a second)\n", p.what, n, p.total, rate)
 	} else {
 		fmt.Fprintf(p.w, "%s: %d users (%.0f a second)\n", p.what, n, rate)
 	}
+}
+
+// restart makes at's rate count from now (a second phase).
+func (p *progress) restart() {
+	if p != nil {
+		p.from = time.Now()
+	}
+}
+
+// tick writes line() at most every second.
+func (p *progress) tick(line func() string) {
+	if p == nil || p.w == nil || time.Since(p.last) < time.Second {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintln(p.w, line())
 }
 
 func (p *progress) done(line string) {

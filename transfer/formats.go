@@ -15,7 +15,7 @@ import (
 
 // readUseremail decodes an export a user at a time and hands each to add;
 // it does not use the database.
-func readUseremail(ctx context.Context, _ *store.Queries, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary) error {
+func readUseremail(ctx context.Context, _ *store.Queries, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary, p *progress) error {
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := expectDelim(dec, '{', "the document"); err != nil {
@@ -141,16 +141,17 @@ const stageBatch = 500
 // apart, in any order), then reads the users back in id order, a page at
 // a time with their addresses, and hands them to add. Memory holds a batch,
 // never the dump.
-func readDjango(ctx context.Context, q *store.Queries, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary) error {
+func readDjango(ctx context.Context, q *store.Queries, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary, p *progress) error {
 	if err := q.CreateStaging(ctx); err != nil {
 		return err
 	}
-	if err := stageDjango(ctx, q, r, sum); err != nil {
+	if err := stageDjango(ctx, q, r, sum, p); err != nil {
 		return err
 	}
 	if err := q.AnalyzeStaging(ctx); err != nil {
 		return err
 	}
+	p.restart()
 	if orphan, err := q.OrphanAddress(ctx); err == nil {
 		return invalid(orphan.Record, "its user %d is not in the file", orphan.UserID)
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -199,7 +200,7 @@ func readDjango(ctx context.Context, q *store.Queries, r io.Reader, add func(sto
 }
 
 // stageDjango decodes the dump a record at a time into the staging tables.
-func stageDjango(ctx context.Context, q *store.Queries, r io.Reader, sum *Summary) error {
+func stageDjango(ctx context.Context, q *store.Queries, r io.Reader, sum *Summary, p *progress) error {
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
 	dec.UseNumber()
 	if err := expectDelim(dec, '[', "a Django dump"); err != nil {
@@ -267,6 +268,9 @@ func stageDjango(ctx context.Context, q *store.Queries, r io.Reader, sum *Summar
 		}
 		if err := flush(stageBatch); err != nil {
 			return err
+		}
+		if i%stageBatch == 0 {
+			p.tick(func() string { return fmt.Sprintf("import: %d records of the dump read", i) })
 		}
 	}
 	if err := expectDelim(dec, ']', "a Django dump"); err != nil {

@@ -85,10 +85,10 @@ func invalid(record, format string, args ...any) error {
 }
 
 // readFunc reads users from r, hands each to add with the name of its
-// record, and counts what it skips
+// record, reports progress on p (nil: none), and counts what it skips
 // in sum. A reader that uses q runs alone: PostgreSQL's connection carries
 // one statement at a time.
-type readFunc func(ctx context.Context, q *store.Queries, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary) error
+type readFunc func(ctx context.Context, q *store.Queries, r io.Reader, add func(store.ImportedUser, string) error, sum *Summary, p *progress) error
 
 // errDryRun rolls back a dry run's transaction.
 var errDryRun = errors.New("transfer: dry run")
@@ -171,7 +171,7 @@ func pipeline(ctx context.Context, q *store.Queries, r io.Reader, read readFunc,
 			err := w.flush(ctx, b)
 			b = batch{}
 			return err
-		}, sum)
+		}, sum, w.progress)
 		if err == nil && len(b.users) > 0 {
 			err = w.flush(ctx, b)
 		}
@@ -200,7 +200,7 @@ func pipeline(ctx context.Context, q *store.Queries, r io.Reader, read readFunc,
 				return nil
 			}
 			return send()
-		}, sum)
+		}, sum, nil)
 		if err == nil && len(b.users) > 0 {
 			err = send()
 		}

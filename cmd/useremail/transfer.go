@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/useremail/useremail/store"
 	"github.com/useremail/useremail/transfer"
 )
 
@@ -96,6 +98,25 @@ func cmdImport(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if db.Dialect() == store.SQLite {
+		// An import holds SQLite's write lock until it commits, which a
+		// server on the file would wait for and then fail its writes: the
+		// server's lock file keeps the two apart.
+		cfg, _ := loadConfig(e.Getenv)
+		lock, err := store.LockSQLite(cfg.DatabaseURL)
+		var inUse *store.FileInUseError
+		if errors.As(err, &inUse) {
+			holder := "useremail serve"
+			if inUse.PID > 0 {
+				holder += fmt.Sprintf(" (pid %d)", inUse.PID)
+			}
+			return fmt.Errorf("import: %s holds %s; stop it first: an import into SQLite holds the database's write lock until it commits; nothing was imported", holder, displayURL(cfg.DatabaseURL))
+		}
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		defer lock.Unlock()
+	}
 	sum, err := transfer.Import(ctx, db, in, transfer.Options{Format: *format, DryRun: *dryRun, Progress: e.Stderr})
 	if err != nil {
 		return err

@@ -80,3 +80,24 @@ func TestExportImportCommands(t *testing.T) {
 		t.Fatalf("import --format django: want %q; %v", summary, r)
 	}
 }
+
+// TestImportBesideServe: an import into an SQLite file that a server holds
+// is refused at once, naming the server, and writes nothing.
+func TestImportBesideServe(t *testing.T) {
+	url := databaseURL(t, store.SQLite)
+	env := serveEnv(url, nil)
+	startServe(t, "serve", env)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "users.json")
+	doc := `{"format":"useremail-export/1","users":[{"id":7,"date_joined":"2026-12-04T09:00:00Z","password_hash":"","language":"en","emails":[{"email":"a@example.com","verified":false,"primary":true}]}]}`
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runBinary(t, dir, env, "", "import", file)
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "useremail: import: useremail serve (pid ") || !strings.Contains(r.stderr, "stop it first") {
+		t.Fatalf("import beside serve: %v", r)
+	}
+	if n, err := openDB(t, url).CountUsers(t.Context()); err != nil || n != 0 {
+		t.Fatalf("%d users, %v; want none", n, err)
+	}
+}

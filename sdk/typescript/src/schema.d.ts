@@ -1136,7 +1136,7 @@ export interface components {
              */
             field: string;
             /**
-             * @description What is wrong, as `required`, `type`, `max_length`, `unknown_field`.
+             * @description What is wrong, as `required`, `type`, `max_length`, `unknown_field`; for `password_too_weak`, the rule the password breaks (`too_short`, `too_long`, `common`, `like_address`); `mismatch` for a reset form's two passwords.
              * @example required
              */
             code: string;
