@@ -77,6 +77,11 @@ tools/contract/node_modules: tools/contract/package-lock.json
 	cd tools/contract && npm ci --no-audit --no-fund --ignore-scripts
 	@touch $@
 
+# The standardwebhooks package that verifies real deliveries in the server's tests.
+webhook/testdata/node/node_modules: webhook/testdata/node/package-lock.json
+	cd webhook/testdata/node && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
 ## sdk: regenerate the SDKs from openapi.yaml: the Go clients (gen/, client/) and the TypeScript types and package version in sdk/typescript
 sdk: generate sdk/typescript/node_modules
 	cd sdk/typescript && npm run generate && npm run build

@@ -24,6 +24,27 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for DeliveryStatus.
+const (
+	DeliveryDelivered DeliveryStatus = "delivered"
+	DeliveryFailed    DeliveryStatus = "failed"
+	DeliveryPending   DeliveryStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryStatus enum.
+func (e DeliveryStatus) Valid() bool {
+	switch e {
+	case DeliveryDelivered:
+		return true
+	case DeliveryFailed:
+		return true
+	case DeliveryPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	ErrorCodeAlreadyVerified         ErrorCode = "already_verified"
@@ -108,6 +129,39 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUnsupportedMediaType:
 		return true
 	case ErrorCodeValidationError:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventType.
+const (
+	EventEmailAdded          EventType = "email.added"
+	EventEmailPrimaryChanged EventType = "email.primary_changed"
+	EventEmailRemoved        EventType = "email.removed"
+	EventEmailVerified       EventType = "email.verified"
+	EventUserCreated         EventType = "user.created"
+	EventUserDeleted         EventType = "user.deleted"
+	EventUserPasswordChanged EventType = "user.password_changed"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case EventEmailAdded:
+		return true
+	case EventEmailPrimaryChanged:
+		return true
+	case EventEmailRemoved:
+		return true
+	case EventEmailVerified:
+		return true
+	case EventUserCreated:
+		return true
+	case EventUserDeleted:
+		return true
+	case EventUserPasswordChanged:
 		return true
 	default:
 		return false
@@ -295,6 +349,11 @@ type Credentials struct {
 	Password string `json:"password"`
 }
 
+// DeliveryStatus Where an event's delivery to one endpoint stands; `pending` while it waits or is in flight.
+//
+// Example: delivered
+type DeliveryStatus string
+
 // Email An email address of a user.
 //
 // Example: {"email":"alice@work.example","id":7,"primary":false,"verified":false}
@@ -337,6 +396,83 @@ type EmailChange struct {
 //
 // Example: email_taken
 type ErrorCode string
+
+// Event One event, as delivered in the `data` of its webhook (besides
+// `user_id`, `sequence` and `actor`), with its deliveries.
+//
+// Example: {"actor":"user","created_at":"2026-11-28T09:30:00Z","data":{"email":{"email":"alice@work.example","id":2,"primary":false,"verified":false}},"deliveries":[{"attempts":1,"delivered_at":"2026-11-28T09:30:01Z","endpoint":"https://app.example.com/hooks/useremail","last_error":"","status":"delivered"}],"id":7,"sequence":5,"type":"email.added","user_id":42}
+type Event struct {
+	// Actor `user`, `link` or `admin:<token name>`.
+	//
+	// Example: user
+	Actor string `json:"actor"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data The event's own fields (`email`, `previous`).
+	//
+	// Example: {"email":{"email":"alice@work.example","id":2,"primary":false,"verified":false}}
+	Data       map[string]interface{} `json:"data"`
+	Deliveries []EventDelivery        `json:"deliveries"`
+
+	// Id Example: 7
+	Id int64 `json:"id"`
+
+	// Sequence Counts the user's events from 1 without gaps.
+	//
+	// Example: 5
+	Sequence int64 `json:"sequence"`
+
+	// Type The type of an event (docs/WEBHOOKS.md).
+	//
+	// Example: email.added
+	Type EventType `json:"type"`
+
+	// UserId Example: 42
+	UserId int64 `json:"user_id"`
+}
+
+// EventDelivery An event's delivery to one webhook endpoint.
+//
+// Example: {"attempts":1,"delivered_at":"2026-11-28T09:30:01Z","endpoint":"https://app.example.com/hooks/useremail","last_error":"","status":"delivered"}
+type EventDelivery struct {
+	// Attempts Example: 1
+	Attempts int `json:"attempts"`
+
+	// DeliveredAt Example: 2026-11-28T09:30:01Z
+	DeliveredAt *time.Time `json:"delivered_at"`
+
+	// Endpoint Example: https://app.example.com/hooks/useremail
+	Endpoint string `json:"endpoint"`
+
+	// LastError Why the last attempt failed; empty after a success.
+	//
+	// Example:
+	LastError string `json:"last_error"`
+
+	// Status Where an event's delivery to one endpoint stands; `pending` while it waits or is in flight.
+	//
+	// Example: delivered
+	Status DeliveryStatus `json:"status"`
+}
+
+// EventPage A page of events.
+//
+// Example: {"items":[],"next_after":null}
+type EventPage struct {
+	Items []Event `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 7
+	NextAfter *int64 `json:"next_after"`
+}
+
+// EventType The type of an event (docs/WEBHOOKS.md).
+//
+// Example: email.added
+type EventType string
 
 // FieldError One problem with one field of the request.
 //
@@ -670,6 +806,21 @@ type AdminListAuditParams struct {
 	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
 }
 
+// AdminListEventsParams defines parameters for AdminListEvents.
+type AdminListEventsParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// UserId Only this user's events.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Type Only the events of this type.
+	Type *EventType `form:"type,omitempty" json:"type,omitempty"`
+}
+
 // AdminListOutboxParams defines parameters for AdminListOutbox.
 type AdminListOutboxParams struct {
 	// After Start after this id (the previous page's `next_after`); none for the first page.
@@ -815,6 +966,25 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 	AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListEvents List events and their deliveries
+	//
+	// A page of the events (webhooks) in id order, each with its
+	// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+	// reached the application, and why one did not. With `user_id` only
+	// that user's, with `type` only that type's.
+	//
+	// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+	AdminListEvents(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRedeliverEvent Send an event again
+	//
+	// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+	// with a fresh count of attempts and the same `webhook-id`; a
+	// delivery in flight is left to finish.
+	//
+	// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+	AdminRedeliverEvent(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminListOutbox List mail
 	//
@@ -1363,6 +1533,45 @@ type ClientInterface interface {
 // Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 func (c *Client) AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminListAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListEvents List events and their deliveries
+//
+// A page of the events (webhooks) in id order, each with its
+// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+// reached the application, and why one did not. With `user_id` only
+// that user's, with `type` only that type's.
+//
+// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+func (c *Client) AdminListEvents(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRedeliverEvent Send an event again
+//
+// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+// with a fresh count of attempts and the same `webhook-id`; a
+// delivery in flight is left to finish.
+//
+// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+func (c *Client) AdminRedeliverEvent(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRedeliverEventRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2451,6 +2660,130 @@ func NewAdminListAuditRequest(server string, params *AdminListAuditParams) (*htt
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListEventsRequest constructs an http.Request for the AdminListEvents method
+func NewAdminListEventsRequest(server string, params *AdminListEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/events/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminRedeliverEventRequest constructs an http.Request for the AdminRedeliverEvent method
+func NewAdminRedeliverEventRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/events/%s/redeliver/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -3990,6 +4323,29 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 	AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error)
 
+	// AdminListEventsWithResponse List events and their deliveries
+	//
+	// A page of the events (webhooks) in id order, each with its
+	// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+	// reached the application, and why one did not. With `user_id` only
+	// that user's, with `type` only that type's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+	AdminListEventsWithResponse(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*AdminListEventsResponse, error)
+
+	// AdminRedeliverEventWithResponse Send an event again
+	//
+	// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+	// with a fresh count of attempts and the same `webhook-id`; a
+	// delivery in flight is left to finish.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+	AdminRedeliverEventWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRedeliverEventResponse, error)
+
 	// AdminListOutboxWithResponse List mail
 	//
 	// A page of the mail outbox in id order: what went, or is to go, to
@@ -4643,6 +4999,151 @@ func (r AdminListAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminListAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListEventsResponse) GetJSON200() *EventPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRedeliverEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRedeliverEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRedeliverEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRedeliverEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRedeliverEventResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7451,6 +7952,41 @@ func (c *ClientWithResponses) AdminListAuditWithResponse(ctx context.Context, pa
 	return ParseAdminListAuditResponse(rsp)
 }
 
+// AdminListEventsWithResponse List events and their deliveries
+//
+// A page of the events (webhooks) in id order, each with its
+// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+// reached the application, and why one did not. With `user_id` only
+// that user's, with `type` only that type's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+func (c *ClientWithResponses) AdminListEventsWithResponse(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*AdminListEventsResponse, error) {
+	rsp, err := c.AdminListEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListEventsResponse(rsp)
+}
+
+// AdminRedeliverEventWithResponse Send an event again
+//
+// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+// with a fresh count of attempts and the same `webhook-id`; a
+// delivery in flight is left to finish.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+func (c *ClientWithResponses) AdminRedeliverEventWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRedeliverEventResponse, error) {
+	rsp, err := c.AdminRedeliverEvent(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRedeliverEventResponse(rsp)
+}
+
 // AdminListOutboxWithResponse List mail
 //
 // A page of the mail outbox in id order: what went, or is to go, to
@@ -8356,6 +8892,124 @@ func ParseAdminListAuditResponse(rsp *http.Response) (*AdminListAuditResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListEventsResponse parses an HTTP response from a AdminListEventsWithResponse call
+func ParseAdminListEventsResponse(rsp *http.Response) (*AdminListEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRedeliverEventResponse parses an HTTP response from a AdminRedeliverEventWithResponse call
+func ParseAdminRedeliverEventResponse(rsp *http.Response) (*AdminRedeliverEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRedeliverEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -10830,6 +11484,12 @@ type ServerInterface interface {
 	// AdminListAudit The audit trail
 	// (GET /admin/audit/)
 	AdminListAudit(ctx echo.Context, params AdminListAuditParams) error
+	// AdminListEvents List events and their deliveries
+	// (GET /admin/events/)
+	AdminListEvents(ctx echo.Context, params AdminListEventsParams) error
+	// AdminRedeliverEvent Send an event again
+	// (POST /admin/events/{id}/redeliver/)
+	AdminRedeliverEvent(ctx echo.Context, id int64) error
 	// AdminListOutbox List mail
 	// (GET /admin/outbox/)
 	AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error
@@ -10974,6 +11634,61 @@ func (w *ServerInterfaceWrapper) AdminListAudit(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AdminListAudit(ctx, params)
+	return err
+}
+
+// AdminListEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListEventsParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListEvents(ctx, params)
+	return err
+}
+
+// AdminRedeliverEvent converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRedeliverEvent(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRedeliverEvent(ctx, id)
 	return err
 }
 
@@ -11694,6 +12409,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/admin/outbox/", wrapper.AdminListOutbox, options.OperationMiddlewares["AdminListOutbox"]...)
 	router.POST(options.BaseURL+"/admin/outbox/:id/retry/", wrapper.AdminRetryOutbox, options.OperationMiddlewares["AdminRetryOutbox"]...)
 	router.GET(options.BaseURL+"/admin/audit/", wrapper.AdminListAudit, options.OperationMiddlewares["AdminListAudit"]...)
+	router.GET(options.BaseURL+"/admin/events/", wrapper.AdminListEvents, options.OperationMiddlewares["AdminListEvents"]...)
+	router.POST(options.BaseURL+"/admin/events/:id/redeliver/", wrapper.AdminRedeliverEvent, options.OperationMiddlewares["AdminRedeliverEvent"]...)
 
 }
 
@@ -11820,6 +12537,204 @@ type AdminListAudit503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response AdminListAudit503ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEventsRequestObject struct {
+	Params AdminListEventsParams
+}
+
+type AdminListEventsResponseObject interface {
+	VisitAdminListEventsResponse(w http.ResponseWriter) error
+}
+
+type AdminListEvents200JSONResponse EventPage
+
+func (response AdminListEvents200JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents400ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents401ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents500ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents503ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEventRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type AdminRedeliverEventResponseObject interface {
+	VisitAdminRedeliverEventResponse(w http.ResponseWriter) error
+}
+
+type AdminRedeliverEvent202Response struct {
+}
+
+func (response AdminRedeliverEvent202Response) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type AdminRedeliverEvent400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent400ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent401ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent403ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent404ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent500ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent503ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -15751,6 +16666,12 @@ type StrictServerInterface interface {
 	// AdminListAudit The audit trail
 	// (GET /admin/audit/)
 	AdminListAudit(ctx context.Context, request AdminListAuditRequestObject) (AdminListAuditResponseObject, error)
+	// AdminListEvents List events and their deliveries
+	// (GET /admin/events/)
+	AdminListEvents(ctx context.Context, request AdminListEventsRequestObject) (AdminListEventsResponseObject, error)
+	// AdminRedeliverEvent Send an event again
+	// (POST /admin/events/{id}/redeliver/)
+	AdminRedeliverEvent(ctx context.Context, request AdminRedeliverEventRequestObject) (AdminRedeliverEventResponseObject, error)
 	// AdminListOutbox List mail
 	// (GET /admin/outbox/)
 	AdminListOutbox(ctx context.Context, request AdminListOutboxRequestObject) (AdminListOutboxResponseObject, error)
@@ -15892,6 +16813,56 @@ func (sh *strictHandler) AdminListAudit(ctx echo.Context, params AdminListAuditP
 		return err
 	} else if validResponse, ok := response.(AdminListAuditResponseObject); ok {
 		return validResponse.VisitAdminListAuditResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListEvents operation middleware
+func (sh *strictHandler) AdminListEvents(ctx echo.Context, params AdminListEventsParams) error {
+	var request AdminListEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListEvents(ctx.Request().Context(), request.(AdminListEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListEventsResponseObject); ok {
+		return validResponse.VisitAdminListEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRedeliverEvent operation middleware
+func (sh *strictHandler) AdminRedeliverEvent(ctx echo.Context, id int64) error {
+	var request AdminRedeliverEventRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRedeliverEvent(ctx.Request().Context(), request.(AdminRedeliverEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRedeliverEvent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRedeliverEventResponseObject); ok {
+		return validResponse.VisitAdminRedeliverEventResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -17035,197 +18006,213 @@ func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37chs3lverYLlfVaR8LYmSJU8iVepbxZYzmvUtkpzJTugioW6IRNQNMABaNMflqnmaebB5kq9wDtCN",
-	"vpGURN9m9Zdlko0+OADO/fzwvhfLbCoFE0b3Dt/3JowmTMGfL+W5kYrZPxOmY8WnhkvRO+wdCz1jShMz",
-	"oYbEVKk5ocTIayYIVYwIdsMUiWk8Ycl2L+rpeMIyaodh72g2TVnvsCfklobBo56ZT+0n2iguxr0PH6Le",
-	"GTNqfnxlmGq++5zFUiSaGElmlBtyya6kYsSoORdjQseUi4537u9FvYwLnuVZ73C3eC8Xho2Z6n2wb55S",
-	"RTNmHAOOk4yLN5qp06dNQi4mjOSaqW804TBNbj+dUjPpRT1BMxg76UU9xf7IuWJJ79ConHWSdiVVRg0S",
-	"9Hi/t4TWqNfFH0OVIdR+ScyEW+LIhpkwMlXshstckykds280GQn2zgzhh6PNIyKkYORK2ocYueJKG/hh",
-	"MbE/cqbm5czgud4dJtNvncxJRnnaxWWeEHlFLH3yCshzbKdJopjWTHdwn9lBh6uuwZ9uvwTPecZNy/Ew",
-	"JJPaIPszKuaEG5bpLlamMEpIU8KuaJ6a3uFBPyoJtP/J6Dsk6KDfX0reGdPMXNhj2c5XzceCJe7gyitC",
-	"yZRqPZMqIco+SlIurjt4Cw+txtjeze52f5vN/zI7/V3yOPvl73/79Wd+9fN2vJeKy+xZP/n1L2mrHDgH",
-	"AmFvrDCDKyUz2B729yxZRD0+N4QNcpdJJNkvc/rXvx2civ7yWawmQMgx0UxrLgXJ6JxIkc4JjQ2RgnCj",
-	"iZwJ+PFnEDRI/3+z+cIpJCzmGU3tYeWC5GJKk4Ql5M3Z8y1Nrxi5pJo93icbPCH7e4RrMnr59HS02TEf",
-	"O+iQJ8NrNl9xfV4+PW3h/gf7sJ5KoVkp0Z9JdcmTBI9FLIVhAk4xnU5THlM7t52pkpcpy/7v71qKyovs",
-	"E4l9x1UxStRLmIE92ruwR57al7hNyTVRjCZbdj1BLxlqct073O8/inqGG6D9WTCUm0GuxKFlAmzRQ0fN",
-	"YfnODyEX/o9iV73D3n/ulKp8B7/VO6/xUeRFTU6VpHntra9ZAlqAknhCxZiRjVHxUrtaVvHY6b2U5pnM",
-	"RXIvFgpphlcwSsDCl5LoPJ4Uu73k2H7JsZfSEP/kQo6Vr1gHx0LaIq9/Qq0UEamIzM2lfEcypjVoUM+z",
-	"N4LmZiIV/zu7H99gsYZc3NCUJ8u2Xy6uhZUeUhHFbuS1s8kKru6WXD3FEYkX7gs5WyViTdwdHTsOAStG",
-	"BK1RsjGy62i5x4SxfGLJaBN4TUXLBN3kN0YVGt32/ZEmZ+yPnGlzrzVA48LQ61YBgBvD/pnaMzYHmahZ",
-	"lfP9kvOg48Ln/MALlyCkYR0LYMW5Qt6QS8XotSaUqDxlR2Rkpz0ims41mU14PAFerkeSxlpdDa9AaYes",
-	"PGcigYPl9OI3mjw5P3vmd7aA737dsp+BkeM2S6eUhYfjCYuvSfGyhewN6VoXe4EIt6utdci1tn6LVGSm",
-	"pBiTjVHwVrfHqzywdNpHhTRk9J4nH0YtMvpUGKYETU+Ukupei8PdSJWVkRkzE0v3jAnjKJeCyFwRzZPK",
-	"Nj8It7kni2imrI/IgLwly1BQsBadZ+UFezdlsbGajvI0V+wIWIzT0+DCpnI8ZknkXFnNhAG2Pufi+v4s",
-	"tYbpkL2bgklTlx32SxAAUhKZWrtQXzuNLNjMekGdQsRSR8pxFzK1QsMdGBv1DHtndiYmS6t22CDv9x/F",
-	"/5HI2L6f2B/ARwy/AFrxg5Bc/HIn+PZf//hnxSdqseyap8szL6OptXJZAseHZlOmWEJm3EzIxgimXuiE",
-	"yHPaf+MoGm2CenHiO9es+IH9OziZdaFNLudEyBnZGAXi2XrYNPCqvtGwmoW/ZU3+SwakzBi9Jhsj/9XQ",
-	"SDm0nyFB9tRn1MQTlArAHrIxgsnA/hvCmULDOojlPKHxhG09kcIomXYts/v9jg/8AJdfMKN4rE9SzWYT",
-	"ptjHs/iUzA370kw+u60yZAFIBpBciZV2lKRcGyaYchYgV+CmbYzenJ+cnbw4Pn0+fHFycXb65Hx4/PTp",
-	"md0zdvkkaq7j16ffaJAqH9+WZqF58aUa1RVzmmvnAHyIeq/pPJU0uZDyOVXj+23AS5nM4UilMFRF+jJi",
-	"v/VnkboozuODg0ePyeXcsCrndgPT4swbTfZ5e4j96AvZWKNlXbsViOCayBvmbAf+dysaM45K7ELKF1TM",
-	"Hc36XuxU1LAhDF1TZWqOsVhrp+3vEY1R2woD974vGXghJUbKlKdqCe8qL16TM0yNYxOZUU0m3BzZ84p2",
-	"DtXOIU4IFQkREqJM8PkfOcvRqQrkLYSwt4oY7SJpG0S7ga61uYkNnylcoedybNcGIr2dDqGVCPURlkqG",
-	"6gPrkhBo/0bW4XMaGiLC3Z5hLMVVymPjzGvvJfogWyzlNWeabIzcJzU38Y2gN5Sn9DK9n8DJg3Fq0iah",
-	"hl5SzUhMhVUMl9b7wqwJKQ+QnkhlqsGjg9CtOWfqhseMVF+0cJXCn65L6iyYDLJT59OpVIYlL1jC6QXQ",
-	"dy++FgMOMzviEKbc5j+CQKSahC+wA1fF+UHJ0oBYAmMTN/YSrrZStG6xbpn7l/NXL7fBCncPQ2wzjmUu",
-	"zFOWMnzsfY8mCbd/0/S1klOmDGe6d3hFU83aXlGYo5jYk+KKq0wTShI3puVYsBT+99aHl0qx2JCJVJqR",
-	"S2oMU3OiDZ3iHpsG7w8fXBBRjnOlrHvpf1x5+eIXBkHu4lWQPHnOxNhMeoe7/b19CHwXH7RF7su482/l",
-	"OG+LX8rL31lsypAomxWpilsw/lgUls9V4VJkXFgDkRhpv6yxHdMWhz2a8pj910yq623/bdS7YYpfcR8r",
-	"b3CeeQpLTrYOU/DP50gC5u0d7Ne5FfXebY3lVo2FITVBVquVDS+ouq74U/5RwoU2jEIO0NICaV73LR7m",
-	"ItNTzAnTBI6aSylTRkVjRXFmi5bzjUbtfZvVxPhM60rGilF0cFoW81Je/pf7eDuW2S1WskrAjyyWGdNh",
-	"nnSqeEatPint/3L1m+9d09J3n/G/cjORuXWEWFTQafUGSdEoweQXpLDrOcmPKgS+awiBqKeZSIaFMw40",
-	"LN/MP1uTMKB9Cz1/MBmNDLd5BIrJmsk33NCGjHWj13fyV32w7n6qKGo4DOTQNIXMaFEFAKysHjo9kTNN",
-	"uKmducQ6D79LLiy9vb3+3uOt3d2tve8u+t8fPuof9vt/s7+vSNnqEYHvdO/wt/cLf8YTUCzu/Hnu1c71",
-	"W/zd/l7jhFfIDCV2B8XFdrcPbhmetVTXRF1yA/T/IkHRNsH2wXVz9JMbVo5bTZiZ4MXgjcBHEEbz9SeG",
-	"ZXqZ9YSq90NBE1WKzu3/ebI8A96S9Q43NCTZvDQMV6WY8MLN/ppi0OJWG35Kx1DvYpmka/vXMeS3t1Gv",
-	"LOLpHYo8TRubqGDeSlwsD2gLJ8N31Rf4NdX2oNkjOMKaokIH2sdgOkfEUujjXykNSowWL499DB2xivzp",
-	"XC6YaYXe1vXJE25OhFHzWy7OK8GIZnGuuJkTdgPJgcr60Nj9EiPAUAnRi+zHUlmGWiYfOmehF/XQLkiG",
-	"MOeVpFHNWLNb/FHU49PeYW/3+73t/vbe9m6/F2EZBR2Dg9WLc5XufLd9sF180yF3PPkNvW29ggmdTplg",
-	"CUjbkeZjkU9HERmlcsxF8YdPYEVkFPDA/tcd9aGLptiPnAOuh0zYH1XFTpWFDYHjeNokVZKEJ4SbiIzs",
-	"XIEyLq7tv8h/l4+AzKGgmUs7jIhUZBSnfHREWDY1c9jGsMiaKBZLlbDEFx3CyzWZMcVqsrK2wg2ywyX/",
-	"FJLdS1578GAy1ruLmRI6IvyKUDFvE/a1bdZ4YU20PlpBsuIuDadc2bCNV4Q7OHyqspnbn+ItpudLK4Cu",
-	"sG4A+SCviJCFZbFBXW6YwDb2P/XBI8fGzfWLrKQqB8opRP44+r0OHKwwJlpkcVkhdy8FBBaVHYUYRXn6",
-	"6VRRKZ4/ky569MlU0RPFEiYMp2g73S16EFhVEKMOPcC2EMpi2/XOsZ3OCEN1/LpTuTAWU/UmP18QyNuA",
-	"C4NBdwwCVXJ0WI7rS+BWjf1YifenwN9wryodDvhg1UjCReilCsvKlP+dJWRjNuGGET2lMSNG8Syz1sAb",
-	"wWOZMPLy2ZOIJDKj3LrzM6a2YqpZsrmCfllT4KFN7r8R/I+cEQ6n7IoXKdtmZnRhPbhiNHkl0nnH6Q8o",
-	"2tLXfLolp7j+W1MJVSz+uXdbMrOiYWrm4aK4ZWsaM8xMinL+lUM7bvU7aPbO+/1oroYh2oiWM8GUnvBp",
-	"oUvcDp9RS768YeITU73IuSvmUy5H5xF/AhbsrfWqL7AzkmT0mhEqJDAqNNH8srpqn+D8CzYbVmWAYLPg",
-	"DN1ZbAcDN0V39R0fPUD4xSYBSiYt0wFKSfUEMlWN7hBL32XKIpLReMIF27J73X6C5XDEilGYpsgz+9J6",
-	"bQ9UzMOHBS3VYlT8n6YZG1I9dBwMngq4YaQcZlTMhy6OUWx7/GCYC0j9uKSiq4YaBqckLKby/y1L0Ip6",
-	"qeDtcWDrRK056lpC1lrGlQrRsPI+LHvJmJnIZAhDplb32A8bBR+dicNaLUOjAAueDXOsQWkkcsu+OeBN",
-	"tUL6bdOrrRX5lkfjGWdpUhQa3jI04fKRGCWFri47mhe/TvzUxIov5/B7PerBQ65gZrs46FjSbk8UUjIn",
-	"A5zLoBeUszalS9x6FCCgwDUWkGJAwVNg/XTLFvtvRt8NUzii9n/OFxsCgaMjMO1bquUwsKjylKFE9VkE",
-	"V9e8MbK/hNw6vMpuECnG9u9YZpnEUAa/ZkMnl0ebR2SUcQ3FdyNXkYlhfStmvtHEzGTxmlrsNOBrY60d",
-	"o1v0p3Kku/XkGOEelSsC8RRqJtsc+OXqn59gSn3rwrKvnuwJFrNBSbG6oQJYvNDLBCZOLsL1L9/QJjL/",
-	"zGhqhfCts9YyN7HMGJrMExgFy7xre9yn+nvyurlB/ZfvC7Err6tHVl4vna0bpG12908O3zYVvKqZfyzI",
-	"2bMn5ODR3h68a0tPWQzMdAVwewf7JJ5QRWNTD0V/RDt+5ZzSSzZ7HVgSt7LFwhrc7tqGaa6mKSOZFNds",
-	"ThKuJzOqrcmW0mx6m+KGU0OyXFuBYdVTVS5NZcrjWhRu8YvXkd+8TZHD3RLiIOM1H4utfEoEY4n+pEGI",
-	"2ybHI5KLIkGaC8MxyegLyyXEvpcnxj66ifydlQd2gYOjieXFlKACK7YWfhy6XlLhpGRMUzKlyrTXm3/i",
-	"XPtdYi2voNXuRam4bmkrgffvLCNs2ztyPR/FqksFpVf1FI8Bp1LDRFZJ4EAueC/qXXNhtzPssbk1kak2",
-	"zq4/7B0c9MnB9u72LhB2Kd/VqvowjIivhreJPE0t22I+5ZjladuNmonw54UiLCzqhdmgYqaBWfBdW2T/",
-	"oyQ1ajmG3b2VkgzI5Ur/tmd44w3hCjStsHkZIHaccBkCnx/ydSo6j+NG0nzZgjaIaaxwi10oCHVFx7h/",
-	"uSZGWXkF0e0NsEw1EwlUvgpmveiU8owwkehNH/g2E6ZmHFsSW1eiI9Jdkhrsuve3rRModuT7O768tNcW",
-	"5RBQPJzjb6t5ofsXBMAeC9kQJm0cfVF5fCobrZbsqa96yaBuoXevpE72KTM5VSH9mZI5u5+usKCy61ri",
-	"P5b532irOk0l0INnGhc/QbNA474qBHVMRcxS+3fFN6n3s5bnxJvGdwpWWu+qHoArUktBN2ItPrmy6XzP",
-	"cOXiAGJo2x/ZHfSFmd7RV10FHVVXoO0Y+K0HMDTPpMrusPswwOIQi+xsomLvlcXqMx6zu3pv5Srs3c/T",
-	"W/PW6dwsex//Zd1rXhKxdMGfc3F9F1eREsSgKHtlrX1zJdUt3EYMQOuGPb7b99bnHXKgqFssPTOqPcaQ",
-	"kXfwBVfz/cJJtBqBBT3ayKkmM6muuRhX6Wmd/Gqmd4c7FpC1dA8AFtkdTn0Q8sL0bLgbaixftBPuWpvw",
-	"aQNYvu+nKzL3/f7Bn4ogcCLjPGtWHLr4fUuqqNJxpsI+1UQy3dpPDmPbx7HCed25gbcd8AUefcYRuazd",
-	"qjHXzqTDwrLhIlH3oeRVuD9ux7bmKXZ8XNFUDhI/LXZyEKQuvJd+v83/dTwNJ9LJ3pJY45ry6gbrm7NT",
-	"bAkT1EfPrPNjHQm3GlWps+KCLRM5vukO5hK4VLCubSfpHBOH97ByXeqxfrq0uhoiKNJh7/u/Xe5Ofhbn",
-	"e3F/+vN+9j/mj+/UL7NH7/76l/71yS7903N1kP88fywv9vQiVbRbSuNF0Zfw1U0oTJF41yjAwRlZRygX",
-	"gLrm26mr63O7KdxNM/k+WyYSTXKRWnkOKBqudpYbTXiSFo3pXVpr97YBo3X5+KUvH6zBUv137+aWdbeq",
-	"fMzeko4inaZavENl0TrbVNZaWLZ4U33ECrFVm1Ka2xICbtivcG4VjQvsJhkXBTzoJaOKqWd+PjmjQ4Tg",
-	"aUlIlj2N10yQjCaMXM6xzt7X02VcbOHXGOgiW1tWeZCXxy9OBuK3ra0CevDtKAKAJRBjFfi3Q/IjEEWC",
-	"Un1Xpb9NnmEQaCDsrqZGWl9ZzgS5pPE1EwV005VU5FLJmWZKHxZN/9QKoLGQCpI8CVMDMdoBondGHt8B",
-	"kLqgZZzpbdLESixQOu0X2wPh0Yogzw50lzJmYgy4j1aS/Bmy9B14pi1IZxHxqx7IdSx10Ug8hHsLvQVo",
-	"mlgKUOJpBuqhpIpO+X8zMCyke/4J8KeDNrt8XqpzxzcQ4wjuAcbBEaEkTrldTssfbTUU42YSAJfiGpSk",
-	"+XfzpI2yVQgrabJOgt2Jr1+dX5AdmpvJDtTx74w6X7/g7fbccHElPU4BjUHhBRCluNszyoWhXDBl1WWu",
-	"Urfi+nBnZ8zNJL+0cmineCD4i2udM91rNPyXg8uZ0M1KVaZ9b5jXG/rQfsfF2P44i6C0kovxQJQFmFAQ",
-	"5CBzrSulI8Q0cQ/V5SqxOy2dk0s24RjzG4haPXkEhyVhKb9hyg8DlWQhNriZSI2uqt4eiIH49ltnqOnt",
-	"b79tWyy7jjhpf2BHxTLB+RyIkQw+AXxr2J83NM0XbMJNoBcg9uBsjbYHAlsTq/ZS/Vxh7JCmWuJo9n14",
-	"xAaianoBj03nUQboxJI8Kzp0AVw8EAFlbuoRfjv66cTzyA28MwKUk+BZlJIZMxSO4g8DEDcohQc9395k",
-	"6NgnPP988eI5xNY0lhZrhyQCEFd+qZ7Dsn37LXlRoiprAtqKUENGsJn1DuzOLUyy7fzrH/8cRVakht9p",
-	"ZrbcDoMf4FLgnKp90vD1NikBngeigvk4pWbi66BBApclhUduszGRAIkaSg6IkAPhlxLEOyLUo2aSgrm5",
-	"vi6qt779luC+qEQaN1wdQ4TxCHd82CaZUE2+I0YORCMl7xA7aCbFmDz9nYqx/EaTvX7U7/frmXoNxHE9",
-	"ED5jX0U6bybuj8pEHtnv9weitRIONuUIXdGR3Rz+qIIj7yZ/7NW6nTzUVYFitcfUHYdSRW7YXYR9dKNN",
-	"0KZXi9Xx4eqq3XV3B8bFQCyzLkZHrardQA1doM8HolDoPzqjAHArsVJd8TEXGlHdAMU6AHK7OHtzfnHy",
-	"dPjq7PSn05fno4EYM0OevDo7R3qDqlY7IoPNg+NChR7yGDz7YHftv3sH5B3Av3qGyJ50QdxnIDZGXUA5",
-	"o03PO6wwbhYYI4prcbIzboCY15DddthXUChS0LK/9z0ZhZWxuD4DMQoQrkaRYzKCZfECK2ub/Mg0T5gP",
-	"ntoXkilTRZPSQEzL0ncrHqkhVMylABwhQvU1oZcyN4HeMxM2J4lEKL2ZGIjyVIL6iLwepCIAWfD9Nf7E",
-	"AtImTMjSMxBOIAtmZlJdH6Lygc++0eT09c1+OZY7hKevbx6Tncf7BezAlNmBpIoCjWnX7x1Hbd2ym16f",
-	"vfr19OR85MeAbtMZVdatHwi7A3/deoafsMT+5cSi4yT2LOJewyUr+m0RddKOEad5wpKIaBkurUFOh+iV",
-	"CFEc4DeBu26Fmj0RYQGRPT/o6HvYtkJETqieMI1Xc7hycb8uA+HLwOxmqa2Ip6u216ghUsTM7vpgvx2S",
-	"3dEmmtzW2xOaBXbZi9OLhhUmp0xomauYbUs13nEP6R372zJaVlpd2AmCsaTe7nZ/uw9W8pQJOuW9w96j",
-	"7f72I8iHmAn4Uk4yQp/kjv1gzNouhqg0VVZbyIH/PCFSJXaCjlXaMU/jYXG9qVIA2oVbOmSgxjPoNgPI",
-	"8pnihpENaBsdiMVtz5vb5K+gJVzYw1oX4OvYfYJaCBleaIXTxM7IjvmcawPdmr3qBSq/tcc6y5/sONS7",
-	"aOkP8aYN+8N6DRfQ6NAiv9GOl11XbQT1Geu4G+Ft7XaBvX5/AaZZC5aZr7n46iAD2otEVsM5K1uSW2EY",
-	"O/qO7QHcR/62DV6sw06A7w6P7C5/pInO/yHqHazysirONjz1aPlTIbZgGJzBnRCEZX57C9mSPMPGQEyO",
-	"BTyJeoaO7QbCp3pv7WhOFmE546rCCH1NvLigIohAJc+YMKj4ICk3lhHohdlEZih2ZpM5oTgIyqht8hJs",
-	"bFoUUVIsoyTnEOux0qwoZinK2KDZiCWupi5QmK/eXPz46tfh2cnFycuL01cvRwuFERbgfDZpxAKgp+A2",
-	"gI2UGQNAV7owUTe7JFVYVdZ23ckqLdWN7MpiesG74kFdUhtdRRJmtbNeLcBbRoFH/r3mwuGLoEMJXTmg",
-	"5YZF30sIK9JFrKvQa73Ox5eDBkx73MKzdYr4f9uS4Zo22N37cLv9sVwZZA8aADWAFW8kW1H2v+fJhx1l",
-	"7eYdLFeqSMPWTqrg4pp1XGy3exebaip1i74CTD1NCoAWDAUARK7zeq8U0xPnFEH/Ep63I6+ZuLC+pfPK",
-	"Qco5r8MKmjqA/na7egEvpNAvNdGw10F1gnR+8g28v8pWrF2JBY/tr/hYgVz/hZ4WyJC37JiFhweDlivY",
-	"TfDD0FqKCKPxBLdjBZrQO1dOew2E9HoPx5hNJJnI1AHvFj457lfcqRsudhoNyv4kvA9iMyKWa1Rh0Mq+",
-	"OEDrsKdvobH0RmPe4nPZSg0OlCZTl173Pvq6DKM1KvkvFFryXv5aBcdwoZqGtXzQ015P5+5o1WVNl4p7",
-	"Akahdsg/9kzoZlaOay9HUKrI3Dg7mbNkNBC1O2mCdkZILhhdhXj1rpe7xWAg/Jg0hAO/FUbv0UCMWmBz",
-	"R/gOjbi/DdjbakRxIBaHFKtR6mrUsDta2CICkedQtoMWDdPmR5nMbycAboHifItD5ztuP1RrP9xANZG1",
-	"ezuKbyWomtNqEVPNH1nhs7eqkHp0e4HUBZWPwLLOxfpqrK7dFR6rX4UDzx2sIsdarl+wD+99v/zh+oUx",
-	"X6jIxZPshOcKFh54RyiEU2ZaikvgJoWgW9zKLM3Sqy1/HQLUAmN61UrMsKnoECPxA+FFsRW+RQoasxoR",
-	"SONcaKxU4CkpImIRoWIgRq62Y+jiYiNr7vGYeQxxay+5w9Up33AShXyriIz9rjknD67Kp969yPju3Ru1",
-	"eyNe3HViojfgtTsc25+Yad8k/Y+oVz62ARytBzAxhGhfo4r6DIfs3+W0vBKs+6Dc0pP1S3X6tPfhbauS",
-	"wC3ZFkO71dhdZv9xklibX0ixVS9tJm9K830DLymFux42QXf4UEC7KQ83yrsUs9MbY8m0Vx7uVYWGwsqC",
-	"KVNbqOuc3sKiEFc2c+QKHdRWxkXur0vTAxFizx6/PnX1GZ1K6Thxt/qvweRe7Rac21nd7jKBj2B2308c",
-	"3WoywSRqlzH4SlKWeNSKqzxN5//eSv+z2Ndfouw8TpKw8sfIW5rMThq+xwzcMiP6jGXyhnXIN5RpxYc+",
-	"GN+JQTna9IVm9kDotqrl7UVmcCl0ltnBSPaDHfzJdycyPtygBRT2upX98uA17JeldkFwEjJ6zYoq53va",
-	"C7chr8u0eEGv4eyVMcCgmb2GgAbXacJlB2WCQbCBKI5lE+R0tHlUd0SJNnSuIbznGkNo3Q0eM4PywNok",
-	"zuzwhxjje4dkr9+PioJSV+HWaU7YWb52SvO+/sutFHS703Ff/eym4uoj3bX0D5LoU0uiF4jOXRyZabHD",
-	"VlKT/labhdrxRCTa1Wz64FBgSh+BM+/b1+DsYE2yxoYUF4qHlOZCvef7bVZSfScVcuBOnofN96k33wkk",
-	"rp2E1uXyfQRvt2y8AoXVnpmasPhaV2GTQp/Pp2+L3JTL77izMxAbhZZRhTJCY04bqlAfsFnRx0jOax1g",
-	"kFLyDV8RqbR/1Xq6jopSkKAzEM+Y4RnbHojjxo0+WJKOQNTlDMcMg7rQWoZqEHonjv3V8P2iyAS6GpxT",
-	"bP+s9hNgkeRu31UiDIQUrPLIlVSgf4ubYJXM4IPqOEeEDkTpsrlLigpECix9AXHgCvZTQITC19t358qy",
-	"shjdDev6oVIZXxMfyC6sL+FvKGhTv88tAevz4u+M/rqaxg2v2VnJub+l7fBJcSJWm7KHxGgxM57L8RhK",
-	"Rqo3158zs9XVbtt9Bjf+bMz0lUjnzRbLjkKN4uEf/nj0i+n/6x//PCKvqZn8sHNE/GBH5Jxm7Jwb9sNz",
-	"+q4FMOTDHRXTQ65tmXqqVjOAoRGqn9xMvOHj9IfMzQIFEubSwk5Mt+8JtjOBqN9ukzIyNysZL25T25+v",
-	"aoDcyfaomB2fy4AI4QRgwarN8r+9tT5k/Uey+avGWiO3uxa71q3bvejHznPc6+9hfkpIxFBydyqqOZmx",
-	"NN26kiorfdOIzPzdQQo7YV1HIBoY3ESu7qRQzaDDsMObzOgc0Ro8YNhA8AKuDYpWZh6iJqiSoQ1nuDRT",
-	"CucV1aiDgKiU6gG+ZMpvmA6bFs5Ozk8uhhcXz0cDsbFLJjJX5HJehPArpoSdX3BJdNAVCX/XRn35dHj6",
-	"8uLk7JdjGPuRMyN0MPxRgf1DuNA8YYAUhBUzdj0wHy0S4LD1sqGMMBfQfgGY4GAlNBIMept4mnf7A1G8",
-	"xFK5e1AQUmvr9OsJZgo3hL3j2iBDB+JRH34O/GnaTkd4HfD+3vdtBogTlBXYuY9jj6ysclsg8FYyNlqq",
-	"h4/jmE0NS4oS5hlcWZkbwq+6tnDvQSV+CpV4rK/dJTDV4jeQOasLz/fOqBtes/mHnfdgMn3oLj7Gpqpc",
-	"sxKO0tcW4145JPUNPrLnLS78t4GAhixswUXxXNlIpgpv6bq7mMBTC8r6aCDKOnqPmLFBfaAi8ptVx1QI",
-	"pjZ9wA+qRLFOYSCszA+QnEM8VytYX786v9BFC9Wbs+dth/98ImfNk7++6N8dUEXvICIAKdVuEMPemZ2J",
-	"yWoIhNix+x+JjK31S+wPsGnXtfJyk7ou3icTKTVzrrTnJ/5qJ/gZ4jqVlDaM6raCBbtrAiSKwnabk42/",
-	"nL96uQntgYApYRd2488XL55vVh2LJzSesK0nUhgl0y4Oud/vvJTnRipXbrySOLNsDI76ZxcQr6YA1L9Y",
-	"OgCayh3COBjBQYykpT+GXYZxpu5MAQRcCvSQEdzyGU+WgWYftiKOlKAkmxECAHaGOKOByKi6rgqhdqTd",
-	"wiBDO8wVE9OQAn+peK1OrlFV8TLAf4EhiriT3+phN72DB8mNNhRvVcC1tOZpgGrjOl2DuZUZzeIivBHa",
-	"rjOqEg2RKG8h71ti7UmKXCwKpKWbAJwpN7I7iABw3yITn0hxxVW2NoPoNvcgrSb8wgub7AEKCXi3NZvN",
-	"wB/YylXKRCyTGkDhx8P2voPoBlTzO0WS7i3rPR0eamVNYl4xnaeIuI5CPCqUdIDCvjbJ3urDF1Ozhwy1",
-	"y+fTJA928e3U3jkzNQOEmImS+XhSgfFu0YGFiewRzjqt4OdoTzp701q8gKQGQaQSba24qaKEYkOLpRlg",
-	"+okZHyj93xUDDvAT7xwv+1zRr9Zo17LoVgvYc7uzhhdJ/r27DbTQ3H0ym/C0uKszBuhEgNCrwC83dpy7",
-	"8PK+G652reVqW8K9u62ZL+U3S4LB/IYJpsNsZAkV57iXMaN4rDu554UWuZwTJXPDfCrQ5LrAUORWNxsm",
-	"Ys50RBQ1bAurURW7yjVNdURchQTgT86LA4+hEsoNAGA61EBsbo+KH/mlsv//SRKVC8gOOm+6jLe9OLk4",
-	"O31yPjx++vQMkCmxpt7NEPDmYLUTIsVAgPMKCHKiuGSewy3o/s1cFzPGHbTf328z5H5i5oXj4mrWxDSl",
-	"vLo5ev9JLv7n9QkpcK2GE2OmQ78rh0YamrqonyoRbFezFhxxHpTxtZIZMxOWa2KpIa7rf9WkvBvtJNVs",
-	"NmFq8Q4M3pUVLOrciw62a9ufnc4+CkS4nbK4jHhSDTb5ETmf0fGYKfLmFFEvExnrnZED8OSmXaVMWWyf",
-	"vvcRrwOPfWhZqALruV3GT1nsdKG6gSi5Jpc5TzHKu5DZF4AJU+FKYZMt5fmcooXbyvPwR4S9o7FJ5x5M",
-	"r5XORYz+n+MXz2/HaE/bqoxuAGFbD//49Sl5tN2v3MvxOVbETn/hikBdXbc6QzXmEiMJNfQSUIqsCqPx",
-	"BMAjS4c442McHOLO0BqQHJGD/qPqtYKNdTpjNOFOdXxRSs8SNl+7KRxOt3NdSrSJtfSEk42yfHMziJMM",
-	"BG3p+zbSHiny1BeQpHJc1vRwUclQPeoXoISL0jXV9FAzfUQoSeicjKV9eVDyEhEaK2n1cZpi4/yh9SCM",
-	"U6klVdo39sIvfQ6w2oVp34T61qGIQrwZMmAAGLOhmUi2QuI2oSMTK47o1A4tZ60Fp+d8LN5Mv5qSly+m",
-	"hXzh3RSrzaWrn+6NLoJ5yUP269N4+XwsSD4NXScHQ18Ra03k7/eI6I2tHR9q6a9O7bQswwVWdQa17qaZ",
-	"q4CsV11khgkwbiKS8muGWPSjbXLcSG9hCmsgdGalToGc7qGnLnNj4PrRttTVEWbgoIbd17R3prOQTKgN",
-	"d3d2rjenJdisVtD+/boL2teQycLa6zrBZA46p7qSawh8thbc1/NaMQbWUZWV8dGHJFcB5bzloJzXlOM6",
-	"B0nhNlV0m5TYknaYdhFRqwCKGj0zmBySaVIKk7ZeF7Kg1eWci3EKbzqs5OIXZYlcPsgh7Qg2s8oOGe2E",
-	"06I00IM4gWRJTfivL2eykuhoJFX+dwuN5Y01YUqg5X6RRUbE/WwIt1Wr6ejAVEB4rdGJQ6FdYjQ0a2IG",
-	"ol4UcyeDYiBWtyiA1l8CV+fTtsitp4d9DTIAWDAnTaLXlDlttFg+2A8rF8lUwgRfsvlQr1QJajKKDbAN",
-	"gUG4gcTdZY1aHiIPV1INRNh9bw84177xNdhFQX4JG/yITznZbTMQEK2zdNofAy4uVNS5+6Ca222BlfAg",
-	"IvCDY7coReX3p5EMD+ZBRSZ4QV0ckoWGwVIUt6B1MShvc/fWVfHdQPf6G1QK3V9eHQawl4wYRYXGCzsO",
-	"q3BbeBWWYtjQ59oWqBkIKaz5f1qFe8Ofl7cguGtxulDfBiKE7wlb7osuhPDKPDs2VhQk6LnAxREDATdH",
-	"kGvGpjjzAswOL/kKPCGOV4Md19siC3+F45XSBc7nKCLUBX8PXEPAQIQdAXbgNjmE3UHHOO81VautJ37q",
-	"aHrqmLRaHHW/tZIfmjPdmq6j5a7WZxcVq7204a5stHtB320dj9kP/U/Qc/dperEeIrmfq3HMIRiCeVSc",
-	"5Jbw8N1qnV23eh19xcWc7oC1shSWLVAcTiD6wqFAEiZFVguMPCPJSLCZu6ZkeyC8KejqQsS1C1MHv2ov",
-	"UT7GUE/RYVULb4PpKVMrsaGXPBe5tmsNEvu5u9mO6uZdeNbY3PCyOOrqVUc/193kWpnTpqtjkeSgphfq",
-	"PWB4t1+XyHfHoB6ZuqPcL+jrCEytXS+EdN9VJ5yE99+5qX9crI0H8fr1ilc3MUL9jnG+Z01yBDLXIak2",
-	"rOUAzrK9tDGt3TNdNjQ00GQj7M68nBPrYjY7t7k74vct+fiy0GBLGeFufljJRS0vGFeKzhchw34T+BRf",
-	"tjz4qop/4VIG2uRwy5GJ1m1NIMhriK4WtSIihq1NzYqdgXAlOythuxbWRFjHs9t32bqMCjpmGd5DHnRx",
-	"Byg2vospIY/rvd4d5T9FW3wFwU/BTb4+9hXe+4p3/kI7FlbKOpgdUgZOwoIlNCIHIsS4UQzuZOd2k93Q",
-	"8hY5f8dw5UoZZ92Ez8d0ap/Z7ZPOaqVqqVI7Dt1HRbS9Tb3Plwpei9Lzq0SvfbCbvl67qQp3u7p5tA58",
-	"2xq4pc8+FzdsK0SZHYiNRZi3t5f2HQG2Lwr+dg1napXGggoE9MN5aAHYbTd/Wj2DV6KR+kIT4XIOgXC8",
-	"L7JR992x7/pfofa5KJN//2aH46uy5IONuE7r/baI0Au1RqPG/B5BynVgQRcXqAo2azGtMWNVuS+uiEWW",
-	"IFVtV05gg7i3uOvXXmM+7YrNyrjgxgI4q80CK7PN9A6aBAYCb47cqF7+1nrT2zkTyeL8dgv40i+NieLF",
-	"Gg9K8d9PKbqLYltPxgomow8vf+Q0hM8/1PLYGqBbBJuFidgSvmUguvFbyMZ39oTt9vf2rUOuaGyJAuR1",
-	"Qkkss0yK8ipG/Nwex0D5h5EUAk02mqQypimZUmUOB6LoCSMtUDGb2yTAwHZXM1dgYvCcw0R90prDHZJH",
-	"LZAsjh0VSBY9ENrIKaAE2l9uBHW2m0eEkm78mMDKbnQQVHLjLZmhFXPkA1FDzXMxF+0Fchgtaa3hgW8K",
-	"RJV7JlHuAK6ytpyKn8M90yp1ZJSHwMBDYKBN5uM2q0jFZf1MKOxRDmzBwdxZ2FFeAxUtYpBQwCNY3avX",
-	"2BbZ6kOFlfwfFeZutVTKV3fHxf+yVMfFapnBddVirOGyi6hQ7ISLOM0TD/S2EkT0iUjufcnFQ03WAz72",
-	"Cq4CHwuA4IWdjGAlDQShu58rmIO68c/lysrpHfAP3DsayI3YlR+VxqcrEIB60rDukEu4JkbQDLLQXsNZ",
-	"LtTBIPEokY2nv1MxlluWamr4ZRrUl4oEwLY2wyHt7JvDWWHEfNqmLCvATGzwuBNL7QNgz48rfsIso2IV",
-	"oNrwCjg3ItYLt0xwyuKIIMYTVnEhjkzwaIDU0E4QXMFCjl+flhB5+Iy0Ol/OBLmk8bV1LDfwfg37K3+Z",
-	"z+bhQIyO3bmiWEr8I6OKKeLK0q0AwaLzkW8KQlgzKPEfFZg+AwGEbOGX2AY/2ibPuTZYBHzN5tY1mtIx",
-	"04dk9P+glfAHfAtPylL4vccQQ3Hf7G5vH/T7jgB/CRgZvR9gycOgd0h++9c//vk2IoOeYO/MEIa1H/uR",
-	"Ae47T12x/YcR4XATi1SJrwjzuwbusvnw9sP/DwAA//8=",
+	"7H39Uhs51vet6PHzVg3M2xhDIDMDtfU+TEJ22SdfA2R2dscpW3QLW0O35GnJON4UVXs1e2F7JW/pHEmt",
+	"/rINOCTZ5a8E262WjqTzfX7nYyeW2UQKJrTqHHzsjBlNWA7/fS3PtMyZ+W/CVJzzieZSdA46R0LNWK6I",
+	"HlNNYprnc0KJlldMEJozItg1y0lM4zFLup2oo+Ixy6gZhn2g2SRlnYOOkFsKBo86ej4xnyidczHq3NxE",
+	"nVOm8/nRpWZ5/d1nLJYiUURLMqNckwt2KXNGdD7nYkToiHLR8s693aiTccGzadY52PHv5UKzEcs7N+bN",
+	"E5rTjGlLgKMk4+KdYvnJ8/pEzseMTBXLv1GEwzK5+XRC9bgTdQTNYOykE3Vy9vuU5yzpHOh8ylqndinz",
+	"jGqc0NO9zpK5Rp02+miaa0LNl0SPuZkc2dBjRiY5u+ZyqsiEjtg3igwF+6AH8MPh5iERUjByKc1DjFzy",
+	"XGn4oV/Y71OWz4uVwXOdOyym17iY44zytI3KPCHykpj5yUuYniU7TZKcKcVUC/WZGXSw6h58d/steMkz",
+	"rhuuhyaZVBrJn1ExJ1yzTLWRMoVRwjkl7JJOU9052O9FxQTNHxn9gBPa7/WWTu+UKabPzbVspqviI8ES",
+	"e3HlJaFkQpWayTwhuXmUpFxctdAWHlqNsJ3rnW6vy+Z/np38Jnmc/fz3v/3yE7/8qRvvpuIie9FLfvlz",
+	"2sgHzmCCcDZWWMFlLjM4Hub3LFk0e3xuAAfkLotIsp/n9C9/2z8RveWrWI2BkCOimFJcCpLROZEinRMa",
+	"ayIF4VoRORPw48/AaHD+/8vmC5eQsJhnNDWXlQsyFROaJCwh705fbil6ycgFVezpHtngCdnbJVyR4evn",
+	"J8PNlvWYQQc8GVyx+Yr78/r5SQP1b8zDaiKFYgVHfyHzC54keC1iKTQTcIvpZJLymJq1bU9yeZGy7P/+",
+	"pqQovcg8kZh3XPpRok7CNJzRzrm58tS8xB5KrkjOaLJl9hPkkqZ6qjoHe70nUUdzDXN/EQxlVzDNxYEh",
+	"AhzRAzubg+KdNyEV/k/OLjsHnf/eLkT5Nn6rtt/io0iLCp8qpuakt7piCUgBSuIxFSNGNob+pWa3jOAx",
+	"y3st9Qs5Fcm9SCikHlzCKAEJX0uipvHYn/aCYnsFxV5LTdyTCylWvGIdFAvnFjn5E0qliMicyKm+kB9I",
+	"xpQCCepo9k7QqR7LnP+d3Y9usFkDLq5pypNlx28qroThHjInObuWV1Yn81TdKah6giMSx9wXUrY8iTVR",
+	"d3hkKQSkGBLURsnG0OyjoR4T2tCJJcNNoDUVDQu0i98YluZoj++PNDllv0+Z0vfaA1QuNL1qZAB4MMx/",
+	"U3PH5sATFStTvldQHmRc+JwbeOEWhHNYxwYYdp4jbchFzuiVIpTk05QdkqFZ9pAoOldkNubxGGi5Hk4a",
+	"q/xycAlCOyTlGRMJXCwrF79R5NnZ6Qt3sgV898uW+QyUHHtYWrksPByPWXxF/MsWkjec17rIC5Owp9po",
+	"h1wpY7fInMxyKUZkYxi81Z7xMg3MPM2jQmoy/MiTm2EDjz4RmuWCpsd5LvN7bQ63I5V2RmZMj828Z0xo",
+	"O3MpiJzmRPGkdMz3w2PupkUUy42NyGB6S7bBz2AtMs/wC/ZhwmJtJB3l6TRnh0BiXJ4CEzaVoxFLImvK",
+	"KiY0kPUlF1f3J6lRTAfswwRUmirvMF8CA5CSyNToherKSmTBZsYKamUiZnakGHchUUtzuANho45mH/T2",
+	"WGdpWQ/rT3u9J/F/JTI27yfmB/ARwy9grvhBOF38cjv49l//+GfJJmrQ7Oq3yxEvo6nRclkC14dmE5az",
+	"hMy4HpONISzdy4TIUdp9Y2c03ATxYtn3VDH/A/P/4GZWmTa5mBMhZ2RjGLBnY2HTwKr6RsFuenvLqPwX",
+	"DKYyY/SKbAzdVwMt5cB8hhMytz6jOh4jVwDykI0hLAbO3wDuFCrWgS/nGY3HbOuZFDqXads2299vO8cP",
+	"UPkV0zmP1XGq2GzMcvbpNL5cTjX70lQ+c6wyJAFwBuBcieF2lKRcaSZYbjVAnoOZtjF8d3Z8evzq6OTl",
+	"4NXx+enJs7PB0fPnp+bMmO2TKLmO3p58o4CrfHpdmoXqxZeqVJfUaa6sAXATdd7SeSppci7lS5qP7ncA",
+	"L2QyhyuVwlAl7suI+dbdRWq9OE/39588JRdzzcqU2wlUi1OnNJnnzSV2oy8kY2Uu6zqtMAmuiLxmVnfg",
+	"fzesMeMoxM6lfEXF3M5Z3YucOdVsAENXRFk+R1+s0dP2dolCr22JgLs/FAQ8lxI9Zbmb1RLalV68JmOY",
+	"aksmMqOKjLk+NPcV9RyqrEGcECoSIiR4meDz36dsikZVwG/Bhb3lfbSLuG3g7YZ5rc1MrNlM4Q69lCOz",
+	"N+DpbTUIDUeojrCUM5QfWBeHQP03MgafldDgEW63DGMpLlMea6teOyvROdliKa84U2RjaD+pmInvBL2m",
+	"PKUX6f0YzjQYp8JtEqrpBVWMxFQYwXBhrC+MmpDiAqmxzHXZebQfmjVnLL/mMSPlFy3cpfCn6+I6CxaD",
+	"5FTTyUTmmiWvWMLpOczvXnT1Aw4yM+IAltxkPwJDpIqELzADl9n5fkHSYLIExiZ27CVUbZzRutm6Ie6f",
+	"z9687oIWbh8G32Ycy6nQz1nK8LGPHZok3Pyfpm9zOWG55kx1Di5pqljTK7w6ioE9KS55nilCSWLHNBQL",
+	"tsL93tjwMs9ZrMlY5oqRC6o1y+dEaTrBMzYJ3h8+uMCjHE/z3JiX7selly9+YeDk9q+C4MlLJkZ63DnY",
+	"6e3ugePbf9DkuS/8zr8W47z3v5QXv7FYFy5RNvOhilsQ/kh4zefSmxQZF0ZBJFqaLytkx7DFQYemPGb/",
+	"M5P5Vdd9G3WuWc4vufOV1yjP3AwLSjYO4+nnYiQB8Xb396rUijoftkZyq0LCcDZBVKuRDK9oflWyp9yj",
+	"hAulGYUYoJkLhHntt3iZfaTHrwnDBHY2F1KmjIrajuLKFm3nO4XS+za7if6Zxp2Mc0bRwGnYzAt58T/2",
+	"424ss1vsZHkCP7JYZkyFcdJJzjNq5Emh/xe7X3/vmra+/Y7/heuxnBpDiEV+nkZukBSVEgx+QQi7GpP8",
+	"pEzg+xoTiDqKiWTgjXGYw/LD/JNRCYO5b6HlDyqjluExj0AwGTX5mmta47F29OpJ/qov1t1vFUUJh44c",
+	"mqYQGfVZAEDK8qVTYzlThOvKnUuM8fCb5MLMt7Pb2326tbOztfv9ee+Hgye9g17vb+b3JS5bviLwneoc",
+	"/Ppx4c94AoLF3j9Hvcq9fo+/29ut3fDSNEOO3TJjf9zNg1uaZw3ZNVEb3wD5v4hRNC2weXBVH/34mhXj",
+	"lgNmOngxWCPwEbjRXP6JZplapj2h6L3xc6J5Tufmb54sj4A3RL3DAw1BNscNw13xC1542N9SdFrc6sBP",
+	"6AjyXQyRVOX8WoL8+j7qFEk8nQMxTdPaIfLEW4mKxQVtoGT4ruoGv6XKXDRzBYeYU+RloHkMlnNIzAyd",
+	"/yulQYrR4u0xj6EhVuI/rdsFKy3Nt3F/pgnXx0Ln81tuzhvBiGLxNOd6Ttg1BAdK+0Nj+0v0AEMmRCcy",
+	"H8vcENQQ+cAaC52og3pBMoA1r8SNKsqaOeJPog6fdA46Oz/sdnvd3e5OrxNhGgUdgYHViad5uv19d7/r",
+	"v2nhO276NbltrIIxnUyYYAlw26HiIzGdDCMyTOWIC/8fF8CKyDCggfnTXvWB9aaYj6wBrgZMmB+V2U6Z",
+	"hDWGY2lan6okCU8I1xEZmrXCzLi4Mv8i/W08AiKHgmY27DAkMifDOOXDQ8KyiZ7DMYZNViRnscwTlrik",
+	"Q3i5IjOWswqvrOxwbdrhlj8EZ3ec11w8WIyx7mKWCxURfkmomDcx+8oxq72wwlqfrMBZ8ZSGSy4d2Nor",
+	"whMcPlU6zM1P8QbV87VhQJeYN4B0kJdESK9ZbFAbGyZwjN1PnfPIknFz/SwrKfOBYgmRu47urAMFS4SJ",
+	"FmlchsndSwCBRmVGITqnPH04UVSw588ki548mCh6lrOECc0p6k538x4EWhX4qEMLsMmFslh3vbNvp9XD",
+	"UB6/alQu9MWUrcnP5wRyOuBCZ9BzlnKj7p5Z12JdNjEjOywDgtRJfMCYhlIwwkQykVxosxCRqEMynDCR",
+	"cDEaktmYp4xAhAKyQiETxPCplI/GqIaIaQb+KnwEHKIwPMhPm83yPuT14fd1096Mt3VNcyMizUX3y3vr",
+	"X+A+eR4M5D57YV/ocrxvf7xLsUtMU3apgav6xIwk+C6ww+yrCkMMPljVw3IeWu/CHLGU/50lZGM25poR",
+	"NaExIzrnWWa0pHeCxzJh5PWLZxFJZEa5IKmcsXwrpoolmyvI3TU5ZJrk4TvBf58ywoH7XHIfyq5HjBfm",
+	"yeeMJm9EOm/hisGMttQVn2zJCe7/Fpxzw8PxuQ9bMjMsc6Ln4abYbWu4SHrsyxxWdnnZ3W+Zs3Nq3G/O",
+	"ZfdM06TlTLBcjfnEy1h7wmfUTF9eM/HAs15k9Pr1FNvRxPrgij8Dzf7W+oZLPNSSZPTKMEgJhApVV7et",
+	"NgsquP+CzQZlHiDYLLhDdxZnwcB1kVZ+xyd3nH6xwZGCSEtkIyTPPYMIXq1qxszvImURyWg85oJtmbNu",
+	"PsE0QWLYaCjhqjlPUEkAH/q5lJN08S9FMzagamApGDwVUENLOciomA+sf8cfe/xgMBUQErPBVpslNghu",
+	"SZhk5v4sUvN8Hlnw9jjQAaPG2H0lUG0shlLmbFiREKYDZUyPZTKAIVMje8yHtUSY1oBqJcejlpgGz4ax",
+	"5yBlFKll3hzQppw5/r5u7VeSn4urcXztYsW389aApgUeC6/suATiYUI1HRombBSqGbsYS3lFNi6Y4glT",
+	"fTG0hhg6Kn6fMhGzIejXQ7DHhpsR+qPN43Z0zlS3L2o+IXD+mOFW9PmYmZU16mVKzu5yJefGK4RAsl8/",
+	"dgx3yCZawT339Gmb2Q54o6yG2jnojLWeqIPtbTqZdAMNf9uQUW37KLk59FRpe1MPOkHoPVBAnTP8O3PY",
+	"kdadg31/EGCkrvMFLXFhNbmFyq4gcPUsdAaVuarduodx5rjNbz7pKMTr0sGZFHImyCVnaaJcHir63rAE",
+	"dLjZrD2v7YTV+H545Fa0/+GuOzNiBcf+dyt5n4pjVT0bz+RU6JISab1+UFe4A5dcTjUZ0UlZn9xf6cXa",
+	"JrwsXfK5TRoJfFj3D15YVl44lTwdCrdSyf0Ex6+0b43ivLRHtzftWgxgx4Udm6m6178ghlVjPH5uwbbt",
+	"NB2I8sQX842dVr7R4o8KnMJ+5eErVidCbcCQKnXjZl740ywprEPVudNdWF9N47gWY2x6n/JulEVXp+J0",
+	"qTluHBX8eFGxVaU1VTam9dTfy6eKnOXBXKmoNn0mL+p3D+ZFLdhno+UE9SjysnD9byQyVtt/Of7xT2/e",
+	"/O9ZN7POGGtegJPJ8kTLOrug9Bd/elXYBrOcwutVFPwrUH3xg5xl8jr4uxITa1CJu80BsEYHHZDhnWL5",
+	"Mz95/9FzvwD/0Vu7iGd+DfAVmPJH9q3FJz8Xayk+PPXrKT57i2tyo76/iTovjELiy6duqcLbLEvUtQGr",
+	"wozmnCfWeVC5US5J3R2lqAMP2TKArjfTsVDX2MM4kznpI9n7naBIr87s40ZDFsKkXGFZHIZJ3QyMEmZ2",
+	"0Pyb0Q+DFAxs85eNMA1ggsNDuGoNNUCYLpFPU4b+EJcbZas1N4bml5AxDK8y5p0UI/P/WGaZxAAtv2ID",
+	"61UZbh6SYcYVlBQNbZ0ZJiuZS/uNInom/Wsq3Dqga41rW0I3+77RlYP7yTFvZ1jsCGiqVI+7aHTZqs5n",
+	"mCi8Ze73sJrCFmxmbSZ+d0P5t3ijl7k7cHER7n/xhiae9CdGUz2+Qy6unOpYZsiwyBhGweLVyhn3Som8",
+	"qh/QQnY6riavytxFXi1drR2kaXX3T3m9bYLrqk76I0FOXzwj+092d+FdW2rCYiCmLevZ3d8j8ZjmNNbV",
+	"BJtP6IVfOVPuNZu9DfyAt9IywsrC9oztyTSfpIxkUlyxOUm4Gs+oGrOcpDSb3CZl+0STbKoMw0hTOSvz",
+	"pYlMeVzJLVj84nVkbd4mdftuab7A4xUfia3phAjGEvWgodXbpvxGZCp82udUaI6pk65cVkJGz/J0v0/u",
+	"4P7e8AOzwcHVxKJJSlCA+aOFH4eBE5njomRMUzKhuW6uon3gDOK7RJDfAIDIq0Jw3VJXgtid1YwQjOTQ",
+	"VrL7XZc5FJS0Wtbfr+aihAzX3ahzxYU5znDG5lXTeX+/R/a7O90dmNiF/FCpVUK1Hl8NbzPmgSFbzCcc",
+	"c9eaTqNiIvy5F4TeH77QQdhkp3/fZKd/Eu9exa+zs7uSDwmpXEKlcgR/UDN92YbWJlPb4Qa9UBBqSynx",
+	"/HJFdG74FVibG6CZKsw5MPr/N4rEKeUZYSJRm84Q1WOWzzgCrdzNXxKcuo+3zX72J/LjHV++mq8D2YPz",
+	"dKzZUwhnLCRDyWu4zHdS8iFWd70gUDvTu5dbJXvI/LQyk/5MzpWdh0uXLp26huitIf43yohOXQrT4p3G",
+	"zbcJQwrPlWfUMRUxS2uJSVWUnuKelH0Wd7CuquFznzAXYKxUsgtWVp3vmWywOPwf6vaH5gR9Yap39FXX",
+	"dkblHWi6Bu7oAbjmC5lndzh96GCxOKxmNZE/e0UJ7ozH7K7WW7ELu/ez9NZ8dFoPy+6nf1n7nheTWLrh",
+	"L7m4uoupSAki6xUIQEa/uZT5LcxGTB9RNX18p+e0zztkMKJsMfOZUeWQU7W8gy24mu0XLqJRCfTzUVpO",
+	"FJnJ/IqLUXk+jYtfTfVuMceCaS09A4CwfIdbH7i8MLkyPA0Vki86CXfNuH5YB5ZDM2jzzP2wt/+ddwIn",
+	"Mp5m9Toq679vSPQq4WjkIfpOIplqRMmCsc3jmPWy7tjA+xZQNoepaSe5DESittbWoMPCgJ9Ps7spaBWe",
+	"j9uRrX6LLR1XVJWDwE+Dnhw4qb310us15lAgTcOFtJK3mKxujAgekXenJwh0AZEzWLIxfowhYXejkv6z",
+	"2oYtYzkOSgTWEphUsK9NN+kM0/7uoeXaxMHq7VL55QChXg86P/ztYmf8kzjbjXuTn/ayv+rfv89/nj35",
+	"8Jc/966Od+h3L/P96U/zp/J8Vy0SRTsFN17kfQlfXQf4F4kzjQJ0z6ExhKYCsKQdSFR5f263hLtJJoce",
+	"xESiyFSkhp8DNqCtCORaEZ6kHm6rTWrt3NZhtC4bv7Dlgz1YKv/uXbK/7gL8T1kx35JiXxeLd6gLWGfx",
+	"/VrLQhYfqk9Y37FqqX39WILDDauwz4ygsY7dJOPCNz24YDRn+Qu3nimjAwQWbQhIFkgtV0yQjCaMXMyx",
+	"ethVw2RcbOHX6OgiW1tGeJDXR6+O++LXrS0PqP5+GAFsLLCxEqj1AfkRJkWCnFOXbkpeoBOoL8ypplrm",
+	"NpfzgsZXTHhA2kuZk4tczhTL1YGHMqOGAY2EzCHIk7C8L4bbMOntoUOtA/xhAMJiqkvqCPC+94D5ApOY",
+	"QYpDnB3mXfCYsdZgPhpO8ieI0rd0aWjAb46I2/WAr2OiusLJg7vXyy3oEYCpAEWXgEA8FLOiE/6/DBQL",
+	"aZ9/BvRpmZvZPsfVuaUbsHGELATl4JBQEqfcbKehjzISinE9Dtox4B4UU3Pv5knTzFaZWDEnYySYk/j2",
+	"zdk52aZTPd6G6uTtYevrF7zd3BsuLqVDX6MxCLyg8QKe9oxyoSkXLDficpqnQdrgiOvx9AIyBv0Dwf+4",
+	"UlOmOjUYs2JwOROqXmfGlEO8cHJDHZjvuBiZH2cRFEZxMeqLonwKEoJsIxBjSqkIkRrtQ1W+SsxJS+fk",
+	"go05+vz6olIlG8FlcamvdhioAwk7HumxVGiqqm5f9MW331pFTXW//bZps8w+4qLdhR36bYL72RdDGXwC",
+	"XXvgfF7TdLrgEG5iOYK5hnC3ht2+QMCVsr5UvVfoO6SpkjiaeR9esb4oq15AY916lQEQvpieYR3Kt2Pp",
+	"i2BmdukRfjv847GjkR14ewjYjcGzyCUzpilcxT/0gd0gF+53HGiDpiMX8PzT+auX4FtTWBioLD4iAPe6",
+	"rXoJ2/btt+RV0StGEay6pZoM4TCrbTidWxhk2/7XP/45jAxLDb9TTG/ZEwY/wK3ANZXRn+DrLina1vRF",
+	"Ccl+QvXYVTECBy4Kgg7tYXNZrApSDoiQfeG2Etg79t1CySQFs2t967O3vv2W4LkoeRo3bB5DhP4Ie33Y",
+	"JhlTRb4nWvZFLSRvcQhpJsWIPP+NipH8RpHdXtTr9aqRegWT46ovXMS+3L+pHrg/LAJ5ZK/X64vGTDg4",
+	"lEM0RYfmcLirCoa8XfyRE+tm8ZBXBYLVXFN7HQoRuWFOERaEDDdBml4uFscHq4t2i1kVKBd9sUy7GB42",
+	"inZt68e9PO8LL9B/tEoBoPFjnWnOR1woxKqGqqcAnvr89N3Z+fHzwZvTkz+evD4b9sWIafLszekZzjeo",
+	"STMjMjg8OC5k6CGNwbIPTtfehw8wvX34V82wXwFd4Pfpi41hG/zncNPRDusD6+WB2JvC3+yMa5jMW4hu",
+	"W0RfSBTxc9nb/YEMw7o23J++GAa4vcPIEhkhgLlHAO6SH7E6zDorzQvJhOUeeqEvJkXhqmGPVBMq5lIA",
+	"Oiqh6orQCznVgdzTYzYniUSA8Jnoi+JWgviInBykIoCOc9Xx7sZC/wBYkJlPX1iGLJieyfzqAIUPfPaN",
+	"Iidvr/eKsewlPHl7/ZRsP93zYGoTZgaSeRRITLN/HzhK64bT9Pb0zS8nx2dDNwZg6Mxobsz6vjAn8Jet",
+	"F/gJS8z/LFu0lEQkFjxruGUeRQix9M0YcTpNWBIRJcOt1UjpEJMfG68EqLRgrhumZm5EmEBk7g8a+g6M",
+	"2rPIMVVjprDhoC32dPvSFy4NzByWyo64eVXOGtVEipiZUx+ctwOyM9xEldtYe0KxQC97dXJe08LkhAkl",
+	"p3nMujIfbduH1Lb5beEt64TVHNcsR19SZ6fb6/ZAS54wQSe8c9B50u11n0A8RI/BlrKcEdBfts0HI9bU",
+	"7q4EFVMGxgL684TIPDELtKRSlngKL4tF3JECMPzs1iEBFd5BexiAl89yrhnZgKqlvlhcv7fZJX8BKVEU",
+	"caKtY84JSiEkuJcKJ4lZkRnzJVcaMGg65baQvzb7OoufbFss72jpD7F/oPlhNYcL5mgx8H0lWlsDwSA/",
+	"Yx0d395Xeqbt9noLkJobEJpdzsVXB4TWnCSyGnpzAbTUCC7fgqZkLuAe0rdpcL8P20HXKnhkZ/kj9Z5j",
+	"N1Fnf5WXlbsHwVNPlj8VIqaHzhk8CYFb5tf3EC2ZZlhGisGxgCZRR9MRlLLAU533ZjTLi/AmrMqMLA/a",
+	"sAWFajNkRxFhNB774u2+KIodHUhrINxsmdDg3enLs2GhiR9Y4wff1BcW8xz3ubgmyMZmY4CuAGQ6IXWV",
+	"OQFv6ouAOTklF2pGAtZl/l7CuqASR/2n8a626fij4JqLmCfb5mQjNKvd+6Bmd82cE1ikMUzXAxdQxiqx",
+	"nHIxNK35HivGl+UmVJFua6XhMN5C7IFetSQW03rvX7nr4bRQGWMJ2e89Ia5twrtS5mo1iXglQIJq+d5C",
+	"ofLdza1O1nKJggf7UZBAAzSl3UW3CX08D0A5VpEsH3lys23MXnhoGxOiShy0HXWBJ2TDWDBDK2+2DFPn",
+	"igzZtR6gisoTr5rer5Pvd3dQ6yZSNYhMACsPoUGx74jFPc3nBR5d2dwrScSoL6yVfpkzNbZGHNRb4Q33",
+	"GZbg0QwpdEiol73zAswOjFl2CYBQl1xwNW6Vd6duu7DQucaFd1sWneBSH/zu7K1yCyqtiuGxvRUf8x3F",
+	"vtCLCjF+X4eNm7DobmIRy6paH0YYsAlvyfwER8wMoIAQOVFLMpIReANmY5kVWhrFQVAKdMlr8KxSXzpD",
+	"sXiGnMH0jQ3rU5h98YKtFbeVFMG9efPu/Mc3vwxOj8+PX5+fvHk9XKjHYdr1Z9PjWNC0IOhsu5EyraFp",
+	"g/KOyc02fSqsJWhq3b0KPGgtp2bxfMGnzoNs9KZ5+dSb1eRxuexi2QyconnFhcXKxjAC1GKDojDw1c4h",
+	"RHbbZG1dRmNrelcEFBDtaQPN1qme/tsWilXUtZ3dm9udj+UKW/Zo9wfqWrbM4re83+plOp+vppOVm7CD",
+	"cnZPjWtnd90qlwcbxwAQqF2LtahDJ5m4IFS4WAxwOWveGEZTbQbbbVObdD738uVRZ/oadKb6iVl4eTBU",
+	"vYLeBD9c4B0rBUkw8IrSqy+kk3s4xmwsyVimtomcj8TgecWTumEt5qhfVKVjb+PNiBiqUQvQaF4cICyb",
+	"27dQWXqnMFvlc+lKNQoUKlObXHcui3UpRmsU8l9om6R7eelLPXkWimnYy0c57eT01F6tKq9pE3EIPqUs",
+	"Wru5E6qeiwW+EeAjyFXkVFs9mbNk2BeV/uoBiAWklGhVblfmTC/bkbcv3Jg0bG15q35zh30xbGgBN8R3",
+	"KOxhV2vhVo4j98XiQHI5N6EcK26PETewQKT5O4QptUlfP8pkfjsGcIuOhLe4dA5n5aac8WsHqrCsndvN",
+	"+FaMqr6sBjZV/1EV/HQhk3pye4bU1vYVm6Q5HLqvRevaWeGxalt3eG5/FT7W0ErYPLz7w/KHq83Pv1CW",
+	"izfZMs8VNDywjpAJp0w3pBQj8J8KOsQoolh6ueVa+0IFWORRbsNS8gP0A/eFY8WG+frEQ8xliYAbT4XC",
+	"/FSeEu8RiwgVfTG0Gb0D6xcbGnWPx8yFWo2+ZC9XK3/DRXj+VmIZe21rTh5NlYc+vUj49tMbNVsjjt21",
+	"9vestYpsMWz/yHTzIel9QrnyqRXgaD1NbsJ2o2sUUZ/hkv273JY3grVflFtasm6rTp53bt43Cgk8kk0+",
+	"tFuN3ab2HyWJ0fmFFFvVgjbyrlDfobbB9i3ejDD9ZpEqT46KxEIrN0ayyNOxr/ISCvNJJyzfQlln5Ram",
+	"Attk6UOb3ppvZVxMtUs/7Yuwj9rR2xObldsqlI6S5Nja8PdWuVfr6H47rds2xv0Eavf92NGtFhMsotJY",
+	"2NUPscRhlV1O03T+7y30P4t+/SXyzqMkCfO9tbylymy54UeMwC1TohHnuoW/IU/zHzpnfGvfoOGmKy8w",
+	"F0I11ap1F6nBBdNZpgc7eO5HPfiBTycSPjygvn3huoX9cuc1nJelekFwEzJ6xXxt2z31hdtMr021eEWv",
+	"4O4VPsAAwqiCeysFIxvQuLcIMAjWF/5a1htTDTcPq4YoUZrOFbj3bDkwrZrBI6aRHxidxKod7hKjf++A",
+	"7PZ6kS8jsnUNreqEWaXFzr+3/XIrAd2SAXpP+WyXYqtiEIpGPXKih+ZEr7Cjor8yE3/CVhKTrkP7Qul4",
+	"LBJlMwadcyhQpQ/BmHegBXB3sBJNYRmydcVDSHOh3HNV1iuJvuPSdKC//OPhe+jDdwyBa8uhVbF9n8Da",
+	"LcrtQWA1R6bGLL5SZbDM0OZz4Vsfm7LxHXt3+mLDS5ncCyNU5pSmOcoDNvPoFeSsUvcPISVX5h+RUtF/",
+	"pZL/0KeCBHgQeMc0z1i3L45q3emxEBHbjxQrHDFdpN+iGISK2SPbD+Fpr0jVnbCcWKPY/LdcRYpJkjs9",
+	"m4nQF1Kw0iOXMgf566YDxfxQ+1oaB9J+C5PNNtz3OGSY+gLswJZppoADiq83757mhpR+dDusrYJPZXxF",
+	"nCPba1/CdZVtEr8vzQTWZ8XfGfN/NYkbtoxfybi/pe7woOhgqy3ZAaE1qBkv5WgEKSOdyKLEwKrPmN5q",
+	"A1lpv4Mbf9J68kak8zqwRkuihn/4D78/+Vn3/vWPfx6St1SP/7B9SNxgh+SMZuyMa/aHl/RDA0zczR0F",
+	"02OsbZl4KmczgKIRip+pHjvFx8oPOdULBEgYSwvxN+y5J1jEDqy+28Rl5FSvpLzYQ21+vqoCcifdo6R2",
+	"fC4FIgSRgg0rQyT9+t7YkNUfyfqvanuN1G7b7ApGS/umH1nLcbe3i/EpIRE5s6iTmbE03bqUeVbYphGZ",
+	"uX7vOeKfWBwIVDC4jmzeiRfNIMMQ14fM6BwxuhxMbF9wD9ILSSszB0wYZMnQmjFcqCneeEUxaoG/Sql6",
+	"gCqe8mumwqKF0+Oz4/PB+fnLYV9s7JCxnObkYu5d+CVVwqwP5wxGX4CFAf+vjPr6+eDk9fnx6c9HMPYT",
+	"q0aoYPhDj/hIuFA8YYAPiRkzZj8wHi0SoLCxsiGNcCqg/AI6wYCWUAswqC5xc97p9YV/iZnlzr6fSAXM",
+	"w+0nqClcE/aBK40E7YsnPfg50KeuO4GHQZC93R+aFBDLKEtgw59GH1lZ5DYAH6+kbDRkDx/FMZtolvgU",
+	"5pkhjFHR+GXbEe48isSHEIlH6sq2/isnvxFbfbwi8/xolbrBFZvfbH8ElemmPfkYi6qmihUg5C63GM/K",
+	"Aake8KG5b7G33/oCCrIQeAXZc+kg6TKoua3uYgJvLQjrw74o8ugdTtoGdY6KyB1WFVMhWL7pHH6QJYp5",
+	"Cn1heH7QvyNE8TeM9e2bs3PlS6jenb5suvxnYzmr3/z1ef/ugCV/BxYB+PjQAZx90NtjnVVwp7EI9r8S",
+	"GUM3VvMDrIe1AC5cpxa75dlYSsWsKe3oib/aDn6GaJ7FTGtKdVPCgjk1Af6Y193mZOPPZ29eb0J5ICCJ",
+	"mY3d+NP5q5ebZcPiGY3HbOuZFDqXaRuF7O+3X8szLXObbrwSOzNkDK76Z2cQbybQnmkxdwAMvTu4cdCD",
+	"g8iYS38Mpwz9TO2RAnC4eMy4IdlAjI4lrVIOGnHmCii6zQhhn1tdnFFfZDS/KjOh5v4KXiFDPcwmE9Nw",
+	"BhZNoJonV8uqeB2g/sEQ3u/kjnqIoWRB4aZaaYq9tHAvjXoaYBnaStdgbUVE03w1mCoAsjK664zmiQJP",
+	"lNOQ98xkzU2KrC8KuKVdANwpO7K9iNDWqIEnPpPikufZ2hSi23S/XI35hW06zQUKJ/BhazabgT2wNc1T",
+	"JmKZVGCpP11HlzuwbuhlcydP0r15vZuHA9hbE5vPmZqm2GcHmXjkhXTQe2dtnL3RhvdLM5cMpcvnkySP",
+	"evHtxN4Z0xUFhOhxLqejcal5S4MM9Cqyw7Vt1YJfoj5p9U2j8QJ+LjiRCozdAj3DA/CixlJ3MP2Raeco",
+	"/c/yAQeo2Xf2l30u71ejt2uZd6uhxUezsYbtw//eXgbqJXePzMY89R3aYwDMBuDkUtON2omzbc7ve+Aq",
+	"zcxXOxL23U3FfCm/XuIM5tdMMBVGIwuAYEu9jOmcx6qVeo5pkYs5yeVUMxcK1FPlkbO5kc2aiZgzFZGc",
+	"araF2ag5u5wqmqqI2AwJi4PjLjy6SijXAHtusaKxuD3yP3JbZf7+oyT5VEB00FrThb/t1fH56cmzs8HR",
+	"8+engEeOOfV2hYAyDLudECksEB3gBgujM17adciZcG/myq8YT9Beb69Jkfsj068sFVfTJiYp5eXD0flv",
+	"cv7Xt8fEw3wNxlpPBu5UDrTUNLVev7zoW7CatmAn56C43+YyY3rMpoqY2RBb9b9qUN6OdpwqNhuzfPEJ",
+	"DN6VeRK1nkUL1tp1d6e1jgL7GkxYXHg8qQKd/JCczehoxHLy7gSxzhMZq+2hhW3nulmkTFhsnr73Fa/C",
+	"zd40bJTv8NHM4ycstrIwvwYvuSIXU56il3chsc8BE6ZEFa+TLaX5nKKG20jz8EeEfaCxTucOQrlxnosI",
+	"/dejVy9vR2g3t1UJXWt/Yiz8o7cn5Em3V+rG9jl2xCx/4Y5AXl27OEMxZgMjCdX0AlCKjAij8RggwwuD",
+	"OOMjHBz8zlAakBwCQmCpmXRtn04ZTbgVHV+U0DMTm69dFQ6X27ovBdrEWmrCyUaRvrkZ+En6gjbUfWtp",
+	"rhR57hJIUjkqcnq4KEWonvQ8FPWicE05PFQPHxFKEjonI2leHqS8RITGuTTyOE2xcP7AWBDaitRiVsoV",
+	"9sIvXQywXIVp3oTy1mLHg78ZImAAGLOhmEi2wsltQkUmZhzRiRlazhoTTs/4SLybfDUpL19MCfnCjmSr",
+	"raWtnu6d8s685DH69TBWPh8JMp2EppNtPlRia/V+Lx+xjwuWdtxUwl+t0mlZhAu06gxy3XU9VgFRryrL",
+	"DANgXEck5VcMOxANu+SoFt7CEFZfqMxwHd8vx0FPXUy1hqbzTaGrQ4zAQQ67y2lvDWfhNCE33HZqX29M",
+	"qw5p/MO6E9rXEMnC3OvqhMkcZE55J9fg+GxMuK/GtWJ0rKMoK/yjj0Eu38BjyzbwWFOM6ww4hT1U0W1C",
+	"YkvKYZpZRCUDKKrVzGBwSKZJwUyaal3IglKXMy5GKbzpoBSLXxQlsvEgi7Qj2MwIOyS0ZU6LwkCP7ASC",
+	"JRXmv76YyUqsoxZU+c9mGssLa8KQQENXuUVKxP10CHtUy+HoQFVAeK3hsUWhXaI01HNi+qKaFHMnhaIv",
+	"VtcoYK4/B6bOw5bIraeGfQ08AEgwJ/VJrylyWiuxfNQfVk6SKbkJvmT1oZqpEuRk+APQBccg9J0j2Ggf",
+	"pbzrENAXYfW9ueBcucLX4BQF8SUs8CMu5GSOTV+At87M0/wYcHEho852Aa0ftwVawiOLwA+O7Kb4zO+H",
+	"4QyP6kGJJzhG7S/JQsVgKYpbULoYpLfZbsVlfDeQva5vnpf9RcNYgL1kROdUKGzTdlCG28IGqDnDgj5b",
+	"tkB1X0hh1P+TMtwb/rzogmCbIbahvvVFCN8Tltz7KoSwUbIZGzMKErRcoF1YX0C/MHLF2ARX7sHssLVr",
+	"YAlxbAh7VC2L9PYKF8DfPM7nMCLUOn/3bUFAX4QVAWbgJj6E1UFHuO41Zautx39q5/TcEmk1P+peYyY/",
+	"FGfaPV1HyV2lzi7yu7204K4otHtFP2wdjdgfeg9Qc/cwtViPntzPVThmEQxBPfI3ucE9fLdcZ1utXkVf",
+	"sT6nO2CtLIVlCwSHZYgucSjghImPaoGSpyUZCjazbUq6feFUQZsXIq6smzr4VXOK8hG6enyFVcW9Daqn",
+	"TA3HhlryqZgqs9fAsV/afsZU1TsgG2Vzw/HiqK1WHe1c27+/tKZNm8ciyX5FLlRrwLCjcxvLt9eg6pm6",
+	"I9/382txTK1dLoTzvqtMOA67Htulf1qsjUf2+vWyV7swQt2JsbZnhXMEPNciqda05QDOsjm1MU0DlbZU",
+	"0FBDk42wOvNiToyJWa/c5vaK3zfl48tCgy14hO38sJKJ6lUpmud0vggZ9pvApviy+cFXlfwLTRloncIN",
+	"VyZatzaBIK8hulrUiIgYljbVM3b6wqbsrITt6rWJMI9np2ejdRkVdMQyI/pLVdwBio2rYkrI02qtd0v6",
+	"jy+LLyH45YRiuSz4vsJu/xE0GIRyLMyUtTA7pHCchAlLqET2RYhxkzPFREK4OWTXtOgihzC2otxSxmo3",
+	"4fMxnZhndnqkNVupnKrUjEP3SRFtb5Pv86WC1yL3/CrRax/1pq9XbyrD3a6uHq0D37YCbumizxRQTS4M",
+	"6wKU2b7YWIR5e3tu3+Jg+6Lgb9dwp1YpLChBQD/ehwaA3Wb1p9EyeCNqoS9UES7m4AjHfpG1vO+Wc9f7",
+	"CqXPeRH8+ze7HF+VJh8cxHVq77dFhF4oNWo55vdwUq4DC9o3UBVs1qBaY8Sq1C/O+yILkKqmlhNYIO40",
+	"7mrba4ynXbJZ4RfcWABntemxMptU76BIoC+wc+RGuflbY6e3MyaSxfHtBvCln2sLxcYaj0Lx308o2kax",
+	"jTdjBZXRuZc/cRjCxR8qcWwF0C2CzcJAbAHf0hft+C1k43tzw3Z6u3vGIM9pbCYFyOuEklhmmRRFK0b8",
+	"3FzHQPiHnhQCRTaKpDKmKZnQXB/0ha8JIw1QMZtdEmBg29bMJZgYvOewUBe05tBD8rABksWSowTJovpC",
+	"aTkBlEDzy40gz3bzkFDSjh8TaNm1CoJSbLwhMrRijLwvKqh51ueiHEMOvSWNOTzwjUdUuWcQ5Q7gKmuL",
+	"qbg13DOsUkVGeXQMPDoGmng+HrMSV1xWz4TMHvnAFlzM7YUV5RVQUe+DhAQewapWvcKyyEYbKszk/6Qw",
+	"d6uFUr66Hhf/YaGO89Uig+vKxVhDs4vIC3bCRZxOEwf0thJE9LFI7t3k4jEn6xEfewVTgY8EQPDCSUaw",
+	"khqC0N3vFawhv3bPTXPDp7fBPrDvqCE3YlV+VCifNkEA8knDvEMuoU2MoBlEoZ2EM1SogkHiVSIbz3+j",
+	"YiS3zKyp5hdpkF8qEgDb2gyHNKuvD2eYEXNhmyKtACOxweOWLTUPgDU/NvkJo4w5KwHVhi3g7IiYL9yw",
+	"wAmLI4IYT5jFhTgywaMBUkPzhKAFCzl6e1JA5OEz0sh8ORPkgsZXxrDcwP4a5leumc/mQV8Mj+y9ophK",
+	"/COjOcuJTUs3DASTzoeuKAhhzSDFf+gxffoCJrKFX2IZ/LBLXnKlMQn4is2NaTShI6YOyPD/QSnhH/At",
+	"PClS4Xefgg/FfrPT7e73enYCrgkYGX7sY8pDv3NAfv3XP/75PiL9jmAf9ACGNR+7kQHue5raZPubIeHQ",
+	"iUXmicsIc6cGetncvL/5/wEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
