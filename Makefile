@@ -19,7 +19,7 @@ run:
 NODE := $(shell command -v node 2>/dev/null)
 
 ## test: every test; on SQLite always, on PostgreSQL too when USEREMAIL_TEST_DATABASE_URL is set
-test: $(if $(NODE),sdk/typescript/node_modules tools/contract/node_modules)
+test: $(if $(NODE),sdk/typescript/node_modules tools/contract/node_modules webhook/testdata/node/node_modules)
 	$(if $(NODE),USEREMAIL_REQUIRE_NODE=1) $(GO) test -count=1 -timeout 45m $(PKGS)
 
 ## build: the binary in bin/
@@ -75,6 +75,11 @@ sdk/typescript/node_modules: sdk/typescript/package-lock.json
 
 tools/contract/node_modules: tools/contract/package-lock.json
 	cd tools/contract && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+# The standardwebhooks package that verifies real deliveries in the server's tests.
+webhook/testdata/node/node_modules: webhook/testdata/node/package-lock.json
+	cd webhook/testdata/node && npm ci --no-audit --no-fund --ignore-scripts
 	@touch $@
 
 tools/axe/node_modules: tools/axe/package-lock.json

@@ -17,6 +17,27 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for DeliveryStatus.
+const (
+	DeliveryDelivered DeliveryStatus = "delivered"
+	DeliveryFailed    DeliveryStatus = "failed"
+	DeliveryPending   DeliveryStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryStatus enum.
+func (e DeliveryStatus) Valid() bool {
+	switch e {
+	case DeliveryDelivered:
+		return true
+	case DeliveryFailed:
+		return true
+	case DeliveryPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	ErrorCodeAlreadyVerified         ErrorCode = "already_verified"
@@ -101,6 +122,39 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUnsupportedMediaType:
 		return true
 	case ErrorCodeValidationError:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventType.
+const (
+	EventEmailAdded          EventType = "email.added"
+	EventEmailPrimaryChanged EventType = "email.primary_changed"
+	EventEmailRemoved        EventType = "email.removed"
+	EventEmailVerified       EventType = "email.verified"
+	EventUserCreated         EventType = "user.created"
+	EventUserDeleted         EventType = "user.deleted"
+	EventUserPasswordChanged EventType = "user.password_changed"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case EventEmailAdded:
+		return true
+	case EventEmailPrimaryChanged:
+		return true
+	case EventEmailRemoved:
+		return true
+	case EventEmailVerified:
+		return true
+	case EventUserCreated:
+		return true
+	case EventUserDeleted:
+		return true
+	case EventUserPasswordChanged:
 		return true
 	default:
 		return false
@@ -288,6 +342,11 @@ type Credentials struct {
 	Password string `json:"password"`
 }
 
+// DeliveryStatus Where an event's delivery to one endpoint stands; `pending` while it waits or is in flight.
+//
+// Example: delivered
+type DeliveryStatus string
+
 // Email An email address of a user.
 //
 // Example: {"email":"alice@work.example","id":7,"primary":false,"verified":false}
@@ -330,6 +389,83 @@ type EmailChange struct {
 //
 // Example: email_taken
 type ErrorCode string
+
+// Event One event, as delivered in the `data` of its webhook (besides
+// `user_id`, `sequence` and `actor`), with its deliveries.
+//
+// Example: {"actor":"user","created_at":"2026-11-28T09:30:00Z","data":{"email":{"email":"alice@work.example","id":2,"primary":false,"verified":false}},"deliveries":[{"attempts":1,"delivered_at":"2026-11-28T09:30:01Z","endpoint":"https://app.example.com/hooks/useremail","last_error":"","status":"delivered"}],"id":7,"sequence":5,"type":"email.added","user_id":42}
+type Event struct {
+	// Actor `user`, `link` or `admin:<token name>`.
+	//
+	// Example: user
+	Actor string `json:"actor"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data The event's own fields (`email`, `previous`).
+	//
+	// Example: {"email":{"email":"alice@work.example","id":2,"primary":false,"verified":false}}
+	Data       map[string]interface{} `json:"data"`
+	Deliveries []EventDelivery        `json:"deliveries"`
+
+	// Id Example: 7
+	Id int64 `json:"id"`
+
+	// Sequence Counts the user's events from 1 without gaps.
+	//
+	// Example: 5
+	Sequence int64 `json:"sequence"`
+
+	// Type The type of an event (docs/WEBHOOKS.md).
+	//
+	// Example: email.added
+	Type EventType `json:"type"`
+
+	// UserId Example: 42
+	UserId int64 `json:"user_id"`
+}
+
+// EventDelivery An event's delivery to one webhook endpoint.
+//
+// Example: {"attempts":1,"delivered_at":"2026-11-28T09:30:01Z","endpoint":"https://app.example.com/hooks/useremail","last_error":"","status":"delivered"}
+type EventDelivery struct {
+	// Attempts Example: 1
+	Attempts int `json:"attempts"`
+
+	// DeliveredAt Example: 2026-11-28T09:30:01Z
+	DeliveredAt *time.Time `json:"delivered_at"`
+
+	// Endpoint Example: https://app.example.com/hooks/useremail
+	Endpoint string `json:"endpoint"`
+
+	// LastError Why the last attempt failed; empty after a success.
+	//
+	// Example:
+	LastError string `json:"last_error"`
+
+	// Status Where an event's delivery to one endpoint stands; `pending` while it waits or is in flight.
+	//
+	// Example: delivered
+	Status DeliveryStatus `json:"status"`
+}
+
+// EventPage A page of events.
+//
+// Example: {"items":[],"next_after":null}
+type EventPage struct {
+	Items []Event `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 7
+	NextAfter *int64 `json:"next_after"`
+}
+
+// EventType The type of an event (docs/WEBHOOKS.md).
+//
+// Example: email.added
+type EventType string
 
 // FieldError One problem with one field of the request.
 //
@@ -663,6 +799,21 @@ type AdminListAuditParams struct {
 	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
 }
 
+// AdminListEventsParams defines parameters for AdminListEvents.
+type AdminListEventsParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// UserId Only this user's events.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Type Only the events of this type.
+	Type *EventType `form:"type,omitempty" json:"type,omitempty"`
+}
+
 // AdminListOutboxParams defines parameters for AdminListOutbox.
 type AdminListOutboxParams struct {
 	// After Start after this id (the previous page's `next_after`); none for the first page.
@@ -808,6 +959,25 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 	AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListEvents List events and their deliveries
+	//
+	// A page of the events (webhooks) in id order, each with its
+	// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+	// reached the application, and why one did not. With `user_id` only
+	// that user's, with `type` only that type's.
+	//
+	// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+	AdminListEvents(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRedeliverEvent Send an event again
+	//
+	// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+	// with a fresh count of attempts and the same `webhook-id`; a
+	// delivery in flight is left to finish.
+	//
+	// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+	AdminRedeliverEvent(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminListOutbox List mail
 	//
@@ -1357,6 +1527,45 @@ type ClientInterface interface {
 // Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 func (c *Client) AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminListAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListEvents List events and their deliveries
+//
+// A page of the events (webhooks) in id order, each with its
+// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+// reached the application, and why one did not. With `user_id` only
+// that user's, with `type` only that type's.
+//
+// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+func (c *Client) AdminListEvents(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRedeliverEvent Send an event again
+//
+// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+// with a fresh count of attempts and the same `webhook-id`; a
+// delivery in flight is left to finish.
+//
+// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+func (c *Client) AdminRedeliverEvent(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRedeliverEventRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2436,6 +2645,130 @@ func NewAdminListAuditRequest(server string, params *AdminListAuditParams) (*htt
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListEventsRequest constructs an http.Request for the AdminListEvents method
+func NewAdminListEventsRequest(server string, params *AdminListEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/events/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminRedeliverEventRequest constructs an http.Request for the AdminRedeliverEvent method
+func NewAdminRedeliverEventRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/events/%s/redeliver/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -3948,6 +4281,29 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 	AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error)
 
+	// AdminListEventsWithResponse List events and their deliveries
+	//
+	// A page of the events (webhooks) in id order, each with its
+	// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+	// reached the application, and why one did not. With `user_id` only
+	// that user's, with `type` only that type's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+	AdminListEventsWithResponse(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*AdminListEventsResponse, error)
+
+	// AdminRedeliverEventWithResponse Send an event again
+	//
+	// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+	// with a fresh count of attempts and the same `webhook-id`; a
+	// delivery in flight is left to finish.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+	AdminRedeliverEventWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRedeliverEventResponse, error)
+
 	// AdminListOutboxWithResponse List mail
 	//
 	// A page of the mail outbox in id order: what went, or is to go, to
@@ -4600,6 +4956,151 @@ func (r AdminListAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminListAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListEventsResponse) GetJSON200() *EventPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRedeliverEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRedeliverEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRedeliverEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRedeliverEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRedeliverEventResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7367,6 +7868,41 @@ func (c *ClientWithResponses) AdminListAuditWithResponse(ctx context.Context, pa
 	return ParseAdminListAuditResponse(rsp)
 }
 
+// AdminListEventsWithResponse List events and their deliveries
+//
+// A page of the events (webhooks) in id order, each with its
+// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+// reached the application, and why one did not. With `user_id` only
+// that user's, with `type` only that type's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+func (c *ClientWithResponses) AdminListEventsWithResponse(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*AdminListEventsResponse, error) {
+	rsp, err := c.AdminListEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListEventsResponse(rsp)
+}
+
+// AdminRedeliverEventWithResponse Send an event again
+//
+// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+// with a fresh count of attempts and the same `webhook-id`; a
+// delivery in flight is left to finish.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+func (c *ClientWithResponses) AdminRedeliverEventWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRedeliverEventResponse, error) {
+	rsp, err := c.AdminRedeliverEvent(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRedeliverEventResponse(rsp)
+}
+
 // AdminListOutboxWithResponse List mail
 //
 // A page of the mail outbox in id order: what went, or is to go, to
@@ -8265,6 +8801,124 @@ func ParseAdminListAuditResponse(rsp *http.Response) (*AdminListAuditResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListEventsResponse parses an HTTP response from a AdminListEventsWithResponse call
+func ParseAdminListEventsResponse(rsp *http.Response) (*AdminListEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRedeliverEventResponse parses an HTTP response from a AdminRedeliverEventWithResponse call
+func ParseAdminRedeliverEventResponse(rsp *http.Response) (*AdminRedeliverEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRedeliverEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError

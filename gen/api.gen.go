@@ -24,6 +24,27 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for DeliveryStatus.
+const (
+	DeliveryDelivered DeliveryStatus = "delivered"
+	DeliveryFailed    DeliveryStatus = "failed"
+	DeliveryPending   DeliveryStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryStatus enum.
+func (e DeliveryStatus) Valid() bool {
+	switch e {
+	case DeliveryDelivered:
+		return true
+	case DeliveryFailed:
+		return true
+	case DeliveryPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	ErrorCodeAlreadyVerified         ErrorCode = "already_verified"
@@ -108,6 +129,39 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUnsupportedMediaType:
 		return true
 	case ErrorCodeValidationError:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventType.
+const (
+	EventEmailAdded          EventType = "email.added"
+	EventEmailPrimaryChanged EventType = "email.primary_changed"
+	EventEmailRemoved        EventType = "email.removed"
+	EventEmailVerified       EventType = "email.verified"
+	EventUserCreated         EventType = "user.created"
+	EventUserDeleted         EventType = "user.deleted"
+	EventUserPasswordChanged EventType = "user.password_changed"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case EventEmailAdded:
+		return true
+	case EventEmailPrimaryChanged:
+		return true
+	case EventEmailRemoved:
+		return true
+	case EventEmailVerified:
+		return true
+	case EventUserCreated:
+		return true
+	case EventUserDeleted:
+		return true
+	case EventUserPasswordChanged:
 		return true
 	default:
 		return false
@@ -295,6 +349,11 @@ type Credentials struct {
 	Password string `json:"password"`
 }
 
+// DeliveryStatus Where an event's delivery to one endpoint stands; `pending` while it waits or is in flight.
+//
+// Example: delivered
+type DeliveryStatus string
+
 // Email An email address of a user.
 //
 // Example: {"email":"alice@work.example","id":7,"primary":false,"verified":false}
@@ -337,6 +396,83 @@ type EmailChange struct {
 //
 // Example: email_taken
 type ErrorCode string
+
+// Event One event, as delivered in the `data` of its webhook (besides
+// `user_id`, `sequence` and `actor`), with its deliveries.
+//
+// Example: {"actor":"user","created_at":"2026-11-28T09:30:00Z","data":{"email":{"email":"alice@work.example","id":2,"primary":false,"verified":false}},"deliveries":[{"attempts":1,"delivered_at":"2026-11-28T09:30:01Z","endpoint":"https://app.example.com/hooks/useremail","last_error":"","status":"delivered"}],"id":7,"sequence":5,"type":"email.added","user_id":42}
+type Event struct {
+	// Actor `user`, `link` or `admin:<token name>`.
+	//
+	// Example: user
+	Actor string `json:"actor"`
+
+	// CreatedAt Example: 2026-11-28T09:30:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data The event's own fields (`email`, `previous`).
+	//
+	// Example: {"email":{"email":"alice@work.example","id":2,"primary":false,"verified":false}}
+	Data       map[string]interface{} `json:"data"`
+	Deliveries []EventDelivery        `json:"deliveries"`
+
+	// Id Example: 7
+	Id int64 `json:"id"`
+
+	// Sequence Counts the user's events from 1 without gaps.
+	//
+	// Example: 5
+	Sequence int64 `json:"sequence"`
+
+	// Type The type of an event (docs/WEBHOOKS.md).
+	//
+	// Example: email.added
+	Type EventType `json:"type"`
+
+	// UserId Example: 42
+	UserId int64 `json:"user_id"`
+}
+
+// EventDelivery An event's delivery to one webhook endpoint.
+//
+// Example: {"attempts":1,"delivered_at":"2026-11-28T09:30:01Z","endpoint":"https://app.example.com/hooks/useremail","last_error":"","status":"delivered"}
+type EventDelivery struct {
+	// Attempts Example: 1
+	Attempts int `json:"attempts"`
+
+	// DeliveredAt Example: 2026-11-28T09:30:01Z
+	DeliveredAt *time.Time `json:"delivered_at"`
+
+	// Endpoint Example: https://app.example.com/hooks/useremail
+	Endpoint string `json:"endpoint"`
+
+	// LastError Why the last attempt failed; empty after a success.
+	//
+	// Example:
+	LastError string `json:"last_error"`
+
+	// Status Where an event's delivery to one endpoint stands; `pending` while it waits or is in flight.
+	//
+	// Example: delivered
+	Status DeliveryStatus `json:"status"`
+}
+
+// EventPage A page of events.
+//
+// Example: {"items":[],"next_after":null}
+type EventPage struct {
+	Items []Event `json:"items"`
+
+	// NextAfter Pass it as `after` for the next page; null on the last page.
+	//
+	// Example: 7
+	NextAfter *int64 `json:"next_after"`
+}
+
+// EventType The type of an event (docs/WEBHOOKS.md).
+//
+// Example: email.added
+type EventType string
 
 // FieldError One problem with one field of the request.
 //
@@ -670,6 +806,21 @@ type AdminListAuditParams struct {
 	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
 }
 
+// AdminListEventsParams defines parameters for AdminListEvents.
+type AdminListEventsParams struct {
+	// After Start after this id (the previous page's `next_after`); none for the first page.
+	After *After `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit At most this many items.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// UserId Only this user's events.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Type Only the events of this type.
+	Type *EventType `form:"type,omitempty" json:"type,omitempty"`
+}
+
 // AdminListOutboxParams defines parameters for AdminListOutbox.
 type AdminListOutboxParams struct {
 	// After Start after this id (the previous page's `next_after`); none for the first page.
@@ -815,6 +966,25 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 	AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListEvents List events and their deliveries
+	//
+	// A page of the events (webhooks) in id order, each with its
+	// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+	// reached the application, and why one did not. With `user_id` only
+	// that user's, with `type` only that type's.
+	//
+	// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+	AdminListEvents(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRedeliverEvent Send an event again
+	//
+	// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+	// with a fresh count of attempts and the same `webhook-id`; a
+	// delivery in flight is left to finish.
+	//
+	// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+	AdminRedeliverEvent(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminListOutbox List mail
 	//
@@ -1371,6 +1541,45 @@ type ClientInterface interface {
 // Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 func (c *Client) AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminListAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListEvents List events and their deliveries
+//
+// A page of the events (webhooks) in id order, each with its
+// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+// reached the application, and why one did not. With `user_id` only
+// that user's, with `type` only that type's.
+//
+// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+func (c *Client) AdminListEvents(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRedeliverEvent Send an event again
+//
+// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+// with a fresh count of attempts and the same `webhook-id`; a
+// delivery in flight is left to finish.
+//
+// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+func (c *Client) AdminRedeliverEvent(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRedeliverEventRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2467,6 +2676,130 @@ func NewAdminListAuditRequest(server string, params *AdminListAuditParams) (*htt
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListEventsRequest constructs an http.Request for the AdminListEvents method
+func NewAdminListEventsRequest(server string, params *AdminListEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/events/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminRedeliverEventRequest constructs an http.Request for the AdminRedeliverEvent method
+func NewAdminRedeliverEventRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/events/%s/redeliver/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -4006,6 +4339,29 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /admin/audit/ (the `AdminListAudit` operationId).
 	AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error)
 
+	// AdminListEventsWithResponse List events and their deliveries
+	//
+	// A page of the events (webhooks) in id order, each with its
+	// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+	// reached the application, and why one did not. With `user_id` only
+	// that user's, with `type` only that type's.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+	AdminListEventsWithResponse(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*AdminListEventsResponse, error)
+
+	// AdminRedeliverEventWithResponse Send an event again
+	//
+	// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+	// with a fresh count of attempts and the same `webhook-id`; a
+	// delivery in flight is left to finish.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+	AdminRedeliverEventWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRedeliverEventResponse, error)
+
 	// AdminListOutboxWithResponse List mail
 	//
 	// A page of the mail outbox in id order: what went, or is to go, to
@@ -4667,6 +5023,151 @@ func (r AdminListAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminListAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminListEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListEventsResponse) GetJSON200() *EventPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListEventsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AdminRedeliverEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *AdminForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON403() *AdminForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminRedeliverEventResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRedeliverEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRedeliverEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRedeliverEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRedeliverEventResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7475,6 +7976,41 @@ func (c *ClientWithResponses) AdminListAuditWithResponse(ctx context.Context, pa
 	return ParseAdminListAuditResponse(rsp)
 }
 
+// AdminListEventsWithResponse List events and their deliveries
+//
+// A page of the events (webhooks) in id order, each with its
+// deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+// reached the application, and why one did not. With `user_id` only
+// that user's, with `type` only that type's.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/events/ (the `AdminListEvents` operationId).
+func (c *ClientWithResponses) AdminListEventsWithResponse(ctx context.Context, params *AdminListEventsParams, reqEditors ...RequestEditorFn) (*AdminListEventsResponse, error) {
+	rsp, err := c.AdminListEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListEventsResponse(rsp)
+}
+
+// AdminRedeliverEventWithResponse Send an event again
+//
+// Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+// with a fresh count of attempts and the same `webhook-id`; a
+// delivery in flight is left to finish.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/events/{id}/redeliver/ (the `AdminRedeliverEvent` operationId).
+func (c *ClientWithResponses) AdminRedeliverEventWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*AdminRedeliverEventResponse, error) {
+	rsp, err := c.AdminRedeliverEvent(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRedeliverEventResponse(rsp)
+}
+
 // AdminListOutboxWithResponse List mail
 //
 // A page of the mail outbox in id order: what went, or is to go, to
@@ -8388,6 +8924,124 @@ func ParseAdminListAuditResponse(rsp *http.Response) (*AdminListAuditResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminListEventsResponse parses an HTTP response from a AdminListEventsWithResponse call
+func ParseAdminListEventsResponse(rsp *http.Response) (*AdminListEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAdminRedeliverEventResponse parses an HTTP response from a AdminRedeliverEventWithResponse call
+func ParseAdminRedeliverEventResponse(rsp *http.Response) (*AdminRedeliverEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRedeliverEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AdminForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -10862,6 +11516,12 @@ type ServerInterface interface {
 	// AdminListAudit The audit trail
 	// (GET /admin/audit/)
 	AdminListAudit(ctx echo.Context, params AdminListAuditParams) error
+	// AdminListEvents List events and their deliveries
+	// (GET /admin/events/)
+	AdminListEvents(ctx echo.Context, params AdminListEventsParams) error
+	// AdminRedeliverEvent Send an event again
+	// (POST /admin/events/{id}/redeliver/)
+	AdminRedeliverEvent(ctx echo.Context, id int64) error
 	// AdminListOutbox List mail
 	// (GET /admin/outbox/)
 	AdminListOutbox(ctx echo.Context, params AdminListOutboxParams) error
@@ -11006,6 +11666,61 @@ func (w *ServerInterfaceWrapper) AdminListAudit(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AdminListAudit(ctx, params)
+	return err
+}
+
+// AdminListEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListEventsParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListEvents(ctx, params)
+	return err
+}
+
+// AdminRedeliverEvent converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRedeliverEvent(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRedeliverEvent(ctx, id)
 	return err
 }
 
@@ -11726,6 +12441,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/admin/outbox/", wrapper.AdminListOutbox, options.OperationMiddlewares["AdminListOutbox"]...)
 	router.POST(options.BaseURL+"/admin/outbox/:id/retry/", wrapper.AdminRetryOutbox, options.OperationMiddlewares["AdminRetryOutbox"]...)
 	router.GET(options.BaseURL+"/admin/audit/", wrapper.AdminListAudit, options.OperationMiddlewares["AdminListAudit"]...)
+	router.GET(options.BaseURL+"/admin/events/", wrapper.AdminListEvents, options.OperationMiddlewares["AdminListEvents"]...)
+	router.POST(options.BaseURL+"/admin/events/:id/redeliver/", wrapper.AdminRedeliverEvent, options.OperationMiddlewares["AdminRedeliverEvent"]...)
 
 }
 
@@ -11852,6 +12569,204 @@ type AdminListAudit503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response AdminListAudit503ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEventsRequestObject struct {
+	Params AdminListEventsParams
+}
+
+type AdminListEventsResponseObject interface {
+	VisitAdminListEventsResponse(w http.ResponseWriter) error
+}
+
+type AdminListEvents200JSONResponse EventPage
+
+func (response AdminListEvents200JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents400ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents401ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents500ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListEvents503ApplicationProblemPlusJSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEventRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type AdminRedeliverEventResponseObject interface {
+	VisitAdminRedeliverEventResponse(w http.ResponseWriter) error
+}
+
+type AdminRedeliverEvent202Response struct {
+}
+
+func (response AdminRedeliverEvent202Response) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type AdminRedeliverEvent400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent400ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent401ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent403ApplicationProblemPlusJSONResponse struct {
+	AdminForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent403ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent404ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent500ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRedeliverEvent503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRedeliverEvent503ApplicationProblemPlusJSONResponse) VisitAdminRedeliverEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -15783,6 +16698,12 @@ type StrictServerInterface interface {
 	// AdminListAudit The audit trail
 	// (GET /admin/audit/)
 	AdminListAudit(ctx context.Context, request AdminListAuditRequestObject) (AdminListAuditResponseObject, error)
+	// AdminListEvents List events and their deliveries
+	// (GET /admin/events/)
+	AdminListEvents(ctx context.Context, request AdminListEventsRequestObject) (AdminListEventsResponseObject, error)
+	// AdminRedeliverEvent Send an event again
+	// (POST /admin/events/{id}/redeliver/)
+	AdminRedeliverEvent(ctx context.Context, request AdminRedeliverEventRequestObject) (AdminRedeliverEventResponseObject, error)
 	// AdminListOutbox List mail
 	// (GET /admin/outbox/)
 	AdminListOutbox(ctx context.Context, request AdminListOutboxRequestObject) (AdminListOutboxResponseObject, error)
@@ -15924,6 +16845,56 @@ func (sh *strictHandler) AdminListAudit(ctx echo.Context, params AdminListAuditP
 		return err
 	} else if validResponse, ok := response.(AdminListAuditResponseObject); ok {
 		return validResponse.VisitAdminListAuditResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListEvents operation middleware
+func (sh *strictHandler) AdminListEvents(ctx echo.Context, params AdminListEventsParams) error {
+	var request AdminListEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListEvents(ctx.Request().Context(), request.(AdminListEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListEventsResponseObject); ok {
+		return validResponse.VisitAdminListEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRedeliverEvent operation middleware
+func (sh *strictHandler) AdminRedeliverEvent(ctx echo.Context, id int64) error {
+	var request AdminRedeliverEventRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRedeliverEvent(ctx.Request().Context(), request.(AdminRedeliverEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRedeliverEvent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRedeliverEventResponseObject); ok {
+		return validResponse.VisitAdminRedeliverEventResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -17067,199 +18038,214 @@ func (sh *strictHandler) EndSessions(ctx echo.Context, id UserID) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37chs3lverYLlflaV8LYmSpUwiVepbxZYzmvUtkpzJTugioW6IRNQNMABaNMflqnmaebB5kq9wDtCN",
-	"vpGURN9m9Zdlko0+OADO/fzwvhfLbCoFE0b3Dt/3JowmTMGfL+W5kYrZPxOmY8WnhkvRO+wdCz1jShMz",
-	"oYbEVKk5ocTIayYIVYwIdsMUiWk8Ycl2L+rpeMIyaodh72g2TVnvsCfklobBo56ZT+0n2iguxr0PH6Le",
-	"GTNqfnxlmGq++5zFUiSaGElmlBtyya6kYsSoORdjQseUi4537u9FvYwLnuVZ73C3eC8Xho2Z6n2wb55S",
-	"RTNmHAOOk4yLN5qp06dNQi4mjOSaqUeacJgmt59OqZn0op6gGYyd9KKeYn/kXLGkd2hUzjpJu5IqowYJ",
-	"+na/t4TWqNfFH0OVIdR+ScyEW+LIhpkwMlXshstckykds0eajAR7Z4bww9HmERFSMHIl7UOMXHGlDfyw",
-	"mNgfOVPzcmbwXO8Ok+m3TuYkozzt4jJPiLwilj55BeQ5ttMkUUxrpju4z+ygw1XX4E+3X4LnPOOm5XgY",
-	"kkltkP0ZFXPCDct0FytTGCWkKWFXNE9N7/CgH5UE2v9k9B0SdNDvLyXvjGlmLuyxbOer5mPBEndw5RWh",
-	"ZEq1nkmVEGUfJSkX1x28hYdWY2zvZne7v83mf5md/i55nP3y97/9+jO/+nk73kvFZfasn/z6l7RVDpwD",
-	"gbA3VpjBlZIZbA/7e5Ysoh6fG8IGucskkuyXOf3r3w5ORX/5LFYTIOSYaKY1l4JkdE6kSOeExoZIQbjR",
-	"RM4E/PgzCBqk/7/ZfOEUEhbzjKb2sHJBcjGlScIS8ubs+ZamV4xcUs2+3ScbPCH7e4RrMnr59HS02TEf",
-	"O+iQJ8NrNl9xfV4+PW3h/gf7sJ5KoVkp0Z9JdcmTBI9FLIVhAk4xnU5THlM7t52pkpcpy/7v71qKyovs",
-	"E4l9x1UxStRLmIE92ruwR57al7hNyTVRjCZbdj1BLxlqct073O8/jnqGG6D9WTCUm0GuxKFlAmzRQ0fN",
-	"YfnODyEX/o9iV73D3n/ulKp8B7/VO6/xUeRFTU6VpHntra9ZAlqAknhCxZiRjVHxUrtaVvHY6b2U5pnM",
-	"RXIvFgpphlcwSsDCl5LoPJ4Uu73k2H7JsZfSEP/kQo6Vr1gHx0LaIq9/Qq0UEamIzM2lfEcypjVoUM+z",
-	"N4LmZiIV/zu7H99gsYZc3NCUJ8u2Xy6uhZUeUhHFbuS1s8kKru6WXD3FEYkX7gs5WyViTdwdHTsOAStG",
-	"BK1RsjGy62i5x4SxfGLJaBN4TUXLBN3kN0YVGt32/ZEmZ+yPnGlzrzVA48LQ61YBgBvD/pnaMzYHmahZ",
-	"lfP9kvOg48Ln/MALlyCkYR0LYMW5Qt6QS8XotSaUqDxlR2Rkpz0ims41mU14PAFerkeSxlpdDa9AaYes",
-	"PGcigYPl9OIjTZ6cnz3zO1vAd79u2c/AyHGbpVPKwsPxhMXXpHjZQvaGdK2LvUCE29XWOuRaW79FKjJT",
-	"UozJxih4q9vjVR5YOu2jQhoyes+TD6MWGX0qDFOCpidKSXWvxeFupMrKyIyZiaV7xoRxlEtBZK6I5kll",
-	"mx+E29yTRTRT1kdkQN6SZSgoWIvOs/KCvZuy2FhNR3maK3YELMbpaXBhUzkesyRyrqxmwgBbn3NxfX+W",
-	"WsN0yN5NwaSpyw77JQgAKYlMrV2or51GFmxmvaBOIWKpI+W4C5laoeEOjI16hr0zOxOTpVU7bJD3+4/j",
-	"/0hkbN9P7A/gI4ZfAK34QUgufrkTfPuvf/yz4hO1WHbN0+WZl9HUWrksgeNDsylTLCEzbiZkYwRTL3RC",
-	"5Dntv3EUjTZBvTjxnWtW/MD+HZzMutAml3Mi5IxsjALxbD1sGnhVjzSsZuFvWZP/kgEpM0avycbIfzU0",
-	"Ug7tZ0iQPfUZNfEEpQKwh2yMYDKw/4ZwptCwDmI5T2g8YVtPpDBKpl3L7H6/4wM/wOUXzCge65NUs9mE",
-	"KfbxLD4lc8O+NJPPbqsMWQCSASRXYqUdJSnXhgmmnAXIFbhpG6M35ydnJy+OT58PX5xcnJ0+OR8eP316",
-	"ZveMXT6Jmuv49ekjDVLl49vSLDQvvlSjumJOc+0cgA9R7zWdp5ImF1I+p2p8vw14KZM5HKkUhqpIX0bs",
-	"t/4sUhfF+fbg4PG35HJuWJVzu4FpceaNJvu8PcR+9IVsrNGyrt0KRHBN5A1ztgP/uxWNGUcldiHlCyrm",
-	"jmZ9L3YqatgQhq6pMjXHWKy10/b3iMaobYWBe9+XDLyQEiNlylO1hHeVF6/JGabGsYnMqCYTbo7seUU7",
-	"h2rnECeEioQICVEm+PyPnOXoVAXyFkLYW0WMdpG0DaLdQNfa3MSGzxSu0HM5tmsDkd5Oh9BKhPoISyVD",
-	"9YF1SQi0fyPr8DkNDRHhbs8wluIq5bFx5rX3En2QLZbymjNNNkbuk5qb+EbQG8pTepneT+DkwTg1aZNQ",
-	"Qy+pZiSmwiqGS+t9YdaElAdIT6Qy1eDRQejWnDN1w2NGqi9auErhT9cldRZMBtmp8+lUKsOSFyzh9ALo",
-	"uxdfiwGHmR1xCFNu8x9BIFJNwhfYgavi/KBkaUAsgbGJG3sJV1spWrdYt8z9y/mrl9tghbuHIbYZxzIX",
-	"5ilLGT72vkeThNu/afpaySlThjPdO7yiqWZtryjMUUzsSXHFVaYJJYkb03IsWAr/e+vDS6VYbMhEKs3I",
-	"JTWGqTnRhk5xj02D94cPLogox7lS1r30P668fPELgyB38SpInjxnYmwmvcPd/t4+BL6LD9oi92Xc+bdy",
-	"nLfFL+Xl7yw2ZUiUzYpUxS0YfywKy+eqcCkyLqyBSIy0X9bYjmmLwx5Necz+aybV9bb/NurdMMWvuI+V",
-	"NzjPPIUlJ1uHKfjncyQB8/YO9uvcinrvtsZyq8bCkJogq9XKhhdUXVf8Kf8o4UIbRiEHaGmBNK/7Fg9z",
-	"kekp5oRpAkfNpZQpo6KxojizRcv5RqP2vs1qYnymdSVjxSg6OC2LeSkv/8t9vB3L7BYrWSXgRxbLjOkw",
-	"TzpVPKNWn5T2f7n6zfeuaem7z/hfuZnI3DpCLCrotHqDpGiUYPILUtj1nORHFQLfNYRA1NNMJMPCGQca",
-	"lm/mn61JGNC+hZ4/mIxGhts8AsVkzeQbbmhDxrrR6zv5qz5Ydz9VFDUcBnJomkJmtKgCAFZWD52eyJkm",
-	"3NTOXGKdh98lF5be3l5/79ut3d2tve8u+t8fPu4f9vt/s7+vSNnqEYHvdO/wt/cLf8YTUCzu/Hnu1c71",
-	"W/zd/l7jhFfIDCV2B8XFdrcPbhmetVTXRF1yA/T/IkHRNsH2wXVz9JMbVo5bTZiZ4MXgjcBHEEbz9SeG",
-	"ZXqZ9YSq90NBE1WKzu3/ebI8A96S9Q43NCTZvDQMV6WY8MLN/ppi0OJWG35Kx1DvYpmka/vXMeS3t1Gv",
-	"LOLpHYo8TRubqGDeSlwsD2gLJ8N31Rf4NdX2oNkjOMKaokIH2sdgOkfEUujjXykNSowWL499DB2xivzp",
-	"XC6YaYXe1vXJE25OhFHzWy7OK8GIZnGuuJkTdgPJgcr60Nj9EiPAUAnRi+zHUlmGWiYfOmehF/XQLkiG",
-	"MOeVpFHNWLNb/HHU49PeYW/3+73t/vbe9m6/F2EZBR2Dg9WLc5XufLd9sF180yF3PPkNvW29ggmdTplg",
-	"CUjbkeZjkU9HERmlcsxF8YdPYEVkFPDA/tcd9aGLptiPnAOuh0zYH1XFTpWFDYHjeNokVZKEJ4SbiIzs",
-	"XIEyLq7tv8h/l4+AzKGgmUs7jIhUZBSnfHREWDY1c9jGsMiaKBZLlbDEFx3CyzWZMcVqsrK2wg2ywyX/",
-	"FJLdS1578GAy1ruLmRI6IvyKUDFvE/a1bdZ4YU20Pl5BsuIuDadc2bCNV4Q7OHyqspnbn+ItpudLK4Cu",
-	"sG4A+SCviJCFZbFBXW6YwDb2P/XBI8fGzfWLrKQqB8opRP44+r0OHKwwJlpkcVkhdy8FBBaVHYUYRXn6",
-	"6VRRKZ4/ky56/MlU0RPFEiYMp2g73S16EFhVEKMOPcC2EMpi2/XOsZ3OCEN1/LpTuTAWU/UmP18QyNuA",
-	"C4NBdwwCVXJ0WI7rS+BWjf1YifenwN9wryodDvhg1UjCReilCsvKlP+dJWRjNuGGET2lMSNG8Syz1sAb",
-	"wWOZMPLy2ZOIJDKj3LrzM6a2YqpZsrmCfllT4KFN7r8R/I+cEQ6n7IoXKdtmZnRhPbhiNHkl0nnH6Q8o",
-	"2tLXfLolp7j+W1MJVSz+uXdbMrOiYWrm4aK4ZWsaM8xMinL+lUM7bvU7aPbO+/1oroYh2oiWM8GUnvBp",
-	"oUvcDp9RS768YeITU73IuSvmUy5H5xF/AhbsrfWqL7AzkmT0mhEqJDAqNNH8srpqn+D8CzYbVmWAYLPg",
-	"DN1ZbAcDN0V39R0fPUD4xSYBSiYt0wFKSfUEMlWN7hBL32XKIpLReMIF27J73X6C5XDEilGYpsgz+9J6",
-	"bQ9UzMOHBS3VYlT8n6YZG1I9dBwMngq4YaQcZlTMhy6OUWx7/GCYC0j9uKSiq4YaBqckLKby/y1L0Ip6",
-	"qeDtcWDrRK056lpC1lrGlQrRsPI+LHvJmJnIZAhDplb32A8bBR+dicNaLUOjAAueDXOsQWkkcsu+OeBN",
-	"tUL6bdOrrRX5lkfjGWdpUhQa3jI04fKRGCWFri47mhe/TvzUxIov5/B7PerBQ65gZrs46FjSbk8UUjIn",
-	"A5zLoBeUszalS9x6FCCgwDUWkGJAwVNg/XTLFvtvRt8NUzii9n/OFxsCgaMjMO1bquUwsKjylKFE9VkE",
-	"V9e8MbK/hNw6vMpuECnG9u9YZpnEUAa/ZkMnl0ebR2SUcQ3FdyNXkYlhfStmHmliZrJ4TS12GvC1sdaO",
-	"0S36UznS3XpyjHCPyhWBeAo1k20O/HL1z08wpb51YdlXT/YEi9mgpFjdUAEsXuhlAhMnF+H6l29oE5l/",
-	"ZjS1QvjWWWuZm1hmDE3mCYyCZd61Pe5T/T153dyg/sv3hdiV19UjK6+XztYN0ja7+yeHb5sKXtXMPxbk",
-	"7NkTcvB4bw/etaWnLAZmugK4vYN9Ek+oorGph6I/oh2/ck7pJZu9DiyJW9liYQ1ud23DNFfTlJFMims2",
-	"JwnXkxnV1mRLaTa9TXHDqSFZrq3AsOqpKpemMuVxLQq3+MXryG/epsjhbglxkPGaj8VWPiWCsUR/0iDE",
-	"bZPjEclFkSDNheGYZPSF5RJi38sTYx/dRP7OygO7wMHRxPJiSlCBFVsLPw5dL6lwUjKmKZlSZdrrzT9x",
-	"rv0usZZX0Gr3olRct7SVwPt3lhG27R25no9i1aWC0qt6iseAU6lhIqskcCAXvBf1rrmw2xn22NyayFQb",
-	"Z9cf9g4O+uRge3d7Fwi7lO9qVX0YRsRXw9tEnqaWbTGfcszytO1GzUT480IRFhb1wmxQMdPALPiuLbL/",
-	"UZIatRzD7t5KSQbkcqV/2zO88YZwBZpW2LwMEDtOuAyBzw/5OhWdx3Ejab5sQRvENFa4xS4UhLqiY9y/",
-	"XBOjrLyC6PYGWKaaiQQqXwWzXnRKeUaYSPSmD3ybCVMzji2JrSvREekuSQ123fvb1gkUO/L9HV9e2muL",
-	"cggoHs7xt9W80P0LAmCPhWwIkzaOvqg8PpWNVkv21Fe9ZFC30LtXUif7lJmcqpD+TMmc3U9XWFDZdS3x",
-	"H8v8R9qqTlMJ9OCZxsVP0CzQuK8KQR1TEbPU/l3xTer9rOU58abxnYKV1ruqB+CK1FLQjViLT65sOt8z",
-	"XLk4gBja9kd2B31hpnf0VVdBR9UVaDsGfusBDM0zqbI77D4MsDjEIjubqNh7ZbH6jMfsrt5buQp79/P0",
-	"1rx1OjfL3sd/Wfeal0QsXfDnXFzfxVWkBDEoyl5Za99cSXULtxED0Lphj+/2vfV5hxwo6hZLz4xqjzFk",
-	"5B18wdV8v3ASrUZgQY82cqrJTKprLsZVelonv5rp3eGOBWQt3QOARXaHUx+EvDA9G+6GGssX7YS71iZ8",
-	"2gCW7/vpisx9v3/wpyIInMg4z5oVhy5+35IqqnScqbBPNZFMt/aTw9j2caxwXndu4G0HfIFHn3FELmu3",
-	"asy1M+mwsGy4SNR9KHkV7o/bsa15ih0fVzSVg8RPi50cBKkL76Xfb/N/HU/DiXSytyTWuKa8usH65uwU",
-	"W8IE9dEz6/xYR8KtRlXqrLhgy0SOb7qDuQQuFaxr20k6x8ThPaxcl3qsny6troYIinTY+/5vl7uTn8X5",
-	"Xtyf/ryf/Y/54zv1y+zxu7/+pX99skv/9Fwd5D/Pv5UXe3qRKtotpfGi6Ev46iYUpki8axTg4IysI5QL",
-	"QF3z7dTV9bndFO6mmXyfLROJJrlIrTwHFA1XO8uNJjxJi8b0Lq21e9uA0bp8/NKXD9Zgqf67d3PLultV",
-	"PmZvSUeRTlMt3qGyaJ1tKmstLFu8qT5ihdiqTSnNbQkBN+xXOLeKxgV2k4yLAh70klHF1DM/n5zRIULw",
-	"tCQky57GayZIRhNGLudYZ+/r6TIutvBrDHSRrS2rPMjL4xcnA/Hb1lYBPfh2FAHAEoixCvzbIfkRiCJB",
-	"qb6r0t8mzzAINBB2V1Mjra8sZ4Jc0viaiQK66UoqcqnkTDOlD4umf2oF0FhIBUmehKmBGO0A0Tsjj+8A",
-	"SF3QMs70NmliJRYonfaL7YHwaEWQZwe6SxkzMQbcRytJ/gxZ+g480xaks4j4VQ/kOpa6aCQewr2F3gI0",
-	"TSwFKPE0A/VQUkWn/L8ZGBbSPf8E+NNBm10+L9W54xuIcQT3AOPgiFASp9wup+WPthqKcTMJgEtxDUrS",
-	"/Lt50kbZKoSVNFknwe7E16/OL8gOzc1kB+r4d0adr1/wdntuuLiSHqeAxqDwAohS3O0Z5cJQLpiy6jJX",
-	"qVtxfbizM+Zmkl9aObRTPBD8xbXOme41Gv7LweVM6GalKtO+N8zrDX1ov+NibH+cRVBaycV4IMoCTCgI",
-	"cpC51pXSEWKauIfqcpXYnZbOySWbcIz5DUStnjyCw5KwlN8w5YeBSrIQG9xMpEZXVW8PxEB8840z1PT2",
-	"N9+0LZZdR5y0P7CjYpngfA7ESAafAL417M8bmuYLNuEm0AsQe3C2RtsDga2JVXupfq4wdkhTLXE0+z48",
-	"YgNRNb2Ax6bzKAN0YkmeFR26AC4eiIAyN/UIvx39dOJ55AbeGQHKSfAsSsmMGQpH8YcBiBuUwoOeb28y",
-	"dOwTnn++ePEcYmsaS4u1QxIBiCu/VM9h2b75hrwoUZU1AW1FqCEj2Mx6B3bnFibZdv71j3+OIitSw+80",
-	"M1tuh8EPcClwTtU+afh6m5QAzwNRwXycUjPxddAggcuSwiO32ZhIgEQNJQdEyIHwSwniHRHqUTNJwdxc",
-	"XxfVW998Q3BfVCKNG66OIcJ4hDs+bJNMqCbfESMHopGSd4gdNJNiTJ7+TsVYPtJkrx/1+/16pl4DcVwP",
-	"hM/YV5HOm4n7ozKRR/b7/YForYSDTTlCV3RkN4c/quDIu8kfe7VuJw91VaBY7TF1x6FUkRt2F2Ef3WgT",
-	"tOnVYnV8uLpqd93dgXExEMusi9FRq2o3UEMX6POBKBT6j84oANxKrFRXfMyFRlQ3QLEOgNwuzt6cX5w8",
-	"Hb46O/3p9OX5aCDGzJAnr87Okd6gqtWOyGDz4LhQoYc8Bs8+2F37794BeQfwr54hsiddEPcZiI1RF1DO",
-	"aNPzDiuMmwXGiOJanOyMGyDmNWS3HfYVFIoUtOzvfU9GYWUsrs9AjAKEq1HkmIxgWbzAytomPzLNE+aD",
-	"p/aFZMpU0aQ0ENOy9N2KR2oIFXMpAEeIUH1N6KXMTaD3zITNSSIRSm8mBqI8laA+Iq8HqQhAFnx/jT+x",
-	"gLQJE7L0DIQTyIKZmVTXh6h84LNHmpy+vtkvx3KH8PT1zbdk59v9AnZgyuxAUkWBxrTr946jtm7ZTa/P",
-	"Xv16enI+8mNAt+mMKuvWD4Tdgb9uPcNPWGL/cmLRcRJ7FnGv4ZIV/baIOmnHiNM8YUlEtAyX1iCnQ/RK",
-	"hCgO8JvAXbdCzZ6IsIDInh909D1sWyEiJ1RPmMarOVy5uF+XgfBlYHaz1FbE01Xba9QQKWJmd32w3w7J",
-	"7mgTTW7r7QnNArvsxelFwwqTUya0zFXMtqUa77iH9I79bRktK60u7ATBWFJvd7u/3QcrecoEnfLeYe/x",
-	"dn/7MeRDzAR8KScZoU9yx34wZm0XQ1SaKqst5MB/nhCpEjtBxyrtmKfxsLjeVCkA7cItHTJQ4xl0mwFk",
-	"+Uxxw8gGtI0OxOK2581t8lfQEi7sYa0L8HXsPkEthAwvtMJpYmdkx3zOtYFuzV71ApXf2mOd5U92HOpd",
-	"tPSHeNOG/WG9hgtodGiRj7TjZddVG0F9xjruRnhbu11gr99fgGnWgmXmay6+OsiA9iKR1XDOypbkVhjG",
-	"jr5jewD3kb9tgxfrsBPgu8Mju8sfaaLzf4h6B6u8rIqzDU89Xv5UiC0YBmdwJwRhmd/eQrYkz7AxEJNj",
-	"AU+inqFju4Hwqd5bO5qTRVjOuKowQl8TLy6oCCJQyTMmDCo+SMqNZQR6YTaRGYqd2WROKA6CMmqbvAQb",
-	"mxZFlBTLKMk5xHqsNCuKWYoyNmg2YomrqQsU5qs3Fz+++nV4dnJx8vLi9NXL0UJhhAU4n00asQDoKbgN",
-	"YCNlxgDQlS5M1M0uSRVWlbVdd7JKS3Uju7KYXvCueFCX1EZXkYRZ7axXC/CWUeCRf6+5cPgi6FBCVw5o",
-	"uWHR9xLCinQR6yr0Wq/z8eWgAdO+beHZOkX8v23JcE0b7O59uN3+WK4MsgcNgBrAijeSrSj73/Pkw46y",
-	"dvMOlitVpGFrJ1Vwcc06LrbbvYtNNZW6RV8Bpp4mBUALhgIAItd5vVeK6YlziqB/Cc/bkddMXFjf0nnl",
-	"IOWc12EFTR1Af7tdvYAXUuiXmmjY66A6QTo/+QbeX2Ur1q7Egsf2V3ysQK7/Qk8LZMhbdszCw4NByxXs",
-	"JvhhaC1FhNF4gtuxAk3onSunvQZCer2HY8wmkkxk6oB3C58c9yvu1A0XO40GZX8S3gexGRHLNaowaGVf",
-	"HKB12NO30Fh6ozFv8blspQYHSpOpS697H31dhtEalfwXCi15L3+tgmO4UE3DWj7oaa+nc3e06rKmS8U9",
-	"AaNQO+QfeyZ0MyvHtZcjKFVkbpydzFkyGojanTRBOyMkF4yuQrx618vdYjAQfkwawoHfCqP3aCBGLbC5",
-	"I3yHRtzfBuxtNaI4EItDitUodTVq2B0tbBGByHMo20GLhmnzo0zmtxMAt0BxvsWh8x23H6q1H26gmsja",
-	"vR3FtxJUzWm1iKnmj6zw2VtVSD2+vUDqgspHYFnnYn01VtfuCo/Vr8KB5w5WkWMt1y/Yh/e+X/5w/cKY",
-	"L1Tk4kl2wnMFCw+8IxTCKTMtxSVwk0LQLW5llmbp1Za/DgFqgTG9aiVm2FR0iJH4gfCi2ArfIgWNWY0I",
-	"pHEuNFYq8JQUEbGIUDEQI1fbMXRxsZE193jMPIa4tZfc4eqUbziJQr5VRMZ+15yTB1flU+9eZHz37o3a",
-	"vREv7jox0Rvw2h2O7U/MtG+S/kfUKx/bAI7WA5gYQrSvUUV9hkP273JaXgnWfVBu6cn6pTp92vvwtlVJ",
-	"4JZsi6Hdauwus/84SazNL6TYqpc2kzel+b6Bl5TCXQ+boDt8KKDdlIcb5V2K2emNsWTaKw/3qkJDYWXB",
-	"lKkt1HVOb2FRiCubOXKFDmor4yL316XpgQixZ49fn7r6jE6ldJy4W/3XYHKvdgvO7axud5nARzC77yeO",
-	"bjWZYBK1yxh8JSlLPGrFVZ6m839vpf9Z7OsvUXYeJ0lY+WPkLU1mJw3fYwZumRF9xjJ5wzrkG8q04kMf",
-	"jO/EoBxt+kIzeyB0W9Xy9iIzuBQ6y+xgJPvBDv7kuxMZH27QAgp73cp+efAa9stSuyA4CRm9ZkWV8z3t",
-	"hduQ12VavKDXcPbKGGDQzF5DQIPrNOGygzLBINhAFMeyCXI62jyqO6JEGzrXEN5zjSG07gaPmUF5YG0S",
-	"Z3b4Q4zxvUOy1+9HRUGpq3DrNCfsLF87pXlf/+VWCrrd6bivfnZTcfWR7lr6B0n0qSXRC0TnLo7MtNhh",
-	"K6lJf6vNQu14IhLtajZ9cCgwpY/Amffta3B2sCZZY0OKC8VDSnOh3vP9NiupvpMKOXAnz8Pm+9Sb7wQS",
-	"105C63L5PoK3WzZegcJqz0xNWHytq7BJoc/n07dFbsrld9zZGYiNQsuoQhmhMacNVagP2KzoYyTntQ4w",
-	"SCn5hq+IVNq/aj1dR0UpSNAZiGfM8IxtD8Rx40YfLElHIOpyhmOGQV1oLUM1CL0Tx/5q+H5RZAJdDc4p",
-	"tn9W+wmwSHK37yoRBkIKVnnkSirQv8VNsEpm8EF1nCNCB6J02dwlRQUiBZa+gDhwBfspIELh6+27c2VZ",
-	"WYzuhnX9UKmMr4kPZBfWl/A3FLSp3+eWgPV58XdGf11N44bX7Kzk3N/SdvikOBGrTdlDYrSYGc/leAwl",
-	"I9Wb68+Z2epqt+0+gxt/Nmb6SqTzZotlR6FG8fAPfzz+xfT/9Y9/HpHX1Ex+2DkifrAjck4zds4N++E5",
-	"fdcCGPLhjorpIde2TD1VqxnA0AjVT24m3vBx+kPmZoECCXNpYSem2/cE25lA1G+3SRmZm5WMF7ep7c9X",
-	"NUDuZHtUzI7PZUCEcAKwYNVm+d/eWh+y/iPZ/FVjrZHbXYtd69btXvRj5znu9fcwPyUkYii5OxXVnMxY",
-	"mm5dSZWVvmlEZv7uIIWdsK4jEA0MbiJXd1KoZtBh2OFNZnSOaA0eMGwgeAHXBkUrMw9RE1TJ0IYzXJop",
-	"hfOKatRBQFRK9QBfMuU3TIdNC2cn5ycXw4uL56OB2NglE5krcjkvQvgVU8LOL7gkOuiKhL9ro758Ojx9",
-	"eXFy9ssxjP3YmRE6GP6owP4hXGieMEAKwooZux6YjxYJcNh62VBGmAtovwBMcLASGgkGvU08zbv9gShe",
-	"YqncPSgIqbV1+vUEM4Ubwt5xbZChA/G4Dz8H/jRtpyO8Dnh/7/s2A8QJygrs3MexR1ZWuS0QeCsZGy3V",
-	"w8dxzKaGJUUJ8wyurMwN4VddW7j3oBI/hUo81tfuEphq8RvInNWF53tn1A2v2fzDznswmT50Fx9jU1Wu",
-	"WQlH6WuLca8ckvoGH9nzFhf+20BAQxa24KJ4rmwkU4W3dN1dTOCpBWV9NBBlHb1HzNigPlAR+c2qYyoE",
-	"U5s+4AdVolinMBBW5gdIziGeqxWsr1+dX+iiherN2fO2w38+kbPmyV9f9O8OqKJ3EBGAlGo3iGHvzM7E",
-	"ZDUEQuzY/Y9Extb6JfYH2LTrWnm5SV0X75OJlJo5V9rzE3+1E/wMcZ1KShtGdVvBgt01ARJFYbvNycZf",
-	"zl+93IT2QMCUsAu78eeLF883q47FExpP2NYTKYySaReH3O93XspzI5UrN15JnFk2Bkf9swuIV1MA6l8s",
-	"HQBN5Q5hHIzgIEbS0h/DLsM4U3emAAIuBXrICG75jCfLQLMPWxFHSlCSzQgBADtDnNFAZFRdV4VQO9Ju",
-	"YZChHeaKiWlIgb9UvFYn16iqeBngv8AQRdzJb/Wwm97Bg+RGG4q3KuBaWvM0QLVxna7B3MqMZnER3ght",
-	"1xlViYZIlLeQ9y2x9iRFLhYF0tJNAM6UG9kdRAC4b5GJT6S44ipbm0F0m3uQVhN+4YVN9gCFBLzbms1m",
-	"4A9s5SplIpZJDaDw42F730F0A6r5nSJJ95b1ng4PtbImMa+YzlNEXEchHhVKOkBhX5tkb/Xhi6nZQ4ba",
-	"5fNpkge7+HZq75yZmgFCzETJfDypwHi36MDCRPYIZ51W8HO0J529aS1eQFKDIFKJtlbcVFFCsaHF0gww",
-	"/cSMD5T+74oBB/iJd46Xfa7oV2u0a1l0qwXsud1Zw4sk/97dBlpo7j6ZTXha3NUZA3QiQOhV4JcbO85d",
-	"eHnfDVe71nK1LeHe3dbMl/KbJcFgfsME02E2soSKc9zLmFE81p3c80KLXM6JkrlhPhVocl1gKHKrmw0T",
-	"MWc6IooatoXVqIpd5ZqmOiKuQgLwJ+fFgcdQCeUGADAdaiA2t0fFj/xS2f//JInKBWQHnTddxttenFyc",
-	"nT45Hx4/fXoGyJRYU+9mCHhzsNoJkWIgwHkFBDlRXDLP4RZ0/2auixnjDtrv77cZcj8x88JxcTVrYppS",
-	"Xt0cvf8kF//z+oQUuFbDiTHTod+VQyMNTV3UT5UItqtZC444D8r4WsmMmQnLNbHUENf1v2pS3o12kmo2",
-	"mzC1eAcG78oKFnXuRQfbte3PTmcfBSLcTllcRjypBpv8iJzP6HjMFHlziqiXiYz1zsgBeHLTrlKmLLZP",
-	"3/uI14HHPrQsVIH13C7jpyx2ulDdQJRck8ucpxjlXcjsC8CEqXClsMmW8nxO0cJt5Xn4I8Le0dikcw+m",
-	"10rnIkb/z/GL57djtKdtVUY3gLCth3/8+pQ83u5X7uX4HCtip79wRaCurludoRpziZGEGnoJKEVWhdF4",
-	"AuCRpUOc8TEODnFnaA1IjshB/3H1WsHGOp0xmnCnOr4opWcJm6/dFA6n27kuJdrEWnrCyUZZvrkZxEkG",
-	"grb0fRtpjxR56gtIUjkua3q4gAxVcBcZIjsDwqq/ak+Mc4hTlLekPNI+Fr313H09Ggiqr8F1xMwRouGe",
-	"iHHK9SQiPzGVURGRZ4qJeAJUn0+p4HpCNkYMrmJPGCAKXynAftKjI/90EZzGu0mEFB7TLKtm2B73C1DF",
-	"Remmanqrmf4ilCR0TsbSMi8o2YkIjZW09kSaYuP/ofWAjDMJSq5q35gMv/Q5zGoXqX0T2gsOBRXi5ZDB",
-	"A8CbDc1EshUStwkdpVgxRad2aDlrLZg952PxZvrVlOx8MS3wC+/WWG0uXf2Ab3QRjEwesnefJkrBx4Lk",
-	"09D1czD6FbHcRC5/j4jk2JryoZa+69SuyzJ04BVkUKtvmrkWyNrVRX6YwOMmIim/ZoilP9omx430HKbg",
-	"BkJnVuoUyO8eOusyNwauT21LvR1hBhFq8H1Nfmc6DsmE2nZ35+h6c3KCzWoF+d+vuyB/DZk4rB2vE0zm",
-	"oHOqK7mGwG1rw0A9LxdjYgBVWRnffUjSFVDUWw6Kek05unOQFG5TRbdJ6S1p52kXEbUKpqjR84PJLZkm",
-	"pTBp69UhC1p1zrkYp/Cmw0otwaIsl8tnOaQgwWZW2SGjnXBalMZ6ECeQ7KkJ//XlfFYSHY2k0P9uobG8",
-	"MShMabTcj7LIiLifDeG2ajWdHpgKCA82OnEoukuMhmZNz0DUi3ruZFAMxOoWBdD6S+DqfNoWv/X04K9B",
-	"BgAL5qRJ9Joyv40W0Qf7YeUin0qY4Es2H+qVNkFNSbEBtiGwCTeouLu4UctD5OFKqoEI0QPsAefaN+4G",
-	"uyjIj2GDIvEpM7ttBgLiNpZO+2PA9YWKQHefVXO7LbASHkQEfnDsFqWoXP80kuHBPKjIBC+oi0Oy0DBY",
-	"ikIXtF4G5Xnu3r0qPh3oXn8DTKH7y6vPALaTEaOo0HjhyGEVLgyv8lIMGxJd2wU1AyGFNf9Pq3B1+PPy",
-	"Fgd3rU8Xat1AhPBDIWRA0UURXvlnx8aKiAQ9F7j4YiDg5gtyzdgUZ16A8eElZYEnxPFqs+N6W2fhr3C8",
-	"ErvAKR1FhLrg74FraBiIsKPBDtwmh7C76RjnvaZqu/XETx1NTx2TVouj7rd2IkBzqVvTdbQM1voEo2K1",
-	"lzYMlo2CL+i7reMx+6H/CXoGP00v2UMk93M1vjkERjCPipPcEh6+W62267avo8e4mNMdsGKWwsoFisMJ",
-	"RF/4FEjCpMhqgZFnJBkJNnPXrGwPhDcFXV2LuHZh6uBX7SXWxxjqKTrEauFtMD1laiU29MLnItd2rUFi",
-	"P3c381HdvMvPGpsbXhZHXb326Oe6m2grc9p0dTiSHNT0Qr2HDe8m7BL57hjUI1N3lPsFfR2BqbXrhZDu",
-	"u+qEk/D+Pjf1j4sV8iBev17x6iZGqN8xzvesSY5A5jok2Ia1HMBxtpdmprV7ssuGjAYaboTdpZdzYl3M",
-	"Zuc5d0f8viUrXxaabSkj3M0VK7mo5QXpStH5ImTbR4FP8WXLg6+qeBkulaBNDrccmWjd1gSC1IbocFEr",
-	"omPYmtWsOBoIV3K0EjZtYU2EdTy7fZety6igY5bhPepBF3qAwuO7sBLybb1XvaP8p2jrryAQKriJ2Me+",
-	"wntr8c5iaCfDSl8HE0TKwElYcIVG5ECEGD2KwZ3y3G6yG1regufvSK5cieOsm/D5mE7tM7t90lmtVC1V",
-	"asfR+6iIvLep9/lSwXdRen6V6LsPdtPXazdV4XpXN4/Wgc9bA+f02efihnCFKLkDsbEIs/f20r4jwPZF",
-	"wfeu4Uyt0hhRgbB+OA8tAMHt5k+rZ/BKNFJfaCJcziEQjvddNurWO/Zd/yvUPhdl8u/f7HB8VZZ8sBHX",
-	"ab3fFtF6odZo1JjfI0i5Dizr4gJYwWYtpjVmrCr33RWxyBJkq+3KDGxw9xZ3/dpuzKddsVkZF9xYAMe1",
-	"WWB9tpneQZPAQODNlxvVy+tab6o7ZyJZnN9uAY/6pTFRvBjkQSn++ylFd9Ft68lYwWT04eWPnIbw+Yda",
-	"HlsD9IxgszARW8LPDEQ3/gzZ+M6esN3+3r51yBWNLVGAHE8oiWWWSVFeJYmflx1CjUgKgSYbTVIZ05RM",
-	"qTKHA1H0tJEWqJvNbRJgeLurpSswN3jOYaI+ac3hDsyjFkgZx44KpIweCG3kFFAO7S83gjrbzSNCSTf+",
-	"TWBlNzoIKrnxlszQijnygaih/rmYi/YCOYyWtNbwwDcFIsw9kyh3AIdZW07Fz+GeaZU6sstDYOAhMNAm",
-	"83GbVaTisn4mFPYoB7bgYO4s7IivgaIWMUgo4BGs7tVrbIts9aHCSv6PCtO3Wirlq7uj439ZquNitczg",
-	"umox1nBZR1QodsJFnOaJB6pbCeL6RCT3vqTjoSbrAd97BVeBjwVACMNORrCVBgLS3c8VzEHd+OdyZeX0",
-	"DvgH7h0N5Ensyo9K49MVCEA9aVh3yCVccyNoBllor+EsF+pglniUyMbT36kYyy1LNTX8Mg3qS0UCYGGb",
-	"4ZB29s3hrDBiPm1TlhVgJjZ43Iml9gGw58cVP2GWUbEK0G54hZ0bEeuFWyY4ZXFEEKMKq7gQByd4NECa",
-	"aCcIrpAhx69PS4g/fEZanS9nglzS+No6lht4P4j9lb+MaPNwIEbH7lxRLCX+kVHFFHFl6VaAYNH5yDcF",
-	"ISwblPiPCkyigQBCtvBLbIMfbZPnXBssAr5mc+saTemY6UMy+n/QSvgDvoUnZSn83rcQQ3Hf7G5vH/T7",
-	"jgB/iRkZvR9gycOgd0h++9c//vk2IoOeYO/MEIa1H/uRAa48T12x/YcR4XCTjFSJrwjzuwbu4vnw9sP/",
-	"DwAA//8=",
+	"7H17Uxs51vdX0ePnrRqYtwFDYC5QW+/DJGSWfXLbQGYv45RbdAtbS7fkack43hRV+2n2g+0neUvnSGr1",
+	"zTbgkGSXvxJst1o6ks79/M7HXiLziRRMaNU7/NgbM5qyAv77Sp5pWTDz35SppOATzaXoHfaOhZqxQhE9",
+	"ppoktCjmhBItr5ggtGBEsGtWkIQmY5Zu96KeSsYsp2YY9oHmk4z1DntCbikYPOrp+cR8onTBxah3cxP1",
+	"3jJdzI8vNSua7z5jiRSpIlqSGeWaXLBLWTCiizkXI0JHlIuOd+7vRb2cC55P897hrn8vF5qNWNG7MW+e",
+	"0ILmTFsCHKc5F+8UK06fNSdyPmZkqljxjSIclsnNpxOqx72oJ2gOY6e9qFew36a8YGnvUBdT1jm1S1nk",
+	"VOOEvtvvLZlr1Ouij6aFJtR8SfSYm8mRDT1mZFKway6nikzoiH2jSCzYBz2EH8abR0RIwcilNA8xcskL",
+	"peGHfmG/TVkxL1cGz/XusJh+62JOcsqzLirzlMhLYuYnL2F6luw0TQumFFMd1Gdm0OGqe/D97bfgBc+5",
+	"brkemuRSaSR/TsWccM1y1UXKDEYJ55SySzrNdO/woB+VEzR/5PQDTuig3186vbdMMX1urmU7XRUfCZba",
+	"iysvCSUTqtRMFikpzKMk4+Kqg7bw0GqE7V3vbve32fwPs9O/SZ7kv/z9r3/+I7/843ayl4mL/Hk//fMf",
+	"slY+cAYThLOxwgouC5nD8TC/Z+mi2eNzQzggd1lEmv8yp3/668Gp6C9fxWoMhBwTxZTiUpCczokU2ZzQ",
+	"RBMpCNeKyJmAH38GRoPz/182X7iElCU8p5m5rFyQqZjQNGUpeff2xZail4xcUMW+2ycbPCX7e4QrEr96",
+	"dhpvdqzHDDrk6fCKzVfcn1fPTluof2MeVhMpFCs5+nNZXPA0xWuRSKGZgFtMJ5OMJ9SsbWdSyIuM5f/3",
+	"b0qKyovME6l5x6UfJeqlTMMZ7Z2bK0/NS+yh5IoUjKZbZj9BLmmqp6p3uN9/EvU01zD358FQdgXTQhwa",
+	"IsARPbSzOSzfeRNS4f8U7LJ32PvvnVKU7+C3aucNPoq0qPGpcmpOeqsrloIUoCQZUzFiZCP2LzW7ZQSP",
+	"Wd4rqZ/LqUjvRUIh9fASRglI+EoSNU3G/rSXFNsvKfZKauKeXEix8hXroFg4t8jJn1AqRUQWRE71hfxA",
+	"cqYUSFBHs3eCTvVYFvzv7H50g80acnFNM54uO35TcSUM95AFKdi1vLI6mafqbknVUxyROOa+kLLVSayJ",
+	"uvGxpRCQIiaojZKN2OyjoR4T2tCJpfEm0JqKlgXaxW/ElTna4/sTTd+y36ZM6XvtASoXml61MgA8GOa/",
+	"mbljc+CJilUp3y8pDzIufM4NvHALwjmsYwMMOy+QNuSiYPRKEUqKacaOSGyWHRNF54rMxjwZAy3Xw0kT",
+	"VVwOL0Foh6Q8YyKFi2Xl4jeKPD17+9ydbAHf/XnLfAZKjj0snVwWHk7GLLki/mULyRvOa13khUnYU220",
+	"Q66UsVtkQWaFFCOyEQdvtWe8SgMzT/OokJrEH3l6E7fw6FOhWSFodlIUsrjX5nA7UmVnZM702Mx7xoS2",
+	"M5eCyGlBFE8rx/wgPOZuWkSxwtiIDKa3ZBv8DNYi8wy/YB8mLNFG0lGeTQt2BCTG5SkwYTM5GrE0sqas",
+	"YkIDWV9wcXV/khrFdMg+TEClqfMO8yUwACmJzIxeqK6sRBZsZqygTiZiZkfKcRcStTKHOxA26mn2Qe+M",
+	"dZ5V9bDBtN9/kvxXKhPzfmJ+AB8x/ALmih+E08Uvd4Jv//WPf1ZsohbNrnm7HPFymhktl6VwfWg+YQVL",
+	"yYzrMdmIYeleJkSO0u4bO6N4E8SLZd9TxfwPzP+Dm1ln2uRiToSckY04YM/GwqaBVfWNgt309pZR+S8Y",
+	"TGXG6BXZiN1XQy3l0HyGEzK3Pqc6GSNXAPKQjRgWA+dvCHcKFevAl/OUJmO29VQKXcisa5vt73ec4weo",
+	"/JLpgifqJFNsNmYF+3QaXyGnmn1pKp85VjmSADgDcK7UcDtKMq40E6ywGiAvwEzbiN+dnbw9eXl8+mL4",
+	"8uT87enTs+Hxs2dvzZkx2ydRch2/Of1GAVf59Lo0C9WLL1WprqjTXFkD4CbqvaHzTNL0XMoXtBjd7wBe",
+	"yHQOVyqDoSrclxHzrbuL1Hpxvjs4ePIduZhrVqXcbqBavHVKk3neXGI3+kIy1uayrtMKk+CKyGtmdQf+",
+	"d8Mac45C7FzKl1TM7ZzVvchZUM2GMHRNlBVz9MUaPW1/jyj02lYIuPdjScBzKdFTVrhZLaFd5cVrMoap",
+	"tmQiM6rImOsjc19Rz6HKGsQpoSIlQoKXCT7/bcqmaFQF/BZc2FveR7uI2wbebpjX2szEhs0U7tALOTJ7",
+	"A57eToPQcIT6CEs5Q/WBdXEI1H8jY/BZCQ0e4W7LMJHiMuOJtuq1sxKdky2R8oozRTZi+0nNTHwn6DXl",
+	"Gb3I7sdwpsE4NW6TUk0vqGIkocIIhgtjfWHUhJQXSI1loavOo4PQrDljxTVPGKm+aOEuhT9dF9dZsBgk",
+	"p5pOJrLQLH3JUk7PYX73oqsfcJibEYew5Db7ERgiVSR8gRm4ys4PSpIGkyUwNrFjL6Fq64zWzdYNcf9w",
+	"9vrVNmjh9mHwbSaJnAr9jGUMH/vYo2nKzf9p9qaQE1ZozlTv8JJmirW9wqujGNiT4pIXuSKUpHZMQ7Fg",
+	"K9zvjQ0vi4IlmoxloRi5oFqzYk6UphM8Y5Pg/eGDCzzKybQojHnpflx5+eIXBk5u/yoInrxgYqTHvcPd",
+	"/t4+OL79B22e+9Lv/Gs5znv/S3nxN5bo0iXKZj5UcQvCHwuv+Vx6kyLnwiiIREvzZY3sGLY47NGMJ+x/",
+	"ZrK42nbfRr1rVvBL7nzlDcozN8OSkq3DePq5GElAvL2D/Tq1ot6HrZHcqpEwnE0Q1Wolw0taXFXsKfco",
+	"4UJpRiEGaOYCYV77LV5mH+nxa8IwgZ3NhZQZo6Kxo7iyRdv5TqH0vs1uon+mdSeTglE0cFo280Je/I/9",
+	"eDuR+S12sjqBn1gic6bCOOmk4Dk18qTU/8vdb753TVvffcf/xPVYTo0hxCI/TyM3SIZKCQa/IIRdj0l+",
+	"UibwQ4MJRD3FRDr0xjjMYflh/qNRCYO5b6HlDyqjluExj0AwGTX5mmva4LF29PpJ/qov1t1vFUUJh44c",
+	"mmUQGfVZAEDK6qVTYzlThOvanUuN8fA3yYWZb2+vv/fd1u7u1t4P5/0fD5/0D/v9v5rfV7hs9YrAd6p3",
+	"+OvHhT/jKQgWe/8c9Wr3+j3+bn+vccMr0ww5dseM/XE3D25pnrdk10RdfAPk/yJG0bbA9sFVc/STa1aO",
+	"Ww2Y6eDFYI3AR+BGc/knmuVqmfaEovfGz4kWBZ2bv3m6PALeEvUODzQE2Rw3DHfFL3jhYX9D0WlxqwM/",
+	"oSPIdzFEUrXzawny6/uoVybx9A7FNMsah8gTbyUqlhe0hZLhu+ob/IYqc9HMFYwxp8jLQPMYLOeImBk6",
+	"/1dGgxSjxdtjHkNDrMJ/OrcLVlqZb+v+TFOuT4Qu5rfcnNeCEcWSacH1nLBrCA5U9ocm9pfoAYZMiF5k",
+	"PpaFIagh8qE1FnpRD/WCdAhrXokb1ZQ1c8SfRD0+6R32dn/c2+5v723v9nsRplHQERhYvWRaZDs/bB9s",
+	"+286+I6bfkNuG6tgTCcTJlgK3DZWfCSmkzgicSZHXPj/uABWROKABuZPe9WH1ptiPrIGuBoyYX5UZTtV",
+	"EjYYjqVpc6qSpDwlXEckNmuFmXFxZf5F+tt4BEQOBc1t2CEmsiBxkvH4iLB8oudwjGGTFSlYIouUpS7p",
+	"EF6uyIwVrMYrazvcmHa45Q/B2R3nNRcPFmOsu4QVQkWEXxIq5m3MvnbMGi+ssdYnK3BWPKXhkisHtvGK",
+	"8ASHT1UOc/tTvEX1fGUY0CXmDSAd5CUR0msWG9TGhgkcY/dT5zyyZNxcP8tKq3ygXELkrqM760DBCmGi",
+	"RRqXYXL3EkCgUZlRiC4ozx5OFJXs+TPJoicPJoqeFixlQnOKutPdvAeBVgU+6tACbHOhLNZd7+zb6fQw",
+	"VMevG5ULfTFVa/LzOYGcDrjQGfSMZdyou2fWtdiUTczIDsuAIHUSHzCmoRSMMJFOJBfaLESk6ojEEyZS",
+	"LkYxmY15xghEKCArFDJBDJ/K+GiMaoiY5uCvwkfAIQrDg/y02SzvQ14fft807c14W9e0MCLSXHS/vDf+",
+	"Be6TZ8FA7rPn9oUux/v2x7sSu8Q0ZZcauKpPzEiC7wM7zL6qNMTgg1U9LOeh9S7MEcv431lKNmZjrhlR",
+	"E5owogue50ZLeid4IlNGXj1/GpFU5pQLkskZK7YSqli6uYLcXZNDpk0evhP8tykjHLjPJfeh7GbEeGGe",
+	"fMFo+lpk8w6uGMxoS13xyZac4P5vwTk3PByf+7Alc8MyJ3oebordtpaLpMe+zGFll5fd/Y45O6fG/eZc",
+	"dc+0TVrOBCvUmE+8jLUnfEbN9OU1Ew8860VGr19PuR1trA+u+FPQ7G+tb7jEQy1JTq8Mg5RAqFB1ddtq",
+	"s6CC+y/YbFjlAYLNgjt0Z3EWDNwUadV3fHLH6RcbHCmJtEQ2QvLcU4jgNapmzPwuMhaRnCZjLtiWOevm",
+	"E0wTJIaNhhKunvMElQTwoZ9LNUkX/1I0Z0OqhpaCwVMBNbSUw5yK+dD6d/yxxw+GUwEhMRtstVliw+CW",
+	"hElm7s8yNc/nkQVvTwIdMGqN3dcC1cZiqGTOhhUJYTpQzvRYpkMYMjOyx3zYSITpDKjWcjwaiWnwbBh7",
+	"DlJGkVrmzQFtqpnj75vWfi35ubwaJ9cuVnw7bw1oWuCx8MqOSyCOU6ppbJiwUahm7GIs5RXZuGCKp0wN",
+	"RGwNMXRU/DZlImEx6Ncx2GPxZoT+aPO4HZ0ztT0QDZ8QOH/McCv6fMzMqhr1MiVnb7mSc+MVQiDZrx97",
+	"hjvkE63gnnv6dM1sF7xRVkPtHfbGWk/U4c4OnUy2Aw1/x5BR7fgouTn0VGl7Uw97Qeg9UECdM/x7c9iR",
+	"1r3DA38QYKRt5wta4sJqcwtVXUHg6lnoDKpyVbt1D+PMcZvfftJRiDelgzMp5EyQS86yVLk8VPS9YQlo",
+	"vNmuPa/thDX4fnjkVrT/4a47M2IFx/73K3mfymNVPxtP5VToihJpvX5QV7gLl1xONRnRSVWfPFjpxdom",
+	"vCxd8rlNGgl8WPcPXlhWXjqVPB1Kt1LF/QTHr7JvreK8ske3N+06DGDHhR2bqbvXvyCG1WA8fm7Btu22",
+	"HYjqxBfzjd1OvtHhjwqcwn7l4StWJ0JjwJAqTeNmXvrTLCmsQ9W5011YX02TpBFjbHuf8m6URVen5nRp",
+	"OG4cFfx4UblVlTXVNqbz1N/Lp4qc5cFcqag2fSYv6vcP5kUt2Wer5QT1KPKydP1vpDJRO386+en3r1//",
+	"79l2bp0x1rwAJ5PliZZ1boPSX/7pVWEbzHIKr1dR8K9A9cUPCpbL6+DvWkysRSXebg+AtTrogAzvFCue",
+	"+sn7j575BfiP3thFPPVrgK/AlD+2by0/+aVcS/nhW7+e8rM3uCY36vubqPfcKCS+fOqWKrzNskRdG7Aq",
+	"zGjOeWKdB7Ub5ZLU3VGKevCQLQPY9mY6FuoaexhnMicDJPugFxTpNZl90mrIQpiUKyyLwzCpm4FRwswO",
+	"mn9z+mGYgYFt/rIRpiFMMD6Cq9ZSA4TpEsU0Y+gPcblRtlpzIza/hIxheJUx76QYmf8nMs8lBmj5FRta",
+	"r0q8eUTinCsoKYptnRkmK5lL+40ieib9a2rcOqBrg2tbQrf7vtGVg/vJMW8nLncENFWqx9todNmqzqeY",
+	"KLxl7ndcT2ELNrMxE7+7ofxbvNHL3B24uAj3v3xDG0/6PaOZHt8hF1dOdSJzZFhkDKNg8WrtjHulRF41",
+	"D2gpOx1Xk1dV7iKvlq7WDtK2uvunvN42wXVVJ/2xIG+fPyUHT/b24F1basISIKYt69k72CfJmBY00fUE",
+	"m0/ohV85U+4Vm70J/IC30jLCysLujO3JtJhkjORSXLE5Sbkaz6gas4JkNJ/cJmX7VJN8qgzDyDI5q/Kl",
+	"icx4UsstWPzidWRt3iZ1+25pvsDjFR+JremECMZS9aCh1dum/EZkKnza51RojqmTrlxWQkbP8nS/T+7g",
+	"/sHwA7PBwdXEoklKUID5o4Ufh4ETWeCiZEIzMqGFbq+ifeAM4rtEkF8DgMjLUnDdUleC2J3VjBCM5MhW",
+	"svtdlwUUlHRa1j+s5qKEDNe9qHfFhTnOcMbmddP54KBPDrZ3t3dhYhfyQ61WCdV6fDW8zZgHhmwJn3DM",
+	"XWs7jYqJ8OdeEHp/+EIHYZud/kObnf5JvHs1v87u3ko+JKRyBZXKEfxBzfRlG9qYTGOHW/RCQagtpcTz",
+	"yxXRheFXYG1ugGaqMOfA6P/fKJJklOeEiVRtOkNUj1kx4wi0cjd/SXDqPt42+9mfyI93fPlqvg5kD87T",
+	"sWZPIZyxkAwVr+Ey30nFh1jf9ZJA3UzvXm6V/CHz06pM+jM5V3YfLl26cupaoreG+N8oIzp1JUyLdxo3",
+	"3yYMKTxXnlEnVCQsayQm1VF6yntS9Vncwbqqh899wlyAsVLLLlhZdb5nssHi8H+o2x+ZE/SFqd7RV13b",
+	"GVV3oO0auKMH4JrPZZHf4fShg8XisJrVRP7slSW4M56wu1pv5S7s3c/SW/PR6Twse5/+Zd17Xk5i6Ya/",
+	"4OLqLqYiJYisVyIAGf3mUha3MBsxfUQ19PHdvtM+75DBiLLFzGdGlUNO1fIOtuBqtl+4iFYl0M9HaTlR",
+	"ZCaLKy5G1fm0Ln411bvDHAumtfQMAMLyHW594PLC5MrwNNRIvugk3DXj+mEdWA7NoMsz9+P+wffeCZzK",
+	"ZJo366is/74l0auCo1GE6DupZKoVJQvGNo9j1su6YwPvO0DZHKamneQyEInGWjuDDgsDfj7N7qakVXg+",
+	"bke25i22dFxRVQ4CPy16cuCk9tZLv9+aQ4E0DRfSSd5ysro1InhM3r09RaALiJzBko3xYwwJuxu19J/V",
+	"NmwZy3FQIrCWwKSCfW27SWeY9ncPLdcmDtZvlyouhwj1etj78a8Xu+M/irO9pD/5437+F/3bD8Uvsycf",
+	"/vSH/tXJLv3+RXEw/eP8O3m+pxaJot2SGy/yvoSvbgL8i9SZRgG6Z2wMoakALGkHElXdn9st4W6SyaEH",
+	"MZEqMhWZ4eeADWgrArlWhKeZh9vqklq7t3UYrcvGL235YA+Wyr97l+yvuwD/U1bMd6TYN8XiHeoC1ll8",
+	"v9aykMWH6hPWd6xaat88luBwwyrsMyNorGM3zbnwTQ8uGC1Y8dytZ8roEIFFWwKSJVLLFRMkpykjF3Os",
+	"HnbVMDkXW/g1OrrI1pYRHuTV8cuTgfh1a8sDqr+PI4CNBTZWAbU+JD/BpEiQc+rSTclzdAINhDnVVMvC",
+	"5nJe0OSKCQ9IeykLclHImWKFOvRQZtQwoJGQBQR5UlYMRLwDk96JHWod4A8DEBZT26SJAO97D5gvMIkZ",
+	"pDjE2WHeJY8Zaw3mo+Ekv4cofUeXhhb85oi4XQ/4OiaqK5w8uHu93IIeAZgKUHYJCMRDOSs64f/LQLGQ",
+	"9vmnQJ+OuZntc1ydW7oBG0fIQlAOjgglScbNdhr6KCOhGNfjoB0D7kE5NfdunrbNbJWJlXMyRoI5iW9e",
+	"n52THTrV4x2oTt6JO1+/4O3m3nBxKR36Gk1A4AWNF/C055QLTblghRGX0yIL0gZHXI+nF5Ax6B8I/seV",
+	"mjLVa8CYlYPLmVDNOjOmHOKFkxvq0HzHxcj8OI+gMIqL0UCU5VOQEGQbgRhTSkWI1GgfqvNVYk5aNicX",
+	"bMzR5zcQtSrZCC6LS321w0AdSNjxSI+lQlNVbQ/EQHz7rVXU1Pa337ZtltlHXLS7sLHfJrifAxHL4BPo",
+	"2gPn85pm0wWHcBPLEcw1hLsVbw8EAq5U9aX6vULfIc2UxNHM+/CKDURV9QIa686rDIDw5fQM61C+HctA",
+	"BDOzS4/w2/jnE0cjO/BODNiNwbPIJXOmKVzF3w2A3SAXHvQcaIOmIxfw/P35yxfgW1NYGKgsPiIA97qt",
+	"egHb9u235GXZK0YRrLqlmsRwmNUOnM4tDLLt/Osf/4wjw1LD7xTTW/aEwQ9wK3BNVfQn+HqblG1rBqKC",
+	"ZD+heuyqGIEDlwVBR/awuSxWBSkHRMiBcFsJ7B37bqFkkoLZtb7x2VvffkvwXFQ8jRs2jyFCf4S9PmyT",
+	"jKkiPxAtB6IRkrc4hDSXYkSe/Y2KkfxGkb1+1O/365F6BZPjaiBcxL7av6kZuD8qA3lkv98fiNZMODiU",
+	"MZqisTkc7qqCIW8Xf+zEulk85FWBYDXX1F6HUkRumFOEBSHxJkjTy8Xi+HB10W4xqwLlYiCWaRfxUato",
+	"17Z+3MvzgfAC/SerFAAaP9aZFnzEhUKsaqh6CuCpz9++Ozs/eTZ8/fb059NXZ/FAjJgmT1+/PcP5BjVp",
+	"ZkQGhwfHhQw9pDFY9sHp2v/wAaZ3AP+qGfYroAv8PgOxEXfBf8abjnZYH9gsD8TeFP5m51zDZN5AdNsi",
+	"+kKiiJ/L/t6PJA7r2nB/BiIOcHvjyBIZIYC5RwDeJj9hdZh1VpoXkgkrPPTCQEzKwlXDHqkmVMylAHRU",
+	"QtUVoRdyqgO5p8dsTlKJAOEzMRDlrQTxETk5SEUAHeeq492Nhf4BsCAzn4GwDFkwPZPF1SEKH/jsG0VO",
+	"31zvl2PZS3j65vo7svPdvgdTmzAzkCyiQGKa/fvAUVq3nKY3b1//+fTkLHZjAIbOjBbGrB8IcwL/vPUc",
+	"P2Gp+Z9li5aSiMSCZw23zKMIIZa+GSPJpilLI6JkuLUaKR1i8mPjlQCVFsx1w9TMjQgTiMz9QUPfgVF7",
+	"FjmmaswUNhy0xZ5uXwbCpYGZw1LbETev2lmjmkiRMHPqg/N2SHbjTVS5jbUnFAv0spen5w0tTE6YUHJa",
+	"JGxbFqMd+5DaMb8tvWW9sJrjmhXoS+rtbve3+6AlT5igE9477D3Z7m8/gXiIHoMtZTkjoL/smA9GrK3d",
+	"XQUqpgqMBfTnKZFFahZoSaUs8RReFou4IwVg+NmtQwIqvIP2MAAvnxVcM7IBVUsDsbh+b3Ob/AmkRFnE",
+	"ibaOOScohZDgXiqcpmZFZswXXGnAoOlV20L+2u7rLH+yY7G8o6U/xP6B5of1HC6Yo8XA95VoXQ0Eg/yM",
+	"dXR8e1/rmbbX7y9Aam5BaHY5F18dEFp7kshq6M0l0FIruHwHmpK5gPtI37bB/T7sBF2r4JHd5Y80e47d",
+	"RL2DVV5W7R4ETz1Z/lSImB46Z/AkBG6ZX99DtGSaYxkpBscCmkQ9TUdQygJP9d6b0SwvwpuwKjOyPGjD",
+	"FhSqzZAdRYTRZOyLtweiLHZ0IK2BcLNlQsN3b1+cxaUmfmiNH3zTQFjMc9zn8pogG5uNAboCkOmE1HXm",
+	"BLxpIALm5JRcqBkJWJf5ewnrgkoc9Z/Gu7qm44+Cay5inuyak43QrHbvg5rdNXNOYJHGMF0PXEAVq8Ry",
+	"ysXQtOZ7rBhflptQR7ptlIbDeAuxB/r1klhM671/5a6H00JljKXkoP+EuLYJ7yqZq/Uk4pUACerlewuF",
+	"yvc3tzpZyyUKHuxHQQIN0JR2F90m9PEiAOVYRbJ85OnNjjF74aEdTIiqcNBu1AWekg1jwcRW3mwZps4V",
+	"idm1HqKKylOvmt6vk+/3d1DrJlK1iEwAKw+hQbHviMU9LeYlHl3V3KtIxGggrJV+WTA1tkYc1FvhDfcZ",
+	"luDRDCl0RKiXvfMSzA6MWXYJgFCXXHA17pR3b912YaFzgwvvdSw6xaU++N3ZX+UW1FoVw2P7Kz7mO4p9",
+	"oRcVYvy+Dhs3YdHdxCKWVbU+jDBgE96K+QmOmBlAASFyopZkJCPwBszGMi+1NIqDoBTYJq/As0p96QzF",
+	"4hlyBtM3NqxPYfbFC7ZW3FZSBPfm9bvzn17/efj25Pzk1fnp61fxQj0O064/mx7HgqYFQWfbjYxpDU0b",
+	"lHdMbnbpU2EtQVvr7lXgQRs5NYvnCz51HmSjt83Lp96sJo+rZRfLZuAUzSsuLFY2hhGgFhsUhaGvdg4h",
+	"srsma+syWlvTuyKggGjftdBsnerpv22hWE1d2927ud35WK6w5Y92f6Cu5cssfsv7rV6mi/lqOlm1CTso",
+	"Z/fUuHb31q1yebBxDACB2rVYizpykokLQoWLxQCXs+aNYTT1ZrDbXWqTLuZevjzqTF+DztQ8MQsvD4aq",
+	"V9Cb4IcLvGOVIAkGXlF6DYR0cg/HmI0lGcvMNpHzkRg8r3hSN6zFHA3KqnTsbbwZEUM1agEazYsDhGVz",
+	"+xYqS+8UZqt8Ll2pQYFSZeqS685lsS7FaI1C/gttk3QvL32lJ89CMQ17+SinnZye2qtV5zVdIg7Bp5RF",
+	"azd3QjVzscA3AnwEuYqcaqsnc5bGA1Hrrx6AWEBKiVbVdmXO9LIdeQfCjUnD1pa36jd3NBBxSwu4GN+h",
+	"sIddo4VbNY48EIsDydXchGqsuDtG3MICkebvEKbUJn39JNP57RjALToS3uLSOZyVm2rGrx2oxrJ2bzfj",
+	"WzGq5rJa2FTzR3Xw04VM6sntGVJX21dskuZw6L4WrWt3hcfqbd3huYNV+FhLK2Hz8N6Pyx+uNz//Qlku",
+	"3mTLPFfQ8MA6QiacMd2SUozAfyroEKOIYtnllmvtCxVgkUe5DUvJD9EPPBCOFRvm6xMPMZclAm48FQrz",
+	"U3lGvEcsIlQMRGwzeofWLxYbdY8nzIVajb5kL1cnf8NFeP5WYRn7XWtOH02Vhz69SPju0xu1WyOO3XX2",
+	"92y0iuwwbH9muv2Q9D+hXPnUCnC0niY3YbvRNYqoz3DJ/l1uy2vBui/KLS1Zt1Wnz3o371uFBB7JNh/a",
+	"rcbuUvuP09To/EKKrXpBG3lXqu9Q22D7Fm9GmH6zSJUnx2VioZUbI1nm6dhXeQmF+aQTVmyhrLNyC1OB",
+	"bbL0kU1vLbZyLqbapZ8ORNhH7fjNqc3K7RRKx2l6Ym34e6vcq3V0v53WbRvjfgK1+37s6FaLCRZRayzs",
+	"6odY6rDKLqdZNv/3FvqfRb/+EnnncZqG+d5a3lJlttzwI0bglinRiHPdwd+Qp/kPnTO+s29QvOnKC8yF",
+	"UG21atuL1OCS6SzTgx0896Me/MCnEwkfHlDfvnDdwn658xrOy1K9ILgJOb1ivrbtnvrCbabXpVq8pFdw",
+	"90ofYABhVMO9lYKRDWjcWwYYBBsIfy2bjanizaO6IUqUpnMF7j1bDkzrZvCIaeQHRiexaoe7xOjfOyR7",
+	"/X7ky4hsXUOnOmFWabHz722/3EpAd2SA3lM+26XYqhiEolGPnOihOdFL7Kjor8zEn7CVxKTr0L5QOp6I",
+	"VNmMQeccClTpIzDmHWgB3B2sRFNYhmxd8RDSXCj3XJX1SqLvpDId6C//ePge+vCdQODacmhVbt8nsHbL",
+	"cnsQWO2RqTFLrlQVLDO0+Vz41sembHzH3p2B2PBSpvDCCJU5pWmB8oDNPHoFOavV/UNIyZX5R6RS9F+r",
+	"5D/yqSABHgTeMc1ztj0Qx43u9FiIiO1HyhWOmC7Tb1EMQsXsse2H8F2/TNWdsIJYo9j8t1pFikmSu32b",
+	"iTAQUrDKI5eyAPnrpgPF/FD7WhkH0n5Lk8023Pc4ZJj6AuzAlmlmgAOKrzfvnhaGlH50O6ytgs9kckWc",
+	"I9trX8J1lW0Tvy/MBNZnxd8Z8381iRu2jF/JuL+l7vCg6GCrLdkBobWoGS/kaAQpI73IosTAqs+Y3uoC",
+	"Wem+gxu/13ryWmTzJrBGR6KGf/h3vz35Rff/9Y9/HpE3VI9/t3NE3GBH5Izm7Ixr9rsX9EMLTNzNHQXT",
+	"Y6xtmXiqZjOAohGKn6keO8XHyg851QsESBhLC/E37LknWMQOrH67jcvIqV5JebGH2vx8VQXkTrpHRe34",
+	"XApECCIFG1aFSPr1vbEh6z+SzV819hqp3bXZNYyW7k0/tpbjXn8P41NCInJmWSczY1m2dSmLvLRNIzJz",
+	"/d4LxD+xOBCoYHAd2bwTL5pBhiGuD5nROWJ0OZjYgeAepBeSVmYOmDDIkqENY7hUU7zximLUAn9VUvUA",
+	"VTzj10yFRQtvT85Ozofn5y/igdjYJWM5LcjF3LvwK6qEWR/OGYy+AAsD/l8b9dWz4emr85O3vxzD2E+s",
+	"GqGC4Y884iPhQvGUAT4kZsyY/cB4tEiBwsbKhjTCqYDyC+gEA1pCI8Cgtomb825/IPxLzCx3D/xEamAe",
+	"bj9BTeGasA9caSToQDzpw8+BPk3dCTwMguzv/dimgFhGWQEb/jT6yMoitwX4eCVloyV7+DhJ2ESz1Kcw",
+	"zwxhjIrGL7uOcO9RJD6ESDxWV7b1XzX5jdjq4xWZ50er1A2v2Pxm5yOoTDfdycdYVDVVrAQhd7nFeFYO",
+	"Sf2Ax+a+Jd5+GwgoyELgFWTPlYOkq6DmtrqLCby1IKyPBqLMo3c4aRvUOSoid1hVQoVgxaZz+EGWKOYp",
+	"DITh+UH/jhDF3zDWN6/PzpUvoXr39kXb5T8by1nz5q/P+3cHLPk7sAjAx4cO4OyD3hnrvIY7jUWw/5XK",
+	"BLqxmh9gPawFcOE6s9gtT8dSKmZNaUdP/NVO8DNE8yxn2lCq2xIWzKkJ8Me87jYnG384e/1qE8oDAUnM",
+	"bOzG789fvtisGhZPaTJmW0+l0IXMuihkf7/zSp5pWdh045XYmSFjcNU/O4N4PYH2TIu5A2Do3cGNgx4c",
+	"RMZc+mM4Zehn6o4UgMPFY8bFZAMxOpa0SjlsxZkroeg2I4R97nRxRgOR0+KqyoTa+yt4hQz1MJtMTMMZ",
+	"WDSBep5cI6viVYD6B0N4v5M76iGGkgWFm2qlKfbSwr006mmAZWgrXYO1lRFN89VwqgDIyuiuM1qkCjxR",
+	"TkPeN5M1NymyvijglnYBcKfsyPYiQlujFp74VIpLXuRrU4hu0/1yNeYXtuk0FyicwIet2WwG9sDWtMiY",
+	"SGRag6X+dB1d7sC6oZfNnTxJ9+b1bh4OYG9NbL5gapphnx1k4pEX0kHvnbVx9lYb3i/NXDKULp9Pkjzq",
+	"xbcTe2dM1xQQoseFnI7GleYtLTLQq8gO17ZTC36B+qTVN43GC/i54EQqMXZL9AwPwIsaS9PB9DPTzlH6",
+	"n+UDDlCz7+wv+1zer1Zv1zLvVkuLj3ZjDduH/727DNRL7j6ZjXnmO7QnAJgNwMmVphuNE2fbnN/3wNWa",
+	"ma92JOy724r5Mn69xBnMr5lgKoxGlgDBlno50wVPVCf1HNMiF3NSyKlmLhSop8ojZ3MjmzUTCWcqIgXV",
+	"bAuzUQt2OVU0UxGxGRIWB8ddeHSVUK4B9txiRWNxe+R/5LbK/P2zJMVUQHTQWtOlv+3lyfnb06dnw+Nn",
+	"z94CHjnm1NsVAsow7HZKpLBAdIAbLIzOeGnXIWfCvZkrv2I8Qfv9/TZF7memX1oqrqZNTDLKq4ej99/k",
+	"/C9vToiH+RqOtZ4M3akcaqlpZr1+Rdm3YDVtwU7OQXG/KWTO9JhNFTGzIbbqf9WgvB3tJFNsNmbF4hMY",
+	"vCv3JOo8ixasddvdnc46CuxrMGFJ6fGkCnTyI3I2o6MRK8i7U8Q6T2WidmIL2851u0iZsMQ8fe8rXoeb",
+	"vWnZKN/ho53HT1hiZWFxDV5yRS6mPEMv70JinwMmTIUqXidbSvM5RQ23lebhjwj7QBOdzR2Ecus8FxH6",
+	"L8cvX9yO0G5uqxK60f7EWPjHb07Jk+1+pRvb59gRs/yFOwJ5dd3iDMWYDYykVNMLQCkyIowmY4AMLw3i",
+	"nI9wcPA7Q2lAegQIgZVm0o19estoyq3o+KKEnpnYfO2qcLjczn0p0SbWUhNONsr0zc3ATzIQtKXuW0tz",
+	"pcgzl0CSyVGZ08MFRKiCDrTYzwNw9V2DZTGagp+i7I33jXK+6K0X9ut4IKi6AtMRI0fYA+FEjDKuxhH5",
+	"mRU5FRF5XjCRjGHWZxMquBqTjZiJOCJxyqCPxGUB2E8qPnJPe+c0dqQTUjhMs7waYXvS91Dai8JN1fBW",
+	"M/xFKEnpnIykIV6QshMRmhTS6BNZhoX/h8YC0lYlKKmqXGEy/NLFMKtVpOZNqC9Y7Hvwl0MEDwBvNhQT",
+	"6VY4uU2oKMWMKToxQ8tZa8LsGR+Jd5OvJmXniymBX9hRbbW1dNUDvlPeGZk+Ru8exkvBR4JMJ6HpZ5sn",
+	"Vdhys1/NR+xDg6UpN7XwXad0XRahA6sgh1x93Yy1QNSuzvLDAB7XEcn4FcMOSvE2OW6E5zAENxAqN1zH",
+	"9/tx0FkXU62haX5b6O0II4iQg+9y8jvDcThNyG23nebXG5NrQjL/uO6E/DVE4jB3vD5hMgeZU93JNThu",
+	"WwsG6nG5BAMDKMpK/+5jkM43INmyDUjWFKM7A05hD1V0m5DeknKedhZRy2CKGjU/GNySWVoyk7ZaHbKg",
+	"VOeMi1EGbzqs5BIsinLZeJZFChJsZoQdEtoyp0VhrEd2AsGeGvNfX8xnJdbRCAr9ZzON5YVBYUijpSve",
+	"IiXifjqEParVcHqgKiA8WHxiUXSXKA3NnJ6BqCf13EmhGIjVNQqY6y+BqfOwJX7rqcFfAw8AEsxJc9Jr",
+	"ivw2SkQf9YeVk3wqboIvWX2oZ9oEOSX+AGyDYxP65hGAxcWvfYeDgQjRA8wF58oV7ganKIiPYYEicSEz",
+	"c2wGAvw2Zp7mx4DrCxmBtotp87gt0BIeWQR+cGw3xWeuPwxneFQPKjzBMWp/SRYqBktR6ILSyyA9z3Zb",
+	"ruLTgex1ff+87C8b3gJsJyO6oEJhm7nDKlwYNnAtGBYk2rILqgdCCqP+n1bh6vDnZRcH28yxC7VuIEL4",
+	"oRAywFdRhI2ezdiYEZGi5QLtzgYC+p2RK8YmuHIPxoetaQNLiGND2+N6Wae3V7gA/uZxSuOIUOv8PbAF",
+	"DQMRVjSYgdv4EFY3HeO615Rttx7/qZ3TM0uk1fyo+62VCFBcavd0HSWDtTrByO/20oLBslDwJf2wdTxi",
+	"v+s/QM3gw9SSPXpyP1fhm0VgBPXI3+QW9/DdcrVttX0dPcb6nO6AFbMUVi4QHJYhusSngBOmPqoFSp6W",
+	"JBZsZtusbA+EUwVtXou4sm7q4FftKdbH6OrxFWI19zaonjIzHBtq4adiqsxeA8d+YfsxU9Xs4GyUzQ3H",
+	"i6OuWnu0c3Fp1TVt2jwcSQ5qcqFew4YdqbtYvr0Gdc/UHfm+n1+HY2rtciGc911lwknYtdku/dNihTyy",
+	"16+XvdqFEepOjLU9a5wj4LkWCbahLQdwnO2pmVkWqLSVgowGGm6E1aUXc2JMzGblObdX/L4pK18Wmm3J",
+	"I2znipVMVK9K0aKg80XItt8ENsWXzQ++quRlaCpBmxRuuTLRurUJBKkN0eGiVkTHsDSrmXE0EDblaCVs",
+	"Wq9NhHk8u30brcupoCOWG9FfqUIPUHhcFVZKvqvXqnek//iy/goCYUEolvuC74sFci+CBolQToaZvhYm",
+	"iJSOkzDhCpXIgQgxegqmmEgJN4fsmpZd8BCGV1Rb4ljtJnw+oRPzzG6fdGYrVVOV2nH0Piki723yfb5U",
+	"8F3knl8l+u6j3vT16k1VuN7V1aN14PPWwDld9JkCKsuFYV2AkjsQG4swe2/P7TscbF8UfO8a7tQqhREV",
+	"COvH+9ACENyu/rRaBq9FI/SFKsLFHBzh2O+ykbfece76X6H0OS+Df/9ml+Or0uSDg7hO7f22iNYLpUYj",
+	"x/weTsp1YFn7BrCCzVpUa4xYVfrdeV9kCbLV1jIDC9ydxl1v243xtEs2K/2CGwvguDY91meb6h0UCQwE",
+	"dr7cqDava+1Ud8ZEuji+3QIe9UtjodgY5FEo/vsJRdvotvVmrKAyOvfyJw5DuPhDLY6tAHpGsFkYiC3h",
+	"ZwaiG3+GbPxgbthuf2/fGOQFTcykADmeUJLIPJeibCWJn5cVQg1PCoEiG0UymdCMTGihDwfC17SRFqib",
+	"zW0SYHjb1tIVmBu857BQF7Tm0APzqAVSxpKjAimjBkJpOQGUQ/PLjSDPdvOIUNKNfxNo2Y0KgkpsvCUy",
+	"tGKMfCBqqH/W56IcQw69Ja05PPCNR4S5ZxDlDuAwa4upuDXcM6xSR3Z5dAw8OgbaeD4eswpXXFbPhMwe",
+	"+cAWXMydhRXxNVBU74OEBB7B6la9wrLIVhsqzOT/pDB9q4VSvroeHf9hoY7z1SKD68rFWEOzjsgLdsJF",
+	"kk1TB1S3EsT1iUjv3aTjMSfrEd97BVOBjwRACMNJRrCVBgLS3e8VrKG4ds9NC8Ond8A+sO9oIE9iVX5U",
+	"Kp82QQDyScO8Qy6hzY2gOUShnYQzVKiDWeJVIhvP/kbFSG6ZWVPNL7Igv1SkABa2GQ5pVt8czjAj5sI2",
+	"ZVoBRmKDxy1bah8Aa35s8hNGGQtWAdoNW9jZETFfuGWBE5ZEBDGqMIsLcXCCRwOkifYJQQsZcvzmtIT4",
+	"w2ekkflyJsgFTa6MYbmB/UHMr1wzos3DgYiP7b2imEr8E6MFK4hNSzcMBJPOY1cUhLBskOIfe0yigYCJ",
+	"bOGXWAYfb5MXXGlMAr5ic2MaTeiIqUMS/z8oJfwdvoWnZSr83nfgQ7Hf7G5vH/T7dgKuiRmJPw4w5WHQ",
+	"OyS//usf/3wfkUFPsA96CMOaj93IAFc+zWyy/U1MOHSSkUXqMsLcqYFePDfvb/5/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -16,13 +16,21 @@ import (
 // the report of its outcome and for clock skew between dispatchers.
 const leaseMargin = 10 * time.Second
 
-// RunOnce claims one batch of due messages, sends them Workers at a time,
-// records each outcome (sent, rescheduled or failed) and returns how many it
-// handled; its error is the claim's. Once ctx is done no send starts: the
+// RunOnce claims one batch of due messages, and with Webhooks one of due
+// event deliveries, sends them Workers at a time, records each outcome
+// (sent or delivered, rescheduled or failed) and returns how many it
+// handled; its error is a claim's. Once ctx is done no send starts: the
 // rest is handed back, and the sends in flight are finished and recorded.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
+	n, _, err := d.runOnce(ctx, true, d.webhooks != nil)
+	return n, err
+}
+
+// runOnce is RunOnce of mail, of events or of both, reporting too whether
+// a claim took a full batch.
+func (d *Dispatcher) runOnce(ctx context.Context, mail, events bool) (int, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	// The claim is not cut short by ctx: a cancellation racing with the
 	// commit could report failure for a claim that committed, and leave its
@@ -32,16 +40,30 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 	claimedAt, claimedReal := d.now(), time.Now()
 	c, err := d.claimant(cctx)
 	if err != nil {
-		return 0, fmt.Errorf("mail: claim: %w", err)
+		return 0, false, fmt.Errorf("mail: claim: %w", err)
 	}
 	defer c.release()
-	msgs, err := c.owner.ClaimMessages(cctx, claimedAt, d.lease, d.batchSize)
-	if err != nil {
-		if h := d.holding.Load(); h != nil && errors.Is(err, store.ErrUnavailable) {
-			h.check() // the owner's session may be gone
+	var msgs []store.Message
+	if mail {
+		if msgs, err = c.owner.ClaimMessages(cctx, claimedAt, d.lease, d.batchSize); err != nil {
+			if h := d.holding.Load(); h != nil && errors.Is(err, store.ErrUnavailable) {
+				h.check() // the owner's session may be gone
+			}
+			return 0, false, fmt.Errorf("mail: claim: %w", err)
 		}
-		return 0, fmt.Errorf("mail: claim: %w", err)
 	}
+	var dels []store.Delivery
+	var claimErr error
+	if events {
+		// The mail claimed is sent whatever becomes of this claim.
+		if dels, err = c.owner.ClaimDeliveries(cctx, claimedAt, d.lease, d.batchSize); err != nil {
+			if h := d.holding.Load(); h != nil && errors.Is(err, store.ErrUnavailable) {
+				h.check()
+			}
+			claimErr = fmt.Errorf("webhook: claim: %w", err)
+		}
+	}
+	full := len(msgs) >= d.batchSize || len(dels) >= d.batchSize
 	b := &batch{
 		lost: c.lost,
 		// A send may start only while enough of the lease remains for it
@@ -53,24 +75,32 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 		retryUntil: claimedReal.Add(d.lease - reportRetryStop),
 	}
 	b.langs = d.languages(cctx, msgs)
-	todo := make(chan store.Message, len(msgs))
-	for _, m := range msgs {
-		todo <- m
+	// Mail and deliveries alternate, so that neither waits for the other.
+	todo := make(chan func() bool, len(msgs)+len(dels))
+	for i := range max(len(msgs), len(dels)) {
+		if i < len(msgs) {
+			m := msgs[i]
+			todo <- func() bool { return d.handle(ctx, m, b) }
+		}
+		if i < len(dels) {
+			dl := dels[i]
+			todo <- func() bool { return d.handleDelivery(ctx, dl, b) }
+		}
 	}
 	close(todo)
 	var handled atomic.Int64
 	var wg sync.WaitGroup
-	for range min(d.workers, len(msgs)) {
+	for range min(d.workers, len(todo)) {
 		wg.Go(func() {
-			for m := range todo {
-				if d.handle(ctx, m, b) {
+			for job := range todo {
+				if job() {
 					handled.Add(1)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return int(handled.Load()), nil
+	return int(handled.Load()), full, claimErr
 }
 
 // batch is what the messages of one claim share.
@@ -94,6 +124,9 @@ type batch struct {
 	unavailable atomic.Bool
 	// delivered gathers the deliveries waiting to be recorded (markSent).
 	delivered deliveries
+	// events gathers the event deliveries waiting to be recorded
+	// (markDelivered).
+	events eventGroup
 }
 
 // ownerLost reports that the batch's owner has lost its lock since the claim.

@@ -10,6 +10,7 @@ import (
 	"github.com/useremail/useremail/locale"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
+	"github.com/useremail/useremail/webhook"
 )
 
 // Config configures a Dispatcher. DB, Signer, Sender and PublicURL are
@@ -75,6 +76,13 @@ type Config struct {
 	// means polling only.
 	ListenURL string
 
+	// Webhooks, when set, makes the dispatcher deliver events as well
+	// (see events.go), with this client.
+	Webhooks *webhook.Client
+	// WebhookSchedule is the delay before each retry of an event's
+	// delivery; default DefaultWebhookSchedule.
+	WebhookSchedule []time.Duration
+
 	// Logger receives one record per outcome; nil means slog.Default().
 	Logger *slog.Logger
 	// Hooks are called on each recorded outcome, for metrics.
@@ -89,6 +97,11 @@ type Hooks struct {
 	OnSent   func(kind string) // delivered
 	OnRetry  func(kind string) // temporary failure, rescheduled
 	OnFailed func(kind string) // given up: permanent failure, attempts used up, or unrenderable
+
+	// The same for event deliveries, called with the event's type.
+	OnDelivered      func(eventType string) // a 2xx from the endpoint
+	OnDeliveryRetry  func(eventType string) // a failed attempt, rescheduled
+	OnDeliveryFailed func(eventType string) // given up: 410, attempts used up, or unreadable
 }
 
 // call calls hook, if set, with kind.
@@ -119,8 +132,12 @@ type Dispatcher struct {
 	listenURL    string
 	logger       *slog.Logger
 	hooks        Hooks
-	wake         chan struct{}
-	holding      atomic.Pointer[holder] // Run's owner, while Run runs
+	webhooks     *webhook.Client
+	// webhookSchedule is the delay before each retry of a delivery.
+	webhookSchedule []time.Duration
+	wake            chan struct{}
+	wakeEvents      chan struct{}
+	holding         atomic.Pointer[holder] // Run's owner, while Run runs
 }
 
 // NewDispatcher checks cfg, fills in its defaults and returns a Dispatcher.
@@ -136,22 +153,28 @@ func NewDispatcher(cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	d := &Dispatcher{
-		db:           cfg.DB,
-		sender:       cfg.Sender,
-		composer:     c,
-		now:          cfg.Now,
-		batchSize:    orDefault(cfg.BatchSize, 50),
-		workers:      orDefault(cfg.Workers, 4),
-		lease:        orDefault(cfg.Lease, 2*time.Minute),
-		sendTimeout:  orDefault(cfg.SendTimeout, time.Minute),
-		maxAttempts:  orDefault(cfg.MaxAttempts, 8),
-		backoffBase:  orDefault(cfg.BackoffBase, 10*time.Second),
-		backoffMax:   orDefault(cfg.BackoffMax, time.Hour),
-		pollInterval: orDefault(cfg.PollInterval, time.Second),
-		listenURL:    cfg.ListenURL,
-		logger:       cfg.Logger,
-		hooks:        cfg.Hooks,
-		wake:         make(chan struct{}, 1),
+		db:              cfg.DB,
+		sender:          cfg.Sender,
+		composer:        c,
+		now:             cfg.Now,
+		batchSize:       orDefault(cfg.BatchSize, 50),
+		workers:         orDefault(cfg.Workers, 4),
+		lease:           orDefault(cfg.Lease, 2*time.Minute),
+		sendTimeout:     orDefault(cfg.SendTimeout, time.Minute),
+		maxAttempts:     orDefault(cfg.MaxAttempts, 8),
+		backoffBase:     orDefault(cfg.BackoffBase, 10*time.Second),
+		backoffMax:      orDefault(cfg.BackoffMax, time.Hour),
+		pollInterval:    orDefault(cfg.PollInterval, time.Second),
+		listenURL:       cfg.ListenURL,
+		logger:          cfg.Logger,
+		hooks:           cfg.Hooks,
+		webhooks:        cfg.Webhooks,
+		webhookSchedule: cfg.WebhookSchedule,
+		wake:            make(chan struct{}, 1),
+		wakeEvents:      make(chan struct{}, 1),
+	}
+	if len(d.webhookSchedule) == 0 {
+		d.webhookSchedule = DefaultWebhookSchedule
 	}
 	if d.now == nil {
 		d.now = time.Now

@@ -59,7 +59,8 @@ type holder struct {
 	id    int64        // the owner's id, kept across sessions
 	epoch uint64       // counts the sessions that held the lock
 
-	suspects map[store.Claim]bool // dead at the last scan
+	suspects         map[store.Claim]bool // mail claims dead at the last scan
+	deliverySuspects map[store.Claim]bool // delivery claims dead at the last scan
 }
 
 // hold makes Run's owner and, on PostgreSQL, keeps its lock and takes back
@@ -196,35 +197,46 @@ func (h *holder) take(ctx context.Context) bool {
 }
 
 // scan takes back the claims found dead at this scan and at the one
-// before, and keeps this scan's for the next.
+// before, of mail and, with webhooks, of event deliveries.
 func (h *holder) scan(ctx context.Context) {
+	h.scanTable(ctx, &h.suspects, "outbox_ids", h.d.db.DeadClaims, h.d.db.TakeBackClaims)
+	if h.d.webhooks != nil {
+		h.scanTable(ctx, &h.deliverySuspects, "delivery_ids", h.d.db.DeadDeliveryClaims, h.d.db.TakeBackDeliveryClaims)
+	}
+}
+
+// scanTable takes back the claims of one table found dead at this scan
+// and at the one before, and keeps this scan's in *suspects for the next.
+func (h *holder) scanTable(ctx context.Context, suspects *map[store.Claim]bool, idsKey string,
+	deadClaims func(context.Context) ([]store.Claim, error),
+	takeBack func(context.Context, []store.Claim, time.Time) ([]int64, error)) {
 	cctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
-	dead, err := h.d.db.DeadClaims(cctx)
+	dead, err := deadClaims(cctx)
 	if err != nil {
 		h.scanError(ctx, "mail: cannot look for the claims of dead dispatchers", err)
 		return
 	}
 	var confirmed []store.Claim
 	for _, c := range dead {
-		if h.suspects[c] {
+		if (*suspects)[c] {
 			confirmed = append(confirmed, c)
 		}
 	}
-	h.suspects = make(map[store.Claim]bool, len(dead))
+	*suspects = make(map[store.Claim]bool, len(dead))
 	for _, c := range dead {
-		h.suspects[c] = true
+		(*suspects)[c] = true
 	}
 	if len(confirmed) == 0 {
 		return
 	}
-	ids, err := h.d.db.TakeBackClaims(cctx, confirmed, h.d.now())
+	ids, err := takeBack(cctx, confirmed, h.d.now())
 	if err != nil {
 		h.scanError(ctx, "mail: cannot take back the claims of dead dispatchers", err)
 		return
 	}
 	if len(ids) > 0 {
-		h.logger.Info("mail: took back the claims of a dispatcher that is gone", "count", len(ids), "outbox_ids", ids)
+		h.logger.Info("mail: took back the claims of a dispatcher that is gone", "count", len(ids), idsKey, ids)
 		h.d.Wake()
 	}
 }

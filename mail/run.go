@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -22,10 +23,22 @@ const claimBackoffMax = 30 * time.Second
 // Wake makes a sleeping Run look for due messages, wakeDelay later. It never
 // blocks; call it after committing a transaction that queued a mail.
 func (d *Dispatcher) Wake() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	for _, w := range []chan struct{}{d.wake, d.wakeEvents} {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
 	}
+}
+
+// lane is one of Run's loops: mail, or event deliveries. Each claims,
+// sleeps and backs off on its own, so that a slow webhook endpoint never
+// holds mail back; both claim under Run's one owner.
+type lane struct {
+	name    string // the log records' prefix
+	wake    chan struct{}
+	batch   func(ctx context.Context) (full bool, err error)
+	nextDue func(ctx context.Context) (time.Time, error)
 }
 
 // Run sends due messages until ctx is done, then finishes and records the
@@ -37,19 +50,62 @@ func (d *Dispatcher) Wake() {
 // On PostgreSQL it claims under one owner, whose lock it holds until it
 // returns, and takes back within seconds the claims of owners that hold
 // none: dispatchers whose process died (see ownerCheckInterval).
+//
+// With Webhooks it delivers events too, in a loop of its own.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	release := d.hold(ctx)
 	defer release()
 	notify := d.listen(ctx)
+	mail := &lane{name: "mail", wake: d.wake, nextDue: d.db.NextDueAt,
+		batch: func(ctx context.Context) (bool, error) {
+			_, full, err := d.runOnce(ctx, true, false)
+			return full, err
+		}}
+	if d.webhooks == nil {
+		d.loop(ctx, mail, notify)
+		return nil
+	}
+	events := &lane{name: "webhook", wake: d.wakeEvents, nextDue: d.db.NextDeliveryDueAt,
+		batch: func(ctx context.Context) (bool, error) {
+			_, full, err := d.runOnce(ctx, false, true)
+			return full, err
+		}}
+	// Each notification of queued mail or events wakes both lanes.
+	var mailNotify, eventNotify <-chan struct{}
+	if notify != nil {
+		m, e := make(chan struct{}, 1), make(chan struct{}, 1)
+		mailNotify, eventNotify = m, e
+		go func() {
+			defer close(m)
+			defer close(e)
+			for range notify {
+				for _, ch := range []chan struct{}{m, e} {
+					select {
+					case ch <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { d.loop(ctx, events, eventNotify) })
+	d.loop(ctx, mail, mailNotify)
+	wg.Wait()
+	return nil
+}
+
+// loop runs the batches of one lane until ctx is done.
+func (d *Dispatcher) loop(ctx context.Context, l *lane, notify <-chan struct{}) {
 	var failures int
 	var failingSince time.Time
 	for {
-		n, err := d.RunOnce(ctx)
+		full, err := l.batch(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if err == nil && failures > 0 {
-			d.logger.Info("mail: dispatch works again", "failures", failures,
+			d.logger.Info(l.name+": dispatch works again", "failures", failures,
 				"after", time.Since(failingSince).Round(time.Millisecond).String())
 			failures = 0
 		}
@@ -61,14 +117,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				failingSince = time.Now()
 			}
 			wait = d.claimBackoff(failures)
-			d.logClaimFailure(err, failures, failingSince, wait)
-		case n >= d.batchSize:
+			d.logClaimFailure(l.name, err, failures, failingSince, wait)
+		case full:
 			continue // more may be due already
 		default:
-			wait = d.idleWait(ctx)
+			wait = d.idleWait(ctx, l)
 		}
-		if !d.sleep(ctx, wait, &notify) {
-			return nil
+		if !d.sleep(ctx, wait, l.wake, &notify) {
+			return
 		}
 	}
 }
@@ -92,10 +148,10 @@ func (d *Dispatcher) listen(ctx context.Context) <-chan struct{} {
 // PollInterval, or less when a message falls due sooner. Why ask: new mail
 // wakes Run, but retries, hand-backs, lost leases and the mail of replicas
 // that cannot notify only the next due time announces.
-func (d *Dispatcher) idleWait(ctx context.Context) time.Duration {
+func (d *Dispatcher) idleWait(ctx context.Context, l *lane) time.Duration {
 	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
-	due, err := d.db.NextDueAt(ctx)
+	due, err := l.nextDue(ctx)
 	if err != nil {
 		return d.pollInterval
 	}
@@ -105,14 +161,14 @@ func (d *Dispatcher) idleWait(ctx context.Context) time.Duration {
 // sleep waits up to wait, or until woken by Wake or a notification on
 // *notify (set to nil once that channel closes); woken, it waits wakeDelay
 // more to gather the mail being queued. It reports false once ctx is done.
-func (d *Dispatcher) sleep(ctx context.Context, wait time.Duration, notify *<-chan struct{}) bool {
+func (d *Dispatcher) sleep(ctx context.Context, wait time.Duration, wake chan struct{}, notify *<-chan struct{}) bool {
 	d.logger.Debug("mail: waiting", "up_to", wait.Round(time.Millisecond).String())
 	select {
 	case <-ctx.Done():
 		return false
 	case <-time.After(wait):
 		return true
-	case <-d.wake:
+	case <-wake:
 	case _, ok := <-*notify:
 		if !ok {
 			*notify = nil
@@ -125,7 +181,7 @@ func (d *Dispatcher) sleep(ctx context.Context, wait time.Duration, notify *<-ch
 	}
 	// The claim that follows takes what woke Run and what came meanwhile.
 	select {
-	case <-d.wake:
+	case <-wake:
 	default:
 	}
 	select {
@@ -155,12 +211,12 @@ func (d *Dispatcher) claimBackoff(failures int) time.Duration {
 
 // logClaimFailure logs the failures-th claim in a row that failed: the
 // first as an error, the repeats as warnings with their count.
-func (d *Dispatcher) logClaimFailure(err error, failures int, since time.Time, wait time.Duration) {
+func (d *Dispatcher) logClaimFailure(lane string, err error, failures int, since time.Time, wait time.Duration) {
 	retryIn := slog.String("retry_in", wait.Round(time.Millisecond).String())
 	if failures == 1 {
-		d.logger.Error("mail: dispatch failed", "error", err, retryIn)
+		d.logger.Error(lane+": dispatch failed", "error", err, retryIn)
 		return
 	}
-	d.logger.Warn("mail: dispatch still failing", "failures", failures,
+	d.logger.Warn(lane+": dispatch still failing", "failures", failures,
 		"for", time.Since(since).Round(time.Millisecond).String(), "error", err, retryIn)
 }

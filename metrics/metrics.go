@@ -61,6 +61,8 @@ type Options struct {
 	// MailKinds are created at zero in the mail counters, so that rates
 	// and alerts work before the first mail of a kind.
 	MailKinds []string
+	// EventTypes are created at zero in the webhook counter, likewise.
+	EventTypes []string
 	// OutboxTimeout bounds the outbox count; default DefaultOutboxTimeout.
 	OutboxTimeout time.Duration
 	// OutboxInterval is the least time between two outbox counts, however
@@ -81,6 +83,7 @@ type Metrics struct {
 	mailSent    *prometheus.CounterVec
 	mailRetried *prometheus.CounterVec
 	mailFailed  *prometheus.CounterVec
+	webhooks    *prometheus.CounterVec
 }
 
 // New returns a Metrics with every collector registered: the service's own,
@@ -113,6 +116,15 @@ func New(opts Options) *Metrics {
 			Namespace: namespace, Subsystem: "mail", Name: "failed_total",
 			Help: "Mails given up on (permanent failure or attempts used up), by kind.",
 		}, []string{"kind"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "webhook", Name: "attempts_total",
+			Help: "Event deliveries attempted to the webhook endpoints, by event type and outcome (delivered, retried, failed).",
+		}, []string{"type", "outcome"}),
+	}
+	for _, typ := range opts.EventTypes {
+		for _, outcome := range []string{"delivered", "retried", "failed"} {
+			m.webhooks.WithLabelValues(typ, outcome)
+		}
 	}
 	for _, kind := range opts.MailKinds {
 		m.mailSent.WithLabelValues(kind)
@@ -125,7 +137,7 @@ func New(opts Options) *Metrics {
 		ConstLabels: prometheus.Labels{"version": orUnknown(opts.Version), "go_version": runtime.Version()},
 	})
 	build.Set(1)
-	m.reg.MustRegister(m.requests, m.latency, m.rateLimited, m.mailSent, m.mailRetried, m.mailFailed, build,
+	m.reg.MustRegister(m.requests, m.latency, m.rateLimited, m.mailSent, m.mailRetried, m.mailFailed, m.webhooks, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -269,4 +281,22 @@ func (c *outboxCollector) count() (counts map[string]int64, failures int64) {
 		c.counts, c.countedAt = counts, c.now()
 	}
 	return c.counts, c.failures
+}
+
+// WebhookDelivered records an event delivered to an endpoint (for
+// mail.Hooks.OnDelivered).
+func (m *Metrics) WebhookDelivered(eventType string) {
+	m.webhooks.WithLabelValues(eventType, "delivered").Inc()
+}
+
+// WebhookRetried records a failed attempt of an event's delivery that was
+// rescheduled (for mail.Hooks.OnDeliveryRetry).
+func (m *Metrics) WebhookRetried(eventType string) {
+	m.webhooks.WithLabelValues(eventType, "retried").Inc()
+}
+
+// WebhookFailed records an event's delivery given up on (for
+// mail.Hooks.OnDeliveryFailed).
+func (m *Metrics) WebhookFailed(eventType string) {
+	m.webhooks.WithLabelValues(eventType, "failed").Inc()
 }

@@ -47,6 +47,9 @@ func (s *Server) SignUp(ctx context.Context, req gen.SignUpRequestObject) (gen.S
 		if err != nil {
 			return taken(err)
 		}
+		if err := s.emit(ctx, q, user.ID, userCreated(actorOf(ctx), primary)); err != nil {
+			return err
+		}
 		var exceeded *ratelimit.Exceeded
 		capped = s.takeMail(ctx, q, user.ID, addr.Key)
 		switch {

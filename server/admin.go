@@ -164,6 +164,9 @@ func (s *Server) AdminCreateUser(ctx context.Context, req gen.AdminCreateUserReq
 				return err
 			}
 		}
+		if err := s.emit(ctx, q, user.ID, userCreated(actorOf(ctx), primary)); err != nil {
+			return err
+		}
 		// An invitation's reset link proves the address when it is used,
 		// so it stands in for the verification mail.
 		if invite {
@@ -230,6 +233,13 @@ func (s *Server) AdminAddEmail(ctx context.Context, req gen.AdminAddEmailRequest
 		if err != nil {
 			return taken(err)
 		}
+		events := []store.NewEvent{emailAdded(actorOf(ctx), added)}
+		if verified {
+			events = append(events, emailVerified(actorOf(ctx), added))
+		}
+		if err := s.emit(ctx, q, req.Id, events...); err != nil {
+			return err
+		}
 		var msgs []store.NewMessage
 		if verified {
 			if err := s.audit(ctx, q, req.Id, eventEmailVerified, added.Email); err != nil {
@@ -267,6 +277,9 @@ func (s *Server) AdminDeleteEmail(ctx context.Context, req gen.AdminDeleteEmailR
 			return errUndeletable
 		}
 		if err := q.DeleteEmail(ctx, req.Id, e.ID); err != nil {
+			return err
+		}
+		if err := s.emit(ctx, q, req.Id, emailRemoved(actorOf(ctx), e)); err != nil {
 			return err
 		}
 		if err := s.notify(ctx, q, req.Id, func(primary string) store.NewMessage {
@@ -313,6 +326,10 @@ func (s *Server) AdminMakePrimary(ctx context.Context, req gen.AdminMakePrimaryR
 			return taken(err)
 		}
 		if _, err := q.NextChangeSeq(ctx, req.Id); err != nil {
+			return err
+		}
+		old.Primary = false
+		if err := s.emit(ctx, q, req.Id, primaryChanged(actorOf(ctx), primary, old)); err != nil {
 			return err
 		}
 		if s.cfg.Notices {

@@ -77,6 +77,9 @@ func TestAdminAuth(t *testing.T) {
 			{"list audit", false, func(c *gen.ClientWithResponses) (response, error) {
 				return c.AdminListAuditWithResponse(ctx, nil)
 			}},
+			{"list events", false, func(c *gen.ClientWithResponses) (response, error) {
+				return c.AdminListEventsWithResponse(ctx, nil)
+			}},
 			{"create user", true, func(c *gen.ClientWithResponses) (response, error) {
 				return c.AdminCreateUserWithResponse(ctx, gen.AdminCreateUserJSONRequestBody{Email: "new@example.com"})
 			}},
@@ -97,6 +100,9 @@ func TestAdminAuth(t *testing.T) {
 			}},
 			{"retry mail", true, func(c *gen.ClientWithResponses) (response, error) {
 				return c.AdminRetryOutboxWithResponse(ctx, 1)
+			}},
+			{"redeliver event", true, func(c *gen.ClientWithResponses) (response, error) {
+				return c.AdminRedeliverEventWithResponse(ctx, 1)
 			}},
 		}
 		sessionCookies := withHeaders("Cookie", "sessionid="+alice.sid+"; csrftoken="+alice.csrf, "X-CSRFToken", alice.csrf)

@@ -82,6 +82,9 @@ func (s *Server) AddEmail(ctx context.Context, req gen.AddEmailRequestObject) (g
 		if err != nil {
 			return taken(err)
 		}
+		if err := s.emit(ctx, q, req.Id, emailAdded(actorOf(ctx), added)); err != nil {
+			return err
+		}
 		msgs := []store.NewMessage{mail.Verify(req.Id, added.Email, added.ID)}
 		if s.cfg.Notices {
 			msgs = append(msgs, mail.EmailAdded(req.Id, check.PrimaryEmail, added.Email))
@@ -103,6 +106,9 @@ func (s *Server) DeleteEmail(ctx context.Context, req gen.DeleteEmailRequestObje
 			return err
 		}
 		if err := q.DeleteEmail(ctx, req.Id, e.ID); err != nil {
+			return err
+		}
+		if err := s.emit(ctx, q, req.Id, emailRemoved(actorOf(ctx), e)); err != nil {
 			return err
 		}
 		if err := s.notify(ctx, q, req.Id, func(primary string) store.NewMessage {

@@ -25,6 +25,7 @@ import (
 	"github.com/useremail/useremail/session"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
+	"github.com/useremail/useremail/webhook"
 )
 
 var (
@@ -168,19 +169,40 @@ func newEnv(t *testing.T, db *store.DB, opts ...option) *env {
 		validator: &servertest.Validator{T: t, Base: commonHeaders{t: t, base: http.DefaultTransport}},
 		outbox:    &captureSender{},
 	}
-	var sender mail.Sender = e.outbox
-	if cfg.Mailbox != nil {
-		sender = teeSender{cfg.Mailbox, e.outbox}
-	}
-	e.dispatcher, err = mail.NewDispatcher(mail.Config{
-		DB: db, Signer: sign, Sender: sender, PublicURL: cfg.PublicURL, ProductName: cfg.BrandName,
-		VerifyTTL: cfg.VerifyTTL, ChangeTTL: cfg.ChangeTTL, ResetTTL: cfg.ResetTTL, Now: clock.Now, Logger: cfg.Logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.dispatcher = e.newDispatcher(nil)
 	e.anon = e.client(nil)
 	return e
+}
+
+// newDispatcher returns a dispatcher of the env's outbox on its clock,
+// delivering events too when the server has webhook endpoints (signed
+// with webhookSecrets, stamped by the env's clock); edit, if set, changes
+// its configuration first.
+func (e *env) newDispatcher(edit func(*mail.Config)) *mail.Dispatcher {
+	e.t.Helper()
+	var sender mail.Sender = e.outbox
+	if e.cfg.Mailbox != nil {
+		sender = teeSender{e.cfg.Mailbox, e.outbox}
+	}
+	cfg := mail.Config{
+		DB: e.db, Signer: e.signer, Sender: sender, PublicURL: e.cfg.PublicURL, ProductName: e.cfg.BrandName,
+		VerifyTTL: e.cfg.VerifyTTL, ChangeTTL: e.cfg.ChangeTTL, ResetTTL: e.cfg.ResetTTL, Now: e.clock.Now, Logger: e.cfg.Logger,
+	}
+	if len(e.cfg.WebhookEndpoints) > 0 {
+		signer, err := webhook.NewSigner(webhookSecrets...)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		cfg.Webhooks = webhook.NewClient(signer, nil, e.clock.Now)
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	d, err := mail.NewDispatcher(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
 }
 
 // commonHeaders checks what every answer must carry, below the validator:

@@ -40,6 +40,9 @@ func (s *Server) ChangePassword(ctx context.Context, req gen.ChangePasswordReque
 		if _, err := q.DeleteUserSessions(ctx, req.Id, sess.IDHash); err != nil {
 			return err
 		}
+		if err := s.emit(ctx, q, req.Id, passwordChanged(actorOf(ctx))); err != nil {
+			return err
+		}
 		if err := s.notify(ctx, q, req.Id, func(primary string) store.NewMessage {
 			return mail.PasswordChanged(req.Id, primary, "")
 		}); err != nil {
@@ -94,8 +97,9 @@ func (s *Server) DeleteAccount(ctx context.Context, req gen.DeleteAccountRequest
 // (the admin API too): the user with every address and session, so that
 // its addresses are free at once; its unsent mail is cancelled, an
 // account_deleted notice goes to the old primary, and the audit trail
-// keeps the deletion under the user's id. It fails with store.ErrNotFound
-// for no such user.
+// keeps the deletion under the user's id; the event user.deleted names the
+// actor of ctx (WithActor). It fails with store.ErrNotFound for no such
+// user.
 func (s *Server) DeleteUser(ctx context.Context, q *store.Queries, userID int64) error {
 	user, err := q.LockUser(ctx, userID)
 	if err != nil {
@@ -106,6 +110,10 @@ func (s *Server) DeleteUser(ctx context.Context, q *store.Queries, userID int64)
 		return err
 	}
 	if err := q.DeleteUser(ctx, userID); err != nil {
+		return err
+	}
+	// user.deleted alone: no email.removed for the addresses that go too.
+	if err := s.emit(ctx, q, userID, userDeleted(actorOf(ctx))); err != nil {
 		return err
 	}
 	if s.cfg.Notices {

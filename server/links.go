@@ -282,6 +282,9 @@ func (s *Server) verifyEmail(ctx context.Context, l link) (store.Email, error) {
 		if err != nil {
 			return taken(err)
 		}
+		if err := s.emit(ctx, q, uid, emailVerified(ActorLink, e)); err != nil {
+			return err
+		}
 		return s.audit(ctx, q, uid, eventEmailVerified, e.Email)
 	})
 	return e, usedIfNotFound(err)
@@ -332,16 +335,25 @@ func (s *Server) confirmPrimary(ctx context.Context, l link) (store.Email, error
 		if err != nil {
 			return err
 		}
-		targetID := check.OwnID
-		if targetID == 0 {
+		// The events, in the contract's order: added (a new address),
+		// verified (when it was not), primary_changed.
+		var events []store.NewEvent
+		var target store.Email
+		if check.OwnID == 0 {
 			if err := s.checkRoom(check.Count); err != nil {
 				return err
 			}
-			target, err := q.InsertEmail(ctx, store.NewEmail{UserID: uid, Email: addr.Email, Key: addr.Key}, s.now())
-			if err != nil {
+			if target, err = q.InsertEmail(ctx, store.NewEmail{UserID: uid, Email: addr.Email, Key: addr.Key}, s.now()); err != nil {
 				return taken(err)
 			}
-			targetID = target.ID
+			events = append(events, emailAdded(ActorLink, target))
+		} else if target, err = q.EmailByID(ctx, uid, check.OwnID); err != nil {
+			return err
+		}
+		targetID := target.ID
+		previous, err := q.EmailByID(ctx, uid, check.PrimaryID)
+		if err != nil {
+			return err
 		}
 		// The guarded UPDATE is what makes the link single use, whatever
 		// the check above saw.
@@ -350,6 +362,18 @@ func (s *Server) confirmPrimary(ctx context.Context, l link) (store.Email, error
 		}
 		if e, err = q.MakePrimary(ctx, uid, targetID, s.now()); err != nil {
 			return taken(err)
+		}
+		if !target.Verified {
+			verified := target
+			verified.Verified = true
+			events = append(events, emailVerified(ActorLink, verified))
+		}
+		if previous.ID != e.ID {
+			previous.Primary = false
+			events = append(events, primaryChanged(ActorLink, e, previous))
+		}
+		if err := s.emit(ctx, q, uid, events...); err != nil {
+			return err
 		}
 		if s.cfg.Notices && check.PrimaryID != e.ID {
 			if _, err := q.EnqueueMessage(ctx, mail.PrimaryChanged(uid, check.PrimaryEmail, e.Email), s.now()); err != nil {

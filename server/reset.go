@@ -258,18 +258,31 @@ func (s *Server) applyReset(ctx context.Context, q *store.Queries, rl resetLink,
 	if err := q.SetNewPassword(ctx, uid, hash); err != nil {
 		return err
 	}
+	// The events, in the contract's order: email.verified (when the link's
+	// address was not), then user.password_changed; a takeover's removed
+	// addresses come first.
+	var events []store.NewEvent
 	if !e.Verified {
 		// The click proved the address. An unverified primary was never
 		// proven by anyone: its owner takes the account over.
-		if err := s.takeOver(ctx, q, uid, e); err != nil {
+		removed, err := s.takeOver(ctx, q, uid, e)
+		if err != nil {
 			return err
 		}
-		if _, err := q.VerifyEmail(ctx, uid, e.ID, s.now()); err != nil {
+		for _, r := range removed {
+			events = append(events, emailRemoved(ActorLink, r))
+		}
+		verified, err := q.VerifyEmail(ctx, uid, e.ID, s.now())
+		if err != nil {
 			return taken(err)
 		}
+		events = append(events, emailVerified(ActorLink, verified))
 		if err := s.audit(ctx, q, uid, eventEmailVerified, e.Email); err != nil {
 			return err
 		}
+	}
+	if err := s.emit(ctx, q, uid, append(events, passwordChanged(ActorLink))...); err != nil {
+		return err
 	}
 	if _, err := q.DeleteUserSessions(ctx, uid, nil); err != nil {
 		return err
@@ -286,21 +299,22 @@ func (s *Server) applyReset(ctx context.Context, q *store.Queries, rl resetLink,
 // the owner of that address, who just proved it: whoever signed up with it
 // (perhaps someone else) loses every other address they added, so that
 // none of them can reset the password again. Their sessions end with the
-// reset; their set-primary links died with the password.
-func (s *Server) takeOver(ctx context.Context, q *store.Queries, uid int64, e store.Email) error {
+// reset; their set-primary links died with the password. It returns the
+// addresses removed.
+func (s *Server) takeOver(ctx context.Context, q *store.Queries, uid int64, e store.Email) ([]store.Email, error) {
 	if !e.Primary {
-		return nil
+		return nil, nil
 	}
 	removed, err := q.DeleteOtherEmails(ctx, uid, e.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, r := range removed {
 		if err := s.audit(ctx, q, uid, eventEmailRemoved, r.Email); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return removed, nil
 }
 
 // checkNewPassword applies the password policy to pw, a new password of

@@ -83,6 +83,13 @@ type Config struct {
 	// primary changed).
 	Notices bool
 
+	// WebhookEndpoints are the URLs every event is delivered to
+	// (USEREMAIL_WEBHOOK_URLS); events are recorded without any too.
+	WebhookEndpoints []string
+	// EventsOff records no events at all, against the contract: only for
+	// benchmarks that measure what the events cost a request.
+	EventsOff bool
+
 	BodyLimit int64 // bytes; default 64 KiB
 	// RequestTimeout bounds each request's database work and its wait for
 	// a password-hashing slot; past it the answer is 503 unavailable.

@@ -155,6 +155,11 @@ func (q *Queries) EnqueueMessages(ctx context.Context, msgs []NewMessage, now ti
 	}
 	query := `INSERT INTO outbox (kind, recipient, user_id, payload, status, next_attempt_at, created_at)
 		VALUES ` + values.String() + ` RETURNING id`
+	// Events staged in the transaction go with the mail (RecordEvents).
+	if cte, eventArgs := q.takeStagedEvents(); cte != "" {
+		query = `WITH ` + cte + ` ` + query
+		args = append(eventArgs, args...)
+	}
 	ids := make([]int64, 0, len(msgs))
 	if err := q.selectAll(ctx, &ids, query, args...); err != nil {
 		return nil, err

@@ -51,9 +51,10 @@ type DB struct {
 type Queries struct {
 	ext     sqlx.ExtContext
 	dialect Dialect
-	stmts   *statements // the kept prepared statements; nil: none
-	tx      *sqlx.Tx    // the transaction that ext is, if any
-	queued  bool        // EnqueueMessages added mail in tx (see QueuedMail)
+	stmts   *statements   // the kept prepared statements; nil: none
+	tx      *sqlx.Tx      // the transaction that ext is, if any
+	queued  bool          // EnqueueMessages added mail in tx (see QueuedMail)
+	events  *stagedEvents // PostgreSQL: events RecordEvents staged in tx
 	writes  *writeHealth
 }
 
@@ -409,7 +410,11 @@ func (db *DB) tx(ctx context.Context, fn func(q *Queries) error) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(&Queries{ext: tx, dialect: db.dialect, stmts: db.stmts, tx: tx, writes: db.writes}); err != nil {
+	q := &Queries{ext: tx, dialect: db.dialect, stmts: db.stmts, tx: tx, writes: db.writes}
+	if err = fn(q); err != nil {
+		return err
+	}
+	if err = q.writeStagedEvents(ctx); err != nil {
 		return err
 	}
 	return db.translate(tx.Commit())

@@ -20,6 +20,7 @@ import (
 	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/session"
 	"github.com/useremail/useremail/store"
+	"github.com/useremail/useremail/webhook"
 )
 
 // config is the service's configuration, read from USEREMAIL_* variables.
@@ -60,6 +61,10 @@ type config struct {
 	BrandName   string
 	AppURL      string
 	TemplateDir string
+	// WebhookURLs receive every event, signed with WebhookSecrets (the
+	// first secret of USEREMAIL_WEBHOOK_SECRETS first).
+	WebhookURLs    []string
+	WebhookSecrets []string
 }
 
 // cookieDomainPattern is a DNS name of two labels or more.
@@ -302,10 +307,40 @@ func loadConfig(getenv func(string) string) (config, error) {
 		bad("USEREMAIL_SECRET_KEYS", "is required outside dev mode (USEREMAIL_DEV=true); generate one with: openssl rand -base64 48")
 	}
 
+	for _, raw := range splitList(env("USEREMAIL_WEBHOOK_URLS", "")) {
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+			bad("USEREMAIL_WEBHOOK_URLS", "%q must be an http(s) URL without credentials or a fragment", redactedURL(raw))
+			continue
+		}
+		c.WebhookURLs = append(c.WebhookURLs, raw)
+	}
+	for i, raw := range splitList(env("USEREMAIL_WEBHOOK_SECRETS", "")) {
+		if _, err := webhook.ParseSecret(raw); err != nil {
+			// The reason never quotes the secret.
+			bad("USEREMAIL_WEBHOOK_SECRETS", "secret %d: %v; generate one with: echo whsec_$(openssl rand -base64 32)", i+1, strings.TrimPrefix(err.Error(), "webhook: "))
+			continue
+		}
+		c.WebhookSecrets = append(c.WebhookSecrets, raw)
+	}
+	if len(c.WebhookURLs) > 0 && len(c.WebhookSecrets) == 0 {
+		bad("USEREMAIL_WEBHOOK_SECRETS", "is required when USEREMAIL_WEBHOOK_URLS is set: whsec_ and the base64 of 24 to 64 random bytes; generate one with: echo whsec_$(openssl rand -base64 32)")
+	}
+
 	if len(problems) > 0 {
 		return c, configError{problems}
 	}
 	return c, nil
+}
+
+// redactedURL hides the password of a URL in a problem; one that does not
+// parse is named by its scheme alone.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		scheme, _, _ := strings.Cut(raw, ":")
+		return scheme + ":…"
+	}
+	return u.Redacted()
 }
 
 // lookup reads a variable; set to the empty string counts as unset.

@@ -171,6 +171,12 @@ func TestConfigValid(t *testing.T) {
 				t.Errorf("brand %q, app %q, templates %q", c.BrandName, c.AppURL, c.TemplateDir)
 			}
 		}},
+		{"webhooks", map[string]string{"USEREMAIL_WEBHOOK_URLS": "https://app.example.com/hooks, http://10.0.0.5:8000/useremail?src=1",
+			"USEREMAIL_WEBHOOK_SECRETS": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, whsec_" + strings.Repeat("QUFB", 21) + "QQ=="}, func(t *testing.T, c config) {
+			if len(c.WebhookURLs) != 2 || c.WebhookURLs[1] != "http://10.0.0.5:8000/useremail?src=1" || len(c.WebhookSecrets) != 2 {
+				t.Errorf("webhook URLs %q, %d secrets", c.WebhookURLs, len(c.WebhookSecrets))
+			}
+		}},
 		{"argon2 and logs", map[string]string{"USEREMAIL_ARGON2": "m=64,t=1,p=1", "USEREMAIL_LOG_LEVEL": "DEBUG", "USEREMAIL_LOG_FORMAT": "text"}, func(t *testing.T, c config) {
 			if c.Argon2.Memory != 64 || c.Argon2.Iterations != 1 || c.LogLevel != "debug" || c.LogFormat != "text" {
 				t.Errorf("argon2 %+v, log %s/%s", c.Argon2, c.LogLevel, c.LogFormat)
@@ -218,6 +224,13 @@ func TestConfigProblems(t *testing.T) {
 			[][]string{{"USEREMAIL_BRAND_NAME:", "control characters"}}},
 		{"template dir that is not there", map[string]string{"USEREMAIL_TEMPLATE_DIR": "/no/such/dir"},
 			[][]string{{"USEREMAIL_TEMPLATE_DIR:", "not a directory"}}},
+		{"webhook URLs without secrets", map[string]string{"USEREMAIL_WEBHOOK_URLS": "https://app.example.com/hooks"},
+			[][]string{{"USEREMAIL_WEBHOOK_SECRETS:", "required when USEREMAIL_WEBHOOK_URLS is set", "openssl rand"}}},
+		{"bad webhook URL", map[string]string{"USEREMAIL_WEBHOOK_URLS": "ftp://app.example.com/hooks,https://u:p@app.example.com/",
+			"USEREMAIL_WEBHOOK_SECRETS": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+			[][]string{{"USEREMAIL_WEBHOOK_URLS:", "ftp://"}, {"USEREMAIL_WEBHOOK_URLS:", "u:xxxxx@", "without credentials"}}},
+		{"bad webhook secrets", map[string]string{"USEREMAIL_WEBHOOK_SECRETS": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_c2hvcnQ="},
+			[][]string{{"USEREMAIL_WEBHOOK_SECRETS:", "secret 1", "whsec_"}, {"USEREMAIL_WEBHOOK_SECRETS:", "secret 2", "24 to 64 bytes, not 5"}}},
 		{"bad metrics address", map[string]string{"USEREMAIL_METRICS_ADDR": "9090"},
 			[][]string{{"USEREMAIL_METRICS_ADDR:", "host:port"}}},
 		{"bad outbox retention", map[string]string{"USEREMAIL_OUTBOX_RETENTION": "30 days"},

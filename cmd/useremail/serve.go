@@ -20,6 +20,7 @@ import (
 	"github.com/useremail/useremail/server"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
+	"github.com/useremail/useremail/webhook"
 )
 
 // cmdServe serves the API and delivers mail until ctx ends, then drains.
@@ -97,6 +98,8 @@ func (m *Main) Open(ctx context.Context) error {
 		DB:        m.DB,
 		Version:   version,
 		MailKinds: []string{mail.KindVerify, mail.KindChangeEmail, mail.KindEmailAdded, mail.KindEmailRemoved, mail.KindPrimaryChanged},
+		EventTypes: []string{server.EventUserCreated, server.EventUserDeleted, server.EventUserPasswordChanged,
+			server.EventEmailAdded, server.EventEmailVerified, server.EventEmailRemoved, server.EventEmailPrimaryChanged},
 	})
 	if err := m.openDispatcher(); err != nil {
 		return err
@@ -162,6 +165,13 @@ func (m *Main) takeBackClaims(ctx context.Context) error {
 	if len(ids) > 0 {
 		m.Logger.Info("mail: took back the claims of a serve that stopped", "count", len(ids), "outbox_ids", ids)
 	}
+	ids, err = m.DB.TakeBackAllDeliveryClaims(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if len(ids) > 0 {
+		m.Logger.Info("webhook: took back the claims of a serve that stopped", "count", len(ids), "delivery_ids", ids)
+	}
 	return nil
 }
 
@@ -216,6 +226,14 @@ func (m *Main) openDispatcher() (err error) {
 		listenURL = m.Config.DatabaseURL
 		m.announcer = mail.NewAnnouncer(m.DB, m.Logger)
 	}
+	var hooks *webhook.Client
+	if len(m.Config.WebhookURLs) > 0 {
+		ws, err := webhook.ParseSigner(m.Config.WebhookSecrets...)
+		if err != nil {
+			return err
+		}
+		hooks = webhook.NewClient(ws, nil, nil)
+	}
 	m.Dispatcher, err = mail.NewDispatcher(mail.Config{
 		DB:          m.DB,
 		Signer:      m.signer,
@@ -229,7 +247,9 @@ func (m *Main) openDispatcher() (err error) {
 		ResetTTL:    m.Config.ResetTTL,
 		ListenURL:   listenURL,
 		Logger:      m.Logger,
-		Hooks:       mail.Hooks{OnSent: m.metrics.MailSent, OnRetry: m.metrics.MailRetried, OnFailed: m.metrics.MailFailed},
+		Hooks: mail.Hooks{OnSent: m.metrics.MailSent, OnRetry: m.metrics.MailRetried, OnFailed: m.metrics.MailFailed,
+			OnDelivered: m.metrics.WebhookDelivered, OnDeliveryRetry: m.metrics.WebhookRetried, OnDeliveryFailed: m.metrics.WebhookFailed},
+		Webhooks: hooks,
 	})
 	return err
 }
@@ -247,30 +267,31 @@ func (m *Main) mailQueued() {
 func (m *Main) openServer() (err error) {
 	c := m.Config
 	m.Server, err = server.New(server.Config{
-		DB:             m.DB,
-		Signer:         m.signer,
-		Hasher:         password.NewHasher(c.Argon2, 0),
-		PublicURL:      c.PublicURL,
-		TrustedOrigins: c.TrustedOrigins,
-		CookieDomain:   c.CookieDomain,
-		TrustedProxies: c.TrustedProxies,
-		Sessions:       c.Sessions,
-		CookieSecure:   c.CookieSecure,
-		VerifyTTL:      c.VerifyTTL,
-		ChangeTTL:      c.ChangeTTL,
-		ResetTTL:       c.ResetTTL,
-		MaxEmails:      c.MaxEmails,
-		ResendInterval: c.ResendInterval,
-		RateLimits:     c.RateLimits,
-		Notices:        c.Notices,
-		Logger:         m.Logger,
-		MailQueued:     m.mailQueued,
-		Metrics:        m.metrics,
-		HideMetrics:    c.MetricsAddr != "",
-		BrandName:      c.BrandName,
-		AppURL:         c.AppURL,
-		TemplateDir:    c.TemplateDir,
-		Mailbox:        m.mailbox,
+		DB:               m.DB,
+		Signer:           m.signer,
+		Hasher:           password.NewHasher(c.Argon2, 0),
+		PublicURL:        c.PublicURL,
+		TrustedOrigins:   c.TrustedOrigins,
+		CookieDomain:     c.CookieDomain,
+		TrustedProxies:   c.TrustedProxies,
+		Sessions:         c.Sessions,
+		CookieSecure:     c.CookieSecure,
+		VerifyTTL:        c.VerifyTTL,
+		ChangeTTL:        c.ChangeTTL,
+		ResetTTL:         c.ResetTTL,
+		MaxEmails:        c.MaxEmails,
+		ResendInterval:   c.ResendInterval,
+		RateLimits:       c.RateLimits,
+		Notices:          c.Notices,
+		WebhookEndpoints: c.WebhookURLs,
+		Logger:           m.Logger,
+		MailQueued:       m.mailQueued,
+		Metrics:          m.metrics,
+		HideMetrics:      c.MetricsAddr != "",
+		BrandName:        c.BrandName,
+		AppURL:           c.AppURL,
+		TemplateDir:      c.TemplateDir,
+		Mailbox:          m.mailbox,
 	})
 	return err
 }

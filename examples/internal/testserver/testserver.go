@@ -20,7 +20,12 @@ import (
 	"github.com/useremail/useremail/server"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
+	"github.com/useremail/useremail/webhook"
 )
+
+// WebhookSecret signs the events delivered to the server's
+// WebhookEndpoints (set by an option), which Deliver delivers too.
+const WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // Server is a running server and the mail it delivered.
 type Server struct {
@@ -44,10 +49,6 @@ func Start(t testing.TB, db *store.DB, opts ...func(*server.Config)) *Server {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s.dispatcher, err = mail.NewDispatcher(mail.Config{DB: db, Signer: sign, Sender: s, PublicURL: s.URL, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := server.Config{
 		DB:             db,
 		Signer:         sign,
@@ -60,6 +61,17 @@ func Start(t testing.TB, db *store.DB, opts ...func(*server.Config)) *Server {
 	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	dcfg := mail.Config{DB: db, Signer: sign, Sender: s, PublicURL: s.URL, Logger: logger}
+	if len(cfg.WebhookEndpoints) > 0 {
+		ws, err := webhook.ParseSigner(WebhookSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dcfg.Webhooks = webhook.NewClient(ws, nil, nil)
+	}
+	if s.dispatcher, err = mail.NewDispatcher(dcfg); err != nil {
+		t.Fatal(err)
 	}
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -27,6 +27,8 @@ export type AdminUser = components["schemas"]["AdminUser"];
 export type OutboxMessage = components["schemas"]["OutboxMessage"];
 /** One security event of the audit trail. */
 export type AuditEntry = components["schemas"]["AuditEntry"];
+/** One event (webhook) with its deliveries to the endpoints. */
+export type Event = components["schemas"]["Event"];
 export type { Problem };
 
 /** Options of {@link createAdminClient}. */

@@ -796,6 +796,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/events/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List events and their deliveries
+         * @description A page of the events (webhooks) in id order, each with its
+         *     deliveries to the `USEREMAIL_WEBHOOK_URLS` endpoints: which events
+         *     reached the application, and why one did not. With `user_id` only
+         *     that user's, with `type` only that type's.
+         */
+        get: operations["AdminListEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/events/{id}/redeliver/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The event's id (its `webhook-id` is `evt_<id>`). */
+                id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send an event again
+         * @description Queues the event again for every endpoint of `USEREMAIL_WEBHOOK_URLS`,
+         *     with a fresh count of attempts and the same `webhook-id`; a
+         *     delivery in flight is left to finish.
+         */
+        post: operations["AdminRedeliverEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1309,6 +1357,134 @@ export interface components {
              * Format: int64
              * @description Pass it as `after` for the next page; null on the last page.
              * @example 12
+             */
+            next_after: number | null;
+        };
+        /**
+         * @description The type of an event (docs/WEBHOOKS.md).
+         * @example email.added
+         * @enum {string}
+         */
+        EventType: "user.created" | "user.deleted" | "user.password_changed" | "email.added" | "email.verified" | "email.removed" | "email.primary_changed";
+        /**
+         * @description Where an event's delivery to one endpoint stands; `pending` while it waits or is in flight.
+         * @example delivered
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "delivered" | "failed";
+        /**
+         * @description An event's delivery to one webhook endpoint.
+         * @example {
+         *       "endpoint": "https://app.example.com/hooks/useremail",
+         *       "status": "delivered",
+         *       "attempts": 1,
+         *       "last_error": "",
+         *       "delivered_at": "2026-11-28T09:30:01Z"
+         *     }
+         */
+        EventDelivery: {
+            /** @example https://app.example.com/hooks/useremail */
+            endpoint: string;
+            status: components["schemas"]["DeliveryStatus"];
+            /** @example 1 */
+            attempts: number;
+            /**
+             * @description Why the last attempt failed; empty after a success.
+             * @example
+             */
+            last_error: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-28T09:30:01Z
+             */
+            delivered_at: string | null;
+        };
+        /**
+         * @description One event, as delivered in the `data` of its webhook (besides
+         *     `user_id`, `sequence` and `actor`), with its deliveries.
+         * @example {
+         *       "id": 7,
+         *       "type": "email.added",
+         *       "user_id": 42,
+         *       "sequence": 5,
+         *       "actor": "user",
+         *       "created_at": "2026-11-28T09:30:00Z",
+         *       "data": {
+         *         "email": {
+         *           "id": 2,
+         *           "email": "alice@work.example",
+         *           "verified": false,
+         *           "primary": false
+         *         }
+         *       },
+         *       "deliveries": [
+         *         {
+         *           "endpoint": "https://app.example.com/hooks/useremail",
+         *           "status": "delivered",
+         *           "attempts": 1,
+         *           "last_error": "",
+         *           "delivered_at": "2026-11-28T09:30:01Z"
+         *         }
+         *       ]
+         *     }
+         */
+        Event: {
+            /**
+             * Format: int64
+             * @example 7
+             */
+            id: number;
+            type: components["schemas"]["EventType"];
+            /**
+             * Format: int64
+             * @example 42
+             */
+            user_id: number;
+            /**
+             * Format: int64
+             * @description Counts the user's events from 1 without gaps.
+             * @example 5
+             */
+            sequence: number;
+            /**
+             * @description `user`, `link` or `admin:<token name>`.
+             * @example user
+             */
+            actor: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-28T09:30:00Z
+             */
+            created_at: string;
+            /**
+             * @description The event's own fields (`email`, `previous`).
+             * @example {
+             *       "email": {
+             *         "id": 2,
+             *         "email": "alice@work.example",
+             *         "verified": false,
+             *         "primary": false
+             *       }
+             *     }
+             */
+            data: {
+                [key: string]: unknown;
+            };
+            deliveries: components["schemas"]["EventDelivery"][];
+        };
+        /**
+         * @description A page of events.
+         * @example {
+         *       "items": [],
+         *       "next_after": null
+         *     }
+         */
+        EventPage: {
+            items: components["schemas"]["Event"][];
+            /**
+             * Format: int64
+             * @description Pass it as `after` for the next page; null on the last page.
+             * @example 7
              */
             next_after: number | null;
         };
@@ -3034,6 +3210,104 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["AdminUnauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminListEvents: {
+        parameters: {
+            query?: {
+                /** @description Start after this id (the previous page's `next_after`); none for the first page. */
+                after?: components["parameters"]["After"];
+                /** @description At most this many items. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Only this user's events. */
+                user_id?: number;
+                /** @description Only the events of this type. */
+                type?: components["schemas"]["EventType"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": 7,
+                     *           "type": "email.primary_changed",
+                     *           "user_id": 42,
+                     *           "sequence": 5,
+                     *           "actor": "link",
+                     *           "created_at": "2026-11-28T09:30:00Z",
+                     *           "data": {
+                     *             "email": {
+                     *               "id": 3,
+                     *               "email": "alice@new.example",
+                     *               "verified": true,
+                     *               "primary": true
+                     *             },
+                     *             "previous": {
+                     *               "id": 1,
+                     *               "email": "alice@example.com",
+                     *               "verified": true,
+                     *               "primary": false
+                     *             }
+                     *           },
+                     *           "deliveries": [
+                     *             {
+                     *               "endpoint": "https://app.example.com/hooks/useremail",
+                     *               "status": "failed",
+                     *               "attempts": 10,
+                     *               "last_error": "endpoint answered 503 Service Unavailable",
+                     *               "delivered_at": null
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "next_after": 7
+                     *     }
+                     */
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    AdminRedeliverEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The event's id (its `webhook-id` is `evt_<id>`). */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued again */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["AdminUnauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["AdminNotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
