@@ -7,7 +7,7 @@ PKGS    ?= ./...
 #   make test USEREMAIL_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
 export USEREMAIL_TEST_DATABASE_URL
 
-.PHONY: run test build generate check fmt vet bench bench-1m bench-go fuzz clean sdk lint-spec breaking fuzz-spec test-ops
+.PHONY: run test build generate check fmt vet bench bench-1m bench-go fuzz clean sdk lint-spec breaking fuzz-spec test-ops axe
 
 ## run: build and serve on the embedded SQLite file in dev mode (mail is printed to the log)
 run:
@@ -81,6 +81,13 @@ tools/contract/node_modules: tools/contract/package-lock.json
 webhook/testdata/node/node_modules: webhook/testdata/node/package-lock.json
 	cd webhook/testdata/node && npm ci --no-audit --no-fund --ignore-scripts
 	@touch $@
+
+tools/axe/node_modules: tools/axe/package-lock.json
+	cd tools/axe && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+## axe: install axe-core for the pages' browser tests (they install it themselves when npm is there)
+axe: tools/axe/node_modules
 
 ## sdk: regenerate the SDKs from openapi.yaml: the Go clients (gen/, client/) and the TypeScript types and package version in sdk/typescript
 sdk: generate sdk/typescript/node_modules

@@ -1271,6 +1271,10 @@ type ClientInterface interface {
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
 	//
+	// The user's mails are in the language the request's `Accept-Language`
+	// asks for most among English, German, French and Spanish (`en`, `de`,
+	// `fr`, `es`; English when it names none of them).
+	//
 	// At most 30 sign-ups per hour per client network. At most 10
 	// verification mails a day go to one address, across all users: past
 	// that the user is created all the same, without the mail, and can ask
@@ -1285,6 +1289,10 @@ type ClientInterface interface {
 	//
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
+	//
+	// The user's mails are in the language the request's `Accept-Language`
+	// asks for most among English, German, French and Spanish (`en`, `de`,
+	// `fr`, `es`; English when it names none of them).
 	//
 	// At most 30 sign-ups per hour per client network. At most 10
 	// verification mails a day go to one address, across all users: past
@@ -2120,6 +2128,10 @@ func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
 //
+// The user's mails are in the language the request's `Accept-Language`
+// asks for most among English, German, French and Spanish (`en`, `de`,
+// `fr`, `es`; English when it names none of them).
+//
 // At most 30 sign-ups per hour per client network. At most 10
 // verification mails a day go to one address, across all users: past
 // that the user is created all the same, without the mail, and can ask
@@ -2144,6 +2156,10 @@ func (c *Client) SignUpWithBody(ctx context.Context, contentType string, body io
 //
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
+//
+// The user's mails are in the language the request's `Accept-Language`
+// asks for most among English, German, French and Spanish (`en`, `de`,
+// `fr`, `es`; English when it names none of them).
 //
 // At most 30 sign-ups per hour per client network. At most 10
 // verification mails a day go to one address, across all users: past
@@ -4610,6 +4626,10 @@ type ClientWithResponsesInterface interface {
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
 	//
+	// The user's mails are in the language the request's `Accept-Language`
+	// asks for most among English, German, French and Spanish (`en`, `de`,
+	// `fr`, `es`; English when it names none of them).
+	//
 	// At most 30 sign-ups per hour per client network. At most 10
 	// verification mails a day go to one address, across all users: past
 	// that the user is created all the same, without the mail, and can ask
@@ -4624,6 +4644,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user whose primary address is `email` (unverified) and queues
 	// a verification mail to it. Does not log the user in.
+	//
+	// The user's mails are in the language the request's `Accept-Language`
+	// asks for most among English, German, French and Spanish (`en`, `de`,
+	// `fr`, `es`; English when it names none of them).
 	//
 	// At most 30 sign-ups per hour per client network. At most 10
 	// verification mails a day go to one address, across all users: past
@@ -8357,6 +8381,10 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
 //
+// The user's mails are in the language the request's `Accept-Language`
+// asks for most among English, German, French and Spanish (`en`, `de`,
+// `fr`, `es`; English when it names none of them).
+//
 // At most 30 sign-ups per hour per client network. At most 10
 // verification mails a day go to one address, across all users: past
 // that the user is created all the same, without the mail, and can ask
@@ -8377,6 +8405,10 @@ func (c *ClientWithResponses) SignUpWithBodyWithResponse(ctx context.Context, co
 //
 // Creates a user whose primary address is `email` (unverified) and queues
 // a verification mail to it. Does not log the user in.
+//
+// The user's mails are in the language the request's `Accept-Language`
+// asks for most among English, German, French and Spanish (`en`, `de`,
+// `fr`, `es`; English when it names none of them).
 //
 // At most 30 sign-ups per hour per client network. At most 10
 // verification mails a day go to one address, across all users: past

@@ -74,6 +74,7 @@ func (d *Dispatcher) runOnce(ctx context.Context, mail, events bool) (int, bool,
 		// the waits between tries of a report are on the real one.
 		retryUntil: claimedReal.Add(d.lease - reportRetryStop),
 	}
+	b.langs = d.languages(cctx, msgs)
 	// Mail and deliveries alternate, so that neither waits for the other.
 	todo := make(chan func() bool, len(msgs)+len(dels))
 	for i := range max(len(msgs), len(dels)) {
@@ -108,6 +109,8 @@ type batch struct {
 	// the claim: other dispatchers may take the messages back, and those
 	// not yet started are handed back rather than sent.
 	lost func() bool
+	// langs are the languages of the messages' users.
+	langs map[int64]string
 	// startBy is the last moment, on the dispatcher's clock, a send of the
 	// batch may start.
 	startBy time.Time
@@ -143,7 +146,7 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 		d.fail(ctx, log, b, m, fmt.Sprintf("gave up: claimed %d times without a recorded outcome", m.Attempts-1))
 		return true
 	}
-	msg, err := d.composer.compose(m, d.now())
+	msg, err := d.composer.compose(m, b.langs[m.UserID], d.now())
 	if err != nil {
 		d.fail(ctx, log, b, m, err.Error())
 		return true
@@ -164,6 +167,21 @@ func (d *Dispatcher) handle(ctx context.Context, m store.Message, b *batch) bool
 		d.reschedule(ctx, log, b, m, err)
 	}
 	return true
+}
+
+// languages returns the languages of the users of msgs. Mails follow
+// their user's language at send time; should the database not say, they
+// go in English rather than wait.
+func (d *Dispatcher) languages(ctx context.Context, msgs []store.Message) map[int64]string {
+	ids := make([]int64, 0, len(msgs))
+	for _, m := range msgs {
+		ids = append(ids, m.UserID)
+	}
+	langs, err := d.db.UserLanguages(ctx, ids)
+	if err != nil {
+		d.logger.Warn("mail: the users' languages are unknown; the batch goes in English", "error", err)
+	}
+	return langs
 }
 
 // handBack puts a message the batch will not send back in the queue,

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/useremail/useremail/locale"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
 	"github.com/useremail/useremail/webhook"
@@ -26,6 +27,12 @@ type Config struct {
 	From string
 	// ProductName names the service in mails; default "useremail".
 	ProductName string
+	// Catalog holds the mails' words in each language; nil means
+	// locale.Default().
+	Catalog *locale.Catalog
+	// TemplateDir, when set, holds mail/<name> files that replace the
+	// embedded templates of the same name (docs/TEMPLATES.md).
+	TemplateDir string
 	// VerifyTTL and ChangeTTL are the max ages of verify and set-primary
 	// links (defaults 72h and 24h). They only word the mails ("This link
 	// expires in 3 days."): the handlers that check links must use the

@@ -48,10 +48,6 @@ const (
 	KindAccountDeleted = "account_deleted"
 )
 
-// kinds are every kind of mail.
-var kinds = []string{KindVerify, KindChangeEmail, KindEmailAdded, KindEmailRemoved, KindPrimaryChanged,
-	KindPasswordReset, KindPasswordChanged, KindAccountDeleted}
-
 // Payload is the JSON an outbox row keeps: the inputs a mail is rendered and
 // signed from at send time, never a link or a body, so that no usable link
 // sits in the table.
@@ -65,6 +61,10 @@ type Payload struct {
 	// Seq is the user's change sequence of an email-change request (the
 	// set-primary link's state).
 	Seq int64 `json:"seq,omitempty"`
+	// Lang, when set, is the mail's language (a BCP 47 tag), for mails
+	// that go out after their user is gone (account deletion). Without it
+	// a mail is in its user's language at send time.
+	Lang string `json:"lang,omitempty"`
 	// State is a reset link's state: signer.PasswordState of the password
 	// hash when it was asked for.
 	State int64 `json:"state,omitempty"`
@@ -119,10 +119,10 @@ func PasswordChanged(userID int64, primary, via string) store.NewMessage {
 }
 
 // AccountDeleted returns the outbox row of the notice, sent to the old
-// primary address, that the account was deleted. The row has no user: it
-// is queued as the user goes.
-func AccountDeleted(primary string) store.NewMessage {
-	return newMessage(KindAccountDeleted, 0, primary, Payload{Email: primary})
+// primary address, that the account was deleted, in lang, the user's
+// language. The row has no user: it is queued as the user goes.
+func AccountDeleted(primary, lang string) store.NewMessage {
+	return newMessage(KindAccountDeleted, 0, primary, Payload{Email: primary, Lang: lang})
 }
 
 func newMessage(kind string, userID int64, recipient string, p Payload) store.NewMessage {

@@ -29,6 +29,10 @@ type Message struct {
 	// Links are the signed links in the mail (none for notices). They are
 	// credentials: only the dev-mode LogSender shows them.
 	Links []string
+	// Language is the mail's language, a BCP 47 tag: its Content-Language.
+	Language string
+
+	fallbacks []string // message ids said in English for want of a translation
 }
 
 // Sender delivers rendered mails. Send must be safe for concurrent use; its
@@ -63,6 +67,7 @@ func (s *LogSender) Send(ctx context.Context, m Message) error {
 		slog.String("subject", m.Subject),
 		slog.String("message_id", m.MessageID),
 		slog.String("kind", m.Kind),
+		slog.String("language", m.Language),
 	}
 	switch len(m.Links) {
 	case 0:

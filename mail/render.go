@@ -9,8 +9,12 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io/fs"
 	netmail "net/mail"
 	"net/url"
+	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
@@ -18,6 +22,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/useremail/useremail/locale"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
 )
@@ -33,20 +38,65 @@ type kindTemplates struct {
 	html *htmltemplate.Template
 }
 
-// templates holds every kind's templates, parsed once. A template that does
-// not parse is a bug caught by the tests, hence the panic.
-var templates = mustParseTemplates()
+// Kinds are the kinds of mail, one for each pair of embedded templates:
+// templates/<kind>.txt (defining "subject" and "body") and
+// templates/<kind>.html (defining "body"), each with the shared layout.txt
+// or layout.html. A new kind is new files.
+var Kinds = embeddedKinds()
 
-func mustParseTemplates() map[string]kindTemplates {
-	m := make(map[string]kindTemplates, len(kinds))
-	for _, k := range kinds {
-		text := texttemplate.Must(texttemplate.New(k).Option("missingkey=error").
-			ParseFS(templateFS, "templates/layout.txt", "templates/"+k+".txt"))
-		html := htmltemplate.Must(htmltemplate.New(k).Option("missingkey=error").
-			ParseFS(templateFS, "templates/layout.html", "templates/"+k+".html"))
+func embeddedKinds() []string {
+	names, _ := fs.Glob(templateFS, "templates/*.txt")
+	var kinds []string
+	for _, n := range names {
+		if k := strings.TrimSuffix(path.Base(n), ".txt"); k != "layout" {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
+}
+
+// parseTemplates parses every kind's templates, each file replaced by
+// dir/mail/<name> when dir has one (dir "" means none). A file that does
+// not parse is named with its line in the error.
+func parseTemplates(dir string) (map[string]kindTemplates, error) {
+	m := make(map[string]kindTemplates, len(Kinds))
+	for _, k := range Kinds {
+		text := texttemplate.New(k).Option("missingkey=error").Funcs(texttemplate.FuncMap{"wrap": wrap})
+		html := htmltemplate.New(k).Option("missingkey=error")
+		for _, name := range []string{"layout.txt", k + ".txt", "layout.html", k + ".html"} {
+			path, src, err := templateSource(dir, name)
+			if err != nil {
+				return nil, err
+			}
+			if strings.HasSuffix(name, ".txt") {
+				_, err = text.New(path).Parse(src)
+			} else {
+				_, err = html.New(path).Parse(src)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("mail: %w", err)
+			}
+		}
 		m[k] = kindTemplates{text: text, html: html}
 	}
-	return m
+	return m, nil
+}
+
+// templateSource returns template file name and the name to report it by:
+// dir/mail/<name> if there is one, else the embedded file.
+func templateSource(dir, name string) (string, string, error) {
+	if dir != "" {
+		path := filepath.Join(dir, "mail", name)
+		b, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			return path, string(b), nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", "", fmt.Errorf("mail: %w", err)
+		}
+	}
+	b, err := templateFS.ReadFile("templates/" + name)
+	return name, string(b), err
 }
 
 // templateData is what the templates see.
@@ -57,11 +107,50 @@ type templateData struct {
 	Link      string // the signed link (verify, change_email and password_reset only)
 	Expiry    string // the link's lifetime in words, as "3 days"
 	Subject   string // the rendered subject, for the HTML title
+	Lang      string // the mail's language, a BCP 47 tag
+	Button    string // the words of the "button" template's link
 	// ResetURL is where a person asks for a password reset link, for the
 	// notices' "if this was not you".
 	ResetURL string
 	Reset    bool   // password_changed: by a reset link, not a change
 	Via      string // password_changed: the address the reset link went to
+	L        *locale.Localizer
+}
+
+// T says message id in the mail's language, its fields filled from the
+// data above ({{.Product}}, {{.Email}}, {{.Recipient}}, {{.Expiry}},
+// {{.Link}}, {{.ResetURL}}, {{.Via}}).
+func (d templateData) T(id string) string {
+	return d.L.T(id, "Product", d.Product, "Email", d.Email, "Recipient", d.Recipient, "Expiry", d.Expiry, "Link", d.Link,
+		"ResetURL", d.ResetURL, "Via", d.Via)
+}
+
+// With returns d with Button set to message id, for the "button" template.
+func (d templateData) With(id string) templateData {
+	d.Button = d.T(id)
+	return d
+}
+
+// wrap breaks a paragraph of plain text into lines of at most 72
+// characters where it can.
+func wrap(s string) string {
+	var b strings.Builder
+	n := 0
+	// Only ASCII spaces break: a no-break space (French "adresse :")
+	// holds its words together.
+	for i, w := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' }) {
+		l := utf8.RuneCountInString(w)
+		if i > 0 && n+1+l > 72 {
+			b.WriteByte('\n')
+			n = 0
+		} else if i > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += l
+	}
+	return b.String()
 }
 
 // errUnrenderable marks a row that can never become a mail (a bad payload,
@@ -79,6 +168,8 @@ type composer struct {
 	changeTTL  time.Duration
 	resetTTL   time.Duration
 	resetURL   string
+	catalog    *locale.Catalog
+	templates  map[string]kindTemplates
 }
 
 // newComposer checks and defaults the rendering part of cfg.
@@ -109,7 +200,15 @@ func newComposer(cfg Config) (*composer, error) {
 		fromAddr.Name = product
 	}
 	ascii := envelopeAddress(fromAddr.Address)
-	return &composer{
+	tpls, err := parseTemplates(cfg.TemplateDir)
+	if err != nil {
+		return nil, err
+	}
+	catalog := cfg.Catalog
+	if catalog == nil {
+		catalog = locale.Default()
+	}
+	c := &composer{
 		signer:     cfg.Signer,
 		publicURL:  strings.TrimSuffix(cfg.PublicURL, "/"),
 		from:       fromAddr.String(),
@@ -119,12 +218,46 @@ func newComposer(cfg Config) (*composer, error) {
 		changeTTL:  orDefault(cfg.ChangeTTL, 24*time.Hour),
 		resetTTL:   orDefault(cfg.ResetTTL, time.Hour),
 		resetURL:   cmp.Or(cfg.ResetRequestURL, strings.TrimSuffix(cfg.PublicURL, "/")+DefaultResetRequestPath),
-	}, nil
+		catalog:    catalog,
+		templates:  tpls,
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-// compose renders m, signing its link (if any) now. Its errors wrap
-// errUnrenderable.
-func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
+// check renders a sample of every kind, so that a template that fails at
+// run time (a field that does not exist) fails at start, named with its
+// file and line.
+func (c *composer) check() error {
+	samples := map[string]store.NewMessage{
+		KindVerify:          Verify(1, "alice@example.com", 1),
+		KindChangeEmail:     ChangeEmail(1, "alice@example.com", 1),
+		KindEmailAdded:      EmailAdded(1, "alice@example.com", "alice@work.example"),
+		KindEmailRemoved:    EmailRemoved(1, "alice@example.com", "alice@work.example"),
+		KindPrimaryChanged:  PrimaryChanged(1, "alice@example.com", "alice@new.example"),
+		KindPasswordReset:   PasswordReset(1, "alice@example.com", 1),
+		KindPasswordChanged: PasswordChanged(1, "alice@example.com", "alice@work.example"),
+		KindAccountDeleted:  AccountDeleted("alice@example.com", "en"),
+	}
+	for _, k := range Kinds {
+		nm, ok := samples[k]
+		if !ok {
+			nm = newMessage(k, 1, "alice@example.com", Payload{Email: "alice@example.com", EmailID: 1, Seq: 1})
+		}
+		m := store.Message{ID: 1, Kind: k, Recipient: nm.Recipient, UserID: 1, Payload: nm.Payload}
+		if _, err := c.compose(m, locale.Fallback, time.Unix(0, 0)); err != nil {
+			return fmt.Errorf("mail: the templates of %s: %v", k, err)
+		}
+	}
+	return nil
+}
+
+// compose renders m in its payload's language, else in userLang (the
+// user's, "" when the user is gone), signing its link (if any) now. Its
+// errors wrap errUnrenderable.
+func (c *composer) compose(m store.Message, userLang string, now time.Time) (Message, error) {
 	var p Payload
 	if err := json.Unmarshal([]byte(m.Payload), &p); err != nil {
 		return Message{}, fmt.Errorf("%w: payload: %v", errUnrenderable, err)
@@ -132,11 +265,13 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 	if p.Email == "" {
 		return Message{}, fmt.Errorf("%w: payload has no email", errUnrenderable)
 	}
-	tpl, ok := templates[m.Kind]
+	tpl, ok := c.templates[m.Kind]
 	if !ok {
 		return Message{}, fmt.Errorf("%w: unknown kind %q", errUnrenderable, m.Kind)
 	}
-	data := templateData{Product: c.product, Recipient: m.Recipient, Email: p.Email, ResetURL: c.resetURL, Reset: p.Via != "", Via: p.Via}
+	l := c.catalog.Localizer(cmp.Or(p.Lang, userLang, locale.Fallback))
+	data := templateData{Product: c.product, Recipient: m.Recipient, Email: p.Email, Lang: l.Lang(), L: l,
+		ResetURL: c.resetURL, Reset: p.Via != "", Via: p.Via}
 	switch m.Kind {
 	case KindVerify:
 		if p.EmailID <= 0 {
@@ -147,7 +282,7 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 			return Message{}, fmt.Errorf("%w: %v", errUnrenderable, err)
 		}
 		data.Link = c.publicURL + "/users/email-verify/" + token + "/" + signer.EncodeUserID(m.UserID)
-		data.Expiry = durationWords(c.verifyTTL)
+		data.Expiry = durationWords(l, c.verifyTTL)
 	case KindChangeEmail:
 		if p.Seq <= 0 {
 			return Message{}, fmt.Errorf("%w: change_email payload has no seq", errUnrenderable)
@@ -157,7 +292,7 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 			return Message{}, fmt.Errorf("%w: %v", errUnrenderable, err)
 		}
 		data.Link = c.publicURL + "/users/email-set-primary/" + token + "/" + signer.EncodeUserID(m.UserID) + "/"
-		data.Expiry = durationWords(c.changeTTL)
+		data.Expiry = durationWords(l, c.changeTTL)
 	case KindPasswordReset:
 		if p.State == 0 {
 			return Message{}, fmt.Errorf("%w: password_reset payload has no state", errUnrenderable)
@@ -168,7 +303,7 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 		}
 		// Django's order: reset/<uidb64>/<token>/.
 		data.Link = c.publicURL + "/auth/password-reset/" + signer.EncodeUserID(m.UserID) + "/" + token + "/"
-		data.Expiry = durationWords(c.resetTTL)
+		data.Expiry = durationWords(l, c.resetTTL)
 	}
 
 	var subject, text, html strings.Builder
@@ -191,6 +326,8 @@ func (c *composer) compose(m store.Message, now time.Time) (Message, error) {
 		HTML:      html.String(),
 		MessageID: messageID(m.ID, m.CreatedAt, c.fromDomain),
 		Date:      now,
+		Language:  l.Lang(),
+		fallbacks: l.Fallbacks(),
 	}
 	if data.Link != "" {
 		msg.Links = []string{data.Link}
@@ -213,23 +350,16 @@ func messageID(id int64, createdAt time.Time, domain string) string {
 // durationWords says d in words for "This link expires in …": whole days
 // from two days up ("3 days"), else whole hours ("24 hours"), else minutes,
 // else seconds.
-func durationWords(d time.Duration) string {
+func durationWords(l *locale.Localizer, d time.Duration) string {
 	const day = 24 * time.Hour
 	switch {
 	case d >= 2*day && d%day == 0:
-		return plural(int64(d/day), "day")
+		return l.N("duration.days", int(d/day))
 	case d >= time.Hour && d%time.Hour == 0:
-		return plural(int64(d/time.Hour), "hour")
+		return l.N("duration.hours", int(d/time.Hour))
 	case d >= time.Minute:
-		return plural(int64(d/time.Minute), "minute")
+		return l.N("duration.minutes", int(d/time.Minute))
 	default:
-		return plural(int64(d/time.Second), "second")
+		return l.N("duration.seconds", int(d/time.Second))
 	}
-}
-
-func plural(n int64, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return strconv.FormatInt(n, 10) + " " + unit + "s"
 }

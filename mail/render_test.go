@@ -2,13 +2,16 @@ package mail
 
 import (
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
+	"github.com/useremail/useremail/locale"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
 )
@@ -32,12 +35,16 @@ func goldenComposer(t testing.TB) *composer {
 	return c
 }
 
-func TestGolden(t *testing.T) {
-	c := goldenComposer(t)
-	tests := []struct {
-		name string
-		msg  store.NewMessage
-	}{
+// goldenMail is a mail for the golden files, name.txt and name.html.
+type goldenMail struct {
+	name string
+	msg  store.NewMessage
+}
+
+// goldenMails are one mail of every kind (two of password_changed: by a
+// change and by a reset), for the golden files.
+func goldenMails() []goldenMail {
+	return []goldenMail{
 		{KindVerify, Verify(42, "alice@example.com", 7)},
 		{KindChangeEmail, ChangeEmail(42, "alice@new.example", 3)},
 		{KindEmailAdded, EmailAdded(42, "alice@example.com", "alice@work.example")},
@@ -46,21 +53,118 @@ func TestGolden(t *testing.T) {
 		{KindPasswordReset, PasswordReset(42, "alice@example.com", 4822352720646439091)},
 		{KindPasswordChanged, PasswordChanged(42, "alice@example.com", "")},
 		{KindPasswordChanged + "_by_reset", PasswordChanged(42, "alice@example.com", "alice@work.example")},
-		{KindAccountDeleted, AccountDeleted("alice@example.com")},
+		{KindAccountDeleted, AccountDeleted("alice@example.com", "")},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			row := store.Message{ID: 1001, Kind: tt.msg.Kind, Recipient: tt.msg.Recipient, UserID: tt.msg.UserID,
-				Payload: tt.msg.Payload, CreatedAt: t0}
-			m, err := c.compose(row, t0)
-			if err != nil {
-				t.Fatalf("compose: %v", err)
+}
+
+// TestGolden renders every kind in every language: testdata/golden/<lang>/.
+func TestGolden(t *testing.T) {
+	c := goldenComposer(t)
+	kinds := map[string]bool{}
+	for _, g := range goldenMails() {
+		kinds[g.msg.Kind] = true
+	}
+	if len(kinds) != len(Kinds) {
+		t.Fatalf("golden mails of %d kinds for %d kinds", len(kinds), len(Kinds))
+	}
+	for _, lang := range locale.Languages {
+		for _, g := range goldenMails() {
+			msg := g.msg
+			t.Run(lang+"/"+g.name, func(t *testing.T) {
+				row := store.Message{ID: 1001, Kind: msg.Kind, Recipient: msg.Recipient, UserID: msg.UserID,
+					Payload: msg.Payload, CreatedAt: t0}
+				m, err := c.compose(row, lang, t0)
+				if err != nil {
+					t.Fatalf("compose: %v", err)
+				}
+				if m.Language != lang {
+					t.Errorf("Language = %q, want %q", m.Language, lang)
+				}
+				if len(m.fallbacks) > 0 {
+					t.Errorf("said in English for want of %s: %v", lang, m.fallbacks)
+				}
+				text := "From: " + m.From + "\nTo: " + m.To + "\nSubject: " + m.Subject +
+					"\nContent-Language: " + m.Language + "\nMessage-ID: " + m.MessageID + "\n\n" + m.Text
+				checkGolden(t, lang+"/"+g.name+".txt", text)
+				checkGolden(t, lang+"/"+g.name+".html", m.HTML)
+				if !strings.Contains(m.HTML, `<html lang="`+lang+`">`) {
+					t.Errorf("the HTML part does not say lang=%q", lang)
+				}
+			})
+		}
+	}
+}
+
+// TestLanguageChoice: the payload's language first, then the user's, then
+// English; an unknown tag is matched to the nearest offered language.
+func TestLanguageChoice(t *testing.T) {
+	c := goldenComposer(t)
+	withLang := Verify(42, "alice@example.com", 7)
+	withLang.Payload = strings.Replace(withLang.Payload, "}", `,"lang":"fr"}`, 1)
+	for _, tt := range []struct {
+		msg        store.NewMessage
+		user, want string
+	}{
+		{Verify(42, "alice@example.com", 7), "", "en"},
+		{Verify(42, "alice@example.com", 7), "de", "de"},
+		{Verify(42, "alice@example.com", 7), "es-MX", "es"},
+		{Verify(42, "alice@example.com", 7), "ja", "en"},
+		{withLang, "de", "fr"},
+	} {
+		m, err := c.compose(store.Message{ID: 1, Kind: tt.msg.Kind, Recipient: tt.msg.Recipient, UserID: 42, Payload: tt.msg.Payload, CreatedAt: t0}, tt.user, t0)
+		if err != nil || m.Language != tt.want {
+			t.Errorf("user %q, payload %s: language %q (%v), want %q", tt.user, tt.msg.Payload, m.Language, err, tt.want)
+		}
+	}
+}
+
+// TestMissingTranslation deletes one German message: every German mail
+// still renders, with that sentence in English.
+func TestMissingTranslation(t *testing.T) {
+	fsys := fstest.MapFS{}
+	for _, lang := range locale.Languages {
+		b, err := fs.ReadFile(locale.MessageFiles(), lang+".toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lang == "de" {
+			re := regexp.MustCompile(`(?m)^"mail\.if_you" = .*$`)
+			if !re.Match(b) {
+				t.Fatal("de.toml has no mail.if_you to delete")
 			}
-			text := "From: " + m.From + "\nTo: " + m.To + "\nSubject: " + m.Subject +
-				"\nMessage-ID: " + m.MessageID + "\n\n" + m.Text
-			checkGolden(t, tt.name+".txt", text)
-			checkGolden(t, tt.name+".html", m.HTML)
-		})
+			b = re.ReplaceAll(b, nil)
+		}
+		fsys[lang+".toml"] = &fstest.MapFile{Data: b}
+	}
+	catalog, err := locale.Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := signer.New([][]byte{[]byte("golden-test-key-not-a-secret")}, func() time.Time { return t0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newComposer(Config{Signer: s, PublicURL: "https://accounts.example.com/", Catalog: catalog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range goldenMails() {
+		msg := g.msg
+		m, err := c.compose(store.Message{ID: 1, Kind: msg.Kind, Recipient: msg.Recipient, UserID: 42, Payload: msg.Payload, CreatedAt: t0}, "de", t0)
+		if err != nil {
+			t.Fatalf("%s: %v", msg.Kind, err)
+		}
+		if !strings.Contains(m.Text, "Hallo,") {
+			t.Errorf("%s is not in German any more:\n%s", msg.Kind, m.Text)
+		}
+		uses := msg.Kind == KindEmailAdded || msg.Kind == KindEmailRemoved || msg.Kind == KindPrimaryChanged ||
+			msg.Kind == KindPasswordChanged || msg.Kind == KindAccountDeleted
+		if has := strings.Contains(m.Text, "If this was you, there is nothing to do."); has != uses {
+			t.Errorf("%s: English fallback present = %v, want %v:\n%s", msg.Kind, has, uses, m.Text)
+		}
+		if uses && (len(m.fallbacks) != 1 || m.fallbacks[0] != "mail.if_you") {
+			t.Errorf("%s: fallbacks %v", msg.Kind, m.fallbacks)
+		}
 	}
 }
 
@@ -105,12 +209,12 @@ func TestComposeContent(t *testing.T) {
 		{PrimaryChanged(42, "alice@example.com", "alice@new.example"), nil, "", "alice@new.example"},
 		{PasswordReset(42, "alice@example.com", 9), resetLink, "This link expires in 1 hour", "alice@example.com"},
 		{PasswordChanged(42, "alice@example.com", "a&b@work.example"), nil, "", "a&b@work.example"},
-		{AccountDeleted("a&b@example.com"), nil, "", "a&b@example.com"},
+		{AccountDeleted("a&b@example.com", ""), nil, "", "a&b@example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.msg.Kind, func(t *testing.T) {
 			m, err := c.compose(store.Message{ID: 1, Kind: tt.msg.Kind, Recipient: tt.msg.Recipient, UserID: 42,
-				Payload: tt.msg.Payload, CreatedAt: t0}, t0)
+				Payload: tt.msg.Payload, CreatedAt: t0}, "", t0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,12 +266,13 @@ func TestComposeRejects(t *testing.T) {
 		{"no email", KindEmailAdded, `{}`, 42},
 		{"verify without email_id", KindVerify, `{"email":"a@example.com"}`, 42},
 		{"change without seq", KindChangeEmail, `{"email":"a@example.com"}`, 42},
+		{"reset without state", KindPasswordReset, `{"email":"a@example.com"}`, 42},
 		{"unknown kind", "welcome", `{"email":"a@example.com"}`, 42},
 		{"no user", KindVerify, `{"email":"a@example.com","email_id":1}`, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := c.compose(store.Message{ID: 1, Kind: tt.kind, Recipient: "a@example.com", UserID: tt.userID, Payload: tt.payload}, t0)
+			_, err := c.compose(store.Message{ID: 1, Kind: tt.kind, Recipient: "a@example.com", UserID: tt.userID, Payload: tt.payload}, "", t0)
 			if err == nil || !Permanent(err) {
 				t.Fatalf("err = %v, want a permanent error", err)
 			}
@@ -191,10 +296,16 @@ func TestDurationWords(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			if got := durationWords(tt.d); got != tt.want {
+			if got := durationWords(locale.Default().Localizer("en"), tt.d); got != tt.want {
 				t.Fatalf("durationWords(%v) = %q, want %q", tt.d, got, tt.want)
 			}
 		})
+	}
+	for lang, want := range map[string]string{"de": "3 Tage", "fr": "1 heure", "es": "1 minuto"} {
+		d := map[string]time.Duration{"de": 72 * time.Hour, "fr": time.Hour, "es": time.Minute}[lang]
+		if got := durationWords(locale.Default().Localizer(lang), d); got != want {
+			t.Errorf("durationWords in %s = %q, want %q", lang, got, want)
+		}
 	}
 }
 
@@ -225,10 +336,57 @@ func BenchmarkCompose(b *testing.B) {
 			row := store.Message{ID: 1001, Kind: m.Kind, Recipient: m.Recipient, UserID: m.UserID, Payload: m.Payload, CreatedAt: t0}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := c.compose(row, t0); err != nil {
+				if _, err := c.compose(row, "", t0); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
+	}
+}
+
+// TestTemplateDir: a file in the template directory replaces the embedded
+// one of its name; a broken one fails NewDispatcher, naming file and line.
+func TestTemplateDir(t *testing.T) {
+	s, err := signer.New([][]byte{[]byte("golden-test-key-not-a-secret")}, func() time.Time { return t0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "mail"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "mail", name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("email_added.txt", `{{define "subject"}}Custom: {{.T "mail.email_added.subject"}}{{end}}
+{{define "body"}}Added {{.Email}} at ACME.{{end}}`)
+	c, err := newComposer(Config{Signer: s, PublicURL: "https://accounts.example.com/", TemplateDir: dir, ProductName: "ACME"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := EmailAdded(42, "alice@example.com", "alice@work.example")
+	m, err := c.compose(store.Message{ID: 1, Kind: msg.Kind, Recipient: msg.Recipient, UserID: 42, Payload: msg.Payload, CreatedAt: t0}, "fr", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "Custom: [ACME] Une adresse e-mail a été ajoutée à votre compte" || !strings.Contains(m.Text, "Added alice@work.example at ACME.") {
+		t.Errorf("the override was not used: %q\n%s", m.Subject, m.Text)
+	}
+	if !strings.Contains(m.HTML, "ACME") || m.From != `"ACME" <useremail@localhost>` {
+		t.Errorf("the brand is not in the embedded HTML part or the From: %q", m.From)
+	}
+
+	for _, tt := range []struct{ text, want string }{
+		{"{{define \"subject\"}}x{{end}}\n{{define \"body\"}}\n{{.Email}\n{{end}}", "email_added.txt:3"},
+		{"{{define \"subject\"}}x{{end}}\n{{define \"body\"}}{{.Nope}}{{end}}", "email_added.txt:2"},
+	} {
+		write("email_added.txt", tt.text)
+		_, err := newComposer(Config{Signer: s, PublicURL: "https://accounts.example.com/", TemplateDir: dir})
+		if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "mail", tt.want)) {
+			t.Errorf("broken override: %v; want it named %s", err, tt.want)
+		}
 	}
 }

@@ -42,7 +42,8 @@ func (s *Server) SignUp(ctx context.Context, req gen.SignUpRequestObject) (gen.S
 	var capped error
 	err = s.withTx(ctx, func(q *store.Queries) error {
 		var err error
-		user, primary, err = q.CreateUser(ctx, store.NewUser{Email: addr.Email, Key: addr.Key, PasswordHash: hash}, s.now())
+		user, primary, err = q.CreateUser(ctx, store.NewUser{Email: addr.Email, Key: addr.Key, PasswordHash: hash,
+			Language: s.catalog.Match(factsFrom(ctx).acceptLanguage)}, s.now())
 		if err != nil {
 			return taken(err)
 		}

@@ -691,7 +691,7 @@ func wantHTMLPage(t *testing.T, what string, res rawResponse, status int, shows 
 	if shows != "" && !strings.Contains(body, shows) {
 		t.Errorf("%s: page does not show %q", what, shows)
 	}
-	if hasForm := strings.Contains(body, `<form method="post">`); hasForm != form {
+	if hasForm := strings.Contains(body, `<form method="post"`); hasForm != form {
 		t.Errorf("%s: form %v; want %v", what, hasForm, form)
 	}
 	wantPageHeaders(t, what, res.header)

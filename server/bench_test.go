@@ -101,6 +101,15 @@ func BenchmarkRequests(b *testing.B) {
 					}
 				})
 			})
+			// The account page: two API calls in process, a read of the
+			// user's language and the page's rendering.
+			b.Run("account_page", func(b *testing.B) {
+				loopCPU(b, func() {
+					if rec := do("GET", "/account/", nil, "Cookie", cookie); rec.Code != 200 {
+						b.Fatalf("%d %s", rec.Code, rec.Body)
+					}
+				})
+			})
 			b.Run("add", func(b *testing.B) {
 				loopCPU(b, func() {
 					benchSeq++

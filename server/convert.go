@@ -38,6 +38,7 @@ const (
 	eventChangeRequested = "email_change_requested"
 	eventPasswordFailed  = "password_failed"
 	eventPrimaryChanged  = "primary_changed"
+	eventLanguageChanged = "language_changed"
 	eventResetRequested  = "password_reset_requested"
 	eventPasswordReset   = "password_reset"
 	eventPasswordChanged = "password_changed"

@@ -210,6 +210,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	case ae.status >= 500:
 		s.log.WarnContext(ctx, "request failed", "request_id", id, "code", ae.code, "error", err)
 	}
+	if isPagePath(c.Request().URL.Path) {
+		// People read these: an HTML page in their language.
+		s.errorPage(c, ae)
+		return
+	}
 	writeProblem(c, ae)
 }
 

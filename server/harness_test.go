@@ -78,6 +78,29 @@ func (c *captureSender) all() []mail.Message {
 
 type option func(*server.Config)
 
+// withMailbox gives the server the dev mailbox (dev mode), which the
+// dispatcher fills.
+func withMailbox() option {
+	return func(c *server.Config) { c.Mailbox = mail.NewMailbox(nil, 0, nil) }
+}
+
+// withBrand sets the brand name and the app's URL.
+func withBrand(name, appURL string) option {
+	return func(c *server.Config) { c.BrandName, c.AppURL = name, appURL }
+}
+
+// teeSender delivers to each of its senders.
+type teeSender []mail.Sender
+
+func (t teeSender) Send(ctx context.Context, m mail.Message) error {
+	for _, s := range t {
+		if err := s.Send(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // withMaxEmails sets the per-user address limit.
 func withMaxEmails(n int) option { return func(c *server.Config) { c.MaxEmails = n } }
 
@@ -157,8 +180,12 @@ func newEnv(t *testing.T, db *store.DB, opts ...option) *env {
 // its configuration first.
 func (e *env) newDispatcher(edit func(*mail.Config)) *mail.Dispatcher {
 	e.t.Helper()
+	var sender mail.Sender = e.outbox
+	if e.cfg.Mailbox != nil {
+		sender = teeSender{e.cfg.Mailbox, e.outbox}
+	}
 	cfg := mail.Config{
-		DB: e.db, Signer: e.signer, Sender: e.outbox, PublicURL: e.cfg.PublicURL,
+		DB: e.db, Signer: e.signer, Sender: sender, PublicURL: e.cfg.PublicURL, ProductName: e.cfg.BrandName,
 		VerifyTTL: e.cfg.VerifyTTL, ChangeTTL: e.cfg.ChangeTTL, ResetTTL: e.cfg.ResetTTL, Now: e.clock.Now, Logger: e.cfg.Logger,
 	}
 	if len(e.cfg.WebhookEndpoints) > 0 {

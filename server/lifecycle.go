@@ -101,7 +101,8 @@ func (s *Server) DeleteAccount(ctx context.Context, req gen.DeleteAccountRequest
 // actor of ctx (WithActor). It fails with store.ErrNotFound for no such
 // user.
 func (s *Server) DeleteUser(ctx context.Context, q *store.Queries, userID int64) error {
-	if _, err := q.LockUser(ctx, userID); err != nil {
+	user, err := q.LockUser(ctx, userID)
+	if err != nil {
 		return err
 	}
 	primary, err := q.PrimaryEmail(ctx, userID)
@@ -116,7 +117,7 @@ func (s *Server) DeleteUser(ctx context.Context, q *store.Queries, userID int64)
 		return err
 	}
 	if s.cfg.Notices {
-		if _, err := q.EnqueueMessage(ctx, mail.AccountDeleted(primary.Email), s.now()); err != nil {
+		if _, err := q.EnqueueMessage(ctx, mail.AccountDeleted(primary.Email, user.Language), s.now()); err != nil {
 			return err
 		}
 	}

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 	"github.com/useremail/useremail/address"
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/pages"
 	"github.com/useremail/useremail/signer"
 	"github.com/useremail/useremail/store"
 )
@@ -31,8 +34,16 @@ type linkKind struct {
 	purpose signer.Purpose
 	ttl     time.Duration
 	act     func(ctx context.Context, l link) (store.Email, error)
-	preview func(ctx context.Context, l link) (page, error)
-	done    func(e store.Email) page
+	preview func(ctx context.Context, l link) (linkView, error)
+	done    func(e store.Email) linkView
+}
+
+// linkView is what a link's page says, as message ids (page.*) and the
+// address; the page says them in the language of the request.
+type linkView struct {
+	title, heading, message, button string
+	address                         string
+	userID                          int64 // whose account the page names
 }
 
 // link is a link whose token and user key were checked.
@@ -58,7 +69,7 @@ func (s *Server) followLink(ctx context.Context, kind *linkKind, post bool, toke
 	asJSON := post && !f.postedForm() || !post && wantsJSON(f.accept)
 	act := post || asJSON
 	var e store.Email
-	var p page
+	var p linkView
 	l, err := s.parseLink(token, userKey, kind.purpose, kind.ttl)
 	switch {
 	case err != nil:
@@ -77,31 +88,79 @@ func (s *Server) followLink(ctx context.Context, kind *linkKind, post bool, toke
 	case act:
 		p = kind.done(e)
 	}
-	return linkAnswer{page: s.renderPage(ctx, p)}, nil
+	return linkAnswer{page: s.renderLink(ctx, p)}, nil
+}
+
+// pageBody is a rendered page and the headers it must be served with.
+type pageBody struct {
+	r      io.Reader
+	n      int64
+	extras responseExtras
+}
+
+// renderLink renders a link's page in the request's language, naming the
+// account (its primary address, partly masked) the link is about.
+func (s *Server) renderLink(ctx context.Context, v linkView) pageBody {
+	lz := s.catalog.Localizer(s.catalog.Match(factsFrom(ctx).acceptLanguage))
+	data := pages.Link{Common: s.common(lz, lz.T(v.title, "Email", v.address)), Heading: lz.T(v.heading),
+		Message: lz.T(v.message), Address: v.address}
+	data.NoReferrer = true
+	if v.button != "" {
+		data.Button = lz.T(v.button)
+	}
+	if v.userID != 0 {
+		// Not when the address is the primary itself: it says so already.
+		if primary, err := s.cfg.DB.PrimaryEmail(ctx, v.userID); err == nil && primary.Email != v.address {
+			data.Account = pages.Mask(primary.Email)
+		}
+	}
+	return s.pageBody(ctx, "link", data)
+}
+
+// pageBody renders a page for a strict handler's answer.
+func (s *Server) pageBody(ctx context.Context, name string, data any) pageBody {
+	body, err := s.pages.Render(name, data)
+	if err != nil {
+		// The templates were all rendered once at start: only a bug in
+		// the data gets here.
+		s.log.ErrorContext(ctx, "rendering a page failed", "page", name, "error", err)
+	}
+	header := http.Header{"Content-Security-Policy": {s.pageCSP}, "Content-Language": {pageLang(data)}}
+	return pageBody{r: bytes.NewReader(body), n: int64(len(body)), extras: responseExtras{header: header}}
 }
 
 // linkErrorPage answers a link failure to a person: a page for the
 // expected failures (400), or the error itself (rendered as a problem) for
 // anything else, such as an unreachable database.
 func (s *Server) linkErrorPage(ctx context.Context, err error) (linkAnswer, error) {
-	return s.linkErrorPageHint(ctx, err, "You can ask for a new link from your account's email settings.")
+	return s.linkErrorPageHint(ctx, err, "page.link.hint_new")
 }
 
-// linkErrorPageHint is linkErrorPage with hint, where to get a new link,
-// under the link errors.
-func (s *Server) linkErrorPageHint(ctx context.Context, err error, hint string) (linkAnswer, error) {
+// linkErrorPageHint is linkErrorPage with hintID, the message id of where
+// to get a new link, under the link errors.
+func (s *Server) linkErrorPageHint(ctx context.Context, err error, hintID string) (linkAnswer, error) {
 	var ae *apiError
 	if !errors.As(err, &ae) || ae.status != http.StatusBadRequest {
 		return linkAnswer{}, err
 	}
-	p := page{Title: titles[ae.code], Heading: titles[ae.code], Message: ae.detail}
+	lz := s.catalog.Localizer(s.catalog.Match(factsFrom(ctx).acceptLanguage))
+	var heading, message string
+	hint := lz.T(hintID)
 	switch ae.code {
-	case gen.ErrorCodeLinkExpired, gen.ErrorCodeLinkUsed, gen.ErrorCodeLinkInvalid:
-		p.Hint = hint
+	case gen.ErrorCodeLinkExpired:
+		heading, message = lz.T("page.link.expired_heading"), lz.T("page.link.expired_message")
+	case gen.ErrorCodeLinkUsed:
+		heading, message = lz.T("page.link.used_heading"), lz.T("page.link.used_message")
 	case gen.ErrorCodeEmailTaken:
-		p.Message = "This address is in use by another account by now."
+		heading, message, hint = lz.T("page.link.taken_heading"), lz.T("page.link.taken_message"), ""
+	case gen.ErrorCodeTooManyEmails:
+		heading, message, hint = lz.T("page.link.too_many_heading"), lz.N("error.too_many_emails", s.cfg.MaxEmails), ""
+	default:
+		heading, message = lz.T("page.link.invalid_heading"), lz.T("page.link.invalid_message")
 	}
-	return linkAnswer{page: s.renderPage(ctx, p), failed: true}, nil
+	data := pages.Link{Common: s.common(lz, heading), Heading: heading, Message: message, Hint: hint, Failed: true}
+	data.NoReferrer = true
+	return linkAnswer{page: s.pageBody(ctx, "link", data), failed: true}, nil
 }
 
 // linkError is the page of a failed link as the spec's LinkError response.
@@ -176,8 +235,9 @@ func (s *Server) newLinkKinds() (verify, primary linkKind) {
 		ttl:     s.cfg.VerifyTTL,
 		act:     s.verifyEmail,
 		preview: s.previewVerification,
-		done: func(e store.Email) page {
-			return page{Title: "Address verified", Heading: "Address verified", Message: "This address is verified now:", Address: e.Email}
+		done: func(e store.Email) linkView {
+			return linkView{title: "page.verify.done_heading", heading: "page.verify.done_heading", message: "page.verify.done_message",
+				address: e.Email, userID: e.UserID}
 		},
 	}
 	primary = linkKind{
@@ -185,8 +245,9 @@ func (s *Server) newLinkKinds() (verify, primary linkKind) {
 		ttl:     s.cfg.ChangeTTL,
 		act:     s.confirmPrimary,
 		preview: s.previewPrimary,
-		done: func(e store.Email) page {
-			return page{Title: "Primary address changed", Heading: "Primary address changed", Message: "Your primary address is now:", Address: e.Email}
+		done: func(e store.Email) linkView {
+			return linkView{title: "page.primary.done_heading", heading: "page.primary.done_heading", message: "page.primary.done_message",
+				address: e.Email, userID: e.UserID}
 		},
 	}
 	return verify, primary
@@ -231,21 +292,17 @@ func (s *Server) verifyEmail(ctx context.Context, l link) (store.Email, error) {
 
 // previewVerification checks a verify link without using it and describes
 // what its button will do.
-func (s *Server) previewVerification(ctx context.Context, l link) (page, error) {
+func (s *Server) previewVerification(ctx context.Context, l link) (linkView, error) {
 	e, err := s.linkedEmail(ctx, l)
 	if err != nil {
-		return page{}, err
+		return linkView{}, err
 	}
 	if e.Verified {
-		return page{Title: "Address verified", Heading: "Address verified", Message: "This address is verified already:", Address: e.Email}, nil
+		return linkView{title: "page.verify.done_heading", heading: "page.verify.done_heading", message: "page.verify.already_message",
+			address: e.Email, userID: e.UserID}, nil
 	}
-	return page{
-		Title:   "Verify " + e.Email,
-		Heading: "Verify your email address",
-		Message: "Confirm that this address is yours:",
-		Address: e.Email,
-		Button:  "Verify this address",
-	}, nil
+	return linkView{title: "page.verify.title", heading: "page.verify.heading", message: "page.verify.message",
+		button: "page.verify.button", address: e.Email, userID: e.UserID}, nil
 }
 
 // linkedEmail finds the address a verify link names: the row whose id the
@@ -329,21 +386,16 @@ func (s *Server) confirmPrimary(ctx context.Context, l link) (store.Email, error
 }
 
 // previewPrimary checks a set-primary link without using it.
-func (s *Server) previewPrimary(ctx context.Context, l link) (page, error) {
+func (s *Server) previewPrimary(ctx context.Context, l link) (linkView, error) {
 	user, err := s.cfg.DB.UserByID(ctx, l.claims.UserID)
 	if err != nil {
-		return page{}, usedIfNotFound(err)
+		return linkView{}, usedIfNotFound(err)
 	}
 	if user.ChangeSeq != l.claims.State {
-		return page{}, errLinkUsed
+		return linkView{}, errLinkUsed
 	}
-	return page{
-		Title:   "Make " + l.addr.Email + " your primary address",
-		Heading: "Change your primary email address",
-		Message: "Make this address the primary address of your account:",
-		Address: l.addr.Email,
-		Button:  "Make it my primary address",
-	}, nil
+	return linkView{title: "page.primary.title", heading: "page.primary.heading", message: "page.primary.message",
+		button: "page.primary.button", address: l.addr.Email, userID: user.ID}, nil
 }
 
 // parseLink checks a link's token and user key. Every failure is

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,6 +27,11 @@ type requestFacts struct {
 	ip        string // the client's: the peer, or as the trusted proxies forward it
 	userAgent string
 	accept    string
+	// acceptLanguage is the Accept-Language header: the language of the
+	// pages, and of a new user's mails.
+	acceptLanguage string
+	// page is the route of a request outside the spec, for the log.
+	page      string
 	mediaType string // of the request body, parameters stripped
 	start     time.Time
 
@@ -53,6 +59,8 @@ func (f requestFacts) routeName() string {
 	switch {
 	case f.route != nil:
 		return f.route.Path
+	case !f.api && f.page != "":
+		return f.page
 	case !f.api:
 		return "/docs/"
 	}
@@ -120,6 +128,11 @@ func (s *Server) newFacts(c echo.Context, req *http.Request) requestFacts {
 		userAgent: req.UserAgent(),
 		accept:    req.Header.Get(echo.HeaderAccept),
 		api:       isAPIPath(req.URL.Path),
+
+		acceptLanguage: req.Header.Get("Accept-Language"),
+	}
+	if !f.api && isPagePath(req.URL.Path) {
+		f.page = cmp.Or(c.Path(), "unmatched")
 	}
 	if id := req.Header.Get(echo.HeaderXRequestID); requestIDPattern.MatchString(id) {
 		f.id = id
@@ -146,9 +159,9 @@ func newRequestID() string {
 }
 
 // isAPIPath tells the routes of the spec from those served beside it
-// (Swagger UI and its assets).
+// (Swagger UI and its assets, the HTML pages).
 func isAPIPath(path string) bool {
-	return path != "/docs" && !strings.HasPrefix(path, "/docs/")
+	return path != "/docs" && !strings.HasPrefix(path, "/docs/") && !isPagePath(path)
 }
 
 // findRoute returns the spec's operation for the request.

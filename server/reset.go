@@ -6,6 +6,7 @@ import (
 
 	"github.com/useremail/useremail/gen"
 	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/pages"
 	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/ratelimit"
 	"github.com/useremail/useremail/signer"
@@ -133,32 +134,45 @@ func (s *Server) ShowPasswordReset(ctx context.Context, req gen.ShowPasswordRese
 			Headers: headers,
 		}, nil
 	case err != nil:
-		a, err := s.linkErrorPageHint(ctx, err, resetHint)
+		a, err := s.linkErrorPageHint(ctx, err, "page.reset.hint_new")
 		if err != nil {
 			return nil, err
 		}
 		return showResetResponse{gen.ShowPasswordReset400TexthtmlResponse{LinkErrorTexthtmlResponse: a.page.linkError()}, a.page.extras}, nil
 	}
-	b := s.renderPage(ctx, resetForm(rl.email.Email, ""))
+	b := s.resetPage(ctx, rl.email.Email, nil, false)
 	return showResetResponse{gen.ShowPasswordReset200TexthtmlResponse{Body: b.r, ContentLength: b.n, Headers: headers}, b.extras}, nil
 }
 
-// resetHint tells a person with a bad reset link where to get another.
-const resetHint = "A reset link works once, for a limited time, and only until the password changes: ask for a new one where you sign in."
-
-// resetForm is the page of a reset link: a form for the new password,
-// twice, with the last try's error if any.
-func resetForm(addr, problem string) page {
-	return page{
-		Title:        "Choose a new password",
-		Heading:      "Choose a new password",
-		Message:      "Choose a new password for the account of",
-		Address:      addr,
-		Button:       "Set the new password",
-		PasswordForm: true,
-		Error:        problem,
-		Hint:         "At least 8 characters; not a common password, nor your email address. Every session of the account ends.",
+// resetPage renders a reset link's page in the request's language: its
+// form for the new password, twice, with the last try's refusal (nil for
+// none) next to its field, or, when done, what the reset did.
+func (s *Server) resetPage(ctx context.Context, addr string, refused *apiError, done bool) pageBody {
+	lz := s.catalog.Localizer(s.catalog.Match(factsFrom(ctx).acceptLanguage))
+	title := lz.T("page.reset.title")
+	if done {
+		title = lz.T("page.reset.done_heading")
 	}
+	data := pages.Reset{Common: s.common(lz, title), Address: addr, Done: done}
+	data.NoReferrer = true
+	data.Password = pages.Field{ID: "password", Name: "password", Type: "password", Label: lz.T("page.field.new_password"),
+		Autocomplete: "new-password", Required: true}
+	data.Confirm = pages.Field{ID: "password2", Name: "password2", Type: "password", Label: lz.T("page.field.confirm_password"),
+		Autocomplete: "new-password", Required: true}
+	if refused != nil {
+		for _, fe := range refused.fields {
+			if fe.Field == "body.password2" {
+				data.Confirm.Error = sayWeakness(lz, fe.Code)
+			} else {
+				data.Password.Error = sayWeakness(lz, fe.Code)
+			}
+		}
+		if len(refused.fields) == 0 {
+			data.Password.Error = lz.T("error.password_length")
+		}
+	}
+	focusFirst(&data.Password, &data.Confirm)
+	return s.pageBody(ctx, "reset", data)
 }
 
 // ConfirmPasswordReset follows a reset link: it sets the new password and
@@ -187,17 +201,13 @@ func (s *Server) ConfirmPasswordReset(ctx context.Context, req gen.ConfirmPasswo
 	var ae *apiError
 	switch {
 	case err == nil:
-		b := s.renderPage(ctx, page{
-			Title: "Password changed", Heading: "Password changed",
-			Message: "The account has a new password. Sign in with it as", Address: addr,
-			Hint: "Every session of the account has ended.",
-		})
+		b := s.resetPage(ctx, addr, nil, true)
 		return confirmResetResponse{gen.ConfirmPasswordReset200TexthtmlResponse{Body: b.r, ContentLength: b.n, Headers: headers}, b.extras}, nil
 	case errors.As(err, &ae) && (ae.code == gen.ErrorCodePasswordTooWeak || ae.code == gen.ErrorCodeValidationError):
-		b := s.renderPage(ctx, resetForm(addr, ae.detail))
+		b := s.resetPage(ctx, addr, ae, false)
 		return confirmResetResponse{gen.ConfirmPasswordReset400TexthtmlResponse{LinkErrorTexthtmlResponse: b.linkError()}, b.extras}, nil
 	}
-	a, err := s.linkErrorPageHint(ctx, err, resetHint)
+	a, err := s.linkErrorPageHint(ctx, err, "page.reset.hint_new")
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,12 @@
 // Package server implements useremail's HTTP API: the strict server
 // interface generated from openapi.yaml (package gen), request validation
 // against that spec, sessions and CSRF, the problem+json error answers, and
-// the small HTML pages behind the mailed links.
+// the HTTP side of the HTML pages (the account pages, the pages behind the
+// mailed links, the dev mailbox), whose templates and words are packages
+// pages and locale.
 //
-// It depends on gen, store, signer, session, ratelimit, password, address and
-// mail; none of those depends on it.
+// It depends on gen, store, signer, session, ratelimit, password, address,
+// mail, pages and locale; none of those depends on it.
 package server
 
 import (
@@ -18,6 +20,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +30,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/useremail/useremail/gen"
+	"github.com/useremail/useremail/locale"
+	"github.com/useremail/useremail/mail"
+	"github.com/useremail/useremail/pages"
 	"github.com/useremail/useremail/password"
 	"github.com/useremail/useremail/ratelimit"
 	"github.com/useremail/useremail/session"
@@ -102,6 +108,21 @@ type Config struct {
 	// HideMetrics makes /metrics answer 404: the metrics are served
 	// on a listener of their own, away from the API's clients.
 	HideMetrics bool
+
+	// BrandName names the service on every page; default "useremail".
+	BrandName string
+	// AppURL is the operator's app: the pages' "back to the app" links and
+	// where a person goes after signing in. Optional.
+	AppURL string
+	// TemplateDir, when set, holds pages/<name>.html files that replace
+	// the embedded page templates of the same name (docs/TEMPLATES.md).
+	TemplateDir string
+	// Catalog holds the pages' words in each language; nil means
+	// locale.Default().
+	Catalog *locale.Catalog
+	// Mailbox, in dev mode only, is the mailbox that /dev/mailbox/ shows;
+	// nil answers 404 there.
+	Mailbox *mail.Mailbox
 }
 
 // Metrics is what the server reports to, and what serves /metrics.
@@ -170,7 +191,10 @@ type Server struct {
 	validateOptions openapi3filter.Options
 	trustedOrigins  map[string]bool
 	corsOrigins     map[string]bool // the configured TrustedOrigins
-	pages           *pages
+	pages           *pages.Renderer
+	pageCSP         string
+	catalog         *locale.Catalog
+	echo            *echo.Echo // the handler of Handler, for callAPI
 	verifyLinks     linkKind
 	primaryLinks    linkKind
 }
@@ -215,7 +239,16 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: spec router: %w", err)
 	}
-	pages, err := newPages()
+	cfg.BrandName = cmp.Or(strings.TrimSpace(cfg.BrandName), "useremail")
+	if cfg.AppURL != "" {
+		if app, err := url.Parse(cfg.AppURL); err != nil || (app.Scheme != "http" && app.Scheme != "https") || app.Host == "" {
+			return nil, fmt.Errorf("server: app URL %q: want http(s)://host[:port][/path]", cfg.AppURL)
+		}
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = locale.Default()
+	}
+	renderer, err := pages.New(cfg.TemplateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +263,8 @@ func New(cfg Config) (*Server, error) {
 		validateOptions: validationOptions(),
 		trustedOrigins:  map[string]bool{originOf(cfg.PublicURL): true},
 		corsOrigins:     map[string]bool{},
-		pages:           pages,
+		pages:           renderer,
+		catalog:         cfg.Catalog,
 	}
 	for _, o := range cfg.TrustedOrigins {
 		if origin := originOf(o); origin != "" {
@@ -238,6 +272,12 @@ func New(cfg Config) (*Server, error) {
 			s.corsOrigins[origin] = true
 		}
 	}
+	formTargets := []string{originOf(cfg.AppURL)}
+	for o := range s.trustedOrigins {
+		formTargets = append(formTargets, o)
+	}
+	slices.Sort(formTargets)
+	s.pageCSP = pages.CSP(formTargets...)
 	s.verifyLinks, s.primaryLinks = s.newLinkKinds()
 	s.rules = newRules(cfg)
 	s.ipExtractor = ipExtractor(cfg.TrustedProxies)
@@ -344,6 +384,8 @@ func (s *Server) Handler(extend ...func(e *echo.Echo)) http.Handler {
 	e.Use(s.begin, recoverPanic, s.deadline, s.cors, s.validate)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 	s.registerDocs(e)
+	s.registerAccount(e)
+	s.echo = e
 	for _, f := range extend {
 		f(e)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"strings"
 	"time"
 )
 
@@ -156,4 +157,35 @@ func rowsOrNotFound(n int64, err error) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// SetUserLanguage sets the language of a user's mails, a BCP 47 tag.
+func (q *Queries) SetUserLanguage(ctx context.Context, userID int64, lang string) error {
+	const query = `UPDATE users SET language = ? WHERE id = ?`
+	n, err := q.exec(ctx, query, cmp.Or(lang, DefaultLanguage), userID)
+	return rowsOrNotFound(n, err)
+}
+
+// UserLanguages returns the languages of the users of ids that exist.
+func (q *Queries) UserLanguages(ctx context.Context, ids []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	query := `SELECT id, language FROM users WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	var rows []struct {
+		ID       int64  `db:"id"`
+		Language string `db:"language"`
+	}
+	if err := q.selectAll(ctx, &rows, query, args...); err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.ID] = r.Language
+	}
+	return out, nil
 }

@@ -55,6 +55,12 @@ type config struct {
 	// OutboxRetention is how long sent and cancelled mail stays in the
 	// outbox before the janitor deletes it; 0 keeps it for ever.
 	OutboxRetention time.Duration
+	// BrandName names the service in pages and mails; AppURL is the
+	// operator's app (optional); TemplateDir holds templates that replace
+	// the embedded ones by name (optional).
+	BrandName   string
+	AppURL      string
+	TemplateDir string
 	// WebhookURLs receive every event, signed with WebhookSecrets (the
 	// first secret of USEREMAIL_WEBHOOK_SECRETS first).
 	WebhookURLs    []string
@@ -217,6 +223,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 		// Without a mail server the links would have nowhere to go but the
 		// log, which must never hold them outside dev mode.
 		bad("USEREMAIL_SMTP_URL", "is required outside dev mode (USEREMAIL_DEV=true, where mail goes to the log): smtp://[user:pass@]host:port")
+	}
+	c.BrandName = strings.TrimSpace(env("USEREMAIL_BRAND_NAME", "useremail"))
+	if c.BrandName == "" || strings.IndexFunc(c.BrandName, unicode.IsControl) >= 0 || len(c.BrandName) > 100 {
+		bad("USEREMAIL_BRAND_NAME", "%q must be a name of 1 to 100 characters without control characters", c.BrandName)
+	}
+	c.AppURL = env("USEREMAIL_APP_URL", "")
+	if u, err := url.Parse(c.AppURL); c.AppURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		bad("USEREMAIL_APP_URL", "%q must be http(s)://host[:port][/path]", c.AppURL)
+	}
+	c.TemplateDir = env("USEREMAIL_TEMPLATE_DIR", "")
+	if fi, err := os.Stat(c.TemplateDir); c.TemplateDir != "" && (err != nil || !fi.IsDir()) {
+		bad("USEREMAIL_TEMPLATE_DIR", "%q is not a directory", c.TemplateDir)
 	}
 	c.MailFrom = env("USEREMAIL_MAIL_FROM", "useremail@localhost")
 	if !strings.Contains(c.MailFrom, "@") {

@@ -166,6 +166,11 @@ func TestConfigValid(t *testing.T) {
 				t.Errorf("public URL %q", c.PublicURL)
 			}
 		}},
+		{"branding", map[string]string{"USEREMAIL_BRAND_NAME": " ACME ", "USEREMAIL_APP_URL": "https://app.example.com/home", "USEREMAIL_TEMPLATE_DIR": "."}, func(t *testing.T, c config) {
+			if c.BrandName != "ACME" || c.AppURL != "https://app.example.com/home" || c.TemplateDir != "." {
+				t.Errorf("brand %q, app %q, templates %q", c.BrandName, c.AppURL, c.TemplateDir)
+			}
+		}},
 		{"webhooks", map[string]string{"USEREMAIL_WEBHOOK_URLS": "https://app.example.com/hooks, http://10.0.0.5:8000/useremail?src=1",
 			"USEREMAIL_WEBHOOK_SECRETS": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, whsec_" + strings.Repeat("QUFB", 21) + "QQ=="}, func(t *testing.T, c config) {
 			if len(c.WebhookURLs) != 2 || c.WebhookURLs[1] != "http://10.0.0.5:8000/useremail?src=1" || len(c.WebhookSecrets) != 2 {
@@ -213,6 +218,12 @@ func TestConfigProblems(t *testing.T) {
 			[][]string{{"USEREMAIL_SECRET_KEYS:", "only 6 different characters"}}},
 		{"no SMTP URL outside dev mode", map[string]string{"USEREMAIL_SMTP_URL": ""},
 			[][]string{{"USEREMAIL_SMTP_URL:", "required outside dev mode"}}},
+		{"bad app URL", map[string]string{"USEREMAIL_APP_URL": "app.example.com"},
+			[][]string{{"USEREMAIL_APP_URL:", "http(s)://"}}},
+		{"brand with a control character", map[string]string{"USEREMAIL_BRAND_NAME": "AC\x01ME"},
+			[][]string{{"USEREMAIL_BRAND_NAME:", "control characters"}}},
+		{"template dir that is not there", map[string]string{"USEREMAIL_TEMPLATE_DIR": "/no/such/dir"},
+			[][]string{{"USEREMAIL_TEMPLATE_DIR:", "not a directory"}}},
 		{"webhook URLs without secrets", map[string]string{"USEREMAIL_WEBHOOK_URLS": "https://app.example.com/hooks"},
 			[][]string{{"USEREMAIL_WEBHOOK_SECRETS:", "required when USEREMAIL_WEBHOOK_URLS is set", "openssl rand"}}},
 		{"bad webhook URL", map[string]string{"USEREMAIL_WEBHOOK_URLS": "ftp://app.example.com/hooks,https://u:p@app.example.com/",

@@ -61,6 +61,7 @@ type Main struct {
 	signer     *signer.Signer
 	sender     mail.Sender
 	smtp       *mail.SMTPSender // the sender, unless mail goes to the log
+	mailbox    *mail.Mailbox    // dev mode: the mail sent, for /dev/mailbox/
 	metrics    *metrics.Metrics
 	announcer  *mail.Announcer // PostgreSQL only
 	listener   net.Listener
@@ -198,8 +199,9 @@ func (m *Main) openSender() error {
 		if !m.Config.Dev {
 			return errors.New("USEREMAIL_SMTP_URL is required outside dev mode")
 		}
-		m.Logger.Info("dev mode: mail goes to the log, not to a mail server (USEREMAIL_SMTP_URL is empty)")
-		m.sender = mail.NewLogSender(m.Logger)
+		m.Logger.Info("dev mode: mail goes to the log and the dev mailbox, not to a mail server (USEREMAIL_SMTP_URL is empty)")
+		m.mailbox = mail.NewMailbox(mail.NewLogSender(m.Logger), 0, nil)
+		m.sender = m.mailbox
 		return nil
 	}
 	cfg, err := mail.ParseSMTPURL(m.Config.SMTPURL)
@@ -210,6 +212,11 @@ func (m *Main) openSender() error {
 		return err
 	}
 	m.sender = m.smtp
+	if m.Config.Dev {
+		// Dev mode shows its mail in the dev mailbox too.
+		m.mailbox = mail.NewMailbox(m.smtp, 0, nil)
+		m.sender = m.mailbox
+	}
 	return nil
 }
 
@@ -233,7 +240,8 @@ func (m *Main) openDispatcher() (err error) {
 		Sender:      m.sender,
 		PublicURL:   m.Config.PublicURL,
 		From:        m.Config.MailFrom,
-		ProductName: "useremail",
+		ProductName: m.Config.BrandName,
+		TemplateDir: m.Config.TemplateDir,
 		VerifyTTL:   m.Config.VerifyTTL,
 		ChangeTTL:   m.Config.ChangeTTL,
 		ResetTTL:    m.Config.ResetTTL,
@@ -280,6 +288,10 @@ func (m *Main) openServer() (err error) {
 		MailQueued:       m.mailQueued,
 		Metrics:          m.metrics,
 		HideMetrics:      c.MetricsAddr != "",
+		BrandName:        c.BrandName,
+		AppURL:           c.AppURL,
+		TemplateDir:      c.TemplateDir,
+		Mailbox:          m.mailbox,
 	})
 	return err
 }
@@ -349,7 +361,11 @@ func (m *Main) Run(ctx context.Context) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- m.httpServer.Serve(m.listener) }()
-	m.Logger.Info("serving", "addr", m.Addr(), "public_url", m.Config.PublicURL, "database", string(m.DB.Dialect()), "dev", m.Config.Dev)
+	attrs := []any{"addr", m.Addr(), "public_url", m.Config.PublicURL, "database", string(m.DB.Dialect()), "dev", m.Config.Dev}
+	if m.mailbox != nil {
+		attrs = append(attrs, "account", m.Config.PublicURL+"/account/", "mailbox", m.Config.PublicURL+"/dev/mailbox/")
+	}
+	m.Logger.Info("serving", attrs...)
 	select {
 	case <-ctx.Done():
 		return nil

@@ -18,6 +18,10 @@ export interface paths {
          * @description Creates a user whose primary address is `email` (unverified) and queues
          *     a verification mail to it. Does not log the user in.
          *
+         *     The user's mails are in the language the request's `Accept-Language`
+         *     asks for most among English, German, French and Spanish (`en`, `de`,
+         *     `fr`, `es`; English when it names none of them).
+         *
          *     At most 30 sign-ups per hour per client network. At most 10
          *     verification mails a day go to one address, across all users: past
          *     that the user is created all the same, without the mail, and can ask
