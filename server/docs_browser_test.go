@@ -220,13 +220,18 @@ func (b *docsBrowser) do(t *testing.T, what string, steps ...chromedp.Action[chr
 
 func (b *docsBrowser) evalString(t *testing.T, expr string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`String(`+expr+`)`))
+	s, err := b.tryEval(expr)
 	if err != nil {
 		b.fail(t, expr, err)
 	}
 	return s
+}
+
+// tryEval evaluates expr as a string, returning the error.
+func (b *docsBrowser) tryEval(expr string) (string, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[string](`String(`+expr+`)`))
 }
 
 // waitJS evaluates expr until it is truthy and returns it as a string. (Not
@@ -236,12 +241,17 @@ func (b *docsBrowser) waitJS(t *testing.T, what, expr string) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		v := b.evalString(t, `(() => { const v = (`+expr+`); return v ? String(v) : ""; })()`)
-		if v != "" {
+		// While a navigation is under way the evaluation may fail (the old
+		// page's context is gone): that is "not yet", too.
+		v, err := b.tryEval(`(() => { const v = (` + expr + `); return v ? String(v) : ""; })()`)
+		if err == nil && v != "" {
 			return v
 		}
 		if time.Now().After(deadline) {
-			b.fail(t, what, errors.New("timed out"))
+			if err == nil {
+				err = errors.New("timed out")
+			}
+			b.fail(t, what, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
