@@ -280,14 +280,17 @@ func TestOutboxCountIsBounded(t *testing.T) {
 		if got := value(t, f, "useremail_outbox_count_errors_total", nil); got != 1 {
 			t.Errorf("useremail_outbox_count_errors_total = %v, want 1", got)
 		}
+		f = scrape(t, m)
+		if sample(f, "useremail_outbox_messages", nil) != nil || value(t, f, "useremail_outbox_count_errors_total", nil) != 1 {
+			t.Error("a scrape within the interval counted again after a failed count")
+		}
 		if db.Dialect() == store.SQLite {
-			// The count waited for the connection the transaction held.
+			// The count waited for the connection the transaction held. The
+			// pool's collector runs beside the count in a scrape, so the
+			// wait shows in the next one.
 			if got := value(t, f, "go_sql_wait_count_total", map[string]string{"db_name": "useremail"}); got < 1 {
 				t.Errorf("go_sql_wait_count_total = %v, want at least 1", got)
 			}
-		}
-		if f := scrape(t, m); sample(f, "useremail_outbox_messages", nil) != nil || value(t, f, "useremail_outbox_count_errors_total", nil) != 1 {
-			t.Error("a scrape within the interval counted again after a failed count")
 		}
 		clock.Advance(metrics.DefaultOutboxInterval)
 		f = scrape(t, m)
