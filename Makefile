@@ -17,10 +17,14 @@ run:
 # SDK's and the contract tools' dependencies itself, and the Node tests fail
 # (never skip) when the TypeScript SDK or its schema is stale.
 NODE := $(shell command -v node 2>/dev/null)
+# With Chromium (and Node, for axe-core) the browser tests are required, and
+# with Debian's Django packages the Django tests: present tools never skip.
+BROWSER := $(if $(NODE),$(shell command -v chromium 2>/dev/null))
+DJANGO := $(shell /usr/bin/python3 -c 'import django, allauth, argon2, bcrypt' 2>/dev/null && echo yes)
 
 ## test: every test; on SQLite always, on PostgreSQL too when USEREMAIL_TEST_DATABASE_URL is set
-test: $(if $(NODE),sdk/typescript/node_modules tools/contract/node_modules webhook/testdata/node/node_modules)
-	$(if $(NODE),USEREMAIL_REQUIRE_NODE=1) $(GO) test -count=1 -timeout 45m $(PKGS)
+test: $(if $(NODE),sdk/typescript/node_modules tools/contract/node_modules webhook/testdata/node/node_modules) $(if $(BROWSER),tools/axe/node_modules)
+	$(if $(NODE),USEREMAIL_REQUIRE_NODE=1) $(if $(BROWSER),USEREMAIL_REQUIRE_BROWSER=1) $(if $(DJANGO),USEREMAIL_REQUIRE_PYTHON=1) $(GO) test -count=1 -timeout 45m $(PKGS)
 
 ## build: the binary in bin/
 build:

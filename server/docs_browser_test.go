@@ -35,12 +35,7 @@ const chromiumPath = "/usr/bin/chromium"
 // checks that the page's Content-Security-Policy blocks nothing it needs and
 // that nothing is fetched from anywhere but the server.
 func TestDocsBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("USEREMAIL_REQUIRE_BROWSER") != "" {
-			t.Fatalf("USEREMAIL_REQUIRE_BROWSER is set but %s is missing: apt-get install chromium", chromiumPath)
-		}
-		t.Skipf("%s is missing (apt-get install chromium); set USEREMAIL_REQUIRE_BROWSER to make this a failure", chromiumPath)
-	}
+	requireBrowser(t)
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		e := newEnv(t, db)
 		const addr = "browser@example.com"
