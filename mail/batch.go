@@ -123,10 +123,10 @@ type batch struct {
 	// delivery that cannot be recorded would be repeated after the lease.
 	unavailable atomic.Bool
 	// delivered gathers the deliveries waiting to be recorded (markSent).
-	delivered deliveries
+	delivered groupCommit[sentMessage]
 	// events gathers the event deliveries waiting to be recorded
 	// (markDelivered).
-	events eventGroup
+	events groupCommit[deliveredEvent]
 }
 
 // ownerLost reports that the batch's owner has lost its lock since the claim.

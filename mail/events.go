@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/useremail/useremail/store"
@@ -148,34 +147,10 @@ type deliveredEvent struct {
 	log *slog.Logger
 }
 
-// eventGroup gathers a batch's deliveries waiting to be recorded, as
-// deliveries does for mail.
-type eventGroup struct {
-	mu        sync.Mutex
-	waiting   []deliveredEvent
-	recording bool
-}
-
 // markDelivered records a delivery of batch b, grouped with the others
-// that finish meanwhile (see markSent).
+// that finish meanwhile (see groupCommit).
 func (d *Dispatcher) markDelivered(ctx context.Context, b *batch, de deliveredEvent) {
-	g := &b.events
-	g.mu.Lock()
-	g.waiting = append(g.waiting, de)
-	if g.recording {
-		g.mu.Unlock()
-		return
-	}
-	g.recording = true
-	for len(g.waiting) > 0 {
-		group := g.waiting
-		g.waiting = nil
-		g.mu.Unlock()
-		d.recordDelivered(ctx, b, group)
-		g.mu.Lock()
-	}
-	g.recording = false
-	g.mu.Unlock()
+	b.events.add(de, func(group []deliveredEvent) { d.recordDelivered(ctx, b, group) })
 }
 
 // recordDelivered records a group of deliveries with one statement.

@@ -71,23 +71,24 @@ type sentMessage struct {
 	log *slog.Logger
 }
 
-// deliveries are a batch's deliveries waiting for markSent to record them.
-type deliveries struct {
+// groupCommit gathers a batch's finished deliveries of one kind and has
+// them recorded together, as in a group commit: the worker that finds no
+// record in progress writes the waiting ones with one statement, and again
+// for those that finished meanwhile, until none waits; the others leave
+// theirs to it. A delivery waits for at most the record in progress, never
+// for the rest of the batch: a crash loses no more records than one at a
+// time did.
+type groupCommit[T any] struct {
 	mu        sync.Mutex
-	waiting   []sentMessage
-	recording bool // a worker is recording deliveries
+	waiting   []T
+	recording bool // a worker is recording
 }
 
-// markSent records a delivery of batch b. Deliveries are recorded together,
-// as in a group commit: the worker that finds no record in progress writes
-// the waiting deliveries with one statement, and again for those that
-// finished meanwhile, until none waits; the others leave theirs to it. A
-// delivery waits for at most the record in progress, never for the rest of
-// the batch: a crash loses no more records than one at a time did.
-func (d *Dispatcher) markSent(ctx context.Context, b *batch, s sentMessage) {
-	g := &b.delivered
+// add queues item and, unless a record is in progress, records the waiting
+// items with record until none waits.
+func (g *groupCommit[T]) add(item T, record func(group []T)) {
 	g.mu.Lock()
-	g.waiting = append(g.waiting, s)
+	g.waiting = append(g.waiting, item)
 	if g.recording {
 		g.mu.Unlock()
 		return
@@ -97,11 +98,17 @@ func (d *Dispatcher) markSent(ctx context.Context, b *batch, s sentMessage) {
 		group := g.waiting
 		g.waiting = nil
 		g.mu.Unlock()
-		d.recordSent(ctx, b, group)
+		record(group)
 		g.mu.Lock()
 	}
 	g.recording = false
 	g.mu.Unlock()
+}
+
+// markSent records a delivery of batch b, grouped with the others that
+// finish meanwhile.
+func (d *Dispatcher) markSent(ctx context.Context, b *batch, s sentMessage) {
+	b.delivered.add(s, func(group []sentMessage) { d.recordSent(ctx, b, group) })
 }
 
 // recordSent records a group of deliveries with one statement, each row
